@@ -1,0 +1,63 @@
+# Báo Nhúng — two commands matter: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PY    := .venv/bin/python
+PIP   := .venv/bin/pip
+HOST  ?= 127.0.0.1
+PORT  ?= 8000
+export BAONHUNG_DATA_DIR ?= $(CURDIR)/var
+
+.PHONY: run test test-slow deps deps-system deps-python deps-node bench-recognition bench-bundle bench-viewer clean
+
+.venv/bin/python:
+	python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+
+# Python packages (the project and its test extras), stamped so a second run is instant.
+.venv/.deps-stamp: pyproject.toml | .venv/bin/python
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+node_modules/.deps-stamp: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+deps-python: .venv/.deps-stamp
+deps-node: node_modules/.deps-stamp
+
+# Debian packages the product and its tests need (browser, ffmpeg, poppler); installed only when missing.
+deps-system:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v ffmpeg   >/dev/null || missing="$$missing ffmpeg"; \
+	command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
+	[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+deps: deps-system deps-python deps-node
+
+run: deps
+	$(PY) -m builder.cli db upgrade
+	$(PY) -m builder.cli demo
+	$(PY) -m builder.cli serve --host $(HOST) --port $(PORT)
+
+test: deps
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow" $(PYTEST_ARGS)
+
+test-slow: deps
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+bench-recognition: deps
+	$(PY) bench/bench_recognition.py $(BENCH_ARGS)
+
+bench-bundle: deps
+	$(PY) bench/bench_bundle.py $(BENCH_ARGS)
+
+bench-viewer: deps
+	$(PY) bench/bench_viewer.py $(BENCH_ARGS)
+
+clean:
+	rm -rf var .pytest_cache test-artifacts
