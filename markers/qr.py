@@ -42,6 +42,7 @@ MIN_DPI, MAX_DPI = 72, 2400
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")  # fonts-dejavu-core: covers Vietnamese diacritics
 FONT_REGULAR = "DejaVuSans"
 FONT_BOLD = "DejaVuSans-Bold"
+FONT_MONO = "DejaVuSansMono"  # URLs and codes: fixed width keeps look-alike-free codes easy to read
 BADGE_LINES = {"vi": ("Quét để xem AR", "Scan for AR"), "en": ("Scan for AR", "Quét để xem AR")}
 BADGE_TEXT = {lang: " / ".join(lines) for lang, lines in BADGE_LINES.items()}
 BADGE_MAX_FONT_PT = 11.0       # caption is a label, not a headline
@@ -71,16 +72,16 @@ class FontNotFoundError(RuntimeError):
         self.path = path
 
 
-def register_fonts() -> tuple[str, str]:
-    """Register DejaVuSans (regular, bold) with reportlab once; return their names."""
-    for name in (FONT_REGULAR, FONT_BOLD):
+def register_fonts() -> tuple[str, str, str]:
+    """Register DejaVu Sans (regular, bold) and DejaVu Sans Mono with reportlab once; return their names."""
+    for name in (FONT_REGULAR, FONT_BOLD, FONT_MONO):
         if name in pdfmetrics.getRegisteredFontNames():
             continue
         path = FONT_DIR / f"{name}.ttf"
         if not path.is_file():
             raise FontNotFoundError(path)
         pdfmetrics.registerFont(TTFont(name, str(path)))
-    return FONT_REGULAR, FONT_BOLD
+    return FONT_REGULAR, FONT_BOLD, FONT_MONO
 
 
 def _check_lang(lang: str) -> str:
