@@ -1,0 +1,993 @@
+"""Page bundle packaging: one GLB per page (page plane + one node per overlay) with its media beside it.
+
+Pipeline (glTF-Transform style — load → small steps → write, each step testable alone)::
+
+    SceneDocument()                      empty glTF document: JSON tree + one binary buffer
+      add_page_plane(page)               the page quad, textured with a small preview, hidden by default
+      add_overlay(spec) per overlay      one node per overlay, via OVERLAY_BUILDERS[kind]
+    write_glb → <workdir>/page-<id>.raw.glb           validated (0 errors) or BundleBuildError
+    compress_full / compress_lite → .full.glb / .lite.glb   (builder.compress; decoded and validated again)
+    size budgets → BundleWarning("over_budget", ...) naming the biggest contributors
+
+Scene conventions (what the viewer relies on; see builder/frame.py for the page frame)
+  * Scene root nodes: the page node first, then one node per overlay in the page's overlay order.
+    Overlays are siblings of the page node, never its children, so hiding the page hides nothing else.
+  * Page node: ``name "page"``, ``extras = {"role": "page", "page_id", "width_mm", "height_mm",
+    "visible": false}``.
+  * **Visibility convention**: core glTF has no visibility flag, so a node whose ``extras.visible`` is
+    ``false`` is hidden by default; the viewer sets ``object.visible = object.userData.visible !== false``
+    after loading (three.js copies ``extras`` to ``userData``). The editor preview and debugging views
+    may show it. Only the page node uses it today.
+  * Overlay node: ``name "overlay/<id>"`` (three.js rewrites names, e.g. ``overlay12`` — key on extras),
+    translation = box centre at ``elevation_mm``, rotation about +Y (clockwise on the page), uniform scale
+    = ``OverlaySpec.scale``; ``extras.overlay = {"id", "kind", "src", "mime", "loop", "muted", "autoplay",
+    "chroma_key", "width_mm", "height_mm", "rotation_deg", "elevation_mm", ...}`` plus kind-specific keys
+    (``url`` for links, ``projection`` for 360° media, ``poster`` = true when the quad shows a poster).
+  * Quads (video, animated image, image, 360°, link) lie on the paper, box-sized, face +Y, unlit material
+    with the poster/image as base colour texture. Audio is an empty node. 3D models hang under a child
+    node ``fit/<id>`` that scales the model to fit the box footprint and stands it on the paper
+    (``options["fit"] = "contain"`` default, or ``"none"`` for the model's own metres).
+  * ``src`` is a file name relative to the GLB: ``<sha256>.<ext>`` of the media file. A publisher storing
+    media content-addressed under the same directory as the GLB (``/pub/a/<sha256>.<ext>``) resolves it
+    without rewriting; any other layout rewrites ``src`` through :attr:`PageBundle.media`.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import logging
+import math
+import mimetypes
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageSequence
+
+from builder import frame
+from builder.glb import GlbDocument, read_glb, write_glb
+
+log = logging.getLogger(__name__)
+
+OVERLAY_KINDS = ("model3d", "video", "audio", "animated_image", "image", "panorama360", "link")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STOCK_DIR = REPO_ROOT / "assets" / "3d"
+
+PREVIEW_MAX_PX = 512        # page preview texture: enough to recognise the page in the editor, ~30-60 KB JPEG
+POSTER_MAX_PX = 1024        # poster/image textures before compression (compression caps again: 2048 full, 1024 lite)
+JPEG_QUALITY = 85           # posters/previews: visually clean, a fraction of PNG size
+ANIMATED_FPS_MAX = 30       # transcoded animated images: GIF delays below 33 ms are rare and browsers clamp them
+ANIMATED_MIN_FRAME_MS = 20  # browsers treat GIF delays under 20 ms as 100 ms; we clamp to 20 ms instead
+BIN_ALIGN = 8               # grafted binary data starts on 8 bytes (≥ every component size; 4 is required)
+VALIDATION_MESSAGES_SHOWN = 5
+FFMPEG_TIMEOUT_S = 300
+MB = 1_000_000
+
+MIME_BY_EXT = {
+    ".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".mov": "video/quicktime",
+    ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".aac": "audio/aac", ".ogg": "audio/ogg", ".oga": "audio/ogg",
+    ".opus": "audio/ogg", ".wav": "audio/wav", ".flac": "audio/flac",
+    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+    ".gif": "image/gif", ".apng": "image/apng", ".avif": "image/avif",
+    ".glb": "model/gltf-binary", ".gltf": "model/gltf+json",
+}
+EXT_BY_MIME = {
+    "video/mp4": "mp4", "video/webm": "webm", "video/quicktime": "mov",
+    "audio/mpeg": "mp3", "audio/mp4": "m4a", "audio/aac": "aac", "audio/ogg": "ogg", "audio/wav": "wav",
+    "audio/x-wav": "wav", "audio/flac": "flac",
+    "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif", "image/apng": "png",
+    "image/avif": "avif",
+}
+STREAMED_MIME_PREFIXES = ("video/", "audio/")  # streamed with HTTP Range: not counted in size budgets
+
+GL_FLOAT, GL_UNSIGNED_SHORT, GL_UNSIGNED_INT = 5126, 5123, 5125
+GL_ARRAY_BUFFER, GL_ELEMENT_ARRAY_BUFFER = 34962, 34963
+GL_LINEAR, GL_LINEAR_MIPMAP_LINEAR, GL_CLAMP_TO_EDGE = 9729, 9987, 33071
+
+
+# --------------------------------------------------------------------------------------------- records
+@dataclass(frozen=True)
+class OverlaySpec:
+    """One overlay as placed in the editor (page millimetres, see builder/frame.py)."""
+
+    id: str
+    kind: str
+    x_mm: float
+    y_mm: float
+    width_mm: float
+    height_mm: float
+    rotation_deg: float = 0.0
+    elevation_mm: float = 0.0
+    scale: float = 1.0
+    options: dict = field(default_factory=dict)
+    asset_path: Path | None = None
+    asset_mime: str | None = None
+    poster_path: Path | None = None
+    stock: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    id: str
+    number: int
+    width_mm: float
+    height_mm: float
+    image_path: Path
+    overlays: tuple[OverlaySpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class BundleOptions:
+    """Tunables of one build. Defaults are the production values."""
+
+    preview_max_px: int = PREVIEW_MAX_PX
+    poster_max_px: int = POSTER_MAX_PX
+    compress: bool = True                 # False: glb_full/glb_lite are the raw GLB (tests, editor preview)
+    full_texture_max_px: int = 2048
+    lite_texture_max_px: int = 1024
+    lite_triangle_budget: int = 50_000    # per primitive; above it the lite variant is simplified
+    budget_full_bytes: int = 8 * MB       # GLB + non-streamed media; video/audio excluded
+    budget_lite_bytes: int = 2 * MB
+    validate: bool = True                 # validate model inputs and every output GLB (decoded) with Khronos
+    validator: Callable[[bytes], Any] | None = None  # default: builder.gltf_validator.validate_gltf
+    stock_dir: Path = STOCK_DIR
+    ffmpeg: str = "ffmpeg"
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A file that sits beside the GLB; ``name`` is the ``src`` the GLB refers to (``<sha256>.<ext>``)."""
+
+    name: str
+    path: Path
+    sha256: str
+    mime: str
+    bytes: int
+    overlay_id: str
+
+    @property
+    def streamed(self) -> bool:
+        return self.mime.startswith(STREAMED_MIME_PREFIXES)
+
+
+@dataclass(frozen=True)
+class BundleWarning:
+    code: str            # "over_budget" | "animated_image_single_frame" | ...
+    message: str         # English, for logs and the editor
+    values: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PageBundle:
+    glb_full: Path
+    glb_lite: Path
+    media: tuple[MediaFile, ...]
+    warnings: tuple[BundleWarning, ...] = ()
+    glb_raw: Path | None = None                       # uncompressed GLB (editor preview, debugging)
+    contributors: tuple[tuple[str, int], ...] = ()    # (label, raw bytes in the GLB) biggest first
+
+
+class BundleBuildError(Exception):
+    """A page bundle could not be built. Carries what failed and the validator's first messages.
+
+    Same surface as builder.errors.BaoNhungError (code, values, http_status, message(lang), to_dict(lang)) so
+    the web layer can map it to the one API error shape.
+    """
+
+    http_status = 422
+
+    def __init__(self, message: str, *, page_id: str | None = None, overlay_id: str | None = None,
+                 messages: tuple[str, ...] | list[str] = (), code: str = "bundle_build_failed"):
+        self.code = code
+        self.detail = message
+        self.page_id = page_id
+        self.overlay_id = overlay_id
+        self.messages = tuple(messages)
+        self.values = {"page_id": page_id, "overlay_id": overlay_id, "messages": list(self.messages),
+                       "detail": message}
+        detail = message + ("" if not self.messages else ": " + "; ".join(self.messages))
+        super().__init__(detail)
+
+    def message(self, lang: str = "vi") -> str:
+        return str(self)
+
+    def to_dict(self, lang: str = "vi") -> dict[str, str]:
+        return {"error": self.code, "message": self.message(lang)}
+
+
+# --------------------------------------------------------------------------------------------- document
+class SceneDocument:
+    """A glTF 2.0 document under construction: the JSON tree and the bytes of its single buffer."""
+
+    def __init__(self):
+        self.json: dict = {
+            "asset": {"version": "2.0", "generator": "baonhung builder.bundle"},
+            "scene": 0,
+            "scenes": [{"nodes": []}],
+        }
+        self.bin = bytearray()
+
+    # -- low level
+    def _append(self, key: str, item: dict) -> int:
+        items = self.json.setdefault(key, [])
+        items.append(item)
+        return len(items) - 1
+
+    def _use_extension(self, name: str, required: bool = False) -> None:
+        used = self.json.setdefault("extensionsUsed", [])
+        if name not in used:
+            used.append(name)
+        if required:
+            req = self.json.setdefault("extensionsRequired", [])
+            if name not in req:
+                req.append(name)
+
+    def _align_bin(self, alignment: int = BIN_ALIGN) -> int:
+        self.bin += b"\x00" * ((-len(self.bin)) % alignment)
+        return len(self.bin)
+
+    def add_buffer_view(self, data: bytes, target: int | None = None) -> int:
+        offset = self._align_bin()
+        self.bin += data
+        view = {"buffer": 0, "byteOffset": offset, "byteLength": len(data)}
+        if target is not None:
+            view["target"] = target
+        return self._append("bufferViews", view)
+
+    def add_accessor(self, array: np.ndarray, type_: str, target: int | None = None,
+                     with_bounds: bool = False) -> int:
+        array = np.ascontiguousarray(array)
+        component = {np.dtype(np.float32): GL_FLOAT, np.dtype(np.uint16): GL_UNSIGNED_SHORT,
+                     np.dtype(np.uint32): GL_UNSIGNED_INT}[array.dtype]
+        count = array.shape[0]
+        accessor = {"bufferView": self.add_buffer_view(array.tobytes(), target), "componentType": component,
+                    "count": int(count), "type": type_}
+        if with_bounds:
+            flat = array.reshape(count, -1)
+            accessor["min"] = [float(v) for v in flat.min(axis=0)]
+            accessor["max"] = [float(v) for v in flat.max(axis=0)]
+        return self._append("accessors", accessor)
+
+    def add_image(self, data: bytes, mime: str, name: str | None = None) -> int:
+        image = {"bufferView": self.add_buffer_view(data), "mimeType": mime}
+        if name:
+            image["name"] = name
+        return self._append("images", image)
+
+    def add_texture(self, image: int) -> int:
+        if "samplers" not in self.json:
+            self.json["samplers"] = [{"magFilter": GL_LINEAR, "minFilter": GL_LINEAR_MIPMAP_LINEAR,
+                                      "wrapS": GL_CLAMP_TO_EDGE, "wrapT": GL_CLAMP_TO_EDGE}]
+        return self._append("textures", {"sampler": 0, "source": image})
+
+    def add_unlit_material(self, name: str, texture: int | None, blend: bool = False,
+                           color: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)) -> int:
+        self._use_extension("KHR_materials_unlit")
+        pbr: dict = {"baseColorFactor": list(color), "metallicFactor": 0.0, "roughnessFactor": 1.0}
+        if texture is not None:
+            pbr["baseColorTexture"] = {"index": texture}
+        material = {"name": name, "pbrMetallicRoughness": pbr, "extensions": {"KHR_materials_unlit": {}}}
+        if blend:
+            material["alphaMode"] = "BLEND"
+        return self._append("materials", material)
+
+    def add_quad_mesh(self, name: str, width_mm: float, height_mm: float, material: int) -> int:
+        """A box-sized quad in the node's local XZ plane facing +Y, UVs with the image upright on the page."""
+        positions = np.array(frame.quad_corners_m(width_mm, height_mm), dtype=np.float32)
+        normals = np.tile(np.array([0.0, 1.0, 0.0], dtype=np.float32), (4, 1))
+        uvs = np.array(frame.QUAD_UVS, dtype=np.float32)
+        indices = np.array(frame.QUAD_INDICES, dtype=np.uint16)
+        primitive = {
+            "attributes": {
+                "POSITION": self.add_accessor(positions, "VEC3", GL_ARRAY_BUFFER, with_bounds=True),
+                "NORMAL": self.add_accessor(normals, "VEC3", GL_ARRAY_BUFFER),
+                "TEXCOORD_0": self.add_accessor(uvs, "VEC2", GL_ARRAY_BUFFER),
+            },
+            "indices": self.add_accessor(indices, "SCALAR", GL_ELEMENT_ARRAY_BUFFER),
+            "material": material,
+        }
+        return self._append("meshes", {"name": name, "primitives": [primitive]})
+
+    def add_node(self, node: dict, parent: int | None = None) -> int:
+        index = self._append("nodes", node)
+        if parent is None:
+            self.json["scenes"][0]["nodes"].append(index)
+        else:
+            self.json["nodes"][parent].setdefault("children", []).append(index)
+        return index
+
+    def to_glb(self) -> bytes:
+        doc = copy.deepcopy(self.json)
+        if self.bin:
+            doc["buffers"] = [{"byteLength": len(self.bin)}]
+        for key in [k for k, v in doc.items() if isinstance(v, list) and not v]:
+            del doc[key]  # the spec forbids empty top-level arrays
+        return write_glb(GlbDocument(doc, bytes(self.bin)))
+
+    # -- grafting a whole glTF document (models keep animations, skins, morph targets, lights, variants)
+    def graft(self, source: GlbDocument, parent: int) -> list[int]:
+        """Append every part of ``source`` with all indices shifted, its default scene's roots under ``parent``.
+
+        ``source`` must keep all binary data in buffer 0 (a GLB, or a glTF converted by :func:`load_model`) and
+        must not use EXT_meshopt_compression (decode first). Returns the new indices of the grafted roots.
+        """
+        src = copy.deepcopy(source.json)
+        buffers = src.get("buffers") or []
+        if len(buffers) > 1 or any("uri" in b for b in buffers):
+            raise BundleBuildError("model keeps binary data outside its GLB buffer")
+        if "EXT_meshopt_compression" in src.get("extensionsUsed", []):
+            raise BundleBuildError("meshopt-compressed model must be decoded before grafting")
+        base = self._align_bin()
+        self.bin += source.bin
+        off = {key: len(self.json.get(key, [])) for key in
+               ("accessors", "animations", "bufferViews", "cameras", "images", "materials", "meshes", "nodes",
+                "samplers", "skins", "textures")}
+        root_ext = src.get("extensions", {})
+        lights_off = len(self.json.get("extensions", {}).get("KHR_lights_punctual", {}).get("lights", []))
+        variants_off = len(self.json.get("extensions", {}).get("KHR_materials_variants", {}).get("variants", []))
+
+        def shift(obj: dict, key: str, kind: str) -> None:
+            if key in obj:
+                obj[key] += off[kind]
+
+        for view in src.get("bufferViews", []):
+            view["buffer"] = 0
+            view["byteOffset"] = view.get("byteOffset", 0) + base
+        for acc in src.get("accessors", []):
+            shift(acc, "bufferView", "bufferViews")
+            sparse = acc.get("sparse")
+            if sparse:
+                shift(sparse["indices"], "bufferView", "bufferViews")
+                shift(sparse["values"], "bufferView", "bufferViews")
+        for image in src.get("images", []):
+            if "uri" in image:
+                raise BundleBuildError(f"model image refers to an external file {image['uri'][:60]!r}")
+            shift(image, "bufferView", "bufferViews")
+        for tex in src.get("textures", []):
+            shift(tex, "sampler", "samplers")
+            shift(tex, "source", "images")
+            for ext in tex.get("extensions", {}).values():
+                if isinstance(ext, dict):
+                    shift(ext, "source", "images")
+        for material in src.get("materials", []):
+            _shift_texture_infos(material, off["textures"])
+        for mesh in src.get("meshes", []):
+            for prim in mesh.get("primitives", []):
+                prim["attributes"] = {k: v + off["accessors"] for k, v in prim.get("attributes", {}).items()}
+                shift(prim, "indices", "accessors")
+                shift(prim, "material", "materials")
+                prim_targets = prim.get("targets")
+                if prim_targets:
+                    prim["targets"] = [{k: v + off["accessors"] for k, v in t.items()} for t in prim_targets]
+                exts = prim.get("extensions", {})
+                if "KHR_draco_mesh_compression" in exts:
+                    shift(exts["KHR_draco_mesh_compression"], "bufferView", "bufferViews")
+                for mapping in exts.get("KHR_materials_variants", {}).get("mappings", []):
+                    shift(mapping, "material", "materials")
+                    mapping["variants"] = [v + variants_off for v in mapping.get("variants", [])]
+        for node in src.get("nodes", []):
+            if "children" in node:
+                node["children"] = [c + off["nodes"] for c in node["children"]]
+            shift(node, "mesh", "meshes")
+            shift(node, "skin", "skins")
+            shift(node, "camera", "cameras")
+            exts = node.get("extensions", {})
+            if "KHR_lights_punctual" in exts:
+                exts["KHR_lights_punctual"]["light"] += lights_off
+            if "EXT_mesh_gpu_instancing" in exts:
+                attrs = exts["EXT_mesh_gpu_instancing"].get("attributes", {})
+                exts["EXT_mesh_gpu_instancing"]["attributes"] = {k: v + off["accessors"] for k, v in attrs.items()}
+        for skin in src.get("skins", []):
+            shift(skin, "inverseBindMatrices", "accessors")
+            shift(skin, "skeleton", "nodes")
+            skin["joints"] = [j + off["nodes"] for j in skin.get("joints", [])]
+        for anim in src.get("animations", []):
+            for sampler in anim.get("samplers", []):
+                shift(sampler, "input", "accessors")
+                shift(sampler, "output", "accessors")
+            for channel in anim.get("channels", []):
+                target = channel.get("target", {})
+                shift(target, "node", "nodes")
+                pointer = target.get("extensions", {}).get("KHR_animation_pointer")
+                if pointer and "pointer" in pointer:
+                    pointer["pointer"] = _shift_pointer(pointer["pointer"], off)
+        for key in off:
+            if src.get(key):
+                self.json.setdefault(key, []).extend(src[key])
+        for name, ext in root_ext.items():
+            mine = self.json.setdefault("extensions", {})
+            if name == "KHR_lights_punctual":
+                mine.setdefault(name, {}).setdefault("lights", []).extend(ext.get("lights", []))
+            elif name == "KHR_materials_variants":
+                mine.setdefault(name, {}).setdefault("variants", []).extend(ext.get("variants", []))
+            else:
+                mine.setdefault(name, ext)
+        for name in src.get("extensionsUsed", []):
+            self._use_extension(name, required=name in src.get("extensionsRequired", []))
+        scenes = src.get("scenes") or []
+        if scenes:
+            roots = scenes[src.get("scene", 0)].get("nodes", [])
+        else:  # no scene: every node that is nobody's child is a root
+            children = {c for n in source.json.get("nodes", []) for c in n.get("children", [])}
+            roots = [i for i in range(len(source.json.get("nodes", []))) if i not in children]
+        new_roots = [r + off["nodes"] for r in roots]
+        self.json["nodes"][parent].setdefault("children", []).extend(new_roots)
+        return new_roots
+
+
+def _shift_texture_infos(obj: Any, texture_offset: int) -> None:
+    """Every ``*Texture`` object in a material (core and KHR_materials_* extensions) refers to a texture index."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key.endswith("Texture") and isinstance(value, dict) and "index" in value:
+                value["index"] += texture_offset
+            _shift_texture_infos(value, texture_offset)
+    elif isinstance(obj, list):
+        for value in obj:
+            _shift_texture_infos(value, texture_offset)
+
+
+_POINTER_RE = re.compile(r"^/(nodes|materials|meshes|cameras|textures)/(\d+)(/.*)?$")
+_POINTER_KIND = {"nodes": "nodes", "materials": "materials", "meshes": "meshes", "cameras": "cameras",
+                 "textures": "textures"}
+
+
+def _shift_pointer(pointer: str, off: dict) -> str:
+    m = _POINTER_RE.match(pointer)
+    if not m:
+        return pointer
+    return f"/{m.group(1)}/{int(m.group(2)) + off[_POINTER_KIND[m.group(1)]]}{m.group(3) or ''}"
+
+
+# --------------------------------------------------------------------------------------------- model bounds
+def _node_matrix(node: dict) -> np.ndarray:
+    if "matrix" in node:
+        return np.array(node["matrix"], dtype=np.float64).reshape(4, 4).T  # glTF matrices are column-major
+    t = np.eye(4)
+    t[:3, 3] = node.get("translation", (0, 0, 0))
+    x, y, z, w = node.get("rotation", (0, 0, 0, 1))
+    r = np.eye(4)
+    r[:3, :3] = [
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ]
+    s = np.diag([*node.get("scale", (1, 1, 1)), 1.0])
+    return t @ r @ s
+
+
+def model_bounds(doc: dict, roots: list[int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Axis-aligned bounds (min, max) in metres of the meshes under ``roots`` (bind pose, ignoring skinning)."""
+    nodes, meshes, accessors = doc.get("nodes", []), doc.get("meshes", []), doc.get("accessors", [])
+    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+    stack = [(r, np.eye(4)) for r in roots]
+    while stack:
+        index, parent = stack.pop()
+        node = nodes[index]
+        world = parent @ _node_matrix(node)
+        if "mesh" in node:
+            for prim in meshes[node["mesh"]].get("primitives", []):
+                acc = accessors[prim["attributes"]["POSITION"]] if "POSITION" in prim.get("attributes", {}) else None
+                if not acc or "min" not in acc:
+                    continue
+                (x0, y0, z0), (x1, y1, z1) = acc["min"], acc["max"]
+                corners = np.array([[x, y, z, 1.0] for x in (x0, x1) for y in (y0, y1) for z in (z0, z1)])
+                pts = (world @ corners.T).T[:, :3]
+                lo, hi = np.minimum(lo, pts.min(axis=0)), np.maximum(hi, pts.max(axis=0))
+        stack.extend((c, world) for c in node.get("children", []))
+    if not np.all(np.isfinite(lo)):
+        return None
+    return lo, hi
+
+
+# --------------------------------------------------------------------------------------------- inputs
+def guess_mime(path: Path, declared: str | None = None) -> str:
+    if declared:
+        return declared
+    return MIME_BY_EXT.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def load_model(path: Path) -> GlbDocument:
+    """A 3D model file → :class:`GlbDocument` with all data in buffer 0.
+
+    GLB: read as is. glTF (JSON, embedded or external data): loaded with pygltflib, buffers and images moved into
+    the binary blob. OBJ/STL/PLY/DAE: converted by trimesh (its leftover metadata stripped).
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".glb":
+        return read_glb(path.read_bytes())
+    if suffix == ".gltf":
+        import pygltflib
+
+        gltf = pygltflib.GLTF2().load(str(path))
+        gltf.convert_images(pygltflib.ImageFormat.BUFFERVIEW)
+        gltf.convert_buffers(pygltflib.BufferFormat.BINARYBLOB)
+        data = b"".join(gltf.save_to_bytes())
+        return read_glb(data)
+    return read_glb(convert_mesh_to_glb(path))
+
+
+def convert_mesh_to_glb(path: Path) -> bytes:
+    """OBJ/STL/PLY/DAE → GLB bytes via trimesh, without trimesh's metadata in extras."""
+    import trimesh
+
+    scene = trimesh.load(str(path), force="scene")
+    scene.metadata.clear()
+    for geom in scene.geometry.values():
+        geom.metadata.clear()
+    doc = read_glb(scene.export(file_type="glb"))
+    _strip_extras(doc.json)
+    return write_glb(doc)
+
+
+def _strip_extras(obj: Any) -> None:
+    if isinstance(obj, dict):
+        obj.pop("extras", None)
+        for value in obj.values():
+            _strip_extras(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            _strip_extras(value)
+
+
+def _validator(options: BundleOptions) -> Callable[[bytes], Any]:
+    if options.validator is not None:
+        return options.validator
+    from builder.gltf_validator import validate_gltf
+
+    return validate_gltf
+
+
+def _first_messages(report: Any, n: int = VALIDATION_MESSAGES_SHOWN) -> list[str]:
+    if hasattr(report, "first_messages"):
+        return list(report.first_messages(n))
+    out = []
+    for m in getattr(report, "messages", [])[:n]:
+        out.append(f"{m.get('code')}: {m.get('message')}" if isinstance(m, dict) else str(m))
+    return out
+
+
+def check_gltf(data: bytes, options: BundleOptions, *, what: str, page_id: str | None = None,
+               overlay_id: str | None = None) -> None:
+    """Raise :class:`BundleBuildError` with the validator's first messages unless ``data`` has 0 errors."""
+    if not options.validate:
+        return
+    report = _validator(options)(data)
+    if report.errors:
+        raise BundleBuildError(f"{what} fails the glTF validator ({report.errors} errors)", page_id=page_id,
+                               overlay_id=overlay_id, messages=_first_messages(report))
+
+
+# --------------------------------------------------------------------------------------------- images/media
+def encode_texture(image: Image.Image, max_px: int) -> tuple[bytes, str, bool]:
+    """Downscale to ``max_px`` on the long side → (bytes, mime, has_alpha); JPEG unless alpha is used."""
+    image = image.copy()
+    image.thumbnail((max_px, max_px), Image.LANCZOS)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        if rgba.getextrema()[3][0] < 255:
+            buf = io.BytesIO()
+            rgba.save(buf, "PNG", optimize=True)
+            return buf.getvalue(), "image/png", True
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, "JPEG", quality=JPEG_QUALITY, optimize=True)
+    return buf.getvalue(), "image/jpeg", False
+
+
+def extract_video_frame(path: Path, ffmpeg: str = "ffmpeg") -> Image.Image:
+    """First decodable frame of a video (poster when the designer gave none)."""
+    proc = subprocess.run([ffmpeg, "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "image2pipe",
+                           "-vcodec", "png", "-"], capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
+    if proc.returncode != 0 or not proc.stdout:
+        raise BundleBuildError(f"cannot read a frame of {path.name}",
+                               messages=[proc.stderr.decode("utf-8", "replace").strip()[:300]])
+    image = Image.open(io.BytesIO(proc.stdout))
+    image.load()
+    return image
+
+
+def _parse_color(value: Any, default=(255, 255, 255)) -> tuple[int, int, int]:
+    if isinstance(value, str) and re.fullmatch(r"#?[0-9a-fA-F]{6}", value):
+        v = value.lstrip("#")
+        return int(v[0:2], 16), int(v[2:4], 16), int(v[4:6], 16)
+    if isinstance(value, (list, tuple)) and len(value) >= 3:
+        return tuple(int(c) for c in value[:3])  # type: ignore[return-value]
+    return default
+
+
+def transcode_animated_image(src: Path, dst: Path, *, background=(255, 255, 255), ffmpeg: str = "ffmpeg"
+                             ) -> tuple[Image.Image, int]:
+    """GIF / animated WebP / APNG → looping-ready, muted H.264 MP4 (yuv420p, faststart, even size).
+
+    Frames are decoded with Pillow (ffmpeg 5 cannot decode animated WebP), composited onto ``background``
+    (the chroma-key colour when the overlay is keyed, so transparency stays keyable), and held for their own
+    delay at a constant frame rate. Returns (first frame as RGB image, frame count of the source).
+    """
+    frames: list[tuple[np.ndarray, int]] = []
+    with Image.open(src) as im:
+        for frame_image in ImageSequence.Iterator(im):
+            duration = int(frame_image.info.get("duration") or 100)
+            rgba = frame_image.convert("RGBA")
+            canvas = Image.new("RGBA", rgba.size, (*background, 255))
+            canvas.alpha_composite(rgba)
+            frames.append((np.asarray(canvas.convert("RGB")), max(duration, ANIMATED_MIN_FRAME_MS)))
+    if not frames:
+        raise BundleBuildError(f"no frames in {src.name}")
+    step_ms = max(min(d for _, d in frames), 1000 // ANIMATED_FPS_MAX)
+    fps = max(1, round(1000 / step_ms))
+    h, w = frames[0][0].shape[:2]
+    even_w, even_h = w + (w % 2), h + (h % 2)
+    cmd = [ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps),
+           "-i", "-", "-an", "-vf", f"pad={even_w}:{even_h}:0:0:color=0x{''.join(f'{c:02x}' for c in background)}",
+           "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+           "-movflags", "+faststart", str(dst)]
+    payload = bytearray()
+    for pixels, duration in frames:
+        repeats = max(1, round(duration * fps / 1000))
+        payload += pixels.tobytes() * repeats
+    proc = subprocess.run(cmd, input=bytes(payload), capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
+    if proc.returncode != 0:
+        raise BundleBuildError(f"ffmpeg could not transcode {src.name}",
+                               messages=[proc.stderr.decode("utf-8", "replace").strip()[:300]])
+    return Image.fromarray(frames[0][0]), len(frames)
+
+
+def link_placeholder(width_mm: float, height_mm: float, px: int = 256) -> Image.Image:
+    """A plain poster for links without one: blue panel with an arrow, in the box's aspect ratio."""
+    aspect = max(width_mm, 1e-3) / max(height_mm, 1e-3)
+    w, h = (px, max(8, round(px / aspect))) if aspect >= 1 else (max(8, round(px * aspect)), px)
+    image = Image.new("RGB", (w, h), (21, 101, 192))
+    draw = ImageDraw.Draw(image)
+    s = min(w, h)
+    cx, cy = w / 2, h / 2
+    draw.line([(cx - s * 0.2, cy + s * 0.2), (cx + s * 0.2, cy - s * 0.2)], fill="white", width=max(2, s // 12))
+    draw.line([(cx - s * 0.02, cy - s * 0.2), (cx + s * 0.2, cy - s * 0.2), (cx + s * 0.2, cy + s * 0.02)],
+              fill="white", width=max(2, s // 12))
+    return image
+
+
+# --------------------------------------------------------------------------------------------- build context
+@dataclass
+class _BuildContext:
+    page: PageSpec
+    options: BundleOptions
+    doc: SceneDocument
+    media_dir: Path
+    tmp_dir: Path
+    media: dict[str, MediaFile] = field(default_factory=dict)
+    warnings: list[BundleWarning] = field(default_factory=list)
+    contributions: dict[str, int] = field(default_factory=dict)
+
+    def add_media(self, path: Path, mime: str, overlay_id: str) -> MediaFile:
+        """Copy a media file beside the GLB as ``<sha256>.<ext>``; the same bytes are stored once."""
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        sha = digest.hexdigest()
+        ext = EXT_BY_MIME.get(mime) or path.suffix.lstrip(".").lower() or "bin"
+        name = f"{sha}.{ext}"
+        if name not in self.media:
+            target = self.media_dir / name
+            if not target.exists():
+                shutil.copyfile(path, target)
+            self.media[name] = MediaFile(name=name, path=target, sha256=sha, mime=mime,
+                                         bytes=target.stat().st_size, overlay_id=overlay_id)
+        return self.media[name]
+
+    def textured_quad(self, spec: OverlaySpec, image: Image.Image, *, max_px: int | None = None) -> int:
+        data, mime, alpha = encode_texture(image, max_px or self.options.poster_max_px)
+        texture = self.doc.add_texture(self.doc.add_image(data, mime, name=f"poster/{spec.id}"))
+        material = self.doc.add_unlit_material(f"overlay/{spec.id}", texture, blend=alpha)
+        return self.doc.add_quad_mesh(f"overlay/{spec.id}", spec.width_mm, spec.height_mm, material)
+
+
+def _overlay_extras(spec: OverlaySpec, **extra: Any) -> dict:
+    o = spec.options or {}
+    base = {
+        "id": spec.id, "kind": spec.kind, "src": None, "mime": spec.asset_mime,
+        "loop": bool(o.get("loop", False)), "muted": bool(o.get("muted", False)),
+        "autoplay": bool(o.get("autoplay", False)), "chroma_key": o.get("chroma_key"),
+        "width_mm": float(spec.width_mm), "height_mm": float(spec.height_mm),
+        "rotation_deg": float(spec.rotation_deg), "elevation_mm": float(spec.elevation_mm),
+        "scale": float(spec.scale),
+    }
+    for key, value in o.items():  # designer options ride along (tap action, chroma tolerance, volume, ...)
+        base.setdefault(key, value)
+    base.update(extra)
+    return base
+
+
+def _poster_image(spec: OverlaySpec, ctx: _BuildContext) -> Image.Image | None:
+    if spec.poster_path:
+        with Image.open(spec.poster_path) as im:
+            im.load()
+            return im.copy()
+    return None
+
+
+def _require_asset(spec: OverlaySpec) -> Path:
+    if spec.asset_path is None or not Path(spec.asset_path).is_file():
+        raise BundleBuildError(f"overlay {spec.id} ({spec.kind}) has no asset file", overlay_id=spec.id)
+    return Path(spec.asset_path)
+
+
+# One builder per overlay kind: (spec, ctx, node dict) -> None; fills node["mesh"] / children and extras.
+def _build_model3d(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None:
+    if spec.stock:
+        path = Path(ctx.options.stock_dir) / f"{spec.stock}.glb"
+        if not path.is_file():
+            raise BundleBuildError(f"unknown stock model {spec.stock!r}", overlay_id=spec.id)
+    else:
+        path = _require_asset(spec)
+    try:
+        model = load_model(path)
+    except BundleBuildError:
+        raise
+    except Exception as exc:  # a parser error from GLB/pygltflib/trimesh: report which overlay and why
+        raise BundleBuildError(f"cannot read model of overlay {spec.id}", overlay_id=spec.id,
+                               messages=[f"{type(exc).__name__}: {exc}"]) from exc
+    raw = write_glb(GlbDocument(copy.deepcopy(model.json), model.bin))
+    check_gltf(raw, ctx.options, what=f"model of overlay {spec.id} ({path.name})", page_id=ctx.page.id,
+               overlay_id=spec.id)
+    used = set(model.json.get("extensionsUsed", []))
+    if used & {"EXT_meshopt_compression", "KHR_draco_mesh_compression"}:
+        from builder.compress import decode_glb
+
+        model = read_glb(decode_glb(raw))
+    fit_index = ctx.doc.add_node({"name": f"fit/{spec.id}"}, parent=node_index)
+    roots = ctx.doc.graft(model, fit_index)
+    fit_mode = (spec.options or {}).get("fit", "contain")
+    bounds = model_bounds(ctx.doc.json, roots)
+    if fit_mode == "contain" and bounds is not None:
+        lo, hi = bounds
+        size = hi - lo
+        factors = [frame.mm_to_m(spec.width_mm) / size[0] if size[0] > 1e-9 else math.inf,
+                   frame.mm_to_m(spec.height_mm) / size[2] if size[2] > 1e-9 else math.inf]
+        factor = min(factors)
+        if math.isfinite(factor):
+            centre = (lo + hi) / 2.0
+            fit = ctx.doc.json["nodes"][fit_index]
+            fit["scale"] = [factor] * 3
+            fit["translation"] = [-centre[0] * factor, -lo[1] * factor, -centre[2] * factor]
+    animations = len(model.json.get("animations", []))
+    ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(
+        src=None, mime="model/gltf-binary", animations=animations, model=path.name,
+        autoplay=bool((spec.options or {}).get("autoplay", animations > 0)),
+        loop=bool((spec.options or {}).get("loop", animations > 0)))
+
+
+def _build_video(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None:
+    path = _require_asset(spec)
+    mime = guess_mime(path, spec.asset_mime)
+    media = ctx.add_media(path, mime, spec.id)
+    poster = _poster_image(spec, ctx) or extract_video_frame(path, ctx.options.ffmpeg)
+    ctx.doc.json["nodes"][node_index]["mesh"] = ctx.textured_quad(spec, poster)
+    ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(src=media.name, mime=mime, poster=True)
+
+
+def _build_audio(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None:
+    path = _require_asset(spec)
+    mime = guess_mime(path, spec.asset_mime)
+    media = ctx.add_media(path, mime, spec.id)
+    ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(src=media.name, mime=mime, poster=False)
+
+
+def _build_animated_image(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None:
+    path = _require_asset(spec)
+    key = (spec.options or {}).get("chroma_key")
+    background = _parse_color(key) if key else _parse_color((spec.options or {}).get("background"))
+    mp4 = ctx.tmp_dir / f"anim-{hashlib.sha1(spec.id.encode()).hexdigest()[:12]}.mp4"
+    first, frame_count = transcode_animated_image(path, mp4, background=background, ffmpeg=ctx.options.ffmpeg)
+    if frame_count < 2:
+        ctx.warnings.append(BundleWarning("animated_image_single_frame",
+                                          f"overlay {spec.id}: {path.name} has a single frame",
+                                          {"overlay_id": spec.id, "file": path.name}))
+    media = ctx.add_media(mp4, "video/mp4", spec.id)
+    poster = _poster_image(spec, ctx) or first
+    ctx.doc.json["nodes"][node_index]["mesh"] = ctx.textured_quad(spec, poster)
+    ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(
+        src=media.name, mime="video/mp4", loop=True, muted=True, autoplay=True, poster=True,
+        source_mime=guess_mime(path, spec.asset_mime))
+
+
+def _build_image(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None:
+    path = _require_asset(spec)
+    with Image.open(path) as im:
+        im.load()
+        image = im.copy()
+    ctx.doc.json["nodes"][node_index]["mesh"] = ctx.textured_quad(spec, image, max_px=ctx.options.full_texture_max_px)
+    ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(src=None, mime=guess_mime(path, spec.asset_mime),
+                                                                  poster=False)
+
+
+def _build_panorama360(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None:
+    path = _require_asset(spec)
+    mime = guess_mime(path, spec.asset_mime)
+    media = ctx.add_media(path, mime, spec.id)
+    poster = _poster_image(spec, ctx)
+    if poster is None:
+        if mime.startswith("video/"):
+            poster = extract_video_frame(path, ctx.options.ffmpeg)
+        else:
+            with Image.open(path) as im:
+                im.load()
+                poster = im.copy()
+    ctx.doc.json["nodes"][node_index]["mesh"] = ctx.textured_quad(spec, poster)
+    ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(
+        src=media.name, mime=mime, poster=True,
+        projection=(spec.options or {}).get("projection", "equirectangular"))
+
+
+def _build_link(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None:
+    if not spec.url:
+        raise BundleBuildError(f"link overlay {spec.id} has no url", overlay_id=spec.id)
+    poster = _poster_image(spec, ctx)
+    if poster is None and spec.asset_path and Path(spec.asset_path).is_file():
+        with Image.open(spec.asset_path) as im:
+            im.load()
+            poster = im.copy()
+    if poster is None:
+        poster = link_placeholder(spec.width_mm, spec.height_mm)
+    ctx.doc.json["nodes"][node_index]["mesh"] = ctx.textured_quad(spec, poster)
+    ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(src=None, mime=None, url=spec.url, poster=True)
+
+
+OVERLAY_BUILDERS: dict[str, Callable[[OverlaySpec, _BuildContext, int], None]] = {
+    "model3d": _build_model3d,
+    "video": _build_video,
+    "audio": _build_audio,
+    "animated_image": _build_animated_image,
+    "image": _build_image,
+    "panorama360": _build_panorama360,
+    "link": _build_link,
+}
+
+
+# --------------------------------------------------------------------------------------------- steps
+def add_page_plane(ctx: _BuildContext) -> int:
+    """The page quad (page size, centre at origin) with a small preview texture; hidden via extras.visible."""
+    page = ctx.page
+    with Image.open(page.image_path) as im:
+        im.load()
+        data, mime, alpha = encode_texture(im, ctx.options.preview_max_px)
+    texture = ctx.doc.add_texture(ctx.doc.add_image(data, mime, name="page-preview"))
+    material = ctx.doc.add_unlit_material("page", texture, blend=alpha)
+    mesh = ctx.doc.add_quad_mesh("page", page.width_mm, page.height_mm, material)
+    return ctx.doc.add_node({"name": "page", "mesh": mesh, "extras": {
+        "role": "page", "page_id": str(page.id), "width_mm": float(page.width_mm),
+        "height_mm": float(page.height_mm), "visible": False}})
+
+
+def add_overlay(ctx: _BuildContext, spec: OverlaySpec) -> int:
+    """One overlay node: transform from the editor placement, kind-specific content from OVERLAY_BUILDERS."""
+    builder = OVERLAY_BUILDERS.get(spec.kind)
+    if builder is None:
+        raise BundleBuildError(f"unknown overlay kind {spec.kind!r}", page_id=ctx.page.id, overlay_id=spec.id)
+    placement = frame.Placement(spec.x_mm, spec.y_mm, spec.width_mm, spec.height_mm, spec.rotation_deg,
+                                spec.elevation_mm)
+    translation, rotation = frame.placement_to_node_transform(placement, ctx.page.width_mm, ctx.page.height_mm)
+    node = {"name": f"overlay/{spec.id}", "translation": list(translation), "rotation": list(rotation),
+            "extras": {"overlay": _overlay_extras(spec)}}
+    if spec.scale != 1.0:
+        node["scale"] = [float(spec.scale)] * 3
+    before = len(ctx.doc.bin)
+    index = ctx.doc.add_node(node)
+    try:
+        builder(spec, ctx, index)
+    except BundleBuildError as exc:
+        if exc.overlay_id is None or exc.page_id is None:
+            raise BundleBuildError(exc.detail, page_id=ctx.page.id, overlay_id=exc.overlay_id or spec.id,
+                                   messages=exc.messages, code=exc.code) from exc
+        raise
+    media_bytes = sum(m.bytes for m in ctx.media.values() if m.overlay_id == spec.id and not m.streamed)
+    ctx.contributions[f"overlay {spec.id} ({spec.kind})"] = len(ctx.doc.bin) - before + media_bytes
+    return index
+
+
+def budget_warnings(variant: str, total: int, budget: int, contributions: dict[str, int], raw_total: int,
+                    page_id: str, top: int = 3) -> list[BundleWarning]:
+    """Warn when ``total`` (GLB + non-streamed media) exceeds ``budget``; name the biggest contributors.
+
+    Contributions are raw (uncompressed) bytes; each is shown scaled by the variant's compression ratio.
+    """
+    if total <= budget:
+        return []
+    ratio = total / raw_total if raw_total else 1.0
+    biggest = sorted(contributions.items(), key=lambda kv: kv[1], reverse=True)[:top]
+    named = ", ".join(f"{label} ≈{value * ratio / MB:.2f} MB" for label, value in biggest)
+    return [BundleWarning(
+        "over_budget",
+        f"page {page_id}: {variant} bundle is {total / MB:.2f} MB, over the {budget / MB:.2f} MB budget; "
+        f"biggest: {named}",
+        {"page_id": page_id, "variant": variant, "bytes": total, "budget": budget,
+         "biggest": [{"label": label, "approx_bytes": int(value * ratio)} for label, value in biggest]})]
+
+
+def _safe_name(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value))[:80] or "page"
+
+
+def build_page_bundle(page: PageSpec, options: BundleOptions = BundleOptions(), workdir: Path | None = None
+                      ) -> PageBundle:
+    """Build the page's bundle in ``workdir``: ``page-<id>.raw.glb``, ``.full.glb``, ``.lite.glb``, ``media/``.
+
+    Raises :class:`BundleBuildError` (with the validator's first messages when that is the cause) on any
+    overlay that cannot be packaged or an output that fails validation; nothing is published in that case.
+    """
+    if workdir is None:
+        workdir = Path(tempfile.mkdtemp(prefix="bundle-"))
+    workdir = Path(workdir)
+    media_dir, tmp_dir = workdir / "media", workdir / "tmp"
+    media_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    ctx = _BuildContext(page=page, options=options, doc=SceneDocument(), media_dir=media_dir, tmp_dir=tmp_dir)
+    ids = [o.id for o in page.overlays]
+    if len(set(ids)) != len(ids):
+        raise BundleBuildError("duplicate overlay ids", page_id=page.id, messages=sorted({i for i in ids
+                                                                                          if ids.count(i) > 1}))
+    ctx.doc.json["scenes"][0]["name"] = f"page/{page.id}"
+    ctx.doc.json["scenes"][0]["extras"] = {"baonhung": {
+        "format": 1, "page_id": str(page.id), "page_number": int(page.number),
+        "width_mm": float(page.width_mm), "height_mm": float(page.height_mm),
+        "frame": "metres, +Y out of the paper, page centre at origin, +X right, page top toward -Z"}}
+
+    before = len(ctx.doc.bin)
+    add_page_plane(ctx)
+    ctx.contributions["page preview"] = len(ctx.doc.bin) - before
+    for spec in page.overlays:
+        add_overlay(ctx, spec)
+
+    stem = f"page-{_safe_name(page.id)}"
+    raw_bytes = ctx.doc.to_glb()
+    raw_path = workdir / f"{stem}.raw.glb"
+    raw_path.write_bytes(raw_bytes)
+    check_gltf(raw_bytes, options, what=f"bundle of page {page.id}", page_id=page.id)
+
+    if options.compress:
+        from builder import compress
+
+        full_path = compress.compress_full(raw_path, workdir / f"{stem}.full.glb",
+                                           texture_max_px=options.full_texture_max_px)
+        lite_path = compress.compress_lite(raw_path, workdir / f"{stem}.lite.glb",
+                                           texture_max_px=options.lite_texture_max_px,
+                                           triangle_budget=options.lite_triangle_budget)
+        for variant, path in (("full", full_path), ("lite", lite_path)):
+            if options.validate:
+                check_gltf(compress.decode_glb(path.read_bytes()), options,
+                           what=f"{variant} bundle of page {page.id} (decoded)", page_id=page.id)
+    else:
+        full_path = lite_path = raw_path
+
+    media = tuple(ctx.media.values())
+    still_media = sum(m.bytes for m in media if not m.streamed)
+    raw_total = len(raw_bytes) + still_media
+    warnings = list(ctx.warnings)
+    warnings += budget_warnings("full", full_path.stat().st_size + still_media, options.budget_full_bytes,
+                                ctx.contributions, raw_total, page.id)
+    warnings += budget_warnings("lite", lite_path.stat().st_size + still_media, options.budget_lite_bytes,
+                                ctx.contributions, raw_total, page.id)
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    contributors = tuple(sorted(ctx.contributions.items(), key=lambda kv: kv[1], reverse=True))
+    return PageBundle(glb_full=full_path, glb_lite=lite_path, media=media, warnings=tuple(warnings),
+                      glb_raw=raw_path, contributors=contributors)
+
+
+def overlay_nodes(doc: dict) -> dict[str, dict]:
+    """Overlay id → node dict of a bundle's glTF JSON (keyed on extras, as the viewer does)."""
+    out = {}
+    for node in doc.get("nodes", []):
+        overlay = (node.get("extras") or {}).get("overlay")
+        if isinstance(overlay, dict) and "id" in overlay:
+            out[str(overlay["id"])] = node
+    return out
