@@ -79,7 +79,7 @@ _CATALOG: dict[str, tuple[int, str, str]] = {
     "not_animated": (
         422,
         "Ảnh “{filename}” chỉ có một khung hình; hãy tải ảnh động (GIF, WebP động hoặc APNG) "
-        "hoặc chọn loại “ảnh tĩnh”.",
+        "hoặc chọn loại “ảnh”.",
         "Image “{filename}” has a single frame; upload an animated image (GIF, animated WebP or APNG) "
         "or choose the “image” kind.",
     ),
@@ -139,6 +139,41 @@ _CATALOG: dict[str, tuple[int, str, str]] = {
 }
 
 
+# Words that code puts into values (format and kind names), shown in the reader's language.
+_VALUE_WORDS: dict[str, tuple[str, str]] = {
+    "text": ("văn bản", "text"),
+    "unknown": ("định dạng không rõ", "an unknown format"),
+    "(audio only)": ("(chỉ có âm thanh)", "(audio only)"),
+    "(video)": ("(có hình)", "(video)"),
+    "(no audio)": ("(không có âm thanh)", "(no audio)"),
+    "(animated)": ("(động)", "(animated)"),
+    "page": ("trang báo", "page"),
+    "model3d": ("mô hình 3D", "3D model"),
+    "video": ("video", "video"),
+    "audio": ("âm thanh", "audio"),
+    "animated_image": ("ảnh động", "animated image"),
+    "image": ("ảnh", "image"),
+    "panorama360": ("ảnh/video 360°", "360° image/video"),
+}
+# Only these values are translated; file names and numbers are shown as given.
+_TRANSLATED_KEYS = ("kind", "detected", "accepted")
+
+
+def _localize(values: Mapping[str, Any], lang: str) -> dict[str, Any]:
+    col = 1 if lang == "en" else 0
+    out = dict(values)
+    for key in _TRANSLATED_KEYS:
+        val = out.get(key)
+        if isinstance(val, str):
+            if val in _VALUE_WORDS:
+                out[key] = _VALUE_WORDS[val][col]
+            else:
+                for word, labels in _VALUE_WORDS.items():
+                    if word.startswith("(") and word in val:
+                        val = out[key] = val.replace(word, labels[col])
+    return out
+
+
 class _Blank(dict):
     def __missing__(self, key: str) -> str:
         return "?"
@@ -166,7 +201,8 @@ class BaoNhungError(Exception):
         """The message in ``lang`` ('vi' default, 'en'; a regional tag such as 'en-GB' is accepted)."""
         _, vi, en = _CATALOG[self.code]
         primary = (lang or DEFAULT_LANG).split("-")[0].split("_")[0].lower()
-        return _render(en if primary == "en" else vi, self.values)
+        lang = "en" if primary == "en" else "vi"
+        return _render(en if lang == "en" else vi, _localize(self.values, lang))
 
     def to_dict(self, lang: str = DEFAULT_LANG) -> dict[str, str]:
         """``{"error": code, "message": text}`` — the API's one error shape."""
