@@ -1,0 +1,18 @@
+"""The public, read-only side: published artifacts, manifests, page recognition and the phone viewer.
+
+It reads only the published catalog and the asset store (see ``published.py``) — never drafts, never
+the authoring database — so it can run as many stateless copies as traffic needs.
+"""
+
+
+def register_public(app, state) -> None:
+    from .public import public_bp
+
+    app.register_blueprint(public_bp)
+    state.csrf_exempt_blueprints.add(public_bp.name)
+    try:
+        from .viewer import viewer_bp
+    except ImportError:  # the viewer blueprint lands separately; the public API works without it
+        return
+    app.register_blueprint(viewer_bp)
+    state.csrf_exempt_blueprints.add(viewer_bp.name)

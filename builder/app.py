@@ -1,0 +1,97 @@
+"""Flask application factory: authoring UI + JSON API + the public viewer side, in one process.
+
+``create_app(test_config=None)`` follows Flask's tutorial: defaults from the environment
+(`Settings.from_env`), then the test mapping passed in (tests never read files or the environment).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from flask import Flask
+from flask_babel import Babel
+
+from .config import Settings
+from .db import make_engine, make_sessionmaker
+from .i18n import compile_catalogs
+from .importers import UploadLimits
+from .storage import AssetStore, make_store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class BaoNhung:
+    """Per-app state, reachable as ``app.extensions['baonhung']``."""
+
+    settings: Settings
+    engine: object
+    sessionmaker: object
+    store: AssetStore
+    limits: UploadLimits
+    published: object  # viewer_api.published.PublishedStore
+    csrf_exempt_blueprints: set = field(default_factory=set)
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    test_config = dict(test_config or {})
+    settings = test_config.pop("SETTINGS", None) or Settings.from_env()
+    if "DATA_DIR" in test_config:
+        data_dir = Path(test_config.pop("DATA_DIR"))
+        settings = replace(settings, data_dir=data_dir,
+                           database_url=test_config.pop("DATABASE_URL", f"sqlite:///{data_dir / 'baonhung.sqlite3'}"))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "builder" / "static"),
+                static_url_path="/static")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_mb * 1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.env == "production",
+        SESSION_COOKIE_NAME="baonhung_session",
+        PERMANENT_SESSION_LIFETIME=12 * 3600,  # a working day on the desk
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked in common.csrf_check, skipping Bearer-token API calls
+        WTF_CSRF_TIME_LIMIT=12 * 3600,
+        BABEL_DEFAULT_LOCALE="vi",
+        BABEL_TRANSLATION_DIRECTORIES=str(compile_catalogs(settings.data_dir / "i18n")),
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(test_config)
+
+    engine = make_engine(settings.database_url)
+    store = make_store(settings.storage_backend, root=settings.data_dir / "store")
+    from viewer_api.published import PublishedStore
+
+    state = BaoNhung(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine), store=store,
+                     limits=UploadLimits.from_env(settings.extra), published=PublishedStore(settings.data_dir))
+    app.extensions["baonhung"] = state
+
+    from .web import common
+
+    Babel(app, locale_selector=common.select_locale)
+    common.csrf.init_app(app)
+    app.before_request(common.load_user)
+    app.before_request(common.csrf_check)
+    app.after_request(common.security_headers)
+    app.teardown_appcontext(common.close_db)
+    common.register_error_handlers(app)
+
+    from .web.api import api_bp
+    from .web.ui import ui_bp
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(ui_bp)
+
+    from viewer_api import register_public
+
+    register_public(app, state)
+
+    @app.context_processor
+    def _inject():
+        from flask import g
+
+        return {"current_user": g.get("user"), "lang": common.lang()}
+
+    return app

@@ -1,0 +1,100 @@
+"""Passwords (Argon2id), login throttling and API tokens. No Flask here.
+
+Tokens are 256-bit random secrets shown once; only their SHA-256 is stored (a fast hash is right for
+high-entropy secrets — Argon2 is for low-entropy passwords).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from .models import ApiToken, LoginAttempt, User, utcnow
+from .problems import LoginThrottled, ServiceError
+
+PASSWORD_HASHER = PasswordHasher()  # argon2-cffi defaults: Argon2id, RFC 9106 low-memory profile
+TOKEN_PREFIX = "bn_"
+MIN_PASSWORD_LENGTH = 10  # NIST SP 800-63B asks for at least 8; newsrooms share machines, so a bit more
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ServiceError("invalid_field", field="password",
+                           reason=f"at least {MIN_PASSWORD_LENGTH} characters",
+                           reason_vi=f"cần ít nhất {MIN_PASSWORD_LENGTH} ký tự")
+    return PASSWORD_HASHER.hash(password)
+
+
+def verify_password(user: User, password: str) -> bool:
+    try:
+        return PASSWORD_HASHER.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def check_login(db: Session, email: str, password: str, address: str, max_failures: int,
+                lock_seconds: int) -> User | None:
+    """Return the user for a correct active login, None for a wrong one; raise LoginThrottled when locked.
+
+    Failures are counted per (email, address) over the last ``lock_seconds``; at ``max_failures`` the pair
+    is locked until the oldest counted failure ages out. A correct password clears the counter.
+    """
+    email = (email or "").strip().lower()
+    since = utcnow() - dt.timedelta(seconds=lock_seconds)
+    recent = db.scalars(
+        select(LoginAttempt.at).where(LoginAttempt.email == email, LoginAttempt.address == address,
+                                      LoginAttempt.at >= since).order_by(LoginAttempt.at)
+    ).all()
+    if len(recent) >= max_failures:
+        wait = int((recent[0] + dt.timedelta(seconds=lock_seconds) - utcnow()).total_seconds()) + 1
+        raise LoginThrottled(max(wait, 1))
+    user = db.scalar(select(User).where(func.lower(User.email) == email))
+    if user is not None and user.active and verify_password(user, password):
+        db.execute(delete(LoginAttempt).where(LoginAttempt.email == email, LoginAttempt.address == address))
+        if PASSWORD_HASHER.check_needs_rehash(user.password_hash):
+            user.password_hash = PASSWORD_HASHER.hash(password)
+        db.commit()
+        return user
+    if user is None:
+        PASSWORD_HASHER.hash(password or "x")  # spend the same time: no user enumeration by timing
+    db.add(LoginAttempt(email=email, address=address))
+    db.commit()
+    return None
+
+
+def token_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_token(db: Session, user: User, name: str = "", expires_days: int | None = None) -> tuple[ApiToken, str]:
+    """Create a token; returns the row and the secret (shown once, never stored)."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, name=name[:100], prefix=secret[:10], token_hash=token_digest(secret),
+                   expires_at=(utcnow() + dt.timedelta(days=expires_days)) if expires_days else None)
+    db.add(row)
+    db.flush()
+    return row, secret
+
+
+def user_for_token(db: Session, secret: str) -> User | None:
+    """The active user owning a valid (not revoked, not expired) token, or None."""
+    if not secret or not secret.startswith(TOKEN_PREFIX):
+        return None
+    row = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(secret)))
+    now = utcnow()
+    if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        return None
+    if not row.user.active:
+        return None
+    row.last_used_at = now
+    db.commit()
+    return row.user

@@ -1,0 +1,157 @@
+"""The ``baonhung`` command: serve, create-user, demo, db upgrade|downgrade.
+
+Examples::
+
+    baonhung db upgrade
+    baonhung create-user --email admin@toasoan.vn --role admin --token
+    baonhung demo
+    baonhung serve --host 0.0.0.0 --port 8000 [--https]
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+from .config import ConfigError, Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_db(args) -> int:
+    from .db import downgrade, upgrade
+
+    s = _settings()
+    if args.action == "upgrade":
+        upgrade(s.database_url, args.revision or "head")
+    else:
+        downgrade(s.database_url, args.revision or "-1")
+    print(f"database {args.action}d: {s.database_url}")
+    return 0
+
+
+def _session(s: Settings):
+    from .db import make_engine, make_sessionmaker, upgrade
+
+    upgrade(s.database_url)
+    return make_sessionmaker(make_engine(s.database_url))()
+
+
+def cmd_create_user(args) -> int:
+    from . import services as svc
+    from .problems import ServiceError
+
+    s = _settings()
+    db = _session(s)
+    try:
+        user, generated = svc.create_user(db, svc.SYSTEM, args.email, args.role, args.password, args.name or "")
+        print(f"created {user.role} {user.email}")
+        if generated:
+            print(f"password: {generated}")
+        if args.token:
+            _row, secret = svc.issue_token(db, svc.SYSTEM, user, "cli")
+            print(f"token: {secret}")
+    except ServiceError as exc:
+        print(f"error: {exc.message('en')}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import seed_demo
+
+    s = _settings()
+    db = _session(s)
+    try:
+        result = seed_demo(db, s, password=args.password)
+    finally:
+        db.close()
+    for line in result.lines:
+        print(line)
+    return 0
+
+
+def lan_address() -> str:
+    """The address other devices on the LAN reach this machine at (no packet is sent: UDP connect only)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed, only used to pick the outgoing interface
+            return sock.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def cmd_serve(args) -> int:
+    from .app import create_app
+
+    s = _settings()
+    from .db import upgrade
+
+    upgrade(s.database_url)
+    app = create_app({"SETTINGS": s})
+    ssl_context = None
+    scheme = "http"
+    if args.https:
+        from .tls import ensure_self_signed
+
+        cert, key = ensure_self_signed(s.data_dir / "tls", extra_hosts=[lan_address()])
+        ssl_context = (str(cert), str(key))
+        scheme = "https"
+        app.config["SESSION_COOKIE_SECURE"] = True
+    host_shown = args.host if args.host not in ("0.0.0.0", "::") else lan_address()
+    url = f"{scheme}://{host_shown}:{args.port}"
+    print(f"Báo Nhúng serving on {url}  (viewer: {url}/v/)")
+    if args.https:
+        import qrcode
+
+        qr = qrcode.QRCode(border=1)
+        qr.add_data(f"{url}/v/")
+        qr.print_ascii(invert=True)
+        print("Phones on the same network: scan this, accept the self-signed certificate once.")
+    from werkzeug.serving import run_simple
+
+    run_simple(args.host, args.port, app, threaded=True, ssl_context=ssl_context, use_reloader=False)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="baonhung", description="Báo Nhúng — AR for printed newspapers")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="serve the authoring UI, the API and the public viewer")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--https", action="store_true", help="self-signed HTTPS so phones on the LAN allow the camera")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("create-user", help="create an account (the first admin comes from here)")
+    p.add_argument("--email", required=True)
+    p.add_argument("--role", required=True, choices=["admin", "editor", "designer", "print_desk"])
+    p.add_argument("--password", help="omit to generate one (printed once)")
+    p.add_argument("--name")
+    p.add_argument("--token", action="store_true", help="also create an API token and print it (shown once)")
+    p.set_defaults(func=cmd_create_user)
+
+    p = sub.add_parser("demo", help="seed demo accounts and a published demo page")
+    p.add_argument("--password", help="password of the demo accounts (default: generated and printed)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("db", help="database migrations")
+    p.add_argument("action", choices=["upgrade", "downgrade"])
+    p.add_argument("revision", nargs="?")
+    p.set_defaults(func=cmd_db)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

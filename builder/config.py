@@ -1,0 +1,61 @@
+"""Configuration from environment variables (documented in README.md).
+
+`Settings.from_env()` is the only place that reads the environment; everything else receives a
+`Settings` (or the Flask config mapping built from it), so tests pass their values in directly.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEV_SECRET = "dev-only-insecure-secret-key"  # used only when BAONHUNG_ENV=development
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable service (e.g. no secret key in production)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    secret_key: str
+    env: str = "development"  # development | production
+    storage_backend: str = "local"
+    base_url: str = ""  # public URL used in QR deep links; empty = derived from the request
+    login_max_failures: int = 5  # failures before the account+address pair is locked …
+    login_lock_seconds: int = 300  # … for this long (throttle against password guessing)
+    recognize_rate_per_minute: int = 120  # per client address; a phone sends a few frames a second until a match
+    max_request_mb: int = 210  # hard cap on a request body (largest per-kind upload limit + form overhead)
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ=None) -> "Settings":
+        env = dict(os.environ if environ is None else environ)
+        mode = env.get("BAONHUNG_ENV", "development").strip().lower()
+        if mode not in ("development", "production"):
+            raise ConfigError(f"BAONHUNG_ENV must be 'development' or 'production', not {mode!r}")
+        data_dir = Path(env.get("BAONHUNG_DATA_DIR", "./var")).resolve()
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'baonhung.sqlite3'}"
+        secret = env.get("BAONHUNG_SECRET_KEY", "")
+        if not secret:
+            if mode == "production":
+                raise ConfigError(
+                    "BAONHUNG_SECRET_KEY is required when BAONHUNG_ENV=production "
+                    "(generate one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+                )
+            secret = DEV_SECRET
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            secret_key=secret,
+            env=mode,
+            storage_backend=env.get("BAONHUNG_STORAGE", "local"),
+            base_url=env.get("BAONHUNG_BASE_URL", "").rstrip("/"),
+            login_max_failures=int(env.get("BAONHUNG_LOGIN_MAX_FAILURES", 5)),
+            login_lock_seconds=int(env.get("BAONHUNG_LOGIN_LOCK_SECONDS", 300)),
+            recognize_rate_per_minute=int(env.get("BAONHUNG_RECOGNIZE_RATE", 120)),
+            max_request_mb=int(env.get("BAONHUNG_MAX_REQUEST_MB", 210)),
+            extra={k: v for k, v in env.items() if k.startswith("BAONHUNG_MAX_")},
+        )

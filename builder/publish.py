@@ -1,0 +1,288 @@
+"""Publishing: freeze an edition into immutable published artifacts, then switch what readers see.
+
+Order (each step only adds immutable, content-addressed blobs until the last two):
+1. snapshot the edition's pages and overlays (what is frozen);
+2. per page: train its marker data (``markers``), build its bundle (GLB full + lite + media,
+   ``builder.bundle``), write its page manifest;
+3. write the edition manifest; gzip copies of JSON/GLB for transfer;
+4. build the next recognition index (this edition's pages replaced) into a new file;
+5. one database transaction: the PublishedVersion row, the edition's published pointer, the audit entry;
+6. atomically replace the published catalog (``viewer_api.published``), which names the new index.
+If any step before 5 fails, nothing readers see has changed: the previous version keeps serving and the
+failure is recorded for the editor. No Flask here.
+"""
+from __future__ import annotations
+
+import fcntl
+import gzip
+import json
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from markers import RecognitionIndex, browser_marker, train_page
+
+from .bundle import BundleOptions, OverlaySpec, PageSpec, build_page_bundle
+from .config import Settings
+from .manifest import edition_manifest, page_manifest
+from .models import Edition, EditionStatus, PublishedVersion, PublishFailure, utcnow
+from .problems import PublishFailed, ServiceError
+from .services import PUBLISHERS, Actor, audit, require_role
+from .storage import AssetStore
+
+GZIP_MIN_BYTES = 1024  # below this gzip's header costs more than it saves
+GZIP_EXTS = ("glb", "json", "bin")
+
+
+def _published_store(settings: Settings):
+    from viewer_api.published import PublishedStore
+
+    return PublishedStore(settings.data_dir)
+
+
+@contextmanager
+def _publish_lock(directory: Path):
+    """One publish/unpublish at a time per data directory (they rewrite the catalog and the index)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".publish.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def snapshot_edition(edition: Edition) -> dict:
+    """The frozen content of an edition, as published (also stored on the PublishedVersion row)."""
+    return {
+        "edition": {"id": edition.id, "publication": edition.publication.slug, "publication_name": edition.publication.name,
+                    "date": edition.date.isoformat(), "number": edition.number, "title": edition.title,
+                    "code": edition.code},
+        "pages": [{
+            "id": p.id, "number": p.number, "title": p.title, "width_mm": p.width_mm, "height_mm": p.height_mm,
+            "image_sha": p.image_sha, "image_mime": p.image_mime, "code": p.code, "rating": p.rating,
+            "overlays": [{
+                "id": o.id, "kind": o.kind, "name": o.name, "x_mm": o.x_mm, "y_mm": o.y_mm, "width_mm": o.width_mm,
+                "height_mm": o.height_mm, "rotation_deg": o.rotation_deg, "elevation_mm": o.elevation_mm,
+                "scale": o.scale, "options": o.options or {}, "asset_sha": o.asset_sha, "asset_mime": o.asset_mime,
+                "poster_sha": o.poster_sha, "stock": o.stock, "url": o.url,
+            } for o in p.overlays],
+        } for p in edition.pages],
+    }
+
+
+class _Artifacts:
+    """Blobs written for one publish; they are immutable and content-addressed, so a failed publish
+    leaves only unreferenced blobs behind (never a half-written file)."""
+
+    def __init__(self, store: AssetStore):
+        self.store = store
+        self.keys: set[str] = set()
+        self.gzip: dict[str, str] = {}
+
+    def put(self, data: bytes, ext: str) -> str:
+        key = self.store.put_bytes(data)
+        self.keys.add(key)
+        if ext in GZIP_EXTS and len(data) >= GZIP_MIN_BYTES:
+            packed = gzip.compress(data, compresslevel=9, mtime=0)
+            if len(packed) < len(data):
+                self.gzip[key] = self.store.put_bytes(packed)
+        return key
+
+    def put_file(self, path: Path, ext: str) -> str:
+        if ext in GZIP_EXTS:
+            return self.put(path.read_bytes(), ext)
+        key = self.store.put_file(path)
+        self.keys.add(key)
+        return key
+
+    def add_existing(self, key: str) -> str:
+        self.keys.add(key)
+        return key
+
+
+def _page_spec(page: dict, store: AssetStore) -> PageSpec:
+    overlays = tuple(
+        OverlaySpec(id=str(o["id"]), kind=o["kind"], x_mm=o["x_mm"], y_mm=o["y_mm"], width_mm=o["width_mm"],
+                    height_mm=o["height_mm"], rotation_deg=o["rotation_deg"], elevation_mm=o["elevation_mm"],
+                    scale=o["scale"], options=dict(o["options"]),
+                    asset_path=store.path(o["asset_sha"]) if o["asset_sha"] else None, asset_mime=o["asset_mime"],
+                    poster_path=store.path(o["poster_sha"]) if o["poster_sha"] else None, stock=o["stock"],
+                    url=o["url"])
+        for o in page["overlays"])
+    return PageSpec(id=str(page["id"]), number=page["number"], width_mm=page["width_mm"],
+                    height_mm=page["height_mm"], image_path=store.path(page["image_sha"]), overlays=overlays)
+
+
+def _ext_of(name: str) -> str:
+    return name.rsplit(".", 1)[-1].lower() if "." in name else "bin"
+
+
+def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str,
+                            options: BundleOptions = BundleOptions()) -> tuple[dict, _Artifacts, dict]:
+    """Steps 2–3: markers, bundles and manifests for every page. Returns (catalog entries, artifacts, markers)."""
+    artifacts = _Artifacts(store)
+    ed = snapshot["edition"]
+    page_entries: dict[str, dict] = {}
+    markers = {}
+    page_manifests = []
+    for page in snapshot["pages"]:
+        image = cv2.imdecode(np.frombuffer(store.read(page["image_sha"]), np.uint8), cv2.IMREAD_COLOR)
+        marker = train_page(image, page["width_mm"], page["height_mm"], str(page["id"]))
+        markers[page["id"]] = marker
+        marker_sha = artifacts.put(marker.to_bytes(), "bin")
+        browser_sha = artifacts.put(json.dumps(browser_marker(marker), separators=(",", ":")).encode(), "json")
+        preview_sha = artifacts.add_existing(page["image_sha"])
+        with tempfile.TemporaryDirectory(prefix="bundle-") as work:
+            bundle = build_page_bundle(_page_spec(page, store), options, Path(work))
+            full_sha = artifacts.put_file(bundle.glb_full, "glb")
+            lite_sha = artifacts.put_file(bundle.glb_lite, "glb")
+            media = []
+            for m in bundle.media:
+                sha = artifacts.put_file(m.path, _ext_of(m.name))
+                media.append({"name": m.name, "sha256": sha, "url": f"/pub/a/{sha}.{_ext_of(m.name)}",
+                              "mime": m.mime, "bytes": m.bytes, "overlay_id": m.overlay_id})
+            sizes = {"full": bundle.glb_full.stat().st_size, "lite": bundle.glb_lite.stat().st_size}
+            warnings = [{"code": w.code, "message": w.message, **w.values} for w in bundle.warnings]
+        manifest = page_manifest(
+            page_id=page["id"], edition_id=ed["id"], number=page["number"], title=page["title"],
+            width_mm=page["width_mm"], height_mm=page["height_mm"],
+            bundle_full={"url": f"/pub/a/{full_sha}.glb", "sha256": full_sha, "bytes": sizes["full"]},
+            bundle_lite={"url": f"/pub/a/{lite_sha}.glb", "sha256": lite_sha, "bytes": sizes["lite"]},
+            media=media, marker_url=f"/pub/a/{browser_sha}.json",
+            preview_url=f"/pub/a/{preview_sha}.{'png' if page['image_mime'] == 'image/png' else 'jpg'}",
+            code=page["code"], published_at=published_at, warnings=warnings,
+            overlays=[{"id": o["id"], "kind": o["kind"], "name": o["name"]} for o in page["overlays"]])
+        manifest_sha = artifacts.put(json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode(), "json")
+        page_manifests.append(manifest)
+        page_entries[str(page["id"])] = {"manifest": manifest_sha, "marker": marker_sha,
+                                         "browser_marker": browser_sha, "edition_id": ed["id"], "code": page["code"]}
+    edition_doc = edition_manifest(edition=ed, pages=page_manifests, published_at=published_at)
+    edition_sha = artifacts.put(json.dumps(edition_doc, ensure_ascii=False, separators=(",", ":")).encode(), "json")
+    return {"edition": edition_sha, "pages": page_entries}, artifacts, markers
+
+
+def _next_catalog(current: dict, edition_id: int, publication: str, code: str, version: int | None,
+                  entries: dict | None, artifacts: _Artifacts | None, index_name: str | None) -> dict:
+    """The catalog with one edition replaced (``entries``) or removed (``entries is None``)."""
+    cat = json.loads(json.dumps(current))  # deep copy
+    old_pages = [pid for pid, e in cat["pages"].items() if int(e["edition_id"]) == edition_id]
+    for pid in old_pages:
+        cat["pages"].pop(pid)
+    cat["codes"] = {c: t for c, t in cat["codes"].items() if int(t["edition_id"]) != edition_id}
+    cat["editions"].pop(str(edition_id), None)
+    if entries is not None:
+        cat["editions"][str(edition_id)] = {"manifest": entries["edition"], "code": code,
+                                            "publication": publication, "version": version}
+        cat["codes"][code] = {"edition_id": edition_id, "page_id": None}
+        for pid, entry in entries["pages"].items():
+            cat["pages"][pid] = entry
+            cat["codes"][entry["code"]] = {"edition_id": edition_id, "page_id": int(pid)}
+    # The set of servable blobs: everything referenced by a published edition.
+    per_edition = cat.setdefault("edition_artifacts", {})
+    if entries is None:
+        per_edition.pop(str(edition_id), None)
+    else:
+        per_edition[str(edition_id)] = sorted(artifacts.keys)
+        gz = cat.setdefault("gzip", {})
+        gz.update(artifacts.gzip)
+    live = set()
+    for keys in per_edition.values():
+        live.update(keys)
+    cat["artifacts"] = sorted(live)
+    cat["gzip"] = {k: v for k, v in cat.get("gzip", {}).items() if k in live}
+    cat["index"] = index_name
+    cat["updated_at"] = utcnow().isoformat() + "Z"
+    return cat
+
+
+def _write_index(published_dir: Path, current: dict, edition_id: int, new_markers: dict, scopes: tuple,
+                 store: AssetStore) -> str | None:
+    """Step 4: load the current index, replace this edition's pages, save under a new content name."""
+    index = RecognitionIndex.load(published_dir / current["index"]) if current.get("index") else RecognitionIndex()
+    for pid, entry in current["pages"].items():
+        if int(entry["edition_id"]) == edition_id:
+            index.remove(str(pid))
+    for pid, marker in new_markers.items():
+        index.add(marker, scopes=scopes)
+    if len(index) == 0:
+        return None
+    tmp = published_dir / f".index-{edition_id}.tmp"
+    index.save(tmp)
+    from .storage import sha256_file
+
+    name = f"index-{sha256_file(tmp)}.bnx"
+    tmp.replace(published_dir / name)
+    return name
+
+
+def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: Actor, edition: Edition,
+                    options: BundleOptions = BundleOptions()) -> PublishedVersion:
+    require_role(actor, PUBLISHERS)
+    if edition.status != EditionStatus.in_review.value:
+        raise ServiceError("wrong_status", http_status=409, status=edition.status)
+    if not edition.pages:
+        raise ServiceError("empty_edition", http_status=409)
+    snapshot = snapshot_edition(edition)
+    published = _published_store(settings)
+    published_at = utcnow().isoformat() + "Z"
+    try:
+        with _publish_lock(published.dir):
+            entries, artifacts, markers_ = build_edition_artifacts(snapshot, store, published_at, options)
+            current = published.catalog()
+            scopes = (f"edition:{edition.id}", f"publication:{edition.publication.slug}")
+            index_name = _write_index(published.dir, current, edition.id, markers_, scopes, store)
+            version_no = 1 + (db.scalar(select(func.max(PublishedVersion.version))
+                                        .where(PublishedVersion.edition_id == edition.id)) or 0)
+            version = PublishedVersion(edition_id=edition.id, version=version_no, snapshot=snapshot,
+                                       manifest_sha=entries["edition"], published_by_id=actor.user_id)
+            db.add(version)
+            db.flush()
+            edition.published_version_id = version.id
+            edition.status = EditionStatus.draft.value  # later edits make a new draft; readers keep this version
+            audit(db, actor, "edition.publish", "edition", edition.id, version=version_no,
+                  manifest=entries["edition"], pages=len(snapshot["pages"]))
+            db.commit()
+            published.write_catalog(_next_catalog(current, edition.id, edition.publication.slug, edition.code,
+                                                  version_no, entries, artifacts, index_name))
+            _sweep_indexes(published.dir, keep=index_name)
+            return version
+    except ServiceError:
+        raise
+    except Exception as exc:  # any failure: previous version keeps serving; the editor sees why
+        db.rollback()
+        detail = f"{type(exc).__name__}: {exc}"[:2000]
+        db.add(PublishFailure(edition_id=edition.id, user_id=actor.user_id, error=detail))
+        audit(db, actor, "edition.publish_failed", "edition", edition.id, error=detail[:500])
+        db.commit()
+        raise PublishFailed(detail) from exc
+
+
+def unpublish_edition(db: Session, settings: Settings, actor: Actor, edition: Edition) -> None:
+    require_role(actor, PUBLISHERS)
+    if edition.published_version_id is None:
+        raise ServiceError("wrong_status", http_status=409, status=edition.status)
+    published = _published_store(settings)
+    with _publish_lock(published.dir):
+        current = published.catalog()
+        index_name = _write_index(published.dir, current, edition.id, {}, (), None)
+        version = edition.published_version
+        version.unpublished_at = utcnow()
+        edition.published_version_id = None
+        audit(db, actor, "edition.unpublish", "edition", edition.id, version=version.version)
+        db.commit()
+        published.write_catalog(_next_catalog(current, edition.id, edition.publication.slug, edition.code,
+                                              None, None, None, index_name))
+        _sweep_indexes(published.dir, keep=index_name)
+
+
+def _sweep_indexes(directory: Path, keep: str | None) -> None:
+    """Old index files are no longer named by the catalog; a server that still has one open keeps its handle."""
+    for path in directory.glob("index-*.bnx"):
+        if path.name != keep:
+            path.unlink(missing_ok=True)

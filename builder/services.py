@@ -1,0 +1,607 @@
+"""Authoring domain operations: every write checks the actor's role, validates, and is audited.
+
+No Flask here: views parse input, call these functions with explicit arguments, and serialize.
+A failed write leaves no row and no new file behind: uploads are fully checked in memory before the
+store is touched, and a blob this call created is deleted again if the database commit fails.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import urlparse
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from markers.deeplink import new_code
+
+from . import auth
+from .importers import PAGE_PRESETS, UploadLimits, inspect_upload
+from .models import (OVERLAY_KINDS, ROLES, ApiToken, AuditEntry, Edition, EditionStatus, Overlay, Page,
+                     Publication, User, utcnow)
+from .problems import Conflict, Forbidden, InvalidField, MissingField, NotFound, ServiceError
+from .storage import AssetStore, sha256_bytes
+
+STOCK_DIR = Path(__file__).resolve().parent.parent / "assets" / "3d"
+
+# Who may do what. Reading authoring data needs any role; writing needs one of these.
+CONTENT_WRITERS = ("admin", "editor", "designer")
+PUBLISHERS = ("admin", "editor")
+SHEET_MAKERS = ("admin", "editor", "print_desk")
+ADMINS = ("admin",)
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
+CHROMA_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+MAX_PAGE_MM = 2000.0  # a broadsheet spread is ~ 800 mm; anything past 2 m is a typing error
+MAX_ELEVATION_MM = 1000.0
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, and from where (for the audit log)."""
+
+    user_id: int | None
+    email: str
+    role: str
+    address: str = ""
+
+    @classmethod
+    def of(cls, user: User, address: str = "") -> "Actor":
+        return cls(user.id, user.email, user.role, address)
+
+
+SYSTEM = Actor(None, "system", "admin", "cli")
+
+
+def require_role(actor: Actor, allowed: Iterable[str]) -> None:
+    if actor.role not in allowed:
+        raise Forbidden(actor.role)
+
+
+def audit(db: Session, actor: Actor, action: str, target_type: str = "", target_id: Any = "",
+          **detail) -> None:
+    db.add(AuditEntry(user_id=actor.user_id, user_email=actor.email, action=action, target_type=target_type,
+                      target_id=str(target_id), address=actor.address, detail=detail))
+
+
+# ----------------------------------------------------------------------------------------- users
+
+def create_user(db: Session, actor: Actor, email: str, role: str, password: str | None = None,
+                name: str = "") -> tuple[User, str | None]:
+    """Create an account; returns it and the generated password when none was given."""
+    require_role(actor, ADMINS)
+    email = (email or "").strip().lower()
+    if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
+        raise InvalidField("email", "not an email address", "không phải địa chỉ email")
+    if role not in ROLES:
+        raise InvalidField("role", f"one of {', '.join(ROLES)}", f"phải là một trong {', '.join(ROLES)}")
+    if db.scalar(select(User).where(func.lower(User.email) == email)):
+        raise Conflict(f"a user {email} already exists", f"đã có người dùng {email}")
+    generated = None
+    if not password:
+        password = generated = auth.generate_password()
+    user = User(email=email, role=role, name=name, password_hash=auth.hash_password(password))
+    db.add(user)
+    db.flush()
+    audit(db, actor, "user.create", "user", user.id, email=email, role=role)
+    db.commit()
+    return user, generated
+
+
+def set_user_active(db: Session, actor: Actor, user_id: int, active: bool) -> User:
+    require_role(actor, ADMINS)
+    user = get_or_404(db, User, user_id, "user")
+    user.active = active
+    audit(db, actor, "user.activate" if active else "user.deactivate", "user", user.id)
+    db.commit()
+    return user
+
+
+def issue_token(db: Session, actor: Actor, user: User, name: str = "",
+                expires_days: int | None = None) -> tuple[ApiToken, str]:
+    if actor.user_id != user.id:
+        require_role(actor, ADMINS)
+    row, secret = auth.issue_token(db, user, name, expires_days)
+    audit(db, actor, "token.create", "token", row.id, user=user.email, prefix=row.prefix)
+    db.commit()
+    return row, secret
+
+
+def revoke_token(db: Session, actor: Actor, token_id: int) -> ApiToken:
+    row = get_or_404(db, ApiToken, token_id, "token")
+    if row.user_id != actor.user_id:
+        require_role(actor, ADMINS)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit(db, actor, "token.revoke", "token", row.id, prefix=row.prefix)
+        db.commit()
+    return row
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+def get_or_404(db: Session, model, ident, what: str):
+    try:
+        ident = int(ident)
+    except (TypeError, ValueError):
+        raise NotFound(what, ident) from None
+    obj = db.get(model, ident)
+    if obj is None:
+        raise NotFound(what, ident)
+    return obj
+
+
+def publication_by_slug(db: Session, slug: str) -> Publication:
+    pub = db.scalar(select(Publication).where(Publication.slug == slug))
+    if pub is None:
+        raise NotFound("publication", slug)
+    return pub
+
+
+def _text(values: dict, key: str, required: bool = True, max_len: int = 300) -> str | None:
+    value = values.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise MissingField(key)
+        return None
+    if not isinstance(value, str):
+        raise InvalidField(key, "must be text", "phải là chuỗi ký tự")
+    value = value.strip()
+    if len(value) > max_len:
+        raise InvalidField(key, f"at most {max_len} characters", f"tối đa {max_len} ký tự")
+    return value
+
+
+def _number(values: dict, key: str, required: bool = True, lo: float | None = None, hi: float | None = None,
+            integer: bool = False, default=None):
+    raw = values.get(key)
+    if raw is None or raw == "":
+        if required:
+            raise MissingField(key)
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except (TypeError, ValueError):
+        raise InvalidField(key, "must be a number", "phải là một số") from None
+    if isinstance(value, float) and not np.isfinite(value):
+        raise InvalidField(key, "must be a finite number", "phải là số hữu hạn")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise InvalidField(key, f"must be between {lo} and {hi}", f"phải nằm trong khoảng {lo} đến {hi}")
+    return value
+
+
+def _bool(values: dict, key: str, default: bool) -> bool:
+    raw = values.get(key)
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, bool):
+        return raw
+    if str(raw).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(raw).lower() in ("0", "false", "no", "off"):
+        return False
+    raise InvalidField(key, "must be true or false", "phải là true hoặc false")
+
+
+def _unique_code(db: Session) -> str:
+    for _ in range(20):
+        code = new_code()
+        taken = db.scalar(select(Edition.id).where(Edition.code == code)) or db.scalar(
+            select(Page.id).where(Page.code == code))
+        if not taken:
+            return code
+    raise RuntimeError("could not draw a free deep-link code in 20 tries")  # ~1e-40 with 7 chars of 31
+
+
+def _require_editable(edition: Edition) -> None:
+    if edition.status == EditionStatus.in_review.value:
+        raise ServiceError("locked_for_review", http_status=409)
+
+
+class _NewBlobs:
+    """Blobs put in the store during one operation; removed again if the operation fails."""
+
+    def __init__(self, store: AssetStore):
+        self.store = store
+        self.created: list[str] = []
+
+    def put(self, data: bytes) -> str:
+        key = sha256_bytes(data)
+        existed = self.store.exists(key)
+        self.store.put_bytes(data)
+        if not existed:
+            self.created.append(key)
+        return key
+
+    def rollback(self) -> None:
+        for key in self.created:
+            self.store.delete(key)
+        self.created.clear()
+
+
+def _commit_or_rollback(db: Session, blobs: _NewBlobs) -> None:
+    try:
+        db.commit()
+    except Exception:
+        db.rollback()
+        blobs.rollback()
+        raise
+
+
+# -------------------------------------------------------------------------------- publications
+
+def create_publication(db: Session, actor: Actor, values: dict) -> Publication:
+    require_role(actor, CONTENT_WRITERS)
+    name = _text(values, "name", max_len=200)
+    slug = _text(values, "slug", max_len=80).lower()
+    if not SLUG_RE.match(slug):
+        raise InvalidField("slug", "lowercase letters, digits and hyphens", "chỉ gồm chữ thường không dấu, số và gạch ngang")
+    if db.scalar(select(Publication.id).where(Publication.slug == slug)):
+        raise Conflict(f"the slug {slug} is taken", f"đường dẫn {slug} đã được dùng")
+    pub = Publication(name=name, slug=slug)
+    db.add(pub)
+    db.flush()
+    audit(db, actor, "publication.create", "publication", pub.id, name=name, slug=slug)
+    db.commit()
+    return pub
+
+
+def update_publication(db: Session, actor: Actor, pub: Publication, values: dict) -> Publication:
+    require_role(actor, CONTENT_WRITERS)
+    if "name" in values:
+        pub.name = _text(values, "name", max_len=200)
+    audit(db, actor, "publication.update", "publication", pub.id, fields=sorted(values))
+    db.commit()
+    return pub
+
+
+def delete_publication(db: Session, actor: Actor, pub: Publication) -> None:
+    require_role(actor, PUBLISHERS)
+    if any(e.published_version_id for e in pub.editions):
+        raise Conflict("unpublish its editions first", "hãy gỡ xuất bản các số báo trước")
+    audit(db, actor, "publication.delete", "publication", pub.id, slug=pub.slug)
+    db.delete(pub)
+    db.commit()
+
+
+# ------------------------------------------------------------------------------------ editions
+
+def _edition_fields(values: dict, edition: Edition | None) -> dict:
+    out = {}
+    if edition is None or "date" in values:
+        raw = _text(values, "date", max_len=10)
+        try:
+            out["date"] = dt.date.fromisoformat(raw)
+        except ValueError:
+            raise InvalidField("date", "use YYYY-MM-DD", "dùng dạng NNNN-TT-NN") from None
+    if edition is None or "number" in values:
+        out["number"] = _number(values, "number", lo=1, hi=10**7, integer=True)
+    if edition is None or "title" in values:
+        out["title"] = _text(values, "title", required=False) or ""
+    return out
+
+
+def create_edition(db: Session, actor: Actor, pub: Publication, values: dict) -> Edition:
+    require_role(actor, CONTENT_WRITERS)
+    fields = _edition_fields(values, None)
+    if db.scalar(select(Edition.id).where(Edition.publication_id == pub.id, Edition.number == fields["number"])):
+        raise Conflict(f"edition number {fields['number']} exists", f"số báo {fields['number']} đã có")
+    edition = Edition(publication_id=pub.id, code=_unique_code(db), **fields)
+    db.add(edition)
+    db.flush()
+    audit(db, actor, "edition.create", "edition", edition.id, publication=pub.slug, number=edition.number)
+    db.commit()
+    return edition
+
+
+def update_edition(db: Session, actor: Actor, edition: Edition, values: dict) -> Edition:
+    require_role(actor, CONTENT_WRITERS)
+    _require_editable(edition)
+    fields = _edition_fields(values, edition)
+    if "number" in fields and fields["number"] != edition.number and db.scalar(
+            select(Edition.id).where(Edition.publication_id == edition.publication_id,
+                                     Edition.number == fields["number"])):
+        raise Conflict(f"edition number {fields['number']} exists", f"số báo {fields['number']} đã có")
+    for key, value in fields.items():
+        setattr(edition, key, value)
+    audit(db, actor, "edition.update", "edition", edition.id, fields=sorted(fields))
+    db.commit()
+    return edition
+
+
+def delete_edition(db: Session, actor: Actor, edition: Edition) -> None:
+    require_role(actor, CONTENT_WRITERS)
+    if edition.published_version_id:
+        raise Conflict("unpublish the edition first", "hãy gỡ xuất bản số báo trước")
+    _require_editable(edition)
+    audit(db, actor, "edition.delete", "edition", edition.id, number=edition.number)
+    db.delete(edition)
+    db.commit()
+
+
+def submit_for_review(db: Session, actor: Actor, edition: Edition) -> Edition:
+    require_role(actor, CONTENT_WRITERS)
+    if edition.status != EditionStatus.draft.value:
+        raise ServiceError("wrong_status", http_status=409, status=edition.status)
+    if not edition.pages:
+        raise ServiceError("empty_edition", http_status=409)
+    edition.status = EditionStatus.in_review.value
+    edition.review_comment = ""
+    audit(db, actor, "edition.submit", "edition", edition.id)
+    db.commit()
+    return edition
+
+
+def send_back(db: Session, actor: Actor, edition: Edition, comment: str) -> Edition:
+    require_role(actor, PUBLISHERS)
+    if edition.status != EditionStatus.in_review.value:
+        raise ServiceError("wrong_status", http_status=409, status=edition.status)
+    comment = (comment or "").strip()
+    if not comment:
+        raise MissingField("comment")
+    edition.status = EditionStatus.draft.value
+    edition.review_comment = comment[:4000]
+    audit(db, actor, "edition.send_back", "edition", edition.id, comment=comment[:500])
+    db.commit()
+    return edition
+
+
+# --------------------------------------------------------------------------------------- pages
+
+def resolve_page_size(values: dict, meta: dict) -> tuple[float, float]:
+    """Physical page size in mm: typed values win, then a preset, then the PDF's own size."""
+    width = _number(values, "width_mm", required=False, lo=20, hi=MAX_PAGE_MM)
+    height = _number(values, "height_mm", required=False, lo=20, hi=MAX_PAGE_MM)
+    preset = (values.get("preset") or "").strip()
+    if width and height:
+        return float(width), float(height)
+    if preset:
+        key = {k.lower(): k for k in PAGE_PRESETS}.get(preset.lower())
+        if key is None:
+            raise InvalidField("preset", f"one of {', '.join(PAGE_PRESETS)}", f"một trong {', '.join(PAGE_PRESETS)}")
+        w, h = PAGE_PRESETS[key]
+        return float(w), float(h)
+    if meta.get("width_mm") and meta.get("height_mm"):
+        return float(meta["width_mm"]), float(meta["height_mm"])
+    raise MissingField("width_mm")
+
+
+def add_page(db: Session, store: AssetStore, limits: UploadLimits, actor: Actor, edition: Edition,
+             data: bytes, filename: str, values: dict) -> Page:
+    """Check the upload by content, store the page image (PDF rendered at ≥150 dpi), rate it, add the row."""
+    require_role(actor, CONTENT_WRITERS)
+    _require_editable(edition)
+    if data is None:
+        raise MissingField("image")
+    pdf_page = _number(values, "pdf_page", required=False, lo=1, hi=10000, integer=True, default=1)
+    asset = inspect_upload("page", data, filename or "page", limits, page_index=pdf_page - 1)
+    width_mm, height_mm = resolve_page_size(values, asset.meta)
+    number = _number(values, "number", required=False, lo=1, hi=1000, integer=True)
+    if number is None:
+        number = 1 + max((p.number for p in edition.pages), default=0)
+    if any(p.number == number for p in edition.pages):
+        raise Conflict(f"page {number} exists in this edition", f"trang {number} đã có trong số báo này")
+    rating, heatmap_png = rate_page_image(asset.data, width_mm, height_mm)
+    blobs = _NewBlobs(store)
+    try:
+        image_sha = blobs.put(asset.data)
+        source_sha = blobs.put(data) if asset.meta.get("source") == "pdf" else None
+        heatmap_sha = blobs.put(heatmap_png)
+        page = Page(edition_id=edition.id, number=number, title=_text(values, "title", required=False) or "",
+                    width_mm=width_mm, height_mm=height_mm, image_sha=image_sha, image_mime=asset.mime,
+                    image_width_px=int(asset.meta["width_px"]), image_height_px=int(asset.meta["height_px"]),
+                    source_sha=source_sha, code=_unique_code(db), rating=rating, heatmap_sha=heatmap_sha)
+        db.add(page)
+        db.flush()
+        audit(db, actor, "page.create", "page", page.id, edition=edition.id, number=number, image=image_sha)
+        _commit_or_rollback(db, blobs)
+    except BaseException:
+        db.rollback()
+        blobs.rollback()
+        raise
+    return page
+
+
+def rate_page_image(image_bytes: bytes, width_mm: float, height_mm: float) -> tuple[dict, bytes]:
+    """Marker quality of a page image: the rating as a JSON-able dict (both languages) and a heat-map PNG."""
+    import cv2
+
+    from markers import feature_heatmap_png, rate_page
+
+    image = cv2.imdecode(np.frombuffer(image_bytes, np.uint8), cv2.IMREAD_COLOR)
+    rating = rate_page(image, width_mm, height_mm)
+    return {
+        "stars": int(rating.stars),
+        "score": round(float(rating.score), 3),
+        "reasons": [
+            {"code": r.code, "severity": r.severity, "vi": r.text("vi"), "en": r.text("en")}
+            for r in rating.reasons
+        ],
+    }, feature_heatmap_png(image)
+
+
+def update_page(db: Session, actor: Actor, page: Page, values: dict) -> Page:
+    require_role(actor, CONTENT_WRITERS)
+    _require_editable(page.edition)
+    if "number" in values:
+        number = _number(values, "number", lo=1, hi=1000, integer=True)
+        if number != page.number and any(p.number == number for p in page.edition.pages):
+            raise Conflict(f"page {number} exists in this edition", f"trang {number} đã có trong số báo này")
+        page.number = number
+    if "title" in values:
+        page.title = _text(values, "title", required=False) or ""
+    if "width_mm" in values or "height_mm" in values or "preset" in values:
+        merged = {"width_mm": page.width_mm, "height_mm": page.height_mm}
+        if "preset" in values and values.get("preset"):
+            merged = {"preset": values["preset"]}
+        merged.update({k: values[k] for k in ("width_mm", "height_mm") if k in values})
+        page.width_mm, page.height_mm = resolve_page_size(merged, {})
+    audit(db, actor, "page.update", "page", page.id, fields=sorted(values))
+    db.commit()
+    return page
+
+
+def delete_page(db: Session, actor: Actor, page: Page) -> None:
+    require_role(actor, CONTENT_WRITERS)
+    _require_editable(page.edition)
+    audit(db, actor, "page.delete", "page", page.id, edition=page.edition_id, number=page.number)
+    db.delete(page)
+    db.commit()
+
+
+# ------------------------------------------------------------------------------------ overlays
+
+OPTION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "model3d": {"animate": True},
+    "video": {"autoplay": True, "loop": True, "muted": True, "chroma_key": None},
+    "audio": {"autoplay": False, "loop": False},
+    "animated_image": {"loop": True},
+    "image": {},
+    "panorama360": {},
+    "link": {"label": ""},
+}
+STOCK_NAMES = ("arrow", "pin", "info")
+
+
+def _placement(values: dict, page: Page, current: Overlay | None) -> dict:
+    def get(key, **kw):
+        if current is not None and key not in values:
+            return getattr(current, key)
+        return _number(values, key, **kw)
+
+    out = {
+        "x_mm": get("x_mm", lo=-page.width_mm, hi=2 * page.width_mm),
+        "y_mm": get("y_mm", lo=-page.height_mm, hi=2 * page.height_mm),
+        "width_mm": get("width_mm", lo=1, hi=MAX_PAGE_MM),
+        "height_mm": get("height_mm", lo=1, hi=MAX_PAGE_MM),
+        "rotation_deg": get("rotation_deg", required=False, lo=-360, hi=360, default=0.0),
+        "elevation_mm": get("elevation_mm", required=False, lo=0, hi=MAX_ELEVATION_MM, default=0.0),
+        "scale": get("scale", required=False, lo=0.01, hi=100, default=1.0),
+    }
+    cx = out["x_mm"] + out["width_mm"] / 2
+    cy = out["y_mm"] + out["height_mm"] / 2
+    if not (0 <= cx <= page.width_mm and 0 <= cy <= page.height_mm):
+        raise InvalidField("x_mm", "the overlay's centre must lie on the page",
+                           "tâm của lớp phủ phải nằm trên trang")
+    return out
+
+
+def _options(kind: str, values: dict, current: dict | None) -> dict:
+    opts = dict(OPTION_DEFAULTS[kind])
+    if current:
+        opts.update(current)
+    for key, default in OPTION_DEFAULTS[kind].items():
+        if key not in values:
+            continue
+        if key == "chroma_key":
+            raw = values.get(key)
+            if raw in (None, "", "none"):
+                opts[key] = None
+            elif isinstance(raw, str) and CHROMA_RE.match(raw):
+                opts[key] = raw.lower()
+            else:
+                raise InvalidField(key, "a colour like #00ff00", "một màu dạng #00ff00")
+        elif key == "label":
+            opts[key] = _text(values, key, required=False, max_len=80) or ""
+        else:
+            opts[key] = _bool(values, key, default)
+    return opts
+
+
+def _check_url(raw: str | None) -> str:
+    if not raw:
+        raise MissingField("url")
+    parsed = urlparse(raw.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InvalidField("url", "an http(s) address", "một địa chỉ http(s)")
+    return raw.strip()[:2000]
+
+
+def add_overlay(db: Session, store: AssetStore, limits: UploadLimits, actor: Actor, page: Page, values: dict,
+                data: bytes | None = None, filename: str = "") -> Overlay:
+    """Add an overlay from an upload (``data``), a stock model (``values['stock']``) or a URL (links)."""
+    require_role(actor, CONTENT_WRITERS)
+    _require_editable(page.edition)
+    kind = (values.get("kind") or "").strip()
+    if not kind:
+        raise MissingField("kind")
+    if kind not in OVERLAY_KINDS:
+        raise InvalidField("kind", f"one of {', '.join(OVERLAY_KINDS)}", f"một trong {', '.join(OVERLAY_KINDS)}")
+    placement = _placement(values, page, None)
+    options = _options(kind, values, None)
+    overlay = Overlay(page_id=page.id, kind=kind, name=_text(values, "name", required=False, max_len=200) or "",
+                      options=options, asset_meta={}, **placement)
+    blobs = _NewBlobs(store)
+    try:
+        if kind == "link":
+            overlay.url = _check_url(values.get("url"))
+        elif kind == "model3d" and values.get("stock") and not data:
+            stock = str(values["stock"])
+            if stock not in STOCK_NAMES or not (STOCK_DIR / f"{stock}.glb").is_file():
+                raise InvalidField("stock", f"one of {', '.join(STOCK_NAMES)}", f"một trong {', '.join(STOCK_NAMES)}")
+            overlay.stock = stock
+            overlay.asset_sha = blobs.put((STOCK_DIR / f"{stock}.glb").read_bytes())
+            overlay.asset_mime = "model/gltf-binary"
+        else:
+            if not data:
+                raise MissingField("file")
+            asset = inspect_upload(kind, data, filename or kind, limits)
+            overlay.asset_sha = blobs.put(asset.data)
+            overlay.asset_mime = asset.mime
+            overlay.asset_meta = _jsonable(asset.meta)
+            poster = asset.derived.get("poster")
+            if poster:
+                overlay.poster_sha = blobs.put(poster[0])
+        db.add(overlay)
+        db.flush()
+        audit(db, actor, "overlay.create", "overlay", overlay.id, page=page.id, kind=kind,
+              asset=overlay.asset_sha, stock=overlay.stock, url=overlay.url)
+        _commit_or_rollback(db, blobs)
+    except BaseException:
+        db.rollback()
+        blobs.rollback()
+        raise
+    return overlay
+
+
+def _jsonable(meta: dict) -> dict:
+    out = {}
+    for key, value in meta.items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            out[key] = value
+        elif isinstance(value, (list, tuple)):
+            out[key] = [v if isinstance(v, (str, int, float, bool)) else str(v) for v in value]
+        elif isinstance(value, np.generic):
+            out[key] = value.item()
+        else:
+            out[key] = str(value)
+    return out
+
+
+def update_overlay(db: Session, actor: Actor, overlay: Overlay, values: dict) -> Overlay:
+    require_role(actor, CONTENT_WRITERS)
+    _require_editable(overlay.page.edition)
+    placement = _placement(values, overlay.page, overlay)
+    options = _options(overlay.kind, values, overlay.options)
+    for key, value in placement.items():
+        setattr(overlay, key, value)
+    overlay.options = options
+    if "name" in values:
+        overlay.name = _text(values, "name", required=False, max_len=200) or ""
+    if overlay.kind == "link" and "url" in values:
+        overlay.url = _check_url(values.get("url"))
+    audit(db, actor, "overlay.update", "overlay", overlay.id, fields=sorted(values))
+    db.commit()
+    return overlay
+
+
+def delete_overlay(db: Session, actor: Actor, overlay: Overlay) -> None:
+    require_role(actor, CONTENT_WRITERS)
+    _require_editable(overlay.page.edition)
+    audit(db, actor, "overlay.delete", "overlay", overlay.id, page=overlay.page_id, kind=overlay.kind)
+    db.delete(overlay)
+    db.commit()

@@ -1,0 +1,180 @@
+"""Thin web plumbing shared by the authoring blueprints: database session per request, the current user
+(session cookie or Bearer token), CSRF, language, one error shape, security headers."""
+from __future__ import annotations
+
+from functools import wraps
+from urllib.parse import urlparse
+
+from flask import (current_app, flash, g, jsonify, redirect, render_template, request, session, url_for)
+from flask_babel import get_locale
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from ..auth import user_for_token
+from ..models import User
+from ..problems import ServiceError, Unauthorized, error_payload
+from ..services import Actor
+
+csrf = CSRFProtect()
+LANGS = ("vi", "en")
+
+
+def db():
+    if "db" not in g:
+        g.db = current_app.extensions["baonhung"].sessionmaker()
+    return g.db
+
+
+def store():
+    return current_app.extensions["baonhung"].store
+
+
+def settings():
+    return current_app.extensions["baonhung"].settings
+
+
+def lang() -> str:
+    return str(get_locale() or "vi")[:2]
+
+
+def select_locale() -> str:
+    """?lang= (remembered in the session) > the user's choice > Accept-Language > Vietnamese."""
+    asked = request.args.get("lang")
+    if asked in LANGS:
+        session["lang"] = asked
+        return asked
+    if session.get("lang") in LANGS:
+        return session["lang"]
+    best = request.accept_languages.best_match(LANGS) if request.accept_languages else None
+    return best or "vi"
+
+
+def client_address() -> str:
+    return request.remote_addr or ""
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def load_user() -> None:
+    """Set g.user from a Bearer token (API) or the session cookie (UI); g.via_token tells which."""
+    g.user = None
+    g.via_token = False
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        g.via_token = True
+        g.user = user_for_token(db(), header[len("Bearer "):].strip())
+        return
+    uid = session.get("uid")
+    if uid:
+        user = db().get(User, uid)
+        if user is not None and user.active and session.get("pwv") == user.password_hash[-16:]:
+            g.user = user
+        else:
+            session.clear()
+
+
+def csrf_check() -> None:
+    """CSRF on every unsafe request authenticated by the session cookie (forms and the editor's fetch calls).
+    Token-authenticated API calls carry no ambient credentials, so CSRF does not apply to them."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or g.get("via_token"):
+        return
+    if request.blueprint in current_app.extensions["baonhung"].csrf_exempt_blueprints:
+        return
+    csrf.protect()
+
+
+def actor() -> Actor:
+    if g.get("user") is None:
+        raise Unauthorized()
+    return Actor.of(g.user, client_address())
+
+
+def login_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if g.get("user") is None:
+            if wants_json():
+                raise Unauthorized()
+            return redirect(url_for("ui.login", next=request.full_path))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site relative redirects after login (no open redirect)."""
+    if not target:
+        return url_for("ui.dashboard")
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("ui.dashboard")
+    return target
+
+
+def error_response(err, status: int):
+    if wants_json():
+        return jsonify(error_payload(err, lang())), status
+    if request.method == "POST" and status < 500:
+        flash(err.message(lang()), "error")
+        back = request.referrer
+        if back and urlparse(back).netloc == request.host:
+            return redirect(back)
+    return render_template("error.html", message=err.message(lang()), status=status), status
+
+
+def register_error_handlers(app) -> None:
+    @app.errorhandler(ServiceError)
+    def _service_error(err):
+        return error_response(err, err.http_status)
+
+    from ..errors import BaoNhungError
+
+    @app.errorhandler(BaoNhungError)
+    def _asset_error(err):
+        return error_response(err, err.http_status)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(_err):
+        return error_response(ServiceError("csrf"), 400)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_err):
+        limit = (app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
+        return error_response(ServiceError("request_too_large", limit_mb=limit), 413)
+
+    @app.errorhandler(HTTPException)
+    def _http(err):
+        if err.code == 404:
+            return error_response(ServiceError("not_found", what="page", what_en="Page"), 404)
+        return error_response(ServiceError("bad_request", detail=err.description or err.name), err.code or 400)
+
+
+CSP_DEFAULT = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; worker-src 'self' blob:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", g.get("csp") or CSP_DEFAULT)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), gyroscope=(self), accelerometer=(self)")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if g.get("user") is not None and not request.path.startswith(("/pub/", "/v/vendor/")):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def close_db(_exc=None) -> None:
+    session_ = g.pop("db", None)
+    if session_ is not None:
+        session_.close()

@@ -1,0 +1,150 @@
+"""Public endpoints: immutable content-addressed artifacts, manifests, and ``POST /api/v1/recognize``."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+
+from flask import Blueprint, abort, current_app, jsonify, request, send_file
+
+public_bp = Blueprint("public", __name__)
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+RECOGNIZE_MAX_BYTES = 8 * 1024 * 1024  # a 12 MP phone JPEG is 3–6 MB; the viewer sends ~640 px frames
+EXT_MIME = {
+    "glb": "model/gltf-binary", "json": "application/json", "png": "image/png", "jpg": "image/jpeg",
+    "webp": "image/webp", "mp4": "video/mp4", "webm": "video/webm", "mp3": "audio/mpeg", "m4a": "audio/mp4",
+    "aac": "audio/aac", "ogg": "audio/ogg", "wav": "audio/wav", "bin": "application/octet-stream",
+    "gif": "image/gif",
+}
+COMPRESSIBLE = {"glb", "json", "bin"}
+
+
+def _state():
+    return current_app.extensions["baonhung"]
+
+
+def _cors(response):
+    response.headers["Access-Control-Allow-Origin"] = "*"  # public, read-only, no credentials
+    response.headers["Access-Control-Expose-Headers"] = "ETag, Content-Length, Content-Range, Accept-Ranges"
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response
+
+
+@public_bp.get("/pub/a/<sha>.<ext>")
+def artifact(sha: str, ext: str):
+    """A published blob. 404 for anything not in the published catalog (drafts share the store)."""
+    state = _state()
+    if ext not in EXT_MIME or not state.published.is_published_blob(sha):
+        abort(404)
+    path = state.store.path(sha)
+    if not path.is_file():
+        abort(404)
+    gz = state.published.catalog().get("gzip", {}).get(sha)
+    if (ext in COMPRESSIBLE and gz and "gzip" in request.headers.get("Accept-Encoding", "")
+            and "Range" not in request.headers):
+        response = send_file(state.store.path(gz), mimetype=EXT_MIME[ext], conditional=True, etag=f"{sha}-gz")
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = send_file(path, mimetype=EXT_MIME[ext], conditional=True, etag=sha)
+    response.headers["Vary"] = "Accept-Encoding"
+    response.headers["Cache-Control"] = IMMUTABLE
+    return _cors(response)
+
+
+def _manifest_response(sha: str | None):
+    if sha is None:
+        abort(404)
+    state = _state()
+    gz = state.published.catalog().get("gzip", {}).get(sha)
+    if gz and "gzip" in request.headers.get("Accept-Encoding", ""):
+        response = send_file(state.store.path(gz), mimetype="application/json", conditional=True, etag=f"{sha}-gz")
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = send_file(state.store.path(sha), mimetype="application/json", conditional=True, etag=sha)
+    response.headers["Vary"] = "Accept-Encoding"
+    response.headers["Cache-Control"] = "public, no-cache"  # the name is stable, the content changes on publish
+    return _cors(response)
+
+
+@public_bp.get("/pub/editions/<int:edition_id>/manifest.json")
+def edition_manifest(edition_id: int):
+    return _manifest_response(_state().published.edition_manifest_sha(edition_id))
+
+
+@public_bp.get("/pub/pages/<int:page_id>/manifest.json")
+def page_manifest(page_id: int):
+    return _manifest_response(_state().published.page_manifest_sha(page_id))
+
+
+class RateLimiter:
+    """Sliding one-minute window per client address (in memory: per process, good enough for one node)."""
+
+    def __init__(self):
+        self._hits: dict[str, deque] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def allow(self, key: str, per_minute: int) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits[key]
+            while hits and now - hits[0] > 60:
+                hits.popleft()
+            if len(hits) >= per_minute:
+                return False
+            hits.append(now)
+            if len(self._hits) > 100_000:  # bound memory under address churn
+                self._hits = defaultdict(deque, {k: v for k, v in self._hits.items() if v})
+            return True
+
+
+_limiter = RateLimiter()
+
+
+def _error(code: str, status: int, vi: str, en: str):
+    lang = (request.accept_languages.best_match(["vi", "en"]) if request.accept_languages else None) or "vi"
+    return _cors(jsonify({"error": code, "message": en if lang == "en" else vi})), status
+
+
+@public_bp.post("/api/v1/recognize")
+def recognize():
+    state = _state()
+    if not _limiter.allow(request.remote_addr or "", state.settings.recognize_rate_per_minute):
+        return _error("rate_limited", 429, "Quá nhiều yêu cầu. Hãy thử lại sau ít giây.",
+                      "Too many requests. Try again in a few seconds.")
+    if (request.content_length or 0) > RECOGNIZE_MAX_BYTES:
+        return _error("too_large", 413, "Ảnh quá lớn (tối đa 8 MB).", "The image is too large (at most 8 MB).")
+    if request.files.get("image") is not None:
+        data = request.files["image"].read(RECOGNIZE_MAX_BYTES + 1)
+    else:
+        data = request.get_data(cache=False)
+    if len(data) > RECOGNIZE_MAX_BYTES:
+        return _error("too_large", 413, "Ảnh quá lớn (tối đa 8 MB).", "The image is too large (at most 8 MB).")
+    from markers import decode_photo
+    from markers.errors import MarkerError
+
+    try:
+        image = decode_photo(data)
+    except (MarkerError, ValueError):
+        return _error("not_an_image", 400, "Dữ liệu gửi lên không phải ảnh JPEG hoặc PNG.",
+                      "The body is not a JPEG or PNG image.")
+    index = state.published.index()
+    if index is None or len(index) == 0:
+        return _cors(jsonify({"match": None}))
+    scope = request.values.get("scope") or None
+    match = index.recognize(image, scope=scope)
+    if match is None:
+        return _cors(jsonify({"match": None}))
+    entry = state.published.page_entry(match.page_id)
+    if entry is None:  # index and catalog are switched together; this guards a reload in between
+        return _cors(jsonify({"match": None}))
+    return _cors(jsonify({"match": {
+        "page_id": int(match.page_id),
+        "edition_id": int(entry["edition_id"]),
+        "corners": [[round(float(x), 2), round(float(y), 2)] for x, y in match.corners],
+        "homography": [[float(v) for v in row] for row in match.homography],
+        "inliers": int(match.inliers),
+        "score": round(float(match.score), 4),
+        "manifest_url": f"/pub/pages/{int(match.page_id)}/manifest.json",
+        "marker_url": f"/pub/a/{entry['browser_marker']}.json" if entry.get("browser_marker") else None,
+    }}))

@@ -1,0 +1,137 @@
+"""The published catalog: the one file that says what readers can see.
+
+``$BAONHUNG_DATA_DIR/published/catalog.json`` maps published editions, pages and deep-link codes to
+the SHA-256 of their manifests in the asset store, and names the recognition index file. Publishing
+writes a new catalog next to it and renames it over the old one, so the public side switches from one
+published state to the next atomically; it never reads the authoring database.
+
+Catalog format (``CATALOG_VERSION`` 1)::
+
+    {"version": 1, "updated_at": "...Z",
+     "editions": {"12": {"manifest": sha, "code": "K7MQ2XA", "publication": "bao-yen-bai", "version": 3}},
+     "pages":    {"40": {"manifest": sha, "marker": sha, "edition_id": 12, "code": "..."}},
+     "codes":    {"K7MQ2XA": {"edition_id": 12, "page_id": null}},
+     "index":    "index-<sha256>.bnx" | null}
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+CATALOG_VERSION = 1
+EMPTY_CATALOG = {"version": CATALOG_VERSION, "updated_at": None, "editions": {}, "pages": {}, "codes": {}, "index": None}
+
+
+class CatalogError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class CodeTarget:
+    edition_id: int
+    page_id: int | None
+
+
+class PublishedStore:
+    """Read side of the published state; reloads the catalog (and index) when the file changes."""
+
+    def __init__(self, data_dir: Path):
+        self.dir = Path(data_dir) / "published"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.catalog_path = self.dir / "catalog.json"
+        self._lock = threading.Lock()
+        self._stamp = None
+        self._catalog = dict(EMPTY_CATALOG)
+        self._index = None
+        self._index_name = None
+
+    # -------------------------------------------------------------------------------- reading
+    def catalog(self) -> dict:
+        try:
+            st = self.catalog_path.stat()
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    self._catalog = self._read() if stamp else dict(EMPTY_CATALOG)
+                    self._stamp = stamp
+        return self._catalog
+
+    def _read(self) -> dict:
+        with open(self.catalog_path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        if data.get("version") != CATALOG_VERSION:
+            raise CatalogError(f"catalog version {data.get('version')!r}, expected {CATALOG_VERSION}")
+        return data
+
+    def edition_manifest_sha(self, edition_id) -> str | None:
+        entry = self.catalog()["editions"].get(str(edition_id))
+        return entry["manifest"] if entry else None
+
+    def page_manifest_sha(self, page_id) -> str | None:
+        entry = self.catalog()["pages"].get(str(page_id))
+        return entry["manifest"] if entry else None
+
+    def page_entry(self, page_id) -> dict | None:
+        return self.catalog()["pages"].get(str(page_id))
+
+    def resolve_code(self, code: str) -> CodeTarget | None:
+        from markers.deeplink import normalize_code
+
+        try:
+            code = normalize_code(code)
+        except ValueError:
+            return None
+        entry = self.catalog()["codes"].get(code)
+        if entry is None:
+            return None
+        return CodeTarget(int(entry["edition_id"]), int(entry["page_id"]) if entry.get("page_id") else None)
+
+    def is_published_blob(self, sha: str) -> bool:
+        """True when ``sha`` belongs to a published artifact (checked via the artifacts set)."""
+        return sha in self.published_blobs()
+
+    def published_blobs(self) -> frozenset:
+        cat = self.catalog()
+        cached = getattr(self, "_blobs_for", None)
+        if cached is not None and cached[0] is cat:
+            return cached[1]
+        blobs = set(cat.get("artifacts", ()))
+        self._blobs_for = (cat, frozenset(blobs))
+        return self._blobs_for[1]
+
+    def index(self):
+        """The recognition index of the current catalog (loaded once per catalog change), or None."""
+        name = self.catalog().get("index")
+        if name != self._index_name:
+            with self._lock:
+                if name != self._index_name:
+                    if name is None:
+                        self._index = None
+                    else:
+                        from markers import RecognitionIndex
+
+                        self._index = RecognitionIndex.load(self.dir / name)
+                    self._index_name = name
+        return self._index
+
+    # -------------------------------------------------------------------------------- writing
+    def write_catalog(self, catalog: dict) -> None:
+        """Atomically replace the catalog (temporary file, fsync, rename). Called by the publisher only."""
+        catalog = dict(catalog, version=CATALOG_VERSION)
+        fd, tmp = tempfile.mkstemp(prefix=".catalog-", dir=self.dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(catalog, fh, ensure_ascii=False, separators=(",", ":"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.catalog_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
