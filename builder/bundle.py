@@ -12,7 +12,7 @@ Pipeline (glTF-Transform style — load → small steps → write, each step tes
 Scene conventions (what the viewer relies on; see builder/frame.py for the page frame)
   * Scene root nodes: the page node first, then one node per overlay in the page's overlay order.
     Overlays are siblings of the page node, never its children, so hiding the page hides nothing else.
-  * Page node: ``name "page"``, ``extras = {"role": "page", "page_id", "width_mm", "height_mm",
+  * Page node: ``name "page"``, identity transform, ``extras = {"role": "page", "page_id", "width_mm", "height_mm",
     "visible": false}``.
   * **Visibility convention**: core glTF has no visibility flag, so a node whose ``extras.visible`` is
     ``false`` is hidden by default; the viewer sets ``object.visible = object.userData.visible !== false``
@@ -23,6 +23,9 @@ Scene conventions (what the viewer relies on; see builder/frame.py for the page 
     = ``OverlaySpec.scale``; ``extras.overlay = {"id", "kind", "src", "mime", "loop", "muted", "autoplay",
     "chroma_key", "width_mm", "height_mm", "rotation_deg", "elevation_mm", ...}`` plus kind-specific keys
     (``url`` for links, ``projection`` for 360° media, ``poster`` = true when the quad shows a poster).
+  * Meshes never sit on the page or overlay node itself but on a child (``page-plane``, ``quad/<id>``):
+    meshopt compression (KHR_mesh_quantization) rewrites the transform of a node holding a mesh, and the
+    overlay node's transform must stay exactly the editor placement.
   * Quads (video, animated image, image, 360°, link) lie on the paper, box-sized, face +Y, unlit material
     with the poster/image as base colour texture. Audio is an empty node. 3D models hang under a child
     node ``fit/<id>`` that scales the model to fit the box footprint and stands it on the paper
@@ -496,36 +499,64 @@ def guess_mime(path: Path, declared: str | None = None) -> str:
     return MIME_BY_EXT.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-def load_model(path: Path) -> GlbDocument:
+MESH_TYPES_BY_MIME = {"model/obj": "obj", "text/plain": "obj", "model/stl": "stl", "application/sla": "stl",
+                      "model/x-ply": "ply", "application/ply": "ply", "model/vnd.collada+xml": "dae"}
+
+
+def model_format(path: Path, declared_mime: str | None = None) -> str:
+    """'glb' | 'gltf' | 'obj' | 'stl' | 'ply' | 'dae' — by content first (store paths have no extension)."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if head[:4] == b"glTF":
+        return "glb"
+    if declared_mime in MESH_TYPES_BY_MIME:
+        return MESH_TYPES_BY_MIME[declared_mime]
+    if declared_mime == "model/gltf+json" or head.lstrip()[:1] == b"{":
+        return "gltf"
+    if head.startswith(b"ply"):
+        return "ply"
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix in ("obj", "stl", "ply", "dae"):
+        return suffix
+    if re.search(rb"^\s*(v|vn|vt|f|o|g|mtllib|usemtl)\s", head, re.M):
+        return "obj"
+    if b"<COLLADA" in head:
+        return "dae"
+    return "stl"  # ASCII ("solid ...") or binary STL; trimesh reports anything else as unreadable
+
+
+def load_model(path: Path, declared_mime: str | None = None) -> GlbDocument:
     """A 3D model file → :class:`GlbDocument` with all data in buffer 0.
 
     GLB: read as is. glTF (JSON, embedded or external data): loaded with pygltflib, buffers and images moved into
     the binary blob. OBJ/STL/PLY/DAE: converted by trimesh (its leftover metadata stripped).
     """
-    suffix = path.suffix.lower()
-    if suffix == ".glb":
+    fmt = model_format(path, declared_mime)
+    if fmt == "glb":
         return read_glb(path.read_bytes())
-    if suffix == ".gltf":
+    if fmt == "gltf":
         import pygltflib
 
-        gltf = pygltflib.GLTF2().load(str(path))
+        gltf = pygltflib.GLTF2().load_json(str(path)) if path.suffix.lower() != ".gltf" else \
+            pygltflib.GLTF2().load(str(path))
         gltf.convert_images(pygltflib.ImageFormat.BUFFERVIEW)
         gltf.convert_buffers(pygltflib.BufferFormat.BINARYBLOB)
         data = b"".join(gltf.save_to_bytes())
         return read_glb(data)
-    return read_glb(convert_mesh_to_glb(path))
+    return read_glb(convert_mesh_to_glb(path, fmt))
 
 
-def convert_mesh_to_glb(path: Path) -> bytes:
+def convert_mesh_to_glb(path: Path, file_type: str | None = None) -> bytes:
     """OBJ/STL/PLY/DAE → GLB bytes via trimesh, without trimesh's metadata in extras."""
     import trimesh
 
-    scene = trimesh.load(str(path), force="scene")
+    scene = trimesh.load(str(path), file_type=file_type or path.suffix.lstrip(".").lower() or None, force="scene")
     scene.metadata.clear()
     for geom in scene.geometry.values():
         geom.metadata.clear()
     doc = read_glb(scene.export(file_type="glb"))
     _strip_extras(doc.json)
+    doc.json["asset"] = {"version": "2.0", "generator": "baonhung builder.bundle (trimesh)"}
     return write_glb(doc)
 
 
@@ -685,6 +716,11 @@ class _BuildContext:
                                          bytes=target.stat().st_size, overlay_id=overlay_id)
         return self.media[name]
 
+    def attach_mesh(self, node_index: int, mesh: int, name: str) -> int:
+        """Meshes hang on a child node: compression (KHR_mesh_quantization) rewrites the transform of the node
+        that holds a mesh, and the overlay node's transform must stay exactly the editor placement."""
+        return self.doc.add_node({"name": name, "mesh": mesh}, parent=node_index)
+
     def textured_quad(self, spec: OverlaySpec, image: Image.Image, *, max_px: int | None = None) -> int:
         data, mime, alpha = encode_texture(image, max_px or self.options.poster_max_px)
         texture = self.doc.add_texture(self.doc.add_image(data, mime, name=f"poster/{spec.id}"))
@@ -731,7 +767,7 @@ def _build_model3d(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> No
     else:
         path = _require_asset(spec)
     try:
-        model = load_model(path)
+        model = load_model(path, None if spec.stock else spec.asset_mime)
     except BundleBuildError:
         raise
     except Exception as exc:  # a parser error from GLB/pygltflib/trimesh: report which overlay and why
@@ -772,7 +808,7 @@ def _build_video(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None
     mime = guess_mime(path, spec.asset_mime)
     media = ctx.add_media(path, mime, spec.id)
     poster = _poster_image(spec, ctx) or extract_video_frame(path, ctx.options.ffmpeg)
-    ctx.doc.json["nodes"][node_index]["mesh"] = ctx.textured_quad(spec, poster)
+    ctx.attach_mesh(node_index, ctx.textured_quad(spec, poster), f"quad/{spec.id}")
     ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(src=media.name, mime=mime, poster=True)
 
 
@@ -795,7 +831,7 @@ def _build_animated_image(spec: OverlaySpec, ctx: _BuildContext, node_index: int
                                           {"overlay_id": spec.id, "file": path.name}))
     media = ctx.add_media(mp4, "video/mp4", spec.id)
     poster = _poster_image(spec, ctx) or first
-    ctx.doc.json["nodes"][node_index]["mesh"] = ctx.textured_quad(spec, poster)
+    ctx.attach_mesh(node_index, ctx.textured_quad(spec, poster), f"quad/{spec.id}")
     ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(
         src=media.name, mime="video/mp4", loop=True, muted=True, autoplay=True, poster=True,
         source_mime=guess_mime(path, spec.asset_mime))
@@ -806,7 +842,7 @@ def _build_image(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None
     with Image.open(path) as im:
         im.load()
         image = im.copy()
-    ctx.doc.json["nodes"][node_index]["mesh"] = ctx.textured_quad(spec, image, max_px=ctx.options.full_texture_max_px)
+    ctx.attach_mesh(node_index, ctx.textured_quad(spec, image, max_px=ctx.options.full_texture_max_px), f"quad/{spec.id}")
     ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(src=None, mime=guess_mime(path, spec.asset_mime),
                                                                   poster=False)
 
@@ -823,7 +859,7 @@ def _build_panorama360(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -
             with Image.open(path) as im:
                 im.load()
                 poster = im.copy()
-    ctx.doc.json["nodes"][node_index]["mesh"] = ctx.textured_quad(spec, poster)
+    ctx.attach_mesh(node_index, ctx.textured_quad(spec, poster), f"quad/{spec.id}")
     ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(
         src=media.name, mime=mime, poster=True,
         projection=(spec.options or {}).get("projection", "equirectangular"))
@@ -839,7 +875,7 @@ def _build_link(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None:
             poster = im.copy()
     if poster is None:
         poster = link_placeholder(spec.width_mm, spec.height_mm)
-    ctx.doc.json["nodes"][node_index]["mesh"] = ctx.textured_quad(spec, poster)
+    ctx.attach_mesh(node_index, ctx.textured_quad(spec, poster), f"quad/{spec.id}")
     ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(src=None, mime=None, url=spec.url, poster=True)
 
 
@@ -864,9 +900,11 @@ def add_page_plane(ctx: _BuildContext) -> int:
     texture = ctx.doc.add_texture(ctx.doc.add_image(data, mime, name="page-preview"))
     material = ctx.doc.add_unlit_material("page", texture, blend=alpha)
     mesh = ctx.doc.add_quad_mesh("page", page.width_mm, page.height_mm, material)
-    return ctx.doc.add_node({"name": "page", "mesh": mesh, "extras": {
+    index = ctx.doc.add_node({"name": "page", "extras": {
         "role": "page", "page_id": str(page.id), "width_mm": float(page.width_mm),
         "height_mm": float(page.height_mm), "visible": False}})
+    ctx.attach_mesh(index, mesh, "page-plane")
+    return index
 
 
 def add_overlay(ctx: _BuildContext, spec: OverlaySpec) -> int:
@@ -877,7 +915,8 @@ def add_overlay(ctx: _BuildContext, spec: OverlaySpec) -> int:
     placement = frame.Placement(spec.x_mm, spec.y_mm, spec.width_mm, spec.height_mm, spec.rotation_deg,
                                 spec.elevation_mm)
     translation, rotation = frame.placement_to_node_transform(placement, ctx.page.width_mm, ctx.page.height_mm)
-    node = {"name": f"overlay/{spec.id}", "translation": list(translation), "rotation": list(rotation),
+    node = {"name": f"overlay/{spec.id}", "translation": [v + 0.0 for v in translation],
+            "rotation": [v + 0.0 for v in rotation],  # + 0.0 turns -0.0 into 0.0
             "extras": {"overlay": _overlay_extras(spec)}}
     if spec.scale != 1.0:
         node["scale"] = [float(spec.scale)] * 3

@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 import jsonschema
 
-from builder.bundle import PageBundle, PageSpec
+from builder.bundle import STREAMED_MIME_PREFIXES, PageBundle, PageSpec
 from builder.storage import sha256_file
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "manifest.schema.json"
@@ -100,58 +100,98 @@ def validate_manifest(manifest: dict) -> dict:
     return manifest
 
 
-def page_manifest(page: PageSpec, bundle: PageBundle, *, marker_url: str, published_at: datetime,
-                  edition_id: str | None = None, url_for: UrlFor = content_url, marker_sha256: str | None = None,
-                  marker_bytes: int | None = None) -> dict:
-    """Manifest of one published page: sizes, the two GLB variants, media beside them, marker data URL."""
-    bundles = {
-        "full": file_ref(bundle.glb_full, GLB_MIME, url_for).to_dict(),
-        "lite": file_ref(bundle.glb_lite, GLB_MIME, url_for).to_dict(),
-    }
-    media = [{
-        "name": m.name, "url": url_for(m.sha256, m.name.rsplit(".", 1)[-1]), "sha256": m.sha256,
-        "bytes": m.bytes, "mime": m.mime, "overlay_id": str(m.overlay_id), "streamed": m.streamed,
-    } for m in bundle.media]
-    marker: dict = {"url": marker_url}
-    if marker_sha256:
-        marker["sha256"] = marker_sha256
-    if marker_bytes is not None:
-        marker["bytes"] = int(marker_bytes)
+def _id(value) -> str:
+    return str(value)
+
+
+def _bundle_ref(ref: dict) -> dict:
+    return {"url": ref["url"], "sha256": ref["sha256"], "bytes": int(ref["bytes"]),
+            "mime": ref.get("mime", GLB_MIME)}
+
+
+def _timestamp(value: datetime | str) -> str:
+    """A datetime or ISO-8601 string → ``YYYY-MM-DDTHH:MM:SSZ``; an unparseable string is left for the schema."""
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    try:
+        return iso_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+    except ValueError:
+        return str(value)
+
+
+def page_manifest(*, page_id, number: int, width_mm: float, height_mm: float, bundle_full: dict,
+                  bundle_lite: dict, media: Iterable[dict], marker_url: str, published_at: datetime | str,
+                  edition_id=None, title: str | None = None, code: str | None = None,
+                  preview_url: str | None = None, overlays: Iterable[dict] = (),
+                  warnings: Iterable[dict] = ()) -> dict:
+    """Manifest of one published page (validated against the schema before it is returned).
+
+    bundle_full / bundle_lite : ``{"url", "sha256", "bytes"[, "mime"]}`` of the stored GLBs.
+    media : ``{"name", "url", "sha256", "bytes", "mime", "overlay_id"}`` per :class:`builder.bundle.MediaFile`
+        (``name`` = the ``src`` in the GLB); ``streamed`` is derived from the MIME type.
+    overlays : ``{"id", "kind"[, "name"]}``; warnings : ``{"code", "message", ...}`` (build warnings, shown to
+        the designer). Ids are written as strings, the same strings as ``extras.overlay.id`` in the GLB.
+    """
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "type": "page",
-        "page_id": str(page.id),
-        "edition_id": None if edition_id is None else str(edition_id),
-        "number": int(page.number),
-        "width_mm": float(page.width_mm),
-        "height_mm": float(page.height_mm),
-        "published_at": iso_utc(published_at),
-        "bundles": bundles,
-        "media": media,
-        "marker": marker,
-        "overlays": [{"id": str(o.id), "kind": o.kind} for o in page.overlays],
+        "page_id": _id(page_id),
+        "edition_id": None if edition_id is None else _id(edition_id),
+        "number": int(number),
+        "title": title,
+        "code": code,
+        "width_mm": float(width_mm),
+        "height_mm": float(height_mm),
+        "published_at": _timestamp(published_at),
+        "bundles": {"full": _bundle_ref(bundle_full), "lite": _bundle_ref(bundle_lite)},
+        "media": [{
+            "name": m["name"], "url": m["url"], "sha256": m["sha256"], "bytes": int(m["bytes"]), "mime": m["mime"],
+            "overlay_id": _id(m["overlay_id"]), "streamed": str(m["mime"]).startswith(STREAMED_MIME_PREFIXES),
+        } for m in media],
+        "marker_url": marker_url,
+        "preview_url": preview_url,
+        "overlays": [{"id": _id(o["id"]), "kind": o["kind"], "name": o.get("name")} for o in overlays],
+        "warnings": [dict(w) for w in warnings],
     }
     return validate_manifest(manifest)
 
 
-def edition_manifest(edition_id: str, *, title: str, published_at: datetime, pages: Iterable[dict],
-                     publication: str | None = None,
+def page_manifest_for_bundle(page: PageSpec, bundle: PageBundle, *, marker_url: str,
+                             published_at: datetime | str, url_for: UrlFor = content_url, **extra) -> dict:
+    """:func:`page_manifest` for a freshly built bundle whose files are (or will be) stored content-addressed."""
+    full, lite = file_ref(bundle.glb_full, GLB_MIME, url_for), file_ref(bundle.glb_lite, GLB_MIME, url_for)
+    media = [{"name": m.name, "url": url_for(m.sha256, m.name.rsplit(".", 1)[-1]), "sha256": m.sha256,
+              "bytes": m.bytes, "mime": m.mime, "overlay_id": m.overlay_id} for m in bundle.media]
+    warnings = [{"code": w.code, "message": w.message} for w in bundle.warnings]
+    return page_manifest(page_id=page.id, number=page.number, width_mm=page.width_mm, height_mm=page.height_mm,
+                         bundle_full=full.to_dict(), bundle_lite=lite.to_dict(), media=media, marker_url=marker_url,
+                         published_at=published_at, overlays=[{"id": o.id, "kind": o.kind} for o in page.overlays],
+                         warnings=warnings, **extra)
+
+
+def edition_manifest(*, edition: dict, pages: Iterable[dict], published_at: datetime | str,
                      manifest_url_for: Callable[[str], str] = page_manifest_url) -> dict:
-    """Manifest of an edition: one entry per page built from that page's manifest (``pages`` = page manifests)."""
+    """Manifest of an edition; ``edition`` = ``{"id", "title"[, "publication", "publication_name", "date",
+    "number", "code"]}``, ``pages`` = the page manifests (one entry each, in page-number order)."""
     entries = []
     for page in sorted(pages, key=lambda p: (p["number"], p["page_id"])):
         entries.append({
-            "page_id": page["page_id"], "number": page["number"], "width_mm": page["width_mm"],
-            "height_mm": page["height_mm"], "manifest_url": manifest_url_for(page["page_id"]),
-            "bundles": page["bundles"], "marker": page["marker"],
+            "page_id": page["page_id"], "number": page["number"], "title": page.get("title"),
+            "code": page.get("code"), "width_mm": page["width_mm"], "height_mm": page["height_mm"],
+            "manifest_url": manifest_url_for(page["page_id"]), "bundles": page["bundles"],
+            "marker_url": page["marker_url"], "preview_url": page.get("preview_url"),
         })
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "type": "edition",
-        "edition_id": str(edition_id),
-        "title": str(title),
-        "publication": publication,
-        "published_at": iso_utc(published_at),
+        "edition_id": _id(edition["id"]),
+        "title": edition.get("title"),
+        "publication": edition.get("publication"),
+        "publication_name": edition.get("publication_name"),
+        "date": edition.get("date"),
+        "number": edition.get("number"),
+        "code": edition.get("code"),
+        "published_at": _timestamp(published_at),
         "pages": entries,
     }
     return validate_manifest(manifest)
