@@ -301,9 +301,11 @@ class _Sheet:
         if not warnings:
             self.text(x_mm, y_mm, _tt("no_warnings", self.lang), size=size, color=GREY)
             return y_mm + line_mm
+        # one tag column for all severities so the warning texts line up
+        tag_w = max(pdfmetrics.stringWidth(_t(sev, self.lang) + "  ", FONT_BOLD, size)
+                    for sev in SEVERITY_RANK) / PT_PER_MM
         for index, (severity, text) in enumerate(warnings):
-            tag = _t(severity, self.lang) + "  "
-            tag_w = pdfmetrics.stringWidth(tag, FONT_BOLD, size) / PT_PER_MM
+            tag = _t(severity, self.lang)
             lines = simpleSplit(text, FONT_REGULAR, size, (width_mm - tag_w) * PT_PER_MM) or [""]
             remaining = len(warnings) - index
             # keep one line free for the "and N more" note unless this is the last warning
@@ -505,17 +507,18 @@ def marker_test_sheet_pdf(page_image: bytes, width_mm: float, height_mm: float, 
     s.text(left, MARGIN_MM + 6, _tt("test_title", lang), font=FONT_BOLD, size=14)
     size = dict(w=round(width_mm, 1), h=round(height_mm, 1), p=scale * 100, paper=paper)
     key = "scale_full" if scale >= 1.0 else "scale_reduced"
-    text_w = (right - left) - 45.0  # the rating block takes the right 45 mm
+    text_w = (right - left) - 62.0  # the rating block (stars + score) takes the right 62 mm
     for i, line_lang in enumerate((lang, "en" if lang == "vi" else "vi")):
         line = _t(key, line_lang).format(**size)
         if i == 0 and title:
             line = f"{title} · {line}"
         s.fit_text(left, MARGIN_MM + 11.5 + i * 4.0, text_w, line, size=8.5, color=(0, 0, 0, 1) if i == 0 else GREY)
     s.text(right, MARGIN_MM + 4.5, f"{_tt('rating', lang)}", size=8, color=GREY, align="right")
-    star_w = MAX_STARS * 4.4 * 1.25 - 4.4 * 0.25
-    s.stars(right - star_w - 12, MARGIN_MM + 7.0, stars, size_mm=4.4)
-    s.text(right, MARGIN_MM + 10.7, f"{stars}/{MAX_STARS}" if stars is not None else _t("not_rated", lang),
-           font=FONT_BOLD, size=10, align="right")
+    score = f"{stars}/{MAX_STARS}" if stars is not None else _t("not_rated", lang)
+    score_w = pdfmetrics.stringWidth(score, FONT_BOLD, 10) / PT_PER_MM
+    star_w = MAX_STARS * 4.4 * 1.25 - 4.4 * 0.25  # see _Sheet.stars: size + 25 % gap per star
+    s.stars(right - score_w - 2.5 - star_w, MARGIN_MM + 7.0, stars, size_mm=4.4)
+    s.text(right, MARGIN_MM + 10.7, score, font=FONT_BOLD, size=10, align="right")
     s.rule(left, MARGIN_MM + TEST_HEADER_MM - 1.5, right, MARGIN_MM + TEST_HEADER_MM - 1.5,
            color=(0, 0, 0, 1), width_pt=1.0)
 
