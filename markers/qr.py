@@ -298,6 +298,20 @@ def _badge_band_mm(total_mm: float, lang: str) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------------------------------------- PDF
+def new_pdf_canvas(buf, width_mm: float, height_mm: float, title: str, lang: str = "vi") -> rl_canvas.Canvas:
+    """A reportlab canvas for print files: page in mm, reproducible bytes (``invariant``), colours forced to
+    CMYK (reportlab raises on an RGB fill), DejaVu as the initial font so no non-embedded Helvetica is
+    referenced, document language set for accessibility."""
+    register_fonts()
+    canvas = rl_canvas.Canvas(buf, pagesize=(width_mm * PT_PER_MM, height_mm * PT_PER_MM), invariant=1,
+                              enforceColorSpace="cmyk", initialFontName=FONT_REGULAR,
+                              lang="vi-VN" if lang == "vi" else "en")
+    canvas.setTitle(title)
+    canvas.setAuthor("Báo Nhúng")
+    canvas.setCreator("Báo Nhúng print desk")
+    return canvas
+
+
 def draw_qr(canvas, layout: QrLayout, x_mm: float, y_mm: float) -> None:
     """Draw ``layout`` on a reportlab canvas: quiet zone's bottom-left corner at (x_mm, y_mm) in PDF
     coordinates (mm, origin bottom-left, y up). Modules become one vector path of rectangles (``re`` … ``f``)
@@ -346,9 +360,7 @@ def qr_pdf(data: str, size_mm: float, ecc: str = "M", logo_png: bytes | None = N
     total = layout.total_mm
     band = _badge_band_mm(total, _check_lang(lang))[1] if badge else 0.0
     buf = io.BytesIO()
-    canvas = rl_canvas.Canvas(buf, pagesize=(total * PT_PER_MM, (total + band) * PT_PER_MM), invariant=1)
-    canvas.setTitle(f"QR {data}")
-    canvas.setAuthor("Báo Nhúng")
+    canvas = new_pdf_canvas(buf, total, total + band, f"QR {data}", lang)
     if badge:
         canvas.setFillColorCMYK(0, 0, 0, 0)
         canvas.rect(0, 0, total * PT_PER_MM, band * PT_PER_MM, stroke=0, fill=1)

@@ -17,7 +17,7 @@ from PIL import Image
 from reportlab.lib.pagesizes import A3, A4, landscape
 from reportlab.lib.utils import ImageReader, simpleSplit
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfgen import canvas as rl_canvas
+from reportlab.pdfgen import canvas as rl_canvas  # noqa: F401  (type of _Sheet.canvas)
 
 from .qr import (
     FONT_BOLD,
@@ -30,6 +30,7 @@ from .qr import (
     _check_lang,
     draw_badge_caption,
     draw_qr,
+    new_pdf_canvas,
     qr_layout,
     qr_pdf,
     qr_png,
@@ -328,15 +329,6 @@ def _paper_mm(paper: str, orientation: str = "portrait") -> tuple[float, float]:
     return size[0] / PT_PER_MM, size[1] / PT_PER_MM
 
 
-def _new_canvas(buf, width_mm, height_mm, title) -> rl_canvas.Canvas:
-    register_fonts()
-    canvas = rl_canvas.Canvas(buf, pagesize=(width_mm * PT_PER_MM, height_mm * PT_PER_MM), invariant=1)
-    canvas.setTitle(title)
-    canvas.setAuthor("Báo Nhúng")
-    canvas.setCreator("Báo Nhúng print desk")
-    return canvas
-
-
 # ------------------------------------------------------------------------------------------- edition sheet
 def _edition_header(s: _Sheet, sheet: EditionSheet, page_index: int, page_count: int) -> None:
     lang, left, right = s.lang, MARGIN_MM, s.width_mm - MARGIN_MM
@@ -434,7 +426,7 @@ def edition_sheet_pdf(sheet: EditionSheet, paper: str = "A4", lang: str = "vi") 
     page_count = math.ceil(len(sheet.pages) / per_page)
     buf = io.BytesIO()
     title = f"{sheet.publication} — {_t('edition', lang)} {sheet.edition_number} — {_t('sheet_title', lang)}"
-    canvas = _new_canvas(buf, width, height, title)
+    canvas = new_pdf_canvas(buf, width, height, title, lang)
     s = _Sheet(canvas, width, height, lang)
     for page_index in range(page_count):
         _edition_header(s, sheet, page_index, page_count)
@@ -499,7 +491,7 @@ def marker_test_sheet_pdf(page_image: bytes, width_mm: float, height_mm: float, 
 
     scale, orientation, pw, ph, avail_w, avail_h = max(fit("portrait"), fit("landscape"), key=lambda f: f[0])
     buf = io.BytesIO()
-    canvas = _new_canvas(buf, pw, ph, f"{_t('test_title', lang)} — {title or url}")
+    canvas = new_pdf_canvas(buf, pw, ph, f"{_t('test_title', lang)} — {title or url}", lang)
     s = _Sheet(canvas, pw, ph, lang)
     left, right = MARGIN_MM, pw - MARGIN_MM
 

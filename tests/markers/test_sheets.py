@@ -278,3 +278,23 @@ def test_marker_test_sheet_refuses_bad_input():
         marker_test_sheet_pdf(page_image(1), 100, 140, 3, [], "")
     with pytest.raises(ValueError, match="page image"):
         marker_test_sheet_pdf(b"\x00" * 10, 100, 140, 3, [], TEST_URL)
+
+
+def tilted_and_blurred(gray: np.ndarray, tilt_deg=15.0, sigma=1.2) -> np.ndarray:
+    """The page as a phone sees it tilted ``tilt_deg`` about its vertical axis, then Gaussian-blurred."""
+    h, w = gray.shape
+    f = 1.5 * max(w, h)
+    t = np.radians(tilt_deg)
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    X, Y = src[:, 0] - w / 2, src[:, 1] - h / 2
+    depth = f + X * np.sin(t)
+    dst = np.stack([w / 2 + f * X * np.cos(t) / depth, h / 2 + f * Y / depth], axis=1).astype(np.float32)
+    warped = cv2.warpPerspective(gray, cv2.getPerspectiveTransform(src, dst), (w, h), borderValue=255)
+    return cv2.GaussianBlur(warped, (0, 0), sigma)
+
+
+def test_minimum_size_qr_codes_on_a_sheet_survive_blur_and_15_degree_perspective():
+    sheet = make_sheet(4, seed=40)
+    small = EditionSheet(sheet.publication, sheet.edition_number, sheet.edition_date, sheet.pages, qr_size_mm=15)
+    (raster,) = render(edition_sheet_pdf(small, "A4"))
+    assert decode(tilted_and_blurred(raster)) == sorted(p.url for p in sheet.pages)
