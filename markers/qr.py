@@ -463,3 +463,20 @@ def qr_png(data: str, size_mm: float, ecc: str = "M", logo_png: bytes | None = N
     buf = io.BytesIO()
     image.save(buf, format="PNG", dpi=(dpi, dpi), optimize=True)
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class QrFormat:
+    """One export format: the function and the HTTP media type / file extension to serve it with."""
+
+    export: object  # callable(data, size_mm, ecc="M", logo_png=None, border_modules=4, *, badge, lang, ...) -> bytes
+    media_type: str
+    extension: str
+
+
+# Format registry for callers that take the format from a URL (``/qr.{svg,pdf,png}``).
+QR_FORMATS = {
+    "svg": QrFormat(qr_svg, "image/svg+xml", "svg"),
+    "pdf": QrFormat(qr_pdf, "application/pdf", "pdf"),
+    "png": QrFormat(qr_png, "image/png", "png"),
+}

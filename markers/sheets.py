@@ -25,6 +25,7 @@ from .qr import (
     FONT_REGULAR,
     MIN_QUIET_ZONE_MODULES,
     PT_PER_MM,
+    QR_FORMATS,
     PrintCheck,
     QrLayout,
     _check_lang,
@@ -42,7 +43,7 @@ from .qr import (
 __all__ = [
     "EditionSheet", "SheetPage", "edition_sheet_pdf", "marker_test_sheet_pdf", "PAPER_SIZES_MM",
     # re-exported so the web layer can import every print-desk function from one module
-    "qr_svg", "qr_pdf", "qr_png", "qr_print_checks", "PrintCheck",
+    "qr_svg", "qr_pdf", "qr_png", "qr_print_checks", "PrintCheck", "QR_FORMATS",
 ]
 
 # reportlab's sizes are in points; keep mm for layout. A4 = 210 × 297 mm = 595.28 × 841.89 pt.
@@ -236,10 +237,14 @@ class _Sheet:
         draw(self.x(x_mm), self.y(y_mm), text)
 
     def fit_text(self, x_mm, y_mm, width_mm, text, font=FONT_REGULAR, size=9.0, min_size=5.5, **kw):
-        """Like ``text`` but shrinks the font (down to ``min_size``) so ``text`` fits ``width_mm``."""
+        """Like ``text`` but shrinks the font (down to ``min_size``) so ``text`` fits ``width_mm``; text still
+        too wide at ``min_size`` is cut with "…" so it never runs into its neighbour."""
+        limit = width_mm * PT_PER_MM
         natural = pdfmetrics.stringWidth(text, font, size)
-        if natural > width_mm * PT_PER_MM:
-            size = max(min_size, size * width_mm * PT_PER_MM / natural)
+        if natural > limit:
+            size = max(min_size, size * limit / natural)
+            while len(text) > 1 and pdfmetrics.stringWidth(text, font, size) > limit:
+                text = text[:-2] + "…"
         self.text(x_mm, y_mm, text, font=font, size=size, **kw)
         return size
 
@@ -269,7 +274,7 @@ class _Sheet:
     def qr(self, layout: QrLayout, x_mm, y_mm, badge=True) -> float:
         """QR (quiet zone's top-left at x, y) with the badge caption under it; returns the block height."""
         total = layout.total_mm
-        draw_qr(self.canvas, layout, x_mm * 1.0, self.height_mm - y_mm - total)
+        draw_qr(self.canvas, layout, x_mm, self.height_mm - y_mm - total)
         band = 0.0
         if badge:
             band = draw_badge_caption(self.canvas, x_mm, self.height_mm - y_mm - total, total, self.lang)
@@ -432,7 +437,7 @@ def edition_sheet_pdf(sheet: EditionSheet, paper: str = "A4", lang: str = "vi") 
         _edition_header(s, sheet, page_index, page_count)
         chunk = range(page_index * per_page, min(len(sheet.pages), (page_index + 1) * per_page))
         for slot, i in enumerate(chunk):
-            row, col = divmod(slot, columns) if columns > 1 else (slot, 0)
+            row, col = divmod(slot, columns)
             x = MARGIN_MM + col * (card_w + CARD_GAP_MM)
             y = MARGIN_MM + HEADER_MM + row * CARD_H_MM
             _edition_card(s, sheet.pages[i], layouts[i], x, y, card_w)

@@ -308,3 +308,15 @@ def test_badge_svg_and_png_decode_and_are_taller_than_the_code(kind):
     assert decode(badge) == [URL]
     if kind == "svg":
         assert "Scan for AR".encode() in badge_data and "Quét để xem AR".encode() in badge_data
+
+
+def test_format_registry_serves_each_export_with_its_media_type():
+    from markers.qr import QR_FORMATS
+
+    assert set(QR_FORMATS) == {"svg", "pdf", "png"}
+    magic = {"svg": b"<?xml", "pdf": b"%PDF-", "png": b"\x89PNG"}
+    for name, fmt in QR_FORMATS.items():
+        data = fmt.export(URL, 20, "M")
+        assert data.startswith(magic[name]) and fmt.extension == name
+        assert decode(rasterize(name, data)) == [URL]
+    assert QR_FORMATS["svg"].media_type == "image/svg+xml" and QR_FORMATS["pdf"].media_type == "application/pdf"

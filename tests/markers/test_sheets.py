@@ -298,3 +298,46 @@ def test_minimum_size_qr_codes_on_a_sheet_survive_blur_and_15_degree_perspective
     small = EditionSheet(sheet.publication, sheet.edition_number, sheet.edition_date, sheet.pages, qr_size_mm=15)
     (raster,) = render(edition_sheet_pdf(small, "A4"))
     assert decode(tilted_and_blurred(raster)) == sorted(p.url for p in sheet.pages)
+
+
+def test_over_long_header_text_is_shrunk_or_cut_not_spilled(sheet6):
+    long_name = "Báo Yên Bái — Chuyên đề Văn hoá, Du lịch và Đời sống vùng cao Tây Bắc " * 3
+    sheet = EditionSheet(long_name, 7, "Thứ năm", sheet6.pages[:1])
+    pdf = edition_sheet_pdf(sheet, "A4")
+    width_pt = PAPER_PT["A4"][0]
+    for obj in objects(pdf, 0, pdfium_c.FPDF_PAGEOBJ_TEXT):
+        left, _, right, _ = obj.get_bounds()
+        assert left >= 11.9 * PT_PER_MM - 0.5 and right <= width_pt - 11.9 * PT_PER_MM + 0.5
+    assert "…" in page_text(pdf)
+
+
+def overlapping_texts(pdf: bytes, index: int = 0, tolerance_pt: float = 0.4) -> list[tuple[str, str]]:
+    """Pairs of text objects on a page whose boxes overlap by more than ``tolerance_pt`` both ways."""
+    page = pdfium.PdfDocument(pdf)[index]
+    textpage = page.get_textpage()
+    boxes = []
+    for obj in page.get_objects():
+        if obj.type == pdfium_c.FPDF_PAGEOBJ_TEXT:
+            left, bottom, right, top = obj.get_bounds()
+            boxes.append((left, bottom, right, top, textpage.get_text_bounded(left, bottom, right, top)))
+    clashes = []
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            dx = min(a[2], b[2]) - max(a[0], b[0])
+            dy = min(a[3], b[3]) - max(a[1], b[1])
+            if dx > tolerance_pt and dy > tolerance_pt:
+                clashes.append((a[4], b[4]))
+    return clashes
+
+
+@pytest.mark.parametrize("paper,lang", [("A4", "vi"), ("A3", "en")])
+def test_no_text_on_the_edition_sheet_overlaps_other_text(paper, lang):
+    pdf = edition_sheet_pdf(make_sheet(13), paper, lang=lang)
+    for index in range(len(pdfium.PdfDocument(pdf))):
+        assert overlapping_texts(pdf, index) == []
+
+
+@pytest.mark.parametrize("stars", [None, 5])
+def test_no_text_on_the_marker_test_sheet_overlaps_other_text(stars):
+    pdf = marker_test_sheet_pdf(page_image(5), 280, 400, stars, WARNINGS[2] * 3, TEST_URL, title="Trang 3 · Văn hoá")
+    assert overlapping_texts(pdf) == []
