@@ -220,19 +220,29 @@ def _text_head(d: bytes, n: int = 65536) -> str | None:
         return head.decode("latin-1")
 
 
-_OBJ_KEYS = {"v", "vt", "vn", "vp", "f", "l", "p", "o", "g", "s", "usemtl", "mtllib", "#"}
+# Statement keywords of Wavefront OBJ (geometry, grouping, display and free-form ones).
+_OBJ_KEYS = {"v", "vt", "vn", "vp", "f", "l", "p", "o", "g", "s", "mg", "usemtl", "mtllib", "usemap", "maplib",
+             "lod", "bevel", "c_interp", "d_interp", "shadow_obj", "trace_obj", "ctech", "stech", "cstype", "deg",
+             "bmat", "step", "curv", "curv2", "surf", "parm", "trim", "hole", "scrv", "sp", "end", "con", "call",
+             "csh"}
+# A text file is OBJ when at least this share of its statements are OBJ keywords (tolerates exporter quirks).
+OBJ_KEYWORD_SHARE = 0.95
 
 
 def _looks_obj(d: bytes) -> bool:
     text = _text_head(d)
     if text is None:
         return False
-    keys = set()
-    for line in text.splitlines()[:2000]:
+    known = total = 0
+    has_vertex = False
+    for line in text.splitlines()[:5000]:
         tok = line.strip().split(None, 1)
-        if tok:
-            keys.add(tok[0] if not tok[0].startswith("#") else "#")
-    return "v" in keys and keys <= _OBJ_KEYS | {"vp", "cstype", "deg", "curv", "parm", "end", "surf", "bmat"}
+        if not tok or tok[0].startswith("#"):
+            continue
+        total += 1
+        known += tok[0] in _OBJ_KEYS
+        has_vertex = has_vertex or tok[0] == "v"
+    return has_vertex and known >= OBJ_KEYWORD_SHARE * total
 
 
 def _looks_gltf_json(d: bytes) -> bool:
@@ -770,6 +780,19 @@ def clean_converted_glb(glb: bytes, generator: str = GENERATOR) -> bytes:
     return write_glb(doc, binary)
 
 
+# KHR_mesh_quantization: a normalized integer accessor's min/max are stored as integers; divide to get floats
+# (signed types clamp at -1), as the glTF spec's "normalized" rule says.
+_NORMALIZED_DIVISOR = {5120: 127.0, 5121: 255.0, 5122: 32767.0, 5123: 65535.0}
+
+
+def _accessor_range(acc: Mapping[str, Any]) -> tuple[list[float], list[float]]:
+    lo, hi = list(acc["min"][:3]), list(acc["max"][:3])
+    div = _NORMALIZED_DIVISOR.get(acc.get("componentType")) if acc.get("normalized") else None
+    if div:
+        lo, hi = ([max(v / div, -1.0) for v in vs] for vs in (lo, hi))
+    return lo, hi
+
+
 def _node_matrix(node: Mapping[str, Any]) -> np.ndarray:
     if "matrix" in node:
         return np.array(node["matrix"], dtype=np.float64).reshape(4, 4).T  # glTF is column-major
@@ -820,9 +843,9 @@ def gltf_model_meta(doc: Mapping[str, Any]) -> dict[str, Any]:
                 mode = prim.get("mode", 4)
                 triangles += count // 3 if mode == 4 else max(count - 2, 0) if mode in (5, 6) else 0
                 if pos and "min" in pos and "max" in pos:
-                    corners = np.array([[x, y, z, 1.0] for x in (pos["min"][0], pos["max"][0])
-                                        for y in (pos["min"][1], pos["max"][1])
-                                        for z in (pos["min"][2], pos["max"][2])])
+                    pmin, pmax = _accessor_range(pos)
+                    corners = np.array([[x, y, z, 1.0] for x in (pmin[0], pmax[0]) for y in (pmin[1], pmax[1])
+                                        for z in (pmin[2], pmax[2])])
                     pts = (world @ corners.T).T[:, :3]
                     lo, hi = np.minimum(lo, pts.min(0)), np.maximum(hi, pts.max(0))
         stack.extend((c, world, depth + 1) for c in node.get("children", []))

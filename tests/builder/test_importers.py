@@ -470,3 +470,22 @@ def test_inspected_asset_is_frozen():
     assert isinstance(asset, InspectedAsset)
     with pytest.raises(AttributeError):
         asset.mime = "text/html"
+
+
+def test_compressed_glbs_from_gltf_transform_are_accepted_with_their_flags_and_true_bounds(tmp_path):
+    cli = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "gltf-transform"
+    src = tmp_path / "pin.glb"
+    src.write_bytes(build_stock_glb("pin"))
+    expected = inspect_upload("model3d", src.read_bytes(), "pin.glb", LIMITS).meta["bounds_m"]
+    for command, flag in (("meshopt", "has_meshopt"), ("draco", "has_draco")):
+        out = tmp_path / f"pin_{command}.glb"
+        subprocess.run([str(cli), command, str(src), str(out)], check=True, capture_output=True, timeout=120)
+        meta = inspect_upload("model3d", out.read_bytes(), out.name, LIMITS).meta
+        assert meta[flag] is True
+        assert np.allclose(meta["bounds_m"], expected, atol=5e-4)  # quantized positions are dequantized
+
+
+def test_obj_with_unusual_statements_is_still_recognized():
+    obj = b"# exported\nmtllib x.mtl\no thing\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvn 0 0 1\ns off\nusemtl m\nf 1//1 2//1 3//1\n"
+    assert sniff_format(obj) == "obj"
+    assert sniff_format(b"hello world\nthis is a letter\nv 1 2 3\n") == "text"
