@@ -383,6 +383,22 @@ def test_zip_with_parent_path_is_refused_at_upload():
     assert refused("model3d", buf.getvalue(), "evil.zip").code == "zip_unsafe_path"
 
 
+def test_zip_with_a_symlink_or_a_bomb_is_refused_at_upload():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("model.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+        link = zipfile.ZipInfo("tex.png")
+        link.external_attr = (0o120777) << 16  # S_IFLNK
+        zf.writestr(link, "/etc/passwd")
+    assert refused("model3d", buf.getvalue(), "link.zip").code == "zip_symlink"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("model.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+        zf.writestr("padding.bin", b"\0" * 30_000_000)
+    err = refused("model3d", buf.getvalue(), "bomb.zip")
+    assert (err.code, err.http_status) == ("zip_bomb", 413)
+
+
 @pytest.mark.parametrize("obj, why", [
     (b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n", "face refers"),
     (b"v 0 0 zero\nv 1 0 0\nv 0 1 0\nf 1 2 3\n", "line 1"),
