@@ -117,8 +117,8 @@ _CATALOG: dict[str, tuple[int, str, str]] = {
     ),
     "zip_no_model": (
         422,
-        "Tệp zip không chứa mô hình 3D nào (cần một tệp OBJ, STL, PLY, GLB hoặc glTF).",
-        "The zip holds no 3D model (it needs one OBJ, STL, PLY, GLB or glTF file).",
+        "Tệp zip không chứa mô hình 3D nào (cần một tệp OBJ, STL, PLY, DAE, GLB hoặc glTF).",
+        "The zip holds no 3D model (it needs one OBJ, STL, PLY, DAE, GLB or glTF file).",
     ),
     "zip_multiple_models": (
         422,

@@ -171,7 +171,7 @@ FORMATS: dict[str, FormatInfo] = {
 # What each overlay kind accepts (format names of FORMATS).
 KIND_FORMATS: dict[str, tuple[str, ...]] = {
     "page": ("jpeg", "png", "pdf"),
-    "model3d": ("glb", "gltf", "zip", "stl", "ply", "obj"),
+    "model3d": ("glb", "gltf", "zip", "stl", "ply", "obj", "dae"),
     "video": ("mp4", "webm"),
     "audio": ("mp3", "aac", "m4a", "ogg", "wav", "mp4"),  # an MP4 holding only audio counts as M4A
     "animated_image": ("gif", "webp", "png"),
@@ -1035,6 +1035,18 @@ def _check_ply_header(data: bytes, filename: str) -> None:
         raise _corrupt(filename, f"PLY declares {declared} elements in {len(data) - end} bytes")
 
 
+def _check_dae(data: bytes, filename: str) -> None:
+    """COLLADA is XML: refuse DTDs and entities (external-entity reads, entity-expansion bombs) before parsing."""
+    head = data[:65536].upper()
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in data.upper():
+        raise _corrupt(filename, "COLLADA with a DTD or entities is not accepted")
+    try:
+        import collada  # noqa: F401  (pycollada, trimesh's DAE reader)
+    except ImportError as exc:
+        raise InvalidAssetError("unsupported_type", {"filename": filename, "detected": "COLLADA (DAE)",
+                                                     "kind": "model3d", "accepted": _accepted_labels("model3d")}) from exc
+
+
 def _trimesh_to_glb(load: Callable[[], Any], filename: str) -> bytes:
     """Load with trimesh and export a clean GLB; refuse empty or unparsable models."""
     import trimesh
@@ -1062,8 +1074,8 @@ def _trimesh_to_glb(load: Callable[[], Any], filename: str) -> bytes:
     return clean_converted_glb(glb)
 
 
-_TRIMESH_TYPES = {"stl": "stl", "ply": "ply", "obj": "obj"}
-_ZIP_MODEL_SUFFIXES = {".obj": "obj", ".stl": "stl", ".ply": "ply", ".glb": "glb", ".gltf": "gltf"}
+_TRIMESH_TYPES = {"stl": "stl", "ply": "ply", "obj": "obj", "dae": "dae"}
+_ZIP_MODEL_SUFFIXES = {".obj": "obj", ".stl": "stl", ".ply": "ply", ".dae": "dae", ".glb": "glb", ".gltf": "gltf"}
 
 
 def _convert_mesh_file(fmt: str, data: bytes, filename: str, resolver: Any = None) -> bytes:
@@ -1073,6 +1085,8 @@ def _convert_mesh_file(fmt: str, data: bytes, filename: str, resolver: Any = Non
         _check_obj(data, filename)
     if fmt == "ply":
         _check_ply_header(data, filename)
+    if fmt == "dae":
+        _check_dae(data, filename)
     return _trimesh_to_glb(
         lambda: trimesh.load(io.BytesIO(data), file_type=_TRIMESH_TYPES[fmt], resolver=resolver,
                              force="scene", process=False),
@@ -1155,7 +1169,7 @@ def _accepted_labels(kind: str) -> str:
     labels = []
     for f in KIND_FORMATS[kind]:
         label = {"png": "PNG" if kind != "animated_image" else "APNG", "webp": "WebP" if kind != "animated_image"
-                 else "WebP (animated)", "zip": "ZIP (OBJ + MTL + PNG/JPEG)"}.get(f, FORMATS[f].label)
+                 else "WebP (animated)", "zip": "ZIP (OBJ + MTL + PNG/JPEG)", "dae": "DAE"}.get(f, FORMATS[f].label)
         if label not in labels and not (kind == "audio" and f == "mp4"):
             labels.append(label)
     return ", ".join(labels)

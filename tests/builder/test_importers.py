@@ -337,7 +337,7 @@ def test_gltf_with_external_file_is_refused():
     assert err.code == "gltf_external_resources" and err.values["uri"] == "arrow.bin"
 
 
-@pytest.mark.parametrize("file_type", ["stl", "stl_ascii", "ply", "obj"])
+@pytest.mark.parametrize("file_type", ["stl", "stl_ascii", "ply", "obj", "dae"])
 def test_mesh_formats_are_converted_to_a_clean_glb(file_type):
     asset = inspect_upload("model3d", mesh_bytes(file_type), "box.bin", LIMITS)
     assert asset.mime == "model/gltf-binary" and asset.data[:4] == b"glTF"
@@ -346,6 +346,12 @@ def test_mesh_formats_are_converted_to_a_clean_glb(file_type):
     doc, _ = read_glb(asset.data)
     assert "extras" not in json.dumps(doc) and doc["asset"]["generator"] == GENERATOR
     assert asset.meta["validator"]["errors"] == 0
+
+
+def test_collada_with_a_doctype_is_refused_before_parsing():
+    dae = mesh_bytes("dae").replace(b"<COLLADA", b'<!DOCTYPE c [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n<COLLADA', 1)
+    err = refused("model3d", dae, "x.dae")
+    assert err.code == "corrupt_file" and "DTD" in err.values["detail"]
 
 
 def test_obj_zip_with_mtl_and_texture_becomes_a_textured_glb():
