@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 import segno
+from segno import consts as segno_consts
 from PIL import Image, ImageDraw, ImageFont
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
@@ -32,6 +33,9 @@ ECC_RECOVERY = {"L": 0.07, "M": 0.15, "Q": 0.25, "H": 0.30}
 # codewords and partly damages the codewords on its edge, so we keep well under the recovery share to leave
 # margin for real damage (ink spread, a fold, a blurry phone camera). Levels not listed refuse a logo.
 LOGO_MAX_AREA_SHARE = {"Q": 0.08, "H": 0.12}
+# Share of each Reed-Solomon block's correction a logo may use; the rest stays for ink spread, folds, blur.
+LOGO_ERROR_BUDGET = 0.6
+MIN_LOGO_MODULES = 5           # a smaller square shows nothing recognisable
 MIN_SIZE_MM = 15.0             # issue 6: smaller symbols are unreliable with mid-range phone cameras on newsprint
 MIN_MODULE_MM = 0.4            # below this newsprint dot gain fills modules in; warn (not refuse)
 MIN_QUIET_ZONE_MODULES = 4     # ISO/IEC 18004 quiet zone for QR
@@ -91,14 +95,16 @@ def _check_lang(lang: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------- symbol + checks
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class QrSymbol:
-    """An encoded QR code. ``dark`` : (modules, modules) bool, row 0 at the top, no quiet zone."""
+    """An encoded QR code. ``dark`` : (modules, modules) bool, row 0 at the top, no quiet zone;
+    ``data_modules`` : same shape, True where a module carries codeword bits (not a function pattern)."""
 
     data: str
     ecc: str
     version: int
     dark: np.ndarray
+    data_modules: np.ndarray
 
     @property
     def modules(self) -> int:
@@ -117,7 +123,91 @@ def make_symbol(data: str, ecc: str = "M") -> QrSymbol:
     except segno.DataOverflowError as exc:
         raise ValueError(f"data too long for a QR code at ecc {level}: {len(data)} characters") from exc
     dark = np.array([[bool(v) for v in row] for row in qr.matrix], dtype=bool)
-    return QrSymbol(data=data, ecc=level, version=int(qr.version), dark=dark)
+    version = int(qr.version)
+    return QrSymbol(data=data, ecc=level, version=version, dark=dark, data_modules=~_function_patterns(version))
+
+
+def _function_patterns(version: int) -> np.ndarray:
+    """(n, n) bool: modules that carry no codeword bits (ISO/IEC 18004 6.3): finder patterns with separators and
+    format information (the three 9 × 9 corners, 8 wide on the far sides), timing row/column 6, alignment
+    patterns, version information (version 7 and up)."""
+    n = 17 + 4 * version
+    fixed = np.zeros((n, n), dtype=bool)
+    fixed[:9, :9] = True
+    fixed[:9, n - 8:] = True
+    fixed[n - 8:, :9] = True  # includes the dark module at (n - 8, 8)
+    fixed[6, :] = True
+    fixed[:, 6] = True
+    if version >= 2:
+        centres = segno_consts.ALIGNMENT_POS[version - 2]
+        last = centres[-1]
+        for r in centres:
+            for c in centres:
+                if (r, c) in ((6, 6), (6, last), (last, 6)):
+                    continue  # would sit on a finder pattern
+                fixed[r - 2:r + 3, c - 2:c + 3] = True
+    if version >= 7:
+        fixed[:6, n - 11:n - 8] = True
+        fixed[n - 11:n - 8, :6] = True
+    return fixed
+
+
+# ISO/IEC 18004 table 9: misdecode-protection codewords, which do not count toward error correction.
+_MISDECODE_PROTECTION = {(1, "L"): 3, (1, "M"): 2, (1, "Q"): 1, (1, "H"): 1, (2, "L"): 2, (3, "L"): 1}
+
+
+@dataclass(frozen=True, eq=False)
+class CodewordMap:
+    """Where each codeword of a symbol lies and how many errors its Reed-Solomon block can correct.
+
+    ``codeword`` : (modules, modules) int, index in the final (interleaved) codeword sequence of the codeword
+    a data module belongs to, -1 for function patterns and remainder bits; ``block`` : block of each codeword
+    in that sequence; ``correctable`` : errors each block can correct.
+    """
+
+    codeword: np.ndarray
+    block: tuple[int, ...]
+    correctable: tuple[int, ...]
+
+    def errors_per_block(self, damaged: np.ndarray) -> tuple[int, ...]:
+        """Codewords per block touched by the (modules, modules) bool mask ``damaged`` (worst case: every
+        touched codeword is wrong)."""
+        hit = np.unique(self.codeword[damaged & (self.codeword >= 0)])
+        counts = [0] * len(self.correctable)
+        for index in hit:
+            counts[self.block[index]] += 1
+        return tuple(counts)
+
+
+def codeword_map(symbol: QrSymbol) -> CodewordMap:
+    """Map modules to codewords following ISO/IEC 18004 7.6 (block interleaving) and 7.7.3 (placement: two-module
+    columns from the right, alternately upwards and downwards, skipping the vertical timing column 6)."""
+    n = symbol.modules
+    codeword = np.full((n, n), -1, dtype=np.int32)
+    bit = 0
+    for right in range(n - 1, 0, -2):
+        if right <= 6:
+            right -= 1  # the column pair left of the timing pattern shifts by one
+        upwards = ((right & 2) == 0) ^ (right < 6)  # direction flips for the pairs left of the timing column
+        for vertical in range(n):
+            row = n - 1 - vertical if upwards else vertical
+            for col in (right, right - 1):
+                if symbol.data_modules[row, col]:
+                    codeword[row, col] = bit // 8
+                    bit += 1
+    blocks = [(info.num_total, info.num_data) for info in
+              segno_consts.ECC[symbol.version][segno_consts.ERROR_MAPPING[symbol.ecc]]
+              for _ in range(info.num_blocks)]
+    total = sum(t for t, _ in blocks)
+    codeword[codeword >= total] = -1  # remainder bits belong to no codeword
+    order = []  # block of each codeword in the interleaved sequence: data codewords, then EC codewords
+    for i in range(max(d for _, d in blocks)):
+        order.extend(b for b, (_, d) in enumerate(blocks) if i < d)
+    for i in range(max(t - d for t, d in blocks)):
+        order.extend(b for b, (t, d) in enumerate(blocks) if i < t - d)
+    p = _MISDECODE_PROTECTION.get((symbol.version, symbol.ecc), 0)
+    correctable = tuple((t - d - p) // 2 for t, d in blocks)
+    return CodewordMap(codeword=codeword, block=tuple(order), correctable=correctable)
 
 
 @dataclass(frozen=True)
@@ -233,9 +323,12 @@ def qr_layout(data: str, size_mm: float, ecc: str = "M", logo_png: bytes | None 
               border_modules: int = MIN_QUIET_ZONE_MODULES, logo_share: float | None = None) -> QrLayout:
     """Validate export parameters and lay the symbol out. Raises ValueError with the reason on:
     size under ``MIN_SIZE_MM``, quiet zone under ``MIN_QUIET_ZONE_MODULES``, a logo at a level without
-    margin (L, M) or covering more than ``LOGO_MAX_AREA_SHARE`` of the symbol.
+    margin (L, M), covering more than ``LOGO_MAX_AREA_SHARE`` of the symbol, or hiding more codewords of any
+    error-correction block than ``LOGO_ERROR_BUDGET`` of its capacity.
 
-    ``logo_share``: logo square area / symbol area; default the level's maximum.
+    ``logo_share``: logo square area / symbol area. Default: the largest square up to the level's
+    ``LOGO_MAX_AREA_SHARE`` that keeps within the block budget (it shrinks to fit); an explicit share that
+    does not fit is refused rather than silently shrunk.
     """
     if not isinstance(size_mm, (int, float)) or not math.isfinite(size_mm) or size_mm < MIN_SIZE_MM:
         raise ValueError(f"QR size must be at least {MIN_SIZE_MM:g} mm, got {size_mm!r}")
@@ -257,18 +350,40 @@ def qr_layout(data: str, size_mm: float, ecc: str = "M", logo_png: bytes | None 
         if not 0 < share <= max_share:
             raise ValueError(f"logo covering {share:.0%} of the code is more than ecc {symbol.ecc} tolerates "
                              f"(at most {max_share:.0%}); use a smaller logo or ecc H")
-        n = symbol.modules
-        side = int(math.floor(math.sqrt(share) * n))
-        side -= (side - n) % 2  # same parity as n, so the square sits exactly in the centre
-        if side < 3:
-            raise ValueError(f"logo area of {share:.0%} is under 3 modules wide; nothing to show")
-        first = (n - side) // 2
-        logo_box = (first, first + side)
-        dark[first:first + side, first:first + side] = False
+        logo_box = _logo_box(symbol, share, shrink_to_fit=logo_share is None)
+        first, stop = logo_box
+        dark[first:stop, first:stop] = False
         logo = _load_logo(logo_png)
     check = _checks_for(symbol, float(size_mm), border_modules)
     return QrLayout(symbol=symbol, dark=dark, module_mm=float(size_mm) / symbol.modules, border=border_modules,
                     logo=logo, logo_box=logo_box, check=check)
+
+
+def _logo_box(symbol: QrSymbol, share: float, shrink_to_fit: bool) -> tuple[int, int]:
+    """Centred square (first, stop) module range for a logo of ``share`` of the symbol area such that, in every
+    Reed-Solomon block, the codewords it covers use at most ``LOGO_ERROR_BUDGET`` of the block's correction.
+    Area alone is not enough: interleaving spreads a centred square unevenly over the blocks. With
+    ``shrink_to_fit`` the square shrinks until it fits; otherwise a square that does not fit is refused."""
+    n = symbol.modules
+    side = int(math.floor(math.sqrt(share) * n))
+    side -= (side - n) % 2  # same parity as n, so the square sits exactly in the centre
+    cmap = codeword_map(symbol)
+    budget = [int(LOGO_ERROR_BUDGET * c) for c in cmap.correctable]
+    while side >= MIN_LOGO_MODULES:
+        first = (n - side) // 2
+        covered = np.zeros((n, n), dtype=bool)
+        covered[first:first + side, first:first + side] = True
+        errors = cmap.errors_per_block(covered)
+        worst = max(range(len(errors)), key=lambda b: errors[b] / max(budget[b], 1))
+        if all(e <= b for e, b in zip(errors, budget)):
+            return first, first + side
+        if not shrink_to_fit:
+            raise ValueError(
+                f"a logo covering {share:.0%} of this code hides {errors[worst]} codewords of error-correction "
+                f"block {worst + 1}, which can spare only {budget[worst]}; use a smaller logo or ecc H")
+        side -= 2
+    raise ValueError(f"no logo of at least {MIN_LOGO_MODULES} modules fits ecc {symbol.ecc} for this code; "
+                     f"use ecc H or shorter data")
 
 
 def _logo_rect(layout: QrLayout) -> tuple[float, float, float, float]:

@@ -320,3 +320,69 @@ def test_format_registry_serves_each_export_with_its_media_type():
         assert data.startswith(magic[name]) and fmt.extension == name
         assert decode(rasterize(name, data)) == [URL]
     assert QR_FORMATS["svg"].media_type == "image/svg+xml" and QR_FORMATS["pdf"].media_type == "application/pdf"
+
+
+# ---------------------------------------------------------------------------------- codeword map (logo rule)
+@pytest.mark.parametrize("version,ecc", [(1, "L"), (2, "H"), (7, "Q"), (13, "H"), (27, "M"), (40, "L")])
+def test_codeword_map_matches_segno_placement(version, ecc):
+    """Oracle: segno's own placement routine fed with numbered bits."""
+    import segno
+    import segno.encoder as enc
+
+    from markers.qr import QrSymbol, _function_patterns, codeword_map
+
+    qr = segno.make_qr("BAO", error=ecc, version=version, boost_error=False)
+    dark = np.array([[bool(v) for v in row] for row in qr.matrix])
+    symbol = QrSymbol("BAO", ecc, version, dark, ~_function_patterns(version))
+    cmap = codeword_map(symbol)
+    n = symbol.modules
+    matrix = enc.make_matrix(n, n)
+    enc.add_finder_patterns(matrix, n, n)
+    enc.add_alignment_patterns(matrix, n, n)
+    matrix = [list(row) for row in matrix]
+    enc.add_codewords(matrix, list(range(1000, 1000 + int(symbol.data_modules.sum()))), version)
+    reference = np.array([[(v - 1000) // 8 if v >= 1000 else -1 for v in row] for row in matrix])
+    reference[reference >= len(cmap.block)] = -1
+    assert np.array_equal(reference, cmap.codeword)
+
+
+@pytest.mark.parametrize("data,ecc", [(URL, "H"), (URL + "?ref=" + "a" * 120, "H"), (URL + "?r=" + "b" * 60, "Q")])
+def test_each_block_corrects_exactly_what_the_codeword_map_says(data, ecc):
+    """Oracle: zxing-cpp. Destroy ``correctable`` whole codewords in every block: decodes; one more in one
+    block: fails. Proves the module -> codeword -> block map the logo rule relies on."""
+    from markers.qr import codeword_map
+
+    symbol = make_symbol(data, ecc)
+    cmap = codeword_map(symbol)
+    rng = np.random.default_rng(11)
+
+    def damaged(extra_block=None):
+        dark = symbol.dark.copy()
+        for block, capacity in enumerate(cmap.correctable):
+            members = [i for i, b in enumerate(cmap.block) if b == block]
+            for cw in rng.choice(members, capacity + (block == extra_block), replace=False):
+                dark[cmap.codeword == cw] ^= True
+        raster = np.full((symbol.modules + 8,) * 2, 255, np.uint8)
+        raster[4:-4, 4:-4] = np.where(dark, 0, 255)
+        return cv2.resize(raster, None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST)
+
+    assert decode(damaged()) == [data]
+    assert decode(damaged(extra_block=len(cmap.correctable) // 2)) == []
+
+
+def test_default_logo_shrinks_until_every_block_keeps_margin_and_decodes():
+    from markers.qr import LOGO_ERROR_BUDGET, codeword_map
+
+    data = URL + "?ref=" + "a" * 126  # version 13-H: a 12 % square would overload some blocks
+    layout = qr_layout(data, 30, "H", make_logo())
+    first, stop = layout.logo_box
+    covered = np.zeros_like(layout.dark)
+    covered[first:stop, first:stop] = True
+    cmap = codeword_map(layout.symbol)
+    errors = cmap.errors_per_block(covered)
+    assert all(e <= int(LOGO_ERROR_BUDGET * c) for e, c in zip(errors, cmap.correctable))
+    assert (stop - first) ** 2 < LOGO_MAX_AREA_SHARE["H"] * layout.symbol.modules ** 2
+    gray = rasterize("png", qr_png(data, 30, "H", make_logo()))
+    assert decode(perspective_and_blur(gray)) == [data]
+    with pytest.raises(ValueError, match="block"):
+        qr_layout(data, 30, "H", make_logo(), logo_share=LOGO_MAX_AREA_SHARE["H"])
