@@ -47,6 +47,10 @@ KINDS = ("page", "model3d", "video", "audio", "animated_image", "image", "panora
 # Limits
 
 
+# Overlay-kind spellings accepted for the limit variables (BAONHUNG_MAX_MODEL3D_MB = BAONHUNG_MAX_MODEL_MB).
+_KIND_ALIASES = {"MODEL": "MODEL3D", "ANIMATED": "ANIMATED_IMAGE"}
+
+
 @dataclass(frozen=True)
 class UploadLimits:
     """Upload limits; bytes unless named otherwise. ``from_env`` reads ``BAONHUNG_MAX_<NAME>_MB`` variables."""
@@ -74,7 +78,8 @@ class UploadLimits:
 
         ``BAONHUNG_MAX_{PAGE,PDF,MODEL,VIDEO,AUDIO,IMAGE,ANIMATED}_MB``, ``BAONHUNG_MAX_ZIP_TOTAL_MB`` (megabytes,
         decimals allowed), ``BAONHUNG_MAX_IMAGE_MEGAPIXELS``, ``BAONHUNG_MAX_ANIMATION_FRAMES``,
-        ``BAONHUNG_MAX_ZIP_FILES``, ``BAONHUNG_MAX_ZIP_RATIO``. A malformed or non-positive value raises
+        ``BAONHUNG_MAX_ZIP_FILES``, ``BAONHUNG_MAX_ZIP_RATIO``; ``BAONHUNG_MAX_MODEL3D_MB`` and
+        ``BAONHUNG_MAX_ANIMATED_IMAGE_MB`` are accepted as the kinds' spellings of MODEL and ANIMATED. A malformed or non-positive value raises
         ``ValueError`` naming the variable (a configuration error should stop the service at start).
         """
         env = os.environ if environ is None else environ
@@ -94,10 +99,13 @@ class UploadLimits:
 
         for f in fields(cls):
             if f.name.startswith("max_") and f.name.endswith("_bytes"):
-                var = f"BAONHUNG_MAX_{f.name[4:-6].upper()}_MB"
-                val = number(var)
-                if val is not None:
-                    values[f.name] = int(val * MB)
+                short = f.name[4:-6].upper()
+                # the short name wins over the overlay-kind alias (MODEL3D, ANIMATED_IMAGE)
+                for var in (f"BAONHUNG_MAX_{short}_MB", f"BAONHUNG_MAX_{_KIND_ALIASES.get(short, short)}_MB"):
+                    val = number(var)
+                    if val is not None:
+                        values[f.name] = int(val * MB)
+                        break
         for var, name, conv in (
             ("BAONHUNG_MAX_ZIP_TOTAL_MB", "zip_max_total_bytes", lambda v: int(v * MB)),
             ("BAONHUNG_MAX_IMAGE_MEGAPIXELS", "max_image_pixels", lambda v: int(v * 1_000_000)),
@@ -638,6 +646,7 @@ def _inspect_video(kind: str, fmt: str, data: bytes, filename: str, limits: Uplo
         has_audio = len(container.streams.audio) > 0
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
+        _check_pixels(width or 0, height or 0, limits, filename)  # before decoding a frame of that size
         duration = _av_duration(container, stream)
         try:
             frame = _first_frame(container, stream, POSTER_AT_S if (duration or 0) > POSTER_AT_S else 0.0)

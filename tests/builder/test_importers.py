@@ -174,6 +174,7 @@ def test_limits_from_env_reads_megabytes_and_refuses_nonsense():
     assert limits.max_video_bytes == 2_500_000
     assert limits.zip_max_files == 7 and limits.max_image_pixels == 10_000_000
     assert limits.max_audio_bytes == UploadLimits().max_audio_bytes
+    assert UploadLimits.from_env({"BAONHUNG_MAX_MODEL3D_MB": "3"}).max_model_bytes == 3_000_000
     with pytest.raises(ValueError, match="BAONHUNG_MAX_PDF_MB"):
         UploadLimits.from_env({"BAONHUNG_MAX_PDF_MB": "lots"})
 
@@ -480,6 +481,11 @@ def test_video_uploaded_as_audio_is_refused(media):
 def test_panorama_video_is_accepted_and_checked_for_two_to_one(media):
     asset = inspect_upload("panorama360", media["mp4"], "360.mp4", LIMITS)
     assert asset.meta["equirectangular"] is True and "poster" in asset.derived
+
+
+def test_video_frame_over_the_pixel_limit_is_refused_before_decoding(media):
+    err = refused("video", media["mp4"], "big.mp4", limits=UploadLimits(max_image_pixels=5000))
+    assert err.code == "image_too_large" and (err.values["width"], err.values["height"]) == (128, 64)
 
 
 def test_truncated_mp4_is_corrupt(media):
