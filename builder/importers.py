@@ -1109,6 +1109,9 @@ def _inspect_model(fmt: str, data: bytes, filename: str, limits: UploadLimits) -
             doc, _ = read_glb(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise _corrupt(filename, exc) from exc
+        external = _external_uris(doc)
+        if external:  # e.g. textures left beside the GLB on the designer's disk
+            raise InvalidAssetError("gltf_external_resources", {"filename": filename, "uri": external[0][:80]})
         meta = _validated_meta(data, doc, filename, "glb")
         return InspectedAsset("model/gltf-binary", "glb", data, meta, {})
     if fmt == "gltf":
@@ -1225,16 +1228,19 @@ def inspect_upload(kind: str, data: bytes, filename: str, limits: UploadLimits |
     if len(data) > limit:
         raise _too_large(filename, len(data), limit)
     if kind == "page":
-        return _inspect_page(fmt, data, filename, limits, page_index, dpi)
-    if kind == "model3d":
-        return _inspect_model(fmt, data, filename, limits)
-    if kind == "audio":
-        return _inspect_audio(fmt, data, filename, limits)
-    if kind == "animated_image":
-        return _inspect_animated(fmt, data, filename, limits)
-    if fmt in ("mp4", "webm"):  # video, or a 360° video
-        return _inspect_video(kind, fmt, data, filename, limits)
-    return _inspect_image(kind, fmt, data, filename, limits)
+        asset = _inspect_page(fmt, data, filename, limits, page_index, dpi)
+    elif kind == "model3d":
+        asset = _inspect_model(fmt, data, filename, limits)
+    elif kind == "audio":
+        asset = _inspect_audio(fmt, data, filename, limits)
+    elif kind == "animated_image":
+        asset = _inspect_animated(fmt, data, filename, limits)
+    elif fmt in ("mp4", "webm"):  # video, or a 360° video
+        asset = _inspect_video(kind, fmt, data, filename, limits)
+    else:
+        asset = _inspect_image(kind, fmt, data, filename, limits)
+    asset.meta.setdefault("warnings", [])  # every kind: [{"code", "values"}] to show the designer
+    return asset
 
 
 def _too_large(filename: str, size: int, limit: int) -> InvalidAssetError:

@@ -338,6 +338,13 @@ def test_gltf_with_external_file_is_refused():
     assert err.code == "gltf_external_resources" and err.values["uri"] == "arrow.bin"
 
 
+def test_glb_pointing_at_a_texture_beside_it_is_refused():
+    doc, binary = read_glb(build_stock_glb("arrow"))
+    doc["images"] = [{"uri": "texture.png"}]
+    err = refused("model3d", write_glb(doc, binary), "m.glb")
+    assert err.code == "gltf_external_resources" and err.values["uri"] == "texture.png"
+
+
 @pytest.mark.parametrize("file_type", ["stl", "stl_ascii", "ply", "obj", "dae"])
 def test_mesh_formats_are_converted_to_a_clean_glb(file_type):
     asset = inspect_upload("model3d", mesh_bytes(file_type), "box.bin", LIMITS)
