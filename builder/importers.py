@@ -436,9 +436,7 @@ def render_pdf_page(data: bytes, page_index: int = 0, dpi: float = MIN_PDF_DPI, 
                 raise InvalidAssetError("pdf_page_out_of_range",
                                         {"page_count": count, "page_number": page_index + 1})
             page = doc[page_index]
-            w_pt, h_pt = page.get_size()
-            if page.get_rotation() in (90, 270):
-                w_pt, h_pt = h_pt, w_pt
+            w_pt, h_pt = page.get_size()  # as displayed: pdfium already swaps for /Rotate 90 or 270
             w_px, h_px = round(w_pt / 72 * dpi), round(h_pt / 72 * dpi)
             if w_px * h_px > max_pixels:
                 raise InvalidAssetError("image_too_large", {"filename": filename, "width": w_px, "height": h_px,

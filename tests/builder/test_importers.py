@@ -219,6 +219,18 @@ def test_render_pdf_page_raises_dpi_to_150_and_refuses_missing_page():
     assert (err.code, err.values["page_count"]) == ("pdf_page_out_of_range", 2)
 
 
+def test_rotated_pdf_page_reports_its_displayed_size():
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(pdf_bytes())
+    doc[0].set_rotation(90)
+    buf = io.BytesIO()
+    doc.save(buf)
+    r = render_pdf_page(buf.getvalue(), 0)
+    assert (r.width_mm, r.height_mm) == pytest.approx((297, 210), abs=0.5)
+    assert r.width_px > r.height_px
+
+
 def test_page_size_from_preset_values_or_refusal():
     assert page_size_mm("a4") == PAGE_PRESETS["A4"]
     assert page_size_mm("Berliner", {"width_px": 2000, "height_px": 1000}) == (470, 315)  # landscape scan
