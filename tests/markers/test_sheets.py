@@ -3,7 +3,6 @@ import datetime as dt
 import io
 import random
 import subprocess
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,7 +23,6 @@ from markers.sheets import (
     marker_test_sheet_pdf,
 )
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DPI = 300
 PAPER_PT = {"A4": (595.28, 841.89), "A3": (841.89, 1190.55)}
 WARNINGS = [
@@ -111,23 +109,21 @@ def test_edition_sheet_pages_are_the_asked_paper_in_points(sheet6, paper):
         assert page.get_size() == pytest.approx(PAPER_PT[paper], abs=0.01)
 
 
-def test_every_qr_on_the_a4_sheet_decodes_to_its_page_deep_link(sheet6, a4_pdf, tmp_path):
+def test_every_qr_on_the_a4_sheet_decodes_to_its_page_deep_link(sheet6, a4_pdf, tmp_path, artifacts_dir):
     rasters = pdftoppm(a4_pdf, tmp_path)  # poppler: independent of the renderer used elsewhere
     assert len(rasters) == 2  # 4 cards per A4 page: 6 pages paginate onto 2 sheet pages
     urls = [p.url for p in sheet6.pages]
     assert decode(rasters[0]) == sorted(urls[:4])
     assert decode(rasters[1]) == sorted(urls[4:])
-    ARTIFACTS.mkdir(exist_ok=True)
-    Image.fromarray(rasters[0]).save(ARTIFACTS / "edition_sheet_A4_page1.png", dpi=(DPI, DPI))
+    Image.fromarray(rasters[0]).save(artifacts_dir / "edition_sheet_A4_page1.png", dpi=(DPI, DPI))
 
 
-def test_every_qr_on_the_a3_sheet_decodes_to_its_page_deep_link(sheet6):
+def test_every_qr_on_the_a3_sheet_decodes_to_its_page_deep_link(sheet6, artifacts_dir):
     pdf = edition_sheet_pdf(sheet6, "A3", lang="en")
     rasters = render(pdf)
     assert len(rasters) == 1  # A3 holds 2 columns × 6 rows
     assert decode(rasters[0]) == sorted(p.url for p in sheet6.pages)
-    ARTIFACTS.mkdir(exist_ok=True)
-    Image.fromarray(rasters[0]).save(ARTIFACTS / "edition_sheet_A3_en.png", dpi=(DPI, DPI))
+    Image.fromarray(rasters[0]).save(artifacts_dir / "edition_sheet_A3_en.png", dpi=(DPI, DPI))
 
 
 def test_edition_sheet_qr_codes_are_vector_paths_and_only_thumbnails_are_images(a4_pdf):
@@ -248,7 +244,7 @@ def test_small_page_prints_at_actual_size_with_crop_marks_and_decodable_qr():
     assert decode(render(pdf)[0]) == [TEST_URL]
 
 
-def test_large_page_is_scaled_to_fit_and_the_scale_is_printed(tmp_path):
+def test_large_page_is_scaled_to_fit_and_the_scale_is_printed(tmp_path, artifacts_dir):
     pdf = marker_test_sheet_pdf(page_image(6, 1120, 1600, ".jpg"), 280, 400, None, [], TEST_URL, paper="A4")
     left, bottom, right, top = image_rect_mm(pdf)
     scale = (right - left) / 280
@@ -258,8 +254,7 @@ def test_large_page_is_scaled_to_fit_and_the_scale_is_printed(tmp_path):
     assert f"Thu nhỏ còn {scale * 100:.0f} %" in text and "chưa đánh giá" in text
     (raster,) = pdftoppm(pdf, tmp_path)
     assert decode(raster) == [TEST_URL]
-    ARTIFACTS.mkdir(exist_ok=True)
-    Image.fromarray(raster).save(ARTIFACTS / "marker_test_sheet_A4.png", dpi=(DPI, DPI))
+    Image.fromarray(raster).save(artifacts_dir / "marker_test_sheet_A4.png", dpi=(DPI, DPI))
 
 
 def test_landscape_page_gets_landscape_paper():
