@@ -411,9 +411,30 @@ class RenderedPdfPage:
     page_count: int
 
 
+def _trim_crop(page) -> tuple[float, float, float, float]:
+    """Points to cut from the displayed (left, bottom, right, top) so only the TrimBox — the finished page —
+    is rendered: print PDFs carry bleed and crop marks outside it. Zero when there is no TrimBox."""
+    cl, cb, cr, ct = page.get_cropbox()
+    tl, tb, tr, tt = page.get_trimbox()  # falls back to the CropBox
+    tl, tb, tr, tt = max(tl, cl), max(tb, cb), min(tr, cr), min(tt, ct)
+    if tr - tl < 1 or tt - tb < 1:
+        return (0.0, 0.0, 0.0, 0.0)
+    left, bottom, right, top = tl - cl, tb - cb, cr - tr, ct - tt  # in the page's own (unrotated) frame
+    # /Rotate turns the page clockwise for display: which unrotated side ends up on each displayed side.
+    return {
+        0: (left, bottom, right, top),
+        90: (bottom, right, top, left),
+        180: (right, top, left, bottom),
+        270: (top, left, bottom, right),
+    }.get(page.get_rotation() % 360, (left, bottom, right, top))
+
+
 def render_pdf_page(data: bytes, page_index: int = 0, dpi: float = MIN_PDF_DPI, *,
                     max_pixels: int = UploadLimits.max_image_pixels, filename: str = "pdf") -> RenderedPdfPage:
     """Render page ``page_index`` (0-based) of a PDF at ``dpi`` (at least 150) to PNG with pypdfium2.
+
+    Only the TrimBox (the finished page, without bleed and crop marks) is rendered and measured when the PDF
+    has one; otherwise the CropBox. Sizes are as displayed (after the page's /Rotate).
 
     Raises InvalidAssetError: ``corrupt_file``, ``pdf_encrypted``, ``pdf_page_out_of_range``,
     ``image_too_large`` (the render would exceed ``max_pixels``).
@@ -436,13 +457,15 @@ def render_pdf_page(data: bytes, page_index: int = 0, dpi: float = MIN_PDF_DPI, 
                 raise InvalidAssetError("pdf_page_out_of_range",
                                         {"page_count": count, "page_number": page_index + 1})
             page = doc[page_index]
+            crop = _trim_crop(page)
             w_pt, h_pt = page.get_size()  # as displayed: pdfium already swaps for /Rotate 90 or 270
+            w_pt, h_pt = w_pt - crop[0] - crop[2], h_pt - crop[1] - crop[3]
             w_px, h_px = round(w_pt / 72 * dpi), round(h_pt / 72 * dpi)
             if w_px * h_px > max_pixels:
                 raise InvalidAssetError("image_too_large", {"filename": filename, "width": w_px, "height": h_px,
                                                             "limit_mp": max_pixels / 1e6})
             try:
-                img = page.render(scale=dpi / 72, may_draw_forms=True).to_pil()
+                img = page.render(scale=dpi / 72, crop=crop, may_draw_forms=True).to_pil()
             except pdfium.PdfiumError as exc:
                 raise _corrupt(filename, exc) from exc
         finally:

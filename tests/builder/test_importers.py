@@ -231,6 +231,33 @@ def test_rotated_pdf_page_reports_its_displayed_size():
     assert r.width_px > r.height_px
 
 
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_print_pdf_is_cut_to_its_trim_box_without_bleed_or_marks(rotation):
+    import pypdfium2 as pdfium
+    from reportlab.pdfgen import canvas
+
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=(300, 400))  # points; black bleed everywhere, white finished page inside
+    c.setFillGray(0)
+    c.rect(0, 0, 300, 400, fill=1, stroke=0)
+    c.setFillGray(1)
+    c.rect(10, 20, 260, 340, fill=1, stroke=0)
+    c.showPage()
+    c.save()
+    doc = pdfium.PdfDocument(buf.getvalue())
+    doc[0].set_trimbox(10, 20, 270, 360)  # unequal margins: a wrong side mapping would leave black
+    doc[0].set_rotation(rotation)
+    out = io.BytesIO()
+    doc.save(out)
+    asset = inspect_upload("page", out.getvalue(), "print.pdf", LIMITS)
+    size = (260 * 25.4 / 72, 340 * 25.4 / 72)
+    assert (asset.meta["width_mm"], asset.meta["height_mm"]) == pytest.approx(size[::-1] if rotation else size, abs=0.1)
+    with Image.open(io.BytesIO(asset.data)) as img:
+        grey = np.asarray(img.convert("L"))
+    edges = np.concatenate([grey[1], grey[-2], grey[:, 1], grey[:, -2]])
+    assert edges.min() > 200, "bleed (black) left in the page image"
+
+
 def test_page_size_from_preset_values_or_refusal():
     assert page_size_mm("a4") == PAGE_PRESETS["A4"]
     assert page_size_mm("Berliner", {"width_px": 2000, "height_px": 1000}) == (470, 315)  # landscape scan
