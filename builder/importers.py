@@ -358,6 +358,35 @@ def _load_image(img: Image.Image, filename: str) -> None:
         raise _corrupt(filename, exc) from exc
 
 
+# Re-encoding quality when a phone photo must be turned upright (JPEG): visually lossless.
+UPRIGHT_JPEG_QUALITY = 95
+
+
+def _upright(data: bytes, img: Image.Image, fmt: str) -> tuple[bytes, Image.Image, int]:
+    """Apply an EXIF orientation tag to the pixels (phone photos are stored sideways with a tag).
+
+    OpenCV applies the tag when decoding and three.js textures do not; storing upright pixels without the tag makes
+    every consumer see the same image. Returns (data, image, orientation applied or 0); untouched when upright.
+    """
+    from PIL import ImageOps
+
+    try:
+        orientation = int(img.getexif().get(0x0112) or 1)
+    except (OSError, ValueError, SyntaxError, TypeError):
+        orientation = 1
+    if orientation not in range(2, 9):
+        return data, img, 0
+    turned = ImageOps.exif_transpose(img)
+    buf = io.BytesIO()
+    keep = {k: img.info[k] for k in ("icc_profile", "dpi") if img.info.get(k)}
+    if fmt == "jpeg":
+        turned.save(buf, format="JPEG", quality=UPRIGHT_JPEG_QUALITY, subsampling=0, **keep)
+    else:
+        turned.save(buf, format={"png": "PNG", "webp": "WEBP"}[fmt], **({"lossless": True} if fmt == "webp" else {}),
+                    **keep)
+    return buf.getvalue(), turned, orientation
+
+
 def _image_meta(img: Image.Image) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "width": img.width,
@@ -368,12 +397,6 @@ def _image_meta(img: Image.Image) -> dict[str, Any]:
     dpi = img.info.get("dpi")
     if dpi and dpi[0]:
         meta["dpi"] = round(float(dpi[0]), 2)
-    try:
-        orientation = img.getexif().get(0x0112)
-    except (OSError, ValueError, SyntaxError):
-        orientation = None
-    if orientation and orientation != 1:
-        meta["exif_orientation"] = int(orientation)
     return meta
 
 
@@ -528,11 +551,13 @@ def _inspect_page(fmt: str, data: bytes, filename: str, limits: UploadLimits, pa
         return InspectedAsset("image/png", "png", r.png, meta, {"source_pdf": (data, "application/pdf")})
     img = _open_image(data, fmt, filename, limits)
     _load_image(img, filename)
+    data, img, turned = _upright(data, img, fmt)
     m = _image_meta(img)
     meta = {"source": fmt, "width_px": m["width"], "height_px": m["height"]}
-    for key in ("dpi", "exif_orientation"):
-        if key in m:
-            meta[key] = m[key]
+    if "dpi" in m:
+        meta["dpi"] = m["dpi"]
+    if turned:
+        meta["exif_orientation_applied"] = turned
     return InspectedAsset(FORMATS[fmt].mime, FORMATS[fmt].ext, data, meta, {})
 
 
@@ -554,7 +579,13 @@ def _panorama_warnings(width: int, height: int) -> list[dict]:
 def _inspect_image(kind: str, fmt: str, data: bytes, filename: str, limits: UploadLimits) -> InspectedAsset:
     img = _open_image(data, fmt, filename, limits)
     _load_image(img, filename)
+    if not getattr(img, "is_animated", False):
+        data, img, turned = _upright(data, img, fmt)
+    else:
+        turned = 0
     meta = _image_meta(img)
+    if turned:
+        meta["exif_orientation_applied"] = turned
     if getattr(img, "is_animated", False):
         meta["animated_frames"] = int(getattr(img, "n_frames", 1))
     if kind == "panorama360":

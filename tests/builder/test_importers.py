@@ -282,6 +282,23 @@ def test_still_image_formats_are_accepted(pil, mime):
     assert asset.mime == mime and (asset.meta["width"], asset.meta["height"]) == (50, 20)
 
 
+@pytest.mark.parametrize("kind", ["page", "image"])
+def test_sideways_phone_photo_is_stored_upright_without_its_orientation_tag(kind):
+    img = Image.new("RGB", (60, 40), "white")
+    img.paste((255, 0, 0), (0, 0, 10, 10))  # red mark at the stored top-left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif, quality=95)
+    asset = inspect_upload(kind, buf.getvalue(), "phone.jpg", LIMITS)
+    with Image.open(io.BytesIO(asset.data)) as out:
+        assert out.size == (40, 60) and out.getexif().get(0x0112, 1) == 1
+        r, g, b = out.convert("RGB").getpixel((35, 4))  # the mark is now at the top-right
+        assert r > 200 and g < 80
+    assert asset.meta["exif_orientation_applied"] == 6
+    assert (asset.meta.get("width_px") or asset.meta.get("width")) == 40
+
+
 def test_panorama_flags_a_picture_that_is_not_two_to_one():
     ok = inspect_upload("panorama360", image_bytes("JPEG", (200, 100)), "p.jpg", LIMITS)
     assert ok.meta["equirectangular"] and ok.meta["warnings"] == []
