@@ -637,8 +637,9 @@ def _inspect_animated(fmt: str, data: bytes, filename: str, limits: UploadLimits
 
 # Poster frame time: "about one second in" so fade-ins from black are skipped; the first frame for short clips.
 POSTER_AT_S = 1.0
-# Codecs that phone browsers decode in a <video> element.
+# Codecs that phone browsers decode in a <video> / <audio> element; others are accepted with a warning.
 WEB_VIDEO_CODECS = {"h264", "hevc", "vp8", "vp9", "av1"}
+WEB_AUDIO_CODECS = {"mp3", "mp3float", "aac", "opus", "vorbis", "flac"}
 
 
 def _av_open(data: bytes, filename: str):
@@ -753,6 +754,9 @@ def _inspect_audio(fmt: str, data: bytes, filename: str, limits: UploadLimits) -
             "channels": stream.codec_context.channels if hasattr(stream.codec_context, "channels")
             else stream.codec_context.layout.nb_channels,
         }
+        codec = meta["codec"]
+        meta["warnings"] = [] if codec in WEB_AUDIO_CODECS or codec.startswith("pcm_") else [
+            {"code": "codec_not_web_playable", "values": {"codec": codec}}]
     finally:
         container.close()
     out = "m4a" if fmt == "mp4" else fmt

@@ -534,7 +534,7 @@ def test_audio_only_mp4_is_not_a_video_but_is_audio(media):
 def test_audio_formats_report_duration_and_codec(media, name, mime, codec):
     asset = inspect_upload("audio", media[name], "sound.mp4", LIMITS)
     assert asset.mime == mime and asset.meta["codec"].startswith(codec)
-    assert asset.meta["duration_s"] == pytest.approx(1.5, abs=0.15)
+    assert asset.meta["duration_s"] == pytest.approx(1.5, abs=0.15) and asset.meta["warnings"] == []
 
 
 def test_video_uploaded_as_audio_is_refused(media):
