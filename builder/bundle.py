@@ -996,15 +996,20 @@ def build_page_bundle(page: PageSpec, options: BundleOptions = BundleOptions(), 
     if options.compress:
         from builder import compress
 
-        full_path = compress.compress_full(raw_path, workdir / f"{stem}.full.glb",
-                                           texture_max_px=options.full_texture_max_px)
-        lite_path = compress.compress_lite(raw_path, workdir / f"{stem}.lite.glb",
-                                           texture_max_px=options.lite_texture_max_px,
-                                           triangle_budget=options.lite_triangle_budget)
-        for variant, path in (("full", full_path), ("lite", lite_path)):
-            if options.validate:
-                check_gltf(compress.decode_glb(path.read_bytes()), options,
-                           what=f"{variant} bundle of page {page.id} (decoded)", page_id=page.id)
+        try:
+            full_path = compress.compress_full(raw_path, workdir / f"{stem}.full.glb",
+                                               texture_max_px=options.full_texture_max_px)
+            lite_path = compress.compress_lite(raw_path, workdir / f"{stem}.lite.glb",
+                                               texture_max_px=options.lite_texture_max_px,
+                                               triangle_budget=options.lite_triangle_budget)
+            decoded = {variant: compress.decode_glb(path.read_bytes()) if options.validate else b""
+                       for variant, path in (("full", full_path), ("lite", lite_path))}
+        except compress.CompressionError as exc:
+            raise BundleBuildError(f"compressing the bundle of page {page.id} failed", page_id=page.id,
+                                   messages=[exc.output] if exc.output else [], code="bundle_compression_failed"
+                                   ) from exc
+        for variant, data in decoded.items():
+            check_gltf(data, options, what=f"{variant} bundle of page {page.id} (decoded)", page_id=page.id)
     else:
         full_path = lite_path = raw_path
 

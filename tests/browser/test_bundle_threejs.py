@@ -19,7 +19,7 @@ from PIL import Image
 from builder import frame
 from builder.bundle import BundleOptions, OverlaySpec, PageSpec, build_page_bundle
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("bundle_browser")]
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"

@@ -24,6 +24,8 @@ from builder.gltf_validator import validate_gltf
 
 PAGE_W, PAGE_H = 280.0, 400.0
 REPO = Path(__file__).resolve().parents[2]
+# module-scoped builds are shared: keep this module on one xdist worker (make test uses --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("bundle")
 
 
 # ----------------------------------------------------------------------------------------------- inputs

@@ -16,6 +16,8 @@ from builder.glb import GlbDocument, read_glb, write_glb
 from builder.gltf_validator import validate_gltf
 
 REPO = Path(__file__).resolve().parents[2]
+# module-scoped builds are shared: keep this module on one xdist worker (make test uses --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("compress")
 
 
 def textured_sphere_glb(path: Path, subdivisions: int, texture_px: int, seed: int = 1) -> Path:
