@@ -8,9 +8,10 @@ The type is decided by content — magic bytes (:func:`sniff_format`) followed b
 that will use the file (Pillow, PyAV, pypdfium2, trimesh, the Khronos glTF validator) — never by ``filename``,
 which only appears in messages. What each kind accepts is one table, :data:`KIND_FORMATS`.
 
-``InspectedAsset.data`` is the canonical file to store: the upload itself, except that OBJ/STL/PLY (and zips of
-them) become a GLB converted with trimesh, a zipped glTF with side files becomes one GLB, and a PDF page becomes the
-PNG rendering of the chosen page (the PDF is kept in ``derived["source_pdf"]``).
+``InspectedAsset.data`` is the canonical file to store: the upload itself, except that OBJ/STL/PLY/DAE (and zips
+of them) become a GLB converted with trimesh, a zipped glTF with side files becomes one GLB, a PDF page becomes the
+PNG rendering of the chosen page at its TrimBox (the PDF is kept in ``derived["source_pdf"]``), and a sideways phone
+photo (EXIF orientation) is turned upright.
 
 Units: sizes in bytes, durations in seconds, model bounds in metres (as stored in the file; glTF is metres, Y up),
 page sizes in millimetres.
@@ -39,7 +40,7 @@ from builder.errors import InvalidAssetError
 from builder.gltf_validator import ValidationReport, validate_gltf
 from builder.safezip import extract_zip
 
-MB = 1_000_000
+MB = 1_000_000  # limits are decimal megabytes, as file managers show them
 
 KINDS = ("page", "model3d", "video", "audio", "animated_image", "image", "panorama360")
 
@@ -62,7 +63,7 @@ class UploadLimits:
     max_audio_bytes: int = 30 * MB
     max_image_bytes: int = 20 * MB
     max_animated_bytes: int = 30 * MB
-    # Pillow bomb guard: 80 MP is a 300 dpi A2 scan; anything larger is a mistake or an attack.
+    # Pillow bomb guard: 80 MP is more than a 300 dpi A1 scan (70 MP); anything larger is a mistake or an attack.
     max_image_pixels: int = 80_000_000
     # Animated images: frames, and all frames' pixels together (each one is decoded to check it).
     max_animation_frames: int = 3000
@@ -948,6 +949,9 @@ def _validated_meta(data: bytes, doc: Mapping[str, Any], filename: str, source: 
     meta["source_format"] = source
     meta["validator"] = {"errors": report.errors, "warnings": report.warnings, "infos": report.infos}
     meta["warnings"] = []
+    if report.warnings:
+        meta["warnings"].append({"code": "gltf_validator_warnings", "values": {
+            "count": report.warnings, "first": report.first_messages(3, "warning")[:3]}})
     if meta["size_m"] and max(meta["size_m"]) > HUGE_MODEL_M:
         meta["warnings"].append({"code": "model_very_large", "values": {"size_m": meta["size_m"]}})
     return meta

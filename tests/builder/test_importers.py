@@ -381,6 +381,14 @@ def test_glb_passes_through_untouched_with_meta():
     assert asset.meta["has_draco"] is False and asset.meta["has_meshopt"] is False
 
 
+def test_glb_with_validator_warnings_is_accepted_and_the_warnings_are_shown():
+    doc, binary = read_glb(build_stock_glb("arrow"))
+    doc["materials"][0]["alphaCutoff"] = 0.5  # only meaningful with alphaMode MASK: a validator warning
+    asset = inspect_upload("model3d", write_glb(doc, binary), "w.glb", LIMITS)
+    warning = next(w for w in asset.meta["warnings"] if w["code"] == "gltf_validator_warnings")
+    assert warning["values"]["count"] >= 1 and "ALPHA_CUTOFF" in warning["values"]["first"][0]
+
+
 def test_embedded_gltf_passes_through_untouched():
     data = gltf_embedded_bytes()
     asset = inspect_upload("model3d", data, "m.gltf", LIMITS)
