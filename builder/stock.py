@@ -93,7 +93,7 @@ def build_arrow() -> trimesh.Scene:
 
 
 def build_pin() -> trimesh.Scene:
-    """A 33 mm push pin stuck in the paper: steel needle, red round head."""
+    """A 36 mm push pin stuck in the paper: steel needle, red round head."""
     return _scene([
         ("pin_needle", _material("pin_steel", STEEL, metallic=0.9, roughness=0.3),
          [_cylinder_y(0.0010, 0.0, 0.020), _cone_down(0.0010, 0.0, 0.002)]),
