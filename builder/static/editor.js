@@ -1,0 +1,444 @@
+// Visual overlay editor and page preview (plain ES module, no build step).
+//
+// Coordinates (docs/ARCHITECTURE.md): the database stores page millimetres, origin at the page's top-left,
+// x right, y down; (x_mm, y_mm) is the top-left corner of the *unrotated* box and rotation_deg turns it clockwise
+// about its centre. The stage shows the page image scaled to the stage width, so with
+//   s = stage.clientWidth / page.width_mm            (CSS px per mm)
+// a box is drawn at left = x_mm·s, top = y_mm·s, size width_mm·s × height_mm·s, with CSS `rotate(rotation_deg)`
+// about its centre (CSS angles are clockwise on screen, like the page). That is the only mm <-> px conversion.
+
+const root = document.getElementById('editor');
+const page = JSON.parse(root.dataset.page);
+const T = JSON.parse(root.dataset.strings);
+const readonly = root.dataset.readonly === 'yes';
+const stage = document.getElementById('stage');
+const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
+
+const PLACEMENT = ['x_mm', 'y_mm', 'width_mm', 'height_mm', 'rotation_deg', 'elevation_mm', 'scale'];
+const MIN_SIZE_MM = 1; // the service refuses smaller boxes
+const SNAP_DEG = 15; // rotation step with Shift held
+const SAVE_DELAY_MS = 400; // typing in a field saves once the designer pauses
+const ICONS = {model3d: '⬢', video: '▶', audio: '🔊', animated_image: '✦', image: '▣', panorama360: '360°', link: '🔗'};
+
+const overlays = new Map(page.overlays.map((o) => [o.id, o]));
+const boxes = new Map();
+let selectedId = null;
+let mode = root.dataset.mode;
+
+const round1 = (v) => Math.round(v * 10) / 10;
+const pxPerMm = () => stage.clientWidth / page.width_mm;
+const fmt = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => values[k] ?? '');
+
+// ------------------------------------------------------------------------------------------ drawing
+
+function boxContent(o) {
+  const frag = document.createDocumentFragment();
+  const posterUrl = o.poster_url || (['image', 'animated_image', 'panorama360'].includes(o.kind)
+    && o.asset && o.asset.mime && o.asset.mime.startsWith('image/') ? o.asset.url : null);
+  if (posterUrl) {
+    const img = document.createElement('img');
+    img.src = posterUrl;
+    img.alt = '';
+    img.draggable = false;
+    img.className = 'ovl-media';
+    frag.append(img);
+  }
+  const badge = document.createElement('span');
+  badge.className = 'ovl-badge';
+  if (o.kind === 'link') badge.textContent = `${ICONS.link} ${o.options.label || T.open_link}`;
+  else if (o.kind === 'audio') badge.textContent = `${ICONS.audio} ${T.play}`;
+  else if (o.kind === 'video') badge.textContent = ICONS.video;
+  else if (o.kind === 'panorama360') badge.textContent = `${ICONS.panorama360} · ${T.panorama}`;
+  else if (o.kind === 'model3d') badge.textContent = `${ICONS.model3d} ${o.name || o.stock || T.kinds.model3d}`;
+  else badge.textContent = ICONS[o.kind] || '';
+  frag.append(badge);
+  const label = document.createElement('span');
+  label.className = 'ovl-label';
+  label.textContent = `${T.kinds[o.kind] || o.kind}${o.name ? ' · ' + o.name : ''}`;
+  frag.append(label);
+  if (!readonly) {
+    for (const [cls, title] of [['h-resize', '↘'], ['h-rotate', '⟳']]) {
+      const h = document.createElement('span');
+      h.className = `handle ${cls}`;
+      h.dataset.handle = cls;
+      h.setAttribute('aria-hidden', 'true');
+      h.title = title;
+      frag.append(h);
+    }
+  }
+  return frag;
+}
+
+function makeBox(o) {
+  const box = document.createElement('div');
+  box.className = `ovl kind-${o.kind}`;
+  box.dataset.id = o.id;
+  box.tabIndex = 0;
+  box.setAttribute('role', 'button');
+  box.setAttribute('aria-label', `${T.kinds[o.kind] || o.kind} ${o.name || ''}`.trim());
+  box.append(boxContent(o));
+  stage.append(box);
+  boxes.set(o.id, box);
+  box.addEventListener('pointerdown', (e) => onPointerDown(e, o.id));
+  box.addEventListener('keydown', (e) => onKey(e, o.id));
+  box.addEventListener('click', (e) => onPreviewClick(e, o.id));
+  placeBox(o);
+  return box;
+}
+
+function placeBox(o) {
+  const box = boxes.get(o.id);
+  if (!box) return;
+  const s = pxPerMm();
+  box.style.left = `${o.x_mm * s}px`;
+  box.style.top = `${o.y_mm * s}px`;
+  box.style.width = `${o.width_mm * s}px`;
+  box.style.height = `${o.height_mm * s}px`;
+  box.style.transform = `rotate(${o.rotation_deg || 0}deg)`;
+}
+
+function placeAll() {
+  for (const o of overlays.values()) placeBox(o);
+}
+
+// ------------------------------------------------------------------------------------- side panel
+
+const form = document.getElementById('placement');
+const list = document.getElementById('overlay-list');
+const state = document.getElementById('save-state');
+
+function field(name) {
+  return document.getElementById(`f-${name}`);
+}
+
+function renderList() {
+  if (!list) return;
+  list.replaceChildren();
+  for (const o of overlays.values()) {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'link' + (o.id === selectedId ? ' on' : '');
+    b.textContent = `${ICONS[o.kind] || ''} ${T.kinds[o.kind] || o.kind}${o.name ? ' · ' + o.name : ''}`;
+    b.addEventListener('click', () => select(o.id, true));
+    li.append(b);
+    list.append(li);
+  }
+}
+
+function fillFields(o) {
+  if (!form) return;
+  for (const key of PLACEMENT) field(key).value = round1(o[key] ?? (key === 'scale' ? 1 : 0));
+  field('name').value = o.name || '';
+  const opt = o.options || {};
+  for (const key of ['autoplay', 'loop', 'muted']) field(key).checked = !!opt[key];
+  field('use_chroma').checked = !!opt.chroma_key;
+  field('chroma_key').value = opt.chroma_key || '#00ff00';
+  field('url').value = o.url || '';
+  field('label').value = opt.label || '';
+  for (const el of form.querySelectorAll('[data-kinds]')) {
+    el.hidden = !el.dataset.kinds.split(' ').includes(o.kind);
+  }
+  const meta = (o.asset && o.asset.meta) || {};
+  const bits = [];
+  if (meta.duration_s) bits.push(`${Number(meta.duration_s).toFixed(1)} s`);
+  if (meta.width && meta.height) bits.push(`${meta.width}×${meta.height} px`);
+  if (meta.triangles) bits.push(`${meta.triangles} △`);
+  if (o.stock) bits.push(o.stock);
+  document.getElementById('asset-info').textContent = bits.join(' · ');
+  document.getElementById('placement-title').textContent = `${T.kinds[o.kind] || o.kind} #${o.id}`;
+}
+
+function select(id, focus = false) {
+  selectedId = id;
+  for (const [bid, box] of boxes) box.classList.toggle('selected', bid === id);
+  renderList();
+  const o = overlays.get(id);
+  if (form) {
+    form.hidden = !o;
+    document.getElementById('no-selection').hidden = !!o;
+    if (o) fillFields(o);
+  }
+  if (o && focus) boxes.get(id)?.focus();
+  update3d(o);
+}
+
+function syncFieldsFromModel(o) {
+  if (form && o.id === selectedId) {
+    for (const key of ['x_mm', 'y_mm', 'width_mm', 'height_mm', 'rotation_deg']) field(key).value = round1(o[key]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------- saving
+
+let saveTimer = null;
+
+function setState(text, cls = '') {
+  if (!state) return;
+  state.textContent = text;
+  state.className = `save-state ${cls}`;
+}
+
+function payload(o) {
+  const body = {};
+  for (const key of PLACEMENT) body[key] = round1(Number(o[key] ?? 0));
+  body.name = o.name || '';
+  const opt = o.options || {};
+  if (['video', 'audio'].includes(o.kind)) body.autoplay = !!opt.autoplay;
+  if (['video', 'audio', 'animated_image'].includes(o.kind)) body.loop = !!opt.loop;
+  if (o.kind === 'video') {
+    body.muted = !!opt.muted;
+    body.chroma_key = opt.chroma_key || '';
+  }
+  if (o.kind === 'link') {
+    body.url = o.url || '';
+    body.label = opt.label || '';
+  }
+  return body;
+}
+
+async function api(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    credentials: 'same-origin',
+    headers: {'X-CSRFToken': csrfToken, 'Content-Type': 'application/json', 'Accept': 'application/json'},
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) {
+    let message = response.statusText;
+    try { message = (await response.json()).message || message; } catch { /* not JSON */ }
+    throw new Error(message);
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+async function save(id) {
+  clearTimeout(saveTimer);
+  const o = overlays.get(id);
+  if (!o || readonly) return;
+  setState(T.saving, 'busy');
+  try {
+    const fresh = await api('PATCH', `/api/v1/overlays/${id}`, payload(o));
+    overlays.set(id, fresh);
+    placeBox(fresh);
+    if (id === selectedId) fillFields(fresh);
+    setState(T.saved, 'ok');
+    root.dataset.saved = String(Date.now()); // lets tests wait for a completed save
+  } catch (err) {
+    setState(fmt(T.save_failed, {reason: err.message}), 'error');
+  }
+}
+
+function saveSoon(id) {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => save(id), SAVE_DELAY_MS);
+}
+
+// -------------------------------------------------------------------------------- pointer editing
+
+function onPointerDown(event, id) {
+  if (mode !== 'edit' || event.button !== 0) return;
+  select(id);
+  if (readonly) return;
+  event.preventDefault();
+  const o = overlays.get(id);
+  const box = boxes.get(id);
+  const handle = event.target.dataset.handle || 'move';
+  const s = pxPerMm();
+  const start = {px: event.clientX, py: event.clientY, ...o};
+  const rect = stage.getBoundingClientRect();
+  box.setPointerCapture(event.pointerId);
+  box.classList.add('dragging');
+  let moved = false;
+
+  const onMove = (e) => {
+    const dx = (e.clientX - start.px) / s; // mm
+    const dy = (e.clientY - start.py) / s;
+    if (Math.abs(dx) + Math.abs(dy) > 0) moved = true;
+    if (handle === 'move') {
+      o.x_mm = round1(start.x_mm + dx);
+      o.y_mm = round1(start.y_mm + dy);
+    } else if (handle === 'h-resize') {
+      // Pointer delta in the box's own (rotated) axes.
+      const r = (start.rotation_deg || 0) * Math.PI / 180;
+      const c = Math.cos(r), sn = Math.sin(r);
+      let w = Math.max(MIN_SIZE_MM, start.width_mm + (dx * c + dy * sn));
+      let h = Math.max(MIN_SIZE_MM, start.height_mm + (-dx * sn + dy * c));
+      if (e.shiftKey) h = w * start.height_mm / start.width_mm; // keep the proportions
+      // Keep the rotated top-left corner where it was: the centre moves by R·(dw/2, dh/2).
+      const hw = (w - start.width_mm) / 2, hh = (h - start.height_mm) / 2;
+      const cx = start.x_mm + start.width_mm / 2 + hw * c - hh * sn;
+      const cy = start.y_mm + start.height_mm / 2 + hw * sn + hh * c;
+      o.width_mm = round1(w);
+      o.height_mm = round1(h);
+      o.x_mm = round1(cx - w / 2);
+      o.y_mm = round1(cy - h / 2);
+    } else if (handle === 'h-rotate') {
+      const cx = rect.left + (start.x_mm + start.width_mm / 2) * s;
+      const cy = rect.top + (start.y_mm + start.height_mm / 2) * s;
+      // The handle sits above the centre: pointing straight up is 0°, clockwise positive (screen y is down).
+      let deg = Math.atan2(e.clientY - cy, e.clientX - cx) * 180 / Math.PI + 90;
+      if (deg > 180) deg -= 360;
+      if (e.shiftKey) deg = Math.round(deg / SNAP_DEG) * SNAP_DEG;
+      o.rotation_deg = round1(deg);
+    }
+    placeBox(o);
+    syncFieldsFromModel(o);
+  };
+  const onUp = (e) => {
+    box.releasePointerCapture(e.pointerId);
+    box.classList.remove('dragging');
+    box.removeEventListener('pointermove', onMove);
+    box.removeEventListener('pointerup', onUp);
+    box.removeEventListener('pointercancel', onUp);
+    if (moved) save(id);
+  };
+  box.addEventListener('pointermove', onMove);
+  box.addEventListener('pointerup', onUp);
+  box.addEventListener('pointercancel', onUp);
+}
+
+function onKey(event, id) {
+  if (mode !== 'edit' || readonly) return;
+  const step = event.shiftKey ? 10 : 1; // mm
+  const d = {ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step]}[event.key];
+  if (!d) {
+    if (event.key === 'Enter' || event.key === ' ') select(id);
+    return;
+  }
+  event.preventDefault();
+  const o = overlays.get(id);
+  select(id);
+  o.x_mm = round1(o.x_mm + d[0]);
+  o.y_mm = round1(o.y_mm + d[1]);
+  placeBox(o);
+  syncFieldsFromModel(o);
+  saveSoon(id);
+}
+
+// ------------------------------------------------------------------------------- preview playback
+
+function onPreviewClick(event, id) {
+  if (mode !== 'preview') return;
+  const o = overlays.get(id);
+  const box = boxes.get(id);
+  if (o.kind === 'link' && o.url) {
+    window.open(o.url, '_blank', 'noopener');
+  } else if (o.kind === 'video' && o.asset && !box.querySelector('video')) {
+    const v = document.createElement('video');
+    v.src = o.asset.url;
+    v.className = 'ovl-media';
+    v.muted = !!o.options.muted;
+    v.loop = !!o.options.loop;
+    v.playsInline = true;
+    v.controls = true;
+    box.querySelector('.ovl-media')?.remove();
+    box.prepend(v);
+    v.play().catch(() => {});
+  } else if (o.kind === 'audio' && o.asset) {
+    let a = box.querySelector('audio');
+    if (!a) {
+      a = document.createElement('audio');
+      a.src = o.asset.url;
+      box.append(a);
+    }
+    if (a.paused) a.play().catch(() => {}); else a.pause();
+  }
+}
+
+function setMode(next) {
+  mode = next;
+  root.classList.toggle('preview', mode === 'preview');
+  for (const b of document.querySelectorAll('[data-mode]')) {
+    if (b === root) continue;
+    const on = b.dataset.mode === mode;
+    b.classList.toggle('on', on);
+    b.setAttribute('aria-pressed', String(on));
+  }
+  if (mode === 'preview') select(null);
+}
+
+for (const b of document.querySelectorAll('button[data-mode]')) b.addEventListener('click', () => setMode(b.dataset.mode));
+
+// ------------------------------------------------------------------------------------ side fields
+
+if (form) {
+  form.addEventListener('input', (event) => {
+    const o = overlays.get(selectedId);
+    if (!o) return;
+    const name = event.target.name;
+    if (PLACEMENT.includes(name)) {
+      const v = parseFloat(event.target.value);
+      if (!Number.isFinite(v)) return;
+      o[name] = v;
+      placeBox(o);
+      if (o.kind === 'model3d') update3d(o);
+    } else if (['autoplay', 'loop', 'muted'].includes(name)) {
+      o.options = {...o.options, [name]: event.target.checked};
+    } else if (name === 'use_chroma' || name === 'chroma_key') {
+      o.options = {...o.options, chroma_key: field('use_chroma').checked ? field('chroma_key').value : null};
+    } else if (name === 'label') {
+      o.options = {...o.options, label: event.target.value};
+    } else if (name === 'name' || name === 'url') {
+      o[name] = event.target.value;
+    }
+  });
+  form.addEventListener('change', () => selectedId && saveSoon(selectedId));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (selectedId) save(selectedId);
+  });
+  document.getElementById('delete-overlay').addEventListener('click', async () => {
+    const id = selectedId;
+    if (!id || !window.confirm(T.confirm_delete)) return;
+    try {
+      await api('DELETE', `/api/v1/overlays/${id}`);
+      overlays.delete(id);
+      boxes.get(id)?.remove();
+      boxes.delete(id);
+      select(null);
+      setState(T.deleted, 'ok');
+    } catch (err) {
+      setState(fmt(T.save_failed, {reason: err.message}), 'error');
+    }
+  });
+  if (readonly) for (const el of form.querySelectorAll('input, button')) el.disabled = true;
+}
+
+// ------------------------------------------------------------------------------------ 3D preview
+
+let viewer3d = null; // {show(overlay)} once three.js has loaded
+
+async function update3d(o) {
+  const card = document.getElementById('preview3d-card');
+  if (!card) return;
+  const show = o && o.kind === 'model3d' && o.asset;
+  card.hidden = !show;
+  if (!show) return;
+  try {
+    if (!viewer3d) {
+      const {createPreview} = await import('./preview3d.js');
+      viewer3d = await createPreview(document.getElementById('preview3d'));
+    }
+    await viewer3d.show(o);
+  } catch (err) {
+    document.getElementById('preview3d').textContent = fmt(T.preview3d_failed, {reason: err.message});
+  }
+}
+
+// ------------------------------------------------------------------------------------------ start
+
+function start() {
+  // The whole page fits the window height (CSS uses --aspect); the stage then scales the boxes (pxPerMm).
+  stage.style.setProperty('--aspect', String(page.width_mm / page.height_mm));
+  for (const o of overlays.values()) makeBox(o);
+  renderList();
+  const wanted = Number(root.dataset.selected);
+  select(overlays.has(wanted) ? wanted : null);
+  if (mode === 'preview') setMode('preview');
+  new ResizeObserver(placeAll).observe(stage);
+  root.dataset.ready = 'yes';
+}
+
+const img = document.getElementById('page-image');
+if (img.complete) start(); else { img.addEventListener('load', start, {once: true}); img.addEventListener('error', start, {once: true}); }

@@ -1,0 +1,57 @@
+// Small progressive enhancements of the plain HTML forms (every form also works without this script).
+
+// <form class="confirm" data-confirm="…">: ask before destructive posts.
+for (const form of document.querySelectorAll('form[data-confirm]')) {
+  form.addEventListener('submit', (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+}
+
+// Page upload: the typed width/height fields only when "Typed size" is chosen.
+const preset = document.getElementById('preset');
+if (preset) {
+  const typed = document.querySelectorAll('[data-show-when]');
+  const sync = () => {
+    for (const el of typed) {
+      const on = preset.value === el.dataset.showWhen;
+      el.hidden = !on;
+      for (const input of el.querySelectorAll('input')) input.required = on;
+    }
+  };
+  preset.addEventListener('change', sync);
+  sync();
+}
+
+// Add-overlay form: show the fields of the chosen kind (and model source) only.
+const addForm = document.getElementById('add-overlay');
+if (addForm) {
+  const kind = addForm.querySelector('[name=kind]');
+  const file = addForm.querySelector('[name=file]');
+  const ACCEPT = {
+    model3d: '.glb,.gltf,.zip,.stl,.ply,model/gltf-binary,model/gltf+json,application/zip',
+    video: 'video/mp4,video/webm',
+    audio: 'audio/*,.m4a,.aac',
+    animated_image: 'image/gif,image/webp,image/png,image/apng',
+    image: 'image/jpeg,image/png,image/webp',
+    panorama360: 'image/jpeg,image/png,image/webp,video/mp4,video/webm',
+  };
+  const sync = () => {
+    const k = kind.value;
+    const source = addForm.querySelector('[name=source]:checked')?.value || 'upload';
+    for (const el of addForm.querySelectorAll('[data-kinds]')) {
+      el.hidden = !el.dataset.kinds.split(' ').includes(k);
+    }
+    for (const el of addForm.querySelectorAll('[data-source]')) {
+      if (k === 'model3d') el.hidden = el.dataset.source !== source;
+    }
+    const needsFile = k !== 'link' && !(k === 'model3d' && source === 'stock');
+    file.required = needsFile;
+    file.accept = ACCEPT[k] || '';
+    addForm.querySelector('[name=url]').required = k === 'link';
+    const autoplay = addForm.querySelector('[name=autoplay]');
+    if (autoplay) autoplay.checked = k !== 'audio'; // a sound starts on a tap by default
+  };
+  kind.addEventListener('change', sync);
+  for (const r of addForm.querySelectorAll('[name=source]')) r.addEventListener('change', sync);
+  sync();
+}

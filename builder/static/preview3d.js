@@ -1,0 +1,81 @@
+// 3D preview of a model3d overlay in the editor (three.js from our own server via the page's import map).
+//
+// Frame (docs/ARCHITECTURE.md, glTF bundle): metres, Y up, the paper in the XZ plane, +X along the page width,
+// the page's top edge toward -Z. The overlay's box is drawn as a sheet of paper; the model stands on it at its
+// elevation, fitted to the box's shorter side times the overlay's scale, turned by rotation_deg clockwise as
+// seen from above (a clockwise turn seen from +Y is a negative angle about +Y).
+import * as THREE from 'three';
+import {GLTFLoader} from 'three/addons/loaders/GLTFLoader.js';
+import {OrbitControls} from 'three/addons/controls/OrbitControls.js';
+import {MeshoptDecoder} from 'three/addons/libs/meshopt_decoder.module.js';
+
+const MM = 0.001; // metres per millimetre
+
+export async function createPreview(container) {
+  const renderer = new THREE.WebGLRenderer({antialias: true, alpha: true, preserveDrawingBuffer: true});
+  renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
+  container.replaceChildren(renderer.domElement);
+  const scene = new THREE.Scene();
+  scene.add(new THREE.HemisphereLight(0xffffff, 0x8a8f99, 2.2));
+  const sun = new THREE.DirectionalLight(0xffffff, 1.6);
+  sun.position.set(0.3, 1, 0.5);
+  scene.add(sun);
+  const camera = new THREE.PerspectiveCamera(40, 1, 0.001, 50);
+  const controls = new OrbitControls(camera, renderer.domElement);
+  controls.enableDamping = true;
+
+  const paper = new THREE.Mesh(new THREE.PlaneGeometry(1, 1),
+    new THREE.MeshStandardMaterial({color: 0xf4f1ea, roughness: 0.95, side: THREE.DoubleSide}));
+  paper.rotation.x = -Math.PI / 2; // plane geometry is XY; the paper lies in XZ
+  scene.add(paper);
+
+  const loader = new GLTFLoader();
+  loader.setMeshoptDecoder(MeshoptDecoder);
+  const cache = new Map(); // asset url -> loaded scene
+  let holder = null;
+
+  function resize() {
+    const w = container.clientWidth || 300;
+    const h = Math.round(w * 0.75);
+    renderer.setSize(w, h, false);
+    camera.aspect = w / h;
+    camera.updateProjectionMatrix();
+  }
+  new ResizeObserver(resize).observe(container);
+  resize();
+
+  renderer.setAnimationLoop(() => {
+    controls.update();
+    renderer.render(scene, camera);
+  });
+
+  async function load(url) {
+    if (!cache.has(url)) cache.set(url, loader.loadAsync(url).then((gltf) => gltf.scene));
+    return cache.get(url);
+  }
+
+  return {
+    async show(o) {
+      const model = await load(o.asset.url);
+      const wM = o.width_mm * MM, hM = o.height_mm * MM;
+      paper.scale.set(wM, hM, 1);
+      if (holder) scene.remove(holder);
+      holder = new THREE.Group();
+      const copy = model.clone(true);
+      const bounds = new THREE.Box3().setFromObject(copy);
+      const size = bounds.getSize(new THREE.Vector3());
+      const fit = Math.min(wM, hM) / Math.max(size.x, size.z, 1e-6) * (o.scale || 1);
+      const centre = bounds.getCenter(new THREE.Vector3());
+      copy.position.set(-centre.x, -bounds.min.y, -centre.z); // stand on the paper, centred on the box
+      holder.add(copy);
+      holder.scale.setScalar(fit);
+      holder.position.y = (o.elevation_mm || 0) * MM;
+      holder.rotation.y = -(o.rotation_deg || 0) * Math.PI / 180;
+      scene.add(holder);
+      const span = Math.max(wM, hM, size.y * fit);
+      camera.position.set(span * 0.9, span * 1.1, span * 1.4);
+      controls.target.set(0, size.y * fit * 0.4, 0);
+      controls.update();
+    },
+  };
+}

@@ -1,0 +1,494 @@
+"""HTML authoring UI (session login + CSRF). Thin: parse the form, call builder.services, render.
+
+Who sees what (the domain re-checks every write; these checks only decide which pages render):
+- any signed-in role reads publications, editions and the page preview;
+- admin / editor / designer (``services.CONTENT_WRITERS``) edit: create, upload, place overlays, submit;
+- admin / editor (``services.PUBLISHERS``) send back, publish, unpublish;
+- admin / editor / print_desk (``services.SHEET_MAKERS``) use the print desk page;
+- admin manages users and reads the audit log; every user manages their own API tokens.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from functools import wraps
+from pathlib import Path
+
+from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file,
+                   session, url_for)
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from .. import auth
+from .. import services as svc
+from ..importers import PAGE_PRESETS
+from ..models import (OVERLAY_KINDS, ROLES, ApiToken, AuditEntry, Edition, Overlay, Page, Publication,
+                      PublishedVersion, PublishFailure, User)
+from ..problems import Forbidden, MissingField, ServiceError
+from ..services import Actor, audit
+from .common import CSP_DEFAULT, actor, client_address, db, login_required, safe_next, settings, store
+from .serialize import page_json
+
+ui_bp = Blueprint("ui", __name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+NODE_MODULES = REPO_ROOT / "node_modules"
+# Public path under /static/vendor/ -> file under node_modules. Nothing else in node_modules is reachable.
+# three.module.js is self-contained in r170; GLTFLoader imports BufferGeometryUtils; the rest import only "three".
+VENDOR_FILES: dict[str, str] = {
+    "three/build/three.module.js": "three/build/three.module.js",
+    "three/examples/jsm/loaders/GLTFLoader.js": "three/examples/jsm/loaders/GLTFLoader.js",
+    "three/examples/jsm/utils/BufferGeometryUtils.js": "three/examples/jsm/utils/BufferGeometryUtils.js",
+    "three/examples/jsm/libs/meshopt_decoder.module.js": "three/examples/jsm/libs/meshopt_decoder.module.js",
+    "three/examples/jsm/controls/OrbitControls.js": "three/examples/jsm/controls/OrbitControls.js",
+}
+
+# Default box of a new overlay: centred on the page, this share of the page width, and this height/width ratio
+# per kind (video 16:9, a link is a button, a sound a square tap target).
+NEW_OVERLAY_WIDTH_SHARE = 0.3
+NEW_OVERLAY_ASPECT = {"model3d": 1.0, "video": 9 / 16, "audio": 1.0, "animated_image": 1.0, "image": 0.75,
+                      "panorama360": 0.5, "link": 0.3}
+QR_SIZES_MM = (15, 20, 25, 30, 40)
+QR_ECC = ("L", "M", "Q", "H")
+PAPERS = ("A4", "A3")
+AUDIT_PAGE_SIZE = 200
+
+
+def roles_required(allowed):
+    """Render the view only for these roles; others get the 403 page (domain checks still apply)."""
+
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if g.user.role not in allowed:
+                raise Forbidden(g.user.role)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+@ui_bp.app_context_processor
+def _roles():
+    user = g.get("user")
+    role = user.role if user is not None else None
+    return {
+        "can_write": role in svc.CONTENT_WRITERS,
+        "can_publish": role in svc.PUBLISHERS,
+        "can_print": role in svc.SHEET_MAKERS,
+        "is_admin": role in svc.ADMINS,
+        "role_label": role_label,
+        "status_label": status_label,
+    }
+
+
+def role_label(role: str) -> str:
+    return {"admin": _("Administrator"), "editor": _("Editor"), "designer": _("Designer"),
+            "print_desk": _("Print desk")}.get(role, role)
+
+
+def status_label(edition: Edition) -> str:
+    if edition.status == "in_review":
+        return _("In review")
+    return _("Draft")
+
+
+def kind_label(kind: str) -> str:
+    return {"model3d": _("3D model"), "video": _("Video"), "audio": _("Audio"), "animated_image": _("Animated image"),
+            "image": _("Image"), "panorama360": _("360° panorama"), "link": _("Link")}.get(kind, kind)
+
+
+def _limits():
+    return current_app.extensions["baonhung"].limits
+
+
+def _form() -> dict:
+    return {k: v for k, v in request.form.items() if k != "csrf_token"}
+
+
+# ------------------------------------------------------------------------------------------ session
+
+@ui_bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "POST":
+        s = settings()
+        user = auth.check_login(db(), request.form.get("email", ""), request.form.get("password", ""),
+                                client_address(), s.login_max_failures, s.login_lock_seconds)
+        if user is None:
+            raise ServiceError("invalid_credentials", http_status=401)
+        chosen_lang = session.get("lang")
+        session.clear()
+        session["uid"] = user.id
+        session["pwv"] = user.password_hash[-16:]  # a password change ends other sessions
+        session["lang"] = request.form.get("lang") or chosen_lang or user.language
+        session.permanent = True
+        audit(db(), Actor.of(user, client_address()), "user.login", "user", user.id)
+        db().commit()
+        return redirect(safe_next(request.args.get("next")))
+    return render_template("login.html")
+
+
+@ui_bp.post("/logout")
+def logout():
+    chosen_lang = session.get("lang")
+    session.clear()
+    if chosen_lang:
+        session["lang"] = chosen_lang
+    return redirect(url_for("ui.login"))
+
+
+@ui_bp.get("/")
+@login_required
+def dashboard():
+    pubs = db().scalars(select(Publication).order_by(Publication.name)).all()
+    review = db().scalars(select(Edition).where(Edition.status == "in_review").order_by(Edition.date.desc())).all()
+    recent = db().scalars(select(Edition).order_by(Edition.updated_at.desc()).limit(8)).all()
+    return render_template("dashboard.html", publications=pubs, in_review=review, recent=recent)
+
+
+# ----------------------------------------------------------------------------- publications, editions
+
+@ui_bp.get("/publications")
+@login_required
+def publications():
+    pubs = db().scalars(select(Publication).order_by(Publication.name)).all()
+    return render_template("publications.html", publications=pubs)
+
+
+@ui_bp.post("/publications")
+@roles_required(svc.CONTENT_WRITERS)
+def create_publication():
+    pub = svc.create_publication(db(), actor(), _form())
+    flash(_("Publication created."), "ok")
+    return redirect(url_for("ui.publication", slug=pub.slug))
+
+
+@ui_bp.get("/publications/<slug>")
+@login_required
+def publication(slug):
+    return render_template("publication.html", pub=svc.publication_by_slug(db(), slug))
+
+
+@ui_bp.post("/publications/<slug>/editions")
+@roles_required(svc.CONTENT_WRITERS)
+def create_edition(slug):
+    edition = svc.create_edition(db(), actor(), svc.publication_by_slug(db(), slug), _form())
+    flash(_("Edition created."), "ok")
+    return redirect(url_for("ui.edition", edition_id=edition.id))
+
+
+def _edition(edition_id) -> Edition:
+    return svc.get_or_404(db(), Edition, edition_id, "edition")
+
+
+@ui_bp.get("/editions/<edition_id>")
+@login_required
+def edition(edition_id):
+    ed = _edition(edition_id)
+    versions = db().scalars(select(PublishedVersion).where(PublishedVersion.edition_id == ed.id)
+                            .order_by(PublishedVersion.version.desc())).all()
+    failures = db().scalars(select(PublishFailure).where(PublishFailure.edition_id == ed.id)
+                            .order_by(PublishFailure.at.desc()).limit(10)).all()
+    users = {u.id: u.email for u in db().scalars(select(User)).all()}
+    return render_template("edition.html", edition=ed, versions=versions, failures=failures, users=users,
+                           presets=PAGE_PRESETS)
+
+
+@ui_bp.post("/editions/<edition_id>/pages")
+@roles_required(svc.CONTENT_WRITERS)
+def upload_page(edition_id):
+    ed = _edition(edition_id)
+    upload = request.files.get("image")
+    data = upload.read() if upload is not None and upload.filename else None
+    if not data:
+        raise MissingField("image")
+    values = _form()
+    if values.get("preset") == "custom":
+        values.pop("preset")
+    else:
+        values.pop("width_mm", None)
+        values.pop("height_mm", None)
+    page = svc.add_page(db(), store(), _limits(), actor(), ed, data, upload.filename, values)
+    flash(_("Page %(number)s uploaded.", number=page.number), "ok")
+    return redirect(url_for("ui.edition", edition_id=ed.id) + f"#page-{page.id}")
+
+
+@ui_bp.post("/editions/<edition_id>/submit")
+@roles_required(svc.CONTENT_WRITERS)
+def submit_edition(edition_id):
+    ed = svc.submit_for_review(db(), actor(), _edition(edition_id))
+    flash(_("Submitted for review."), "ok")
+    return redirect(url_for("ui.edition", edition_id=ed.id))
+
+
+@ui_bp.post("/editions/<edition_id>/send-back")
+@roles_required(svc.PUBLISHERS)
+def send_back_edition(edition_id):
+    ed = svc.send_back(db(), actor(), _edition(edition_id), request.form.get("comment", ""))
+    flash(_("Sent back to the designers."), "ok")
+    return redirect(url_for("ui.edition", edition_id=ed.id))
+
+
+@ui_bp.post("/editions/<edition_id>/publish")
+@roles_required(svc.PUBLISHERS)
+def publish_edition(edition_id):
+    from ..publish import publish_edition as publish
+
+    ed = _edition(edition_id)
+    version = publish(db(), store(), settings(), actor(), ed)
+    flash(_("Published as version %(version)s.", version=version.version), "ok")
+    return redirect(url_for("ui.edition", edition_id=ed.id))
+
+
+@ui_bp.post("/editions/<edition_id>/unpublish")
+@roles_required(svc.PUBLISHERS)
+def unpublish_edition(edition_id):
+    from ..publish import unpublish_edition as unpublish
+
+    ed = _edition(edition_id)
+    unpublish(db(), settings(), actor(), ed)
+    flash(_("Unpublished. Readers no longer see this edition."), "ok")
+    return redirect(url_for("ui.edition", edition_id=ed.id))
+
+
+@ui_bp.post("/pages/<page_id>/delete")
+@roles_required(svc.CONTENT_WRITERS)
+def delete_page(page_id):
+    page = svc.get_or_404(db(), Page, page_id, "page")
+    edition_id = page.edition_id
+    svc.delete_page(db(), actor(), page)
+    flash(_("Page deleted."), "ok")
+    return redirect(url_for("ui.edition", edition_id=edition_id))
+
+
+# ------------------------------------------------------------------------------ editor and preview
+
+def _page(page_id) -> Page:
+    return svc.get_or_404(db(), Page, page_id, "page")
+
+
+@ui_bp.get("/pages/<page_id>/editor")
+@roles_required(svc.CONTENT_WRITERS)
+def page_editor(page_id):
+    return _render_editor(_page(page_id), preview_only=False)
+
+
+@ui_bp.get("/pages/<page_id>/preview")
+@login_required
+def page_preview(page_id):
+    return _render_editor(_page(page_id), preview_only=True)
+
+
+def _render_editor(page: Page, preview_only: bool):
+    import_map_json = json.dumps(_import_map(), separators=(",", ":"))
+    # The import map is the page's only inline script; CSP allows exactly it by hash (no 'unsafe-inline').
+    digest = base64.b64encode(hashlib.sha256(import_map_json.encode()).digest()).decode()
+    g.csp = CSP_DEFAULT.replace("script-src 'self'", f"script-src 'self' 'sha256-{digest}'")
+    return render_template("editor.html", page=page, edition=page.edition, page_data=page_json(page, overlays=True),
+                           kinds=[(k, kind_label(k)) for k in OVERLAY_KINDS], stock=svc.STOCK_NAMES,
+                           js_strings=_editor_strings(), import_map_json=import_map_json,
+                           preview_only=preview_only, locked=preview_only or page.edition.status != "draft")
+
+
+def default_box(kind: str, page: Page) -> dict:
+    """A new overlay's box in page mm: centred, NEW_OVERLAY_WIDTH_SHARE of the page width, kind's aspect."""
+    width = round(page.width_mm * NEW_OVERLAY_WIDTH_SHARE, 1)
+    height = round(width * NEW_OVERLAY_ASPECT.get(kind, 1.0), 1)
+    return {"x_mm": round((page.width_mm - width) / 2, 1), "y_mm": round((page.height_mm - height) / 2, 1),
+            "width_mm": width, "height_mm": height}
+
+
+@ui_bp.post("/pages/<page_id>/overlays")
+@roles_required(svc.CONTENT_WRITERS)
+def add_overlay(page_id):
+    page = _page(page_id)
+    values = _form()
+    for key, value in default_box(values.get("kind", ""), page).items():
+        if not values.get(key):
+            values[key] = value
+    for key in ("autoplay", "loop", "muted"):  # unchecked boxes are absent from a form post
+        if values.get("kind") in ("video", "audio", "animated_image") and key in svc.OPTION_DEFAULTS.get(
+                values.get("kind"), {}):
+            values[key] = "true" if values.get(key) else "false"
+    if values.get("kind") == "video" and not values.get("use_chroma"):
+        values["chroma_key"] = ""
+    values.pop("use_chroma", None)
+    if values.get("source") != "stock":
+        values.pop("stock", None)
+    values.pop("source", None)
+    upload = request.files.get("file")
+    data = upload.read() if upload is not None and upload.filename else None
+    overlay = svc.add_overlay(db(), store(), _limits(), actor(), page, values, data,
+                              upload.filename if upload is not None else "")
+    flash(_("Overlay added: %(kind)s.", kind=kind_label(overlay.kind)), "ok")
+    return redirect(url_for("ui.page_editor", page_id=page.id, selected=overlay.id))
+
+
+def _import_map() -> dict:
+    def vendor(path):
+        return url_for("ui.vendor", path=path) + "?v=" + _three_version()
+
+    return {"imports": {
+        "three": vendor("three/build/three.module.js"),
+        "three/addons/loaders/GLTFLoader.js": vendor("three/examples/jsm/loaders/GLTFLoader.js"),
+        "three/addons/controls/OrbitControls.js": vendor("three/examples/jsm/controls/OrbitControls.js"),
+        "three/addons/libs/meshopt_decoder.module.js": vendor("three/examples/jsm/libs/meshopt_decoder.module.js"),
+        # GLTFLoader imports '../utils/BufferGeometryUtils.js' relative to itself: same vendor tree, no mapping.
+    }}
+
+
+def _three_version() -> str:
+    try:
+        return json.loads((NODE_MODULES / "three" / "package.json").read_text(encoding="utf-8"))["version"]
+    except (OSError, ValueError, KeyError):
+        return "0"
+
+
+@ui_bp.get("/static/vendor/<path:path>")
+def vendor(path):
+    """Only the whitelisted three.js files the editor's 3D preview needs, from our own node_modules."""
+    rel = VENDOR_FILES.get(path)
+    if rel is None or not (NODE_MODULES / rel).is_file():
+        abort(404)
+    response = send_file(NODE_MODULES / rel, mimetype="text/javascript", max_age=86400, conditional=True)
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+def _editor_strings() -> dict:
+    """Texts the editor script shows, translated on the server (the script has no catalog of its own)."""
+    return {
+        "saving": _("Saving…"), "saved": _("Saved."), "save_failed": _("Could not save: %(reason)s", reason="{reason}"),
+        "deleted": _("Overlay deleted."), "confirm_delete": _("Delete this overlay?"),
+        "no_selection": _("Select an overlay on the page or in the list to edit it."),
+        "preview3d_failed": _("The 3D preview could not load: %(reason)s", reason="{reason}"),
+        "kinds": {k: kind_label(k) for k in OVERLAY_KINDS},
+        "play": _("Tap to play"), "open_link": _("Open link"), "panorama": _("Tap to enter 360°"),
+    }
+
+
+# --------------------------------------------------------------------------------------------- admin
+
+@ui_bp.get("/admin/users")
+@roles_required(svc.ADMINS)
+def users():
+    rows = db().scalars(select(User).order_by(User.email)).all()
+    return render_template("users.html", users=rows, roles=[(r, role_label(r)) for r in ROLES])
+
+
+@ui_bp.post("/admin/users")
+@roles_required(svc.ADMINS)
+def create_user():
+    form = _form()
+    user, generated = svc.create_user(db(), actor(), form.get("email", ""), form.get("role", ""),
+                                      form.get("password") or None, form.get("name", ""))
+    rows = db().scalars(select(User).order_by(User.email)).all()
+    # The generated password is shown in this response only (never stored in the session cookie).
+    return render_template("users.html", users=rows, roles=[(r, role_label(r)) for r in ROLES],
+                           new_user=user, new_password=generated), 201
+
+
+@ui_bp.post("/admin/users/<user_id>/active")
+@roles_required(svc.ADMINS)
+def set_user_active(user_id):
+    active = request.form.get("active") == "1"
+    if int(user_id) == g.user.id and not active:
+        raise ServiceError("bad_request", detail="you cannot deactivate your own account",
+                           detail_vi="bạn không thể tự khóa tài khoản của mình")
+    user = svc.set_user_active(db(), actor(), user_id, active)
+    flash(_("%(email)s activated.", email=user.email) if active else _("%(email)s deactivated.", email=user.email),
+          "ok")
+    return redirect(url_for("ui.users"))
+
+
+@ui_bp.get("/admin/audit")
+@roles_required(svc.ADMINS)
+def audit_log():
+    q = select(AuditEntry).order_by(AuditEntry.id.desc())
+    who = request.args.get("user", "").strip()
+    action = request.args.get("action", "").strip()
+    if who:
+        q = q.where(AuditEntry.user_email.contains(who.lower()))
+    if action:
+        q = q.where(AuditEntry.action.startswith(action))
+    before = request.args.get("before", type=int)
+    if before:
+        q = q.where(AuditEntry.id < before)
+    rows = db().scalars(q.limit(AUDIT_PAGE_SIZE)).all()
+    return render_template("audit.html", entries=rows, who=who, action=action,
+                           next_before=rows[-1].id if len(rows) == AUDIT_PAGE_SIZE else None)
+
+
+def _token_owner(user_id) -> User:
+    user = svc.get_or_404(db(), User, user_id, "user")
+    if user.id != g.user.id and g.user.role not in svc.ADMINS:
+        raise Forbidden(g.user.role)
+    return user
+
+
+@ui_bp.get("/users/<user_id>/tokens")
+@login_required
+def tokens(user_id):
+    user = _token_owner(user_id)
+    return render_template("tokens.html", owner=user, tokens=_tokens_of(user))
+
+
+def _tokens_of(user: User) -> list[ApiToken]:
+    return db().scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id.desc())).all()
+
+
+@ui_bp.post("/users/<user_id>/tokens")
+@login_required
+def create_token(user_id):
+    user = _token_owner(user_id)
+    days = request.form.get("expires_days", type=int)
+    row, secret = svc.issue_token(db(), actor(), user, request.form.get("name", "").strip()[:100], days or None)
+    # Shown once, in this response only: only its hash is stored.
+    return render_template("tokens.html", owner=user, tokens=_tokens_of(user), new_token=secret, new_row=row), 201
+
+
+@ui_bp.post("/tokens/<token_id>/revoke")
+@login_required
+def revoke_token(token_id):
+    row = svc.revoke_token(db(), actor(), token_id)
+    flash(_("Token %(prefix)s… revoked.", prefix=row.prefix), "ok")
+    return redirect(url_for("ui.tokens", user_id=row.user_id))
+
+
+@ui_bp.get("/account/tokens")
+@login_required
+def my_tokens():
+    return redirect(url_for("ui.tokens", user_id=g.user.id))
+
+
+# ---------------------------------------------------------------------------------------- print desk
+
+@ui_bp.get("/print")
+@roles_required(svc.SHEET_MAKERS)
+def print_desk():
+    size = request.args.get("size_mm", type=float) or 20
+    size = min(max(size, 15.0), 100.0)  # 15 mm is the smallest QR that scans reliably off newsprint
+    ecc = request.args.get("ecc", "M").upper()
+    ecc = ecc if ecc in QR_ECC else "M"
+    paper = request.args.get("paper", "A4")
+    paper = paper if paper in PAPERS else "A4"
+    editions = db().scalars(select(Edition).where(Edition.published_version_id.is_not(None))
+                            .order_by(Edition.date.desc(), Edition.number.desc())).all()
+    return render_template("print_desk.html", editions=editions, size_mm=size, ecc=ecc, paper=paper,
+                           sizes=QR_SIZES_MM, eccs=QR_ECC, papers=PAPERS,
+                           qr_url=_qr_url, sheet_url=_sheet_url)
+
+
+def _fmt_size(size: float) -> str:
+    return f"{size:g}"
+
+
+def _qr_url(page_id: int, fmt: str, size_mm: float, ecc: str) -> str:
+    return f"/api/v1/pages/{page_id}/qr.{fmt}?size_mm={_fmt_size(size_mm)}&ecc={ecc}"
+
+
+def _sheet_url(edition_id: int, paper: str) -> str:
+    return f"/api/v1/editions/{edition_id}/sheet.pdf?paper={paper}"
