@@ -149,3 +149,22 @@ def test_existing_name_in_dest_is_not_overwritten(tmp_path):
 
 def test_safe_member_path_normalizes_dots_and_backslashes():
     assert safe_member_path("./a\\b/./c.txt").as_posix() == "a/b/c.txt"
+
+
+def test_inflate_counts_real_bytes_even_if_the_zip_reader_trusted_the_header(tmp_path):
+    # Defence in depth: if a zip reader ever produced more bytes than declared, extraction stops at once.
+    from builder import safezip
+
+    class LyingReader:
+        def open(self, info):
+            return io.BytesIO(b"x" * (3 * safezip.CHUNK_BYTES))
+
+    info = zipfile.ZipInfo("big.bin")
+    info.file_size, info.compress_size = 1000, 10
+    with pytest.raises(InvalidAssetError) as err:
+        safezip._inflate(LyingReader(), info, tmp_path / "big.bin", budget=10_000_000, limits=LIMITS)
+    assert err.value.code == "zip_bomb"
+    info.file_size = 10 * safezip.CHUNK_BYTES  # honest-looking header, but over the remaining total budget
+    with pytest.raises(InvalidAssetError) as err:
+        safezip._inflate(LyingReader(), info, tmp_path / "big2.bin", budget=safezip.CHUNK_BYTES, limits=LIMITS)
+    assert err.value.code == "zip_too_large"
