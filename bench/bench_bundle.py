@@ -105,8 +105,10 @@ def animated_glb(path: Path, bones: int = 8, seconds: float = 4.0, fps: int = 30
         j = min(int(y / seg), bones - 1)
         f = (y - j * seg) / seg
         k = min(j + 1, bones - 1)
-        joints[i, :2] = (j, k)
-        weights[i, :2] = (1 - f, f) if k != j else (1.0, 0.0)
+        if k != j and f > 0:
+            joints[i, :2], weights[i, :2] = (j, k), (1 - f, f)
+        else:  # a joint listed with zero weight is a validator warning: list only the one that counts
+            joints[i, 0], weights[i, 0] = j, 1.0
     faces = []
     for r in range(rings - 1):
         for s in range(sides):

@@ -120,3 +120,17 @@ def test_draco_compressed_designer_glb_still_packages(tmp_path):
     assert "KHR_draco_mesh_compression" not in doc.get("extensionsUsed", [])
     assert triangles(doc) == 320 + 2  # the sphere and the (hidden) page plane
     assert "d" in overlay_nodes(doc)
+
+
+def test_meshopt_compressed_designer_glb_is_decoded_before_grafting(tmp_path):
+    src = tmp_path / "plain.glb"
+    trimesh.creation.icosphere(subdivisions=2, radius=0.05).export(src)
+    packed = compress.compress_full(src, tmp_path / "meshopt.glb")
+    assert "EXT_meshopt_compression" in read_glb(packed.read_bytes()).json["extensionsUsed"]
+    Image.new("RGB", (40, 56), "white").save(tmp_path / "page.png")
+    page = PageSpec("p", 1, 200, 280, tmp_path / "page.png",
+                    (OverlaySpec("m", "model3d", 20, 20, 40, 40, asset_path=packed),))
+    bundle = build_page_bundle(page, BundleOptions(compress=False), tmp_path / "out")  # validated inside
+    doc = read_glb(bundle.glb_raw.read_bytes()).json
+    assert "EXT_meshopt_compression" not in doc.get("extensionsUsed", [])
+    assert triangles(doc) == 320 + 2
