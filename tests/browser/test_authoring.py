@@ -1,0 +1,206 @@
+"""The authoring UI in real headless Chromium, against a real server (werkzeug in a thread, temp data dir).
+
+One story, as the newsroom lives it: a designer logs in, creates a publication and an edition, uploads a page,
+adds a video overlay, drags it into place with the mouse (the mm fields and the saved API values follow),
+submits for review and logs out; an editor logs in and publishes. A screenshot of the editor is saved to
+``test-artifacts/editor.png``.
+"""
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PASSWORD = "correct horse battery 7"
+PAGE_MM = (297.0, 420.0)  # A3
+DRAG_PX = (120, 90)  # how far the test drags the video box, in CSS pixels
+VIEWPORT = {"width": 1440, "height": 1000}
+
+
+def page_png() -> bytes:
+    """A newspaper-like page: masthead, columns of 'text' lines and two photo blocks (seeded, deterministic)."""
+    import random
+
+    rnd = random.Random(2)
+    w, h = 1188, 1680  # A3 at ~100 dpi
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    d.rectangle([40, 40, w - 40, 170], fill=(20, 20, 20))
+    d.text((60, 70), "BAO YEN BAI", fill="white")
+    for col in range(3):
+        x0 = 40 + col * (w - 80) // 3
+        for row in range(60):
+            y = 200 + row * 24
+            d.line([x0 + 10, y, x0 + 10 + rnd.randint(180, 340), y], fill=(60, 60, 60), width=6)
+    for box in ([80, 700, 560, 1100], [620, 1200, 1140, 1600]):
+        d.rectangle(box, fill=tuple(rnd.randint(40, 200) for _ in range(3)))
+        for _ in range(40):
+            cx, cy = rnd.randint(box[0], box[2]), rnd.randint(box[1], box[3])
+            d.ellipse([cx - 18, cy - 18, cx + 18, cy + 18], fill=tuple(rnd.randint(0, 255) for _ in range(3)))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def tiny_mp4(path: Path) -> Path:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("ffmpeg is not installed")
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:duration=1",
+                    "-pix_fmt", "yuv420p", str(path)], check=True, timeout=60)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from werkzeug.serving import make_server
+
+    from builder import services as svc
+    from builder.app import create_app
+    from builder.db import upgrade
+
+    data_dir = tmp_path_factory.mktemp("authoring-ui")
+    upgrade(f"sqlite:///{data_dir / 'baonhung.sqlite3'}")
+    app = create_app({"DATA_DIR": data_dir, "TESTING": True})
+    session = app.extensions["baonhung"].sessionmaker()
+    svc.create_user(session, svc.SYSTEM, "designer@toasoan.vn", "designer", PASSWORD)
+    svc.create_user(session, svc.SYSTEM, "editor@toasoan.vn", "editor", PASSWORD)
+    session.close()
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{httpd.server_port}", "dir": data_dir}
+    httpd.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def log_in(page, base: str, email: str) -> None:
+    page.goto(base + "/login")
+    page.get_by_label(re.compile("Email")).fill(email)
+    page.get_by_label(re.compile("Mật khẩu|Password")).fill(PASSWORD)
+    page.locator("form button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/$"))
+
+
+def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path):
+    base = server["url"]
+    png = tmp_path / "trang-1.png"
+    png.write_bytes(page_png())
+    mp4 = tiny_mp4(tmp_path / "clip.mp4")
+    errors: list[str] = []
+
+    context = browser.new_context(viewport=VIEWPORT, locale="vi-VN")
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+
+    # --- designer: publication, edition, page --------------------------------------------------------
+    log_in(page, base, "designer@toasoan.vn")
+    assert page.locator("html").get_attribute("lang") == "vi"
+    page.locator(".mainnav a[href='/publications']").click()
+    page.locator("input[name=name]").fill("Báo Yên Bái")
+    page.locator("input[name=slug]").fill("bao-yen-bai")
+    page.locator("#new button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/publications/bao-yen-bai$"))
+
+    page.locator("input[name=date]").fill("2026-11-26")
+    page.locator("input[name=number]").fill("4521")
+    page.locator("input[name=title]").fill("Số sáng thứ Năm")
+    page.locator("form[action$='/editions'] button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/editions/\d+$"))
+    edition_url = page.url
+    edition_id = int(edition_url.rsplit("/", 1)[1])
+
+    page.locator("#upload-form input[name=image]").set_input_files(str(png))
+    page.locator("#preset").select_option("A3")
+    page.locator("#upload-form button[type=submit]").click()
+    page.wait_for_selector(".page-card")
+    assert page.locator(".page-card .stars").count() == 1  # the marker rating is shown right after upload
+
+    # --- editor: add a video, drag it -----------------------------------------------------------------
+    page.locator(".page-card a.button[href$='/editor']").click()
+    page.wait_for_selector("#editor[data-ready=yes]")
+    page.locator("#add-kind").select_option("video")
+    page.locator("#add-file").set_input_files(str(mp4))
+    page.locator("#add-overlay input[name=name]").fill("Phóng sự")
+    page.locator("#add-submit").click()
+    page.wait_for_selector("#editor[data-ready=yes] .ovl.kind-video.selected")
+
+    x0 = float(page.locator("#f-x_mm").input_value())
+    y0 = float(page.locator("#f-y_mm").input_value())
+    w0 = float(page.locator("#f-width_mm").input_value())
+    # A new overlay sits in the page centre.
+    assert x0 + w0 / 2 == pytest.approx(PAGE_MM[0] / 2, abs=0.2)
+    px_per_mm = page.evaluate("document.getElementById('stage').clientWidth") / PAGE_MM[0]
+
+    box = page.locator(".ovl.kind-video").bounding_box()
+    start = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(start[0] + DRAG_PX[0], start[1] + DRAG_PX[1], steps=12)
+    page.mouse.up()
+    page.wait_for_selector("#editor[data-saved]")
+
+    x1 = float(page.locator("#f-x_mm").input_value())
+    y1 = float(page.locator("#f-y_mm").input_value())
+    assert x1 - x0 == pytest.approx(DRAG_PX[0] / px_per_mm, abs=0.3)
+    assert y1 - y0 == pytest.approx(DRAG_PX[1] / px_per_mm, abs=0.3)
+
+    overlay_id = int(page.locator(".ovl.kind-video").get_attribute("data-id"))
+    saved = page.request.get(f"{base}/api/v1/overlays/{overlay_id}").json()
+    assert saved["x_mm"] == pytest.approx(x1, abs=0.05)
+    assert saved["y_mm"] == pytest.approx(y1, abs=0.05)
+    assert saved["kind"] == "video" and saved["poster_url"]
+
+    # Typing in a field moves the box too (both ways in sync), and is saved.
+    page.locator("#f-rotation_deg").fill("12")
+    page.locator("#f-rotation_deg").dispatch_event("change")
+    page.wait_for_function(f"fetch('/api/v1/overlays/{overlay_id}').then(r => r.json()).then(o => o.rotation_deg === 12)")
+    transform = page.locator(".ovl.kind-video").evaluate("el => el.style.transform")
+    assert transform == "rotate(12deg)"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "editor.png"), full_page=True)
+
+    # --- submit, log out -------------------------------------------------------------------------------
+    page.goto(edition_url)
+    page.locator("#submit-review").click()
+    page.wait_for_selector("#edition-status[data-status=in_review]")
+    page.locator("form[action='/logout'] button").click()
+    page.wait_for_url(re.compile(r"/login"))
+
+    # --- editor publishes --------------------------------------------------------------------------------
+    log_in(page, base, "editor@toasoan.vn")
+    page.goto(edition_url)
+    page.locator("#publish").click()
+    page.wait_for_selector("#edition-status[data-published=yes]", timeout=90_000)
+    edition = page.request.get(f"{base}/api/v1/editions/{edition_id}").json()
+    assert edition["published"] is True and edition["published_version"] == 1
+
+    context.close()
+    assert not [e for e in errors if "favicon" not in e], errors

@@ -1,0 +1,516 @@
+"""The HTML authoring UI with the Flask test client: each page renders for its roles and refuses the others,
+forms work with a CSRF token and fail without one, the editor's CSP and vendor route are tight, and every
+interface string has its Vietnamese translation."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import html as htmllib
+import io
+import json
+import posixpath
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from builder import services as svc
+from builder.models import (ApiToken, AuditEntry, Edition, Overlay, Page, Publication, PublishedVersion,
+                            PublishFailure, User)
+
+ROLES = ("admin", "editor", "designer", "print_desk")
+ROOT = Path(__file__).resolve().parents[2]
+PAGE_MM = (297.0, 420.0)
+
+
+def png_bytes(size=(594, 840), colour=(240, 238, 230)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def ui_app(tmp_path_factory):
+    from builder.app import create_app
+    from builder.db import upgrade
+
+    data_dir = tmp_path_factory.mktemp("ui")
+    upgrade(f"sqlite:///{data_dir / 'baonhung.sqlite3'}")
+    app = create_app({"DATA_DIR": data_dir, "TESTING": True})
+    db = app.extensions["baonhung"].sessionmaker()
+    for role in ROLES:
+        svc.create_user(db, svc.SYSTEM, f"{role}@toasoan.vn", role, "mat-khau-that-dai-1")
+    db.close()
+    return app
+
+
+@pytest.fixture()
+def db(ui_app):
+    session = ui_app.extensions["baonhung"].sessionmaker()
+    yield session
+    session.close()
+
+
+def user_of(db, role: str) -> User:
+    return db.scalar(select(User).where(User.email == f"{role}@toasoan.vn"))
+
+
+def client_as(app, db, role: str | None):
+    """A test client signed in as ``role`` (session set directly: Argon2 logins are tested once, below)."""
+    client = app.test_client()
+    if role is not None:
+        user = user_of(db, role)
+        with client.session_transaction() as sess:
+            sess["uid"] = user.id
+            sess["pwv"] = user.password_hash[-16:]
+    return client
+
+
+def csrf_of(client, path: str = "/") -> str:
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+_counter = iter(range(1000, 100000))
+
+
+@pytest.fixture()
+def content(ui_app, db):
+    """A publication, a draft edition and a page with one overlay, made without the marker engine
+    (the page row is written directly; uploading through the form is tested on its own)."""
+    n = next(_counter)
+    pub = svc.create_publication(db, svc.SYSTEM, {"name": f"Báo Thử {n}", "slug": f"bao-thu-{n}"})
+    edition = svc.create_edition(db, svc.SYSTEM, pub, {"date": "2026-11-26", "number": n, "title": "Số thử"})
+    store = ui_app.extensions["baonhung"].store
+    image_sha = store.put_bytes(png_bytes())
+    page = Page(edition_id=edition.id, number=1, width_mm=PAGE_MM[0], height_mm=PAGE_MM[1], image_sha=image_sha,
+                image_mime="image/png", image_width_px=594, image_height_px=840, code=f"T{n}",
+                rating={"stars": 2, "score": 0.4, "reasons": [
+                    {"code": "blank", "severity": "warning", "vi": "Trang có nhiều vùng trống", "en": "Much blank space"}]})
+    db.add(page)
+    db.commit()
+    overlay = svc.add_overlay(db, store, ui_app.extensions["baonhung"].limits, svc.SYSTEM, page,
+                              {"kind": "link", "url": "https://baoyenbai.com.vn/", "label": "Đọc thêm",
+                               "x_mm": 100, "y_mm": 100, "width_mm": 60, "height_mm": 20})
+    return {"pub": pub, "edition": edition, "page": page, "overlay": overlay}
+
+
+# ------------------------------------------------------------------------------------------- access
+
+def page_paths(content, db) -> dict[str, tuple[str, ...]]:
+    """Each page and the roles that may open it."""
+    e, p = content["edition"], content["page"]
+    return {
+        "/": ROLES,
+        "/publications": ROLES,
+        f"/publications/{content['pub'].slug}": ROLES,
+        f"/editions/{e.id}": ROLES,
+        f"/pages/{p.id}/preview": ROLES,
+        f"/pages/{p.id}/editor": svc.CONTENT_WRITERS,
+        "/print": svc.SHEET_MAKERS,
+        "/admin/users": svc.ADMINS,
+        "/admin/audit": svc.ADMINS,
+        f"/users/{user_of(db, 'designer').id}/tokens": ("admin", "designer"),
+    }
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_page_renders_for_its_roles_and_refuses_the_others(ui_app, db, content, role):
+    client = client_as(ui_app, db, role)
+    for path, allowed in page_paths(content, db).items():
+        response = client.get(path)
+        if role in allowed:
+            assert response.status_code == 200, (role, path)
+            assert "text/html" in response.content_type
+        else:
+            assert response.status_code == 403, (role, path)
+            assert "không được phép" in response.get_data(as_text=True)  # the refusal, in Vietnamese
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(ui_app, db, content):
+    client = client_as(ui_app, db, None)
+    for path in page_paths(content, db):
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert "/login?next=" in response.headers["Location"]
+
+
+def test_navigation_shows_only_what_the_role_may_use(ui_app, db, content):
+    html = {role: client_as(ui_app, db, role).get("/").get_data(as_text=True) for role in ROLES}
+    assert 'href="/admin/users"' in html["admin"] and 'href="/admin/audit"' in html["admin"]
+    for role in ("editor", "designer", "print_desk"):
+        assert 'href="/admin/users"' not in html[role]
+    assert 'href="/print"' in html["print_desk"] and 'href="/print"' in html["editor"]
+    assert 'href="/print"' not in html["designer"]
+
+
+def test_edition_buttons_follow_role_and_status(ui_app, db, content):
+    path = f"/editions/{content['edition'].id}"
+    designer = client_as(ui_app, db, "designer").get(path).get_data(as_text=True)
+    assert 'id="submit-review"' in designer and 'id="publish"' not in designer and 'id="upload-form"' in designer
+    printer = client_as(ui_app, db, "print_desk").get(path).get_data(as_text=True)
+    assert 'id="submit-review"' not in printer and 'id="upload-form"' not in printer
+    svc.submit_for_review(db, svc.SYSTEM, content["edition"])
+    editor = client_as(ui_app, db, "editor").get(path).get_data(as_text=True)
+    assert 'id="publish"' in editor and 'name="comment"' in editor and 'id="upload-form"' not in editor
+
+
+def test_the_login_form_signs_in_and_the_language_follows_the_choice(ui_app, db):
+    client = client_as(ui_app, db, None)
+    page = client.get("/login").get_data(as_text=True)
+    assert "Đăng nhập" in page and '<html lang="vi">' in page
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    response = client.post("/login", data={"email": "designer@toasoan.vn", "password": "mat-khau-that-dai-1",
+                                           "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    home = client.get("/").get_data(as_text=True)
+    assert "Tổng quan" in home and "Họa sĩ" in home
+    english = client.get("/?lang=en").get_data(as_text=True)
+    assert "Overview" in english and "Designer" in english and '<html lang="en">' in english
+
+
+def test_a_wrong_password_is_refused_with_a_message(ui_app, db):
+    client = client_as(ui_app, db, None)
+    token = csrf_of(client, "/login")
+    response = client.post("/login", data={"email": "editor@toasoan.vn", "password": "sai", "csrf_token": token},
+                           headers={"Referer": "http://localhost/login"}, follow_redirects=True)
+    assert "Email hoặc mật khẩu không đúng." in response.get_data(as_text=True)
+    with client.session_transaction() as sess:
+        assert "uid" not in sess
+
+
+# --------------------------------------------------------------------------------------------- CSRF
+
+def test_forms_are_refused_without_a_csrf_token_and_leave_no_row(ui_app, db):
+    client = client_as(ui_app, db, "designer")
+    before = db.scalar(select(func.count(Publication.id)))
+    response = client.post("/publications", data={"name": "Không token", "slug": "khong-token"})
+    assert response.status_code in (302, 400)
+    follow = client.get(response.headers["Location"]) if response.status_code == 302 else response
+    assert "CSRF" in follow.get_data(as_text=True)
+    db.expire_all()
+    assert db.scalar(select(func.count(Publication.id))) == before
+    response = client.post("/publications", data={"name": "Token sai", "slug": "token-sai", "csrf_token": "x" * 40})
+    db.expire_all()
+    assert db.scalar(select(Publication).where(Publication.slug == "token-sai")) is None
+
+
+def test_editor_fetch_calls_need_the_csrf_header(ui_app, db, content):
+    client = client_as(ui_app, db, "designer")
+    url = f"/api/v1/overlays/{content['overlay'].id}"
+    refused = client.patch(url, json={"x_mm": 50})
+    assert refused.status_code == 400 and refused.get_json()["error"] == "csrf"
+    token = csrf_of(client, f"/pages/{content['page'].id}/editor")
+    accepted = client.patch(url, json={"x_mm": 50, "rotation_deg": 15}, headers={"X-CSRFToken": token})
+    assert accepted.status_code == 200
+    assert accepted.get_json()["x_mm"] == 50 and accepted.get_json()["rotation_deg"] == 15
+
+
+# -------------------------------------------------------------------------------------------- forms
+
+def test_designer_creates_a_publication_and_an_edition_with_the_forms(ui_app, db):
+    client = client_as(ui_app, db, "designer")
+    token = csrf_of(client)
+    response = client.post("/publications", data={"name": "Báo Yên Bái", "slug": "bao-yen-bai-ui",
+                                                  "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/publications/bao-yen-bai-ui"
+    response = client.post("/publications/bao-yen-bai-ui/editions",
+                           data={"date": "2026-11-26", "number": "4521", "title": "Sáng thứ Năm", "csrf_token": token})
+    assert response.status_code == 302
+    edition = db.scalar(select(Edition).where(Edition.number == 4521))
+    assert edition.title == "Sáng thứ Năm" and edition.date == dt.date(2026, 11, 26)
+    assert response.headers["Location"] == f"/editions/{edition.id}"
+    page = client.get(f"/publications/bao-yen-bai-ui").get_data(as_text=True)
+    assert "Sáng thứ Năm" in page and "Bản nháp" in page
+
+
+def test_a_bad_form_value_comes_back_as_a_message(ui_app, db):
+    client = client_as(ui_app, db, "designer")
+    token = csrf_of(client, "/publications")
+    response = client.post("/publications", data={"name": "X", "slug": "Có Dấu", "csrf_token": token},
+                           headers={"Referer": "http://localhost/publications"}, follow_redirects=True)
+    assert response.request.path == "/publications"
+    assert "Giá trị không hợp lệ cho slug" in response.get_data(as_text=True)
+
+
+def test_print_desk_cannot_create_a_publication(ui_app, db):
+    client = client_as(ui_app, db, "print_desk")
+    token = csrf_of(client)
+    response = client.post("/publications", data={"name": "In", "slug": "bo-phan-in", "csrf_token": token})
+    assert response.status_code == 403
+    assert db.scalar(select(Publication).where(Publication.slug == "bo-phan-in")) is None
+
+
+def test_uploading_a_page_with_a_size_preset_rates_it(ui_app, db, content):
+    client = client_as(ui_app, db, "designer")
+    edition = content["edition"]
+    token = csrf_of(client, f"/editions/{edition.id}")
+    image = Image.new("RGB", (1188, 1680), "white")
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(image)
+    for i in range(40):
+        draw.rectangle([30 + (i * 97) % 1100, 40 + (i * 211) % 1560, 90 + (i * 97) % 1100, 100 + (i * 211) % 1560],
+                       fill=((i * 50) % 255, (i * 80) % 255, (i * 30) % 255))
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    response = client.post(f"/editions/{edition.id}/pages", content_type="multipart/form-data", data={
+        "csrf_token": token, "preset": "tabloid", "width_mm": "999", "number": "2",
+        "image": (io.BytesIO(buf.getvalue()), "trang-2.png")})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    page = db.scalar(select(Page).where(Page.edition_id == edition.id, Page.number == 2))
+    assert (page.width_mm, page.height_mm) == (280.0, 430.0)  # the preset wins over a stray typed value
+    assert page.rating is not None and 0 <= page.rating["stars"] <= 5
+    html = client.get(f"/editions/{edition.id}").get_data(as_text=True)
+    assert "Trang 2" in html and 'class="stars"' in html
+
+
+def test_a_new_overlay_lands_in_the_page_centre(ui_app, db, content):
+    client = client_as(ui_app, db, "designer")
+    page = content["page"]
+    token = csrf_of(client, f"/pages/{page.id}/editor")
+    response = client.post(f"/pages/{page.id}/overlays", data={
+        "csrf_token": token, "kind": "model3d", "source": "stock", "stock": "pin", "name": "Ghim"})
+    assert response.status_code == 302
+    overlay = db.scalar(select(Overlay).where(Overlay.page_id == page.id, Overlay.kind == "model3d"))
+    assert response.headers["Location"] == f"/pages/{page.id}/editor?selected={overlay.id}"
+    assert overlay.stock == "pin"
+    assert overlay.x_mm + overlay.width_mm / 2 == pytest.approx(PAGE_MM[0] / 2, abs=0.1)
+    assert overlay.y_mm + overlay.height_mm / 2 == pytest.approx(PAGE_MM[1] / 2, abs=0.1)
+
+
+def test_video_options_from_the_add_form(ui_app, db, content, tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:duration=1",
+                    "-pix_fmt", "yuv420p", str(clip)], check=True, timeout=60)
+    client = client_as(ui_app, db, "designer")
+    page = content["page"]
+    token = csrf_of(client, f"/pages/{page.id}/editor")
+    response = client.post(f"/pages/{page.id}/overlays", content_type="multipart/form-data", data={
+        "csrf_token": token, "kind": "video", "autoplay": "on", "use_chroma": "on", "chroma_key": "#00FF00",
+        "file": (io.BytesIO(clip.read_bytes()), "clip.mp4")})  # loop and muted unchecked: absent from the post
+    assert response.status_code == 302
+    overlay = db.scalar(select(Overlay).where(Overlay.page_id == page.id, Overlay.kind == "video"))
+    assert overlay.options == {"autoplay": True, "loop": False, "muted": False, "chroma_key": "#00ff00"}
+    assert overlay.poster_sha and overlay.height_mm == pytest.approx(overlay.width_mm * 9 / 16, abs=0.1)
+
+
+def test_submit_and_send_back_with_a_comment(ui_app, db, content):
+    edition = content["edition"]
+    designer = client_as(ui_app, db, "designer")
+    token = csrf_of(designer)
+    assert designer.post(f"/editions/{edition.id}/submit", data={"csrf_token": token}).status_code == 302
+    db.refresh(edition)
+    assert edition.status == "in_review"
+    assert designer.post(f"/editions/{edition.id}/publish", data={"csrf_token": token}).status_code == 403
+    editor = client_as(ui_app, db, "editor")
+    token = csrf_of(editor)
+    response = editor.post(f"/editions/{edition.id}/send-back",
+                           data={"csrf_token": token, "comment": "Video trang 1 che mất tít, dời xuống."})
+    assert response.status_code == 302
+    db.refresh(edition)
+    assert edition.status == "draft"
+    html = designer.get(f"/editions/{edition.id}").get_data(as_text=True)
+    assert "Video trang 1 che mất tít, dời xuống." in html
+
+
+def test_publish_failures_and_versions_are_shown_to_the_editor(ui_app, db, content):
+    edition = content["edition"]
+    db.add(PublishFailure(edition_id=edition.id, error="BundleBuildError: video codec hevc not supported"))
+    version = PublishedVersion(edition_id=edition.id, version=1, snapshot={"pages": [{}]}, manifest_sha="0" * 64)
+    db.add(version)
+    db.flush()
+    edition.published_version_id = version.id
+    db.commit()
+    editor = client_as(ui_app, db, "editor").get(f"/editions/{edition.id}").get_data(as_text=True)
+    assert "BundleBuildError: video codec hevc not supported" in editor
+    assert "Đang phục vụ bạn đọc" in editor and 'id="unpublish"' in editor
+    designer = client_as(ui_app, db, "designer").get(f"/editions/{edition.id}").get_data(as_text=True)
+    assert "hevc" not in designer and 'id="unpublish"' not in designer
+
+
+def test_print_desk_page_links_sheets_and_qr_exports_with_the_chosen_options(ui_app, db, content):
+    edition, page = content["edition"], content["page"]
+    version = PublishedVersion(edition_id=edition.id, version=1, snapshot={"pages": []}, manifest_sha="0" * 64)
+    db.add(version)
+    db.flush()
+    edition.published_version_id = version.id
+    db.commit()
+    html = client_as(ui_app, db, "print_desk").get("/print?size_mm=25&ecc=Q&paper=A3").get_data(as_text=True)
+    assert f'href="/api/v1/editions/{edition.id}/sheet.pdf?paper=A3"' in html
+    for fmt in ("svg", "pdf", "png"):
+        assert f'href="/api/v1/pages/{page.id}/qr.{fmt}?size_mm=25&amp;ecc=Q"' in html
+    clamped = client_as(ui_app, db, "print_desk").get("/print?size_mm=5&ecc=Z").get_data(as_text=True)
+    assert f"/api/v1/pages/{page.id}/qr.svg?size_mm=15&amp;ecc=M" in clamped  # 15 mm minimum, ECC M default
+
+
+# -------------------------------------------------------------------------------------- admin pages
+
+def test_admin_creates_a_user_sees_the_generated_password_once_and_deactivates_them(ui_app, db):
+    admin = client_as(ui_app, db, "admin")
+    token = csrf_of(admin)
+    response = admin.post("/admin/users", data={"csrf_token": token, "email": "Hoa.Si2@toasoan.vn",
+                                                "role": "designer", "name": "Họa sĩ 2"})
+    assert response.status_code == 201
+    shown = re.search(r'id="new-password">([^<]+)<', response.get_data(as_text=True)).group(1)
+    user = db.scalar(select(User).where(User.email == "hoa.si2@toasoan.vn"))
+    from builder import auth
+
+    assert auth.check_login(db, "hoa.si2@toasoan.vn", shown, "198.51.100.1", 5, 300).id == user.id
+    assert shown not in admin.get("/admin/users").get_data(as_text=True)
+    response = admin.post(f"/admin/users/{user.id}/active", data={"csrf_token": token, "active": "0"})
+    assert response.status_code == 302
+    db.refresh(user)
+    assert user.active is False
+    assert db.scalar(select(AuditEntry).where(AuditEntry.action == "user.deactivate",
+                                              AuditEntry.target_id == str(user.id))) is not None
+
+
+def test_an_admin_cannot_lock_themselves_out(ui_app, db):
+    admin = client_as(ui_app, db, "admin")
+    me = user_of(db, "admin")
+    admin.post(f"/admin/users/{me.id}/active", data={"csrf_token": csrf_of(admin), "active": "0"})
+    db.refresh(me)
+    assert me.active is True
+
+
+def test_a_token_is_shown_once_works_on_the_api_and_can_be_revoked(ui_app, db):
+    designer = client_as(ui_app, db, "designer")
+    me = user_of(db, "designer")
+    token = csrf_of(designer)
+    response = designer.post(f"/users/{me.id}/tokens", data={"csrf_token": token, "name": "plug-in dàn trang"})
+    assert response.status_code == 201
+    secret = re.search(r'id="new-token">([^<]+)<', response.get_data(as_text=True)).group(1)
+    row = db.scalar(select(ApiToken).where(ApiToken.user_id == me.id).order_by(ApiToken.id.desc()))
+    assert row.token_hash != secret and secret not in designer.get(f"/users/{me.id}/tokens").get_data(as_text=True)
+    api = ui_app.test_client()
+    assert api.get("/api/v1/publications", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    assert designer.post(f"/tokens/{row.id}/revoke", data={"csrf_token": token}).status_code == 302
+    assert api.get("/api/v1/publications", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+
+
+def test_another_users_tokens_are_admin_business(ui_app, db):
+    editor_id = user_of(db, "editor").id
+    designer = client_as(ui_app, db, "designer")
+    assert designer.post(f"/users/{editor_id}/tokens", data={"csrf_token": csrf_of(designer)}).status_code == 403
+    admin = client_as(ui_app, db, "admin")
+    response = admin.post(f"/users/{editor_id}/tokens", data={"csrf_token": csrf_of(admin), "expires_days": "30"})
+    assert response.status_code == 201 and 'id="new-token"' in response.get_data(as_text=True)
+
+
+def test_the_audit_log_shows_who_what_when_and_from_where(ui_app, db, content):
+    client = client_as(ui_app, db, "designer")
+    token = csrf_of(client)
+    client.post("/publications", data={"name": "Báo Kiểm Toán", "slug": "bao-kiem-toan", "csrf_token": token},
+                environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    html = client_as(ui_app, db, "admin").get("/admin/audit?action=publication.create").get_data(as_text=True)
+    row = re.search(r"<tr><td class=\"nowrap\">[^<]+</td><td>designer@toasoan.vn</td><td><code>publication.create</code>"
+                    r".*?203\.0\.113\.7.*?bao-kiem-toan", html, re.S)
+    assert row is not None
+
+
+# ------------------------------------------------------------------------------- editor, CSP, vendor
+
+def test_editor_page_carries_its_data_and_allows_only_its_import_map(ui_app, db, content):
+    response = client_as(ui_app, db, "designer").get(f"/pages/{content['page'].id}/editor")
+    html = response.get_data(as_text=True)
+    inline = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", html, re.S)
+    assert len(inline) == 1  # the import map, nothing else
+    digest = base64.b64encode(hashlib.sha256(inline[0].encode()).digest()).decode()
+    csp = response.headers["Content-Security-Policy"]
+    assert f"script-src 'self' 'sha256-{digest}';" in csp and "unsafe-inline" not in csp
+    data = json.loads(htmllib.unescape(re.search(r"data-page='([^']*)'", html).group(1)))
+    assert data["width_mm"] == PAGE_MM[0] and [o["id"] for o in data["overlays"]] == [content["overlay"].id]
+    assert data["overlays"][0]["url"] == "https://baoyenbai.com.vn/"
+
+
+def test_no_page_uses_inline_styles_or_inline_scripts(ui_app, db, content):
+    client = client_as(ui_app, db, "admin")
+    for path in page_paths(content, db):
+        html = client.get(path).get_data(as_text=True)
+        assert not re.search(r"\sstyle=", html), path
+        assert not re.search(r"\son[a-z]+=", html), path  # no inline event handlers
+        scripts = re.findall(r"<script(?![^>]*\bsrc=)([^>]*)>", html)
+        assert all('type="importmap"' in s for s in scripts), path
+
+
+def test_vendor_route_serves_only_the_whitelisted_three_files(ui_app):
+    client = ui_app.test_client()
+    for path in ("three/build/three.module.js", "three/examples/jsm/loaders/GLTFLoader.js",
+                 "three/examples/jsm/utils/BufferGeometryUtils.js", "three/examples/jsm/controls/OrbitControls.js",
+                 "three/examples/jsm/libs/meshopt_decoder.module.js"):
+        response = client.get(f"/static/vendor/{path}")
+        assert response.status_code == 200, path
+        assert response.mimetype == "text/javascript"
+    for path in ("three/package.json", "three/build/../package.json", "three/src/Three.js", "../pyproject.toml",
+                 "@gltf-transform/cli/package.json"):
+        assert client.get(f"/static/vendor/{path}").status_code == 404, path
+
+
+def test_the_editor_script_imports_resolve_through_the_import_map(ui_app, db, content):
+    """Every bare import in our modules is mapped, and the relative import inside GLTFLoader is whitelisted."""
+    html = client_as(ui_app, db, "designer").get(f"/pages/{content['page'].id}/editor").get_data(as_text=True)
+    mapping = json.loads(re.search(r'<script type="importmap">(.*?)</script>', html, re.S).group(1))["imports"]
+    for module in ("editor.js", "preview3d.js", "forms.js"):
+        source = (ROOT / "builder" / "static" / module).read_text(encoding="utf-8")
+        for spec in re.findall(r"""from\s+['"]([^'"]+)['"]""", source):
+            assert spec.startswith("./") or spec in mapping, (module, spec)
+    from builder.web.ui import VENDOR_FILES
+
+    for public in VENDOR_FILES:  # relative imports inside vendored files stay inside the whitelist
+        source = (ROOT / "node_modules" / VENDOR_FILES[public]).read_text(encoding="utf-8")
+        for spec in re.findall(r"""from\s+['"](\.[^'"]+)['"]""", source):
+            assert posixpath.normpath(posixpath.join(posixpath.dirname(public), spec)) in VENDOR_FILES, (public, spec)
+    client = ui_app.test_client()
+    for url in mapping.values():
+        assert client.get(url).status_code == 200, url
+
+
+# ------------------------------------------------------------------------------------- translations
+
+def _ui_msgids() -> list[str]:
+    from babel.messages.extract import extract_python
+    from jinja2.ext import babel_extract
+
+    ids: list[str] = []
+    for template in sorted((ROOT / "templates").glob("*.html")):
+        with open(template, "rb") as fh:
+            for _line, _func, msg, _comments in babel_extract(fh, ("_", "gettext"), [], {}):
+                ids.append(msg if isinstance(msg, str) else msg[0])
+    with open(ROOT / "builder" / "web" / "ui.py", "rb") as fh:
+        for _line, _func, msg, _comments in extract_python(fh, ["_", "gettext"], [], {}):
+            ids.append(msg if isinstance(msg, str) else msg[0])
+    return [i for i in ids if i]
+
+
+def test_every_msgid_has_a_vietnamese_translation():
+    from builder.i18n import untranslated
+
+    assert untranslated("vi") == []
+
+
+def test_every_interface_string_is_in_the_catalog():
+    from babel.messages.pofile import read_po
+
+    with open(ROOT / "builder/translations/vi/LC_MESSAGES/messages.po", "rb") as fh:
+        catalog = {m.id for m in read_po(fh, locale="vi") if m.id}
+    used = _ui_msgids()
+    assert len(used) > 150
+    assert sorted(set(used) - catalog) == []
+
+
+def test_vietnamese_translations_keep_their_placeholders():
+    from babel.messages.pofile import read_po
+
+    with open(ROOT / "builder/translations/vi/LC_MESSAGES/messages.po", "rb") as fh:
+        for message in read_po(fh, locale="vi"):
+            if message.id:
+                assert sorted(re.findall(r"%\(\w+\)s", message.id)) == sorted(re.findall(r"%\(\w+\)s", message.string)), message.id
