@@ -39,13 +39,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
-import json
-import logging
 import math
 import mimetypes
 import re
 import shutil
-import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -57,8 +54,8 @@ from PIL import Image, ImageDraw, ImageSequence
 
 from builder import frame
 from builder.glb import GlbDocument, read_glb, write_glb
+from builder.storage import sha256_file
 
-log = logging.getLogger(__name__)
 
 OVERLAY_KINDS = ("model3d", "video", "audio", "animated_image", "image", "panorama360", "link")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -636,41 +633,61 @@ def _parse_color(value: Any, default=(255, 255, 255)) -> tuple[int, int, int]:
     return default
 
 
+def _animation_durations(src: Path) -> list[int]:
+    """Per-frame delays in ms (clamped like browsers do), read without keeping any frame in memory."""
+    durations = []
+    with Image.open(src) as im:
+        for f in ImageSequence.Iterator(im):
+            f.load()  # Pillow's WebP decoder fills info["duration"] only once the frame is loaded
+            durations.append(max(int(f.info.get("duration") or 100), ANIMATED_MIN_FRAME_MS))
+    return durations
+
+
 def transcode_animated_image(src: Path, dst: Path, *, background=(255, 255, 255), ffmpeg: str = "ffmpeg"
                              ) -> tuple[Image.Image, int]:
     """GIF / animated WebP / APNG → looping-ready, muted H.264 MP4 (yuv420p, faststart, even size).
 
     Frames are decoded with Pillow (ffmpeg 5 cannot decode animated WebP), composited onto ``background``
-    (the chroma-key colour when the overlay is keyed, so transparency stays keyable), and held for their own
-    delay at a constant frame rate. Returns (first frame as RGB image, frame count of the source).
+    (the chroma-key colour when the overlay is keyed, so transparency stays keyable) and streamed to ffmpeg one
+    at a time at a constant frame rate; each source frame is held until its cumulative start time, so rounding
+    never drifts. Returns (first frame as RGB image, frame count of the source).
     """
-    frames: list[tuple[np.ndarray, int]] = []
-    with Image.open(src) as im:
-        for frame_image in ImageSequence.Iterator(im):
-            duration = int(frame_image.info.get("duration") or 100)
-            rgba = frame_image.convert("RGBA")
-            canvas = Image.new("RGBA", rgba.size, (*background, 255))
-            canvas.alpha_composite(rgba)
-            frames.append((np.asarray(canvas.convert("RGB")), max(duration, ANIMATED_MIN_FRAME_MS)))
-    if not frames:
+    durations = _animation_durations(src)
+    if not durations:
         raise BundleBuildError(f"no frames in {src.name}")
-    step_ms = max(min(d for _, d in frames), 1000 // ANIMATED_FPS_MAX)
-    fps = max(1, round(1000 / step_ms))
-    h, w = frames[0][0].shape[:2]
-    even_w, even_h = w + (w % 2), h + (h % 2)
+    fps = max(1, round(1000 / max(min(durations), 1000 // ANIMATED_FPS_MAX)))
+    with Image.open(src) as im:
+        w, h = im.size
+    colour = "".join(f"{c:02x}" for c in background)
     cmd = [ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps),
-           "-i", "-", "-an", "-vf", f"pad={even_w}:{even_h}:0:0:color=0x{''.join(f'{c:02x}' for c in background)}",
+           "-i", "-", "-an", "-vf", f"pad={w + w % 2}:{h + h % 2}:0:0:color=0x{colour}",
            "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
            "-movflags", "+faststart", str(dst)]
-    payload = bytearray()
-    for pixels, duration in frames:
-        repeats = max(1, round(duration * fps / 1000))
-        payload += pixels.tobytes() * repeats
-    proc = subprocess.run(cmd, input=bytes(payload), capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
-    if proc.returncode != 0:
-        raise BundleBuildError(f"ffmpeg could not transcode {src.name}",
-                               messages=[proc.stderr.decode("utf-8", "replace").strip()[:300]])
-    return Image.fromarray(frames[0][0]), len(frames)
+    first: Image.Image | None = None
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
+        try:
+            written, elapsed_ms = 0, 0
+            with Image.open(src) as im:
+                for frame_image, duration in zip(ImageSequence.Iterator(im), durations):
+                    canvas = Image.new("RGBA", (w, h), (*background, 255))
+                    canvas.alpha_composite(frame_image.convert("RGBA"))
+                    rgb = canvas.convert("RGB")
+                    first = first or rgb.copy()
+                    elapsed_ms += duration
+                    target = max(written + 1, round(elapsed_ms * fps / 1000))
+                    proc.stdin.write(rgb.tobytes() * (target - written))
+                    written = target
+            proc.stdin.close()
+            code = proc.wait(timeout=FFMPEG_TIMEOUT_S)
+        except (BrokenPipeError, subprocess.TimeoutExpired):
+            proc.kill()
+            code = proc.wait()
+        if code != 0:
+            errors.seek(0)
+            raise BundleBuildError(f"ffmpeg could not transcode {src.name}",
+                                   messages=[errors.read().decode("utf-8", "replace").strip()[:300]])
+    return first, len(durations)
 
 
 def link_placeholder(width_mm: float, height_mm: float, px: int = 256) -> Image.Image:
@@ -701,11 +718,7 @@ class _BuildContext:
 
     def add_media(self, path: Path, mime: str, overlay_id: str) -> MediaFile:
         """Copy a media file beside the GLB as ``<sha256>.<ext>``; the same bytes are stored once."""
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        sha = digest.hexdigest()
+        sha = sha256_file(path)
         ext = EXT_BY_MIME.get(mime) or path.suffix.lstrip(".").lower() or "bin"
         name = f"{sha}.{ext}"
         if name not in self.media:
@@ -912,6 +925,10 @@ def add_overlay(ctx: _BuildContext, spec: OverlaySpec) -> int:
     builder = OVERLAY_BUILDERS.get(spec.kind)
     if builder is None:
         raise BundleBuildError(f"unknown overlay kind {spec.kind!r}", page_id=ctx.page.id, overlay_id=spec.id)
+    if not (spec.width_mm > 0 and spec.height_mm > 0 and spec.scale > 0):
+        raise BundleBuildError(f"overlay {spec.id} needs a positive size and scale "
+                               f"({spec.width_mm}×{spec.height_mm} mm, scale {spec.scale})",
+                               page_id=ctx.page.id, overlay_id=spec.id)
     placement = frame.Placement(spec.x_mm, spec.y_mm, spec.width_mm, spec.height_mm, spec.rotation_deg,
                                 spec.elevation_mm)
     translation, rotation = frame.placement_to_node_transform(placement, ctx.page.width_mm, ctx.page.height_mm)

@@ -3,9 +3,7 @@ overlay objects carry their extras (keyed by id, since three.js rewrites node na
 from __future__ import annotations
 
 import functools
-import json
 import os
-import shutil
 import subprocess
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer

@@ -369,8 +369,10 @@ def test_animated_images_become_looping_muted_mp4(tmp_path, inputs, fmt, suffix)
         assert not container.streams.audio
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
-        frames = sum(1 for _ in container.decode(stream))
-    assert frames >= 6  # 6 source frames of 80 ms, none dropped
+        decoded = [f for f in container.decode(stream)]
+        seconds = float(decoded[-1].pts * stream.time_base) + 1 / float(stream.average_rate)
+    assert len(decoded) >= 6  # 6 source frames of 80 ms, none dropped
+    assert seconds == pytest.approx(6 * 0.080, abs=0.04)  # the source's timing, not the encoder's
     assert not [w for w in bundle.warnings if w.code == "animated_image_single_frame"]
 
 
@@ -394,6 +396,14 @@ def test_unknown_overlay_kind_is_a_typed_build_error(tmp_path, inputs):
     with pytest.raises(BundleBuildError, match="hologram"):
         build_page_bundle(PageSpec("p", 1, PAGE_W, PAGE_H, inputs["page"], (spec,)), BundleOptions(compress=False),
                           tmp_path)
+
+
+def test_overlay_without_a_positive_size_is_refused(tmp_path, inputs):
+    spec = OverlaySpec("z", "link", 10, 10, 0, 40, url="https://baonhung.example")
+    with pytest.raises(BundleBuildError) as info:
+        build_page_bundle(PageSpec("p", 1, PAGE_W, PAGE_H, inputs["page"], (spec,)), BundleOptions(compress=False),
+                          tmp_path)
+    assert info.value.overlay_id == "z"
 
 
 def test_missing_asset_file_names_the_overlay(tmp_path, inputs):

@@ -5,7 +5,6 @@ import hashlib
 import json
 import posixpath
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import jsonschema
 import numpy as np
