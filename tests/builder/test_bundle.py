@@ -429,6 +429,20 @@ def test_obj_model_from_store_path_without_extension_is_converted_without_trimes
     assert sum(1 for n in doc["nodes"] if "extras" in n) == 2  # page + overlay only
 
 
+@pytest.mark.parametrize("file_type", ["stl", "ply", "dae"])
+def test_stl_ply_and_collada_models_from_the_store_are_sniffed_and_converted(tmp_path, inputs, file_type):
+    mesh = trimesh.creation.cylinder(radius=0.03, height=0.08, sections=12)
+    stored = tmp_path / f"blob-{file_type}"  # no extension, no declared MIME: detected from the bytes
+    data = mesh.export(file_type=file_type)
+    stored.write_bytes(data.encode() if isinstance(data, str) else data)
+    spec = OverlaySpec("c", "model3d", 10, 10, 40, 40, asset_path=stored)
+    bundle = build_page_bundle(PageSpec("p", 1, PAGE_W, PAGE_H, inputs["page"], (spec,)),
+                               BundleOptions(compress=False), tmp_path / "out")  # validated inside
+    doc = gltf_json(bundle.glb_raw)
+    assert sum(doc["accessors"][p["indices"]]["count"] // 3 for m in doc["meshes"][1:] for p in m["primitives"]) \
+        == len(mesh.faces)
+
+
 def test_stock_model_is_grafted_from_assets(tmp_path, inputs):
     spec = OverlaySpec("s", "model3d", 10, 10, 30, 30, stock="arrow")
     bundle = build_page_bundle(PageSpec("p", 1, PAGE_W, PAGE_H, inputs["page"], (spec,)),
