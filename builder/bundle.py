@@ -29,7 +29,11 @@ Scene conventions (what the viewer relies on; see builder/frame.py for the page 
   * Quads (video, animated image, image, 360°, link) lie on the paper, box-sized, face +Y, unlit material
     with the poster/image as base colour texture. Audio is an empty node. 3D models hang under a child
     node ``fit/<id>`` that scales the model to fit the box footprint and stands it on the paper
-    (``options["fit"] = "contain"`` default, or ``"none"`` for the model's own metres).
+    (``options["fit"] = "contain"`` default, or ``"none"`` for the model's own metres). The model's whole
+    default scene is grafted there (skeleton roots included), so skinned meshes follow the placement even
+    though glTF ignores a skinned mesh node's own parents (the validator's NODE_SKINNED_MESH_NON_ROOT
+    warning is expected and harmless here).
+  * The scene's ``extras.baonhung`` records the bundle format version, page id/number and size.
   * ``src`` is a file name relative to the GLB: ``<sha256>.<ext>`` of the media file. A publisher storing
     media content-addressed under the same directory as the GLB (``/pub/a/<sha256>.<ext>``) resolves it
     without rewriting; any other layout rewrites ``src`` through :attr:`PageBundle.media`.

@@ -302,6 +302,16 @@ def test_model_is_fitted_into_its_box_and_stands_on_the_paper(page, raw_bundle):
         == pytest.approx(1.0)
 
 
+def test_model_with_fit_none_keeps_its_own_metres(tmp_path, inputs):
+    spec = OverlaySpec("n", "model3d", 10, 10, 40, 40, asset_path=inputs["box"], options={"fit": "none"})
+    bundle = build_page_bundle(PageSpec("p", 1, PAGE_W, PAGE_H, inputs["page"], (spec,)),
+                               BundleOptions(compress=False, validate=False), tmp_path)
+    doc = gltf_json(bundle.glb_raw)
+    fit = doc["nodes"][overlay_nodes(doc)["n"]["children"][0]]
+    assert fit["name"] == "fit/n" and "scale" not in fit and "translation" not in fit
+    assert overlay_nodes(doc)["n"]["extras"]["overlay"]["fit"] == "none"
+
+
 def test_page_plane_is_hidden_by_default_and_textured_with_a_small_preview(raw_bundle):
     glb = read_glb(raw_bundle.glb_raw.read_bytes())
     doc = glb.json
