@@ -302,6 +302,53 @@ def test_model_is_fitted_into_its_box_and_stands_on_the_paper(page, raw_bundle):
         == pytest.approx(1.0)
 
 
+def textured_lit_model(path: Path) -> Path:
+    """A textured sphere plus a punctual light and a clearcoat texture: references beyond the core arrays."""
+    rng = np.random.default_rng(8)
+    mesh = trimesh.creation.icosphere(subdivisions=2, radius=0.05)
+    uv = rng.uniform(0, 1, (len(mesh.vertices), 2))
+    mesh.visual = trimesh.visual.TextureVisuals(
+        uv=uv, image=Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)))
+    doc = read_glb(trimesh.Scene(mesh).export(file_type="glb"))
+    j = doc.json
+    j.setdefault("extensionsUsed", []).extend(["KHR_lights_punctual", "KHR_materials_clearcoat"])
+    j["extensions"] = {"KHR_lights_punctual": {"lights": [{"type": "point", "intensity": 2.0}]}}
+    j["nodes"].append({"name": "lamp", "translation": [0, 0.1, 0], "extensions": {"KHR_lights_punctual": {"light": 0}}})
+    j["scenes"][0]["nodes"].append(len(j["nodes"]) - 1)
+    j["materials"][0]["extensions"] = {"KHR_materials_clearcoat": {"clearcoatFactor": 1.0,
+                                                                   "clearcoatTexture": {"index": 0}}}
+    path.write_bytes(write_glb(doc))
+    return path
+
+
+def test_the_same_model_grafted_twice_keeps_every_reference_consistent(tmp_path, inputs):
+    model = textured_lit_model(tmp_path / "lit.glb")
+    specs = (OverlaySpec("a", "model3d", 10, 10, 40, 40, asset_path=model),
+             OverlaySpec("b", "model3d", 100, 10, 40, 40, rotation_deg=45, asset_path=model))
+    bundle = build_page_bundle(PageSpec("p", 1, PAGE_W, PAGE_H, inputs["page"], specs),
+                               BundleOptions(compress=False), tmp_path / "out")
+    report = validate_gltf(bundle.glb_raw.read_bytes())
+    assert report.errors == 0 and report.warnings == 0, report.first_messages(5, "warning")
+    doc = gltf_json(bundle.glb_raw)
+    assert len(doc["extensions"]["KHR_lights_punctual"]["lights"]) == 2
+    lamps = [n for n in doc["nodes"] if n.get("name") == "lamp"]
+    assert [n["extensions"]["KHR_lights_punctual"]["light"] for n in lamps] == [0, 1]
+    grafted = [m for m in doc["materials"] if "KHR_materials_clearcoat" in m.get("extensions", {})]
+    tex = [m["pbrMetallicRoughness"]["baseColorTexture"]["index"] for m in grafted]
+    coat = [m["extensions"]["KHR_materials_clearcoat"]["clearcoatTexture"]["index"] for m in grafted]
+    assert tex == coat and tex[0] != tex[1]
+    # each copy brings its own image: grafts never share data (dedup is left to gltf-transform)
+    images = [doc["images"][doc["textures"][t]["source"]] for t in tex]
+    assert images[0]["bufferView"] != images[1]["bufferView"]
+
+
+def test_page_without_overlays_is_just_the_hidden_page(tmp_path, inputs):
+    bundle = build_page_bundle(PageSpec("empty", 2, PAGE_W, PAGE_H, inputs["page"], ()),
+                               BundleOptions(compress=False), tmp_path)
+    doc = gltf_json(bundle.glb_raw)
+    assert len(doc["scenes"][0]["nodes"]) == 1 and bundle.media == ()
+
+
 def test_model_with_fit_none_keeps_its_own_metres(tmp_path, inputs):
     spec = OverlaySpec("n", "model3d", 10, 10, 40, 40, asset_path=inputs["box"], options={"fit": "none"})
     bundle = build_page_bundle(PageSpec("p", 1, PAGE_W, PAGE_H, inputs["page"], (spec,)),
