@@ -82,10 +82,14 @@ def load_schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
+@lru_cache(maxsize=1)
+def _schema_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_schema())
+
+
 def validate_manifest(manifest: dict) -> dict:
     """Return ``manifest`` unchanged if it matches the schema, else raise :class:`ManifestError`."""
-    validator = jsonschema.Draft202012Validator(load_schema())
-    errors = sorted(validator.iter_errors(manifest), key=lambda e: list(e.absolute_path))
+    errors = sorted(_schema_validator().iter_errors(manifest), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         details = []
         branch = ONE_OF_BRANCH.get(manifest.get("type")) if isinstance(manifest, dict) else None
