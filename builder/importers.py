@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import json
 import math
@@ -315,6 +316,11 @@ def sniff_format(data: bytes) -> str:
 # Helpers
 
 
+# What Pillow raises on damaged files besides its documented OSError: its parsers index and unpack raw bytes.
+_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError,
+               ZeroDivisionError)
+
+
 def _corrupt(filename: str, detail: Any) -> InvalidAssetError:
     return InvalidAssetError("corrupt_file", {"filename": filename, "detail": str(detail)[:300]})
 
@@ -343,20 +349,36 @@ def _open_image(data: bytes, fmt: str, filename: str, limits: UploadLimits) -> I
             "image_too_large", {"filename": filename, "width": "?", "height": "?",
                                 "limit_mp": limits.max_image_pixels / 1e6}
         ) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except _PIL_ERRORS as exc:
         raise _corrupt(filename, exc) from exc
     _check_pixels(img.width, img.height, limits, filename)
     return img
 
 
 def _load_image(img: Image.Image, filename: str) -> None:
-    try:
+    """Decode every pixel (catches truncated and damaged files)."""
+    with _pillow_errors(filename, img):
         img.load()
+
+
+@contextlib.contextmanager
+def _pillow_errors(filename: str, img: Image.Image | None = None):
+    """Map what Pillow raises while reading frames: a frame declaring a huge size → ``image_too_large``,
+    anything from damaged bytes → ``corrupt_file``."""
+    try:
+        yield
     except Image.DecompressionBombError as exc:
-        raise InvalidAssetError("image_too_large", {"filename": filename, "width": img.width,
-                                                    "height": img.height, "limit_mp": "?"}) from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidAssetError("image_too_large", {
+            "filename": filename, "width": getattr(img, "width", "?"), "height": getattr(img, "height", "?"),
+            "limit_mp": "?"}) from exc
+    except _PIL_ERRORS as exc:
         raise _corrupt(filename, exc) from exc
+
+
+def _frame_count(img: Image.Image, filename: str) -> int:
+    """Frames of a possibly animated image (1 for a still); reading the frame headers can fail on damage."""
+    with _pillow_errors(filename, img):
+        return int(getattr(img, "n_frames", 1)) if getattr(img, "is_animated", False) else 1
 
 
 # Re-encoding quality when a phone photo must be turned upright (JPEG): visually lossless.
@@ -373,8 +395,8 @@ def _upright(data: bytes, img: Image.Image, fmt: str) -> tuple[bytes, Image.Imag
 
     try:
         orientation = int(img.getexif().get(0x0112) or 1)
-    except (OSError, ValueError, SyntaxError, TypeError):
-        orientation = 1
+    except _PIL_ERRORS:
+        orientation = 1  # unreadable EXIF: keep the pixels as stored
     if orientation not in range(2, 9):
         return data, img, 0
     turned = ImageOps.exif_transpose(img)
@@ -480,10 +502,15 @@ def render_pdf_page(data: bytes, page_index: int = 0, dpi: float = MIN_PDF_DPI, 
             if not 0 <= page_index < count:
                 raise InvalidAssetError("pdf_page_out_of_range",
                                         {"page_count": count, "page_number": page_index + 1})
-            page = doc[page_index]
-            crop = _trim_crop(page)
-            w_pt, h_pt = page.get_size()  # as displayed: pdfium already swaps for /Rotate 90 or 270
+            try:
+                page = doc[page_index]
+                crop = _trim_crop(page)
+                w_pt, h_pt = page.get_size()  # as displayed: pdfium already swaps for /Rotate 90 or 270
+            except pdfium.PdfiumError as exc:
+                raise _corrupt(filename, exc) from exc
             w_pt, h_pt = w_pt - crop[0] - crop[2], h_pt - crop[1] - crop[3]
+            if not (math.isfinite(w_pt) and math.isfinite(h_pt)) or w_pt < 1 or h_pt < 1:
+                raise _corrupt(filename, f"page size {w_pt:g} × {h_pt:g} pt")
             w_px, h_px = round(w_pt / 72 * dpi), round(h_pt / 72 * dpi)
             if w_px * h_px > max_pixels:
                 raise InvalidAssetError("image_too_large", {"filename": filename, "width": w_px, "height": h_px,
@@ -580,15 +607,15 @@ def _panorama_warnings(width: int, height: int) -> list[dict]:
 def _inspect_image(kind: str, fmt: str, data: bytes, filename: str, limits: UploadLimits) -> InspectedAsset:
     img = _open_image(data, fmt, filename, limits)
     _load_image(img, filename)
-    if not getattr(img, "is_animated", False):
+    frames = _frame_count(img, filename)
+    turned = 0
+    if frames == 1:
         data, img, turned = _upright(data, img, fmt)
-    else:
-        turned = 0
     meta = _image_meta(img)
     if turned:
         meta["exif_orientation_applied"] = turned
-    if getattr(img, "is_animated", False):
-        meta["animated_frames"] = int(getattr(img, "n_frames", 1))
+    if frames > 1:
+        meta["animated_frames"] = frames
     if kind == "panorama360":
         warnings = _panorama_warnings(img.width, img.height)
         meta["equirectangular"] = not warnings
@@ -602,8 +629,8 @@ GIF_MIN_FRAME_MS, GIF_DEFAULT_FRAME_MS = 10, 100
 
 def _inspect_animated(fmt: str, data: bytes, filename: str, limits: UploadLimits) -> InspectedAsset:
     img = _open_image(data, fmt, filename, limits)
-    frames = int(getattr(img, "n_frames", 1))
-    if not getattr(img, "is_animated", False) or frames < 2:
+    frames = _frame_count(img, filename)
+    if frames < 2:
         _load_image(img, filename)  # a corrupt single frame is "corrupt", not "not animated"
         raise InvalidAssetError("not_animated", {"filename": filename})
     if frames > limits.max_animation_frames or frames * img.width * img.height > limits.max_animation_pixels:
@@ -611,7 +638,7 @@ def _inspect_animated(fmt: str, data: bytes, filename: str, limits: UploadLimits
                                                     "height": f"{img.height} × {frames}",
                                                     "limit_mp": limits.max_animation_pixels / 1e6})
     total_ms = 0.0
-    try:
+    with _pillow_errors(filename, img):
         for i in range(frames):
             img.seek(i)
             img.load()
@@ -619,9 +646,7 @@ def _inspect_animated(fmt: str, data: bytes, filename: str, limits: UploadLimits
             if fmt == "gif" and ms <= GIF_MIN_FRAME_MS:
                 ms = GIF_DEFAULT_FRAME_MS
             total_ms += ms
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise _corrupt(filename, exc) from exc
-    img.seek(0)
+        img.seek(0)
     loop_count = img.info.get("loop")  # 0 = forever; absent = play once (GIF)
     meta = {
         "width": img.width, "height": img.height, "frames": frames,
@@ -697,6 +722,8 @@ def _inspect_video(kind: str, fmt: str, data: bytes, filename: str, limits: Uplo
                 "filename": filename, "detected": f"{FORMATS[fmt].label} (audio only)", "kind": kind,
                 "accepted": _accepted_labels(kind)})
         stream = videos[0]
+        if stream.codec_context is None:  # FFmpeg has no decoder for it (or the header is damaged)
+            raise _corrupt(filename, "unknown video codec")
         has_audio = len(container.streams.audio) > 0
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
@@ -708,7 +735,10 @@ def _inspect_video(kind: str, fmt: str, data: bytes, filename: str, limits: Uplo
             raise _corrupt(filename, exc) from exc
         if frame is None:
             raise _corrupt(filename, "no decodable video frame")
-        poster = frame.to_image()
+        try:
+            poster = frame.to_image()
+        except (av.FFmpegError, ValueError, TypeError) as exc:
+            raise _corrupt(filename, f"poster frame: {exc}") from exc
         fps = float(stream.average_rate) if stream.average_rate else None
     finally:
         container.close()
@@ -742,6 +772,8 @@ def _inspect_audio(fmt: str, data: bytes, filename: str, limits: UploadLimits) -
             raise InvalidAssetError("unsupported_type", {"filename": filename, "detected": detected,
                                                          "kind": "audio", "accepted": _accepted_labels("audio")})
         stream = audios[0]
+        if stream.codec_context is None:
+            raise _corrupt(filename, "unknown audio codec")
         try:
             frame = next(container.decode(stream), None)
         except (av.FFmpegError, ValueError, OSError, EOFError) as exc:

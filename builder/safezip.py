@@ -12,12 +12,15 @@ was.
 """
 from __future__ import annotations
 
+import bz2  # noqa: F401  (zipfile's bzip2 reader raises OSError from it)
 import io
+import lzma
 import os
 import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -28,6 +31,12 @@ CHUNK_BYTES = 1 << 20
 # Entries smaller than this are not judged by their compression ratio: tiny text files (an MTL of repeated
 # lines) legitimately compress 200:1, and they cannot hurt anyone.
 RATIO_MIN_BYTES = 1 << 20
+
+
+# What reading a damaged entry can raise: bad CRC or headers, truncated or invalid compressed data (zlib, bzip2
+# raises OSError, lzma), an unknown compression method. Disk errors while *writing* are not caught.
+_READ_ERRORS = (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError, zlib.error,
+                lzma.LZMAError, OSError)
 
 
 class ZipLimits(Protocol):
@@ -105,9 +114,20 @@ def _check_declared(infos: list[zipfile.ZipInfo], limits: ZipLimits) -> list[tup
 def _inflate(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, limits: ZipLimits) -> int:
     """Write one entry, counting real bytes; returns the bytes written."""
     written = 0
-    with zf.open(info) as src, open(target, "xb") as dst:
+
+    def corrupt(exc: BaseException) -> InvalidAssetError:
+        return InvalidAssetError("corrupt_file", {"filename": info.filename, "detail": str(exc)[:300]})
+
+    try:
+        src = zf.open(info)
+    except _READ_ERRORS as exc:
+        raise corrupt(exc) from exc
+    with src, open(target, "xb") as dst:
         while True:
-            chunk = src.read(CHUNK_BYTES)
+            try:
+                chunk = src.read(CHUNK_BYTES)
+            except _READ_ERRORS as exc:
+                raise corrupt(exc) from exc
             if not chunk:
                 break
             written += len(chunk)
@@ -136,7 +156,7 @@ def extract_zip(data: bytes, dest_dir: str | os.PathLike, limits: ZipLimits) -> 
     dest = Path(dest_dir).resolve()
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError, OSError, EOFError) as exc:
         raise InvalidAssetError("corrupt_file", {"filename": "zip", "detail": str(exc)}) from exc
     with zf:
         planned = _check_declared(zf.infolist(), limits)
@@ -155,11 +175,7 @@ def extract_zip(data: bytes, dest_dir: str | os.PathLike, limits: ZipLimits) -> 
                     target.mkdir(parents=True, exist_ok=True)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    budget -= _inflate(zf, info, target, budget, limits)
-                except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
-                    # CRC mismatch, truncated data, unknown compression method
-                    raise InvalidAssetError("corrupt_file", {"filename": info.filename, "detail": str(exc)}) from exc
+                budget -= _inflate(zf, info, target, budget, limits)
             moved = []
             for entry in sorted(staging.iterdir()):
                 final = dest / entry.name
