@@ -1,0 +1,290 @@
+"""A self-contained published page for the viewer tests, independent of the authoring side.
+
+Serves the real ``viewer_bp`` plus the public routes the viewer reads, backed by fixture files built here:
+a synthetic newspaper page, its browser marker (``markers.browser_marker`` when the marker engine is installed,
+else the same JSON shape made with cv2 ORB), a GLB bundle with overlay nodes carrying ``extras.overlay``, a
+green-screen MP4, and a ``/api/v1/recognize`` that answers like the real one (ORB + RANSAC on the fixture page).
+Used when the real app (``builder.app.create_app``) or its demo content is not available.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from flask import Flask, abort, jsonify, request, send_file
+
+from tests.browser.clip import make_page
+from viewer_api.viewer import viewer_bp
+
+PAGE_ID, EDITION_ID, CODE = "p1", "e1", "TEST7"
+WIDTH_MM, HEIGHT_MM = 210.0, 297.0
+# Overlays in page mm (top-left origin, y down), as the editor stores them.
+OVERLAYS = [
+    {"id": "v1", "kind": "video", "x_mm": 118.0, "y_mm": 48.0, "width_mm": 80.0, "height_mm": 60.0,
+     "src": "greenscreen.mp4", "chroma_key": {"color": "#00ff00"}},
+    {"id": "i1", "kind": "image", "x_mm": 20.0, "y_mm": 200.0, "width_mm": 70.0, "height_mm": 50.0},
+    {"id": "l1", "kind": "link", "x_mm": 120.0, "y_mm": 250.0, "width_mm": 60.0, "height_mm": 20.0,
+     "url": "https://example.org/"},
+]
+REF_FEATURES = 1500  # reference ORB features for the mock recognizer / fallback marker
+MARKER_LONG_SIDE = 1000  # px of the page image the browser marker is computed at
+
+
+def overlay_corners_mm(ov: dict) -> np.ndarray:
+    x, y, w, h = ov["x_mm"], ov["y_mm"], ov["width_mm"], ov["height_mm"]
+    return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float64)
+
+
+# ---------- browser marker ----------
+
+def orb_marker(page: np.ndarray, width_mm: float, height_mm: float, n: int = 800) -> dict:
+    """Browser-marker JSON (same shape as markers.browser_marker) from cv2 ORB on the page image."""
+    s = MARKER_LONG_SIDE / max(page.shape[:2])
+    img = cv2.resize(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY), None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    orb = cv2.ORB_create(n)
+    kps, desc = orb.detectAndCompute(img, None)
+    h, w = img.shape
+    kmm = [[k.pt[0] * width_mm / w, k.pt[1] * height_mm / h] for k in kps]
+    return {"version": 1, "width_mm": width_mm, "height_mm": height_mm, "image_px": [w, h],
+            "keypoints_mm": kmm, "descriptors_b64": base64.b64encode(desc.tobytes()).decode()}
+
+
+def browser_marker_for(page: np.ndarray) -> dict:
+    try:
+        import markers  # the real marker engine, once it exists
+
+        m = markers.train_page(page, WIDTH_MM, HEIGHT_MM, PAGE_ID)
+        return markers.browser_marker(m)
+    except (ImportError, AttributeError):
+        return orb_marker(page, WIDTH_MM, HEIGHT_MM)
+
+
+class MockRecognizer:
+    """ORB + ratio test + RANSAC against the one fixture page: answers like POST /api/v1/recognize."""
+
+    def __init__(self, page: np.ndarray):
+        g = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY)
+        self.scale = 1000 / max(g.shape)
+        g = cv2.resize(g, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA)
+        self.orb = cv2.ORB_create(REF_FEATURES)
+        kps, self.desc = self.orb.detectAndCompute(g, None)
+        h, w = g.shape
+        self.pts_mm = np.float32([[k.pt[0] * WIDTH_MM / w, k.pt[1] * HEIGHT_MM / h] for k in kps])
+        self.matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+        self.query_orb = cv2.ORB_create(2000)
+
+    def recognize(self, photo_bgr: np.ndarray) -> np.ndarray | None:
+        g = cv2.cvtColor(photo_bgr, cv2.COLOR_BGR2GRAY)
+        kps, desc = self.query_orb.detectAndCompute(g, None)
+        if desc is None or len(kps) < 15:
+            return None
+        pairs = self.matcher.knnMatch(desc, self.desc, k=2)
+        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
+        if len(good) < 15:
+            return None
+        src = np.float32([self.pts_mm[m.trainIdx] for m in good])
+        dst = np.float32([kps[m.queryIdx].pt for m in good])
+        H, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 3.0)
+        if H is None or int(mask.sum()) < 15:
+            return None
+        return H / H[2, 2]
+
+
+# ---------- GLB bundle ----------
+
+def _quad(ov: dict, y_m: float = 0.001):
+    """Positions (4, 3) in the glTF page frame (metres, XZ plane), UVs, indices: X=(x-w/2)/1000, Z=(y-h/2)/1000."""
+    c = overlay_corners_mm(ov)
+    pos = np.array([[(x - WIDTH_MM / 2) / 1000, y_m, (y - HEIGHT_MM / 2) / 1000] for x, y in c], np.float32)
+    uv = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)  # glTF UV origin at the texture's top-left
+    idx = np.array([0, 3, 2, 0, 2, 1], np.uint16)  # counter-clockwise seen from +Y
+    return pos, uv, idx
+
+
+def build_glb(overlays: list[dict], page_png: bytes | None = None) -> bytes:
+    """Minimal GLB: one node per overlay (extras.overlay), plus the hidden page plane (extras.page_plane)."""
+    blobs, views, accessors, meshes, nodes, materials = [], [], [], [], [], []
+    images, textures = [], []
+
+    def add_view(data: bytes, target: int | None = None) -> int:
+        offset = sum(len(b) for b in blobs)
+        pad = (-len(data)) % 4
+        blobs.append(data + b"\0" * pad)
+        view = {"buffer": 0, "byteOffset": offset, "byteLength": len(data)}
+        if target:
+            view["target"] = target
+        views.append(view)
+        return len(views) - 1
+
+    def add_accessor(arr: np.ndarray, ctype: int, typ: str, target: int, minmax: bool = False) -> int:
+        acc = {"bufferView": add_view(arr.tobytes(), target), "componentType": ctype, "count": int(arr.shape[0]),
+               "type": typ}
+        if minmax:
+            acc["min"] = arr.min(axis=0).tolist()
+            acc["max"] = arr.max(axis=0).tolist()
+        accessors.append(acc)
+        return len(accessors) - 1
+
+    def add_quad(ov: dict, material: int, y_m: float, extras: dict, name: str) -> None:
+        pos, uv, idx = _quad(ov, y_m)
+        prim = {"attributes": {"POSITION": add_accessor(pos, 5126, "VEC3", 34962, True),
+                               "TEXCOORD_0": add_accessor(uv, 5126, "VEC2", 34962)},
+                "indices": add_accessor(idx, 5123, "SCALAR", 34963), "material": material}
+        meshes.append({"primitives": [prim]})
+        nodes.append({"name": name, "mesh": len(meshes) - 1, "extras": extras})
+
+    colors = {"video": [0.1, 0.8, 0.2, 1], "image": [0.9, 0.3, 0.1, 1], "link": [0.1, 0.3, 0.9, 1]}
+    for ov in overlays:
+        materials.append({"pbrMetallicRoughness": {"baseColorFactor": colors.get(ov["kind"], [1, 1, 1, 1]),
+                                                   "metallicFactor": 0}, "doubleSided": True})
+        spec = {k: v for k, v in ov.items() if k not in ("x_mm", "y_mm", "width_mm", "height_mm")}
+        spec.update({"mime": "video/mp4" if ov["kind"] == "video" else None, "loop": True, "muted": True,
+                     "autoplay": True})
+        add_quad(ov, len(materials) - 1, 0.001, {"overlay": spec}, f"overlay/{ov['id']}")
+    page_mat = {"pbrMetallicRoughness": {"baseColorFactor": [1, 1, 1, 1], "metallicFactor": 0}}
+    if page_png:
+        images.append({"bufferView": add_view(page_png), "mimeType": "image/png"})
+        textures.append({"source": 0})
+        page_mat["pbrMetallicRoughness"]["baseColorTexture"] = {"index": 0}
+    materials.append(page_mat)
+    add_quad({"x_mm": 0, "y_mm": 0, "width_mm": WIDTH_MM, "height_mm": HEIGHT_MM}, len(materials) - 1, 0.0,
+             {"page_plane": True}, "page")
+    binary = b"".join(blobs)
+    doc = {"asset": {"version": "2.0", "generator": "baonhung tests"}, "scene": 0,
+           "scenes": [{"nodes": list(range(len(nodes)))}], "nodes": nodes, "meshes": meshes,
+           "materials": materials, "accessors": accessors, "bufferViews": views,
+           "buffers": [{"byteLength": len(binary)}]}
+    if images:
+        doc["images"], doc["textures"] = images, textures
+    js = json.dumps(doc).encode()
+    js += b" " * ((-len(js)) % 4)
+    total = 12 + 8 + len(js) + 8 + len(binary)
+    return (struct.pack("<4sII", b"glTF", 2, total) + struct.pack("<I4s", len(js), b"JSON") + js
+            + struct.pack("<I4s", len(binary), b"BIN\0") + binary)
+
+
+def greenscreen_mp4(path: Path, seconds: float = 3.0, fps: int = 30) -> None:
+    """H.264 clip: a moving white/red disc in front of a pure green screen (exercises the chroma-key shader)."""
+    import av
+
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        st = out.add_stream("libx264", rate=fps)
+        st.width, st.height, st.pix_fmt = 320, 240, "yuv420p"
+        for i in range(int(seconds * fps)):
+            img = np.zeros((240, 320, 3), np.uint8)
+            img[:] = (0, 255, 0)
+            cx = int(160 + 100 * np.sin(2 * np.pi * i / (seconds * fps)))
+            cv2.circle(img, (cx, 120), 60, (40, 40, 230), -1)
+            cv2.putText(img, str(i), (cx - 25, 135), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 3)
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            for pkt in st.encode(frame):
+                out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+
+
+@dataclass
+class Fixture:
+    root: Path
+    page: np.ndarray
+    files: dict  # public name -> path
+
+
+def build_fixture(root: Path) -> Fixture:
+    root.mkdir(parents=True, exist_ok=True)
+    page = make_page(seed=1)
+    files = {}
+    marker = browser_marker_for(page)
+    (root / "marker.json").write_text(json.dumps(marker))
+    small = cv2.resize(page, (620, 877), interpolation=cv2.INTER_AREA)
+    png = cv2.imencode(".png", small)[1].tobytes()
+    (root / "page.glb").write_bytes(build_glb(OVERLAYS, png))
+    greenscreen_mp4(root / "greenscreen.mp4")
+    for name in ("marker.json", "page.glb", "greenscreen.mp4"):
+        data = (root / name).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        ext = name.rsplit(".", 1)[1]
+        files[name] = (f"{digest}.{ext}", root / name)
+    cv2.imwrite(str(root / "page.png"), page)
+    return Fixture(root, page, files)
+
+
+class FixturePublished:
+    def resolve_code(self, code: str):
+        if code.upper() == CODE:
+            return {"edition_id": EDITION_ID, "page_id": PAGE_ID}
+        return None
+
+
+def create_fixture_app(fixture: Fixture) -> Flask:
+    app = Flask(__name__)
+    app.register_blueprint(viewer_bp)
+    app.extensions["published_store"] = FixturePublished()
+    recognizer = MockRecognizer(fixture.page)
+    by_public = {pub: path for pub, path in fixture.files.values()}
+    url = {name: f"/pub/a/{pub}" for name, (pub, _) in fixture.files.items()}
+
+    @app.get("/pub/a/<name>")
+    def artifact(name):
+        if name not in by_public:
+            abort(404)
+        resp = send_file(by_public[name], conditional=True, max_age=31536000)
+        resp.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return resp
+
+    @app.get(f"/pub/pages/{PAGE_ID}/manifest.json")
+    def page_manifest():
+        glb = fixture.files["page.glb"][1]
+        return jsonify({
+            "schema_version": 1, "page_id": PAGE_ID, "edition_id": EDITION_ID, "number": 1,
+            "width_mm": WIDTH_MM, "height_mm": HEIGHT_MM,
+            "bundle": {"full": {"url": url["page.glb"], "bytes": glb.stat().st_size},
+                       "lite": {"url": url["page.glb"], "bytes": glb.stat().st_size}},
+            "media": [{"src": "greenscreen.mp4", "url": url["greenscreen.mp4"], "mime": "video/mp4"}],
+            "marker_url": url["marker.json"], "published_at": "2026-11-26T00:00:00Z"})
+
+    @app.get(f"/pub/editions/{EDITION_ID}/manifest.json")
+    def edition_manifest():
+        return jsonify({"schema_version": 1, "edition_id": EDITION_ID, "title": "Số thử nghiệm",
+                        "pages": [{"page_id": PAGE_ID, "number": 1,
+                                   "manifest_url": f"/pub/pages/{PAGE_ID}/manifest.json"}]})
+
+    @app.post("/api/v1/recognize")
+    def recognize():
+        data = request.files["image"].read() if "image" in request.files else request.get_data()
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            return jsonify({"error": "bad_image", "message": "not an image"}), 400
+        H = recognizer.recognize(img)
+        if H is None:
+            return jsonify({"match": None})
+        corners = cv2.perspectiveTransform(
+            np.float64([[0, 0], [WIDTH_MM, 0], [WIDTH_MM, HEIGHT_MM], [0, HEIGHT_MM]]).reshape(-1, 1, 2), H)
+        return jsonify({"match": {"page_id": PAGE_ID, "edition_id": EDITION_ID,
+                                  "corners": corners.reshape(-1, 2).tolist(), "homography": H.tolist(),
+                                  "manifest_url": f"/pub/pages/{PAGE_ID}/manifest.json"}})
+
+    return app
+
+
+def serve_in_thread(app: Flask, port: int = 0):
+    """Start a threaded werkzeug server; returns (server, base_url). Call server.shutdown() to stop."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+if __name__ == "__main__":  # manual try-out: python -m tests.browser.fixture_app
+    fx = build_fixture(Path("/tmp/baonhung-fixture"))
+    create_fixture_app(fx).run(port=8765, threaded=True)

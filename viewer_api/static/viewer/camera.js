@@ -1,0 +1,93 @@
+// Camera stage: opens the rear camera, delivers each new video frame as ImageData at processing size.
+// Processing size: the video downscaled so its long side is at most PROCESS_LONG_SIDE (tracking cost grows with
+// pixels; 640 px keeps ORB ≈40 ms and LK ≈8 ms on a 2-core laptop). All tracker coordinates are in these pixels.
+
+import { emit } from "./events.js";
+
+const PROCESS_LONG_SIDE = 640;
+
+export class Camera {
+  constructor(video) {
+    this.video = video;
+    this.stream = null;
+    this.canvas = document.createElement("canvas");
+    this.ctx = null;
+    this.width = 0;
+    this.height = 0;
+    this._running = false;
+  }
+
+  // Must be called from a user gesture on iOS. Resolves {width, height} or throws an Error with .reason.
+  async start() {
+    if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      throw Object.assign(new Error("camera needs https"), { reason: window.isSecureContext ? "unavailable" : "insecure" });
+    }
+    try {
+      this.stream = await navigator.mediaDevices.getUserMedia({
+        audio: false,
+        video: { facingMode: { ideal: "environment" }, width: { ideal: 1280 }, height: { ideal: 720 } },
+      });
+    } catch (err) {
+      const denied = err && (err.name === "NotAllowedError" || err.name === "SecurityError");
+      throw Object.assign(new Error(err && err.message), { reason: denied ? "denied" : "unavailable" });
+    }
+    this.video.srcObject = this.stream;
+    this.video.muted = true;
+    this.video.setAttribute("playsinline", "");
+    await this.video.play();
+    if (!this.video.videoWidth) await new Promise((r) => this.video.addEventListener("loadedmetadata", r, { once: true }));
+    const vw = this.video.videoWidth, vh = this.video.videoHeight;
+    const scale = Math.min(1, PROCESS_LONG_SIDE / Math.max(vw, vh));
+    this.width = Math.round(vw * scale);
+    this.height = Math.round(vh * scale);
+    this.canvas.width = this.width;
+    this.canvas.height = this.height;
+    this.ctx = this.canvas.getContext("2d", { willReadFrequently: true });
+    emit("camera:started", { width: this.width, height: this.height });
+    return { width: this.width, height: this.height };
+  }
+
+  stop() {
+    this._running = false;
+    if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
+    this.stream = null;
+  }
+
+  // Calls onFrame(imageData, timestampMs) once per new camera frame until stop().
+  // The callback may be async; frames arriving while it runs are skipped (never queued: no growing lag).
+  run(onFrame) {
+    this._running = true;
+    let busy = false;
+    const v = this.video;
+    const tick = async (now) => {
+      if (!this._running) return;
+      schedule();
+      if (busy || v.readyState < 2) return;
+      busy = true;
+      try {
+        this.ctx.drawImage(v, 0, 0, this.width, this.height);
+        const img = this.ctx.getImageData(0, 0, this.width, this.height);
+        await onFrame(img, now);
+      } finally {
+        busy = false;
+      }
+    };
+    const schedule = () => {
+      if (v.requestVideoFrameCallback) v.requestVideoFrameCallback((now) => tick(now));
+      else requestAnimationFrame(tick);
+    };
+    schedule();
+  }
+
+  // JPEG of the current processing-size frame (for server recognition).
+  async snapshotJpeg(quality = 0.8) {
+    return new Promise((resolve) => this.canvas.toBlob(resolve, "image/jpeg", quality));
+  }
+}
+
+// ImageData (RGBA) -> grey bytes written into `out` (Uint8Array of w*h), BT.601 luma with integer weights.
+export function toGrey(img, out) {
+  const d = img.data;
+  for (let i = 0, j = 0; j < out.length; i += 4, j++) out[j] = (77 * d[i] + 150 * d[i + 1] + 29 * d[i + 2]) >> 8;
+  return out;
+}

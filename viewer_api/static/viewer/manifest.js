@@ -1,0 +1,104 @@
+// The ONE place that reads published manifests (page / edition) and browser marker files.
+// The manifest schema (builder/schemas/manifest.schema.json) is owned by the bundle packaging; when it changes,
+// only this module adapts. Everything else sees the normalized shapes below.
+//
+//   PageInfo    {pageId, editionId, widthMm, heightMm, bundleUrl, bundleBytes, markerUrl, media: [{src,url,mime}],
+//                manifestUrl, title, number, raw}
+//   EditionInfo {editionId, title, pages: [{pageId, number, title, manifestUrl, thumbnailUrl}], raw}
+//   Marker      {widthMm, heightMm, imagePx: [w, h], keypointsMm: Float32Array(2N), descriptors: Uint8Array(32N), count}
+
+const PREFER_LITE_BELOW_MBPS = 2; // on slow links the lite bundle (smaller textures) first
+
+function abs(url, base) {
+  return url ? new URL(url, base || location.href).href : null;
+}
+
+function pickBundle(bundle, base) {
+  if (!bundle) return { url: null, bytes: 0 };
+  if (typeof bundle === "string") return { url: abs(bundle, base), bytes: 0 };
+  const conn = navigator.connection;
+  const slow = conn && ((conn.downlink && conn.downlink < PREFER_LITE_BELOW_MBPS) || conn.saveData);
+  const chosen = (slow && bundle.lite) || bundle.full || bundle.lite || bundle;
+  return { url: abs(chosen.url, base), bytes: chosen.bytes || 0 };
+}
+
+export function normalizePage(raw, manifestUrl) {
+  const base = abs(manifestUrl);
+  const bundle = pickBundle(raw.bundle || raw.bundles || raw.glb, base);
+  const media = (raw.media || []).map((m) => ({
+    src: m.src || m.name || m.path || m.url,
+    url: abs(m.url || m.src, base),
+    mime: m.mime || m.type || null,
+    sha256: m.sha256 || null,
+  }));
+  return {
+    pageId: String(raw.page_id ?? raw.id),
+    editionId: raw.edition_id != null ? String(raw.edition_id) : null,
+    widthMm: Number(raw.width_mm),
+    heightMm: Number(raw.height_mm),
+    bundleUrl: bundle.url,
+    bundleBytes: bundle.bytes,
+    markerUrl: abs(raw.marker_url || (raw.marker && raw.marker.url), base),
+    media,
+    manifestUrl: base,
+    title: raw.title || null,
+    number: raw.number ?? raw.page_number ?? null,
+    imageUrl: abs(raw.image_url || raw.preview_url || (raw.preview && raw.preview.url), base),
+    raw,
+  };
+}
+
+export function normalizeEdition(raw, manifestUrl) {
+  const base = abs(manifestUrl);
+  const pages = (raw.pages || []).map((p, i) => ({
+    pageId: String(p.page_id ?? p.id),
+    number: p.number ?? p.page_number ?? i + 1,
+    title: p.title || null,
+    manifestUrl: abs(p.manifest_url || p.manifest || `/pub/pages/${p.page_id ?? p.id}/manifest.json`, base),
+    thumbnailUrl: abs(p.thumbnail_url || p.preview_url || null, base),
+  }));
+  return { editionId: String(raw.edition_id ?? raw.id), title: raw.title || raw.name || null, pages, raw };
+}
+
+async function getJson(url) {
+  const res = await fetch(url, { credentials: "same-origin" });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return res.json();
+}
+
+export async function loadPageManifest(url) {
+  return normalizePage(await getJson(url), url);
+}
+
+export async function loadEditionManifest(url) {
+  return normalizeEdition(await getJson(url), url);
+}
+
+function base64ToBytes(b64) {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+export function normalizeMarker(raw) {
+  if (raw.version !== 1) throw new Error(`browser marker version ${raw.version} not supported (expected 1)`);
+  const n = raw.keypoints_mm.length;
+  const kp = new Float32Array(2 * n);
+  raw.keypoints_mm.forEach(([x, y], i) => { kp[2 * i] = x; kp[2 * i + 1] = y; });
+  const desc = base64ToBytes(raw.descriptors_b64);
+  if (desc.length !== 32 * n) throw new Error(`browser marker: ${desc.length} descriptor bytes for ${n} keypoints`);
+  return { widthMm: raw.width_mm, heightMm: raw.height_mm, imagePx: raw.image_px, keypointsMm: kp, descriptors: desc, count: n };
+}
+
+export async function loadMarker(url) {
+  return normalizeMarker(await getJson(url));
+}
+
+// Resolve a media reference found in a GLB overlay (extras.overlay.src) against the page manifest.
+export function resolveMedia(page, src) {
+  if (!src) return null;
+  const hit = page.media.find((m) => m.src === src || m.url === src || (m.sha256 && src.includes(m.sha256)));
+  if (hit && hit.url) return hit.url;
+  return abs(src, page.bundleUrl || page.manifestUrl);
+}

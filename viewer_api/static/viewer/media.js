@@ -1,0 +1,246 @@
+// Media stage: what each overlay kind does once its node is on the page.
+//   video / animated_image : <video> texture on the overlay quad (muted autoplay, loop; chroma key in a shader)
+//   audio                  : plays on tap
+//   image / model3d        : drawn from the GLB itself (model animations run in the renderer's AnimationMixer)
+//   panorama360            : tap opens a full-screen 360° view (device orientation on phones, drag on computers)
+//   link                   : tap opens the URL
+// One registry of kind -> controller factory instead of if-chains.
+
+import * as THREE from "three";
+import { emit } from "./events.js";
+
+const CHROMA_DEFAULT = { color: "#00ff00", similarity: 0.16, smoothness: 0.08, spill: 0.15 };
+
+const CHROMA_VERTEX = `
+varying vec2 vUv;
+void main() { vUv = uv; gl_Position = projectionMatrix * modelViewMatrix * vec4(position, 1.0); }`;
+
+// Key on chroma (Cb, Cr) distance so shadows and highlights of the green screen key out alike; soft edge over
+// `smoothness`; spill suppression pulls the key colour out of the remaining edge pixels.
+const CHROMA_FRAGMENT = `
+uniform sampler2D map; uniform vec3 keyColor; uniform float similarity; uniform float smoothness; uniform float spill;
+varying vec2 vUv;
+vec2 chroma(vec3 c) { return vec2(-0.169 * c.r - 0.331 * c.g + 0.5 * c.b, 0.5 * c.r - 0.419 * c.g - 0.081 * c.b); }
+void main() {
+  vec4 c = texture2D(map, vUv);
+  float d = distance(chroma(c.rgb), chroma(keyColor));
+  float a = smoothstep(similarity, similarity + smoothness, d);
+  float s = pow(smoothstep(similarity, similarity + spill, d), 1.5);
+  float grey = dot(c.rgb, vec3(0.2126, 0.7152, 0.0722));
+  vec3 rgb = mix(vec3(grey), c.rgb, s);
+  if (a < 0.01) discard;
+  gl_FragColor = vec4(rgb, c.a * a);
+  #include <colorspace_fragment>
+}`;
+
+export function chromaKeyMaterial(texture, options) {
+  const o = { ...CHROMA_DEFAULT, ...(typeof options === "object" ? options : {}) };
+  return new THREE.ShaderMaterial({
+    uniforms: {
+      map: { value: texture },
+      keyColor: { value: new THREE.Color(o.color) },
+      similarity: { value: o.similarity },
+      smoothness: { value: o.smoothness },
+      spill: { value: o.spill },
+    },
+    vertexShader: CHROMA_VERTEX,
+    fragmentShader: CHROMA_FRAGMENT,
+    transparent: true,
+    side: THREE.DoubleSide,
+  });
+}
+
+function meshesOf(object) {
+  const out = [];
+  object.traverse((o) => { if (o.isMesh) out.push(o); });
+  return out;
+}
+
+// ---------- controllers (one per overlay) ----------
+
+function videoController(overlay, ctx) {
+  const spec = overlay.spec;
+  const el = document.createElement("video");
+  el.crossOrigin = "anonymous";
+  el.playsInline = true;
+  el.setAttribute("playsinline", "");
+  el.preload = "auto";
+  el.loop = spec.loop !== false;
+  const alwaysMuted = overlay.kind === "animated_image";
+  el.muted = true;  // autoplay is only allowed muted; sound comes on a tap
+  el.defaultMuted = true;
+  el.src = ctx.resolve(spec.src);
+  const tex = new THREE.VideoTexture(el);
+  tex.colorSpace = THREE.SRGBColorSpace;
+  tex.flipY = false;  // glTF UVs have their origin at the image's top-left
+  const key = spec.chroma_key;
+  for (const mesh of meshesOf(overlay.object)) {
+    if (key) mesh.material = chromaKeyMaterial(tex, key);
+    else mesh.material = new THREE.MeshBasicMaterial({ map: tex, side: THREE.DoubleSide, toneMapped: false });
+  }
+  const wantsSound = !alwaysMuted && spec.muted === false;
+  return {
+    element: el,
+    show() {
+      if (spec.autoplay === false && !this.started) return;
+      this.started = true;
+      el.play().catch(() => {});
+      if (wantsSound && el.muted) ctx.offerUnmute(this);
+    },
+    hide() { el.pause(); },
+    unmute() { if (!alwaysMuted) { el.muted = false; el.play().catch(() => {}); } },
+    tap() {
+      this.started = true;
+      if (el.paused) el.play().catch(() => {});
+      if (!alwaysMuted && el.muted) this.unmute();
+    },
+    state() { return { id: overlay.id, kind: overlay.kind, currentTime: el.currentTime, paused: el.paused, muted: el.muted }; },
+    dispose() { el.pause(); el.removeAttribute("src"); el.load(); tex.dispose(); },
+  };
+}
+
+function audioController(overlay, ctx) {
+  const el = new Audio();
+  el.preload = "auto";
+  el.loop = !!overlay.spec.loop;
+  el.src = ctx.resolve(overlay.spec.src);
+  return {
+    element: el,
+    show() {},
+    hide() { el.pause(); },
+    tap() { if (el.paused) el.play().catch(() => {}); else el.pause(); },
+    state() { return { id: overlay.id, kind: overlay.kind, currentTime: el.currentTime, paused: el.paused, muted: el.muted }; },
+    dispose() { el.pause(); },
+  };
+}
+
+function panoramaController(overlay, ctx) {
+  return {
+    show() {}, hide() {},
+    tap() { openPanorama(ctx.resolve(overlay.spec.src), overlay.spec); },
+    state() { return { id: overlay.id, kind: overlay.kind }; },
+    dispose() {},
+  };
+}
+
+function linkController(overlay, ctx) {
+  const url = overlay.spec.url || overlay.spec.href || overlay.spec.src;
+  return {
+    show() {}, hide() {},
+    tap() { if (url) window.open(ctx.resolve(url), "_blank", "noopener"); },
+    state() { return { id: overlay.id, kind: overlay.kind, url }; },
+    dispose() {},
+  };
+}
+
+function staticController(overlay) {
+  return { show() {}, hide() {}, tap() {}, state() { return { id: overlay.id, kind: overlay.kind }; }, dispose() {} };
+}
+
+const CONTROLLERS = {
+  video: videoController,
+  animated_image: videoController,
+  audio: audioController,
+  panorama360: panoramaController,
+  link: linkController,
+  image: staticController,
+  model3d: staticController,
+};
+
+// overlay: {id, kind, spec, object}; ctx: {resolve(src) -> url, offerUnmute(controller)}
+export function attachOverlay(overlay, ctx) {
+  const make = CONTROLLERS[overlay.kind] || staticController;
+  return make(overlay, ctx);
+}
+
+// ---------- full-screen 360° panorama ----------
+
+let pano = null;
+
+function orientationQuaternion(alpha, beta, gamma, screenAngle) {
+  // W3C deviceorientation (Z-X'-Y'' intrinsic, degrees) -> camera quaternion looking out of the back of the phone.
+  const d = THREE.MathUtils.DEG2RAD;
+  const euler = new THREE.Euler(beta * d, alpha * d, -gamma * d, "YXZ");
+  const q = new THREE.Quaternion().setFromEuler(euler);
+  q.multiply(new THREE.Quaternion(-Math.sqrt(0.5), 0, 0, Math.sqrt(0.5)));  // camera looks out the back, not the top
+  q.multiply(new THREE.Quaternion().setFromAxisAngle(new THREE.Vector3(0, 0, 1), -screenAngle * d));
+  return q;
+}
+
+export async function openPanorama(url, spec = {}) {
+  const section = document.getElementById("panorama");
+  const canvas = document.getElementById("panorama-gl");
+  section.hidden = false;
+  emit("panorama:open", { url });
+  // iOS asks for motion permission, and only inside a user gesture (this runs from the tap).
+  if (window.DeviceOrientationEvent && typeof DeviceOrientationEvent.requestPermission === "function") {
+    try { await DeviceOrientationEvent.requestPermission(); } catch (e) { /* drag still works */ }
+  }
+  const renderer = new THREE.WebGLRenderer({ canvas, antialias: false });
+  renderer.setPixelRatio(Math.min(2, window.devicePixelRatio || 1));
+  const scene = new THREE.Scene();
+  const camera = new THREE.PerspectiveCamera(75, 1, 0.1, 100);
+  const geometry = new THREE.SphereGeometry(10, 60, 40);
+  geometry.scale(-1, 1, 1);  // look at the inside of the sphere
+  let texture;
+  if (/\.(mp4|webm|mov)(\?|$)/i.test(url) || (spec.mime || "").startsWith("video/")) {
+    const v = document.createElement("video");
+    Object.assign(v, { src: url, loop: true, muted: true, playsInline: true, crossOrigin: "anonymous" });
+    v.play().catch(() => {});
+    texture = new THREE.VideoTexture(v);
+  } else {
+    texture = new THREE.TextureLoader().load(url);
+  }
+  texture.colorSpace = THREE.SRGBColorSpace;
+  scene.add(new THREE.Mesh(geometry, new THREE.MeshBasicMaterial({ map: texture })));
+  let yaw = 0, pitch = 0, orient = null, drag = null;
+  const onOrient = (e) => { if (e.alpha !== null) orient = e; };
+  const onDown = (e) => { drag = { x: e.clientX, y: e.clientY, yaw, pitch }; canvas.setPointerCapture(e.pointerId); };
+  const onMove = (e) => {
+    if (!drag) return;
+    yaw = drag.yaw + (e.clientX - drag.x) * 0.005;
+    pitch = Math.max(-1.5, Math.min(1.5, drag.pitch + (e.clientY - drag.y) * 0.005));
+  };
+  const onUp = () => { drag = null; };
+  window.addEventListener("deviceorientation", onOrient);
+  canvas.addEventListener("pointerdown", onDown);
+  canvas.addEventListener("pointermove", onMove);
+  canvas.addEventListener("pointerup", onUp);
+  const resize = () => {
+    const w = section.clientWidth, h = section.clientHeight;
+    renderer.setSize(w, h, false);
+    camera.aspect = w / Math.max(1, h);
+    camera.updateProjectionMatrix();
+  };
+  resize();
+  window.addEventListener("resize", resize);
+  renderer.setAnimationLoop(() => {
+    if (orient && !drag) {
+      const screenAngle = (screen.orientation && screen.orientation.angle) || 0;
+      camera.quaternion.copy(orientationQuaternion(orient.alpha, orient.beta, orient.gamma, screenAngle));
+      camera.rotateY(yaw);
+    } else {
+      camera.rotation.set(pitch, yaw, 0, "YXZ");
+    }
+    renderer.render(scene, camera);
+  });
+  pano = {
+    close() {
+      renderer.setAnimationLoop(null);
+      window.removeEventListener("deviceorientation", onOrient);
+      window.removeEventListener("resize", resize);
+      canvas.removeEventListener("pointerdown", onDown);
+      canvas.removeEventListener("pointermove", onMove);
+      canvas.removeEventListener("pointerup", onUp);
+      texture.dispose(); geometry.dispose(); renderer.dispose();
+      section.hidden = true;
+      emit("panorama:close", {});
+    },
+  };
+  document.getElementById("panorama-close").onclick = () => closePanorama();
+}
+
+export function closePanorama() {
+  if (pano) pano.close();
+  pano = null;
+}

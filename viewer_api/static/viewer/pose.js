@@ -1,0 +1,174 @@
+// Pose stage: page homography -> camera pose for the renderer.
+//
+// 1. Smooth the four page corners (frame px) with a One-Euro filter per coordinate: strong smoothing when the
+//    phone is still (kills jitter), almost none when it moves (no visible lag). Casiez et al., CHI 2012.
+// 2. Estimate the focal length from the homography (orthogonality and equal norm of the rotation columns, square
+//    pixels, principal point at the image centre), keep a robust running median.
+// 3. solvePnP (IPPE) on the page corners -> R, t in OpenCV camera axes.
+// 4. Convert to the three.js model-view matrix of the glTF page frame.
+//
+// Frames used (see docs/ARCHITECTURE.md):
+//   glTF page frame G: metres, page centre at origin, X right along the width, Y out of the paper, top edge at -Z.
+//   Object frame O for solvePnP (planar, z = 0 on paper): x = X, y = Z (toward the page bottom), z = -Y (into the
+//   paper). O is right-handed (x × y = z: right × down = into the paper), and maps G -> O with
+//   P = [[1,0,0],[0,0,1],[0,-1,0]] (det +1, a rotation).
+//   OpenCV camera C: x right, y down, z forward. three.js camera E: x right, y up, z backward -> E = D·C, D=diag(1,-1,-1).
+//   Model-view (G -> E) = D · [R | t] · P.
+//   Projection (E -> clip) from intrinsics so that E-space points land on the same OpenCV pixel centres:
+//   x_ndc = 2(u + 0.5)/W - 1, y_ndc = 1 - 2(v + 0.5)/H.
+
+const FOCAL_DEFAULT_FRACTION = 0.8;   // f ≈ 0.8 × long side: 64° horizontal FOV, typical phone main camera
+const FOCAL_MIN_FRACTION = 0.45, FOCAL_MAX_FRACTION = 2.5;  // plausible phone/webcam range
+const FOCAL_HISTORY = 31;             // median over this many valid estimates
+const FOCAL_MIN_PERSPECTIVE = 2e-4;   // |h31|, |h32| scale below which the estimate is ill-conditioned (fronto-parallel)
+const NEAR = 0.01, FAR = 100;         // metres
+
+export class LowPass {
+  constructor() { this.y = null; }
+  filter(x, alpha) { this.y = this.y === null ? x : alpha * x + (1 - alpha) * this.y; return this.y; }
+}
+
+export class OneEuro {
+  // minCutoff (Hz): smoothing at rest; beta: how fast the cutoff opens with speed (per px/s); dCutoff: speed filter.
+  constructor(minCutoff = 1.0, beta = 0.05, dCutoff = 1.0) {
+    Object.assign(this, { minCutoff, beta, dCutoff });
+    this.x = new LowPass();
+    this.dx = new LowPass();
+    this.t = null;
+  }
+  static alpha(cutoff, dt) { const tau = 1 / (2 * Math.PI * cutoff); return 1 / (1 + tau / dt); }
+  reset() { this.x = new LowPass(); this.dx = new LowPass(); this.t = null; }
+  filter(value, tSec) {
+    if (this.t === null) { this.t = tSec; this.dx.y = 0; return this.x.filter(value, 1); }
+    const dt = Math.max(1e-3, tSec - this.t);
+    this.t = tSec;
+    const d = (value - this.x.y) / dt;
+    const ed = this.dx.filter(d, OneEuro.alpha(this.dCutoff, dt));
+    const cutoff = this.minCutoff + this.beta * Math.abs(ed);
+    return this.x.filter(value, OneEuro.alpha(cutoff, dt));
+  }
+}
+
+// Tuned on the moving test clip (≤0.3 px lag at 150 px/s) and the still clip (jitter ÷3).
+export const SMOOTHING = { minCutoff: 1.5, beta: 0.3, dCutoff: 1.0 };
+
+export class CornerSmoother {
+  constructor(opts = SMOOTHING) {
+    this.filters = Array.from({ length: 8 }, () => new OneEuro(opts.minCutoff, opts.beta, opts.dCutoff));
+  }
+  reset() { this.filters.forEach((f) => f.reset()); }
+  filter(corners, tSec) {
+    return corners.map(([x, y], i) => [this.filters[2 * i].filter(x, tSec), this.filters[2 * i + 1].filter(y, tSec)]);
+  }
+}
+
+// Focal length (px) implied by a page-mm -> px homography, or null when ill-conditioned.
+export function focalFromHomography(H, width, height) {
+  const cx = (width - 1) / 2, cy = (height - 1) / 2;
+  // H' = T^-1 H moves the principal point to the origin.
+  const h = [H[0] - cx * H[6], H[1] - cx * H[7], H[3] - cy * H[6], H[4] - cy * H[7], H[6], H[7]];
+  const [h11, h12, h21, h22, h31, h32] = h;
+  // normalise scale so h31, h32 thresholds are comparable across poses
+  const s = Math.hypot(h11, h21, h12, h22) / Math.max(width, height);
+  if (!(s > 0)) return null;
+  const p31 = h31 / s, p32 = h32 / s;
+  const estimates = [];
+  if (Math.abs(p31 * p32) > FOCAL_MIN_PERSPECTIVE ** 2) {
+    const f2 = -(h11 * h12 + h21 * h22) / (h31 * h32);  // r1 · r2 = 0
+    if (f2 > 0) estimates.push(Math.sqrt(f2));
+  }
+  if (Math.abs(p32 * p32 - p31 * p31) > FOCAL_MIN_PERSPECTIVE ** 2) {
+    const f2 = (h11 * h11 + h21 * h21 - h12 * h12 - h22 * h22) / (h32 * h32 - h31 * h31);  // |r1| = |r2|
+    if (f2 > 0) estimates.push(Math.sqrt(f2));
+  }
+  const L = Math.max(width, height);
+  const ok = estimates.filter((f) => f > FOCAL_MIN_FRACTION * L && f < FOCAL_MAX_FRACTION * L);
+  return ok.length ? ok.reduce((a, b) => a + b) / ok.length : null;
+}
+
+export class FocalEstimator {
+  constructor(width, height, known = null) {
+    this.width = width; this.height = height;
+    this.known = known;
+    this.history = [];
+    this.value = known || FOCAL_DEFAULT_FRACTION * Math.max(width, height);
+  }
+  update(H) {
+    if (this.known) return this.value;
+    const f = focalFromHomography(H, this.width, this.height);
+    if (f) {
+      this.history.push(f);
+      if (this.history.length > FOCAL_HISTORY) this.history.shift();
+      const sorted = [...this.history].sort((a, b) => a - b);
+      if (sorted.length >= 5) this.value = sorted[sorted.length >> 1];
+    }
+    return this.value;
+  }
+}
+
+// Column-major 4x4 (three.js Matrix4.fromArray order) projection for OpenCV intrinsics.
+export function projectionFromIntrinsics(f, width, height, cx = (width - 1) / 2, cy = (height - 1) / 2) {
+  const a = 2 * f / width, b = 2 * f / height;
+  const c = 1 - 2 * (cx + 0.5) / width, d = 2 * (cy + 0.5) / height - 1;
+  const e = -(FAR + NEAR) / (FAR - NEAR), g = -2 * FAR * NEAR / (FAR - NEAR);
+  // rows: [a 0 c 0] [0 b d 0] [0 0 e g] [0 0 -1 0]
+  return [a, 0, 0, 0, 0, b, 0, 0, c, d, e, -1, 0, 0, g, 0];
+}
+
+export class PoseEstimator {
+  constructor(cv, width, height, pageWidthMm, pageHeightMm, knownFocal = null) {
+    this.cv = cv;
+    this.width = width; this.height = height;
+    this.focal = new FocalEstimator(width, height, knownFocal);
+    this.smoother = new CornerSmoother();
+    this.setPage(pageWidthMm, pageHeightMm);
+  }
+
+  setPage(wMm, hMm) {
+    this.wMm = wMm; this.hMm = hMm;
+    const w = wMm / 1000, h = hMm / 1000;
+    // page corners tl, tr, br, bl in the object frame O (metres, z = 0)
+    this.objectPoints = [-w / 2, -h / 2, 0, w / 2, -h / 2, 0, w / 2, h / 2, 0, -w / 2, h / 2, 0];
+    this.smoother.reset();
+  }
+
+  reset() { this.smoother.reset(); }
+
+  // corners: raw [tl,tr,br,bl] px; H: homography; tSec: frame time. Returns the pose record for target:update.
+  update(corners, H, tSec) {
+    const smooth = this.smoother.filter(corners, tSec);
+    const f = this.focal.update(H);
+    const modelView = this.solve(smooth, f);
+    return { corners: smooth, rawCorners: corners, focal: f, modelView,
+             projection: projectionFromIntrinsics(f, this.width, this.height) };
+  }
+
+  // solvePnP (IPPE, 4 coplanar points) -> column-major model-view of the glTF page frame (metres).
+  solve(corners, f) {
+    const cv = this.cv;
+    const obj = cv.matFromArray(4, 1, cv.CV_64FC3, this.objectPoints);
+    const img = cv.matFromArray(4, 1, cv.CV_64FC2, corners.flat());
+    const K = cv.matFromArray(3, 3, cv.CV_64F, [f, 0, (this.width - 1) / 2, 0, f, (this.height - 1) / 2, 0, 0, 1]);
+    const dist = cv.Mat.zeros(4, 1, cv.CV_64F);
+    const rvec = new cv.Mat(), tvec = new cv.Mat(), R = new cv.Mat();
+    try {
+      const flag = cv.SOLVEPNP_IPPE !== undefined ? cv.SOLVEPNP_IPPE : cv.SOLVEPNP_ITERATIVE;
+      cv.solvePnP(obj, img, K, dist, rvec, tvec, false, flag);
+      cv.Rodrigues(rvec, R);
+      const r = R.data64F, t = tvec.data64F;
+      // M = D [R|t] P with P: G->O = [[1,0,0],[0,0,1],[0,-1,0]]  =>  [R|t]·P has columns (r1, -r3, r2) and t.
+      // D = diag(1,-1,-1) negates rows 2 and 3.
+      const RP = [
+        [r[0], -r[2], r[1], t[0]],
+        [r[3], -r[5], r[4], t[1]],
+        [r[6], -r[8], r[7], t[2]],
+      ];
+      const rows = [RP[0], RP[1].map((v) => -v), RP[2].map((v) => -v), [0, 0, 0, 1]];
+      const m = new Float64Array(16);
+      for (let c = 0; c < 4; c++) for (let rr = 0; rr < 4; rr++) m[c * 4 + rr] = rows[rr][c];
+      return m;
+    } finally {
+      [obj, img, K, dist, rvec, tvec, R].forEach((x) => x.delete());
+    }
+  }
+}

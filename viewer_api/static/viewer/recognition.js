@@ -1,0 +1,57 @@
+// Recognition client: sends a camera frame (JPEG) to POST /api/v1/recognize a few times a second until a page
+// matches. The server answers {"match": {page_id, edition_id, corners, homography (page mm -> photo px),
+// manifest_url}} or {"match": null}. Coordinates come back in the pixels of the JPEG we sent.
+
+import { emit } from "./events.js";
+
+const MIN_INTERVAL_MS = 250; // ≤4 requests/s: enough to catch the page within ~0.3 s, light on the server
+const TIMEOUT_MS = 5000;
+
+export class RecognitionClient {
+  constructor(url, scope) {
+    this.url = url;
+    this.scope = scope || null;
+    this.pending = false;
+    this.lastSentAt = -Infinity;
+    this.offline = false;
+  }
+
+  ready(now) {
+    return !this.pending && now - this.lastSentAt >= MIN_INTERVAL_MS;
+  }
+
+  // blob: JPEG; frameSize: {width, height}; returns the normalized match or null. Emits recognition:match.
+  async recognize(blob, frameSize, now = performance.now()) {
+    this.pending = true;
+    this.lastSentAt = now;
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), TIMEOUT_MS);
+    try {
+      const url = this.scope ? `${this.url}?scope=${encodeURIComponent(this.scope)}` : this.url;
+      const res = await fetch(url, {
+        method: "POST", body: blob, headers: { "Content-Type": "image/jpeg" }, signal: ctrl.signal,
+      });
+      this.offline = false;
+      if (!res.ok) return null;
+      const body = await res.json();
+      if (!body || !body.match) return null;
+      const m = body.match;
+      const match = {
+        pageId: String(m.page_id),
+        editionId: m.edition_id != null ? String(m.edition_id) : null,
+        manifestUrl: m.manifest_url || `/pub/pages/${m.page_id}/manifest.json`,
+        homography: m.homography.flat ? m.homography.flat() : m.homography,
+        corners: m.corners,
+        frameSize,
+      };
+      emit("recognition:match", match);
+      return match;
+    } catch (err) {
+      this.offline = true; // network down (or timeout): main falls back to markers already on this device
+      return null;
+    } finally {
+      clearTimeout(timer);
+      this.pending = false;
+    }
+  }
+}

@@ -1,0 +1,197 @@
+// UI stage: texts (Vietnamese by default, English on toggle), status and progress, the start panel, the
+// no-camera fallback (pick a page / upload a photo) and the layout that keeps video, photo and canvas aligned.
+
+const TEXTS = {
+  vi: {
+    "status.loading": "Đang tải…",
+    "status.ready": "Sẵn sàng",
+    "status.starting": "Đang mở camera…",
+    "status.scanning": "Hướng camera vào trang báo",
+    "status.page": "Đã nhận ra trang báo — đang tải nội dung…",
+    "status.tracking": "Đang hiển thị",
+    "status.lost": "Giữ trang báo trong khung hình",
+    "status.offline": "Ngoại tuyến — chỉ nhận ra các trang đã mở trước đó",
+    "status.view3d": "Xem 3D — kéo để xoay",
+    "status.photo": "Nội dung trên ảnh của bạn",
+    "status.photo.working": "Đang tìm trang báo trong ảnh…",
+    "status.photo.nomatch": "Không nhận ra trang báo trong ảnh. Hãy chụp rõ cả trang, đủ sáng.",
+    "status.error": "Có lỗi khi tải nội dung",
+    "start.title": "Trang báo sống động",
+    "start.body": "Hướng camera vào trang báo có biểu tượng AR để xem video, âm thanh và mô hình 3D ngay trên trang giấy.",
+    "start.button": "Bật camera",
+    "start.nocamera": "Không dùng camera",
+    "fallback.title": "Không mở được camera",
+    "fallback.title.nocamera": "Xem không cần camera",
+    "fallback.denied": "Bạn đã từ chối quyền dùng camera. Bạn có thể cho phép lại trong cài đặt trình duyệt, hoặc xem nội dung theo hai cách:",
+    "fallback.unavailable": "Thiết bị này không có camera dùng được. Bạn vẫn có thể xem nội dung theo hai cách:",
+    "fallback.insecure": "Camera chỉ hoạt động qua kết nối an toàn (https). Bạn vẫn có thể xem nội dung theo hai cách:",
+    "fallback.body": "Bạn vẫn có thể xem nội dung của trang báo theo hai cách:",
+    "fallback.pick": "Chọn một trang của số báo",
+    "fallback.nopages": "Mở từ mã QR trên trang báo để thấy danh sách trang.",
+    "fallback.upload": "Tải lên ảnh chụp trang báo",
+    "fallback.retry": "Thử lại camera",
+    "fallback.page": "Trang",
+    "media.unmute": "🔊 Chạm để bật tiếng",
+    "media.close": "Đóng ✕",
+    "ui.back": "← Quay lại",
+  },
+  en: {
+    "status.loading": "Loading…",
+    "status.ready": "Ready",
+    "status.starting": "Opening the camera…",
+    "status.scanning": "Point the camera at the page",
+    "status.page": "Page recognized — loading its content…",
+    "status.tracking": "Showing",
+    "status.lost": "Keep the page in view",
+    "status.offline": "Offline — only pages opened before are recognized",
+    "status.view3d": "3D view — drag to turn",
+    "status.photo": "The content on your photo",
+    "status.photo.working": "Looking for the page in your photo…",
+    "status.photo.nomatch": "No page recognized in the photo. Take the whole page, in good light.",
+    "status.error": "The content could not be loaded",
+    "start.title": "The page comes alive",
+    "start.body": "Point your camera at a newspaper page with the AR mark to see video, sound and 3D models right on the paper.",
+    "start.button": "Start the camera",
+    "start.nocamera": "Continue without a camera",
+    "fallback.title": "The camera could not be opened",
+    "fallback.title.nocamera": "Without a camera",
+    "fallback.denied": "Camera permission was refused. You can allow it again in the browser settings, or see the content in two other ways:",
+    "fallback.unavailable": "This device has no usable camera. You can still see the content in two ways:",
+    "fallback.insecure": "The camera only works over a secure (https) connection. You can still see the content in two ways:",
+    "fallback.body": "You can still see the content of the page in two ways:",
+    "fallback.pick": "Pick a page of the edition",
+    "fallback.nopages": "Open the viewer from the QR code on a page to see its pages here.",
+    "fallback.upload": "Upload a photo of the page",
+    "fallback.retry": "Try the camera again",
+    "fallback.page": "Page",
+    "media.unmute": "🔊 Tap for sound",
+    "media.close": "Close ✕",
+    "ui.back": "← Back",
+  },
+};
+
+const $ = (id) => document.getElementById(id);
+
+export class ViewerUI {
+  constructor() {
+    this.lang = localStorage.getItem("baonhung.lang") || "vi";
+    this.statusKey = "status.loading";
+    this.fallbackReasonKey = "fallback.body";
+    $("lang").addEventListener("click", () => this.setLanguage(this.lang === "vi" ? "en" : "vi"));
+    this.applyLanguage();
+  }
+
+  t(key) {
+    return (TEXTS[this.lang] && TEXTS[this.lang][key]) || TEXTS.vi[key] || key;
+  }
+
+  setLanguage(lang) {
+    this.lang = lang;
+    localStorage.setItem("baonhung.lang", lang);
+    this.applyLanguage();
+  }
+
+  applyLanguage() {
+    document.documentElement.lang = this.lang;
+    $("lang").textContent = this.lang === "vi" ? "EN" : "VI";
+    document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = this.t(el.dataset.i18n); });
+    $("status").textContent = this.t(this.statusKey);
+    $("fallback-reason").textContent = this.t(this.fallbackReasonKey);
+    document.querySelectorAll("[data-page-label]").forEach((el) => {
+      el.textContent = `${this.t("fallback.page")} ${el.dataset.pageLabel}`;
+    });
+  }
+
+  setStatus(key) {
+    if (this.statusKey === key) return;
+    this.statusKey = key;
+    $("status").dataset.i18n = key;
+    $("status").textContent = this.t(key);
+    document.body.dataset.status = key;
+  }
+
+  // fraction in [0, 1], or null to hide
+  progress(fraction) {
+    const bar = $("progress");
+    if (fraction === null || fraction === undefined) { bar.hidden = true; return; }
+    bar.hidden = false;
+    $("progress-bar").style.width = `${Math.round(Math.max(0.03, Math.min(1, fraction)) * 100)}%`;
+  }
+
+  onStart(handler) { $("start").addEventListener("click", handler); }
+  onNoCamera(handler) { $("no-camera").addEventListener("click", handler); }
+  onRetry(handler) { $("retry-camera").addEventListener("click", handler); }
+  onBack(handler) { $("back").addEventListener("click", handler); }
+
+  hideStart() { $("start-panel").hidden = true; }
+  showStart() { $("start-panel").hidden = false; }
+
+  // reason: "denied" | "unavailable" | "insecure" | "nocamera"
+  showFallback(reason, pages, onPick, onUpload) {
+    $("start-panel").hidden = true;
+    $("back").hidden = true;
+    const panel = $("fallback-panel");
+    panel.hidden = false;
+    panel.dataset.reason = reason;
+    const titleKey = reason === "nocamera" ? "fallback.title.nocamera" : "fallback.title";
+    $("fallback-title").dataset.i18n = titleKey;
+    this.fallbackReasonKey = reason === "nocamera" ? "fallback.body" : `fallback.${reason}`;
+    const list = $("page-list");
+    list.innerHTML = "";
+    if (!pages.length) {
+      const li = document.createElement("li");
+      li.className = "empty";
+      li.dataset.i18n = "fallback.nopages";
+      list.appendChild(li);
+    }
+    for (const p of pages) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "page-choice";
+      b.dataset.pageId = p.pageId;
+      b.dataset.pageLabel = p.title ? `${p.number} · ${p.title}` : `${p.number}`;
+      b.addEventListener("click", () => onPick(p));
+      li.appendChild(b);
+      list.appendChild(li);
+    }
+    const input = $("upload");
+    input.value = "";
+    input.onchange = () => { if (input.files && input.files[0]) onUpload(input.files[0]); };
+    this.applyLanguage();
+  }
+
+  hideFallback() {
+    $("fallback-panel").hidden = true;
+    $("back").hidden = false;
+  }
+
+  showUnmute(handler) {
+    const b = $("unmute");
+    b.hidden = false;
+    b.onclick = () => { b.hidden = true; handler(); };
+  }
+
+  hint(text) {
+    const h = $("hint");
+    h.hidden = !text;
+    h.textContent = text || "";
+  }
+
+  // Lay the camera video (or the uploaded photo) and the GL canvas over each other with the same CSS box:
+  // "cover" the screen, centred, preserving the frame's aspect ratio. Pixels of canvas and frame then agree.
+  layout(frameWidth, frameHeight, { contain = false } = {}) {
+    const stage = $("stage");
+    const W = stage.clientWidth || window.innerWidth, H = stage.clientHeight || window.innerHeight;
+    const s = contain ? Math.min(W / frameWidth, H / frameHeight) : Math.max(W / frameWidth, H / frameHeight);
+    const w = frameWidth * s, h = frameHeight * s;
+    for (const id of ["camera", "photo", "gl"]) {
+      const el = $(id);
+      Object.assign(el.style, { width: `${w}px`, height: `${h}px`, left: `${(W - w) / 2}px`, top: `${(H - h) / 2}px` });
+    }
+  }
+
+  fullCanvas() {
+    for (const id of ["gl"]) Object.assign($(id).style, { width: "100%", height: "100%", left: "0px", top: "0px" });
+  }
+}

@@ -1,0 +1,223 @@
+"""Phone web viewer: the page shell, its pinned vendor libraries and its service worker.
+
+Routes (blueprint ``viewer_bp``, mounted at ``/v``):
+
+- ``GET /v/``            viewer scanning against the whole published archive
+- ``GET /v/<code>``      viewer opened from a printed QR code: scoped to that edition (and page)
+                         unknown / unpublished code -> friendly bilingual 404 page (HTML, never a trace)
+- ``GET /v/vendor/<p>``  ONLY the whitelisted files of ``node_modules`` (three.js module build, the glTF
+                         addons we use, the Draco decoder, opencv.js), gzip-encoded when the client accepts it
+- ``GET /v/sw.js``       service worker (scope ``/v/``): caches the shell and every bundle it loaded
+- ``GET /v/static/<f>``  the viewer's own ES modules and CSS
+
+The blueprint only reads what was published (through ``PublishedStore.resolve_code``); it never
+touches drafts or authoring data.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import mimetypes
+import threading
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NODE_MODULES = REPO_ROOT / "node_modules"
+STATIC_DIR = Path(__file__).resolve().parent / "static" / "viewer"
+
+# Public vendor path -> file under node_modules. Nothing else in node_modules is reachable.
+VENDOR_FILES: dict[str, str] = {
+    "three/three.module.min.js": "three/build/three.module.min.js",
+    "three/addons/loaders/GLTFLoader.js": "three/examples/jsm/loaders/GLTFLoader.js",
+    "three/addons/loaders/DRACOLoader.js": "three/examples/jsm/loaders/DRACOLoader.js",
+    "three/addons/utils/BufferGeometryUtils.js": "three/examples/jsm/utils/BufferGeometryUtils.js",
+    "three/addons/controls/OrbitControls.js": "three/examples/jsm/controls/OrbitControls.js",
+    "three/addons/libs/meshopt_decoder.module.js": "three/examples/jsm/libs/meshopt_decoder.module.js",
+    "three/addons/libs/draco/gltf/draco_decoder.js": "three/examples/jsm/libs/draco/gltf/draco_decoder.js",
+    "three/addons/libs/draco/gltf/draco_decoder.wasm": "three/examples/jsm/libs/draco/gltf/draco_decoder.wasm",
+    "three/addons/libs/draco/gltf/draco_wasm_wrapper.js": "three/examples/jsm/libs/draco/gltf/draco_wasm_wrapper.js",
+    "opencv/opencv.js": "@techstark/opencv-js/dist/opencv.js",
+}
+# Packages whose version goes into the vendor URLs (?v=…), so those URLs can be cached as immutable.
+VENDOR_PACKAGES = {"three": "three", "opencv": "@techstark/opencv-js"}
+# Files worth gzip-encoding (text; the Draco .wasm is already dense but still shrinks ~15%).
+GZIP_MIN_BYTES = 1024
+GZIP_LEVEL = 6  # level 9 is 3x slower on the 10 MB opencv.js for <2% smaller output
+IMMUTABLE = "public, max-age=31536000, immutable"
+SHELL_MAX_AGE = "no-cache"  # shell modules revalidate (ETag) so a deploy is picked up at once
+
+viewer_bp = Blueprint(
+    "viewer",
+    __name__,
+    url_prefix="/v",
+    static_folder="static/viewer",
+    static_url_path="/static",
+    template_folder=str(REPO_ROOT / "templates"),
+)
+
+_gzip_cache: dict[str, tuple[bytes, bytes, str]] = {}  # vendor path -> (raw, gzipped, etag)
+_gzip_lock = threading.Lock()
+
+
+class ViewerConfigError(RuntimeError):
+    """The app was started without what the viewer needs (e.g. node_modules not installed)."""
+
+
+def vendor_version(package_key: str) -> str:
+    """Pinned version of a vendored npm package, read from its package.json (e.g. ``"0.170.0"``)."""
+    pkg = NODE_MODULES / VENDOR_PACKAGES[package_key] / "package.json"
+    try:
+        return json.loads(pkg.read_text(encoding="utf-8"))["version"]
+    except (OSError, ValueError, KeyError):
+        return "0"
+
+
+def vendor_url(path: str) -> str:
+    """URL of a whitelisted vendor file, versioned so browsers may cache it forever."""
+    if path not in VENDOR_FILES:
+        raise KeyError(path)
+    version = vendor_version(path.split("/", 1)[0])
+    return url_for("viewer.vendor", path=path) + f"?v={version}"
+
+
+def import_map() -> dict:
+    """The import map of the viewer page: bare specifiers -> our own pinned copies (no CDN)."""
+    three_v = vendor_version("three")
+    base = url_for("viewer.vendor", path="three/")
+    return {
+        "imports": {
+            "three": url_for("viewer.vendor", path="three/three.module.min.js") + f"?v={three_v}",
+            "three/addons/": base + "addons/",
+        }
+    }
+
+
+def _shell_version() -> str:
+    """Hash of the viewer's own static files: names the service worker cache, changes on deploy."""
+    digest = hashlib.sha256()
+    for f in sorted(STATIC_DIR.glob("*")):
+        if f.is_file():
+            digest.update(f.name.encode())
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def shell_urls() -> list[str]:
+    """Everything the viewer needs before its first camera frame (precached by the service worker)."""
+    urls = [url_for("viewer.index")]
+    urls += [
+        url_for("viewer.static", filename=f.name)
+        for f in sorted(STATIC_DIR.glob("*"))
+        if f.is_file() and f.name != "sw.js"
+    ]
+    urls += [vendor_url(p) for p in VENDOR_FILES if not p.endswith((".wasm", "draco_decoder.js"))]
+    return urls
+
+
+def _published_store():
+    """The app's ``PublishedStore`` (set up by ``builder.app.create_app``), or None when absent."""
+    ext = current_app.extensions
+    for key in ("published_store", "published", "baonhung.published"):
+        if key in ext:
+            return ext[key]
+    return current_app.config.get("PUBLISHED_STORE")
+
+
+def resolve_code(code: str) -> dict | None:
+    """Deep-link code -> ``{"edition_id", "page_id"|None}`` or None (unknown or unpublished)."""
+    store = _published_store()
+    if store is None:
+        return None
+    try:
+        from markers.deeplink import normalize_code  # the marker engine owns the code alphabet
+    except ImportError:
+        normalize_code = str.upper
+    try:
+        code = normalize_code(code)
+    except ValueError:
+        return None
+    return store.resolve_code(code)
+
+
+def _render_viewer(target: dict | None, code: str | None) -> str:
+    edition_id = target.get("edition_id") if target else None
+    page_id = target.get("page_id") if target else None
+    config = {
+        "code": code,
+        "editionId": edition_id,
+        "pageId": page_id,
+        "scope": f"edition:{edition_id}" if edition_id else None,
+        "editionManifestUrl": f"/pub/editions/{edition_id}/manifest.json" if edition_id else None,
+        "recognizeUrl": "/api/v1/recognize",
+        "swUrl": url_for("viewer.service_worker"),
+        "opencvUrl": vendor_url("opencv/opencv.js"),
+        "dracoPath": url_for("viewer.vendor", path="three/addons/libs/draco/gltf/"),
+        "staticBase": url_for("viewer.static", filename=""),
+    }
+    return render_template(
+        "viewer/viewer.html",
+        config=config,
+        import_map=import_map(),
+        main_js=url_for("viewer.static", filename="main.js"),
+        css=url_for("viewer.static", filename="viewer.css"),
+    )
+
+
+@viewer_bp.get("/")
+def index():
+    return _render_viewer(None, None)
+
+
+@viewer_bp.get("/<code>")
+def by_code(code: str):
+    target = resolve_code(code)
+    if target is None:
+        return render_template("viewer/not_found.html", code=code, home=url_for("viewer.index")), 404
+    return _render_viewer(target, code)
+
+
+def _vendor_entry(path: str) -> tuple[bytes, bytes, str]:
+    with _gzip_lock:
+        if path not in _gzip_cache:
+            file = NODE_MODULES / VENDOR_FILES[path]
+            try:
+                raw = file.read_bytes()
+            except OSError as exc:
+                raise ViewerConfigError(f"vendor file missing (run make deps-node): {file}") from exc
+            packed = gzip.compress(raw, GZIP_LEVEL) if len(raw) >= GZIP_MIN_BYTES else b""
+            _gzip_cache[path] = (raw, packed, hashlib.sha256(raw).hexdigest()[:16])
+        return _gzip_cache[path]
+
+
+@viewer_bp.get("/vendor/<path:path>")
+def vendor(path: str):
+    if path not in VENDOR_FILES:
+        abort(404)
+    raw, packed, etag = _vendor_entry(path)
+    mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    if path.endswith(".js"):
+        mime = "text/javascript; charset=utf-8"  # opencv.js 5.x breaks unless served as UTF-8
+    if request.if_none_match and etag in request.if_none_match:
+        resp = Response(status=304)
+    elif packed and "gzip" in request.accept_encodings:
+        resp = Response(packed, mimetype=mime)
+        resp.headers["Content-Encoding"] = "gzip"
+    else:
+        resp = Response(raw, mimetype=mime)
+    resp.headers["Vary"] = "Accept-Encoding"
+    resp.set_etag(etag)
+    resp.headers["Cache-Control"] = IMMUTABLE if request.args.get("v") else "public, max-age=3600"
+    return resp
+
+
+@viewer_bp.get("/sw.js")
+def service_worker():
+    source = (STATIC_DIR / "sw.js").read_text(encoding="utf-8")
+    body = source.replace("__CACHE_VERSION__", _shell_version()).replace("__SHELL_URLS__", json.dumps(shell_urls()))
+    resp = Response(body, mimetype="text/javascript; charset=utf-8")
+    resp.headers["Cache-Control"] = "no-cache"
+    resp.headers["Service-Worker-Allowed"] = "/v/"
+    return resp
