@@ -18,7 +18,8 @@ const PLACEMENT = ['x_mm', 'y_mm', 'width_mm', 'height_mm', 'rotation_deg', 'ele
 const MIN_SIZE_MM = 1; // the service refuses smaller boxes
 const SNAP_DEG = 15; // rotation step with Shift held
 const SAVE_DELAY_MS = 400; // typing in a field saves once the designer pauses
-const ICONS = {model3d: '⬢', video: '▶', audio: '🔊', animated_image: '✦', image: '▣', panorama360: '360°', link: '🔗'};
+// Plain glyphs that every system font has (no emoji font needed on the newsroom's PCs).
+const ICONS = {model3d: '⬢', video: '▶', audio: '♪', animated_image: '✦', image: '▣', panorama360: '360°', link: '↗'};
 
 const overlays = new Map(page.overlays.map((o) => [o.id, o]));
 const boxes = new Map();
@@ -158,6 +159,7 @@ function select(id, focus = false) {
     form.hidden = !o;
     document.getElementById('no-selection').hidden = !!o;
     if (o) fillFields(o);
+    else document.getElementById('placement-title').textContent = '';
   }
   if (o && focus) boxes.get(id)?.focus();
   update3d(o);

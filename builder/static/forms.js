@@ -20,6 +20,16 @@ if (preset) {
   };
   preset.addEventListener('change', sync);
   sync();
+  // A PDF knows its own size: choosing one selects "From the PDF"; an image needs a size, A3 unless chosen.
+  const file = preset.form.querySelector('input[type=file]');
+  file?.addEventListener('change', () => {
+    const chosen = file.files[0];
+    if (!chosen) return;
+    const isPdf = chosen.type === 'application/pdf' || /\.pdf$/i.test(chosen.name);
+    if (isPdf && preset.value !== 'custom') preset.value = '';
+    if (!isPdf && preset.value === '') preset.value = 'A3';
+    sync();
+  });
 }
 
 // Add-overlay form: show the fields of the chosen kind (and model source) only.

@@ -25,9 +25,9 @@ from .. import services as svc
 from ..importers import PAGE_PRESETS
 from ..models import (OVERLAY_KINDS, ROLES, ApiToken, AuditEntry, Edition, Overlay, Page, Publication,
                       PublishedVersion, PublishFailure, User)
-from ..problems import Forbidden, MissingField, ServiceError
+from ..problems import Forbidden, MissingField, PublishFailed, ServiceError
 from ..services import Actor, audit
-from .common import CSP_DEFAULT, actor, client_address, db, login_required, safe_next, settings, store
+from .common import CSP_DEFAULT, actor, client_address, db, lang, login_required, safe_next, settings, store
 from .serialize import page_json
 
 ui_bp = Blueprint("ui", __name__)
@@ -238,8 +238,12 @@ def publish_edition(edition_id):
     from ..publish import publish_edition as publish
 
     ed = _edition(edition_id)
-    version = publish(db(), store(), settings(), actor(), ed)
-    flash(_("Published as version %(version)s.", version=version.version), "ok")
+    try:
+        version = publish(db(), store(), settings(), actor(), ed)
+    except PublishFailed as err:  # recorded as a PublishFailure, listed on the edition page
+        flash(err.message(lang()), "error")
+    else:
+        flash(_("Published as version %(version)s.", version=version.version), "ok")
     return redirect(url_for("ui.edition", edition_id=ed.id))
 
 
@@ -286,7 +290,7 @@ def _render_editor(page: Page, preview_only: bool):
     import_map_json = json.dumps(_import_map(), separators=(",", ":"))
     # The import map is the page's only inline script; CSP allows exactly it by hash (no 'unsafe-inline').
     digest = base64.b64encode(hashlib.sha256(import_map_json.encode()).digest()).decode()
-    g.csp = CSP_DEFAULT.replace("script-src 'self'", f"script-src 'self' 'sha256-{digest}'")
+    g.csp = CSP_DEFAULT.replace("script-src 'self'", f"script-src 'self' 'sha256-{digest}' 'wasm-unsafe-eval'")
     return render_template("editor.html", page=page, edition=page.edition, page_data=page_json(page, overlays=True),
                            kinds=[(k, kind_label(k)) for k in OVERLAY_KINDS], stock=svc.STOCK_NAMES,
                            js_strings=_editor_strings(), import_map_json=import_map_json,

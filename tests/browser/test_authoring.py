@@ -98,6 +98,17 @@ def browser():
         b.close()
 
 
+def wait_until(page, expression: str, arg=None, timeout_s: float = 20.0) -> None:
+    """Poll a JS predicate with page.evaluate (wait_for_function evaluates strings, which our CSP forbids)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        page.wait_for_timeout(100)
+
+
 def log_in(page, base: str, email: str) -> None:
     page.goto(base + "/login")
     page.get_by_label(re.compile("Email")).fill(email)
@@ -177,10 +188,40 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     assert saved["y_mm"] == pytest.approx(y1, abs=0.05)
     assert saved["kind"] == "video" and saved["poster_url"]
 
+    # The corner handle resizes (top-left corner stays put when unrotated) ...
+    def drag(locator, dx, dy):
+        b = locator.bounding_box()
+        cx, cy = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2
+        page.mouse.move(cx, cy)
+        page.mouse.down()
+        page.mouse.move(cx + dx, cy + dy, steps=8)
+        page.mouse.up()
+
+    saves = page.locator("#editor").get_attribute("data-saved")
+    w1, h1 = float(page.locator("#f-width_mm").input_value()), float(page.locator("#f-height_mm").input_value())
+    drag(page.locator(".ovl.kind-video .h-resize"), 60, 30)
+    wait_until(page, "(prev) => document.getElementById('editor').dataset.saved !== prev", saves)
+    assert float(page.locator("#f-width_mm").input_value()) - w1 == pytest.approx(60 / px_per_mm, abs=0.3)
+    assert float(page.locator("#f-height_mm").input_value()) - h1 == pytest.approx(30 / px_per_mm, abs=0.3)
+    assert float(page.locator("#f-x_mm").input_value()) == pytest.approx(x1, abs=0.15)
+    # ... and the round handle rotates: dragged to the right of the centre is a quarter turn clockwise.
+    saves = page.locator("#editor").get_attribute("data-saved")
+    vb = page.locator(".ovl.kind-video").bounding_box()
+    hb = page.locator(".ovl.kind-video .h-rotate").bounding_box()
+    centre = (vb["x"] + vb["width"] / 2, vb["y"] + vb["height"] / 2)
+    page.mouse.move(hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(centre[0] + 150, centre[1], steps=10)
+    page.mouse.up()
+    wait_until(page, "(prev) => document.getElementById('editor').dataset.saved !== prev", saves)
+    assert float(page.locator("#f-rotation_deg").input_value()) == pytest.approx(90, abs=1.5)
+    assert page.request.get(f"{base}/api/v1/overlays/{overlay_id}").json()["rotation_deg"] == pytest.approx(90, abs=1.5)
+
     # Typing in a field moves the box too (both ways in sync), and is saved.
     page.locator("#f-rotation_deg").fill("12")
     page.locator("#f-rotation_deg").dispatch_event("change")
-    page.wait_for_function(f"fetch('/api/v1/overlays/{overlay_id}').then(r => r.json()).then(o => o.rotation_deg === 12)")
+    wait_until(page, "(id) => fetch(`/api/v1/overlays/${id}`).then(r => r.json()).then(o => o.rotation_deg === 12)",
+               overlay_id)
     transform = page.locator(".ovl.kind-video").evaluate("el => el.style.transform")
     assert transform == "rotate(12deg)"
 
@@ -198,7 +239,8 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     log_in(page, base, "editor@toasoan.vn")
     page.goto(edition_url)
     page.locator("#publish").click()
-    page.wait_for_selector("#edition-status[data-published=yes]", timeout=90_000)
+    page.wait_for_selector("#edition-status[data-published=yes], .flash.error", timeout=90_000)
+    assert page.locator(".flash.error").count() == 0, page.locator(".flash.error").inner_text()
     edition = page.request.get(f"{base}/api/v1/editions/{edition_id}").json()
     assert edition["published"] is True and edition["published_version"] == 1
 
