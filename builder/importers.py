@@ -826,7 +826,10 @@ def read_glb(data: bytes) -> tuple[dict, bytes]:
         if end > length:
             raise ValueError("GLB chunk runs past the end of the file")
         if chunk_type == GLB_JSON and doc is None:
-            doc = json.loads(data[start:end].decode("utf-8"))
+            try:
+                doc = json.loads(data[start:end].decode("utf-8"))
+            except RecursionError:  # absurdly nested JSON
+                raise ValueError("glTF JSON nested too deeply") from None
         elif chunk_type == GLB_BIN and not binary:
             binary = data[start:end]
         offset = end
@@ -1209,8 +1212,8 @@ def _inspect_model(fmt: str, data: bytes, filename: str, limits: UploadLimits) -
     if fmt == "gltf":
         try:
             doc = json.loads(data.decode("utf-8-sig"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _corrupt(filename, exc) from exc
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise _corrupt(filename, exc if not isinstance(exc, RecursionError) else "JSON nested too deeply") from exc
         if not isinstance(doc, dict):
             raise _corrupt(filename, "glTF JSON is not an object")
         external = _external_uris(doc)
@@ -1257,7 +1260,7 @@ def _inspect_model_zip(data: bytes, filename: str, limits: UploadLimits) -> Insp
             except KeyError as exc:
                 raise InvalidAssetError("gltf_external_resources",
                                         {"filename": inner_name, "uri": str(exc.args[0])[:80]}) from exc
-            except (ValueError, UnicodeDecodeError, TypeError, IndexError, binascii.Error) as exc:
+            except (ValueError, UnicodeDecodeError, TypeError, IndexError, binascii.Error, RecursionError) as exc:
                 raise _corrupt(inner_name, exc) from exc
         else:
             glb = _convert_mesh_file(fmt, raw, inner_name, resolver=_SandboxResolver(path.parent))

@@ -490,6 +490,16 @@ def test_obj_without_faces_is_an_empty_model():
     assert refused("model3d", b"v 0 0 0\nv 1 0 0\n", "points.obj").code == "model_empty"
 
 
+@pytest.mark.parametrize("wrap", ["gltf", "glb"])
+def test_absurdly_nested_gltf_json_is_corrupt_not_a_crash(wrap):
+    deep = b'{"asset":' + b"[" * 100_000 + b"]" * 100_000 + b"}"  # json.loads hits RecursionError
+    data = deep
+    if wrap == "glb":  # the same JSON as a GLB's JSON chunk
+        body = deep + b" " * (-len(deep) % 4)
+        data = struct.pack("<III", 0x46546C67, 2, 20 + len(body)) + struct.pack("<II", len(body), 0x4E4F534A) + body
+    assert refused("model3d", data, "deep").code == "corrupt_file"
+
+
 def test_truncated_glb_is_corrupt():
     data = build_stock_glb("pin")
     err = refused("model3d", data[:-100], "cut.glb")
