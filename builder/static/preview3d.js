@@ -76,6 +76,7 @@ export async function createPreview(container) {
       camera.position.set(span * 0.9, span * 1.1, span * 1.4);
       controls.target.set(0, size.y * fit * 0.4, 0);
       controls.update();
+      container.dataset.shown = String(o.id); // which overlay is on screen (tests wait for it)
     },
   };
 }

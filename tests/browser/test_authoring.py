@@ -225,8 +225,24 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     transform = page.locator(".ovl.kind-video").evaluate("el => el.style.transform")
     assert transform == "rotate(12deg)"
 
+    # A stock 3D model: previewed with three.js served from our own server through the import map.
+    page.locator("#add-kind").select_option("model3d")
+    page.locator("#add-overlay input[name=source][value=stock]").check()
+    page.locator("#add-overlay select[name=stock]").select_option("pin")
+    page.locator("#add-submit").click()
+    page.wait_for_selector("#editor[data-ready=yes] .ovl.kind-model3d.selected")
+    model_id = page.locator(".ovl.kind-model3d").get_attribute("data-id")
+    page.wait_for_selector(f"#preview3d[data-shown='{model_id}'] canvas")
+    assert page.locator(".ovl").count() == 2
+
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "editor.png"), full_page=True)
+
+    # Preview mode: no handles, no side panels; the video shows its poster.
+    page.locator("#preview-toggle").click()
+    assert not page.locator(".ovl.kind-video .h-resize").is_visible()
+    assert not page.locator("#placement-card").is_visible()
+    assert page.locator(".ovl.kind-video img.ovl-media").is_visible()
 
     # --- submit, log out -------------------------------------------------------------------------------
     page.goto(edition_url)
