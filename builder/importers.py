@@ -29,7 +29,7 @@ import struct
 import tempfile
 import threading
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -1198,15 +1198,57 @@ def _convert_mesh_file(fmt: str, data: bytes, filename: str, resolver: Any = Non
     )
 
 
+def _check_texture_pixels(images: Iterable[tuple[str, bytes]], limits: UploadLimits, filename: str) -> None:
+    """Refuse textures whose header declares more pixels than allowed (only headers are read).
+
+    A 20k × 20k PNG is a few kilobytes inside a model and gigabytes once the bundle step or the phone decodes it.
+    Unreadable images are left to the validator, which reports them.
+    """
+    for name, raw in images:
+        if sniff_format(raw) not in ("png", "jpeg", "webp", "gif"):
+            continue
+        try:
+            with Image.open(io.BytesIO(raw)) as img:
+                width, height = img.size
+        except Image.DecompressionBombError as exc:
+            raise InvalidAssetError("image_too_large", {"filename": f"{filename}:{name}", "width": "?",
+                                                        "height": "?", "limit_mp": limits.max_image_pixels / 1e6}
+                                    ) from exc
+        except _PIL_ERRORS:
+            continue
+        _check_pixels(width, height, limits, f"{filename}:{name}")
+
+
+def _gltf_images(doc: Mapping[str, Any], binary: bytes) -> list[tuple[str, bytes]]:
+    """(name, bytes) of the images held inside a glTF: GLB bufferViews and data URIs."""
+    out = []
+    views = doc.get("bufferViews", [])
+    for i, img in enumerate(doc.get("images", [])):
+        if not isinstance(img, dict):
+            continue
+        name = str(img.get("name") or f"image {i}")
+        try:
+            if "bufferView" in img:
+                bv = views[img["bufferView"]]
+                start = int(bv.get("byteOffset", 0))
+                out.append((name, binary[start:start + int(bv["byteLength"])]))
+            elif str(img.get("uri", "")).startswith("data:"):
+                out.append((name, _data_uri_bytes(img["uri"])))
+        except (IndexError, KeyError, TypeError, ValueError, binascii.Error):
+            continue  # a broken reference: the validator reports it
+    return out
+
+
 def _inspect_model(fmt: str, data: bytes, filename: str, limits: UploadLimits) -> InspectedAsset:
     if fmt == "glb":
         try:
-            doc, _ = read_glb(data)
+            doc, binary = read_glb(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise _corrupt(filename, exc) from exc
         external = _external_uris(doc)
         if external:  # e.g. textures left beside the GLB on the designer's disk
             raise InvalidAssetError("gltf_external_resources", {"filename": filename, "uri": external[0][:80]})
+        _check_texture_pixels(_gltf_images(doc, binary), limits, filename)
         meta = _validated_meta(data, doc, filename, "glb")
         return InspectedAsset("model/gltf-binary", "glb", data, meta, {})
     if fmt == "gltf":
@@ -1219,6 +1261,7 @@ def _inspect_model(fmt: str, data: bytes, filename: str, limits: UploadLimits) -
         external = _external_uris(doc)
         if external:
             raise InvalidAssetError("gltf_external_resources", {"filename": filename, "uri": external[0][:80]})
+        _check_texture_pixels(_gltf_images(doc, b""), limits, filename)
         meta = _validated_meta(data, doc, filename, "gltf")
         return InspectedAsset("model/gltf+json", "gltf", data, meta, {})
     if fmt == "zip":
@@ -1232,6 +1275,8 @@ def _inspect_model_zip(data: bytes, filename: str, limits: UploadLimits) -> Insp
     with tempfile.TemporaryDirectory(prefix="baonhung-zip-") as tmp:
         root = Path(tmp) / "x"
         files = extract_zip(data, root, limits)
+        _check_texture_pixels(((str(p.relative_to(root)), p.read_bytes()) for p in files
+                               if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".gif")), limits, filename)
         models = [p for p in files
                   if p.suffix.lower() in _ZIP_MODEL_SUFFIXES
                   and not any(part.startswith((".", "__MACOSX")) for part in p.relative_to(root).parts)]

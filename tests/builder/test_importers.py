@@ -445,6 +445,21 @@ def test_gltf_zip_with_side_files_is_packed_into_one_glb():
     assert asset.meta["triangles"] == inspect_upload("model3d", build_stock_glb("info"), "i", LIMITS).meta["triangles"]
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_texture_declaring_too_many_pixels_is_refused_in_a_glb_and_in_a_zip():
+    doc, binary = read_glb(build_stock_glb("arrow"))
+    huge = png_with_header(12_000, 8_000)  # 96 MP header, a few bytes of data
+    doc["bufferViews"].append({"buffer": 0, "byteOffset": len(binary), "byteLength": len(huge)})
+    doc["images"] = [{"bufferView": len(doc["bufferViews"]) - 1, "mimeType": "image/png", "name": "giant"}]
+    binary += huge
+    doc["buffers"][0]["byteLength"] = len(binary)
+    err = refused("model3d", write_glb(doc, binary), "tex.glb")
+    assert err.code == "image_too_large" and "giant" in err.values["filename"]
+    zipped = obj_zip_bytes({"model/tex/huge.png": huge})
+    err = refused("model3d", zipped, "tex.zip")
+    assert err.code == "image_too_large" and "huge.png" in err.values["filename"]
+
+
 def test_zip_with_two_models_or_none_is_refused():
     two = obj_zip_bytes({"other.stl": mesh_bytes("stl")})
     assert refused("model3d", two, "two.zip").code == "zip_multiple_models"
