@@ -1,0 +1,176 @@
+"""Pre-print quality rating of a page as a marker (0-5 stars with reasons, like Vuforia's) and a feature heat-map.
+
+The rating looks at what recognition and tracking need: enough ORB features, spread over the page (a reader may
+photograph only part of it), local contrast (newsprint photographed in dim light), and few repeated patterns
+(features that look alike in several places confuse matching). Thresholds are in units a designer can act on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .features import as_gray, detect_orb, resize_long_side
+
+RATING_LONG_SIDE = 1024  # the page is rated at the resolution of the middle catalog scale
+RATING_FEATURES = 1500
+GRID_COLS, GRID_ROWS = 6, 8  # coverage grid over the page (portrait pages)
+MIN_CELL_FEATURES = 6  # a cell is "covered" with at least this many features
+GOOD_FEATURES = 1000  # at or above: full marks for feature count
+FEW_FEATURES = 300  # below: recognition from a distance becomes unreliable
+GOOD_COVERAGE = 0.8  # share of covered grid cells for full marks
+POOR_COVERAGE = 0.5
+LOW_CONTRAST = 18.0  # mean local grey-level standard deviation (0-255) below which contrast is too low
+GOOD_CONTRAST = 35.0
+REPEAT_HAMMING = 24  # two features this close in descriptor space but far apart on the page are "repeats"
+REPEAT_MIN_DIST_FRAC = 0.05  # ... at least 5% of the page's long side apart
+HIGH_REPEATS = 0.25  # share of repeated features that costs a star
+MIN_RESOLUTION_PX = 1000  # long side of the uploaded page image below which detail is lost
+
+_TEXT = {
+    "few_features": {
+        "vi": "Trang có ít điểm đặc trưng ({count}); nên thêm ảnh hoặc hình có chi tiết rõ nét.",
+        "en": "The page has few features ({count}); add photos or detailed graphics.",
+    },
+    "good_features": {
+        "vi": "Trang có nhiều điểm đặc trưng ({count}).",
+        "en": "The page has many features ({count}).",
+    },
+    "uneven_coverage": {
+        "vi": "Điểm đặc trưng phân bố không đều: chỉ {percent}% diện tích trang có chi tiết; "
+              "vùng trống khó nhận diện khi chụp một phần trang.",
+        "en": "Features are unevenly spread: only {percent}% of the page has detail; "
+              "empty areas are hard to recognize when only part of the page is photographed.",
+    },
+    "good_coverage": {
+        "vi": "Điểm đặc trưng phủ đều {percent}% diện tích trang.",
+        "en": "Features evenly cover {percent}% of the page.",
+    },
+    "low_contrast": {
+        "vi": "Độ tương phản thấp ({contrast}); hãy tăng độ tương phản của ảnh và chữ.",
+        "en": "Low contrast ({contrast}); increase the contrast of images and text.",
+    },
+    "repeated_patterns": {
+        "vi": "{percent}% điểm đặc trưng lặp lại ở nhiều chỗ (họa tiết, chữ giống nhau); dễ gây nhầm lẫn.",
+        "en": "{percent}% of the features repeat in several places (patterns, identical text); they cause confusion.",
+    },
+    "low_resolution": {
+        "vi": "Ảnh trang có độ phân giải thấp ({long_side} px); hãy tải lên bản ít nhất {minimum} px.",
+        "en": "The page image has a low resolution ({long_side} px); upload at least {minimum} px.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One finding of the rating. code: stable identifier; severity: "info" | "warning" | "error";
+    values: numbers the texts interpolate (and an editor may show)."""
+    code: str
+    severity: str
+    values: dict = field(default_factory=dict)
+
+    def text(self, lang: str = "vi") -> str:
+        """Human text in Vietnamese ("vi", default) or English ("en")."""
+        texts = _TEXT[self.code]
+        return texts.get(lang, texts["vi"]).format(**self.values)
+
+
+@dataclass(frozen=True)
+class PageRating:
+    """stars: 0..5; score: 0..1 (stars = round(5 * score)); reasons: findings, most severe first."""
+    stars: int
+    score: float
+    reasons: tuple[Reason, ...]
+
+
+def _page_features(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    g, _ = resize_long_side(gray, RATING_LONG_SIDE)
+    xy, desc, _ = detect_orb(g, RATING_FEATURES, oversample=2, fast_threshold=20)
+    return g, xy, desc
+
+
+def _repeat_share(xy: np.ndarray, desc: np.ndarray, long_side: float) -> float:
+    """Share of features with a near-identical descriptor elsewhere on the page (repeated patterns)."""
+    if len(desc) < 2:
+        return 0.0
+    bits = np.unpackbits(desc, axis=1).astype(np.float32)
+    # Hamming distance via dot products: d = a.(1-b) + (1-a).b
+    d = bits @ (1 - bits).T + (1 - bits) @ bits.T
+    far = np.linalg.norm(xy[:, None, :] - xy[None, :, :], axis=2) > REPEAT_MIN_DIST_FRAC * long_side
+    rep = ((d <= REPEAT_HAMMING) & far).any(axis=1)
+    return float(rep.mean())
+
+
+def _local_contrast(g: np.ndarray) -> float:
+    f = g.astype(np.float32)
+    mu = cv2.blur(f, (15, 15))
+    var = cv2.blur(f * f, (15, 15)) - mu * mu
+    return float(np.sqrt(np.maximum(var, 0)).mean())
+
+
+def rate_page(image: np.ndarray, width_mm: float, height_mm: float) -> PageRating:
+    """Rate a page as a marker: 0-5 stars, a score in [0, 1] and the reasons. image: BGR/grey uint8."""
+    gray = as_gray(image)
+    g, xy, desc = _page_features(gray)
+    h, w = g.shape
+    count = len(xy)
+    cols, rows = (GRID_COLS, GRID_ROWS) if height_mm >= width_mm else (GRID_ROWS, GRID_COLS)
+    cell = (np.minimum((xy[:, 1] * rows / h).astype(int), rows - 1) * cols
+            + np.minimum((xy[:, 0] * cols / w).astype(int), cols - 1)) if count else np.zeros(0, int)
+    per_cell = np.bincount(cell, minlength=rows * cols)
+    coverage = float((per_cell >= MIN_CELL_FEATURES).mean())
+    contrast = _local_contrast(g)
+    repeats = _repeat_share(xy, desc, max(h, w))
+
+    s_count = float(np.clip(count / GOOD_FEATURES, 0, 1))
+    s_cover = float(np.clip(coverage / GOOD_COVERAGE, 0, 1))
+    s_contrast = float(np.clip((contrast - LOW_CONTRAST / 2) / (GOOD_CONTRAST - LOW_CONTRAST / 2), 0, 1))
+    s_repeat = float(np.clip(1 - repeats / (2 * HIGH_REPEATS), 0, 1))
+    score = s_count * (0.45 + 0.55 * s_cover) * (0.6 + 0.4 * s_contrast) * (0.7 + 0.3 * s_repeat)
+
+    reasons: list[Reason] = []
+    if max(gray.shape) < MIN_RESOLUTION_PX:
+        reasons.append(Reason("low_resolution", "warning", {"long_side": int(max(gray.shape)),
+                                                            "minimum": MIN_RESOLUTION_PX}))
+        score *= 0.8
+    if count < FEW_FEATURES:
+        reasons.append(Reason("few_features", "error", {"count": count}))
+    else:
+        reasons.append(Reason("good_features", "info", {"count": count}))
+    if coverage < POOR_COVERAGE:
+        reasons.append(Reason("uneven_coverage", "warning" if coverage > 0.2 else "error",
+                              {"percent": round(100 * coverage)}))
+    else:
+        reasons.append(Reason("good_coverage", "info", {"percent": round(100 * coverage)}))
+    if contrast < LOW_CONTRAST:
+        reasons.append(Reason("low_contrast", "warning", {"contrast": round(contrast, 1)}))
+    if repeats > HIGH_REPEATS:
+        reasons.append(Reason("repeated_patterns", "warning", {"percent": round(100 * repeats)}))
+    order = {"error": 0, "warning": 1, "info": 2}
+    reasons.sort(key=lambda r: order[r.severity])
+    score = float(np.clip(score, 0, 1))
+    return PageRating(int(round(5 * score)), score, tuple(reasons))
+
+
+def feature_heatmap_png(image: np.ndarray) -> bytes:
+    """PNG of the page with its feature density overlaid (blue: no features, red: dense). Same aspect ratio as
+    the page, long side RATING_LONG_SIDE px."""
+    gray = as_gray(image)
+    g, xy, _ = _page_features(gray)
+    h, w = g.shape
+    density = np.zeros((h, w), np.float32)
+    if len(xy):
+        xi = np.clip(xy[:, 0].astype(int), 0, w - 1)
+        yi = np.clip(xy[:, 1].astype(int), 0, h - 1)
+        np.add.at(density, (yi, xi), 1.0)
+    density = cv2.GaussianBlur(density, (0, 0), max(h, w) / 40)
+    if density.max() > 0:
+        density /= density.max()
+    heat = cv2.applyColorMap((density * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    base = cv2.cvtColor(g, cv2.COLOR_GRAY2BGR)
+    out = cv2.addWeighted(base, 0.55, heat, 0.45, 0)
+    for x, y in xy.astype(int):
+        cv2.circle(out, (int(x), int(y)), 2, (255, 255, 255), -1, cv2.LINE_AA)
+    ok, buf = cv2.imencode(".png", out)
+    return buf.tobytes()
