@@ -385,7 +385,7 @@ def _frame_count(img: Image.Image, filename: str) -> int:
 UPRIGHT_JPEG_QUALITY = 95
 
 
-def _upright(data: bytes, img: Image.Image, fmt: str) -> tuple[bytes, Image.Image, int]:
+def _upright(data: bytes, img: Image.Image, fmt: str, filename: str) -> tuple[bytes, Image.Image, int]:
     """Apply an EXIF orientation tag to the pixels (phone photos are stored sideways with a tag).
 
     OpenCV applies the tag when decoding and three.js textures do not; storing upright pixels without the tag makes
@@ -399,14 +399,15 @@ def _upright(data: bytes, img: Image.Image, fmt: str) -> tuple[bytes, Image.Imag
         orientation = 1  # unreadable EXIF: keep the pixels as stored
     if orientation not in range(2, 9):
         return data, img, 0
-    turned = ImageOps.exif_transpose(img)
     buf = io.BytesIO()
     keep = {k: img.info[k] for k in ("icc_profile", "dpi") if img.info.get(k)}
-    if fmt == "jpeg":
-        turned.save(buf, format="JPEG", quality=UPRIGHT_JPEG_QUALITY, subsampling=0, **keep)
-    else:
-        turned.save(buf, format={"png": "PNG", "webp": "WEBP"}[fmt], **({"lossless": True} if fmt == "webp" else {}),
-                    **keep)
+    with _pillow_errors(filename, img):
+        turned = ImageOps.exif_transpose(img)
+        if fmt == "jpeg":
+            turned.save(buf, format="JPEG", quality=UPRIGHT_JPEG_QUALITY, subsampling=0, **keep)
+        else:
+            turned.save(buf, format={"png": "PNG", "webp": "WEBP"}[fmt],
+                        **({"lossless": True} if fmt == "webp" else {}), **keep)
     return buf.getvalue(), turned, orientation
 
 
@@ -579,7 +580,7 @@ def _inspect_page(fmt: str, data: bytes, filename: str, limits: UploadLimits, pa
         return InspectedAsset("image/png", "png", r.png, meta, {"source_pdf": (data, "application/pdf")})
     img = _open_image(data, fmt, filename, limits)
     _load_image(img, filename)
-    data, img, turned = _upright(data, img, fmt)
+    data, img, turned = _upright(data, img, fmt, filename)
     m = _image_meta(img)
     meta = {"source": fmt, "width_px": m["width"], "height_px": m["height"]}
     if "dpi" in m:
@@ -610,7 +611,7 @@ def _inspect_image(kind: str, fmt: str, data: bytes, filename: str, limits: Uplo
     frames = _frame_count(img, filename)
     turned = 0
     if frames == 1:
-        data, img, turned = _upright(data, img, fmt)
+        data, img, turned = _upright(data, img, fmt, filename)
     meta = _image_meta(img)
     if turned:
         meta["exif_orientation_applied"] = turned
