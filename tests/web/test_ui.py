@@ -516,3 +516,13 @@ def test_vietnamese_translations_keep_their_placeholders():
         for message in read_po(fh, locale="vi"):
             if message.id:
                 assert sorted(re.findall(r"%\(\w+\)s", message.id)) == sorted(re.findall(r"%\(\w+\)s", message.string)), message.id
+
+
+def test_catalog_strings_carry_no_markup():
+    """Jinja marks translated strings safe under autoescape, so a '<' in a catalog string would become a tag."""
+    from babel.messages.pofile import read_po
+
+    with open(ROOT / "builder/translations/vi/LC_MESSAGES/messages.po", "rb") as fh:
+        for message in read_po(fh, locale="vi"):
+            if message.id:
+                assert not re.search(r"[<>&]", message.id + message.string), message.id
