@@ -65,3 +65,16 @@ if (addForm) {
   for (const r of addForm.querySelectorAll('[name=source]')) r.addEventListener('change', sync);
   sync();
 }
+
+// New publication: propose the address from the name ("Báo Yên Bái" -> "bao-yen-bai") until it is edited by hand.
+const slug = document.querySelector('input[name=slug]');
+const pubName = slug?.form.querySelector('input[name=name]');
+if (slug && pubName) {
+  let touched = false;
+  slug.addEventListener('input', () => { touched = slug.value !== ''; });
+  pubName.addEventListener('input', () => {
+    if (touched) return;
+    slug.value = pubName.value.normalize('NFD').replace(/[\u0300-\u036f]/g, '').replace(/[đĐ]/g, 'd')
+      .toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 80);
+  });
+}

@@ -135,7 +135,7 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     assert page.locator("html").get_attribute("lang") == "vi"
     page.locator(".mainnav a[href='/publications']").click()
     page.locator("input[name=name]").fill("Báo Yên Bái")
-    page.locator("input[name=slug]").fill("bao-yen-bai")
+    assert page.locator("input[name=slug]").input_value() == "bao-yen-bai"  # proposed from the name
     page.locator("#new button[type=submit]").click()
     page.wait_for_url(re.compile(r"/publications/bao-yen-bai$"))
 
