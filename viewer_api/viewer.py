@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import json
 import mimetypes
+import secrets
 import threading
 from pathlib import Path
 
@@ -47,7 +48,7 @@ VENDOR_PACKAGES = {"three": "three", "opencv": "@techstark/opencv-js"}
 GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 6  # level 9 is 3x slower on the 10 MB opencv.js for <2% smaller output
 IMMUTABLE = "public, max-age=31536000, immutable"
-SHELL_MAX_AGE = "no-cache"  # shell modules revalidate (ETag) so a deploy is picked up at once
+MAX_CODE_LENGTH = 32  # deep-link codes are ~7 characters; anything much longer is not a code
 
 viewer_bp = Blueprint(
     "viewer",
@@ -118,31 +119,49 @@ def shell_urls() -> list[str]:
 
 
 def _published_store():
-    """The app's ``PublishedStore`` (set up by ``builder.app.create_app``), or None when absent."""
-    ext = current_app.extensions
-    for key in ("published_store", "published", "baonhung.published"):
-        if key in ext:
-            return ext[key]
-    return current_app.config.get("PUBLISHED_STORE")
+    """The app's ``PublishedStore``: ``app.extensions["baonhung"].published`` (builder.app.create_app), or a
+    stand-in registered as ``app.extensions["published_store"]`` (tests). None when the app has neither."""
+    state = current_app.extensions.get("baonhung")
+    if state is not None and getattr(state, "published", None) is not None:
+        return state.published
+    return current_app.extensions.get("published_store")
 
 
 def resolve_code(code: str) -> dict | None:
-    """Deep-link code -> ``{"edition_id", "page_id"|None}`` or None (unknown or unpublished)."""
+    """Deep-link code -> ``{"edition_id", "page_id"|None}`` or None (unknown or unpublished).
+
+    The store normalises the code itself (look-alike characters, case)."""
     store = _published_store()
-    if store is None:
+    if store is None or len(code) > MAX_CODE_LENGTH:
         return None
-    try:
-        from markers.deeplink import normalize_code  # the marker engine owns the code alphabet
-    except ImportError:
-        normalize_code = str.upper
-    try:
-        code = normalize_code(code)
-    except ValueError:
+    target = store.resolve_code(code)
+    if target is None:
         return None
-    return store.resolve_code(code)
+    if isinstance(target, dict):
+        return {"edition_id": target.get("edition_id"), "page_id": target.get("page_id")}
+    return {"edition_id": target.edition_id, "page_id": target.page_id}
 
 
-def _render_viewer(target: dict | None, code: str | None) -> str:
+def content_security_policy(nonce: str) -> str:
+    """CSP of the viewer pages. opencv.js (Emscripten + embind) compiles WebAssembly and builds its bindings with
+    ``new Function``, hence 'wasm-unsafe-eval' and 'unsafe-eval'; inline scripts (the import map) need the nonce.
+    Draco decodes in blob: workers; uploaded photos are shown from blob: URLs."""
+    return (
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        f"style-src 'self' 'nonce-{nonce}'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval' 'unsafe-eval'; "
+        "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
+
+
+def _html(body: str, nonce: str, status: int = 200) -> Response:
+    resp = Response(body, status=status, mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = content_security_policy(nonce)
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+def _render_viewer(target: dict | None, code: str | None) -> Response:
     edition_id = target.get("edition_id") if target else None
     page_id = target.get("page_id") if target else None
     config = {
@@ -157,13 +176,16 @@ def _render_viewer(target: dict | None, code: str | None) -> str:
         "dracoPath": url_for("viewer.vendor", path="three/addons/libs/draco/gltf/"),
         "staticBase": url_for("viewer.static", filename=""),
     }
-    return render_template(
+    nonce = secrets.token_urlsafe(16)
+    body = render_template(
         "viewer/viewer.html",
         config=config,
         import_map=import_map(),
+        nonce=nonce,
         main_js=url_for("viewer.static", filename="main.js"),
         css=url_for("viewer.static", filename="viewer.css"),
     )
+    return _html(body, nonce)
 
 
 @viewer_bp.get("/")
@@ -175,7 +197,10 @@ def index():
 def by_code(code: str):
     target = resolve_code(code)
     if target is None:
-        return render_template("viewer/not_found.html", code=code, home=url_for("viewer.index")), 404
+        nonce = secrets.token_urlsafe(16)
+        body = render_template("viewer/not_found.html", code=code[:MAX_CODE_LENGTH], home=url_for("viewer.index"),
+                               nonce=nonce)
+        return _html(body, nonce, status=404)
     return _render_viewer(target, code)
 
 

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,15 +148,15 @@ def build_glb(overlays: list[dict], page_png: bytes | None = None) -> bytes:
         spec = {k: v for k, v in ov.items() if k not in ("x_mm", "y_mm", "width_mm", "height_mm")}
         spec.update({"mime": "video/mp4" if ov["kind"] == "video" else None, "loop": True, "muted": True,
                      "autoplay": True})
-        add_quad(ov, len(materials) - 1, 0.001, {"overlay": spec}, f"overlay/{ov['id']}")
+        add_quad(ov, len(materials) - 1, 0.0, {"overlay": spec}, f"overlay/{ov['id']}")
     page_mat = {"pbrMetallicRoughness": {"baseColorFactor": [1, 1, 1, 1], "metallicFactor": 0}}
     if page_png:
         images.append({"bufferView": add_view(page_png), "mimeType": "image/png"})
         textures.append({"source": 0})
         page_mat["pbrMetallicRoughness"]["baseColorTexture"] = {"index": 0}
     materials.append(page_mat)
-    add_quad({"x_mm": 0, "y_mm": 0, "width_mm": WIDTH_MM, "height_mm": HEIGHT_MM}, len(materials) - 1, 0.0,
-             {"page_plane": True}, "page")
+    add_quad({"x_mm": 0, "y_mm": 0, "width_mm": WIDTH_MM, "height_mm": HEIGHT_MM}, len(materials) - 1, -0.0005,
+             {"page_plane": True}, "page")  # just under the overlays (no z-fighting in the 3D view)
     binary = b"".join(blobs)
     doc = {"asset": {"version": "2.0", "generator": "baonhung tests"}, "scene": 0,
            "scenes": [{"nodes": list(range(len(nodes)))}], "nodes": nodes, "meshes": meshes,
@@ -288,3 +289,62 @@ def serve_in_thread(app: Flask, port: int = 0):
 if __name__ == "__main__":  # manual try-out: python -m tests.browser.fixture_app
     fx = build_fixture(Path("/tmp/baonhung-fixture"))
     create_fixture_app(fx).run(port=8765, threaded=True)
+
+
+# ---------- headless Chromium with a fake camera ----------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+# State of the viewer the tests read (window.__baonhung), trimmed to what they assert on.
+STATE_JS = """() => { const s = window.__baonhung; if (!s) return null;
+  return {state: s.state, pageId: s.pageId, editionId: s.editionId, corners: s.corners, overlaysVisible: s.overlaysVisible,
+          overlays: s.overlays, media: s.media, focal: s.focal, error: s.error, cvReady: s.cvReady,
+          fallbackReason: s.fallbackReason || null, nframes: s.frames.length}; }"""
+FRAMES_JS = "() => window.__baonhung.frames"
+METRICS_JS = """() => { const m = window.__baonhung.metrics; return {firstFrameAt: m.firstFrameAt, firstMatchAt: m.firstMatchAt,
+  firstOverlayAt: m.firstOverlayAt, trackMs: m.trackMs, redetectMs: m.redetectMs, recognizeMs: m.recognizeMs,
+  frameTimes: m.frameTimes, bundleBytes: m.bundleBytes}; }"""
+
+
+def launch_chromium(pw, clip: Path | None = None, deny_camera: bool = False, extra_args: tuple = ()):
+    """Debian Chromium (never a downloaded one). clip: y4m played as the camera; deny_camera: camera refused."""
+    args = list(CHROMIUM_ARGS) + list(extra_args)
+    if clip is not None:
+        args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-video-capture={clip}"]
+    if deny_camera:
+        args += ["--use-fake-device-for-media-stream", "--deny-permission-prompts"]
+    return pw.chromium.launch(executable_path=CHROMIUM, args=args)
+
+
+def wait_state(page, predicate_js: str, timeout_s: float = 20.0, poll_s: float = 0.1):
+    """Poll window.__baonhung until predicate_js (a JS expression over `s`) holds; returns the state or raises."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        ok = page.evaluate(f"() => {{ const s = window.__baonhung; return !!(s && ({predicate_js})); }}")
+        if ok:
+            return page.evaluate(STATE_JS)
+        time.sleep(poll_s)
+    raise TimeoutError(f"viewer never reached `{predicate_js}`; last state: {page.evaluate(STATE_JS)}")
+
+
+def overlay_errors(frames: list[dict], ground_truth: dict, overlays_mm: dict[str, np.ndarray]) -> np.ndarray:
+    """Per-corner distances (px) between the overlays the viewer drew and where they truly are, over the
+    frames it reported with a probe (clip frame index) of a frame where the page is in view."""
+    errs = []
+    for rec in frames:
+        probe = rec.get("probe")
+        if probe is None or probe < 0 or probe >= len(ground_truth["frames"]) or not rec.get("overlays"):
+            continue
+        gt = ground_truth["frames"][probe]
+        if gt is None:
+            continue
+        H = np.array(gt["homography"])
+        for ov in rec["overlays"]:
+            if ov.get("corners") is None or ov["id"] not in overlays_mm:
+                continue
+            truth = cv2.perspectiveTransform(overlays_mm[ov["id"]].reshape(-1, 1, 2), H).reshape(-1, 2)
+            errs.extend(np.linalg.norm(np.array(ov["corners"]) - truth, axis=1).tolist())
+    return np.array(errs)

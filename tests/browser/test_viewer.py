@@ -1,0 +1,217 @@
+"""The phone web viewer in a real browser: headless Debian Chromium, the camera being a y4m clip of a pinhole camera
+moving over a printed page (tests/browser/clip.py), the viewer served by its real blueprint.
+
+The moving-clip run happens once per module (``moving_run``) and several tests assert on what it recorded:
+the page recognized, overlay corners against per-frame ground truth, the video playing, overlays hidden once the
+clip cuts to a blank table, a screenshot saved as an artifact.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.browser import clip as clipmod
+from tests.browser.fixture_app import (
+    CODE, EDITION_ID, FRAMES_JS, METRICS_JS, OVERLAYS, PAGE_ID, STATE_JS, build_fixture, create_fixture_app,
+    launch_chromium, overlay_corners_mm, overlay_errors, serve_in_thread, wait_state)
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+MEDIAN_PX, P90_PX = 4.0, 10.0  # the issue's registration targets
+BLANK_GRACE_FRAMES = 20        # 0.67 s into the blank scene overlays must be gone (LOST_HIDE_MS is 0.35 s)
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("viewer-browser")]
+
+
+@pytest.fixture(scope="module")
+def fixture(tmp_path_factory):
+    return build_fixture(tmp_path_factory.mktemp("viewer-fixture"))
+
+
+@pytest.fixture(scope="module")
+def server(fixture):
+    srv, base = serve_in_thread(create_fixture_app(fixture))
+    yield base
+    srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def moving_clip(fixture, tmp_path_factory):
+    c = clipmod.make_clip(fixture.page, seconds_page=6.0, seconds_blank=1.5)
+    path = c.write(tmp_path_factory.mktemp("clips") / "moving.y4m")
+    return path, c.ground_truth()
+
+
+@pytest.fixture(scope="module")
+def moving_run(server, moving_clip):
+    """Open /v/<code>, tap start, let the camera run through the clip once and a bit; record everything."""
+    from playwright.sync_api import sync_playwright
+
+    y4m, gt = moving_clip
+    out = {"gt": gt, "errors": [], "screenshot": None}
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, clip=y4m)
+        try:
+            page = browser.new_page(viewport={"width": 640, "height": 480})
+            page.on("pageerror", lambda e: out["errors"].append(str(e)))
+            page.add_init_script(clipmod.PROBE_JS)
+            page.goto(f"{server}/v/{CODE}?nosw=1")
+            page.click("#start")
+            out["first"] = wait_state(page, "s.overlaysVisible && s.media.some(m => m.kind === 'video')", 30)
+            t0 = page.evaluate("() => window.__baonhung.media.find(m => m.kind === 'video').currentTime")
+            time.sleep(1.0)
+            vis = page.evaluate(STATE_JS)
+            out["video_times"] = (t0, next(m for m in vis["media"] if m["kind"] == "video")["currentTime"])
+            if vis["overlaysVisible"]:
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "viewer.png"))
+                out["screenshot"] = ARTIFACTS / "viewer.png"
+            n = len(gt["frames"])
+            time.sleep(n / clipmod.FPS + 1.0)  # one full loop of the clip after the overlay first showed
+            out["frames"] = page.evaluate(FRAMES_JS)
+            out["metrics"] = page.evaluate(METRICS_JS)
+            out["state"] = page.evaluate(STATE_JS)
+        finally:
+            browser.close()
+    return out
+
+
+def test_viewer_recognizes_the_printed_page(moving_run):
+    assert moving_run["first"]["pageId"] == PAGE_ID
+    assert moving_run["first"]["editionId"] == EDITION_ID
+    assert not moving_run["errors"], moving_run["errors"]
+
+
+def test_overlays_stay_registered_on_the_paper_over_the_clip(moving_run):
+    overlays_mm = {ov["id"]: overlay_corners_mm(ov) for ov in OVERLAYS}
+    errs = overlay_errors(moving_run["frames"], moving_run["gt"], overlays_mm)
+    page_frames = {r["probe"] for r in moving_run["frames"]
+                   if r.get("probe", -1) >= 0 and moving_run["gt"]["frames"][r["probe"]] is not None}
+    tracked = {r["probe"] for r in moving_run["frames"] if r.get("overlays") and r.get("probe", -1) >= 0}
+    assert len(page_frames) > 120, "the viewer should have seen most of the clip"
+    assert len(tracked & page_frames) >= 0.8 * len(page_frames), "overlays should be shown on ≥80% of page frames"
+    med, p90 = float(np.median(errs)), float(np.percentile(errs, 90))
+    print(f"overlay corner error over {len(errs) // 4} overlay-frames: median {med:.2f} px, p90 {p90:.2f} px")
+    assert med <= MEDIAN_PX
+    assert p90 <= P90_PX
+
+
+def test_video_overlay_plays(moving_run):
+    before, after = moving_run["video_times"]
+    assert after > before + 0.3, f"video currentTime should advance (was {before} -> {after})"
+
+
+def test_overlays_hide_when_the_clip_cuts_to_a_blank_table(moving_run):
+    gt = moving_run["gt"]["frames"]
+    blank_start = next(i for i, f in enumerate(gt) if f is None)
+    late_blank = [r for r in moving_run["frames"] if r.get("probe", -1) >= blank_start + BLANK_GRACE_FRAMES]
+    assert late_blank, "the run should have covered the blank part of the clip"
+    assert not any(r["visible"] for r in late_blank)
+    # …and the page is found again when the clip loops back to it
+    assert any(r.get("visible") and 0 <= r.get("probe", -1) < blank_start for r in
+               moving_run["frames"][moving_run["frames"].index(late_blank[-1]):]) or moving_run["state"]["overlaysVisible"]
+
+
+def test_screenshot_with_overlays_is_saved(moving_run):
+    shot = moving_run["screenshot"]
+    assert shot is not None and shot.exists()
+    img = cv2.imread(str(shot))
+    assert img is not None and img.shape[0] >= 400
+
+
+def test_refused_camera_offers_page_list_and_3d_view(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, deny_camera=True)
+        try:
+            page = browser.new_page(viewport={"width": 480, "height": 800})
+            page.goto(f"{server}/v/{CODE}?nosw=1")
+            page.click("#start")
+            st = wait_state(page, "s.state === 'fallback'", 15)
+            assert st["fallbackReason"] == "denied"
+            assert page.is_visible("#fallback-panel")
+            text = page.inner_text("#fallback-panel")
+            assert "camera" in text.lower() and "Chọn một trang" in text
+            page.click("#lang")
+            assert "Pick a page" in page.inner_text("#fallback-panel")
+            page.click(f"button.page-choice[data-page-id='{PAGE_ID}']")
+            st = wait_state(page, "s.state === 'view3d'", 20)
+            assert st["overlaysVisible"] and st["pageId"] == PAGE_ID
+            assert {m["kind"] for m in st["media"]} >= {"video", "image", "link"}
+        finally:
+            browser.close()
+
+
+def test_uploaded_photo_shows_overlays_on_it(server, fixture, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    photo, H = clipmod.photo_of_page(fixture.page)
+    path = tmp_path / "photo.jpg"
+    cv2.imwrite(str(path), photo, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page(viewport={"width": 640, "height": 480})
+            page.goto(f"{server}/v/{CODE}?nosw=1")
+            page.click("#no-camera")
+            wait_state(page, "s.state === 'fallback'", 10)
+            page.set_input_files("#upload", str(path))
+            st = wait_state(page, "s.state === 'photo' && s.overlays.length > 0", 30)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "viewer-photo.png"))
+        finally:
+            browser.close()
+    assert st["overlaysVisible"] and st["pageId"] == PAGE_ID
+    by_id = {ov["id"]: ov for ov in OVERLAYS}
+    errs = []
+    for ov in st["overlays"]:
+        truth = cv2.perspectiveTransform(overlay_corners_mm(by_id[ov["id"]]).reshape(-1, 1, 2), H).reshape(-1, 2)
+        errs.extend(np.linalg.norm(np.array(ov["corners"]) - truth, axis=1))
+    assert np.median(errs) <= MEDIAN_PX, errs
+
+
+# ---------- the blueprint, without a browser ----------
+
+@pytest.fixture(scope="module")
+def client(fixture):
+    return create_fixture_app(fixture).test_client()
+
+
+def test_unknown_code_gives_a_friendly_bilingual_404(client):
+    res = client.get("/v/NOPE99")
+    assert res.status_code == 404
+    body = res.get_data(as_text=True)
+    assert "Không tìm thấy" in body and "not found" in body and "Traceback" not in body
+
+
+def test_viewer_page_uses_an_import_map_onto_our_own_vendor_copies(client):
+    res = client.get(f"/v/{CODE.lower()}")
+    assert res.status_code == 200
+    body = res.get_data(as_text=True)
+    assert '"three": "/v/vendor/three/three.module.min.js?v=0.170.0"' in body
+    assert "cdn" not in body.lower()
+    nonce = res.headers["Content-Security-Policy"].split("'nonce-")[1].split("'")[0]
+    assert f'nonce="{nonce}"' in body
+
+
+def test_vendor_serves_only_the_whitelist_gzipped(client):
+    assert client.get("/v/vendor/three/package.json").status_code == 404
+    assert client.get("/v/vendor/../package.json").status_code == 404
+    res = client.get("/v/vendor/opencv/opencv.js?v=4.10.0-release.1", headers={"Accept-Encoding": "gzip"})
+    assert res.status_code == 200 and res.headers["Content-Encoding"] == "gzip"
+    assert "immutable" in res.headers["Cache-Control"]
+    assert len(res.data) < 4_000_000
+
+
+def test_service_worker_precaches_the_shell_at_scope_v(client):
+    res = client.get("/v/sw.js")
+    assert res.status_code == 200 and res.mimetype == "text/javascript"
+    body = res.get_data(as_text=True)
+    assert "__SHELL_URLS__" not in body and "/v/static/main.js" in body and "/v/vendor/opencv/opencv.js" in body
+    assert res.headers["Service-Worker-Allowed"] == "/v/"
