@@ -44,6 +44,7 @@ OUT = REPO / "bench" / "out"
 SEED = 20261126
 PAGE_W, PAGE_H = 330.0, 480.0
 GRID_N = 318  # 2 * 317² = 200,978 triangles
+SLOW_LINK_BPS = 5_000_000  # a middling 4G / good 3G link: what the "lite" variant is for
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -369,17 +370,21 @@ def main(argv=None) -> int:
     mb = lambda n: f"{n / 1e6:.2f}"  # noqa: E731
     header = (f"{'case':<10} {'input MB':>9} {'raw MB':>7} {'full MB':>8} {'lite MB':>8} {'media MB':>9} "
               f"{'build s':>8} {'full gz MB':>10} {'TTFB ms':>8} {'full dl ms':>10} {'lite dl ms':>10} "
-              f"{'anim ch':>8}")
+              f"{'@5Mbit full/lite s':>19} {'anim ch':>8}")
     print()
     print(header)
     print("-" * len(header))
     for r in rows:
         print(f"{r['case']:<10} {mb(r['in']):>9} {mb(r['raw']):>7} {mb(r['full']):>8} {mb(r['lite']):>8} "
               f"{mb(r['media']):>9} {r['build_s']:>8.1f} {mb(r['full_wire']):>10} {r['full_ttfb_ms']:>8.1f} "
-              f"{r['full_dl_ms']:>10.1f} {r['lite_dl_ms']:>10.1f} {r['channels'][0]:>3}→{r['channels'][1]:<4}")
+              f"{r['full_dl_ms']:>10.1f} {r['lite_dl_ms']:>10.1f} "
+              f"{r['full_wire'] * 8 / SLOW_LINK_BPS:>9.2f}/{r['lite_wire'] * 8 / SLOW_LINK_BPS:<9.2f} "
+              f"{r['channels'][0]:>3}→{r['channels'][1]:<4}")
     first = rows[0]
     h = first["full_headers"]
-    print(f"\nserved by {served_by}, werkzeug on 127.0.0.1:{port}; sample headers: "
+    print(f"\nTTFB/dl: median of {args.repeat} GETs over loopback (Accept-Encoding: gzip); @5Mbit = bytes on the "
+          f"wire / 5 Mbit/s, an estimate for a phone link, not a measurement")
+    print(f"served by {served_by}, werkzeug on 127.0.0.1:{port}; sample headers: "
           f"Cache-Control={h.get('Cache-Control')!r} Content-Encoding={h.get('Content-Encoding')!r} "
           f"ETag={h.get('ETag')!r}")
     for r in rows:

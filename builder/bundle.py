@@ -49,6 +49,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -1018,13 +1019,17 @@ def build_page_bundle(page: PageSpec, options: BundleOptions = BundleOptions(), 
         from builder import compress
 
         try:
-            full_path = compress.compress_full(raw_path, workdir / f"{stem}.full.glb",
-                                               texture_max_px=options.full_texture_max_px)
-            lite_path = compress.compress_lite(raw_path, workdir / f"{stem}.lite.glb",
-                                               texture_max_px=options.lite_texture_max_px,
-                                               triangle_budget=options.lite_triangle_budget)
-            decoded = {variant: compress.decode_glb(path.read_bytes()) if options.validate else b""
-                       for variant, path in (("full", full_path), ("lite", lite_path))}
+            # the two variants are independent node processes: run them side by side (2 cores)
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                full_job = pool.submit(compress.compress_full, raw_path, workdir / f"{stem}.full.glb",
+                                       texture_max_px=options.full_texture_max_px)
+                lite_job = pool.submit(compress.compress_lite, raw_path, workdir / f"{stem}.lite.glb",
+                                       texture_max_px=options.lite_texture_max_px,
+                                       triangle_budget=options.lite_triangle_budget)
+                full_path, lite_path = full_job.result(), lite_job.result()
+                jobs = {variant: pool.submit(compress.decode_glb, path.read_bytes())
+                        for variant, path in (("full", full_path), ("lite", lite_path)) if options.validate}
+                decoded = {variant: job.result() for variant, job in jobs.items()}
         except compress.CompressionError as exc:
             raise BundleBuildError(f"compressing the bundle of page {page.id} failed", page_id=page.id,
                                    messages=[exc.output] if exc.output else [], code="bundle_compression_failed"
