@@ -38,10 +38,10 @@ _TEXT = {
         "en": "The page has many features ({count}).",
     },
     "uneven_coverage": {
-        "vi": "Điểm đặc trưng phân bố không đều: chỉ {percent}% diện tích trang có chi tiết; "
-              "vùng trống khó nhận diện khi chụp một phần trang.",
-        "en": "Features are unevenly spread: only {percent}% of the page has detail; "
-              "empty areas are hard to recognize when only part of the page is photographed.",
+        "vi": "Điểm đặc trưng phân bố không đều: chỉ {percent}% diện tích trang có chi tiết; vùng thiếu chi tiết: "
+              "{regions_vi}. Chụp một phần trang ở vùng đó sẽ khó nhận diện.",
+        "en": "Features are unevenly spread: only {percent}% of the page has detail; weak regions: {regions_en}. "
+              "A photo of only that part of the page will be hard to recognize.",
     },
     "good_coverage": {
         "vi": "Điểm đặc trưng phủ đều {percent}% diện tích trang.",
@@ -50,6 +50,10 @@ _TEXT = {
     "low_contrast": {
         "vi": "Độ tương phản thấp ({contrast}); hãy tăng độ tương phản của ảnh và chữ.",
         "en": "Low contrast ({contrast}); increase the contrast of images and text.",
+    },
+    "no_features": {
+        "vi": "Trang gần như không có điểm đặc trưng ({count}); điện thoại sẽ không nhận diện được trang này.",
+        "en": "The page has almost no features ({count}); phones will not recognize it.",
     },
     "repeated_patterns": {
         "vi": "{percent}% điểm đặc trưng lặp lại ở nhiều chỗ (họa tiết, chữ giống nhau); dễ gây nhầm lẫn.",
@@ -60,6 +64,38 @@ _TEXT = {
         "en": "The page image has a low resolution ({long_side} px); upload at least {minimum} px.",
     },
 }
+
+
+_REGION_VI = {
+    "top": "phía trên", "bottom": "phía dưới", "left": "bên trái", "right": "bên phải",
+    "top left": "góc trên bên trái", "top right": "góc trên bên phải", "bottom left": "góc dưới bên trái",
+    "bottom right": "góc dưới bên phải", "centre": "ở giữa", "top centre": "giữa phía trên",
+    "bottom centre": "giữa phía dưới", "middle left": "giữa bên trái", "middle right": "giữa bên phải",
+}
+NO_FEATURES = 20  # below: the page is essentially blank
+WEAK_REGION_COVERAGE = 0.3  # a page half / ninth with fewer covered cells than this is named as weak
+HEATMAP_LONG_SIDE = 800
+
+
+def weak_regions(covered: np.ndarray) -> list[str]:
+    """Names of poorly covered regions from a (rows, cols) bool grid of covered cells: whole halves first
+    ("right", "top", ...), otherwise ninths ("top left", "centre", ...)."""
+    rows, cols = covered.shape
+    halves = {"top": covered[: rows // 2], "bottom": covered[rows - rows // 2:],
+              "left": covered[:, : cols // 2], "right": covered[:, cols - cols // 2:]}
+    names = [n for n, part in halves.items() if part.mean() < WEAK_REGION_COVERAGE]
+    if names:
+        return names
+    rname = ("top", "middle", "bottom")
+    cname = ("left", "centre", "right")
+    out = []
+    for i in range(3):
+        for j in range(3):
+            part = covered[i * rows // 3:(i + 1) * rows // 3, j * cols // 3:(j + 1) * cols // 3]
+            if part.size and part.mean() < WEAK_REGION_COVERAGE:
+                name = {("middle", "centre"): "centre"}.get((rname[i], cname[j]), f"{rname[i]} {cname[j]}")
+                out.append(name)
+    return out
 
 
 @dataclass(frozen=True)
@@ -73,7 +109,11 @@ class Reason:
     def text(self, lang: str = "vi") -> str:
         """Human text in Vietnamese ("vi", default) or English ("en")."""
         texts = _TEXT[self.code]
-        return texts.get(lang, texts["vi"]).format(**self.values)
+        values = dict(self.values)
+        if "regions" in values:
+            values["regions_vi"] = ", ".join(_REGION_VI.get(r, r) for r in values["regions"])
+            values["regions_en"] = ", ".join(values["regions"])
+        return texts.get(lang, texts["vi"]).format(**values)
 
 
 @dataclass(frozen=True)
@@ -127,23 +167,26 @@ def rate_page(image: np.ndarray, width_mm: float, height_mm: float) -> PageRatin
     s_cover = float(np.clip(coverage / GOOD_COVERAGE, 0, 1))
     s_contrast = float(np.clip((contrast - LOW_CONTRAST / 2) / (GOOD_CONTRAST - LOW_CONTRAST / 2), 0, 1))
     s_repeat = float(np.clip(1 - repeats / (2 * HIGH_REPEATS), 0, 1))
-    score = s_count * (0.45 + 0.55 * s_cover) * (0.6 + 0.4 * s_contrast) * (0.7 + 0.3 * s_repeat)
+    score = s_count * (0.45 + 0.55 * s_cover) * (0.6 + 0.4 * s_contrast) * (0.3 + 0.7 * s_repeat)
 
     reasons: list[Reason] = []
     if max(gray.shape) < MIN_RESOLUTION_PX:
         reasons.append(Reason("low_resolution", "warning", {"long_side": int(max(gray.shape)),
                                                             "minimum": MIN_RESOLUTION_PX}))
         score *= 0.8
-    if count < FEW_FEATURES:
+    if count < NO_FEATURES:
+        reasons.append(Reason("no_features", "error", {"count": count}))
+    elif count < FEW_FEATURES:
         reasons.append(Reason("few_features", "error", {"count": count}))
     else:
         reasons.append(Reason("good_features", "info", {"count": count}))
-    if coverage < POOR_COVERAGE:
+    regions = weak_regions((per_cell >= MIN_CELL_FEATURES).reshape(rows, cols))
+    if count >= NO_FEATURES and (coverage < POOR_COVERAGE or regions):
         reasons.append(Reason("uneven_coverage", "warning" if coverage > 0.2 else "error",
-                              {"percent": round(100 * coverage)}))
+                              {"percent": round(100 * coverage), "regions": regions}))
     else:
         reasons.append(Reason("good_coverage", "info", {"percent": round(100 * coverage)}))
-    if contrast < LOW_CONTRAST:
+    if contrast < LOW_CONTRAST and count >= NO_FEATURES:
         reasons.append(Reason("low_contrast", "warning", {"contrast": round(contrast, 1)}))
     if repeats > HIGH_REPEATS:
         reasons.append(Reason("repeated_patterns", "warning", {"percent": round(100 * repeats)}))
@@ -154,8 +197,8 @@ def rate_page(image: np.ndarray, width_mm: float, height_mm: float) -> PageRatin
 
 
 def feature_heatmap_png(image: np.ndarray) -> bytes:
-    """PNG of the page with its feature density overlaid (blue: no features, red: dense). Same aspect ratio as
-    the page, long side RATING_LONG_SIDE px."""
+    """PNG of the page with its feature density overlaid (JET: blue where there are no features, red where they
+    are dense). Same aspect ratio as the page, long side HEATMAP_LONG_SIDE px."""
     gray = as_gray(image)
     g, xy, _ = _page_features(gray)
     h, w = g.shape
@@ -172,5 +215,6 @@ def feature_heatmap_png(image: np.ndarray) -> bytes:
     out = cv2.addWeighted(base, 0.55, heat, 0.45, 0)
     for x, y in xy.astype(int):
         cv2.circle(out, (int(x), int(y)), 2, (255, 255, 255), -1, cv2.LINE_AA)
+    out, _ = resize_long_side(out, HEATMAP_LONG_SIDE)
     ok, buf = cv2.imencode(".png", out)
     return buf.tobytes()

@@ -1,0 +1,234 @@
+"""Page features: multi-scale ORB extraction, the versioned ``PageMarker`` format, and the browser tracker JSON.
+
+A page is trained once at publish time. ORB's own pyramid (8 levels x 1.2) spans only ~3.6x in scale, while a
+reader may hold the phone at 15 cm (page 1000+ px tall in the photo) or 1 m (150 px): the catalog therefore holds
+features from several rescaled copies of the page (``CATALOG_SCALES``), each spread evenly over the page.
+
+Coordinates: keypoints are stored in page millimetres (origin top-left, x right, y down). For a page image of
+W x H px of a page of w x h mm, ``mm = px * w / W`` (the inverse of ``px = mm * W / w`` in docs/ARCHITECTURE.md).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .errors import InvalidImageError, MarkerFormatError
+
+MARKER_MAGIC = b"BNMK"
+MARKER_VERSION = 1
+DESCRIPTOR_BYTES = 32  # ORB: 256-bit binary descriptors
+
+# (long side of the rescaled page in px, features kept at that scale). Three scales one ORB pyramid apart
+# (2x each, pyramids overlap) cover pages from ~120 px to ~1800 px tall in a photo. The total (~850) is set by
+# the memory budget of the index (~44 bytes/feature, <= 40 KB/page). Measured in bench/bench_recognition.py.
+CATALOG_SCALES: tuple[tuple[int, int], ...] = ((1100, 330), (560, 300), (280, 200))
+# ORB pyramid used everywhere (catalog, queries, browser): 8 levels of 1.2 = opencv/opencv.js defaults.
+ORB_LEVELS = 8
+ORB_SCALE_FACTOR = 1.2
+ORB_EDGE = 19  # smaller than the 31 px default so features reach closer to the page border
+ORB_FAST_THRESHOLD = 12  # lower than the default 20: printed pages photographed in dim light have low contrast
+DETECT_OVERSAMPLE = 3  # detect 3x the wanted count, then keep the strongest per grid cell (even coverage)
+SPREAD_GRID = 8  # cells per side for spreading features over the image
+# Browser tracker: ~500 ORB features at a scale a 640x480 video frame sees the page (opencv.js ORB defaults).
+BROWSER_LONG_SIDE = 640
+BROWSER_FEATURES = 500
+MAX_TRAIN_SIDE = 6000  # refuse absurd inputs instead of running out of memory
+
+
+def as_gray(image: np.ndarray) -> np.ndarray:
+    """(h, w) uint8 grey image from a BGR/BGRA/grey uint8 array; raises InvalidImageError otherwise."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise InvalidImageError(f"expected a uint8 numpy image, got {type(image).__name__} "
+                                f"{getattr(image, 'dtype', '')}")
+    if image.ndim == 2:
+        gray = image
+    elif image.ndim == 3 and image.shape[2] == 3:
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        gray = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    elif image.ndim == 3 and image.shape[2] == 1:
+        gray = image[:, :, 0]
+    else:
+        raise InvalidImageError(f"unsupported image shape {image.shape}")
+    if min(gray.shape) < 32:
+        raise InvalidImageError(f"image too small: {gray.shape[1]}x{gray.shape[0]} px")
+    return np.ascontiguousarray(gray)
+
+
+def resize_long_side(gray: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
+    """Rescale so the longer side is ``long_side`` px; returns (image, factor new/old). INTER_AREA when shrinking."""
+    h, w = gray.shape[:2]
+    f = long_side / max(h, w)
+    if abs(f - 1.0) < 1e-3:
+        return gray, 1.0
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR), f
+
+
+def spread_select(xy: np.ndarray, response: np.ndarray, size: tuple[int, int], n: int,
+                  grid: int = SPREAD_GRID) -> np.ndarray:
+    """Indices of at most ``n`` keypoints, taken round-robin from grid cells in order of response, so features
+    cover the whole image instead of piling up on the most textured region. xy: (N, 2) px; size: (w, h)."""
+    if len(xy) <= n:
+        return np.argsort(-response, kind="stable")
+    w, h = size
+    cell = (np.minimum((xy[:, 1] * grid / h).astype(np.int64), grid - 1) * grid
+            + np.minimum((xy[:, 0] * grid / w).astype(np.int64), grid - 1))
+    order = np.lexsort((-response, cell))  # by cell, strongest first within a cell
+    cell_sorted = cell[order]
+    start = np.searchsorted(cell_sorted, cell_sorted, side="left")
+    rank = np.arange(len(order)) - start
+    pick = order[np.lexsort((-response[order], rank))][:n]
+    return pick
+
+
+def detect_orb(gray: np.ndarray, n: int, oversample: int = DETECT_OVERSAMPLE,
+               fast_threshold: int = ORB_FAST_THRESHOLD) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ORB keypoints spread over ``gray``: (xy (N,2) float32 px, descriptors (N,32) uint8, octave (N,) uint8)."""
+    orb = cv2.ORB_create(nfeatures=n * oversample, scaleFactor=ORB_SCALE_FACTOR, nlevels=ORB_LEVELS,
+                         edgeThreshold=ORB_EDGE, patchSize=31, fastThreshold=fast_threshold)
+    kps, desc = orb.detectAndCompute(gray, None)
+    if desc is None or not kps:
+        return np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8), np.zeros(0, np.uint8)
+    xy = np.array([k.pt for k in kps], np.float32)
+    resp = np.array([k.response for k in kps], np.float32)
+    octave = np.array([k.octave for k in kps], np.uint8)
+    pick = spread_select(xy, resp, (gray.shape[1], gray.shape[0]), n)
+    return xy[pick], desc[pick], octave[pick]
+
+
+@dataclass(frozen=True, eq=False)
+class PageMarker:
+    """Trained marker data of one page.
+
+    keypoints_mm : (N, 2) float32 page mm; descriptors : (N, 32) uint8 ORB; scale_index : (N,) uint8, which
+    CATALOG_SCALES entry produced each feature. browser_* : the ~500-feature tracking set for the phone viewer.
+    image_px : (w, h) of the trained page image.
+    """
+    page_id: str
+    width_mm: float
+    height_mm: float
+    image_px: tuple[int, int]
+    keypoints_mm: np.ndarray
+    descriptors: np.ndarray
+    scale_index: np.ndarray
+    browser_keypoints_mm: np.ndarray
+    browser_descriptors: np.ndarray
+    browser_image_px: tuple[int, int]
+
+    def __len__(self) -> int:
+        return len(self.keypoints_mm)
+
+    # Layout: MAGIC(4) | version u16 | header length u32 | header JSON | arrays (raw, little endian) | crc32 u32.
+    def to_bytes(self) -> bytes:
+        """Versioned binary form (``MARKER_VERSION``), with a CRC32 so truncation or corruption is detected."""
+        header = json.dumps({
+            "page_id": self.page_id, "width_mm": self.width_mm, "height_mm": self.height_mm,
+            "image_px": list(self.image_px), "n": len(self.keypoints_mm),
+            "browser_n": len(self.browser_keypoints_mm), "browser_image_px": list(self.browser_image_px),
+        }).encode()
+        body = b"".join([
+            MARKER_MAGIC, struct.pack("<HI", MARKER_VERSION, len(header)), header,
+            np.ascontiguousarray(self.keypoints_mm, "<f4").tobytes(),
+            np.ascontiguousarray(self.descriptors, np.uint8).tobytes(),
+            np.ascontiguousarray(self.scale_index, np.uint8).tobytes(),
+            np.ascontiguousarray(self.browser_keypoints_mm, "<f4").tobytes(),
+            np.ascontiguousarray(self.browser_descriptors, np.uint8).tobytes(),
+        ])
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "PageMarker":
+        """Inverse of ``to_bytes``; raises MarkerFormatError (not a marker / unsupported version / truncated)."""
+        data = bytes(data)
+        if len(data) < 14 or data[:4] != MARKER_MAGIC:
+            raise MarkerFormatError(f"not a page marker (first bytes {data[:4]!r}, expected {MARKER_MAGIC!r})")
+        version, hlen = struct.unpack_from("<HI", data, 4)
+        if version != MARKER_VERSION:
+            raise MarkerFormatError(f"unsupported page marker version {version} (this library reads version "
+                                    f"{MARKER_VERSION}); retrain the page")
+        if len(data) < 10 + hlen + 4:
+            raise MarkerFormatError(f"truncated page marker: {len(data)} bytes, header alone needs {10 + hlen}")
+        body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
+        try:
+            header = json.loads(data[10:10 + hlen])
+            n, bn = int(header["n"]), int(header["browser_n"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MarkerFormatError(f"corrupted page marker header: {exc}") from exc
+        expected = 10 + hlen + n * (8 + DESCRIPTOR_BYTES + 1) + bn * (8 + DESCRIPTOR_BYTES) + 4
+        if len(data) != expected:
+            raise MarkerFormatError(f"truncated or corrupted page marker: {len(data)} bytes, expected {expected}")
+        if zlib.crc32(body) != crc:
+            raise MarkerFormatError("corrupted page marker: checksum mismatch")
+        off = 10 + hlen
+
+        def take(count: int, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+            nonlocal off
+            nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            arr = np.frombuffer(data, dtype, count=count, offset=off).reshape(shape).copy()
+            off += nbytes
+            return arr
+
+        kp = take(n * 2, "<f4", (n, 2)).astype(np.float32)
+        desc = take(n * DESCRIPTOR_BYTES, "u1", (n, DESCRIPTOR_BYTES))
+        scale = take(n, "u1", (n,))
+        bkp = take(bn * 2, "<f4", (bn, 2)).astype(np.float32)
+        bdesc = take(bn * DESCRIPTOR_BYTES, "u1", (bn, DESCRIPTOR_BYTES))
+        return cls(str(header["page_id"]), float(header["width_mm"]), float(header["height_mm"]),
+                   tuple(header["image_px"]), kp, desc, scale, bkp, bdesc, tuple(header["browser_image_px"]))
+
+
+def _check_page_size(width_mm: float, height_mm: float) -> None:
+    if not (width_mm > 0 and height_mm > 0 and np.isfinite(width_mm) and np.isfinite(height_mm)):
+        raise InvalidImageError(f"page size must be positive millimetres, got {width_mm} x {height_mm}")
+
+
+def extract_page_features(gray: np.ndarray, width_mm: float, height_mm: float,
+                          scales: tuple[tuple[int, int], ...] = CATALOG_SCALES
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Multi-scale catalog features of a page: (keypoints_mm (N,2) float32, descriptors (N,32) uint8,
+    scale_index (N,) uint8)."""
+    kps, descs, idx = [], [], []
+    for i, (long_side, n) in enumerate(scales):
+        g, _ = resize_long_side(gray, long_side)
+        xy, d, _ = detect_orb(g, n)
+        # px -> mm at this scale: mm = px * w_mm / W_px (pixel centres: OpenCV keypoints are already centred).
+        kps.append(xy * np.array([width_mm / g.shape[1], height_mm / g.shape[0]], np.float32))
+        descs.append(d)
+        idx.append(np.full(len(xy), i, np.uint8))
+    return np.concatenate(kps), np.concatenate(descs), np.concatenate(idx)
+
+
+def train_page(image: np.ndarray, width_mm: float, height_mm: float, page_id: str) -> PageMarker:
+    """Train the marker of one page. image: BGR or grey uint8, the whole page edge to edge; sizes in mm."""
+    _check_page_size(width_mm, height_mm)
+    gray = as_gray(image)
+    if max(gray.shape) > MAX_TRAIN_SIDE:
+        gray, _ = resize_long_side(gray, MAX_TRAIN_SIDE)
+    kp, desc, scale = extract_page_features(gray, width_mm, height_mm)
+    bg, _ = resize_long_side(gray, BROWSER_LONG_SIDE)
+    bxy, bdesc, _ = detect_orb(bg, BROWSER_FEATURES, oversample=2, fast_threshold=20)
+    bkp = bxy * np.array([width_mm / bg.shape[1], height_mm / bg.shape[0]], np.float32)
+    return PageMarker(str(page_id), float(width_mm), float(height_mm), (gray.shape[1], gray.shape[0]),
+                      kp, desc, scale, bkp.astype(np.float32), bdesc, (bg.shape[1], bg.shape[0]))
+
+
+def browser_marker(marker: PageMarker) -> dict:
+    """JSON-able tracking data for the phone viewer (opencv.js ORB re-detects and matches against it):
+    ``{"version": 1, "width_mm", "height_mm", "image_px": [w, h], "keypoints_mm": [[x, y], ...],
+    "descriptors_b64": base64 of N x 32 ORB bytes}``. image_px is the size of the image the features were
+    detected in (long side BROWSER_LONG_SIDE), so ``px = mm * image_px[0] / width_mm``."""
+    return {
+        "version": 1,
+        "width_mm": marker.width_mm,
+        "height_mm": marker.height_mm,
+        "image_px": [int(marker.browser_image_px[0]), int(marker.browser_image_px[1])],
+        "keypoints_mm": [[round(float(x), 3), round(float(y), 3)] for x, y in marker.browser_keypoints_mm],
+        "descriptors_b64": base64.b64encode(np.ascontiguousarray(marker.browser_descriptors).tobytes()).decode(),
+    }

@@ -1,0 +1,443 @@
+"""The recognition index: every published page's catalog features in one FAISS binary index, incremental add and
+remove, a versioned file format, confusability, and ``recognize`` (photo -> ``PageMatch`` or ``None``).
+
+Memory layout (what is kept per feature): the 32-byte ORB descriptor and its 8-byte id inside FAISS (an exact
+``IndexBinaryFlat`` while the catalog is small, an ``IndexBinaryIVF`` once it passes ``IVF_MIN_FEATURES``), plus
+the keypoint as two uint16 (page position in 1/65535 of the page size, i.e. < 0.01 mm on a 420 mm page) for
+geometric verification. Nothing else: descriptors are not duplicated outside FAISS.
+Feature ids encode ``slot << FEATURE_BITS | feature index``; a slot is a page's place in ``_slots``.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+# OpenMP threads that spin while waiting make FAISS 10-50x slower on a loaded machine (a web server shares its
+# cores); passive waiting costs nothing measurable when idle. Only effective before the OpenMP runtime starts.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import struct
+import tempfile
+import threading
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from . import recognize as rz
+from .errors import IndexFormatError
+from .features import DESCRIPTOR_BYTES, PageMarker
+from .recognize import PageMatch
+
+INDEX_MAGIC = b"BNIX"
+INDEX_VERSION = 1
+FEATURE_BITS = 12  # up to 4096 features per page (train_page keeps ~830)
+MAX_PAGE_FEATURES = 1 << FEATURE_BITS
+IVF_MIN_FEATURES = 20_000  # below ~25 pages an exact search is fast enough (< 20 ms) and needs no training
+# nlist = IVF_LIST_FACTOR * sqrt(N): the cost per query feature, nlist (coarse search) + nprobe * N / nlist
+# (list scan), is near its minimum, with lists kept large enough for recall at Hamming distances of 40-60 bits.
+IVF_LIST_FACTOR = 2.0
+IVF_RETRAIN_GROWTH = 4  # retrain the coarse quantizer when the catalog has grown 4x since the last training
+IVF_NPROBE = 16  # lists visited per query feature: recall vs. latency (bench)
+IVF_TRAIN_ITERS = 6  # k-means iterations for the coarse quantizer: more changes little for binary codes
+IVF_TRAIN_POINTS_PER_LIST = 24
+SCOPE_CACHE = 16  # scoped sub-indexes kept (one per edition or publication recently asked for)
+COORD_MAX = 65535  # uint16 page coordinates
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """A published page that a page could be mistaken for. score : shared-geometry inliers / features of the
+    page (0..1); region : (x_mm, y_mm, width_mm, height_mm) on the *queried* page of what is shared."""
+    page_id: str
+    score: float
+    region: tuple[float, float, float, float]
+
+
+@dataclass
+class _Page:
+    page_id: str
+    slot: int
+    width_mm: float
+    height_mm: float
+    coords: np.ndarray  # (N, 2) uint16, page position in units of size / 65535
+    scopes: tuple[str, ...]
+
+    def keypoints_mm(self, feat: np.ndarray) -> np.ndarray:
+        c = self.coords[feat].astype(np.float64) / COORD_MAX
+        return c * np.array([self.width_mm, self.height_mm])
+
+
+class _RWLock:
+    """Many concurrent readers (recognize) or one writer (add/remove/save)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    def read(self) -> "_Guard":
+        return _Guard(self, False)
+
+    def write(self) -> "_Guard":
+        return _Guard(self, True)
+
+
+class _Guard:
+    def __init__(self, lock: _RWLock, write: bool) -> None:
+        self.lock, self.write_mode = lock, write
+
+    def __enter__(self) -> None:
+        c = self.lock._cond
+        with c:
+            if self.write_mode:
+                while self.lock._writer or self.lock._readers:
+                    c.wait()
+                self.lock._writer = True
+            else:
+                while self.lock._writer:
+                    c.wait()
+                self.lock._readers += 1
+
+    def __exit__(self, *exc: object) -> None:
+        c = self.lock._cond
+        with c:
+            if self.write_mode:
+                self.lock._writer = False
+            else:
+                self.lock._readers -= 1
+            c.notify_all()
+
+
+def _all_codes(index: faiss.IndexBinary) -> tuple[np.ndarray, np.ndarray]:
+    """Every (code (N,32) uint8, id (N,) int64) stored in a flat-with-ids or IVF binary index."""
+    if isinstance(index, faiss.IndexBinaryIVF):
+        inv = index.invlists
+        codes, ids = [], []
+        for li in range(index.nlist):
+            n = inv.list_size(li)
+            if n:
+                codes.append(np.array(faiss.rev_swig_ptr(inv.get_codes(li), n * DESCRIPTOR_BYTES)).reshape(n, -1))
+                ids.append(np.array(faiss.rev_swig_ptr(inv.get_ids(li), n)).astype(np.int64))
+        if not codes:
+            return np.zeros((0, DESCRIPTOR_BYTES), np.uint8), np.zeros(0, np.int64)
+        return np.concatenate(codes), np.concatenate(ids)
+    flat = faiss.downcast_IndexBinary(index.index)
+    codes = faiss.vector_to_array(flat.xb).reshape(-1, DESCRIPTOR_BYTES)
+    return codes, faiss.vector_to_array(index.id_map).astype(np.int64)
+
+
+def _new_flat() -> faiss.IndexBinary:
+    return faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(DESCRIPTOR_BYTES * 8))
+
+
+def _new_ivf(codes: np.ndarray, seed: int = 1234) -> faiss.IndexBinaryIVF:
+    """IVF index with a coarse quantizer trained on (a sample of) ``codes``."""
+    nlist = int(np.clip(IVF_LIST_FACTOR * np.sqrt(len(codes)), 16, 65536))
+    quantizer = faiss.IndexBinaryFlat(DESCRIPTOR_BYTES * 8)
+    ivf = faiss.IndexBinaryIVF(quantizer, DESCRIPTOR_BYTES * 8, nlist)
+    ivf.own_fields = True
+    quantizer.this.disown()
+    ivf.cp.niter = IVF_TRAIN_ITERS
+    ivf.cp.seed = seed
+    ivf.cp.max_points_per_centroid = IVF_TRAIN_POINTS_PER_LIST
+    rng = np.random.default_rng(seed)
+    sample = codes[rng.choice(len(codes), min(len(codes), nlist * IVF_TRAIN_POINTS_PER_LIST), replace=False)]
+    ivf.train(np.ascontiguousarray(sample))
+    ivf.nprobe = IVF_NPROBE
+    return ivf
+
+
+def _build_index(codes: np.ndarray, ids: np.ndarray) -> faiss.IndexBinary:
+    """Exact index for few codes, IVF otherwise, holding ``codes`` under ``ids``."""
+    index = _new_flat() if len(codes) < IVF_MIN_FEATURES else _new_ivf(codes)
+    if len(codes):
+        index.add_with_ids(codes, ids)
+    return index
+
+
+class RecognitionIndex:
+    """Catalog of page markers for recognition. Thread-safe: concurrent ``recognize`` calls share a read lock;
+    ``add``/``remove`` take the write lock."""
+
+    def __init__(self) -> None:
+        self._lock = _RWLock()
+        self._pages: dict[str, _Page] = {}
+        self._slots: list[_Page | None] = []
+        self._free: list[int] = []
+        self._index: faiss.IndexBinary = _new_flat()
+        self._trained_size = 0  # feature count the IVF was trained at (0: flat)
+        self._scope_cache: OrderedDict[str, tuple[faiss.IndexBinary, np.ndarray]] = OrderedDict()
+        self._scope_lock = threading.Lock()
+
+    # ---------------------------------------------------------------------------------------------- catalog
+    def __len__(self) -> int:
+        return len(self._pages)
+
+    def __contains__(self, page_id: object) -> bool:
+        return page_id in self._pages
+
+    @property
+    def page_ids(self) -> list[str]:
+        return list(self._pages)
+
+    def scopes_of(self, page_id: str) -> tuple[str, ...]:
+        return self._pages[page_id].scopes
+
+    def add(self, marker: PageMarker, scopes: tuple[str, ...] | list[str] = ()) -> None:
+        """Add (or replace) a page. scopes: e.g. ("edition:12", "publication:bao-yen-bai")."""
+        n = len(marker.keypoints_mm)
+        if n > MAX_PAGE_FEATURES:
+            raise ValueError(f"page {marker.page_id!r} has {n} features, at most {MAX_PAGE_FEATURES} supported")
+        with self._lock.write():
+            if marker.page_id in self._pages:
+                self._remove_locked(marker.page_id)
+            slot = self._free.pop() if self._free else len(self._slots)
+            rel = np.clip(marker.keypoints_mm / np.array([marker.width_mm, marker.height_mm], np.float32), 0, 1)
+            page = _Page(marker.page_id, slot, marker.width_mm, marker.height_mm,
+                         np.round(rel * COORD_MAX).astype(np.uint16), tuple(str(s) for s in scopes))
+            if slot == len(self._slots):
+                self._slots.append(page)
+            else:
+                self._slots[slot] = page
+            self._pages[marker.page_id] = page
+            ids = (np.int64(slot) << FEATURE_BITS) | np.arange(n, dtype=np.int64)
+            self._index.add_with_ids(np.ascontiguousarray(marker.descriptors, np.uint8), ids)
+            self._maybe_train_locked()
+            self._invalidate_scopes(page.scopes)
+
+    def remove(self, page_id: str) -> None:
+        """Remove a page; KeyError if it is not in the index."""
+        with self._lock.write():
+            if page_id not in self._pages:
+                raise KeyError(page_id)
+            self._remove_locked(page_id)
+
+    def _remove_locked(self, page_id: str) -> None:
+        page = self._pages.pop(page_id)
+        lo = page.slot << FEATURE_BITS
+        self._index.remove_ids(faiss.IDSelectorRange(lo, lo + MAX_PAGE_FEATURES))
+        self._slots[page.slot] = None
+        self._free.append(page.slot)
+        self._invalidate_scopes(page.scopes)
+
+    def _invalidate_scopes(self, scopes: tuple[str, ...]) -> None:
+        with self._scope_lock:
+            for s in scopes:
+                self._scope_cache.pop(s, None)
+
+    def _maybe_train_locked(self) -> None:
+        n = self._index.ntotal
+        if n < IVF_MIN_FEATURES or (self._trained_size and n < IVF_RETRAIN_GROWTH * self._trained_size):
+            return
+        codes, ids = _all_codes(self._index)
+        self._index, self._trained_size = _build_index(codes, ids), n
+        with self._scope_lock:
+            self._scope_cache.clear()
+
+    # ---------------------------------------------------------------------------------------------- memory
+    def memory_bytes(self) -> int:
+        """Bytes held for the catalog: FAISS codes + ids (+ IVF centroids) and the uint16 keypoints."""
+        n = self._index.ntotal
+        faiss_bytes = n * (DESCRIPTOR_BYTES + 8)
+        if isinstance(self._index, faiss.IndexBinaryIVF):
+            faiss_bytes += self._index.nlist * (DESCRIPTOR_BYTES + 8 * 3)  # centroids + list headers
+        pages = sum(p.coords.nbytes + 160 + len(p.page_id) for p in self._pages.values())  # 160: record overhead
+        return int(faiss_bytes + pages)
+
+    def memory_bytes_per_page(self) -> float:
+        return self.memory_bytes() / max(1, len(self))
+
+    # ---------------------------------------------------------------------------------------------- search
+    def _scope_index(self, scope: str) -> tuple[faiss.IndexBinary | None, np.ndarray]:
+        """(sub-index of the scope's pages or None when the catalog is small, sorted slot array)."""
+        slots = np.array(sorted(p.slot for p in self._pages.values() if scope in p.scopes), np.int64)
+        if not isinstance(self._index, faiss.IndexBinaryIVF) or len(slots) == 0:
+            return None, slots
+        with self._scope_lock:
+            hit = self._scope_cache.get(scope)
+            if hit is not None:
+                self._scope_cache.move_to_end(scope)
+                return hit
+        codes, ids = _all_codes(self._index)
+        keep = np.isin(ids >> FEATURE_BITS, slots)
+        sub = _build_index(np.ascontiguousarray(codes[keep]), ids[keep])
+        with self._scope_lock:
+            self._scope_cache[scope] = (sub, slots)
+            while len(self._scope_cache) > SCOPE_CACHE:
+                self._scope_cache.popitem(last=False)
+        return sub, slots
+
+    def _search(self, desc: np.ndarray, index: faiss.IndexBinary, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if index.ntotal == 0 or len(desc) == 0:
+            return np.zeros((len(desc), k), np.int32), np.full((len(desc), k), -1, np.int64)
+        return index.search(np.ascontiguousarray(desc), k)
+
+    def recognize(self, image: np.ndarray | bytes, scope: str | None = None) -> PageMatch | None:
+        """Recognize the page in a photo. image: BGR/grey uint8 array, or JPEG/PNG bytes (EXIF orientation
+        honoured). scope: e.g. "edition:12" — searched first; the whole archive is searched if it finds nothing.
+        Returns None when no page is recognized with confidence."""
+        q = rz.query_features(image)
+        if len(q.xy) < rz.MIN_INLIERS:
+            return None
+        with self._lock.read():
+            if not self._pages:
+                return None
+            if scope is not None:
+                sub, slots = self._scope_index(scope)
+                if len(slots):
+                    dist, ids = self._search(q.descriptors, sub if sub is not None else self._index, rz.KNN)
+                    match = self._decide(q, rz.cast_votes(dist, ids, FEATURE_BITS, slots))
+                    if match is not None:
+                        return match
+            dist, ids = self._search(q.descriptors, self._index, rz.KNN)
+            return self._decide(q, rz.cast_votes(dist, ids, FEATURE_BITS))
+
+    def _decide(self, q: rz.QueryFeatures, votes: rz.Votes) -> PageMatch | None:
+        counts = np.bincount(votes.voter[votes.voter >= 0])
+        if counts.size == 0:
+            return None
+        order = np.argsort(-counts, kind="stable")
+        order = [int(s) for s in order[:rz.MAX_CANDIDATES] if counts[s] >= rz.MIN_VOTES]
+        verified: list[rz.Verified] = []
+        for slot in order:
+            page = self._slots[slot]
+            if page is None:
+                continue
+            q_idx, f_idx = rz.correspondences(votes, slot)
+            # Early stop: this page cannot even reach the runner-up margin against the best so far.
+            if verified and len(q_idx) * rz.MARGIN < len(max(verified, key=lambda v: len(v.inlier_q)).inlier_q):
+                continue
+            v = rz.verify(slot, q.xy, page.keypoints_mm(f_idx), q_idx, votes.voter, page.width_mm,
+                          page.height_mm, q.size)
+            if v is not None:
+                verified.append(v)
+        if not verified:
+            return None
+        verified.sort(key=lambda v: len(v.inlier_q), reverse=True)
+        best = verified[0]
+        runner = verified[1] if len(verified) > 1 else None
+        page = self._slots[best.slot]
+        cover = rz.cell_coverage(best, q.xy, page.width_mm, page.height_mm)
+        ok, score = rz.accept(best, runner, cover)
+        if not ok:
+            return None
+        # Back to original photo px: working = scale * original.
+        h = np.diag([1.0 / q.scale, 1.0 / q.scale, 1.0]) @ best.homography
+        h = h / h[2, 2]
+        corners = rz.project(h, rz.page_corners_mm(page.width_mm, page.height_mm))
+        return PageMatch(page.page_id, h, corners, int(len(best.inlier_q)), float(score))
+
+    # ---------------------------------------------------------------------------------------------- confusability
+    def confusable_with(self, marker: PageMarker, top: int = 5) -> list[Confusion]:
+        """Published pages sharing geometrically consistent content with ``marker``'s page (same masthead, ad,
+        template), most confusable first. The page itself (same page_id) is ignored."""
+        import cv2
+
+        with self._lock.read():
+            if not self._pages:
+                return []
+            dist, ids = self._search(marker.descriptors, self._index, rz.KNN)
+            own = self._pages.get(marker.page_id)
+            slots = np.where(ids >= 0, ids >> FEATURE_BITS, -1)
+            ok = (ids >= 0) & (dist <= rz.MAX_HAMMING)
+            if own is not None:
+                ok &= slots != own.slot
+            cand = np.bincount(slots[ok]) if ok.any() else np.zeros(0, np.int64)
+            out: list[Confusion] = []
+            for slot in np.argsort(-cand)[: max(top * 3, 10)]:
+                if cand[slot] < rz.MIN_INLIERS or self._slots[slot] is None:
+                    continue
+                page = self._slots[slot]
+                hit = ok & (slots == slot)
+                rows = np.nonzero(hit.any(axis=1))[0]
+                cols = hit[rows].argmax(axis=1)
+                feat = ids[rows, cols] & (MAX_PAGE_FEATURES - 1)
+                src = marker.keypoints_mm[rows].astype(np.float64)
+                dst = page.keypoints_mm(feat)
+                h, mask = cv2.findHomography(src, dst, cv2.USAC_DEFAULT, 2.0, maxIters=rz.USAC_ITERS)
+                if h is None or mask is None or mask.sum() < rz.MIN_INLIERS:
+                    continue
+                pts = src[mask.ravel().astype(bool)]
+                x0, y0 = pts.min(axis=0)
+                x1, y1 = pts.max(axis=0)
+                out.append(Confusion(page.page_id, float(mask.sum()) / max(1, len(marker.keypoints_mm)),
+                                     (float(x0), float(y0), float(x1 - x0), float(y1 - y0))))
+            out.sort(key=lambda c: c.score, reverse=True)
+            return out[:top]
+
+    # ---------------------------------------------------------------------------------------------- persistence
+    # File: MAGIC(4) | version u16 | header length u32 | header JSON | page coords (uint16) | faiss bytes | crc32.
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the index atomically (temp file in the same directory, fsync, rename)."""
+        path = Path(path)
+        with self._lock.read():
+            pages = [p for p in self._slots if p is not None]
+            header = json.dumps({
+                "pages": [{"page_id": p.page_id, "slot": p.slot, "width_mm": p.width_mm, "height_mm": p.height_mm,
+                           "n": len(p.coords), "scopes": list(p.scopes)} for p in pages],
+                "n_slots": len(self._slots), "trained_size": self._trained_size,
+            }).encode()
+            coords = b"".join(np.ascontiguousarray(p.coords, "<u2").tobytes() for p in pages)
+            fbytes = faiss.serialize_index_binary(self._index).tobytes()
+        body = b"".join([INDEX_MAGIC, struct.pack("<HI", INDEX_VERSION, len(header)), header,
+                         struct.pack("<Q", len(coords)), coords, struct.pack("<Q", len(fbytes)), fbytes])
+        body += struct.pack("<I", zlib.crc32(body))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "RecognitionIndex":
+        """Read an index written by ``save``. IndexFormatError: not an index, wrong version, truncated/corrupt."""
+        data = Path(path).read_bytes()
+        if len(data) < 10 or data[:4] != INDEX_MAGIC:
+            raise IndexFormatError(f"{path}: not a recognition index (first bytes {data[:4]!r}, "
+                                   f"expected {INDEX_MAGIC!r})")
+        version, hlen = struct.unpack_from("<HI", data, 4)
+        if version != INDEX_VERSION:
+            raise IndexFormatError(f"{path}: unsupported recognition index version {version} (this library reads "
+                                   f"version {INDEX_VERSION}); rebuild the index from the page markers")
+        if len(data) < 10 + hlen + 8 + 8 + 4:
+            raise IndexFormatError(f"{path}: truncated recognition index ({len(data)} bytes)")
+        if zlib.crc32(data[:-4]) != struct.unpack("<I", data[-4:])[0]:
+            raise IndexFormatError(f"{path}: truncated or corrupted recognition index (checksum mismatch, "
+                                   f"{len(data)} bytes)")
+        try:
+            header = json.loads(data[10:10 + hlen])
+            off = 10 + hlen
+            (clen,) = struct.unpack_from("<Q", data, off)
+            off += 8
+            coords = np.frombuffer(data, "<u2", count=clen // 2, offset=off)
+            off += clen
+            (flen,) = struct.unpack_from("<Q", data, off)
+            off += 8
+            index = faiss.deserialize_index_binary(np.frombuffer(data, np.uint8, count=flen, offset=off).copy())
+        except (ValueError, KeyError, struct.error, RuntimeError) as exc:
+            raise IndexFormatError(f"{path}: corrupted recognition index: {exc}") from exc
+        self = cls()
+        if isinstance(index, faiss.IndexBinaryIVF):
+            index.nprobe = IVF_NPROBE
+        self._index = index
+        self._trained_size = int(header["trained_size"])
+        self._slots = [None] * int(header["n_slots"])
+        pos = 0
+        for rec in header["pages"]:
+            n = int(rec["n"])
+            page = _Page(rec["page_id"], int(rec["slot"]), float(rec["width_mm"]), float(rec["height_mm"]),
+                         coords[pos:pos + 2 * n].reshape(n, 2).astype(np.uint16), tuple(rec["scopes"]))
+            pos += 2 * n
+            self._slots[page.slot] = page
+            self._pages[page.page_id] = page
+        self._free = [i for i, p in enumerate(self._slots) if p is None]
+        return self

@@ -1,0 +1,71 @@
+"""Page markers: multi-scale training, a versioned binary format that refuses bad input, browser tracker JSON."""
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from markers import InvalidImageError, MarkerFormatError, PageMarker, browser_marker, train_page
+from markers.features import CATALOG_SCALES
+from markers.synth import PAGE_H_MM, PAGE_W_MM, generate_page
+
+
+@pytest.fixture(scope="module")
+def marker():
+    return train_page(generate_page(21), PAGE_W_MM, PAGE_H_MM, "page-21")
+
+
+def test_marker_holds_features_from_every_catalog_scale_inside_the_page(marker):
+    assert set(np.unique(marker.scale_index)) == set(range(len(CATALOG_SCALES)))
+    assert marker.descriptors.shape == (len(marker), 32) and marker.descriptors.dtype == np.uint8
+    kp = marker.keypoints_mm
+    assert (kp >= 0).all() and (kp[:, 0] <= PAGE_W_MM).all() and (kp[:, 1] <= PAGE_H_MM).all()
+    # features spread over the page, not piled on one photo: every quarter of the page has some
+    quarters = (kp[:, 0] > PAGE_W_MM / 2).astype(int) + 2 * (kp[:, 1] > PAGE_H_MM / 2)
+    assert np.bincount(quarters, minlength=4).min() > 0.1 * len(kp)
+
+
+def test_marker_round_trips_through_bytes(marker):
+    back = PageMarker.from_bytes(marker.to_bytes())
+    assert back.page_id == "page-21" and (back.width_mm, back.height_mm) == (PAGE_W_MM, PAGE_H_MM)
+    assert np.array_equal(back.descriptors, marker.descriptors)
+    assert np.array_equal(back.keypoints_mm, marker.keypoints_mm)
+    assert np.array_equal(back.browser_descriptors, marker.browser_descriptors)
+
+
+def test_marker_of_another_version_is_refused_with_clear_error(marker):
+    data = bytearray(marker.to_bytes())
+    data[4:6] = (7).to_bytes(2, "little")
+    with pytest.raises(MarkerFormatError, match="version 7"):
+        PageMarker.from_bytes(bytes(data))
+
+
+def test_truncated_or_corrupted_marker_is_refused(marker):
+    data = marker.to_bytes()
+    with pytest.raises(MarkerFormatError, match="truncated"):
+        PageMarker.from_bytes(data[:-100])
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF
+    with pytest.raises(MarkerFormatError, match="checksum"):
+        PageMarker.from_bytes(bytes(flipped))
+    with pytest.raises(MarkerFormatError, match="not a page marker"):
+        PageMarker.from_bytes(b"GIF89a....")
+
+
+def test_browser_marker_is_json_with_about_500_orb_features(marker):
+    data = json.loads(json.dumps(browser_marker(marker)))
+    assert data["version"] == 1 and data["width_mm"] == PAGE_W_MM and len(data["image_px"]) == 2
+    n = len(data["keypoints_mm"])
+    assert 300 <= n <= 500
+    assert len(base64.b64decode(data["descriptors_b64"])) == n * 32
+    w, h = data["image_px"]
+    assert max(w, h) == 640 and abs(w / h - PAGE_W_MM / PAGE_H_MM) < 0.01
+
+
+def test_training_rejects_what_is_not_a_page_image():
+    with pytest.raises(InvalidImageError):
+        train_page(np.zeros((10, 10), np.uint8), 100, 100, "tiny")
+    with pytest.raises(InvalidImageError):
+        train_page(np.zeros((100, 100), np.float32), 100, 100, "float")
+    with pytest.raises(InvalidImageError):
+        train_page(np.zeros((100, 100), np.uint8), 0, 100, "no-size")
