@@ -291,10 +291,13 @@ def start_server(data_dir: Path, files: list[Path]):
     return server, keys, what
 
 
-def fetch(port: int, url: str, gzip_ok: bool = True) -> tuple[float, float, int, dict]:
-    """(ttfb s, total s, bytes on the wire, headers) of one GET on a fresh connection."""
+def fetch(port: int, url: str, gzip_ok: bool = True, byte_range: str | None = None
+          ) -> tuple[float, float, int, dict]:
+    """(ttfb s, total s, bytes on the wire, headers + ":status") of one GET on a fresh connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Accept-Encoding": "gzip"} if gzip_ok else {}
+    if byte_range:
+        headers["Range"] = byte_range
     t0 = time.perf_counter()
     conn.request("GET", url, headers=headers)
     resp = conn.getresponse()
@@ -302,9 +305,9 @@ def fetch(port: int, url: str, gzip_ok: bool = True) -> tuple[float, float, int,
     ttfb = time.perf_counter() - t0
     rest = resp.read()
     total = time.perf_counter() - t0
-    hdrs = dict(resp.getheaders())
+    hdrs = dict(resp.getheaders(), **{":status": resp.status})
     conn.close()
-    if resp.status != 200:
+    if resp.status not in (200, 206):
         raise RuntimeError(f"GET {url} -> {resp.status}")
     return ttfb, total, len(first) + len(rest), hdrs
 
@@ -364,6 +367,9 @@ def main(argv=None) -> int:
                 samples = [fetch(port, f"/pub/a/{keys[video.path]}.{video.name.rsplit('.', 1)[1]}", False)
                            for _ in range(args.repeat)]
                 r["video_ttfb_ms"] = statistics.median(s[0] for s in samples) * 1000
+                ranged = fetch(port, f"/pub/a/{keys[video.path]}.{video.name.rsplit('.', 1)[1]}", False,
+                               "bytes=0-65535")
+                r["video_range"] = (ranged[3][":status"], ranged[2], ranged[3].get("Content-Range"))
     finally:
         server.shutdown()
 
@@ -391,7 +397,9 @@ def main(argv=None) -> int:
         if r["warnings"]:
             print(f"warnings {r['case']}: {', '.join(r['warnings'])}")
         if "video_ttfb_ms" in r:
-            print(f"{r['case']}: first video TTFB {r['video_ttfb_ms']:.1f} ms (no gzip, streamed file)")
+            status, size, content_range = r["video_range"]
+            print(f"{r['case']}: first video TTFB {r['video_ttfb_ms']:.1f} ms (no gzip, streamed file); "
+                  f"Range bytes=0-65535 → {status}, {size} bytes, Content-Range {content_range}")
 
     kv = {}
     for r in rows:
