@@ -14,6 +14,7 @@ from flask_babel import Babel
 from .config import Settings
 from .db import make_engine, make_sessionmaker
 from .i18n import compile_catalogs
+from .bundle import BundleOptions
 from .importers import UploadLimits
 from .storage import AssetStore, make_store
 
@@ -29,12 +30,15 @@ class BaoNhung:
     sessionmaker: object
     store: AssetStore
     limits: UploadLimits
+    bundle_options: object  # builder.bundle.BundleOptions used when publishing
     published: object  # viewer_api.published.PublishedStore
     csrf_exempt_blueprints: set = field(default_factory=set)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     test_config = dict(test_config or {})
+    limits = test_config.pop("UPLOAD_LIMITS", None)
+    bundle_options = test_config.pop("BUNDLE_OPTIONS", None)
     settings = test_config.pop("SETTINGS", None) or Settings.from_env()
     if "DATA_DIR" in test_config:
         data_dir = Path(test_config.pop("DATA_DIR"))
@@ -65,7 +69,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from viewer_api.published import PublishedStore
 
     state = BaoNhung(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine), store=store,
-                     limits=UploadLimits.from_env(settings.extra), published=PublishedStore(settings.data_dir))
+                     limits=limits or UploadLimits.from_env(settings.extra),
+                     bundle_options=bundle_options or BundleOptions(), published=PublishedStore(settings.data_dir))
     app.extensions["baonhung"] = state
 
     from .web import common
@@ -79,9 +84,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     common.register_error_handlers(app)
 
     from .web.api import api_bp
+    from .web.sheets import sheets_bp
     from .web.ui import ui_bp
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(sheets_bp)
     app.register_blueprint(ui_bp)
 
     from viewer_api import register_public

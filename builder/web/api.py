@@ -148,7 +148,10 @@ def send_back_edition(edition_id):
 @login_required
 def publish(edition_id):
     edition = svc.get_or_404(db(), Edition, edition_id, "edition")
-    version = publish_edition(db(), store(), settings(), actor(), edition)
+    from flask import current_app
+
+    version = publish_edition(db(), store(), settings(), actor(), edition,
+                              current_app.extensions["baonhung"].bundle_options)
     payload = edition_json(edition)
     payload["published_version"] = version.version
     return jsonify(payload)

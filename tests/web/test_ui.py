@@ -338,8 +338,11 @@ def test_publish_failures_and_versions_are_shown_to_the_editor(ui_app, db, conte
 
 
 def test_print_desk_page_links_sheets_and_qr_exports_with_the_chosen_options(ui_app, db, content):
+    from builder.publish import snapshot_edition
+
     edition, page = content["edition"], content["page"]
-    version = PublishedVersion(edition_id=edition.id, version=1, snapshot={"pages": []}, manifest_sha="0" * 64)
+    version = PublishedVersion(edition_id=edition.id, version=1, snapshot=snapshot_edition(edition),
+                               manifest_sha="0" * 64)
     db.add(version)
     db.flush()
     edition.published_version_id = version.id

@@ -1,0 +1,104 @@
+"""Print-desk downloads: edition QR sheets, marker test sheets and single QR exports (thin over markers.sheets/qr).
+
+Deep links are stable from the moment a page or edition exists (its code never changes), so the print desk
+can prepare sheets before the edition is published; the link starts working when it is.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from markers.deeplink import deep_link_url
+from markers.qr import QR_FORMATS
+from markers.sheets import EditionSheet, SheetPage, edition_sheet_pdf, marker_test_sheet_pdf
+
+from .. import services as svc
+from ..models import Edition, Page
+from ..problems import ServiceError
+from .common import actor, db, lang, login_required, settings, store
+
+sheets_bp = Blueprint("sheets", __name__, url_prefix="/api/v1")
+
+DEFAULT_QR_MM = 20.0
+
+
+def base_url() -> str:
+    return settings().base_url or request.host_url.rstrip("/")
+
+
+def _bad(exc: Exception):
+    return ServiceError("bad_request", detail=str(exc), detail_vi=str(exc))
+
+
+def _warnings(page: Page, language: str) -> tuple:
+    reasons = (page.rating or {}).get("reasons", [])
+    return tuple((r["severity"], r.get(language) or r.get("en", r["code"])) for r in reasons
+                 if r.get("severity") in ("warning", "error"))
+
+
+def _download(data: bytes, mime: str, filename: str) -> Response:
+    response = Response(data, mimetype=mime)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@sheets_bp.get("/editions/<edition_id>/sheet.pdf")
+@login_required
+def edition_sheet(edition_id):
+    svc.require_role(actor(), svc.SHEET_MAKERS)
+    edition = svc.get_or_404(db(), Edition, edition_id, "edition")
+    if not edition.pages:
+        raise ServiceError("empty_edition", http_status=409)
+    language = request.args.get("lang") or lang()
+    pages = tuple(
+        SheetPage(number=p.number, thumbnail=store().read(p.image_sha), url=deep_link_url(base_url(), p.code),
+                  code=p.code, stars=(p.rating or {}).get("stars"), warnings=_warnings(p, language), label=p.title)
+        for p in edition.pages)
+    sheet = EditionSheet(publication=edition.publication.name, edition_number=edition.number,
+                         edition_date=edition.date, pages=pages)
+    try:
+        pdf = edition_sheet_pdf(sheet, paper=request.args.get("paper", "A4"), lang=language)
+    except ValueError as exc:
+        raise _bad(exc) from exc
+    return _download(pdf, "application/pdf", f"{edition.publication.slug}-so-{edition.number}-qr.pdf")
+
+
+@sheets_bp.get("/pages/<page_id>/marker-sheet.pdf")
+@login_required
+def marker_sheet(page_id):
+    svc.require_role(actor(), svc.SHEET_MAKERS + ("designer",))
+    page = svc.get_or_404(db(), Page, page_id, "page")
+    language = request.args.get("lang") or lang()
+    try:
+        pdf = marker_test_sheet_pdf(store().read(page.image_sha), page.width_mm, page.height_mm,
+                                    (page.rating or {}).get("stars"), _warnings(page, language),
+                                    deep_link_url(base_url(), page.code), paper=request.args.get("paper", "A4"),
+                                    lang=language, title=f"{page.edition.publication.name} · {page.number}")
+    except ValueError as exc:
+        raise _bad(exc) from exc
+    return _download(pdf, "application/pdf", f"trang-{page.number}-thu-marker.pdf")
+
+
+@sheets_bp.route("/pages/<page_id>/qr.<fmt>", methods=["GET", "POST"])
+@login_required
+def page_qr(page_id, fmt):
+    """GET with ?size_mm=&ecc=&badge=; POST the same as form fields plus an optional ``logo`` PNG file."""
+    svc.require_role(actor(), svc.SHEET_MAKERS)
+    page = svc.get_or_404(db(), Page, page_id, "page")
+    if fmt not in QR_FORMATS:
+        raise ServiceError("invalid_field", field="format", reason="svg, pdf or png", reason_vi="svg, pdf hoặc png")
+    values = request.values
+    try:
+        size_mm = float(values.get("size_mm", DEFAULT_QR_MM))
+    except ValueError:
+        raise ServiceError("invalid_field", field="size_mm", reason="a number", reason_vi="một số") from None
+    ecc = values.get("ecc", "M").upper()
+    badge = values.get("badge", "0") in ("1", "true", "on")
+    logo = request.files.get("logo").read() if request.method == "POST" and request.files.get("logo") else None
+    url = deep_link_url(base_url(), page.code)
+    language = values.get("lang") or lang()
+    try:
+        data = QR_FORMATS[fmt].export(url, size_mm, ecc, logo, badge=badge, lang=language)
+    except ValueError as exc:
+        raise _bad(exc) from exc
+    return _download(data, QR_FORMATS[fmt].media_type, f"qr-{page.code}-{size_mm:g}mm.{fmt}")

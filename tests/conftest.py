@@ -1,0 +1,119 @@
+"""Shared fixtures: an app on a temporary data directory (SQLite + local store), users of every role with
+API tokens, and helpers to prove that a refused request left no row and no file behind."""
+from __future__ import annotations
+
+import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+SHARED = Path(os.environ.get("BAONHUNG_SHARED_DIR", REPO.parent / "shared"))
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = SHARED / "data"
+    if not path.is_dir():
+        pytest.fail(f"shared data not found at {path} (set BAONHUNG_SHARED_DIR)")
+    return path
+
+
+def make_app(data_dir: Path, **config):
+    from builder.app import create_app
+    from builder.bundle import BundleOptions
+    from builder.db import upgrade
+
+    upgrade(f"sqlite:///{data_dir / 'baonhung.sqlite3'}")
+    # Tests build bundles without gltf-transform compression unless they ask for it (seconds per page);
+    # compression has its own tests in tests/builder.
+    config.setdefault("BUNDLE_OPTIONS", BundleOptions(compress=False))
+    return create_app({"DATA_DIR": data_dir, "TESTING": True, **config})
+
+
+@dataclass
+class Users:
+    tokens: dict  # role -> bearer token
+    ids: dict  # role -> user id
+    password: str = "correct horse battery"
+
+
+@pytest.fixture
+def app(tmp_path):
+    return make_app(tmp_path / "data")
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def users(app) -> Users:
+    from builder import services as svc
+
+    state = app.extensions["baonhung"]
+    db = state.sessionmaker()
+    tokens, ids = {}, {}
+    try:
+        for role in ("admin", "editor", "designer", "print_desk"):
+            user, _ = svc.create_user(db, svc.SYSTEM, f"{role}@example.vn", role, "correct horse battery")
+            _row, secret = svc.issue_token(db, svc.SYSTEM, user, "tests")
+            tokens[role], ids[role] = secret, user.id
+    finally:
+        db.close()
+    return Users(tokens, ids)
+
+
+def auth(token: str, lang: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {token}"}
+    if lang:
+        headers["Accept-Language"] = lang
+    return headers
+
+
+def state_snapshot(app) -> tuple[dict, frozenset]:
+    """Row count of every content table and the set of files in the store (to assert nothing changed)."""
+    from sqlalchemy import func, select
+
+    from builder.models import ApiToken, Edition, Overlay, Page, Publication, PublishedVersion, User
+
+    state = app.extensions["baonhung"]
+    db = state.sessionmaker()
+    try:
+        counts = {m.__tablename__: db.scalar(select(func.count()).select_from(m))
+                  for m in (User, ApiToken, Publication, Edition, Page, Overlay, PublishedVersion)}
+    finally:
+        db.close()
+    files = frozenset(str(p.relative_to(state.store.root)) for p in state.store.root.rglob("*") if p.is_file())
+    return counts, files
+
+
+def png_bytes(w=1240, h=1754, seed=3) -> bytes:
+    """A newspaper-like page (markers.synth) as PNG."""
+    import cv2
+
+    from markers.synth import generate_page
+
+    page = generate_page(seed)
+    if (page.shape[1], page.shape[0]) != (w, h):
+        page = cv2.resize(page, (w, h), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".png", page)
+    assert ok
+    return buf.tobytes()
+
+
+def upload(data: bytes, name: str):
+    return (io.BytesIO(data), name)

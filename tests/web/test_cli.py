@@ -1,0 +1,42 @@
+"""The baonhung command: first admin with a token, configuration errors, migrations."""
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run_cli(tmp_path, *args, env_extra=None):
+    env = {"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(tmp_path / "data"), **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "builder.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_create_user_prints_a_working_token(tmp_path):
+    r = run_cli(tmp_path, "create-user", "--email", "Admin@ToaSoan.vn", "--role", "admin", "--token")
+    assert r.returncode == 0, r.stderr
+    token = next(line.split(": ", 1)[1] for line in r.stdout.splitlines() if line.startswith("token: "))
+    password = next(line.split(": ", 1)[1] for line in r.stdout.splitlines() if line.startswith("password: "))
+    assert token.startswith("bn_") and len(password) >= 10
+    from tests.conftest import make_app
+
+    app = make_app(tmp_path / "data")
+    resp = app.test_client().get("/api/v1/publications", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 200
+
+
+def test_duplicate_user_is_a_clear_error(tmp_path):
+    assert run_cli(tmp_path, "create-user", "--email", "a@b.vn", "--role", "editor").returncode == 0
+    r = run_cli(tmp_path, "create-user", "--email", "a@b.vn", "--role", "editor")
+    assert r.returncode == 1 and "already exists" in r.stderr
+
+
+def test_production_without_secret_key_refuses_to_start(tmp_path):
+    r = run_cli(tmp_path, "db", "upgrade", env_extra={"BAONHUNG_ENV": "production"})
+    assert r.returncode == 2 and "BAONHUNG_SECRET_KEY" in r.stderr
+
+
+@pytest.mark.parametrize("role", ["superuser", ""])
+def test_unknown_role_is_refused(tmp_path, role):
+    assert run_cli(tmp_path, "create-user", "--email", "x@y.vn", "--role", role).returncode == 2

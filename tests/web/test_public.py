@@ -1,0 +1,168 @@
+"""The public side: recognize endpoint, artifacts (caching, ETag, Range, gzip, CORS), deep links, print-desk API."""
+from __future__ import annotations
+
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import auth, png_bytes, upload
+from tests.web.test_api import PLACEMENT, make_edition, make_page, make_publication
+
+
+@pytest.fixture
+def published(client, users):
+    """A published edition with one page (synth seed 21) carrying a link and a video overlay."""
+    designer, editor = users.tokens["designer"], users.tokens["editor"]
+    make_publication(client, designer)
+    edition = make_edition(client, designer)
+    page = make_page(client, designer, edition["id"], png_bytes(seed=21))
+    client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(designer), content_type="multipart/form-data",
+                data={"kind": "link", "url": "https://example.org", **PLACEMENT})
+    clip = subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=1",
+                           "-pix_fmt", "yuv420p", "-c:v", "libx264", "-f", "mp4", "-movflags", "frag_keyframe+empty_moov",
+                           "pipe:1"], check=True, capture_output=True).stdout
+    r = client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(designer), content_type="multipart/form-data",
+                    data={"kind": "video", "file": upload(clip, "v.mp4"), **PLACEMENT})
+    assert r.status_code == 201, r.get_json()
+    client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer))
+    r = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor))
+    assert r.status_code == 200, r.get_json()
+    return {"edition": edition, "page": page}
+
+
+def _photo_of(seed: int, photo_seed: int = 5) -> bytes:
+    from markers.synth import PAGE_H_MM, PAGE_W_MM, generate_page, synth_photo
+
+    shot = synth_photo(generate_page(seed), PAGE_W_MM, PAGE_H_MM, photo_seed)
+    ok, buf = cv2.imencode(".jpg", shot.image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return buf.tobytes(), shot
+
+
+def test_recognize_finds_the_published_page(client, published):
+    photo, shot = _photo_of(21)
+    r = client.post("/api/v1/recognize", data=photo, content_type="image/jpeg")
+    assert r.status_code == 200
+    match = r.get_json()["match"]
+    assert match is not None and match["page_id"] == published["page"]["id"]
+    assert match["edition_id"] == published["edition"]["id"]
+    assert match["manifest_url"] == f"/pub/pages/{published['page']['id']}/manifest.json"
+    truth = cv2.perspectiveTransform(np.array([[[0, 0]], [[297, 0]], [[297, 420]], [[0, 420]]], np.float64),
+                                     shot.homography).reshape(4, 2)
+    assert np.median(np.linalg.norm(np.array(match["corners"]) - truth, axis=1)) < 5.0
+
+
+def test_recognize_multipart_with_scope(client, published):
+    photo, _ = _photo_of(21)
+    r = client.post("/api/v1/recognize", data={"image": upload(photo, "f.jpg"),
+                                                "scope": f"edition:{published['edition']['id']}"},
+                    content_type="multipart/form-data")
+    assert r.get_json()["match"]["page_id"] == published["page"]["id"]
+
+
+def test_recognize_unrelated_photo_is_null(client, published):
+    photo, _ = _photo_of(99)  # a page that was never published
+    assert client.post("/api/v1/recognize", data=photo, content_type="image/jpeg").get_json() == {"match": None}
+
+
+def test_recognize_refuses_non_images_and_oversize(client, published):
+    r = client.post("/api/v1/recognize", data=b"hello", content_type="image/jpeg", headers={"Accept-Language": "en"})
+    assert r.status_code == 400 and r.get_json()["error"] == "not_an_image" and "JPEG" in r.get_json()["message"]
+    r = client.post("/api/v1/recognize", data=b"\xff" * (8 * 1024 * 1024 + 10), content_type="image/jpeg")
+    assert r.status_code == 413
+
+
+def test_recognize_rate_limit_answers_429(tmp_path):
+    from dataclasses import replace
+
+    from builder.config import Settings
+    from tests.conftest import make_app
+
+    settings = replace(Settings.from_env({"BAONHUNG_DATA_DIR": str(tmp_path / "d")}), recognize_rate_per_minute=3)
+    app = make_app(tmp_path / "d", SETTINGS=settings)
+    client = app.test_client()
+    codes = [client.post("/api/v1/recognize", data=b"x", content_type="image/jpeg",
+                         environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code for _ in range(5)]
+    assert codes[:3] == [400, 400, 400] and codes[3:] == [429, 429]
+
+
+def test_running_server_sees_publish_and_unpublish_without_restart(client, users, published):
+    photo, _ = _photo_of(21)
+    assert client.post("/api/v1/recognize", data=photo, content_type="image/jpeg").get_json()["match"]
+    client.post(f"/api/v1/editions/{published['edition']['id']}/unpublish", headers=auth(users.tokens["editor"]))
+    assert client.post("/api/v1/recognize", data=photo, content_type="image/jpeg").get_json() == {"match": None}
+
+
+def test_artifacts_are_immutable_cached_with_etag_gzip_and_cors(client, published):
+    manifest = client.get(f"/pub/pages/{published['page']['id']}/manifest.json").get_json()
+    url = manifest["bundles"]["full"]["url"]
+    r = client.get(url)
+    assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    etag = r.headers["ETag"]
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    gz = client.get(url, headers={"Accept-Encoding": "gzip"})
+    if len(r.data) >= 1024:
+        assert gz.headers.get("Content-Encoding") == "gzip"
+        import gzip
+
+        assert gzip.decompress(gz.data) == r.data
+
+
+def test_video_streams_with_range_requests(client, published):
+    manifest = client.get(f"/pub/pages/{published['page']['id']}/manifest.json").get_json()
+    video = next(m for m in manifest["media"] if m["mime"] == "video/mp4")
+    r = client.get(video["url"], headers={"Range": "bytes=0-99"})
+    assert r.status_code == 206 and len(r.data) == 100
+    assert r.headers["Content-Range"].startswith("bytes 0-99/")
+
+
+def test_unknown_artifact_is_404(client, published):
+    assert client.get("/pub/a/" + "0" * 64 + ".glb").status_code == 404
+    assert client.get("/pub/pages/999999/manifest.json").status_code == 404
+
+
+# ----------------------------------------------------------------------------------------- print desk
+
+def _decode_all(png: bytes) -> list[str]:
+    import zxingcpp
+
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    return [r.text for r in zxingcpp.read_barcodes(img)]
+
+
+def test_edition_sheet_pdf_qr_decodes_to_the_deep_link(client, users, published, tmp_path):
+    r = client.get(f"/api/v1/editions/{published['edition']['id']}/sheet.pdf?paper=A4",
+                   headers=auth(users.tokens["print_desk"]))
+    assert r.status_code == 200 and r.data[:5] == b"%PDF-" and r.mimetype == "application/pdf"
+    pdf = tmp_path / "sheet.pdf"
+    pdf.write_bytes(r.data)
+    subprocess.run(["pdftoppm", "-r", "300", "-png", "-singlefile", str(pdf), str(tmp_path / "sheet")], check=True)
+    texts = _decode_all((tmp_path / "sheet.png").read_bytes())
+    assert f"http://localhost/v/{published['page']['code']}" in texts
+
+
+@pytest.mark.parametrize("fmt", ["svg", "pdf", "png"])
+def test_page_qr_exports_by_role(client, users, published, fmt):
+    url = f"/api/v1/pages/{published['page']['id']}/qr.{fmt}?size_mm=20&ecc=Q"
+    assert client.get(url, headers=auth(users.tokens["designer"])).status_code == 403
+    r = client.get(url, headers=auth(users.tokens["print_desk"]))
+    assert r.status_code == 200
+    if fmt == "png":
+        assert _decode_all(r.data) == [f"http://localhost/v/{published['page']['code']}"]
+
+
+def test_qr_below_minimum_size_is_a_clear_400(client, users, published):
+    r = client.get(f"/api/v1/pages/{published['page']['id']}/qr.svg?size_mm=10", headers=auth(users.tokens["editor"]))
+    assert r.status_code == 400 and "15" in r.get_json()["message"]
+
+
+def test_deep_link_codes_resolve_only_when_published(app, client, users, published):
+    store = app.extensions["baonhung"].published
+    target = store.resolve_code(published["page"]["code"].lower())
+    assert target.page_id == published["page"]["id"] and target.edition_id == published["edition"]["id"]
+    assert store.resolve_code("ZZZZZZZ") is None
+    client.post(f"/api/v1/editions/{published['edition']['id']}/unpublish", headers=auth(users.tokens["editor"]))
+    assert store.resolve_code(published["page"]["code"]) is None
