@@ -348,7 +348,8 @@ def main(argv=None) -> int:
 
     data_dir = OUT / "server-data"
     shutil.rmtree(data_dir, ignore_errors=True)
-    served = [p for r in rows for p in (r["bundle"].glb_full, r["bundle"].glb_lite, *(m.path for m in r["bundle"].media))]
+    served = [p for r in rows
+              for p in (r["bundle"].glb_full, r["bundle"].glb_lite, *(m.path for m in r["bundle"].media))]
     server, keys, served_by = start_server(data_dir, served)
     port = server.server_address[1]
     try:

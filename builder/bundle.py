@@ -719,7 +719,8 @@ class _BuildContext:
     tmp_dir: Path
     media: dict[str, MediaFile] = field(default_factory=dict)
     warnings: list[BundleWarning] = field(default_factory=list)
-    contributions: dict[str, int] = field(default_factory=dict)
+    contributions: dict[str, int] = field(default_factory=dict)   # label -> raw bytes
+    contribution_ids: dict[str, str] = field(default_factory=dict)  # label -> overlay id
 
     def add_media(self, path: Path, mime: str, overlay_id: str) -> MediaFile:
         """Copy a media file beside the GLB as ``<sha256>.<ext>``; the same bytes are stored once."""
@@ -860,7 +861,8 @@ def _build_image(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None
     with Image.open(path) as im:
         im.load()
         image = im.copy()
-    ctx.attach_mesh(node_index, ctx.textured_quad(spec, image, max_px=ctx.options.full_texture_max_px), f"quad/{spec.id}")
+    quad = ctx.textured_quad(spec, image, max_px=ctx.options.full_texture_max_px)
+    ctx.attach_mesh(node_index, quad, f"quad/{spec.id}")
     ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(src=None, mime=guess_mime(path, spec.asset_mime),
                                                                   poster=False)
 
@@ -952,16 +954,20 @@ def add_overlay(ctx: _BuildContext, spec: OverlaySpec) -> int:
                                    messages=exc.messages, code=exc.code) from exc
         raise
     media_bytes = sum(m.bytes for m in ctx.media.values() if m.overlay_id == spec.id and not m.streamed)
-    ctx.contributions[f"overlay {spec.id} ({spec.kind})"] = len(ctx.doc.bin) - before + media_bytes
+    label = f"overlay {spec.id} ({spec.kind})"
+    ctx.contributions[label] = len(ctx.doc.bin) - before + media_bytes
+    ctx.contribution_ids[label] = spec.id
     return index
 
 
 def budget_warnings(variant: str, total: int, budget: int, contributions: dict[str, int], raw_total: int,
-                    page_id: str, top: int = 3) -> list[BundleWarning]:
+                    page_id: str, top: int = 3, overlay_ids: dict[str, str] | None = None) -> list[BundleWarning]:
     """Warn when ``total`` (GLB + non-streamed media) exceeds ``budget``; name the biggest contributors.
 
-    Contributions are raw (uncompressed) bytes; each is shown scaled by the variant's compression ratio.
+    Contributions are raw (uncompressed) bytes by label; each is shown scaled by the variant's compression
+    ratio. ``overlay_ids`` maps a label to its overlay id so the editor can point at the overlay.
     """
+    overlay_ids = overlay_ids or {}
     if total <= budget:
         return []
     ratio = total / raw_total if raw_total else 1.0
@@ -972,7 +978,8 @@ def budget_warnings(variant: str, total: int, budget: int, contributions: dict[s
         f"page {page_id}: {variant} bundle is {total / MB:.2f} MB, over the {budget / MB:.2f} MB budget; "
         f"biggest: {named}",
         {"page_id": page_id, "variant": variant, "bytes": total, "budget": budget,
-         "biggest": [{"label": label, "approx_bytes": int(value * ratio)} for label, value in biggest]})]
+         "biggest": [{"label": label, "overlay_id": overlay_ids.get(label), "approx_bytes": int(value * ratio)}
+                     for label, value in biggest]})]
 
 
 def _safe_name(value: str) -> str:
@@ -1044,9 +1051,9 @@ def build_page_bundle(page: PageSpec, options: BundleOptions = BundleOptions(), 
     raw_total = len(raw_bytes) + still_media
     warnings = list(ctx.warnings)
     warnings += budget_warnings("full", full_path.stat().st_size + still_media, options.budget_full_bytes,
-                                ctx.contributions, raw_total, page.id)
+                                ctx.contributions, raw_total, page.id, overlay_ids=ctx.contribution_ids)
     warnings += budget_warnings("lite", lite_path.stat().st_size + still_media, options.budget_lite_bytes,
-                                ctx.contributions, raw_total, page.id)
+                                ctx.contributions, raw_total, page.id, overlay_ids=ctx.contribution_ids)
     shutil.rmtree(tmp_dir, ignore_errors=True)
     contributors = tuple(sorted(ctx.contributions.items(), key=lambda kv: kv[1], reverse=True))
     return PageBundle(glb_full=full_path, glb_lite=lite_path, media=media, warnings=tuple(warnings),

@@ -56,7 +56,8 @@ const chunks = [];
 for await (const c of process.stdin) chunks.push(c);
 const doc = await io.readBinary(new Uint8Array(Buffer.concat(chunks)));
 for (const ext of doc.getRoot().listExtensionsUsed()) {
-  if (ext.extensionName === 'EXT_meshopt_compression' || ext.extensionName === 'KHR_draco_mesh_compression') ext.dispose();
+  const name = ext.extensionName;
+  if (name === 'EXT_meshopt_compression' || name === 'KHR_draco_mesh_compression') ext.dispose();
 }
 process.stdout.write(Buffer.from(await io.writeBinary(doc)));
 """
@@ -122,8 +123,9 @@ def simplify_document(doc: GlbDocument, triangle_budget: int = LITE_TRIANGLE_BUD
                       target_error: float = LITE_SIMPLIFY_ERROR) -> tuple[GlbDocument, list[tuple[int, int, int]]]:
     """Simplify every indexed triangle primitive above ``triangle_budget`` with meshoptimizer.
 
-    Only the index accessor is replaced in place (new data appended to the buffer), so UVs, normals, skin weights and morph
-    targets stay valid. Returns the new document and ``(mesh index, triangles before, after)`` per change.
+    Only the index accessor is replaced in place (new data appended to the buffer), so UVs, normals, skin
+    weights and morph targets stay valid. Returns the new document and ``(mesh index, triangles before,
+    after)`` per change.
     """
     import meshoptimizer
 

@@ -139,5 +139,6 @@ def quad_corners_m(width_mm: float, height_mm: float) -> tuple[tuple[float, floa
     return ((-hw, 0.0, -hh), (-hw, 0.0, hh), (hw, 0.0, hh), (hw, 0.0, -hh))
 
 
-QUAD_UVS = ((0.0, 0.0), (0.0, 1.0), (1.0, 1.0), (1.0, 0.0))  # matches quad_corners_m: image top-left at the box's top-left
+# matches quad_corners_m: the image's top-left at the box's top-left
+QUAD_UVS = ((0.0, 0.0), (0.0, 1.0), (1.0, 1.0), (1.0, 0.0))
 QUAD_INDICES = (0, 1, 2, 0, 2, 3)  # two triangles, counter-clockwise seen from +Y (front face toward the reader)

@@ -517,6 +517,7 @@ def test_size_budget_warning_names_the_biggest_contributor(tmp_path, inputs, pag
     over = [w for w in bundle.warnings if w.code == "over_budget"]
     assert {w.values["variant"] for w in over} == {"full", "lite"}
     assert over[0].values["biggest"][0]["label"] == "overlay big (image)"
+    assert over[0].values["biggest"][0]["overlay_id"] == "big"
     assert "overlay big (image)" in over[0].message
     assert bundle.contributors[0][0] == "overlay big (image)"
 
