@@ -82,6 +82,7 @@ def _roles():
         "is_admin": role in svc.ADMINS,
         "role_label": role_label,
         "status_label": status_label,
+        "marker_sheet_url": _marker_sheet_url,
     }
 
 
@@ -496,3 +497,8 @@ def _qr_url(page_id: int, fmt: str, size_mm: float, ecc: str) -> str:
 
 def _sheet_url(edition_id: int, paper: str) -> str:
     return f"/api/v1/editions/{edition_id}/sheet.pdf?paper={paper}"
+
+
+def _marker_sheet_url(page_id: int, paper: str) -> str:
+    """The page with crop marks and its rating, to print and try with a phone before going to press."""
+    return f"/api/v1/pages/{page_id}/marker-sheet.pdf?paper={paper}"

@@ -262,3 +262,53 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
 
     context.close()
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+def test_print_desk_downloads_the_edition_sheet_and_a_qr_code(server, browser, tmp_path):
+    from builder import services as svc
+    from builder.app import create_app
+    from builder.publish import publish_edition
+
+    app = create_app({"DATA_DIR": server["dir"], "TESTING": True})
+    if not any(rule.rule.endswith("/sheet.pdf") for rule in app.url_map.iter_rules()):
+        pytest.skip("the print desk API (sheet.pdf, qr.*) is not there yet")
+    state = app.extensions["baonhung"]
+    db = state.sessionmaker()
+    svc.create_user(db, svc.SYSTEM, "in@toasoan.vn", "print_desk", PASSWORD)
+    pub = svc.create_publication(db, svc.SYSTEM, {"name": "Báo In Thử", "slug": "bao-in-thu"})
+    edition = svc.create_edition(db, svc.SYSTEM, pub, {"date": "2026-11-27", "number": 7, "title": "In thử"})
+    page_row = svc.add_page(db, state.store, state.limits, svc.SYSTEM, edition, page_png(), "trang.png",
+                            {"preset": "A3"})
+    svc.submit_for_review(db, svc.SYSTEM, edition)
+    publish_edition(db, state.store, state.settings, svc.SYSTEM, edition)
+    edition_id, page_id = edition.id, page_row.id
+    db.close()
+
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    log_in(page, server["url"], "in@toasoan.vn")
+    page.locator(".mainnav a[href='/print']").click()
+    page.locator("#print-options select[name=paper]").select_option("A3")
+    page.locator("#print-options input[name=size_mm]").fill("18")
+    page.locator("#print-options button[type=submit]").click()
+    page.wait_for_url(re.compile(r"paper=A3"))
+
+    with page.expect_download() as sheet:
+        page.locator(f"#edition-{edition_id} a[href*='sheet.pdf?paper=A3']").click()
+    sheet_path = tmp_path / "sheet.pdf"
+    sheet.value.save_as(sheet_path)
+    assert sheet_path.read_bytes().startswith(b"%PDF")
+
+    with page.expect_download() as qr:
+        page.locator(f"a[href^='/api/v1/pages/{page_id}/qr.svg?size_mm=18&ecc=M']").click()
+    qr_path = tmp_path / "qr.svg"
+    qr.value.save_as(qr_path)
+    assert b"<svg" in qr_path.read_bytes()[:500]
+
+    with page.expect_download() as test_sheet:
+        page.locator(f"a[href='/api/v1/pages/{page_id}/marker-sheet.pdf?paper=A3']").click()
+    test_sheet_path = tmp_path / "test-sheet.pdf"
+    test_sheet.value.save_as(test_sheet_path)
+    assert test_sheet_path.read_bytes().startswith(b"%PDF")
+    context.close()

@@ -351,6 +351,7 @@ def test_print_desk_page_links_sheets_and_qr_exports_with_the_chosen_options(ui_
     assert f'href="/api/v1/editions/{edition.id}/sheet.pdf?paper=A3"' in html
     for fmt in ("svg", "pdf", "png"):
         assert f'href="/api/v1/pages/{page.id}/qr.{fmt}?size_mm=25&amp;ecc=Q"' in html
+    assert f'href="/api/v1/pages/{page.id}/marker-sheet.pdf?paper=A3"' in html
     draft_only = Page(edition_id=edition.id, number=2, width_mm=210, height_mm=297, image_sha=page.image_sha,
                       image_mime="image/png", image_width_px=594, image_height_px=840, code=f"D{page.id}")
     db.add(draft_only)
