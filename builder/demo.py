@@ -47,12 +47,27 @@ class DemoResult:
 
 
 def demo_page_png() -> bytes:
+    """A generated broadsheet page (markers.synth) under our own demo masthead."""
+    from PIL import ImageDraw, ImageFont
+
     from markers.synth import generate_page
 
-    page = generate_page(DEMO_PAGE_SEED)
-    ok, buf = cv2.imencode(".png", page)
-    assert ok
-    return buf.tobytes()
+    page = Image.fromarray(cv2.cvtColor(generate_page(DEMO_PAGE_SEED), cv2.COLOR_BGR2RGB))
+    d = ImageDraw.Draw(page)
+    paper = page.getpixel((8, 8))  # the generator's paper tone
+    bold = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf", 76)
+    small = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 26)
+    # replace the generator's masthead band, dateline and footer with the demo publication's own
+    d.rectangle((34, 24, 1206, 242), fill=paper)
+    d.rectangle((40, 30, 1200, 200), fill=(150, 20, 30))
+    d.text((620, 100), "BÁO YÊN BÁI", font=bold, fill=(255, 255, 255), anchor="mm")
+    d.text((620, 170), "Trang trình diễn Báo Nhúng — quét để xem AR", font=small, fill=(255, 225, 200), anchor="mm")
+    d.text((40, 225), "Số 1 · Trang 1", font=small, fill=(20, 20, 20), anchor="lm")
+    d.rectangle((34, 1688, 1206, 1740), fill=paper)
+    d.text((40, 1712), "BÁO YÊN BÁI · Báo Nhúng · trang 1", font=small, fill=(20, 20, 20), anchor="lm")
+    buf = io.BytesIO()
+    page.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
 
 
 def demo_video_mp4(seconds: int = 6) -> bytes:

@@ -147,7 +147,7 @@ class LoginThrottled(ServiceError):
 
 
 class PublishFailed(ServiceError):
-    http_status = 500
+    http_status = 422  # the edition's content could not be packaged; the message says why
 
     def __init__(self, detail: str):
         super().__init__("publish_failed", detail=detail)

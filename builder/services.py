@@ -391,11 +391,11 @@ def add_page(db: Session, store: AssetStore, limits: UploadLimits, actor: Actor,
         image_sha = blobs.put(asset.data)
         source_sha = blobs.put(data) if asset.meta.get("source") == "pdf" else None
         heatmap_sha = blobs.put(heatmap_png)
-        page = Page(edition_id=edition.id, number=number, title=_text(values, "title", required=False) or "",
+        page = Page(number=number, title=_text(values, "title", required=False) or "",
                     width_mm=width_mm, height_mm=height_mm, image_sha=image_sha, image_mime=asset.mime,
                     image_width_px=int(asset.meta["width_px"]), image_height_px=int(asset.meta["height_px"]),
                     source_sha=source_sha, code=_unique_code(db), rating=rating, heatmap_sha=heatmap_sha)
-        db.add(page)
+        edition.pages.append(page)  # keeps the loaded collection in step with the database
         db.flush()
         audit(db, actor, "page.create", "page", page.id, edition=edition.id, number=number, image=image_sha)
         _commit_or_rollback(db, blobs)
@@ -533,7 +533,7 @@ def add_overlay(db: Session, store: AssetStore, limits: UploadLimits, actor: Act
         raise InvalidField("kind", f"one of {', '.join(OVERLAY_KINDS)}", f"một trong {', '.join(OVERLAY_KINDS)}")
     placement = _placement(values, page, None)
     options = _options(kind, values, None)
-    overlay = Overlay(page_id=page.id, kind=kind, name=_text(values, "name", required=False, max_len=200) or "",
+    overlay = Overlay(kind=kind, name=_text(values, "name", required=False, max_len=200) or "",
                       options=options, asset_meta={}, **placement)
     blobs = _NewBlobs(store)
     try:
@@ -556,7 +556,7 @@ def add_overlay(db: Session, store: AssetStore, limits: UploadLimits, actor: Act
             poster = asset.derived.get("poster")
             if poster:
                 overlay.poster_sha = blobs.put(poster[0])
-        db.add(overlay)
+        page.overlays.append(overlay)
         db.flush()
         audit(db, actor, "overlay.create", "overlay", overlay.id, page=page.id, kind=kind,
               asset=overlay.asset_sha, stock=overlay.stock, url=overlay.url)
