@@ -227,7 +227,15 @@ async function save(id) {
     setState(T.saved, 'ok');
     root.dataset.saved = String(Date.now()); // lets tests wait for a completed save
   } catch (err) {
+    // The server refused (e.g. the centre left the page): show why and put the box back where it is saved.
     setState(fmt(T.save_failed, {reason: err.message}), 'error');
+    try {
+      const saved = await api('GET', `/api/v1/overlays/${id}`);
+      overlays.set(id, saved);
+      placeBox(saved);
+      if (id === selectedId) fillFields(saved);
+    } catch { /* keep the local state; the message above says it is not saved */ }
+    root.dataset.refused = String(Date.now()); // lets tests wait for a refused save
   }
 }
 

@@ -225,6 +225,15 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     transform = page.locator(".ovl.kind-video").evaluate("el => el.style.transform")
     assert transform == "rotate(12deg)"
 
+    # A box dragged off the page is refused by the server: the reason is shown and the box goes back.
+    before = page.request.get(f"{base}/api/v1/overlays/{overlay_id}").json()
+    off_page_mm = before["x_mm"] + before["width_mm"] / 2 + 40  # the centre ends 40 mm left of the page
+    drag(page.locator(".ovl.kind-video"), -off_page_mm * px_per_mm, 0)
+    page.wait_for_selector("#editor[data-refused]")
+    assert "tâm của lớp phủ phải nằm trên trang" in page.locator("#save-state").inner_text()
+    assert float(page.locator("#f-x_mm").input_value()) == pytest.approx(before["x_mm"], abs=0.05)
+    assert page.request.get(f"{base}/api/v1/overlays/{overlay_id}").json()["x_mm"] == before["x_mm"]
+
     # A stock 3D model: previewed with three.js served from our own server through the import map.
     page.locator("#add-kind").select_option("model3d")
     page.locator("#add-overlay input[name=source][value=stock]").check()
@@ -261,7 +270,8 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     assert edition["published"] is True and edition["published_version"] == 1
 
     context.close()
-    assert not [e for e in errors if "favicon" not in e], errors
+    expected = "status of 400"  # the refused off-page drag, on purpose
+    assert not [e for e in errors if expected not in e], errors
 
 
 def test_print_desk_downloads_the_edition_sheet_and_a_qr_code(server, browser, tmp_path):
