@@ -17,6 +17,7 @@ frame the viewer was looking at when it reported its state (see ``PROBE_JS``).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -214,15 +215,32 @@ def render_frame(page: np.ndarray, width_mm: float, height_mm: float, cam: Pinho
         # the page image's pixel centres sit at (i + 0.5) * mm_per_px in page mm
         M = M @ np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]], np.float64)
         size = (big.shape[1], big.shape[0])
-        warped = cv2.warpPerspective(page, M, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        mask = cv2.warpPerspective(np.full(page.shape[:2], 255, np.uint8), M, size, flags=cv2.INTER_LINEAR)
-        a = (mask.astype(np.float32) / 255.0)[..., None]
-        big = (warped.astype(np.float32) * a + big.astype(np.float32) * (1 - a))
+        # one warp of BGRA: the alpha channel is the page's coverage (anti-aliased paper edge)
+        bgra = cv2.warpPerspective(_with_alpha(page), M, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        a = bgra[..., 3:].astype(np.float32) * (1 / 255.0)
+        big = bgra[..., :3].astype(np.float32) * a + big.astype(np.float32) * (1 - a)
     frame = cv2.resize(np.asarray(big, np.float32), (cam.width, cam.height), interpolation=cv2.INTER_AREA)
-    yy, xx = np.mgrid[0:cam.height, 0:cam.width].astype(np.float32)
-    falloff = 1.0 - 0.18 * (((xx - cam.width / 2) / cam.width) ** 2 + ((yy - cam.height / 2) / cam.height) ** 2)
-    frame = frame * (light * falloff)[..., None] + rng.normal(0, NOISE_SIGMA, frame.shape).astype(np.float32)
+    frame = frame * (light * _falloff(cam.width, cam.height))[..., None]
+    frame += rng.normal(0, NOISE_SIGMA, frame.shape).astype(np.float32)
     return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+_alpha_cache: dict = {}
+
+
+def _with_alpha(page: np.ndarray) -> np.ndarray:
+    key = (id(page), page.shape)
+    if key not in _alpha_cache:
+        _alpha_cache.clear()
+        _alpha_cache[key] = (page, cv2.cvtColor(page, cv2.COLOR_BGR2BGRA))
+    return _alpha_cache[key][1]
+
+
+@functools.lru_cache(maxsize=4)
+def _falloff(width: int, height: int) -> np.ndarray:
+    """Light fall-off towards the frame corners (lens vignetting), 1.0 at the centre."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    return 1.0 - 0.18 * (((xx - width / 2) / width) ** 2 + ((yy - height / 2) / height) ** 2)
 
 
 def moving_poses(n: int, width_mm: float, height_mm: float, seed: int = 3):

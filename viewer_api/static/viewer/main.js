@@ -32,6 +32,7 @@ const recognition = new RecognitionClient(config.recognizeUrl, config.scope);
 const S = {
   state: "idle", pageId: null, editionId: config.editionId, corners: null, overlaysVisible: false,
   overlays: [], media: [], frames: [], focal: null, error: null, cvReady: false, bundleLoaded: false,
+  debug: {},  // live objects for debugging and benchmarks (tracker, renderer); tests read the plain fields above
   metrics: { firstFrameAt: null, firstMatchAt: null, firstOverlayAt: null, trackMs: [], redetectMs: [],
              recognizeMs: [], frameTimes: [], bundleBytes: 0 },
 };
@@ -42,7 +43,7 @@ let tracker = null, pose = null;
 let page = null;                 // PageInfo of the page being shown
 let pageLoad = null;             // promise of the page being loaded
 let loadingPageId = null;
-let lostSince = null, lostFrames = 0, frameIndex = 0;
+let lostSince = null, lostFrames = 0, frameIndex = 0, redetectsSeen = 0;
 let grey = null;                 // Uint8Array, grey copy of the current frame
 let frameSize = null;
 let unmuteOffered = false;
@@ -167,6 +168,7 @@ function waitFor(pred, timeoutMs) {
 
 // ---------- the frame loop ----------
 function onFrame(img, now) {
+  const tFrame0 = performance.now();
   if (S.metrics.firstFrameAt === null) S.metrics.firstFrameAt = now;
   S.metrics.frameTimes.push(now);
   if (S.metrics.frameTimes.length > 600) S.metrics.frameTimes.shift();
@@ -176,6 +178,7 @@ function onFrame(img, now) {
 
   if (cv && !tracker) {
     tracker = new PageTracker(cv, frameSize.width, frameSize.height);
+    S.debug.tracker = tracker;
     pose = new PoseEstimator(cv, frameSize.width, frameSize.height, page ? page.widthMm : 210, page ? page.heightMm : 297);
     if (page) tracker.setPage(page, null);
     if (page) loadMarker(page.markerUrl).then((m) => tracker.setMarker(m)).catch(() => {});
@@ -192,10 +195,11 @@ function onFrame(img, now) {
     } else {
       tracker.skipFrame();
     }
-    if (result) {
-      (result.mode === "flow" ? S.metrics.trackMs : S.metrics.redetectMs).push(result.ms);
-      if (S.metrics.trackMs.length > 2000) S.metrics.trackMs.shift();
-    }
+    if (result && result.mode === "flow") S.metrics.trackMs.push(result.ms);
+    else if (tracker.stats.redetects > redetectsSeen) S.metrics.redetectMs.push(tracker.stats.lastRedetectMs);
+    redetectsSeen = tracker.stats.redetects;
+    if (S.metrics.trackMs.length > 2000) S.metrics.trackMs.shift();
+    if (S.metrics.redetectMs.length > 500) S.metrics.redetectMs.shift();
   }
 
   if (result) {
@@ -241,6 +245,8 @@ function onFrame(img, now) {
   S.overlaysVisible = renderer.visible;
   record.visible = renderer.visible;
   S.media = renderer.overlays.map((o) => (o.controller ? o.controller.state() : { id: o.id, kind: o.kind }));
+  renderer.requestRender();
+  record.ms = performance.now() - tFrame0;
   S.frames.push(record);
   if (S.frames.length > FRAME_LOG) S.frames.shift();
 
@@ -268,6 +274,7 @@ async function startCamera() {
   window.addEventListener("resize", () => ui.layout(size.width, size.height));
   setState("scanning");
   ui.setStatus("status.scanning");
+  renderer.live = true;
   camera.run(onFrame);
 }
 

@@ -27,7 +27,8 @@ export function isPagePlane(object) {
 export class PageRenderer {
   constructor(canvas, { dracoPath } = {}) {
     this.canvas = canvas;
-    this.renderer = new THREE.WebGLRenderer({ canvas, alpha: true, antialias: true, preserveDrawingBuffer: true });
+    // No MSAA: on software GL (CI) it doubles the frame cost; phones render at devicePixelRatio ≥ 2 anyway.
+    this.renderer = new THREE.WebGLRenderer({ canvas, alpha: true, antialias: false, powerPreference: "high-performance" });
     this.renderer.setClearColor(0x000000, 0);
     this.renderer.outputColorSpace = THREE.SRGBColorSpace;
     this.scene = new THREE.Scene();
@@ -56,6 +57,10 @@ export class PageRenderer {
     this.width = 640; this.height = 480;
     this.mode = "ar";       // "ar" (camera or photo) | "view3d" (plain 3D view, no camera)
     this.controls = null;
+    // With a live camera we draw once per processed camera frame (requestRender), not on every display refresh:
+    // the overlays cannot move more often than the tracker updates them, and the main thread is shared with it.
+    this.live = false;
+    this.dirty = true;
     this.renderer.setAnimationLoop(() => this._frame());
   }
 
@@ -117,6 +122,7 @@ export class PageRenderer {
   // Plain 3D view (no camera): the page lies on a table, the reader orbits around it.
   enterView3d(widthMm, heightMm) {
     this.mode = "view3d";
+    this.live = false;
     for (const p of this.pagePlanes) p.visible = true;
     if (!this.pagePlanes.length) this._addPaper(widthMm, heightMm);
     this.pageRoot.matrix.identity();
@@ -193,7 +199,13 @@ export class PageRenderer {
     return null;
   }
 
+  requestRender() {
+    this.dirty = true;
+  }
+
   _frame() {
+    if (this.live && !this.dirty) return;
+    this.dirty = false;
     const dt = this.clock.getDelta();
     if (this.mixer && this.pageRoot.visible) this.mixer.update(dt);
     if (this.controls) this.controls.update();

@@ -1,0 +1,248 @@
+"""Benchmark of the phone web viewer in headless Chromium (make bench-viewer).
+
+Runs the real viewer (its blueprint, modules, opencv.js and three.js) against a fake camera playing y4m clips of a
+pinhole camera over a printed page (tests/browser/clip.py), served either by the real app with the demo content
+(`baonhung demo`: ``--app demo``) or by the self-contained fixture page (``--app fixture``; ``auto`` tries demo).
+
+Measures
+  first_overlay_s  first camera frame -> overlays visible, page in view from the first frame, recognition on the
+                   server included; viewer already loaded when the reader taps "start" (warm); cold = tap at once
+  fps              frames processed per second while tracking (the camera delivers 30)
+  track_ms         per-frame tracking cost (LK flow + RANSAC homography), median
+  redetect_ms      per-attempt ORB re-detection cost (detect + match + RANSAC), median
+  jitter_px        std of overlay corner positions on a still clip (sensor noise only), px
+  viewer_gzip_mb   bytes the viewer downloads before its first camera frame (as transferred, gzip)
+  bundle_kb        bytes of the page bundle (GLB + marker) as transferred
+Ends with one machine-readable RESULT line.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.browser import clip as clipmod  # noqa: E402
+from tests.browser import fixture_app as fx  # noqa: E402
+
+
+@dataclass
+class Target:
+    name: str
+    base: str
+    code: str
+    page: np.ndarray
+    width_mm: float
+    height_mm: float
+    overlays_mm: dict  # overlay id -> (4, 2) page-mm corners
+    stop: object
+
+
+def fixture_target(tmp: Path) -> Target:
+    f = fx.build_fixture(tmp / "fixture")
+    server, base = fx.serve_in_thread(fx.create_fixture_app(f))
+    return Target("fixture page (tests/browser/fixture_app.py)", base, fx.CODE, f.page, fx.WIDTH_MM, fx.HEIGHT_MM,
+                  {ov["id"]: fx.overlay_corners_mm(ov) for ov in fx.OVERLAYS}, server.shutdown)
+
+
+def demo_target(tmp: Path) -> Target:
+    """The real app on a temporary data dir, seeded with the demo edition (what `baonhung demo` publishes)."""
+    from builder.app import create_app
+    from builder.bundle import BundleOptions
+    from builder.db import upgrade
+    from builder.demo import DEMO_PAGE_MM, demo_page_png, seed_demo
+    from builder.models import Page
+
+    data = tmp / "data"
+    data.mkdir()
+    upgrade(f"sqlite:///{data / 'baonhung.sqlite3'}")
+    app = create_app({"DATA_DIR": data, "TESTING": True, "BUNDLE_OPTIONS": BundleOptions(compress=True)})
+    state = app.extensions["baonhung"]
+    db = state.sessionmaker()
+    try:
+        result = seed_demo(db, state.settings, password="bench-demo-password")
+        page = db.get(Page, result.page_id)
+        overlays = {}
+        for ov in page.overlays:
+            x, y, w, h = ov.x_mm, ov.y_mm, ov.width_mm, ov.height_mm
+            if not getattr(ov, "rotation_deg", 0):
+                overlays[str(ov.id)] = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float64)
+    finally:
+        db.close()
+    server, base = fx.serve_in_thread(app)
+    img = cv2.imdecode(np.frombuffer(demo_page_png(), np.uint8), cv2.IMREAD_COLOR)
+    return Target(f"demo edition of the real app (/v/{result.edition_code})", base, result.edition_code, img,
+                  DEMO_PAGE_MM[0], DEMO_PAGE_MM[1], overlays, server.shutdown)
+
+
+def run(target: Target, y4m: Path, seconds: float, warm: bool, record_network: bool = False) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    out = {"requests": []}
+    with sync_playwright() as pw:
+        browser = fx.launch_chromium(pw, clip=y4m)
+        try:
+            page = browser.new_page(viewport={"width": 640, "height": 480})
+            page.add_init_script(clipmod.PROBE_JS)
+            if record_network:
+                def on_done(req):
+                    try:
+                        size = req.sizes()["responseBodySize"]
+                    except Exception:  # request without a body (redirect, aborted)
+                        size = 0
+                    out["requests"].append((time.monotonic(), req.url, size))
+                page.on("requestfinished", on_done)
+            t_nav = time.monotonic()
+            # cold: tap as soon as the page is parsed, while opencv.js (3.4 MB gzip) is still loading/compiling
+            page.goto(f"{target.base}/v/{target.code}?nosw=1", wait_until="load" if warm else "domcontentloaded")
+            if warm:
+                fx.wait_state(page, "s.cvReady", 60)
+            out["t_start"] = time.monotonic()
+            page.click("#start")
+            fx.wait_state(page, "s.overlaysVisible", 60)
+            time.sleep(seconds)
+            out["frames"] = page.evaluate(fx.FRAMES_JS)
+            out["metrics"] = page.evaluate(fx.METRICS_JS)
+            # re-detection on frames showing the page: force a few on the live tracker (it reseeds itself)
+            out["forced_redetect_ms"] = page.evaluate("""() => { const t = window.__baonhung.debug.tracker, ms = [];
+                if (!t || !t.canRedetect) return ms;
+                for (let k = 0; k < 15; k++) { t.redetect(); ms.push(t.stats.lastRedetectMs); } return ms; }""")
+            out["t_nav"] = t_nav
+            # the page's clock (performance.now) -> first frame time on ours, for the network split
+            out["first_frame_wall"] = out["t_nav"] + out["metrics"]["firstFrameAt"] / 1000.0
+        finally:
+            browser.close()
+    return out
+
+
+def fps_while_tracking(frames: list[dict]) -> float:
+    """Processed frames per second over runs of consecutive tracked frames (≥10 frames each)."""
+    total_frames, total_time = 0, 0.0
+    run_start = None
+    for a, b in zip(frames, frames[1:] + [None]):
+        if a["tracked"] and run_start is None:
+            run_start = a
+        if run_start is not None and (b is None or not b["tracked"]):
+            n = a["i"] - run_start["i"]
+            if n >= 10:
+                total_frames += n
+                total_time += (a["t"] - run_start["t"]) / 1000.0
+            run_start = None
+    return total_frames / total_time if total_time else 0.0
+
+
+JITTER_SETTLE_FRAMES = 30  # the focal-length estimate and the One-Euro filter settle during the first second
+
+
+def jitter(frames: list[dict], key: str = "overlays") -> float:
+    """Mean over overlay corners of sqrt(var x + var y) across tracked frames (still clip), after settling."""
+    tracks: dict = {}
+    for r in [r for r in frames if r.get("overlays")][JITTER_SETTLE_FRAMES:]:
+        if not r.get("overlays"):
+            continue
+        if key == "overlays":
+            for ov in r["overlays"]:
+                for k, c in enumerate(ov["corners"] or []):
+                    tracks.setdefault((ov["id"], k), []).append(c)
+        else:
+            for k, c in enumerate(r.get(key) or []):
+                tracks.setdefault(("page", k), []).append(c)
+    stds = [float(np.sqrt(np.var(np.array(v)[:, 0]) + np.var(np.array(v)[:, 1]))) for v in tracks.values() if len(v) > 30]
+    return float(np.mean(stds)) if stds else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--app", choices=("auto", "demo", "fixture"), default="auto")
+    ap.add_argument("--seconds", type=float, default=8.0, help="seconds of tracking recorded per run")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-viewer-"))
+    target = None
+    if args.app in ("auto", "demo"):
+        try:
+            target = demo_target(tmp)
+        except Exception as exc:  # noqa: BLE001 - report why, then fall back (auto) or fail (demo)
+            if args.app == "demo":
+                raise
+            print(f"(demo app unavailable: {type(exc).__name__}: {exc}; using the fixture page)")
+    if target is None:
+        target = fixture_target(tmp)
+    print(f"viewer benchmark — {target.name}")
+    t0 = time.monotonic()
+    moving = clipmod.make_clip(target.page, target.width_mm, target.height_mm, seconds_page=6.0, seconds_blank=1.5)
+    moving_y4m = moving.write(tmp / "moving.y4m")
+    gt = moving.ground_truth()
+    still = clipmod.make_clip(target.page, target.width_mm, target.height_mm, seconds_page=4.0, seconds_blank=0.0,
+                              still=True)
+    still_y4m = still.write(tmp / "still.y4m")
+    print(f"clips rendered in {time.monotonic() - t0:.1f} s ({len(moving.frames)} + {len(still.frames)} frames, "
+          f"{clipmod.WIDTH}x{clipmod.HEIGHT} @ {clipmod.FPS} fps)")
+    try:
+        warm = run(target, moving_y4m, args.seconds, warm=True, record_network=True)
+        cold = run(target, moving_y4m, 1.0, warm=False)
+        st = run(target, still_y4m, 5.0, warm=True)
+    finally:
+        target.stop()
+
+    m = warm["metrics"]
+    first_overlay = (m["firstOverlayAt"] - m["firstFrameAt"]) / 1000.0
+    first_match = (m["firstMatchAt"] - m["firstFrameAt"]) / 1000.0
+    cm = cold["metrics"]
+    cold_first = (cm["firstOverlayAt"] - cm["firstFrameAt"]) / 1000.0
+    fps = fps_while_tracking(warm["frames"])
+    track_ms = float(np.median(m["trackMs"])) if m["trackMs"] else float("nan")
+    track_p90 = float(np.percentile(m["trackMs"], 90)) if m["trackMs"] else float("nan")
+    redetect = warm["forced_redetect_ms"] + st["forced_redetect_ms"]
+    redetect_ms = float(np.median(redetect)) if redetect else float("nan")
+    lost_attempts = m["redetectMs"] + st["metrics"]["redetectMs"] + cm["redetectMs"]
+    lost_ms = float(np.median(lost_attempts)) if lost_attempts else float("nan")
+    jit = jitter(st["frames"])
+    jit_raw = jitter(st["frames"], "rawCorners")
+    errs = fx.overlay_errors(warm["frames"], gt, target.overlays_mm)
+    recog = float(np.median(m["recognizeMs"])) if m["recognizeMs"] else float("nan")
+    before = [r for r in warm["requests"] if r[0] <= warm["first_frame_wall"]]
+    shell_bytes = sum(r[2] for r in before if "/pub/" not in r[1] and "/api/" not in r[1])
+    bundle_bytes = sum(r[2] for r in warm["requests"] if "/pub/a/" in r[1] and r[1].endswith((".glb", ".json")))
+    media_bytes = sum(r[2] for r in warm["requests"] if "/pub/a/" in r[1] and not r[1].endswith((".glb", ".json")))
+    gz_mb = shell_bytes / 1e6
+
+    rows = [
+        ("first overlay (warm: viewer loaded, tap, page in view)", f"{first_overlay:.2f} s", "≤ 1.0 s"),
+        ("  of which server recognition (first match)", f"{first_match:.2f} s", ""),
+        ("  recognize request, median", f"{recog:.0f} ms", ""),
+        ("first overlay (cold: tap at once, opencv.js still loading)", f"{cold_first:.2f} s", ""),
+        ("frames processed per second while tracking", f"{fps:.1f}", "≥ 25"),
+        ("tracking per frame (LK + RANSAC), median / p90", f"{track_ms:.1f} / {track_p90:.1f} ms", ""),
+        ("re-detection with the page in view (ORB + match + RANSAC), median", f"{redetect_ms:.1f} ms", ""),
+        ("  re-detection attempts while lost (blank table), median", f"{lost_ms:.1f} ms", ""),
+        ("jitter on a still clip, smoothed (raw)", f"{jit:.3f} ({jit_raw:.3f}) px", "≤ 0.5 px"),
+        ("overlay corner error vs ground truth, median / p90",
+         f"{np.median(errs):.2f} / {np.percentile(errs, 90):.2f} px" if len(errs) else "n/a", "≤ 4 / 10 px"),
+        ("viewer download before first frame (gzip)", f"{gz_mb:.2f} MB", "≤ 4 MB"),
+        ("page bundle (GLB + marker) / media, as transferred", f"{bundle_bytes / 1e3:.0f} KB / {media_bytes / 1e3:.0f} KB", ""),
+    ]
+    w = max(len(r[0]) for r in rows)
+    print(f"{'measure'.ljust(w)}  {'value':>22}  target")
+    for name, val, tgt in rows:
+        print(f"{name.ljust(w)}  {val:>22}  {tgt}")
+    print()
+    print("Phones are 3-5x slower than this 2-core machine: tracking ≈ "
+          f"{3 * track_ms:.0f}-{5 * track_ms:.0f} ms/frame still fits 30 fps only at the low end, so on slow phones "
+          "process at 480 px or track every frame at 15-20 fps; an ORB re-detection ≈ "
+          f"{3 * redetect_ms:.0f}-{5 * redetect_ms:.0f} ms is a visible hitch (keep it rare, throttled while lost); "
+          "opencv.js compiles in several seconds, so it starts loading with the page, before the tap.")
+    print(f"RESULT first_overlay_s={first_overlay:.2f} fps={fps:.1f} track_ms={track_ms:.1f} "
+          f"redetect_ms={redetect_ms:.1f} jitter_px={jit:.3f} viewer_gzip_mb={gz_mb:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
