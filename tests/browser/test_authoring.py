@@ -253,6 +253,14 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     assert not page.locator("#placement-card").is_visible()
     assert page.locator(".ovl.kind-video img.ovl-media").is_visible()
 
+    # Back to editing: delete the 3D model (after confirming).
+    page.locator("button.seg[data-mode=edit]").click()
+    page.locator(".ovl.kind-model3d").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#delete-overlay").click()
+    page.wait_for_selector(".ovl.kind-model3d", state="detached")
+    assert page.request.get(f"{base}/api/v1/overlays/{model_id}").status == 404
+
     # --- submit, log out -------------------------------------------------------------------------------
     page.goto(edition_url)
     page.locator("#submit-review").click()
