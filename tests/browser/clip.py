@@ -247,16 +247,17 @@ def moving_poses(n: int, width_mm: float, height_mm: float, seed: int = 3):
     """A hand-held phone drifting over the page: slow orbit up to ~25° tilt, zoom, roll and a little shake."""
     rng = np.random.default_rng(seed)
     cx, cy = width_mm / 2, height_mm / 2
+    k = max(width_mm, height_mm) / 297.0  # distances scale with the page (tuned on A4 portrait)
     shake = rng.normal(0, 1.0, (n + 8, 3))
     shake = cv2.GaussianBlur(shake, (1, 9), 3)  # smooth hand tremor (mm)
     for i in range(n):
         u = i / max(1, n - 1)
-        dist = 430 - 90 * math.sin(math.pi * u)  # comes closer in the middle of the clip
+        dist = k * (430 - 90 * math.sin(math.pi * u))  # comes closer in the middle of the clip
         az = 2 * math.pi * u * 0.8
         tilt = math.radians(8 + 17 * math.sin(math.pi * u))
         eye = np.array([cx + dist * math.sin(tilt) * math.cos(az), cy + dist * math.sin(tilt) * math.sin(az),
                         -dist * math.cos(tilt)]) + shake[i] * 2.0
-        target = np.array([cx + 25 * math.sin(2 * math.pi * u), cy + 20 * math.cos(2 * math.pi * u), 0.0])
+        target = np.array([cx + 25 * k * math.sin(2 * math.pi * u), cy + 20 * k * math.cos(2 * math.pi * u), 0.0])
         yield look_at(eye, target, roll_deg=10 * math.sin(2 * math.pi * u))
 
 
@@ -270,7 +271,9 @@ def make_clip(page: np.ndarray, width_mm: float = 210.0, height_mm: float = 297.
     clip = Clip(width_mm, height_mm, cam)
     n_page = int(round(seconds_page * FPS))
     if still:
-        R, t = look_at([width_mm / 2 + 30, height_mm / 2 + 40, -420], [width_mm / 2, height_mm / 2, 0], roll_deg=4)
+        k = max(width_mm, height_mm) / 297.0
+        R, t = look_at([width_mm / 2 + 30 * k, height_mm / 2 + 40 * k, -420 * k], [width_mm / 2, height_mm / 2, 0],
+                       roll_deg=4)
         poses = [(R, t)] * n_page
     else:
         poses = list(moving_poses(n_page, width_mm, height_mm, seed))
@@ -289,7 +292,9 @@ def photo_of_page(page: np.ndarray, width_mm: float = 210.0, height_mm: float = 
                   seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """A single tilted 'phone photo' of the page (BGR 640×480) and its ground-truth homography page mm -> px."""
     cam = Pinhole()
-    R, t = look_at([width_mm / 2 - 60, height_mm / 2 + 120, -400], [width_mm / 2, height_mm / 2, 0], roll_deg=-6)
+    k = max(width_mm, height_mm) / 297.0
+    R, t = look_at([width_mm / 2 - 60 * k, height_mm / 2 + 120 * k, -400 * k], [width_mm / 2, height_mm / 2, 0],
+                   roll_deg=-6)
     H = page_homography(cam, R, t)
     frame = render_frame(page, width_mm, height_mm, cam, H, make_table(seed), np.random.default_rng(seed))
     return frame, H

@@ -78,7 +78,7 @@ function videoController(overlay, ctx) {
     if (key) mesh.material = chromaKeyMaterial(tex, key);
     else mesh.material = new THREE.MeshBasicMaterial({ map: tex, side: THREE.DoubleSide, toneMapped: false });
   }
-  const wantsSound = !alwaysMuted && spec.muted === false;
+  const wantsSound = !alwaysMuted;  // videos start muted (autoplay rule); "tap for sound" is always offered
   return {
     element: el,
     show() {
