@@ -44,8 +44,10 @@ run: deps
 	$(PY) -m builder.cli demo
 	$(PY) -m builder.cli serve --host $(HOST) --port $(PORT)
 
+# The migration tests also run on PostgreSQL: scripts/test-postgres.sh installs/starts a local server (loopback).
 test: deps
-	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow" $(PYTEST_ARGS)
+	BAONHUNG_TEST_POSTGRES_URL=$$(scripts/test-postgres.sh) \
+	  $(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow" $(PYTEST_ARGS)
 
 test-slow: deps
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)

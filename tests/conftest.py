@@ -31,12 +31,14 @@ def shared_data() -> Path:
     return path
 
 
-def make_app(data_dir: Path, **config):
+def make_app(data_dir: Path, database_url: str | None = None, **config):
     from builder.app import create_app
     from builder.bundle import BundleOptions
     from builder.db import upgrade
 
-    upgrade(f"sqlite:///{data_dir / 'baonhung.sqlite3'}")
+    database_url = database_url or f"sqlite:///{data_dir / 'baonhung.sqlite3'}"
+    upgrade(database_url)
+    config["DATABASE_URL"] = database_url
     # Tests build bundles without gltf-transform compression unless they ask for it (seconds per page);
     # compression has its own tests in tests/builder.
     config.setdefault("BUNDLE_OPTIONS", BundleOptions(compress=False))

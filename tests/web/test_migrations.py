@@ -1,25 +1,74 @@
-"""Alembic: an empty database upgrades to head, matches the models, and downgrades back to empty."""
-from sqlalchemy import create_engine, inspect
+"""Alembic: an empty database upgrades to head, matches the models, and downgrades back to empty — on SQLite
+(the embedded default) and on PostgreSQL (`make test` starts a local server and sets BAONHUNG_TEST_POSTGRES_URL)."""
+import os
+
+import pytest
+from sqlalchemy import MetaData, create_engine, inspect
 
 from builder.db import downgrade, upgrade
 from builder.models import Base
 
+PG_URL = os.environ.get("BAONHUNG_TEST_POSTGRES_URL")
 
-def test_upgrade_to_head_and_downgrade_to_base(tmp_path):
-    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    upgrade(url)
-    tables = set(inspect(create_engine(url)).get_table_names())
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'm.sqlite3'}"
+        return
+    if not PG_URL:
+        pytest.skip("BAONHUNG_TEST_POSTGRES_URL not set (make test sets it)")
+    engine = create_engine(PG_URL)
+    meta = MetaData()
+    meta.reflect(engine)  # start from an empty database: drop whatever an earlier run left
+    meta.drop_all(engine)
+    engine.dispose()
+    yield PG_URL
+
+
+@pytest.mark.xdist_group("postgres")
+def test_upgrade_to_head_and_downgrade_to_base(empty_db):
+    upgrade(empty_db)
+    engine = create_engine(empty_db)
+    tables = set(inspect(engine).get_table_names())
     assert set(Base.metadata.tables) <= tables and "alembic_version" in tables
-    downgrade(url, "base")
-    assert set(inspect(create_engine(url)).get_table_names()) <= {"alembic_version"}
+    downgrade(empty_db, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()
 
 
-def test_head_schema_matches_the_models(tmp_path):
+@pytest.mark.xdist_group("postgres")
+def test_head_schema_matches_the_models(empty_db):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    upgrade(url)
-    with create_engine(url).connect() as conn:
+    upgrade(empty_db)
+    engine = create_engine(empty_db)
+    with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
     assert diff == []
+
+
+@pytest.mark.xdist_group("postgres")
+def test_authoring_and_publishing_work_on_postgresql(empty_db, tmp_path):
+    if not empty_db.startswith("postgresql"):
+        pytest.skip("the SQLite path is covered by every other test")
+    from builder import services as svc
+    from tests.conftest import make_app, png_bytes
+    from tests.web.test_api import make_edition, make_page, make_publication
+
+    app = make_app(tmp_path / "d", database_url=empty_db)
+    db = app.extensions["baonhung"].sessionmaker()
+    user, _ = svc.create_user(db, svc.SYSTEM, "ed@example.vn", "editor", "correct horse battery")
+    _row, token = svc.issue_token(db, svc.SYSTEM, user)
+    db.close()
+    client = app.test_client()
+    make_publication(client, token)
+    edition = make_edition(client, token)
+    make_page(client, token, edition["id"], png_bytes(620, 877, seed=4))
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.post(f"/api/v1/editions/{edition['id']}/submit", headers=headers).status_code == 200
+    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=headers).status_code == 200
+    assert client.get(f"/pub/editions/{edition['id']}/manifest.json").status_code == 200
+    app.extensions["baonhung"].engine.dispose()

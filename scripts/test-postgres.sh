@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Start a local PostgreSQL (Debian's cluster) with a throw-away database for the migration tests, and print its
+# SQLAlchemy URL. Installs the server with apt when missing. Idempotent; loopback only.
+set -euo pipefail
+SUDO=""; AS_PG="runuser -u postgres --"
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; AS_PG="sudo -u postgres"; fi
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+VERSION=$(ls /usr/lib/postgresql | sort -n | tail -1)
+if ! pg_lsclusters -h 2>/dev/null | grep -q "^$VERSION main"; then
+  $SUDO pg_createcluster "$VERSION" main >/dev/null
+fi
+$SUDO pg_ctlcluster "$VERSION" main start >/dev/null 2>&1 || true
+for _ in $(seq 1 30); do
+  $AS_PG psql -qtAc "select 1" >/dev/null 2>&1 && break
+  sleep 1
+done
+$AS_PG psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='baonhung_test'" | grep -q 1 \
+  || $AS_PG psql -qc "CREATE ROLE baonhung_test LOGIN PASSWORD 'baonhung_test'" >/dev/null
+$AS_PG psql -qtAc "SELECT 1 FROM pg_database WHERE datname='baonhung_test'" | grep -q 1 \
+  || $AS_PG psql -qc "CREATE DATABASE baonhung_test OWNER baonhung_test" >/dev/null
+echo "postgresql+psycopg://baonhung_test:baonhung_test@127.0.0.1:5432/baonhung_test"
