@@ -217,6 +217,28 @@ def upload_page(edition_id):
     return redirect(url_for("ui.edition", edition_id=ed.id) + f"#page-{page.id}")
 
 
+@ui_bp.post("/editions/<edition_id>/edit")
+@roles_required(svc.CONTENT_WRITERS)
+def update_edition(edition_id):
+    ed = svc.update_edition(db(), actor(), _edition(edition_id), _form())
+    flash(_("Edition saved."), "ok")
+    return redirect(url_for("ui.edition", edition_id=ed.id))
+
+
+@ui_bp.post("/pages/<page_id>/edit")
+@roles_required(svc.CONTENT_WRITERS)
+def update_page(page_id):
+    values = _form()
+    if values.get("preset") == "custom" or not values.get("preset"):
+        values.pop("preset", None)
+    else:
+        values.pop("width_mm", None)
+        values.pop("height_mm", None)
+    page = svc.update_page(db(), actor(), _page(page_id), values)
+    flash(_("Page %(number)s saved.", number=page.number), "ok")
+    return redirect(url_for("ui.edition", edition_id=page.edition_id) + f"#page-{page.id}")
+
+
 @ui_bp.post("/editions/<edition_id>/submit")
 @roles_required(svc.CONTENT_WRITERS)
 def submit_edition(edition_id):

@@ -536,3 +536,21 @@ def test_catalog_strings_carry_no_markup():
         for message in read_po(fh, locale="vi"):
             if message.id:
                 assert not re.search(r"[<>&]", message.id + message.string), message.id
+
+
+def test_designer_corrects_an_edition_and_a_page_with_the_edit_forms(ui_app, db, content):
+    edition, page = content["edition"], content["page"]
+    client = client_as(ui_app, db, "designer")
+    token = csrf_of(client, f"/editions/{edition.id}")
+    response = client.post(f"/editions/{edition.id}/edit", data={
+        "csrf_token": token, "date": "2026-11-27", "number": str(edition.number), "title": "Số đã sửa"})
+    assert response.status_code == 302
+    response = client.post(f"/pages/{page.id}/edit", data={
+        "csrf_token": token, "number": "3", "title": "Trang nhất", "width_mm": "280", "height_mm": "430"})
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"#page-{page.id}")
+    db.refresh(edition)
+    db.refresh(page)
+    assert (edition.date, edition.title) == (dt.date(2026, 11, 27), "Số đã sửa")
+    assert (page.number, page.title, page.width_mm, page.height_mm) == (3, "Trang nhất", 280.0, 430.0)
+    printer = client_as(ui_app, db, "print_desk")
+    assert printer.post(f"/pages/{page.id}/edit", data={"csrf_token": csrf_of(printer), "title": "x"}).status_code == 403
