@@ -23,7 +23,7 @@ from sqlalchemy import select
 from .. import auth
 from .. import services as svc
 from ..importers import PAGE_PRESETS
-from ..models import (OVERLAY_KINDS, ROLES, ApiToken, AuditEntry, Edition, Overlay, Page, Publication,
+from ..models import (OVERLAY_KINDS, ROLES, ApiToken, AuditEntry, Edition, Page, Publication,
                       PublishedVersion, PublishFailure, User)
 from ..problems import Forbidden, MissingField, PublishFailed, ServiceError
 from ..services import Actor, audit
