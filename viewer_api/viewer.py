@@ -114,7 +114,11 @@ def shell_urls() -> list[str]:
         for f in sorted(STATIC_DIR.glob("*"))
         if f.is_file() and f.name != "sw.js"
     ]
-    urls += [vendor_url(p) for p in VENDOR_FILES if not p.endswith((".wasm", "draco_decoder.js"))]
+    for p in VENDOR_FILES:
+        if p.startswith("three/addons/libs/draco/"):
+            continue  # Draco decoders are fetched only for Draco-compressed bundles (ours use meshopt)
+        # addons are requested through the import map's "three/addons/" prefix, i.e. without ?v=
+        urls.append(url_for("viewer.vendor", path=p) if p.startswith("three/addons/") else vendor_url(p))
     return urls
 
 

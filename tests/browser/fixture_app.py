@@ -301,7 +301,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 STATE_JS = """() => { const s = window.__baonhung; if (!s) return null;
   return {state: s.state, pageId: s.pageId, editionId: s.editionId, corners: s.corners, overlaysVisible: s.overlaysVisible,
           overlays: s.overlays, media: s.media, focal: s.focal, error: s.error, cvReady: s.cvReady,
-          fallbackReason: s.fallbackReason || null, nframes: s.frames.length}; }"""
+          fallbackReason: s.fallbackReason || null, offlineReady: !!s.offlineReady, nframes: s.frames.length}; }"""
 FRAMES_JS = "() => window.__baonhung.frames"
 METRICS_JS = """() => { const m = window.__baonhung.metrics; return {firstFrameAt: m.firstFrameAt, firstMatchAt: m.firstMatchAt,
   firstOverlayAt: m.firstOverlayAt, trackMs: m.trackMs, redetectMs: m.redetectMs, recognizeMs: m.recognizeMs,

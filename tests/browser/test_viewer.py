@@ -283,3 +283,29 @@ def test_demo_edition_end_to_end_in_the_real_app(demo, tmp_path):
     assert len(errs) > 100
     print(f"demo overlay corner error: median {np.median(errs):.2f} px, p90 {np.percentile(errs, 90):.2f} px")
     assert np.median(errs) <= MEDIAN_PX and np.percentile(errs, 90) <= P90_PX
+
+
+def test_page_opened_once_works_again_offline(server, moving_clip):
+    """Service worker: after one online visit, the viewer re-opens offline and still finds the page it knows."""
+    from playwright.sync_api import sync_playwright
+
+    y4m, _ = moving_clip
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, clip=y4m)
+        try:
+            context = browser.new_context(viewport={"width": 640, "height": 480})
+            page = context.new_page()
+            page.goto(f"{server}/v/{CODE}")
+            page.click("#start")
+            wait_state(page, "s.overlaysVisible && s.offlineReady", 40)
+            context.set_offline(True)
+            page.reload()
+            assert page.evaluate("() => !!navigator.serviceWorker.controller")
+            page.click("#start")
+            st = wait_state(page, "s.overlaysVisible", 40)
+            assert st["pageId"] == PAGE_ID
+            assert page.evaluate("""() => fetch('/api/v1/recognize', {method: 'POST', body: 'x'})
+                                        .then(() => 'online', () => 'offline')""") == "offline"
+            assert page.inner_text("#status")  # still a working UI, not the browser's offline page
+        finally:
+            browser.close()

@@ -73,7 +73,13 @@ const cvReady = loadOpenCV().then((box) => { cv = box.cv; S.cvReady = true; });
 
 // ---------- service worker: the viewer and the bundles it loaded work again offline ----------
 if ("serviceWorker" in navigator && config.swUrl && !new URLSearchParams(location.search).has("nosw")) {
-  navigator.serviceWorker.register(config.swUrl, { scope: "/v/" }).catch(() => {});
+  navigator.serviceWorker.register(config.swUrl, { scope: "/v/" })
+    .then(() => navigator.serviceWorker.ready)
+    .then(() => waitFor(() => navigator.serviceWorker.controller, 5000))
+    // the page itself was loaded before the worker existed: fetch it once through the worker so it is cached
+    .then(() => fetch(location.href, { credentials: "same-origin" }))
+    .then(() => { S.offlineReady = true; })
+    .catch(() => {});
 }
 
 function rememberPage(info) {
@@ -140,7 +146,10 @@ async function recognizeFrame(now) {
   const match = await recognition.recognize(blob, frameSize, now);
   S.metrics.recognizeMs.push(performance.now() - t0);
   ui.setStatus(recognition.offline ? "status.offline" : (S.state === "lost" ? "status.lost" : "status.scanning"));
-  if (!match) return;
+  if (!match) {
+    if (recognition.offline) await tryKnownPageOffline();
+    return;
+  }
   if (S.metrics.firstMatchAt === null) S.metrics.firstMatchAt = performance.now();
   if ((match.pageId !== S.pageId || !page) && loadingPageId !== match.pageId) {
     loadingPageId = match.pageId;
@@ -155,6 +164,25 @@ async function recognizeFrame(now) {
     if (DEBUG) console.log("seeded", tracker.ptsPx.length);
     lostSince = null;
     setState("tracking");
+  }
+}
+
+// Offline (the recognize request failed): take turns with the pages opened before on this device; their
+// manifest, bundle and marker come from the service worker's cache and the tracker re-detects them by itself.
+async function tryKnownPageOffline() {
+  const known = Object.entries(JSON.parse(localStorage.getItem(KNOWN_PAGES_KEY) || "{}"))
+    .sort((a, b) => b[1].at - a[1].at);
+  if (!known.length || loadingPageId) return;
+  const ids = known.map(([id]) => id);
+  const next = known[(ids.indexOf(S.pageId) + 1) % ids.length];
+  if (next[0] === S.pageId && page) return;  // the only known page is already waiting to be re-detected
+  loadingPageId = next[0];
+  try {
+    await showPage(next[1].manifestUrl, next[0]);
+  } catch (err) {
+    S.error = String(err);
+  } finally {
+    loadingPageId = null;
   }
 }
 
