@@ -29,12 +29,6 @@ def _bad(exc: Exception):
     return ServiceError("bad_request", detail=str(exc), detail_vi=str(exc))
 
 
-def _warnings(page: Page, language: str) -> tuple:
-    reasons = (page.rating or {}).get("reasons", [])
-    return tuple((r["severity"], r.get(language) or r.get("en", r["code"])) for r in reasons
-                 if r.get("severity") in ("warning", "error"))
-
-
 def _download(data: bytes, mime: str, filename: str) -> Response:
     response = Response(data, mimetype=mime)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -42,20 +36,33 @@ def _download(data: bytes, mime: str, filename: str) -> Response:
     return response
 
 
+def _reason_warnings(rating: dict | None, language: str) -> tuple:
+    reasons = (rating or {}).get("reasons", [])
+    return tuple((r["severity"], r.get(language) or r.get("en", r["code"])) for r in reasons
+                 if r.get("severity") in ("warning", "error"))
+
+
 @sheets_bp.get("/editions/<edition_id>/sheet.pdf")
 @login_required
 def edition_sheet(edition_id):
+    """The edition's QR sheet. A published edition is printed as published (its frozen snapshot), so the codes
+    lead readers to what they will see; a draft edition is printed from its current pages for proofing."""
     svc.require_role(actor(), svc.SHEET_MAKERS)
     edition = svc.get_or_404(db(), Edition, edition_id, "edition")
-    if not edition.pages:
-        raise ServiceError("empty_edition", http_status=409)
     language = request.args.get("lang") or lang()
-    pages = tuple(
-        SheetPage(number=p.number, thumbnail=store().read(p.image_sha), url=deep_link_url(base_url(), p.code),
-                  code=p.code, stars=(p.rating or {}).get("stars"), warnings=_warnings(p, language), label=p.title)
-        for p in edition.pages)
-    sheet = EditionSheet(publication=edition.publication.name, edition_number=edition.number,
-                         edition_date=edition.date, pages=pages)
+    if edition.published_version is not None:
+        pages = [(p["number"], p["image_sha"], p["code"], p.get("rating"), p.get("title", ""))
+                 for p in edition.published_version.snapshot["pages"]]
+    else:
+        pages = [(p.number, p.image_sha, p.code, p.rating, p.title) for p in edition.pages]
+    if not pages:
+        raise ServiceError("empty_edition", http_status=409)
+    sheet = EditionSheet(
+        publication=edition.publication.name, edition_number=edition.number, edition_date=edition.date,
+        pages=tuple(SheetPage(number=number, thumbnail=store().read(image_sha), url=deep_link_url(base_url(), code),
+                              code=code, stars=(rating or {}).get("stars"),
+                              warnings=_reason_warnings(rating, language), label=title or "")
+                    for number, image_sha, code, rating, title in pages))
     try:
         pdf = edition_sheet_pdf(sheet, paper=request.args.get("paper", "A4"), lang=language)
     except ValueError as exc:
@@ -71,7 +78,7 @@ def marker_sheet(page_id):
     language = request.args.get("lang") or lang()
     try:
         pdf = marker_test_sheet_pdf(store().read(page.image_sha), page.width_mm, page.height_mm,
-                                    (page.rating or {}).get("stars"), _warnings(page, language),
+                                    (page.rating or {}).get("stars"), _reason_warnings(page.rating, language),
                                     deep_link_url(base_url(), page.code), paper=request.args.get("paper", "A4"),
                                     lang=language, title=f"{page.edition.publication.name} · {page.number}")
     except ValueError as exc:
