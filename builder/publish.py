@@ -30,7 +30,7 @@ from markers import RecognitionIndex, browser_marker, train_page
 from .bundle import BundleOptions, OverlaySpec, PageSpec, build_page_bundle
 from .config import Settings
 from .manifest import edition_manifest, page_manifest
-from .models import Edition, EditionStatus, PublishedVersion, PublishFailure, utcnow
+from .models import Edition, EditionStatus, Page, PublishedVersion, PublishFailure, utcnow
 from .problems import PublishFailed, ServiceError
 from .services import PUBLISHERS, Actor, audit, require_role
 from .storage import AssetStore
@@ -57,22 +57,27 @@ def _publish_lock(directory: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def snapshot_page(p: Page) -> dict:
+    """One page and its overlays exactly as they are now (the unit that gets frozen)."""
+    return {
+        "id": p.id, "number": p.number, "title": p.title, "width_mm": p.width_mm, "height_mm": p.height_mm,
+        "image_sha": p.image_sha, "image_mime": p.image_mime, "code": p.code, "rating": p.rating,
+        "overlays": [{
+            "id": o.id, "kind": o.kind, "name": o.name, "x_mm": o.x_mm, "y_mm": o.y_mm, "width_mm": o.width_mm,
+            "height_mm": o.height_mm, "rotation_deg": o.rotation_deg, "elevation_mm": o.elevation_mm,
+            "scale": o.scale, "options": o.options or {}, "asset_sha": o.asset_sha, "asset_mime": o.asset_mime,
+            "poster_sha": o.poster_sha, "stock": o.stock, "url": o.url,
+        } for o in p.overlays],
+    }
+
+
 def snapshot_edition(edition: Edition) -> dict:
     """The frozen content of an edition, as published (also stored on the PublishedVersion row)."""
     return {
         "edition": {"id": edition.id, "publication": edition.publication.slug, "publication_name": edition.publication.name,
                     "date": edition.date.isoformat(), "number": edition.number, "title": edition.title,
                     "code": edition.code},
-        "pages": [{
-            "id": p.id, "number": p.number, "title": p.title, "width_mm": p.width_mm, "height_mm": p.height_mm,
-            "image_sha": p.image_sha, "image_mime": p.image_mime, "code": p.code, "rating": p.rating,
-            "overlays": [{
-                "id": o.id, "kind": o.kind, "name": o.name, "x_mm": o.x_mm, "y_mm": o.y_mm, "width_mm": o.width_mm,
-                "height_mm": o.height_mm, "rotation_deg": o.rotation_deg, "elevation_mm": o.elevation_mm,
-                "scale": o.scale, "options": o.options or {}, "asset_sha": o.asset_sha, "asset_mime": o.asset_mime,
-                "poster_sha": o.poster_sha, "stock": o.stock, "url": o.url,
-            } for o in p.overlays],
-        } for p in edition.pages],
+        "pages": [snapshot_page(p) for p in edition.pages],
     }
 
 
@@ -165,6 +170,27 @@ def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str
     edition_doc = edition_manifest(edition=ed, pages=page_manifests, published_at=published_at)
     edition_sha = artifacts.put(json.dumps(edition_doc, ensure_ascii=False, separators=(",", ":")).encode(), "json")
     return {"edition": edition_sha, "pages": page_entries}, artifacts, markers
+
+
+def check_page_bundle(page: Page, store: AssetStore, options: BundleOptions = BundleOptions()) -> dict:
+    """Build a draft page's bundle exactly as publishing would (nothing is stored) and report its sizes against
+    the budgets, with warnings naming the biggest contributors — what a designer needs before sending for review.
+    Raises BundleBuildError when the page cannot be packaged."""
+    with tempfile.TemporaryDirectory(prefix="bundle-check-") as work:
+        bundle = build_page_bundle(_page_spec(snapshot_page(page), store), options, Path(work))
+        streamed = sum(m.bytes for m in bundle.media if m.streamed)
+        inline_media = sum(m.bytes for m in bundle.media if not m.streamed)
+        return {
+            "page_id": page.id,
+            "full_bytes": bundle.glb_full.stat().st_size,
+            "lite_bytes": bundle.glb_lite.stat().st_size,
+            "streamed_media_bytes": streamed,
+            "other_media_bytes": inline_media,
+            "budget_full_bytes": options.budget_full_bytes,
+            "budget_lite_bytes": options.budget_lite_bytes,
+            "contributors": [{"label": label, "bytes": size} for label, size in bundle.contributors[:5]],
+            "warnings": [{"code": w.code, "message": w.message, **w.values} for w in bundle.warnings],
+        }
 
 
 def _next_catalog(current: dict, edition_id: int, publication: str, code: str, version: int | None,

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, g, jsonify, request, url_for
 from .. import services as svc
 from ..models import AuditEntry, Edition, Overlay, Page, Publication
 from ..problems import MissingField
-from ..publish import publish_edition, unpublish_edition
+from ..publish import check_page_bundle, publish_edition, unpublish_edition
 from .common import actor, db, login_required, settings, store
 from .openapi import openapi_document
 from .serialize import edition_json, overlay_json, page_json, publication_json
@@ -206,6 +206,22 @@ def patch_page(page_id):
 def delete_page(page_id):
     svc.delete_page(db(), actor(), svc.get_or_404(db(), Page, page_id, "page"))
     return "", 204
+
+
+@api_bp.post("/pages/<page_id>/bundle-check")
+@login_required
+def bundle_check(page_id):
+    """Package the draft page as publishing would and report sizes, budgets and warnings (nothing is stored)."""
+    from flask import current_app
+
+    svc.require_role(actor(), svc.CONTENT_WRITERS)
+    page = svc.get_or_404(db(), Page, page_id, "page")
+    options = current_app.extensions["baonhung"].bundle_options
+    if request.args.get("compress", "1") == "1":
+        from dataclasses import replace
+
+        options = replace(options, compress=True)
+    return jsonify(check_page_bundle(page, store(), options))
 
 
 # --------------------------------------------------------------------------------------- overlays

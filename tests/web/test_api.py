@@ -482,3 +482,25 @@ def test_json_body_must_be_an_object(client, users):
     r = client.post("/api/v1/publications", data=json.dumps([1, 2]), content_type="application/json",
                     headers=auth(users.tokens["designer"]))
     assert r.status_code == 400 and r.get_json()["error"] == "bad_request"
+
+
+def test_bundle_check_reports_sizes_budgets_and_biggest_contributors(app, client, users, page, tiny_mp4):
+    from dataclasses import replace
+
+    token = users.tokens["designer"]
+    client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(token), content_type="multipart/form-data",
+                data={"kind": "video", "file": upload(tiny_mp4, "clip.mp4"), **PLACEMENT})
+    client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(token), content_type="multipart/form-data",
+                data={"kind": "model3d", "stock": "pin", **PLACEMENT})
+    state = app.extensions["baonhung"]
+    state.bundle_options = replace(state.bundle_options, budget_full_bytes=20_000, budget_lite_bytes=10_000)
+    before = state_snapshot(app)
+    r = client.post(f"/api/v1/pages/{page['id']}/bundle-check?compress=0", headers=auth(token, "en"))
+    assert r.status_code == 200, r.get_json()
+    report = r.get_json()
+    assert report["full_bytes"] > 20_000 and report["streamed_media_bytes"] > 0
+    assert report["contributors"] and report["contributors"][0]["bytes"] >= report["contributors"][-1]["bytes"]
+    assert any(w["code"] == "over_budget" for w in report["warnings"])
+    assert state_snapshot(app) == before  # a check stores nothing
+    assert client.post(f"/api/v1/pages/{page['id']}/bundle-check",
+                       headers=auth(users.tokens["print_desk"])).status_code == 403
