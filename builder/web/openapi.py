@@ -79,6 +79,12 @@ def openapi_document() -> dict:
                                                                       "width_mm": {"type": "number"}, "height_mm": {"type": "number"}}),
                          roles=WRITERS, params=("page_id",)),
             "delete": _op("Delete a page", "204", roles=WRITERS, params=("page_id",))},
+        "/api/v1/pages/{page_id}/bundle-check": {
+            "post": _op("Package the draft page as publishing would; sizes vs budgets, biggest contributors, warnings",
+                        roles=WRITERS, params=("page_id",))},
+        "/api/v1/pages/{page_id}/marker-sheet.pdf": {
+            "get": _op("Marker test sheet: the page with crop marks, its rating and QR; ?paper=A4|A3",
+                       roles=SHEETS + ", designer", params=("page_id",))},
         "/api/v1/pages/{page_id}/overlays": {
             "get": _op("List overlays", params=("page_id",)),
             "post": _op("Add an overlay", "201",
