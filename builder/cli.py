@@ -89,36 +89,51 @@ def lan_address() -> str:
             return "127.0.0.1"
 
 
-def cmd_serve(args) -> int:
-    from .app import create_app
+SERVE_THREADS = 8  # one process, threads: OpenCV and FAISS release the GIL, and the index is loaded once
 
-    s = _settings()
+
+def cmd_serve(args) -> int:
+    """Serve with gunicorn (a production WSGI server; threads in one process so the recognition index is shared)."""
+    from gunicorn.app.base import BaseApplication
+
+    from .app import create_app
     from .db import upgrade
 
+    s = _settings()
     upgrade(s.database_url)
     app = create_app({"SETTINGS": s})
-    ssl_context = None
+    options = {"bind": f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}",
+               "workers": 1, "threads": args.threads, "worker_class": "gthread", "timeout": 120,
+               "accesslog": "-", "errorlog": "-", "loglevel": "info"}
     scheme = "http"
     if args.https:
         from .tls import ensure_self_signed
 
         cert, key = ensure_self_signed(s.data_dir / "tls", extra_hosts=[lan_address()])
-        ssl_context = (str(cert), str(key))
+        options.update(certfile=str(cert), keyfile=str(key))
         scheme = "https"
         app.config["SESSION_COOKIE_SECURE"] = True
     host_shown = args.host if args.host not in ("0.0.0.0", "::") else lan_address()
     url = f"{scheme}://{host_shown}:{args.port}"
-    print(f"Báo Nhúng serving on {url}  (viewer: {url}/v/)")
+    print(f"Báo Nhúng serving on {url}  (viewer: {url}/v/)", flush=True)
     if args.https:
         import qrcode
 
         qr = qrcode.QRCode(border=1)
         qr.add_data(f"{url}/v/")
         qr.print_ascii(invert=True)
-        print("Phones on the same network: scan this, accept the self-signed certificate once.")
-    from werkzeug.serving import run_simple
+        print("Phones on the same network: scan this and accept the self-signed certificate once "
+              "(run with --host 0.0.0.0 to be reachable from the LAN).", flush=True)
 
-    run_simple(args.host, args.port, app, threaded=True, ssl_context=ssl_context, use_reloader=False)
+    class _Server(BaseApplication):
+        def load_config(self):
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return app
+
+    _Server().run()
     return 0
 
 
@@ -130,6 +145,7 @@ def main(argv=None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--https", action="store_true", help="self-signed HTTPS so phones on the LAN allow the camera")
+    p.add_argument("--threads", type=int, default=SERVE_THREADS)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("create-user", help="create an account (the first admin comes from here)")
