@@ -17,8 +17,8 @@ export BAONHUNG_DATA_DIR ?= $(CURDIR)/var
 	$(PIP) install -q -e '.[test]'
 	touch $@
 
-node_modules/.deps-stamp: package.json
-	npm install --no-audit --no-fund --loglevel=error
+node_modules/.deps-stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 deps-python: .venv/.deps-stamp
