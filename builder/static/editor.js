@@ -436,6 +436,17 @@ async function update3d(o) {
   }
 }
 
+// A GLB chosen in the add form is previewed before it is uploaded (other 3D formats are converted on the server).
+const addFile = document.getElementById('add-file');
+addFile?.addEventListener('change', () => {
+  const file = addFile.files[0];
+  if (document.getElementById('add-kind').value !== 'model3d' || !file || !/\.glb$/i.test(file.name)) return;
+  const side = page.width_mm * 0.3; // the default box of a new overlay (builder/web/ui.py NEW_OVERLAY_WIDTH_SHARE)
+  select(null);
+  update3d({id: 'new', kind: 'model3d', asset: {url: URL.createObjectURL(file)}, width_mm: side, height_mm: side,
+    rotation_deg: 0, elevation_mm: 0, scale: 1});
+});
+
 // ------------------------------------------------------------------------------------------ start
 
 function start() {

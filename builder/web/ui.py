@@ -313,7 +313,9 @@ def _render_editor(page: Page, preview_only: bool):
     import_map_json = json.dumps(_import_map(), separators=(",", ":"))
     # The import map is the page's only inline script; CSP allows exactly it by hash (no 'unsafe-inline').
     digest = base64.b64encode(hashlib.sha256(import_map_json.encode()).digest()).decode()
-    g.csp = CSP_DEFAULT.replace("script-src 'self'", f"script-src 'self' 'sha256-{digest}' 'wasm-unsafe-eval'")
+    # WebAssembly runs the meshopt decoder; blob: lets the 3D preview read a GLB chosen but not yet uploaded.
+    g.csp = (CSP_DEFAULT.replace("script-src 'self'", f"script-src 'self' 'sha256-{digest}' 'wasm-unsafe-eval'")
+             .replace("connect-src 'self'", "connect-src 'self' blob:"))
     return render_template("editor.html", page=page, edition=page.edition, page_data=page_json(page, overlays=True),
                            kinds=[(k, kind_label(k)) for k in OVERLAY_KINDS], stock=svc.STOCK_NAMES,
                            js_strings=_editor_strings(), import_map_json=import_map_json,
@@ -343,11 +345,11 @@ def add_overlay(page_id):
     if values.get("kind") == "video" and not values.get("use_chroma"):
         values["chroma_key"] = ""
     values.pop("use_chroma", None)
-    if values.get("source") != "stock":
+    from_stock = values.pop("source", "upload") == "stock"
+    if not from_stock:
         values.pop("stock", None)
-    values.pop("source", None)
     upload = request.files.get("file")
-    data = upload.read() if upload is not None and upload.filename else None
+    data = upload.read() if upload is not None and upload.filename and not from_stock else None
     overlay = svc.add_overlay(db(), store(), _limits(), actor(), page, values, data,
                               upload.filename if upload is not None else "")
     flash(_("Overlay added: %(kind)s.", kind=kind_label(overlay.kind)), "ok")

@@ -27,6 +27,7 @@ PASSWORD = "correct horse battery 7"
 PAGE_MM = (297.0, 420.0)  # A3
 DRAG_PX = (120, 90)  # how far the test drags the video box, in CSS pixels
 VIEWPORT = {"width": 1440, "height": 1000}
+STOCK_GLB = Path(__file__).resolve().parents[2] / "assets" / "3d" / "arrow.glb"
 
 
 def page_png() -> bytes:
@@ -236,12 +237,15 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
 
     # A stock 3D model: previewed with three.js served from our own server through the import map.
     page.locator("#add-kind").select_option("model3d")
+    page.locator("#add-file").set_input_files(str(STOCK_GLB))  # previewed before it is uploaded
+    page.wait_for_selector("#preview3d[data-shown='new'] canvas")
     page.locator("#add-overlay input[name=source][value=stock]").check()
     page.locator("#add-overlay select[name=stock]").select_option("pin")
     page.locator("#add-submit").click()
     page.wait_for_selector("#editor[data-ready=yes] .ovl.kind-model3d.selected")
     model_id = page.locator(".ovl.kind-model3d").get_attribute("data-id")
     page.wait_for_selector(f"#preview3d[data-shown='{model_id}'] canvas")
+    assert page.request.get(f"{base}/api/v1/overlays/{model_id}").json()["stock"] == "pin"  # not the file
     assert page.locator(".ovl").count() == 2
 
     ARTIFACTS.mkdir(exist_ok=True)
