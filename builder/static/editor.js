@@ -26,7 +26,8 @@ const boxes = new Map();
 let selectedId = null;
 let mode = root.dataset.mode;
 
-const round1 = (v) => Math.round(v * 10) / 10;
+const round1 = (v) => Math.round(v * 10) / 10; // placement precision: 0.1 mm, 0.1°
+const roundField = (key, v) => (key === 'scale' ? Math.round(v * 100) / 100 : round1(v));
 const pxPerMm = () => stage.clientWidth / page.width_mm;
 const fmt = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => values[k] ?? '');
 
@@ -129,7 +130,7 @@ function renderList() {
 
 function fillFields(o) {
   if (!form) return;
-  for (const key of PLACEMENT) field(key).value = round1(o[key] ?? (key === 'scale' ? 1 : 0));
+  for (const key of PLACEMENT) field(key).value = roundField(key, o[key] ?? (key === 'scale' ? 1 : 0));
   field('name').value = o.name || '';
   const opt = o.options || {};
   for (const key of ['autoplay', 'loop', 'muted']) field(key).checked = !!opt[key];
@@ -183,7 +184,7 @@ function setState(text, cls = '') {
 
 function payload(o) {
   const body = {};
-  for (const key of PLACEMENT) body[key] = round1(Number(o[key] ?? 0));
+  for (const key of PLACEMENT) body[key] = roundField(key, Number(o[key] ?? (key === 'scale' ? 1 : 0)));
   body.name = o.name || '';
   const opt = o.options || {};
   if (['video', 'audio'].includes(o.kind)) body.autoplay = !!opt.autoplay;
@@ -223,7 +224,10 @@ async function save(id) {
     const fresh = await api('PATCH', `/api/v1/overlays/${id}`, payload(o));
     overlays.set(id, fresh);
     placeBox(fresh);
-    if (id === selectedId) fillFields(fresh);
+    if (id === selectedId) {
+      fillFields(fresh);
+      if (fresh.kind === 'model3d') update3d(fresh); // a turn by the handle shows in 3D too
+    }
     setState(T.saved, 'ok');
     root.dataset.saved = String(Date.now()); // lets tests wait for a completed save
   } catch (err) {
