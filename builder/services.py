@@ -371,8 +371,14 @@ def resolve_page_size(values: dict, meta: dict) -> tuple[float, float]:
 
 
 def add_page(db: Session, store: AssetStore, limits: UploadLimits, actor: Actor, edition: Edition,
-             data: bytes, filename: str, values: dict) -> Page:
-    """Check the upload by content, store the page image (PDF rendered at ≥150 dpi), rate it, add the row."""
+             data: bytes, filename: str, values: dict, published_index=None, published_pages: dict | None = None
+             ) -> Page:
+    """Check the upload by content, store the page image (PDF rendered at ≥150 dpi), rate it, add the row.
+
+    published_index : the recognition index of what readers can scan now (``markers.RecognitionIndex``) or None;
+    when given, the rating also lists the published pages this one could be mistaken for.
+    published_pages : page id -> {"edition_id", ...} from the published catalog, to name those pages.
+    """
     require_role(actor, CONTENT_WRITERS)
     _require_editable(edition)
     if data is None:
@@ -385,7 +391,7 @@ def add_page(db: Session, store: AssetStore, limits: UploadLimits, actor: Actor,
         number = 1 + max((p.number for p in edition.pages), default=0)
     if any(p.number == number for p in edition.pages):
         raise Conflict(f"page {number} exists in this edition", f"trang {number} đã có trong số báo này")
-    rating, heatmap_png = rate_page_image(asset.data, width_mm, height_mm)
+    rating, heatmap_png = rate_page_image(asset.data, width_mm, height_mm, published_index, published_pages)
     blobs = _NewBlobs(store)
     try:
         image_sha = blobs.put(asset.data)
@@ -406,22 +412,47 @@ def add_page(db: Session, store: AssetStore, limits: UploadLimits, actor: Actor,
     return page
 
 
-def rate_page_image(image_bytes: bytes, width_mm: float, height_mm: float) -> tuple[dict, bytes]:
-    """Marker quality of a page image: the rating as a JSON-able dict (both languages) and a heat-map PNG."""
+CONFUSABLE_WARN_SCORE = 0.05  # share of the page's features shared with a published page worth telling the designer
+
+
+def rate_page_image(image_bytes: bytes, width_mm: float, height_mm: float, published_index=None,
+                    published_pages: dict | None = None) -> tuple[dict, bytes]:
+    """Marker quality of a page image: the rating as a JSON-able dict (both languages) and a heat-map PNG.
+
+    With ``published_index``, ``rating["confusable"]`` lists published pages sharing content with this one (same
+    masthead, ad or template): {page_id, edition_id, score, region_mm [x, y, w, h] on this page}, most similar
+    first, and a warning reason names the closest.
+    """
     import cv2
 
-    from markers import feature_heatmap_png, rate_page
+    from markers import feature_heatmap_png, rate_page, train_page
 
     image = cv2.imdecode(np.frombuffer(image_bytes, np.uint8), cv2.IMREAD_COLOR)
     rating = rate_page(image, width_mm, height_mm)
-    return {
-        "stars": int(rating.stars),
-        "score": round(float(rating.score), 3),
-        "reasons": [
-            {"code": r.code, "severity": r.severity, "vi": r.text("vi"), "en": r.text("en")}
-            for r in rating.reasons
-        ],
-    }, feature_heatmap_png(image)
+    reasons = [{"code": r.code, "severity": r.severity, "vi": r.text("vi"), "en": r.text("en")}
+               for r in rating.reasons]
+    confusable = []
+    if published_index is not None and len(published_index):
+        marker = train_page(image, width_mm, height_mm, "draft")
+        for c in published_index.confusable_with(marker, top=5):
+            entry = (published_pages or {}).get(str(c.page_id), {})
+            confusable.append({"page_id": int(c.page_id), "edition_id": entry.get("edition_id"),
+                               "score": round(float(c.score), 4),
+                               "region_mm": [round(float(v), 1) for v in c.region]})
+        worst = next((c for c in confusable if c["score"] >= CONFUSABLE_WARN_SCORE), None)
+        if worst is not None:
+            x, y, w, h = worst["region_mm"]
+            reasons.append({
+                "code": "confusable", "severity": "warning",
+                "vi": (f"Trang có phần giống trang đã xuất bản #{worst['page_id']} ({worst['score']:.0%} điểm đặc trưng, "
+                       f"vùng {w:.0f}×{h:.0f} mm tại {x:.0f},{y:.0f} mm — có thể là măng-sét hoặc quảng cáo chung). "
+                       "Nội dung riêng của trang phải đủ nhiều để không bị nhầm."),
+                "en": (f"Part of this page matches published page #{worst['page_id']} ({worst['score']:.0%} of its "
+                       f"features, a {w:.0f}×{h:.0f} mm area at {x:.0f},{y:.0f} mm — likely a shared masthead or ad). "
+                       "The page's own content must be enough to tell them apart."),
+            })
+    return {"stars": int(rating.stars), "score": round(float(rating.score), 3), "reasons": reasons,
+            "confusable": confusable}, feature_heatmap_png(image)
 
 
 def update_page(db: Session, actor: Actor, page: Page, values: dict) -> Page:

@@ -4,7 +4,7 @@ Views parse input, call ``builder.services`` and serialize. Errors: ``{"error": 
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, jsonify, request, url_for
+from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 
 from .. import services as svc
 from ..models import AuditEntry, Edition, Overlay, Page, Publication
@@ -177,7 +177,9 @@ def create_page(edition_id):
     if data is None:
         svc.require_role(actor(), svc.CONTENT_WRITERS)
         raise MissingField("image")
-    page = svc.add_page(db(), store(), _limits(), actor(), edition, data, filename, request.form.to_dict())
+    published = current_app.extensions["baonhung"].published
+    page = svc.add_page(db(), store(), _limits(), actor(), edition, data, filename, request.form.to_dict(),
+                        published.index(), published.catalog()["pages"])
     return _created(page_json(page, overlays=True), url_for("api.get_page", page_id=page.id))
 
 

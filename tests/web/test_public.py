@@ -166,3 +166,24 @@ def test_deep_link_codes_resolve_only_when_published(app, client, users, publish
     assert store.resolve_code("ZZZZZZZ") is None
     client.post(f"/api/v1/editions/{published['edition']['id']}/unpublish", headers=auth(users.tokens["editor"]))
     assert store.resolve_code(published["page"]["code"]) is None
+
+
+def test_new_page_sharing_a_masthead_lists_the_published_page_it_could_be_confused_with(client, users, published):
+    """Every page of a paper shares its masthead: the designer is told which published page is similar and where."""
+    from markers.synth import generate_masthead_sharing_page
+
+    token = users.tokens["designer"]
+    edition = make_edition(client, token, number=2)
+    twin = generate_masthead_sharing_page(seed=5021, template=21 % 40)
+    ok, buf = cv2.imencode(".png", twin)
+    page = make_page(client, token, edition["id"], buf.tobytes())
+    confusable = page["rating"]["confusable"]
+    assert confusable and confusable[0]["page_id"] == published["page"]["id"]
+    x, y, w, h = confusable[0]["region_mm"]
+    assert y < 120  # the shared part is the masthead at the top of the page
+    reason = next(r for r in page["rating"]["reasons"] if r["code"] == "confusable")
+    assert reason["severity"] == "warning" and "măng-sét" in reason["vi"] and "masthead" in reason["en"]
+
+    unrelated = make_page(client, token, edition["id"], png_bytes(seed=22 + 40 * 3 + 1))
+    assert all(c["page_id"] != published["page"]["id"] or c["score"] < 0.05
+               for c in unrelated["rating"]["confusable"])
