@@ -554,3 +554,12 @@ def test_designer_corrects_an_edition_and_a_page_with_the_edit_forms(ui_app, db,
     assert (page.number, page.title, page.width_mm, page.height_mm) == (3, "Trang nhất", 280.0, 430.0)
     printer = client_as(ui_app, db, "print_desk")
     assert printer.post(f"/pages/{page.id}/edit", data={"csrf_token": csrf_of(printer), "title": "x"}).status_code == 403
+
+
+def test_user_text_is_escaped_everywhere_it_is_shown(ui_app, db):
+    pub = svc.create_publication(db, svc.SYSTEM, {"name": "<script>alert(1)</script>", "slug": "bao-xss"})
+    edition = svc.create_edition(db, svc.SYSTEM, pub, {"date": "2026-11-26", "number": 99, "title": '"><img src=x>'})
+    client = client_as(ui_app, db, "admin")
+    for path in ("/", "/publications", "/publications/bao-xss", f"/editions/{edition.id}", "/admin/audit"):
+        html = client.get(path).get_data(as_text=True)
+        assert "<script>alert(1)" not in html and '"><img src=x>' not in html, path
