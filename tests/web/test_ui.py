@@ -563,3 +563,19 @@ def test_user_text_is_escaped_everywhere_it_is_shown(ui_app, db):
     for path in ("/", "/publications", "/publications/bao-xss", f"/editions/{edition.id}", "/admin/audit"):
         html = client.get(path).get_data(as_text=True)
         assert "<script>alert(1)" not in html and '"><img src=x>' not in html, path
+
+
+def test_the_login_form_is_throttled_after_repeated_failures(ui_app, db):
+    client = client_as(ui_app, db, None)
+    token = csrf_of(client, "/login")
+    form = {"email": "print_desk@toasoan.vn", "password": "sai-mat-khau", "csrf_token": token}
+    address = {"REMOTE_ADDR": "192.0.2.44"}
+    limit = ui_app.extensions["baonhung"].settings.login_max_failures
+    for _ in range(limit):
+        client.post("/login", data=form, environ_base=address)
+    form["password"] = "mat-khau-that-dai-1"  # even the right password waits now
+    response = client.post("/login", data=form, environ_base=address,
+                           headers={"Referer": "http://localhost/login"}, follow_redirects=True)
+    assert "Đăng nhập sai quá nhiều lần" in response.get_data(as_text=True)
+    with client.session_transaction() as sess:
+        assert "uid" not in sess
