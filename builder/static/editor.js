@@ -440,6 +440,23 @@ async function update3d(o) {
   }
 }
 
+// The marker engine's feature heat map over the page: where phones find detail to recognise and track.
+const heatToggle = document.getElementById('heatmap-toggle');
+heatToggle?.addEventListener('click', () => {
+  let heat = stage.querySelector('img.heatmap');
+  if (!heat) {
+    heat = document.createElement('img');
+    heat.className = 'heatmap';
+    heat.alt = '';
+    heat.src = page.heatmap_url;
+    stage.querySelector('#page-image').after(heat);
+  }
+  const on = heatToggle.getAttribute('aria-pressed') !== 'true';
+  heat.hidden = !on;
+  heatToggle.setAttribute('aria-pressed', String(on));
+  heatToggle.classList.toggle('on', on);
+});
+
 // A GLB chosen in the add form is previewed before it is uploaded (other 3D formats are converted on the server).
 const addFile = document.getElementById('add-file');
 addFile?.addEventListener('change', () => {

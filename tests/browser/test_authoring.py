@@ -257,6 +257,9 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     assert not page.locator("#placement-card").is_visible()
     assert page.locator(".ovl.kind-video img.ovl-media").is_visible()
 
+    page.locator("#heatmap-toggle").click()
+    assert page.locator("#stage img.heatmap").is_visible()
+
     # Back to editing: delete the 3D model (after confirming).
     page.locator("button.seg[data-mode=edit]").click()
     page.locator(".ovl.kind-model3d").click()
