@@ -288,6 +288,27 @@ def make_clip(page: np.ndarray, width_mm: float = 210.0, height_mm: float = 297.
     return clip
 
 
+def make_switch_clip(page_a: np.ndarray, page_b: np.ndarray, width_mm: float = 210.0, height_mm: float = 297.0,
+                     seconds_each: float = 3.5, seed: int = 13) -> tuple[Clip, list[int]]:
+    """The phone over page A, then (a cut, like a quick swing) over page B. Returns the clip and, per frame, which
+    page (0 = A, 1 = B) is in view."""
+    cam = Pinhole()
+    rng = np.random.default_rng(seed)
+    table = make_table(seed)
+    clip = Clip(width_mm, height_mm, cam)
+    n = int(round(seconds_each * FPS))
+    which: list[int] = []
+    for k, page in enumerate((page_a, page_b)):
+        for R, t in moving_poses(n, width_mm, height_mm, seed + k):
+            H = page_homography(cam, R, t)
+            frame = render_frame(page, width_mm, height_mm, cam, H, table, rng)
+            draw_probe(frame, len(clip.frames))
+            clip.frames.append(frame)
+            clip.homographies.append(H)
+            which.append(k)
+    return clip, which
+
+
 def photo_of_page(page: np.ndarray, width_mm: float = 210.0, height_mm: float = 297.0,
                   seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """A single tilted 'phone photo' of the page (BGR 640×480) and its ground-truth homography page mm -> px."""

@@ -25,6 +25,8 @@ from tests.browser.clip import make_page
 from viewer_api.viewer import viewer_bp
 
 PAGE_ID, EDITION_ID, CODE = "p1", "e1", "TEST7"
+SECOND_PAGE_ID = "p2"  # another page of the edition (same overlays), for switching pages
+PAGE_SEEDS = {PAGE_ID: 1, SECOND_PAGE_ID: 2}
 WIDTH_MM, HEIGHT_MM = 210.0, 297.0
 # Overlays in page mm (top-left origin, y down), as the editor stores them.
 OVERLAYS = [
@@ -33,6 +35,8 @@ OVERLAYS = [
     {"id": "i1", "kind": "image", "x_mm": 20.0, "y_mm": 200.0, "width_mm": 70.0, "height_mm": 50.0},
     {"id": "l1", "kind": "link", "x_mm": 120.0, "y_mm": 250.0, "width_mm": 60.0, "height_mm": 20.0,
      "url": "https://example.org/"},
+    {"id": "pano1", "kind": "panorama360", "x_mm": 20.0, "y_mm": 120.0, "width_mm": 40.0, "height_mm": 40.0,
+     "src": "pano.jpg"},
 ]
 REF_FEATURES = 1500  # reference ORB features for the mock recognizer / fallback marker
 MARKER_LONG_SIDE = 1000  # px of the page image the browser marker is computed at
@@ -57,18 +61,18 @@ def orb_marker(page: np.ndarray, width_mm: float, height_mm: float, n: int = 800
             "keypoints_mm": kmm, "descriptors_b64": base64.b64encode(desc.tobytes()).decode()}
 
 
-def browser_marker_for(page: np.ndarray) -> dict:
+def browser_marker_for(page: np.ndarray, page_id: str) -> dict:
     try:
-        import markers  # the real marker engine, once it exists
+        import markers  # the real marker engine
 
-        m = markers.train_page(page, WIDTH_MM, HEIGHT_MM, PAGE_ID)
+        m = markers.train_page(page, WIDTH_MM, HEIGHT_MM, page_id)
         return markers.browser_marker(m)
     except (ImportError, AttributeError):
         return orb_marker(page, WIDTH_MM, HEIGHT_MM)
 
 
 class MockRecognizer:
-    """ORB + ratio test + RANSAC against the one fixture page: answers like POST /api/v1/recognize."""
+    """ORB + ratio test + RANSAC against one fixture page: answers like POST /api/v1/recognize."""
 
     def __init__(self, page: np.ndarray):
         g = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY)
@@ -95,6 +99,7 @@ class MockRecognizer:
         H, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 3.0)
         if H is None or int(mask.sum()) < 15:
             return None
+        self.last_inliers = int(mask.sum())
         return H / H[2, 2]
 
 
@@ -141,7 +146,8 @@ def build_glb(overlays: list[dict], page_png: bytes | None = None) -> bytes:
         meshes.append({"primitives": [prim]})
         nodes.append({"name": name, "mesh": len(meshes) - 1, "extras": extras})
 
-    colors = {"video": [0.1, 0.8, 0.2, 1], "image": [0.9, 0.3, 0.1, 1], "link": [0.1, 0.3, 0.9, 1]}
+    colors = {"video": [0.1, 0.8, 0.2, 1], "image": [0.9, 0.3, 0.1, 1], "link": [0.1, 0.3, 0.9, 1],
+              "panorama360": [0.9, 0.8, 0.1, 1]}
     for ov in overlays:
         materials.append({"pbrMetallicRoughness": {"baseColorFactor": colors.get(ov["kind"], [1, 1, 1, 1]),
                                                    "metallicFactor": 0}, "doubleSided": True})
@@ -191,30 +197,47 @@ def greenscreen_mp4(path: Path, seconds: float = 3.0, fps: int = 30) -> None:
             out.mux(pkt)
 
 
+def equirect_panorama(width: int = 1024) -> np.ndarray:
+    """A 2:1 equirectangular test panorama: sky/ground gradient, coloured pillars every 45° of longitude."""
+    h = width // 2
+    img = np.zeros((h, width, 3), np.uint8)
+    img[: h // 2] = (235, 190, 120)
+    img[h // 2:] = (60, 110, 70)
+    for k in range(8):
+        x = k * width // 8
+        color = tuple(int(c) for c in np.random.default_rng(k).integers(40, 255, 3))
+        cv2.rectangle(img, (x + 20, h // 4), (x + 60, 3 * h // 4), color, -1)
+        cv2.putText(img, f"{k * 45}", (x + 10, h // 4 - 10), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (20, 20, 20), 2)
+    return img
+
+
 @dataclass
 class Fixture:
     root: Path
-    page: np.ndarray
-    files: dict  # public name -> path
+    page: np.ndarray  # the first page (PAGE_ID)
+    files: dict  # name -> (public name, path)
+    pages: dict  # page id -> page image (BGR)
 
 
 def build_fixture(root: Path) -> Fixture:
     root.mkdir(parents=True, exist_ok=True)
-    page = make_page(seed=1)
+    pages = {pid: make_page(seed=seed, title="BAO NHUNG" if seed == 1 else "TIN SANG") for pid, seed in PAGE_SEEDS.items()}
+    page = pages[PAGE_ID]
     files = {}
-    marker = browser_marker_for(page)
-    (root / "marker.json").write_text(json.dumps(marker))
+    for pid, img in pages.items():
+        (root / f"marker-{pid}.json").write_text(json.dumps(browser_marker_for(img, pid)))
     small = cv2.resize(page, (620, 877), interpolation=cv2.INTER_AREA)
     png = cv2.imencode(".png", small)[1].tobytes()
     (root / "page.glb").write_bytes(build_glb(OVERLAYS, png))
     greenscreen_mp4(root / "greenscreen.mp4")
-    for name in ("marker.json", "page.glb", "greenscreen.mp4"):
+    cv2.imwrite(str(root / "pano.jpg"), equirect_panorama())
+    for name in [f"marker-{pid}.json" for pid in pages] + ["page.glb", "greenscreen.mp4", "pano.jpg"]:
         data = (root / name).read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         ext = name.rsplit(".", 1)[1]
         files[name] = (f"{digest}.{ext}", root / name)
     cv2.imwrite(str(root / "page.png"), page)
-    return Fixture(root, page, files)
+    return Fixture(root, page, files, pages)
 
 
 class FixturePublished:
@@ -228,7 +251,7 @@ def create_fixture_app(fixture: Fixture) -> Flask:
     app = Flask(__name__)
     app.register_blueprint(viewer_bp)
     app.extensions["published_store"] = FixturePublished()
-    recognizer = MockRecognizer(fixture.page)
+    recognizers = {pid: MockRecognizer(img) for pid, img in fixture.pages.items()}
     by_public = {pub: path for pub, path in fixture.files.values()}
     url = {name: f"/pub/a/{pub}" for name, (pub, _) in fixture.files.items()}
 
@@ -240,22 +263,26 @@ def create_fixture_app(fixture: Fixture) -> Flask:
         resp.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return resp
 
-    @app.get(f"/pub/pages/{PAGE_ID}/manifest.json")
-    def page_manifest():
+    @app.get("/pub/pages/<page_id>/manifest.json")
+    def page_manifest(page_id):
+        if page_id not in fixture.pages:
+            abort(404)
         glb = fixture.files["page.glb"][1]
         return jsonify({
-            "schema_version": 1, "page_id": PAGE_ID, "edition_id": EDITION_ID, "number": 1,
+            "schema_version": 1, "page_id": page_id, "edition_id": EDITION_ID,
+            "number": list(fixture.pages).index(page_id) + 1,
             "width_mm": WIDTH_MM, "height_mm": HEIGHT_MM,
             "bundle": {"full": {"url": url["page.glb"], "bytes": glb.stat().st_size},
                        "lite": {"url": url["page.glb"], "bytes": glb.stat().st_size}},
-            "media": [{"src": "greenscreen.mp4", "url": url["greenscreen.mp4"], "mime": "video/mp4"}],
-            "marker_url": url["marker.json"], "published_at": "2026-11-26T00:00:00Z"})
+            "media": [{"src": "greenscreen.mp4", "url": url["greenscreen.mp4"], "mime": "video/mp4"},
+                      {"src": "pano.jpg", "url": url["pano.jpg"], "mime": "image/jpeg"}],
+            "marker_url": url[f"marker-{page_id}.json"], "published_at": "2026-11-26T00:00:00Z"})
 
     @app.get(f"/pub/editions/{EDITION_ID}/manifest.json")
     def edition_manifest():
         return jsonify({"schema_version": 1, "edition_id": EDITION_ID, "title": "Số thử nghiệm",
-                        "pages": [{"page_id": PAGE_ID, "number": 1,
-                                   "manifest_url": f"/pub/pages/{PAGE_ID}/manifest.json"}]})
+                        "pages": [{"page_id": pid, "number": i + 1, "manifest_url": f"/pub/pages/{pid}/manifest.json"}
+                                  for i, pid in enumerate(fixture.pages)]})
 
     @app.post("/api/v1/recognize")
     def recognize():
@@ -263,14 +290,18 @@ def create_fixture_app(fixture: Fixture) -> Flask:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if img is None:
             return jsonify({"error": "bad_image", "message": "not an image"}), 400
-        H = recognizer.recognize(img)
+        best, H = None, None
+        for pid, rec in recognizers.items():
+            h = rec.recognize(img)
+            if h is not None and (best is None or rec.last_inliers > recognizers[best].last_inliers):
+                best, H = pid, h
         if H is None:
             return jsonify({"match": None})
         corners = cv2.perspectiveTransform(
             np.float64([[0, 0], [WIDTH_MM, 0], [WIDTH_MM, HEIGHT_MM], [0, HEIGHT_MM]]).reshape(-1, 1, 2), H)
-        return jsonify({"match": {"page_id": PAGE_ID, "edition_id": EDITION_ID,
+        return jsonify({"match": {"page_id": best, "edition_id": EDITION_ID,
                                   "corners": corners.reshape(-1, 2).tolist(), "homography": H.tolist(),
-                                  "manifest_url": f"/pub/pages/{PAGE_ID}/manifest.json"}})
+                                  "manifest_url": f"/pub/pages/{best}/manifest.json"}})
 
     return app
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.browser import clip as clipmod
 from tests.browser.fixture_app import (
-    CODE, EDITION_ID, FRAMES_JS, METRICS_JS, OVERLAYS, PAGE_ID, STATE_JS, build_fixture, create_fixture_app,
+    CODE, EDITION_ID, FRAMES_JS, METRICS_JS, OVERLAYS, PAGE_ID, SECOND_PAGE_ID, STATE_JS, build_fixture, create_fixture_app,
     launch_chromium, overlay_corners_mm, overlay_errors, serve_in_thread, wait_state)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,6 +117,38 @@ def test_overlays_hide_when_the_clip_cuts_to_a_blank_table(moving_run):
                moving_run["frames"][moving_run["frames"].index(late_blank[-1]):]) or moving_run["state"]["overlaysVisible"]
 
 
+def test_pointing_at_another_page_switches_to_its_overlays(server, fixture, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    c, which = clipmod.make_switch_clip(fixture.pages[PAGE_ID], fixture.pages[SECOND_PAGE_ID])
+    y4m = c.write(tmp_path / "switch.y4m")
+    first_b = which.index(1)
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, clip=y4m)
+        try:
+            page = browser.new_page(viewport={"width": 640, "height": 480})
+            page.add_init_script(clipmod.PROBE_JS)
+            page.goto(f"{server}/v/{CODE}?nosw=1")
+            page.click("#start")
+            wait_state(page, "s.overlaysVisible", 30)
+            time.sleep(len(c.frames) / clipmod.FPS + 0.5)
+            frames = page.evaluate(FRAMES_JS)
+        finally:
+            browser.close()
+    settled = [r for r in frames if r.get("visible") and r.get("probe", -1) >= first_b + clipmod.FPS]
+    assert settled, "overlays should be back on the second page a second after the swing"
+    assert {r["pageId"] for r in settled} == {SECOND_PAGE_ID}
+    first_loop = frames[:next(i for i, r in enumerate(frames) if r.get("probe", -1) >= first_b)]
+    on_a = [r for r in first_loop if r.get("visible") and 0 <= r.get("probe", -1) < first_b]
+    assert on_a and {r["pageId"] for r in on_a} == {PAGE_ID}
+    # when the clip loops back to page A, page B's overlays must not be drawn on it (beyond the hide tolerance)
+    wrong = [(r["probe"], r["mode"]) for r in frames if r.get("tracked") and r["pageId"] == SECOND_PAGE_ID
+             and 0 <= r.get("probe", -1) < first_b]
+    assert not wrong, wrong
+    errs = overlay_errors(settled, c.ground_truth(), {ov["id"]: overlay_corners_mm(ov) for ov in OVERLAYS})
+    assert np.median(errs) <= MEDIAN_PX and np.percentile(errs, 90) <= P90_PX
+
+
 def test_screenshot_with_overlays_is_saved(moving_run):
     shot = moving_run["screenshot"]
     assert shot is not None and shot.exists()
@@ -143,9 +175,41 @@ def test_refused_camera_offers_page_list_and_3d_view(server):
             page.click(f"button.page-choice[data-page-id='{PAGE_ID}']")
             st = wait_state(page, "s.state === 'view3d'", 20)
             assert st["overlaysVisible"] and st["pageId"] == PAGE_ID
-            assert {m["kind"] for m in st["media"]} >= {"video", "image", "link"}
+            assert {m["kind"] for m in st["media"]} >= {"video", "image", "link", "panorama360"}
+            _taps_on_overlays_do_what_their_kind_says(page)
         finally:
             browser.close()
+
+
+def _centre(state: dict, overlay_id: str) -> tuple[float, float]:
+    ov = next(o for o in state["overlays"] if o["id"] == overlay_id)
+    c = np.array(ov["corners"]).mean(axis=0)
+    return float(c[0]), float(c[1])
+
+
+def _taps_on_overlays_do_what_their_kind_says(page) -> None:
+    """In the plain 3D view: sound on tap, a link opens, the 360° overlay opens a full-screen panorama."""
+    page.wait_for_selector("#unmute", state="visible", timeout=10000)
+    page.click("#unmute")
+    st = wait_state(page, "s.media.some(m => m.kind === 'video' && !m.muted && !m.paused)", 10)
+    st = page.evaluate(STATE_JS)
+    opened = []
+    page.context.route("https://example.org/**", lambda route: (opened.append(route.request.url),
+                                                                 route.fulfill(body="<p>example</p>")))
+    with page.expect_popup(timeout=10000) as popup:
+        page.mouse.click(*_centre(st, "l1"))
+    popup.value.wait_for_load_state()
+    assert opened == ["https://example.org/"]
+    popup.value.close()
+    page.mouse.click(*_centre(st, "pano1"))
+    page.wait_for_selector("#panorama", state="visible", timeout=10000)
+    box = page.locator("#panorama-gl").bounding_box()
+    page.mouse.move(box["x"] + 200, box["y"] + 300)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 50, box["y"] + 320, steps=5)  # drag turns the view on a computer
+    page.mouse.up()
+    page.click("#panorama-close")
+    page.wait_for_selector("#panorama", state="hidden", timeout=5000)
 
 
 def test_uploaded_photo_shows_overlays_on_it(server, fixture, tmp_path):

@@ -31,11 +31,16 @@ const recognition = new RecognitionClient(config.recognizeUrl, config.scope);
 
 const S = {
   state: "idle", pageId: null, editionId: config.editionId, corners: null, overlaysVisible: false,
-  overlays: [], media: [], frames: [], focal: null, error: null, cvReady: false, bundleLoaded: false,
+  overlays: [], frames: [], focal: null, error: null, cvReady: false, bundleLoaded: false,
   debug: {},  // live objects for debugging and benchmarks (tracker, renderer); tests read the plain fields above
   metrics: { firstFrameAt: null, firstMatchAt: null, firstOverlayAt: null, trackMs: [], redetectMs: [],
              recognizeMs: [], frameTimes: [], bundleBytes: 0 },
 };
+// media state is read live from the overlay controllers (current time, paused, muted)
+Object.defineProperty(S, "media", {
+  enumerable: true,
+  get: () => renderer.overlays.map((o) => (o.controller ? o.controller.state() : { id: o.id, kind: o.kind })),
+});
 window.__baonhung = S;
 
 let cv = null;
@@ -202,7 +207,7 @@ function onFrame(img, now) {
   if (S.metrics.frameTimes.length > 600) S.metrics.frameTimes.shift();
   const probe = window.__baonhungProbe ? window.__baonhungProbe(img) : null;
   toGrey(img, grey);
-  const record = { i: frameIndex++, probe, t: now, tracked: false, visible: false, mode: null };
+  const record = { i: frameIndex++, probe, t: now, tracked: false, visible: false, mode: null, pageId: S.pageId };
 
   if (cv && !tracker) {
     tracker = new PageTracker(cv, frameSize.width, frameSize.height);
@@ -272,7 +277,6 @@ function onFrame(img, now) {
   }
   S.overlaysVisible = renderer.visible;
   record.visible = renderer.visible;
-  S.media = renderer.overlays.map((o) => (o.controller ? o.controller.state() : { id: o.id, kind: o.kind }));
   renderer.requestRender();
   record.ms = performance.now() - tFrame0;
   S.frames.push(record);
@@ -333,8 +337,9 @@ async function pickPage(p) {
   ui.fullCanvas();
   const info = await showPage(p.manifestUrl, p.pageId);
   renderer.enterView3d(info.widthMm, info.heightMm);
+  renderer.controls.addEventListener("change", () => { S.overlays = renderer.overlayCorners(); });
+  S.overlays = renderer.overlayCorners();  // canvas px = CSS px of the window here (for tests: where to tap)
   S.overlaysVisible = true;
-  S.media = renderer.overlays.map((o) => o.controller.state());
   setState("view3d");
   ui.setStatus("status.view3d");
 }
@@ -371,7 +376,6 @@ async function uploadPhoto(file) {
   S.photoSize = [w, h];
   S.overlays = renderer.overlayCorners();
   S.overlaysVisible = true;
-  S.media = renderer.overlays.map((o) => o.controller.state());
   setState("photo");
   ui.setStatus("status.photo");
 }
@@ -381,6 +385,7 @@ document.getElementById("gl").addEventListener("click", (e) => {
   const hit = renderer.pick(e.clientX, e.clientY);
   if (!hit || !hit.controller) return;
   hit.controller.tap();
+  S.lastActivated = { id: hit.id, kind: hit.kind };
   emit("overlay:activate", { id: hit.id, kind: hit.kind });
 });
 
