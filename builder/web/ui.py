@@ -173,6 +173,14 @@ def publication(slug):
     return render_template("publication.html", pub=svc.publication_by_slug(db(), slug))
 
 
+@ui_bp.post("/publications/<slug>/edit")
+@roles_required(svc.CONTENT_WRITERS)
+def update_publication(slug):
+    pub = svc.update_publication(db(), actor(), svc.publication_by_slug(db(), slug), {"name": request.form.get("name")})
+    flash(_("Publication saved."), "ok")
+    return redirect(url_for("ui.publication", slug=pub.slug))
+
+
 @ui_bp.post("/publications/<slug>/editions")
 @roles_required(svc.CONTENT_WRITERS)
 def create_edition(slug):
@@ -223,6 +231,16 @@ def update_edition(edition_id):
     ed = svc.update_edition(db(), actor(), _edition(edition_id), _form())
     flash(_("Edition saved."), "ok")
     return redirect(url_for("ui.edition", edition_id=ed.id))
+
+
+@ui_bp.post("/editions/<edition_id>/delete")
+@roles_required(svc.CONTENT_WRITERS)
+def delete_edition(edition_id):
+    ed = _edition(edition_id)
+    slug = ed.publication.slug
+    svc.delete_edition(db(), actor(), ed)
+    flash(_("Edition deleted."), "ok")
+    return redirect(url_for("ui.publication", slug=slug))
 
 
 @ui_bp.post("/pages/<page_id>/edit")

@@ -579,3 +579,17 @@ def test_the_login_form_is_throttled_after_repeated_failures(ui_app, db):
     assert "Đăng nhập sai quá nhiều lần" in response.get_data(as_text=True)
     with client.session_transaction() as sess:
         assert "uid" not in sess
+
+
+def test_a_publication_is_renamed_and_an_unpublished_edition_deleted(ui_app, db, content):
+    pub, edition = content["pub"], content["edition"]
+    edition_id, page_id = edition.id, content["page"].id
+    client = client_as(ui_app, db, "designer")
+    token = csrf_of(client)
+    assert client.post(f"/publications/{pub.slug}/edit", data={"csrf_token": token, "name": "Báo Mới Tên"}).status_code == 302
+    db.refresh(pub)
+    assert pub.name == "Báo Mới Tên"
+    response = client.post(f"/editions/{edition_id}/delete", data={"csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == f"/publications/{pub.slug}"
+    db.expunge_all()
+    assert db.get(Edition, edition_id) is None and db.get(Page, page_id) is None
