@@ -334,7 +334,11 @@ def _render_editor(page: Page, preview_only: bool):
     # WebAssembly runs the meshopt decoder; blob: lets the 3D preview read a GLB chosen but not yet uploaded.
     g.csp = (CSP_DEFAULT.replace("script-src 'self'", f"script-src 'self' 'sha256-{digest}' 'wasm-unsafe-eval'")
              .replace("connect-src 'self'", "connect-src 'self' blob:"))
+    pages = page.edition.pages
+    at = pages.index(page)
+    neighbours = (pages[at - 1] if at > 0 else None, pages[at + 1] if at + 1 < len(pages) else None)
     return render_template("editor.html", page=page, edition=page.edition, page_data=page_json(page, overlays=True),
+                           prev_page=neighbours[0], next_page=neighbours[1],
                            kinds=[(k, kind_label(k)) for k in OVERLAY_KINDS], stock=svc.STOCK_NAMES,
                            js_strings=_editor_strings(), import_map_json=import_map_json,
                            preview_only=preview_only, locked=preview_only or page.edition.status != "draft")

@@ -593,3 +593,16 @@ def test_a_publication_is_renamed_and_an_unpublished_edition_deleted(ui_app, db,
     assert response.status_code == 302 and response.headers["Location"] == f"/publications/{pub.slug}"
     db.expunge_all()
     assert db.get(Edition, edition_id) is None and db.get(Page, page_id) is None
+
+
+def test_the_editor_links_the_neighbouring_pages(ui_app, db, content):
+    first = content["page"]
+    second = Page(edition_id=first.edition_id, number=2, width_mm=210, height_mm=297, image_sha=first.image_sha,
+                  image_mime="image/png", image_width_px=594, image_height_px=840, code=f"N{first.id}")
+    db.add(second)
+    db.commit()
+    client = client_as(ui_app, db, "designer")
+    html = client.get(f"/pages/{first.id}/editor").get_data(as_text=True)
+    assert f'href="/pages/{second.id}/editor" rel="next"' in html and 'rel="prev"' not in html
+    html = client.get(f"/pages/{second.id}/preview").get_data(as_text=True)
+    assert f'href="/pages/{first.id}/preview" rel="prev"' in html and 'rel="next"' not in html
