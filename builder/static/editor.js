@@ -345,9 +345,10 @@ function onPreviewClick(event, id) {
     v.muted = !!o.options.muted;
     v.loop = !!o.options.loop;
     v.playsInline = true;
-    v.controls = true;
+    v.controls = !o.options.chroma_key;
     box.querySelector('.ovl-media')?.remove();
     box.prepend(v);
+    if (o.options.chroma_key) chromaKey(v, box, o.options.chroma_key);
     v.play().catch(() => {});
   } else if (o.kind === 'audio' && o.asset) {
     let a = box.querySelector('audio');
@@ -358,6 +359,39 @@ function onPreviewClick(event, id) {
     }
     if (a.paused) a.play().catch(() => {}); else a.pause();
   }
+}
+
+// Green-screen video as readers see it: pixels near the key colour become transparent (soft edge).
+const CHROMA_TOLERANCE = 90; // RGB distance fully keyed out …
+const CHROMA_SOFTNESS = 60; // … then fading back to opaque over this distance (no hard fringe)
+
+function chromaKey(video, box, hex) {
+  const key = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+  const canvas = document.createElement('canvas');
+  canvas.className = 'ovl-media';
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  video.hidden = true;
+  box.prepend(canvas);
+  const draw = () => {
+    if (!video.isConnected) return;
+    if (video.videoWidth) {
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      ctx.drawImage(video, 0, 0);
+      const frame = ctx.getImageData(0, 0, canvas.width, canvas.height);
+      const px = frame.data;
+      for (let i = 0; i < px.length; i += 4) {
+        const d = Math.hypot(px[i] - key[0], px[i + 1] - key[1], px[i + 2] - key[2]);
+        if (d < CHROMA_TOLERANCE + CHROMA_SOFTNESS) {
+          px[i + 3] = Math.max(0, Math.min(255, (d - CHROMA_TOLERANCE) / CHROMA_SOFTNESS * 255));
+        }
+      }
+      ctx.putImageData(frame, 0, 0);
+    }
+    requestAnimationFrame(draw);
+  };
+  requestAnimationFrame(draw);
+  canvas.addEventListener('click', () => (video.paused ? video.play() : video.pause()));
 }
 
 function setMode(next) {

@@ -110,6 +110,11 @@ def wait_until(page, expression: str, arg=None, timeout_s: float = 20.0) -> None
         page.wait_for_timeout(100)
 
 
+def wait_saved(page, before: str | None) -> None:
+    """Wait for the editor's next completed save (``data-saved`` changes from ``before``, None if unset)."""
+    wait_until(page, "(prev) => (document.getElementById('editor').dataset.saved ?? null) !== prev", before)
+
+
 def log_in(page, base: str, email: str) -> None:
     page.goto(base + "/login")
     page.get_by_label(re.compile("Email")).fill(email)
@@ -201,7 +206,7 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     saves = page.locator("#editor").get_attribute("data-saved")
     w1, h1 = float(page.locator("#f-width_mm").input_value()), float(page.locator("#f-height_mm").input_value())
     drag(page.locator(".ovl.kind-video .h-resize"), 60, 30)
-    wait_until(page, "(prev) => document.getElementById('editor').dataset.saved !== prev", saves)
+    wait_saved(page, saves)
     assert float(page.locator("#f-width_mm").input_value()) - w1 == pytest.approx(60 / px_per_mm, abs=0.3)
     assert float(page.locator("#f-height_mm").input_value()) - h1 == pytest.approx(30 / px_per_mm, abs=0.3)
     assert float(page.locator("#f-x_mm").input_value()) == pytest.approx(x1, abs=0.15)
@@ -214,7 +219,7 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     page.mouse.down()
     page.mouse.move(centre[0] + 150, centre[1], steps=10)
     page.mouse.up()
-    wait_until(page, "(prev) => document.getElementById('editor').dataset.saved !== prev", saves)
+    wait_saved(page, saves)
     assert float(page.locator("#f-rotation_deg").input_value()) == pytest.approx(90, abs=1.5)
     assert page.request.get(f"{base}/api/v1/overlays/{overlay_id}").json()["rotation_deg"] == pytest.approx(90, abs=1.5)
 
@@ -251,11 +256,29 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "editor.png"), full_page=True)
 
-    # Preview mode: no handles, no side panels; the video shows its poster.
+    # Green screen on: the option is saved from the side panel.
+    page.locator("#overlay-list button", has_text="Phóng sự").click()
+    saves = page.locator("#editor").get_attribute("data-saved")
+    page.locator("#f-use_chroma").check()
+    wait_saved(page, saves)
+    assert page.request.get(f"{base}/api/v1/overlays/{overlay_id}").json()["options"]["chroma_key"] == "#00ff00"
+
+    # Preview mode: no handles, no side panels; the video shows its poster, and plays keyed on a tap.
     page.locator("#preview-toggle").click()
     assert not page.locator(".ovl.kind-video .h-resize").is_visible()
     assert not page.locator("#placement-card").is_visible()
     assert page.locator(".ovl.kind-video img.ovl-media").is_visible()
+    page.locator(".ovl.kind-video").click()
+    # testsrc2 has a pure green bar: some pixels of the keyed frame are transparent, most are not.
+    wait_until(page, """() => {
+        const c = document.querySelector('.ovl.kind-video canvas');
+        if (!c || !c.width) return false;
+        const a = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let clear = 0;
+        for (let i = 3; i < a.length; i += 4) if (a[i] < 128) clear++;
+        const share = clear / (a.length / 4);
+        return share > 0.03 && share < 0.5;
+    }""")
 
     page.locator("#heatmap-toggle").click()
     assert page.locator("#stage img.heatmap").is_visible()
