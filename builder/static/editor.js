@@ -33,6 +33,18 @@ const fmt = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => value
 
 // ------------------------------------------------------------------------------------------ drawing
 
+function badgeText(o) {
+  if (o.kind === 'link') return `${ICONS.link} ${o.options.label || T.open_link}`;
+  if (o.kind === 'audio') return `${ICONS.audio} ${T.play}`;
+  if (o.kind === 'panorama360') return `${ICONS.panorama360} · ${T.panorama}`;
+  if (o.kind === 'model3d') return `${ICONS.model3d} ${o.name || o.stock || T.kinds.model3d}`;
+  return ICONS[o.kind] || '';
+}
+
+function labelText(o) {
+  return `${T.kinds[o.kind] || o.kind}${o.name ? ' · ' + o.name : ''}`;
+}
+
 function boxContent(o) {
   const frag = document.createDocumentFragment();
   const posterUrl = o.poster_url || (['image', 'animated_image', 'panorama360'].includes(o.kind)
@@ -47,16 +59,11 @@ function boxContent(o) {
   }
   const badge = document.createElement('span');
   badge.className = 'ovl-badge';
-  if (o.kind === 'link') badge.textContent = `${ICONS.link} ${o.options.label || T.open_link}`;
-  else if (o.kind === 'audio') badge.textContent = `${ICONS.audio} ${T.play}`;
-  else if (o.kind === 'video') badge.textContent = ICONS.video;
-  else if (o.kind === 'panorama360') badge.textContent = `${ICONS.panorama360} · ${T.panorama}`;
-  else if (o.kind === 'model3d') badge.textContent = `${ICONS.model3d} ${o.name || o.stock || T.kinds.model3d}`;
-  else badge.textContent = ICONS[o.kind] || '';
+  badge.textContent = badgeText(o);
   frag.append(badge);
   const label = document.createElement('span');
   label.className = 'ovl-label';
-  label.textContent = `${T.kinds[o.kind] || o.kind}${o.name ? ' · ' + o.name : ''}`;
+  label.textContent = labelText(o);
   frag.append(label);
   if (!readonly) {
     for (const [cls, title] of [['h-resize', '↘'], ['h-rotate', '⟳']]) {
@@ -121,7 +128,7 @@ function renderList() {
     const b = document.createElement('button');
     b.type = 'button';
     b.className = 'link' + (o.id === selectedId ? ' on' : '');
-    b.textContent = `${ICONS[o.kind] || ''} ${T.kinds[o.kind] || o.kind}${o.name ? ' · ' + o.name : ''}`;
+    b.textContent = `${ICONS[o.kind] || ''} ${labelText(o)}`;
     b.addEventListener('click', () => select(o.id, true));
     li.append(b);
     list.append(li);
@@ -224,6 +231,10 @@ async function save(id) {
     const fresh = await api('PATCH', `/api/v1/overlays/${id}`, payload(o));
     overlays.set(id, fresh);
     placeBox(fresh);
+    const box = boxes.get(id);
+    box.querySelector('.ovl-badge').textContent = badgeText(fresh);
+    box.querySelector('.ovl-label').textContent = labelText(fresh);
+    renderList();
     if (id === selectedId) {
       fillFields(fresh);
       if (fresh.kind === 'model3d') update3d(fresh); // a turn by the handle shows in 3D too

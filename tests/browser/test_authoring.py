@@ -262,6 +262,11 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     page.locator("#f-use_chroma").check()
     wait_saved(page, saves)
     assert page.request.get(f"{base}/api/v1/overlays/{overlay_id}").json()["options"]["chroma_key"] == "#00ff00"
+    saves = page.locator("#editor").get_attribute("data-saved")
+    page.locator("#f-name").fill("Phóng sự lũ")
+    page.locator("#f-name").dispatch_event("change")
+    wait_saved(page, saves)
+    assert page.locator(".ovl.kind-video .ovl-label").inner_text().endswith("Phóng sự lũ")  # the box follows
 
     # Preview mode: no handles, no side panels; the video shows its poster, and plays keyed on a tap.
     page.locator("#preview-toggle").click()
