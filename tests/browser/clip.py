@@ -172,6 +172,7 @@ class Clip:
     cam: Pinhole
     frames: list[np.ndarray] = field(default_factory=list)
     homographies: list[np.ndarray | None] = field(default_factory=list)  # None: page not in view (blank scene)
+    page_index: list[int] = field(default_factory=list)  # which page is in view: 0 first, 1 next, -1 none
 
     def corners(self, index: int) -> np.ndarray | None:
         H = self.homographies[index]
@@ -182,7 +183,8 @@ class Clip:
         for i, H in enumerate(self.homographies):
             out.append(None if H is None else {"homography": H.tolist(), "corners": self.corners(i).tolist()})
         return {"width": self.cam.width, "height": self.cam.height, "fps": FPS, "focal_px": self.cam.focal_px,
-                "width_mm": self.width_mm, "height_mm": self.height_mm, "frames": out}
+                "width_mm": self.width_mm, "height_mm": self.height_mm, "frames": out,
+                "page_index": list(self.page_index)}
 
     def write(self, y4m_path: Path) -> Path:
         """Write the y4m and ``<name>.json`` ground truth beside it. Returns the y4m path."""
@@ -263,8 +265,10 @@ def moving_poses(n: int, width_mm: float, height_mm: float, seed: int = 3):
 
 def make_clip(page: np.ndarray, width_mm: float = 210.0, height_mm: float = 297.0, *, seconds_page: float = 6.0,
               seconds_blank: float = 1.5, still: bool = False, seed: int = 11, cam: Pinhole | None = None,
-              lead_blank_s: float = 0.0) -> Clip:
-    """Clip: optional blank lead-in, the page (moving, or still with sensor noise only), then a blank scene."""
+              lead_blank_s: float = 0.0, next_page: np.ndarray | None = None, seconds_next: float = 3.5) -> Clip:
+    """Clip: optional blank lead-in, the page (moving, or still with sensor noise only), a blank scene, then
+    optionally another page of the same size (moving). When the file loops, the next page cuts straight back
+    to the first one."""
     cam = cam or Pinhole()
     rng = np.random.default_rng(seed)
     table = make_table(seed)
@@ -277,36 +281,20 @@ def make_clip(page: np.ndarray, width_mm: float = 210.0, height_mm: float = 297.
         poses = [(R, t)] * n_page
     else:
         poses = list(moving_poses(n_page, width_mm, height_mm, seed))
-    plan: list[np.ndarray | None] = [None] * int(round(lead_blank_s * FPS))
-    plan += [page_homography(cam, R, t) for R, t in poses]
-    plan += [None] * int(round(seconds_blank * FPS))
-    for i, H in enumerate(plan):
-        frame = render_frame(page, width_mm, height_mm, cam, H, table, rng)
+    plan: list[tuple[int, np.ndarray | None]] = [(-1, None)] * int(round(lead_blank_s * FPS))
+    plan += [(0, page_homography(cam, R, t)) for R, t in poses]
+    plan += [(-1, None)] * int(round(seconds_blank * FPS))
+    if next_page is not None:
+        n_next = int(round(seconds_next * FPS))
+        plan += [(1, page_homography(cam, R, t)) for R, t in moving_poses(n_next, width_mm, height_mm, seed + 1)]
+    pages = (page, next_page)
+    for i, (k, H) in enumerate(plan):
+        frame = render_frame(pages[max(k, 0)], width_mm, height_mm, cam, H, table, rng)
         draw_probe(frame, i)
         clip.frames.append(frame)
         clip.homographies.append(H)
+        clip.page_index.append(k)
     return clip
-
-
-def make_switch_clip(page_a: np.ndarray, page_b: np.ndarray, width_mm: float = 210.0, height_mm: float = 297.0,
-                     seconds_each: float = 3.5, seed: int = 13) -> tuple[Clip, list[int]]:
-    """The phone over page A, then (a cut, like a quick swing) over page B. Returns the clip and, per frame, which
-    page (0 = A, 1 = B) is in view."""
-    cam = Pinhole()
-    rng = np.random.default_rng(seed)
-    table = make_table(seed)
-    clip = Clip(width_mm, height_mm, cam)
-    n = int(round(seconds_each * FPS))
-    which: list[int] = []
-    for k, page in enumerate((page_a, page_b)):
-        for R, t in moving_poses(n, width_mm, height_mm, seed + k):
-            H = page_homography(cam, R, t)
-            frame = render_frame(page, width_mm, height_mm, cam, H, table, rng)
-            draw_probe(frame, len(clip.frames))
-            clip.frames.append(frame)
-            clip.homographies.append(H)
-            which.append(k)
-    return clip, which
 
 
 def photo_of_page(page: np.ndarray, width_mm: float = 210.0, height_mm: float = 297.0,

@@ -334,7 +334,7 @@ STATE_JS = """() => { const s = window.__baonhung; if (!s) return null;
           overlays: s.overlays, media: s.media, focal: s.focal, error: s.error, cvReady: s.cvReady,
           fallbackReason: s.fallbackReason || null, offlineReady: !!s.offlineReady, nframes: s.frames.length}; }"""
 FRAMES_JS = "() => window.__baonhung.frames"
-METRICS_JS = """() => { const m = window.__baonhung.metrics; return {firstFrameAt: m.firstFrameAt, firstMatchAt: m.firstMatchAt,
+METRICS_JS = """() => { const m = window.__baonhung.metrics; return {tapAt: m.tapAt, firstFrameAt: m.firstFrameAt, firstMatchAt: m.firstMatchAt,
   firstOverlayAt: m.firstOverlayAt, trackMs: m.trackMs, redetectMs: m.redetectMs, recognizeMs: m.recognizeMs,
   frameTimes: m.frameTimes, bundleBytes: m.bundleBytes}; }"""
 

@@ -42,7 +42,8 @@ def server(fixture):
 
 @pytest.fixture(scope="module")
 def moving_clip(fixture, tmp_path_factory):
-    c = clipmod.make_clip(fixture.page, seconds_page=6.0, seconds_blank=1.5)
+    c = clipmod.make_clip(fixture.page, seconds_page=6.0, seconds_blank=1.5,
+                          next_page=fixture.pages[SECOND_PAGE_ID], seconds_next=3.5)
     path = c.write(tmp_path_factory.mktemp("clips") / "moving.y4m")
     return path, c.ground_truth()
 
@@ -93,7 +94,7 @@ def test_overlays_stay_registered_on_the_paper_over_the_clip(moving_run):
     page_frames = {r["probe"] for r in moving_run["frames"]
                    if r.get("probe", -1) >= 0 and moving_run["gt"]["frames"][r["probe"]] is not None}
     tracked = {r["probe"] for r in moving_run["frames"] if r.get("overlays") and r.get("probe", -1) >= 0}
-    assert len(page_frames) > 120, "the viewer should have seen most of the clip"
+    assert len(page_frames) > 200, "the viewer should have seen most of the clip"
     assert len(tracked & page_frames) >= 0.8 * len(page_frames), "overlays should be shown on ≥80% of page frames"
     med, p90 = float(np.median(errs)), float(np.percentile(errs, 90))
     print(f"overlay corner error over {len(errs) // 4} overlay-frames: median {med:.2f} px, p90 {p90:.2f} px")
@@ -109,44 +110,26 @@ def test_video_overlay_plays(moving_run):
 def test_overlays_hide_when_the_clip_cuts_to_a_blank_table(moving_run):
     gt = moving_run["gt"]["frames"]
     blank_start = next(i for i, f in enumerate(gt) if f is None)
-    late_blank = [r for r in moving_run["frames"] if r.get("probe", -1) >= blank_start + BLANK_GRACE_FRAMES]
+    blank_end = next(i for i in range(blank_start, len(gt)) if gt[i] is not None)
+    late_blank = [r for r in moving_run["frames"] if blank_start + BLANK_GRACE_FRAMES <= r.get("probe", -1) < blank_end]
     assert late_blank, "the run should have covered the blank part of the clip"
     assert not any(r["visible"] for r in late_blank)
-    # …and the page is found again when the clip loops back to it
-    assert any(r.get("visible") and 0 <= r.get("probe", -1) < blank_start for r in
-               moving_run["frames"][moving_run["frames"].index(late_blank[-1]):]) or moving_run["state"]["overlaysVisible"]
 
 
-def test_pointing_at_another_page_switches_to_its_overlays(server, fixture, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    c, which = clipmod.make_switch_clip(fixture.pages[PAGE_ID], fixture.pages[SECOND_PAGE_ID])
-    y4m = c.write(tmp_path / "switch.y4m")
+def test_pointing_at_another_page_switches_to_its_overlays(moving_run):
+    """After the blank scene the clip shows the edition's second page; when it loops, it cuts straight back."""
+    frames, which = moving_run["frames"], moving_run["gt"]["page_index"]
     first_b = which.index(1)
-    with sync_playwright() as pw:
-        browser = launch_chromium(pw, clip=y4m)
-        try:
-            page = browser.new_page(viewport={"width": 640, "height": 480})
-            page.add_init_script(clipmod.PROBE_JS)
-            page.goto(f"{server}/v/{CODE}?nosw=1")
-            page.click("#start")
-            wait_state(page, "s.overlaysVisible", 30)
-            time.sleep(len(c.frames) / clipmod.FPS + 0.5)
-            frames = page.evaluate(FRAMES_JS)
-        finally:
-            browser.close()
-    settled = [r for r in frames if r.get("visible") and r.get("probe", -1) >= first_b + clipmod.FPS]
-    assert settled, "overlays should be back on the second page a second after the swing"
-    assert {r["pageId"] for r in settled} == {SECOND_PAGE_ID}
-    first_loop = frames[:next(i for i, r in enumerate(frames) if r.get("probe", -1) >= first_b)]
-    on_a = [r for r in first_loop if r.get("visible") and 0 <= r.get("probe", -1) < first_b]
-    assert on_a and {r["pageId"] for r in on_a} == {PAGE_ID}
-    # when the clip loops back to page A, page B's overlays must not be drawn on it (beyond the hide tolerance)
-    wrong = [(r["probe"], r["mode"]) for r in frames if r.get("tracked") and r["pageId"] == SECOND_PAGE_ID
-             and 0 <= r.get("probe", -1) < first_b]
-    assert not wrong, wrong
-    errs = overlay_errors(settled, c.ground_truth(), {ov["id"]: overlay_corners_mm(ov) for ov in OVERLAYS})
-    assert np.median(errs) <= MEDIAN_PX and np.percentile(errs, 90) <= P90_PX
+    settled_b = [r for r in frames if r.get("visible") and r.get("probe", -1) >= first_b + clipmod.FPS]
+    assert settled_b, "overlays should be on the second page a second after it comes into view"
+    assert {r["pageId"] for r in settled_b} == {SECOND_PAGE_ID}
+    tracked_wrong = [(r["probe"], r["pageId"]) for r in frames if r.get("tracked") and r.get("probe", -1) >= 0
+                     and which[r["probe"]] >= 0 and r["pageId"] != (PAGE_ID, SECOND_PAGE_ID)[which[r["probe"]]]]
+    assert not tracked_wrong, f"overlays of one page tracked on the other: {tracked_wrong[:10]}"
+    last_b = max(i for i, r in enumerate(frames) if r.get("probe", -1) >= first_b)
+    back_on_a = [r for r in frames[last_b:] if r.get("visible") and 0 <= r.get("probe", -1) < first_b
+                 and r["pageId"] == PAGE_ID]
+    assert back_on_a, "the straight cut back to the first page should switch back to its overlays"
 
 
 def test_screenshot_with_overlays_is_saved(moving_run):

@@ -9,7 +9,7 @@ import { emit, on } from "./events.js";
 import { Camera, toGrey } from "./camera.js";
 import { RecognitionClient } from "./recognition.js";
 import { PageTracker, pageCorners } from "./tracker.js";
-import { PoseEstimator } from "./pose.js";
+import { PoseEstimator, projectionFromIntrinsics } from "./pose.js";
 import { PageRenderer } from "./renderer.js";
 import { attachOverlay, closePanorama } from "./media.js";
 import { ViewerUI } from "./ui.js";
@@ -33,7 +33,7 @@ const S = {
   state: "idle", pageId: null, editionId: config.editionId, corners: null, overlaysVisible: false,
   overlays: [], frames: [], focal: null, error: null, cvReady: false, bundleLoaded: false,
   debug: {},  // live objects for debugging and benchmarks (tracker, renderer); tests read the plain fields above
-  metrics: { firstFrameAt: null, firstMatchAt: null, firstOverlayAt: null, trackMs: [], redetectMs: [],
+  metrics: { tapAt: null, firstFrameAt: null, firstMatchAt: null, firstOverlayAt: null, trackMs: [], redetectMs: [],
              recognizeMs: [], frameTimes: [], bundleBytes: 0 },
 };
 // media state is read live from the overlay controllers (current time, paused, muted)
@@ -288,6 +288,7 @@ function onFrame(img, now) {
 }
 
 async function startCamera() {
+  if (S.metrics.tapAt === null) S.metrics.tapAt = performance.now();
   ui.hideStart();
   document.getElementById("fallback-panel").hidden = true;
   setState("starting");
@@ -369,7 +370,7 @@ async function uploadPhoto(file) {
   const corners = pageCorners(match.homography, info.widthMm, info.heightMm);
   still.focal.update(match.homography);
   const p = { modelView: still.solve(corners, still.focal.value),
-              projection: (await import("./pose.js")).projectionFromIntrinsics(still.focal.value, w, h) };
+              projection: projectionFromIntrinsics(still.focal.value, w, h) };
   renderer.setPose(p);
   renderer.setVisible(true);
   S.corners = corners;

@@ -34,7 +34,9 @@ void main() {
 }`;
 
 export function chromaKeyMaterial(texture, options) {
-  const o = { ...CHROMA_DEFAULT, ...(typeof options === "object" ? options : {}) };
+  // chroma_key may be true, a colour string ("#00ff00") or {color, similarity, smoothness, spill}
+  const given = typeof options === "string" ? { color: options } : (typeof options === "object" ? options : {});
+  const o = { ...CHROMA_DEFAULT, ...given };
   return new THREE.ShaderMaterial({
     uniforms: {
       map: { value: texture },
