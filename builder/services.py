@@ -599,18 +599,17 @@ def add_overlay(db: Session, store: AssetStore, limits: UploadLimits, actor: Act
     return overlay
 
 
-def _jsonable(meta: dict) -> dict:
-    out = {}
-    for key, value in meta.items():
-        if isinstance(value, (str, int, float, bool)) or value is None:
-            out[key] = value
-        elif isinstance(value, (list, tuple)):
-            out[key] = [v if isinstance(v, (str, int, float, bool)) else str(v) for v in value]
-        elif isinstance(value, np.generic):
-            out[key] = value.item()
-        else:
-            out[key] = str(value)
-    return out
+def _jsonable(value):
+    """Upload facts as plain JSON (numpy scalars to numbers, tuples to lists, nested dicts kept)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
 
 
 def update_overlay(db: Session, actor: Actor, overlay: Overlay, values: dict) -> Overlay:

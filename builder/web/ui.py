@@ -220,7 +220,9 @@ def upload_page(edition_id):
     else:
         values.pop("width_mm", None)
         values.pop("height_mm", None)
-    page = svc.add_page(db(), store(), _limits(), actor(), ed, data, upload.filename, values)
+    published = current_app.extensions["baonhung"].published
+    page = svc.add_page(db(), store(), _limits(), actor(), ed, data, upload.filename, values,
+                        published.index(), published.catalog()["pages"])
     flash(_("Page %(number)s uploaded.", number=page.number), "ok")
     return redirect(url_for("ui.edition", edition_id=ed.id) + f"#page-{page.id}")
 

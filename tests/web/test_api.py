@@ -507,3 +507,17 @@ def test_bundle_check_reports_sizes_budgets_and_biggest_contributors(app, client
     assert state_snapshot(app) == before  # a check stores nothing
     assert client.post(f"/api/v1/pages/{page['id']}/bundle-check",
                        headers=auth(users.tokens["print_desk"])).status_code == 403
+
+
+def test_upload_warnings_reach_the_designer_as_structured_data(client, users, page):
+    """A panorama that is not 2:1 is accepted with a warning the editor can show (not a stringified dict)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (800, 600), (30, 120, 200)).save(buf, "JPEG")
+    r = client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(users.tokens["designer"]),
+                    content_type="multipart/form-data",
+                    data={"kind": "panorama360", "file": upload(buf.getvalue(), "pano.jpg"), **PLACEMENT})
+    assert r.status_code == 201, r.get_json()
+    warnings = r.get_json()["asset"]["meta"]["warnings"]
+    assert warnings and isinstance(warnings[0], dict) and warnings[0].get("code")
