@@ -27,7 +27,7 @@ DESCRIPTOR_BYTES = 32  # ORB: 256-bit binary descriptors
 # (long side of the rescaled page in px, features kept at that scale). Three scales one ORB pyramid apart
 # (2x each, pyramids overlap) cover pages from ~120 px to ~1800 px tall in a photo. The total (~850) is set by
 # the memory budget of the index (~44 bytes/feature, <= 40 KB/page). Measured in bench/bench_recognition.py.
-CATALOG_SCALES: tuple[tuple[int, int], ...] = ((1100, 330), (560, 300), (280, 200))
+CATALOG_SCALES: tuple[tuple[int, int, int], ...] = ((1100, 330, 8), (560, 300, 8), (280, 200, 8))
 # ORB pyramid used everywhere (catalog, queries, browser): 8 levels of 1.2 = opencv/opencv.js defaults.
 ORB_LEVELS = 8
 ORB_SCALE_FACTOR = 1.2
@@ -89,9 +89,10 @@ def spread_select(xy: np.ndarray, response: np.ndarray, size: tuple[int, int], n
 
 
 def detect_orb(gray: np.ndarray, n: int, oversample: int = DETECT_OVERSAMPLE,
-               fast_threshold: int = ORB_FAST_THRESHOLD) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               fast_threshold: int = ORB_FAST_THRESHOLD, nlevels: int = ORB_LEVELS
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ORB keypoints spread over ``gray``: (xy (N,2) float32 px, descriptors (N,32) uint8, octave (N,) uint8)."""
-    orb = cv2.ORB_create(nfeatures=n * oversample, scaleFactor=ORB_SCALE_FACTOR, nlevels=ORB_LEVELS,
+    orb = cv2.ORB_create(nfeatures=n * oversample, scaleFactor=ORB_SCALE_FACTOR, nlevels=nlevels,
                          edgeThreshold=ORB_EDGE, patchSize=31, fastThreshold=fast_threshold)
     kps, desc = orb.detectAndCompute(gray, None)
     if desc is None or not kps:
@@ -190,14 +191,14 @@ def _check_page_size(width_mm: float, height_mm: float) -> None:
 
 
 def extract_page_features(gray: np.ndarray, width_mm: float, height_mm: float,
-                          scales: tuple[tuple[int, int], ...] = CATALOG_SCALES
+                          scales: tuple[tuple[int, int, int], ...] | None = None
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Multi-scale catalog features of a page: (keypoints_mm (N,2) float32, descriptors (N,32) uint8,
-    scale_index (N,) uint8)."""
+    scale_index (N,) uint8). scales: (long side px, features, ORB pyramid levels) per scale."""
     kps, descs, idx = [], [], []
-    for i, (long_side, n) in enumerate(scales):
+    for i, (long_side, n, levels) in enumerate(CATALOG_SCALES if scales is None else scales):
         g, _ = resize_long_side(gray, long_side)
-        xy, d, _ = detect_orb(g, n)
+        xy, d, _ = detect_orb(g, n, nlevels=levels)
         # px -> mm at this scale: mm = px * w_mm / W_px (pixel centres: OpenCV keypoints are already centred).
         kps.append(xy * np.array([width_mm / g.shape[1], height_mm / g.shape[0]], np.float32))
         descs.append(d)

@@ -143,6 +143,7 @@ def _new_ivf(codes: np.ndarray, seed: int = 1234) -> faiss.IndexBinaryIVF:
     ivf.cp.niter = IVF_TRAIN_ITERS
     ivf.cp.seed = seed
     ivf.cp.max_points_per_centroid = IVF_TRAIN_POINTS_PER_LIST
+    ivf.cp.min_points_per_centroid = 4  # a deliberately small sample (speed); silences the FAISS warning
     rng = np.random.default_rng(seed)
     sample = codes[rng.choice(len(codes), min(len(codes), nlist * IVF_TRAIN_POINTS_PER_LIST), replace=False)]
     ivf.train(np.ascontiguousarray(sample))
@@ -251,6 +252,12 @@ class RecognitionIndex:
         return self.memory_bytes() / max(1, len(self))
 
     # ---------------------------------------------------------------------------------------------- search
+    def prepare_scope(self, scope: str) -> None:
+        """Build (and cache) the search structure of ``scope`` now, e.g. right after an edition is published, so
+        the first reader of that edition does not pay for it."""
+        with self._lock.read():
+            self._scope_index(scope)
+
     def _scope_index(self, scope: str) -> tuple[faiss.IndexBinary | None, np.ndarray]:
         """(sub-index of the scope's pages or None when the catalog is small, sorted slot array)."""
         slots = np.array(sorted(p.slot for p in self._pages.values() if scope in p.scopes), np.int64)
@@ -278,27 +285,54 @@ class RecognitionIndex:
     def recognize(self, image: np.ndarray | bytes, scope: str | None = None) -> PageMatch | None:
         """Recognize the page in a photo. image: BGR/grey uint8 array, or JPEG/PNG bytes (EXIF orientation
         honoured). scope: e.g. "edition:12" — searched first; the whole archive is searched if it finds nothing.
-        Returns None when no page is recognized with confidence."""
+        Returns None when no page is recognized with confidence.
+
+        Two passes: features of the photo as taken; if no page is accepted but a candidate has a weak, plausible
+        homography, the photo is rectified with it (the page seen frontally at a catalog scale, which undoes
+        tilt and distance) and searched again — ORB is not robust to tilt beyond ~40 degrees."""
         q = rz.query_features(image)
         if len(q.xy) < rz.MIN_INLIERS:
             return None
         with self._lock.read():
             if not self._pages:
                 return None
+            searches: list[tuple[faiss.IndexBinary, np.ndarray | None]] = []
             if scope is not None:
                 sub, slots = self._scope_index(scope)
                 if len(slots):
-                    dist, ids = self._search(q.descriptors, sub if sub is not None else self._index, rz.KNN)
-                    match = self._decide(q, rz.cast_votes(dist, ids, FEATURE_BITS, slots))
+                    searches.append((sub if sub is not None else self._index, slots))
+            searches.append((self._index, None))
+            for index, allowed in searches:
+                match, hints = self._match(q, index, allowed)
+                if match is not None:
+                    return match
+                for hint in hints[:rz.RECTIFY_CANDIDATES]:
+                    match = self._match_rectified(q, hint, index, allowed)
                     if match is not None:
                         return match
-            dist, ids = self._search(q.descriptors, self._index, rz.KNN)
-            return self._decide(q, rz.cast_votes(dist, ids, FEATURE_BITS))
+        return None
 
-    def _decide(self, q: rz.QueryFeatures, votes: rz.Votes) -> PageMatch | None:
+    def _match(self, q: rz.QueryFeatures, index: faiss.IndexBinary, allowed: np.ndarray | None
+               ) -> tuple[PageMatch | None, list[rz.Verified]]:
+        """One search + decision. Returns (accepted match or None, weak hypotheses best first)."""
+        dist, ids = self._search(q.descriptors, index, rz.KNN)
+        votes = rz.cast_votes(dist, ids, FEATURE_BITS, allowed)
+        verified = self._verify_candidates(q, votes)
+        if not verified:
+            return None, []
+        best = verified[0]
+        runner = verified[1] if len(verified) > 1 else None
+        page = self._slots[best.slot]
+        cover = rz.cell_coverage(best, q.xy, page.width_mm, page.height_mm)
+        ok, score = rz.accept(best, runner, cover)
+        if not ok:
+            return None, verified
+        return self._page_match(page, best.homography, q.scale, len(best.inlier_q), score), verified
+
+    def _verify_candidates(self, q: rz.QueryFeatures, votes: rz.Votes) -> list[rz.Verified]:
         counts = np.bincount(votes.voter[votes.voter >= 0])
         if counts.size == 0:
-            return None
+            return []
         order = np.argsort(-counts, kind="stable")
         order = [int(s) for s in order[:rz.MAX_CANDIDATES] if counts[s] >= rz.MIN_VOTES]
         verified: list[rz.Verified] = []
@@ -308,27 +342,36 @@ class RecognitionIndex:
                 continue
             q_idx, f_idx = rz.correspondences(votes, slot)
             # Early stop: this page cannot even reach the runner-up margin against the best so far.
-            if verified and len(q_idx) * rz.MARGIN < len(max(verified, key=lambda v: len(v.inlier_q)).inlier_q):
+            if verified and len(q_idx) * rz.MARGIN < max(len(v.inlier_q) for v in verified):
                 continue
             v = rz.verify(slot, q.xy, page.keypoints_mm(f_idx), q_idx, votes.voter, page.width_mm,
                           page.height_mm, q.size)
             if v is not None:
                 verified.append(v)
-        if not verified:
-            return None
         verified.sort(key=lambda v: len(v.inlier_q), reverse=True)
-        best = verified[0]
-        runner = verified[1] if len(verified) > 1 else None
-        page = self._slots[best.slot]
-        cover = rz.cell_coverage(best, q.xy, page.width_mm, page.height_mm)
-        ok, score = rz.accept(best, runner, cover)
-        if not ok:
+        return verified
+
+    def _match_rectified(self, q: rz.QueryFeatures, hint: rz.Verified, index: faiss.IndexBinary,
+                         allowed: np.ndarray | None) -> PageMatch | None:
+        page = self._slots[hint.slot]
+        rect = rz.rectify(q, hint.homography, page.width_mm, page.height_mm)
+        if rect is None:
             return None
+        rq, to_rect = rect  # to_rect: working px -> rectified px
+        match, _ = self._match(rq, index, allowed)
+        if match is None or match.page_id != page.page_id:
+            return None
+        # match.homography: page mm -> rectified px (rq.scale == 1); back to working, then original photo px.
+        h_work = np.linalg.inv(to_rect) @ match.homography
+        return self._page_match(page, h_work, q.scale, match.inliers, match.score)
+
+    @staticmethod
+    def _page_match(page: _Page, h_work: np.ndarray, scale: float, inliers: int, score: float) -> PageMatch:
         # Back to original photo px: working = scale * original.
-        h = np.diag([1.0 / q.scale, 1.0 / q.scale, 1.0]) @ best.homography
+        h = np.diag([1.0 / scale, 1.0 / scale, 1.0]) @ h_work
         h = h / h[2, 2]
         corners = rz.project(h, rz.page_corners_mm(page.width_mm, page.height_mm))
-        return PageMatch(page.page_id, h, corners, int(len(best.inlier_q)), float(score))
+        return PageMatch(page.page_id, h, corners, int(inliers), float(score))
 
     # ---------------------------------------------------------------------------------------------- confusability
     def confusable_with(self, marker: PageMarker, top: int = 5) -> list[Confusion]:

@@ -35,6 +35,11 @@ USAC_ITERS = 500
 USAC_ITERS_ALL = 2000  # fallback on all correspondences: low inlier ratio
 MIN_SEED = 7  # distinctive inliers needed to seed the model in stage 1
 MIN_INLIERS = 12  # below this a homography from ORB matches is not trustworthy
+MIN_HINT_INLIERS = 8  # a weaker homography is still good enough to rectify the photo for a second pass
+RECTIFY_CANDIDATES = 2  # weak hypotheses tried in the rectified second pass
+RECTIFY_UPSCALE = 1.5  # rectified page long side = 1.5 x its apparent size in the photo ...
+RECTIFY_MIN_SIDE, RECTIFY_MAX_SIDE = 320, 1100  # ... within the span of the catalog scales
+RECTIFY_FEATURES = 1000
 MARGIN = 1.5  # exclusive inliers of the best page >= MARGIN x the runner-up's (RESEARCH.md: 1.5 kept FPs near 0)
 MIN_DISTINCT = 8  # distinctive inliers (passed the cross-page ratio test) for the first acceptance path
 MIN_COVERAGE = 0.55  # textured page cells holding an inlier (cell_coverage); masthead+footer-only agreement < 0.5
@@ -68,11 +73,13 @@ def decode_photo(data: bytes) -> np.ndarray:
 
 @dataclass(frozen=True)
 class QueryFeatures:
-    """Features of one photo. xy : (N, 2) float32 px in the *working* image; scale : working px per original px."""
+    """Features of one photo. xy : (N, 2) float32 px in the *working* image; scale : working px per original px;
+    gray : the working image (kept for the rectified second pass)."""
     xy: np.ndarray
     descriptors: np.ndarray
     size: tuple[int, int]  # working image (w, h)
     scale: float
+    gray: np.ndarray | None = None
 
 
 def query_features(image: np.ndarray | bytes, n: int = QUERY_FEATURES) -> QueryFeatures:
@@ -83,8 +90,32 @@ def query_features(image: np.ndarray | bytes, n: int = QUERY_FEATURES) -> QueryF
     scale = 1.0
     if max(gray.shape) > QUERY_MAX_SIDE:
         gray, scale = resize_long_side(gray, QUERY_MAX_SIDE)
+
     xy, desc, _ = detect_orb(gray, n, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD)
-    return QueryFeatures(xy, desc, (gray.shape[1], gray.shape[0]), scale)
+    return QueryFeatures(xy, desc, (gray.shape[1], gray.shape[0]), scale, gray)
+
+
+def rectify(q: QueryFeatures, h_mm_to_px: np.ndarray, width_mm: float, height_mm: float
+            ) -> tuple[QueryFeatures, np.ndarray] | None:
+    """The photo warped so the hypothesised page appears frontally, long side RECTIFY_LONG_SIDE-ish px.
+
+    Returns (features of the rectified image, 3x3 working px -> rectified px) or None if the hypothesis is too
+    degenerate to warp. Rectified px = mm * r (r px per mm), so a homography found there maps page mm -> rect px."""
+    if q.gray is None:
+        return None
+    corners = project(h_mm_to_px, page_corners_mm(width_mm, height_mm))
+    apparent = max(np.linalg.norm(corners[3] - corners[0]), np.linalg.norm(corners[2] - corners[1]),
+                   np.linalg.norm(corners[1] - corners[0]), np.linalg.norm(corners[2] - corners[3]))
+    long_side = float(np.clip(RECTIFY_UPSCALE * apparent, RECTIFY_MIN_SIDE, RECTIFY_MAX_SIDE))
+    r = long_side / max(width_mm, height_mm)
+    try:
+        to_rect = np.diag([r, r, 1.0]) @ np.linalg.inv(h_mm_to_px)
+    except np.linalg.LinAlgError:
+        return None
+    size = (max(32, int(round(width_mm * r))), max(32, int(round(height_mm * r))))
+    rect = cv2.warpPerspective(q.gray, to_rect, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    xy, desc, _ = detect_orb(rect, RECTIFY_FEATURES, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD)
+    return QueryFeatures(xy, desc, size, 1.0, None), to_rect
 
 
 @dataclass
@@ -174,8 +205,8 @@ def verify(slot: int, q_xy: np.ndarray, page_mm: np.ndarray, q_idx: np.ndarray, 
     2. guided re-collection over *all* correspondences (shared regions such as the masthead count for geometry),
        then least squares on the inliers at RANSAC_PX and REFINE_PX (corner accuracy).
     q_idx/page_mm: every query feature with a neighbour on this page and that neighbour's page position.
-    Returns None when no plausible homography with MIN_INLIERS exists."""
-    if len(q_idx) < MIN_INLIERS:
+    Returns None when no plausible homography with MIN_HINT_INLIERS exists (acceptance needs MIN_INLIERS)."""
+    if len(q_idx) < MIN_HINT_INLIERS:
         return None
     src = page_mm.astype(np.float64)
     dst = q_xy[q_idx].astype(np.float64)
@@ -189,12 +220,12 @@ def verify(slot: int, q_xy: np.ndarray, page_mm: np.ndarray, q_idx: np.ndarray, 
     if h is None:
         h, mask = cv2.findHomography(src, dst, cv2.USAC_DEFAULT, RANSAC_PX, maxIters=USAC_ITERS_ALL,
                                      confidence=0.995)
-        if h is None or mask is None or int(mask.sum()) < MIN_INLIERS:
+        if h is None or mask is None or int(mask.sum()) < MIN_HINT_INLIERS:
             return None
     for thr in (RANSAC_PX, REFINE_PX):  # re-collect inliers with the model, then least squares on them
         err = np.linalg.norm(project(h, src) - dst, axis=1)
         inl = err < thr
-        if inl.sum() < MIN_INLIERS:
+        if inl.sum() < MIN_HINT_INLIERS:
             return None
         h2, _ = cv2.findHomography(src[inl], dst[inl], 0)
         if h2 is None:
@@ -203,7 +234,7 @@ def verify(slot: int, q_xy: np.ndarray, page_mm: np.ndarray, q_idx: np.ndarray, 
     err = np.linalg.norm(project(h, src) - dst, axis=1)
     inl = err < RANSAC_PX
     corners = project(h, page_corners_mm(width_mm, height_mm))
-    if int(inl.sum()) < MIN_INLIERS or not _quad_ok(corners, size):
+    if int(inl.sum()) < MIN_HINT_INLIERS or not _quad_ok(corners, size):
         return None
     inlier_q = np.unique(q_idx[inl])
     return Verified(slot, h, inlier_q, int((voter[inlier_q] == slot).sum()))
@@ -248,7 +279,8 @@ def accept(best: Verified, runner: Verified | None, cover: float) -> tuple[bool,
         excl_runner = len(runner.inlier_q) - len(shared)
     else:
         excl_best, excl_runner = len(best.inlier_q), 0
-    margin_ok = excl_best >= MIN_INLIERS and excl_best >= MARGIN * excl_runner
+    margin_ok = (len(best.inlier_q) >= MIN_INLIERS and excl_best >= MIN_INLIERS
+                 and excl_best >= MARGIN * excl_runner)
     distinctive = best.distinct >= MIN_DISTINCT and cover >= MIN_COVERAGE
     abundant = len(best.inlier_q) >= MIN_INLIERS_ALONE and cover >= MIN_COVERAGE_ALONE
     ok = margin_ok and (distinctive or abundant)
