@@ -68,10 +68,10 @@ def moving_run(server, moving_clip):
             time.sleep(1.0)
             vis = page.evaluate(STATE_JS)
             out["video_times"] = (t0, next(m for m in vis["media"] if m["kind"] == "video")["currentTime"])
-            if vis["overlaysVisible"]:
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "viewer-fixture.png"))
-                out["screenshot"] = ARTIFACTS / "viewer-fixture.png"
+            wait_state(page, "s.overlaysVisible", 10)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "viewer-fixture.png"))
+            out["screenshot"] = ARTIFACTS / "viewer-fixture.png"
             n = len(gt["frames"])
             time.sleep(n / clipmod.FPS + 1.0)  # one full loop of the clip after the overlay first showed
             out["frames"] = page.evaluate(FRAMES_JS)
@@ -247,6 +247,12 @@ def test_viewer_page_uses_an_import_map_onto_our_own_vendor_copies(client):
     assert f'nonce="{nonce}"' in body
 
 
+def test_viewer_without_code_scans_the_whole_archive(client):
+    body = client.get("/v/").get_data(as_text=True)
+    assert '"scope": null' in body and '"editionId": null' in body
+    assert f'"scope": "edition:{EDITION_ID}"' in client.get(f"/v/{CODE}").get_data(as_text=True)
+
+
 def test_vendor_serves_only_the_whitelist_gzipped(client):
     assert client.get("/v/vendor/three/package.json").status_code == 404
     assert client.get("/v/vendor/../package.json").status_code == 404
@@ -317,8 +323,8 @@ def test_demo_edition_end_to_end_in_the_real_app(demo, tmp_path):
             st2 = page.evaluate(STATE_JS)
             frames = page.evaluate(FRAMES_JS)
             ARTIFACTS.mkdir(exist_ok=True)
-            if st2["overlaysVisible"]:
-                page.screenshot(path=str(ARTIFACTS / "viewer.png"))  # the artifact: demo page with its overlays
+            wait_state(page, "s.overlaysVisible", 15)
+            page.screenshot(path=str(ARTIFACTS / "viewer.png"))  # the artifact: demo page with its overlays
         finally:
             browser.close()
     assert not errors, errors
