@@ -108,6 +108,7 @@ function placeBox(o) {
 
 function placeAll() {
   for (const o of overlays.values()) placeBox(o);
+  placeConfusable();
 }
 
 // ------------------------------------------------------------------------------------- side panel
@@ -131,8 +132,45 @@ function renderList() {
     b.textContent = `${ICONS[o.kind] || ''} ${labelText(o)}`;
     b.addEventListener('click', () => select(o.id, true));
     li.append(b);
+    const warnings = assetWarnings(o);
+    if (warnings.length) {
+      b.prepend(Object.assign(document.createElement('span'), {className: 'warn-mark', textContent: '⚠ '}));
+      const ul = document.createElement('ul');
+      ul.className = 'ovl-warnings';
+      for (const w of warnings) {
+        const item = document.createElement('li');
+        item.dataset.code = (w && w.code) || '';
+        item.textContent = warningText(w);
+        ul.append(item);
+      }
+      li.append(ul);
+    }
     list.append(li);
   }
+}
+
+// Upload facts worth a designer's attention (builder/importers.py): [{code, values: {...}}]; older rows may hold
+// plain strings. Known codes get a translated text with their values, unknown ones show their code.
+function assetWarnings(o) {
+  const list = o.asset && o.asset.meta && o.asset.meta.warnings;
+  return Array.isArray(list) ? list : [];
+}
+
+const mb = (bytes) => (Number(bytes || 0) / 1e6).toFixed(1); // the bundle budgets are decimal MB
+
+function warningText(w) {
+  if (typeof w === 'string') return w;
+  const v = {...w, ...(w.values || {})};
+  let key = v.code;
+  if (v.code === 'model_very_large' && Array.isArray(v.size_m)) v.size = Math.max(...v.size_m).toFixed(1);
+  if (v.code === 'gltf_validator_warnings' && Array.isArray(v.count)) v.count = v.count.length;
+  if (v.code === 'over_budget') {
+    key = `over_budget_${v.variant}`;
+    v.size = mb(v.bytes);
+    v.budget = mb(v.budget);
+  }
+  const template = T.warnings[key];
+  return template ? fmt(template, v) : (v.code || v.message || '');
 }
 
 function fillFields(o) {
@@ -501,6 +539,139 @@ heatToggle?.addEventListener('click', () => {
   heatToggle.setAttribute('aria-pressed', String(on));
   heatToggle.classList.toggle('on', on);
 });
+
+// The area this page shares with the most similar published page (marker rating, "confusable"): an outlined
+// box over the page image, toggled like the heat map.
+const confusable = ((page.rating && page.rating.confusable) || []).slice().sort((a, b) => b.score - a.score)[0];
+const confToggle = document.getElementById('confusable-toggle');
+let confBox = null;
+
+function placeConfusable() {
+  if (!confBox) return;
+  const s = pxPerMm();
+  const [x, y, w, h] = confusable.region_mm;
+  confBox.style.left = `${x * s}px`;
+  confBox.style.top = `${y * s}px`;
+  confBox.style.width = `${w * s}px`;
+  confBox.style.height = `${h * s}px`;
+}
+
+confToggle?.addEventListener('click', () => {
+  if (!confusable) return;
+  if (!confBox) {
+    confBox = document.createElement('div');
+    confBox.className = 'confusable-region';
+    const label = document.createElement('span');
+    label.textContent = fmt(T.confusable_label, {page: confusable.page_id, score: Math.round(confusable.score * 100)});
+    confBox.append(label);
+    stage.querySelector('#page-image').after(confBox);
+    placeConfusable();
+  }
+  const on = confToggle.getAttribute('aria-pressed') !== 'true';
+  confBox.hidden = !on;
+  confToggle.setAttribute('aria-pressed', String(on));
+  confToggle.classList.toggle('on', on);
+});
+
+// ------------------------------------------------------------------------------------ size check
+
+const sizeButton = document.getElementById('size-check');
+const sizeReport = document.getElementById('size-report');
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function contributorLabel(label) {
+  const m = /^overlay (\d+)/.exec(label);
+  const o = m && overlays.get(Number(m[1]));
+  return o ? labelText(o) : label;
+}
+
+function renderSize(r) {
+  const S = T.size;
+  const still = Number(r.other_media_bytes || 0); // non-streamed media count against the budgets too
+  const rows = [['full', r.full_bytes + still, r.budget_full_bytes], ['lite', r.lite_bytes + still, r.budget_lite_bytes]];
+  const parts = [];
+  let anyOver = false;
+  const meters = el('div', 'size-meters');
+  for (const [key, bytes, budget] of rows) {
+    const over = bytes > budget;
+    anyOver ||= over;
+    const row = el('div', `size-meter${over ? ' over' : ''}`);
+    row.dataset.variant = key;
+    const head = el('div', 'size-head');
+    head.append(el('span', 'size-name', S[key]));
+    const value = el('span', 'size-value', fmt(S.of_budget, {size: mb(bytes), budget: mb(budget)}));
+    head.append(value);
+    if (over) head.append(el('span', 'badge over', S.over));
+    const bar = el('div', 'size-bar');
+    const fill = el('span');
+    fill.style.width = `${Math.min(100, budget ? (bytes / budget) * 100 : 100)}%`;
+    bar.append(fill);
+    row.append(head, bar);
+    meters.append(row);
+  }
+  parts.push(meters);
+  parts.push(el('p', `size-verdict ${anyOver ? 'over' : 'ok'}`, anyOver ? S.over_any : S.within));
+  const notes = el('p', 'hint');
+  notes.textContent = fmt(S.streamed, {size: mb(r.streamed_media_bytes)});
+  if (still) notes.textContent += ` · ${fmt(S.other_media, {size: mb(still)})}`;
+  parts.push(notes);
+  if (r.contributors && r.contributors.length) {
+    parts.push(el('h3', '', S.contributors));
+    const ol = el('ol', 'size-contributors');
+    for (const c of r.contributors) {
+      const li = el('li');
+      li.append(el('span', 'c-label', contributorLabel(c.label)), el('span', 'c-size', `${mb(c.bytes)} MB`));
+      ol.append(li);
+    }
+    parts.push(ol);
+  }
+  if (r.warnings && r.warnings.length) {
+    parts.push(el('h3', '', S.warnings));
+    const ul = el('ul', 'size-warnings');
+    for (const w of r.warnings) {
+      const li = el('li', w.code === 'over_budget' ? 'over' : '', warningText(w));
+      li.dataset.code = w.code || '';
+      ul.append(li);
+    }
+    parts.push(ul);
+  }
+  sizeReport.replaceChildren(...parts);
+  sizeReport.dataset.over = anyOver ? 'yes' : 'no';
+}
+
+async function checkSize() {
+  const state = document.getElementById('size-state');
+  const progress = document.getElementById('size-progress');
+  sizeButton.disabled = true;
+  progress.hidden = false;
+  sizeReport.dataset.state = 'busy';
+  state.textContent = T.size.checking;
+  state.className = 'save-state busy';
+  try {
+    const report = await api('POST', `/api/v1/pages/${page.id}/bundle-check`);
+    renderSize(report);
+    sizeReport.hidden = false;
+    const time = new Date().toLocaleTimeString(document.documentElement.lang, {hour: '2-digit', minute: '2-digit'});
+    state.textContent = fmt(T.size.done, {time});
+    state.className = 'save-state';
+    sizeReport.dataset.state = 'done';
+  } catch (err) {
+    state.textContent = fmt(T.size.failed, {reason: err.message});
+    state.className = 'save-state error';
+    sizeReport.dataset.state = 'failed';
+  } finally {
+    sizeButton.disabled = false;
+    progress.hidden = true;
+  }
+}
+
+sizeButton?.addEventListener('click', checkSize);
 
 // A GLB chosen in the add form is previewed before it is uploaded (other 3D formats are converted on the server).
 const addFile = document.getElementById('add-file');

@@ -20,7 +20,7 @@ from flask import (Blueprint, abort, current_app, flash, g, redirect, render_tem
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from .. import auth
+from .. import accounts, auth
 from .. import services as svc
 from ..importers import PAGE_PRESETS
 from ..models import (OVERLAY_KINDS, ROLES, ApiToken, AuditEntry, Edition, Page, Publication,
@@ -420,6 +420,44 @@ def _editor_strings() -> dict:
         "preview3d_failed": _("The 3D preview could not load: %(reason)s", reason="{reason}"),
         "kinds": {k: kind_label(k) for k in OVERLAY_KINDS},
         "play": _("Tap to play"), "open_link": _("Open link"), "panorama": _("Tap to enter 360°"),
+        "size": _size_strings(), "warnings": _warning_strings(),
+        "confusable_label": _("Like published page #%(page)s (%(score)s%%)", page="{page}", score="{score}"),
+    }
+
+
+def _size_strings() -> dict:
+    """The bundle size report (POST /api/v1/pages/<id>/bundle-check)."""
+    return {
+        "checking": _("Packing the page as publishing would… this can take a few seconds."),
+        "failed": _("Could not check the size: %(reason)s", reason="{reason}"),
+        "done": _("Checked at %(time)s.", time="{time}"),
+        "full": _("Full bundle"), "lite": _("Light bundle (slow connections)"),
+        "of_budget": _("%(size)s MB of %(budget)s MB", size="{size}", budget="{budget}"),
+        "over": _("over budget"), "within": _("Within both budgets."),
+        "over_any": _("Over budget: readers on slow connections will wait too long. "
+                      "Make the biggest contributors smaller."),
+        "streamed": _("Video and sound streamed while playing (outside the budget): %(size)s MB", size="{size}"),
+        "other_media": _("Other media downloaded with the page: %(size)s MB", size="{size}"),
+        "contributors": _("Biggest contributors"),
+        "warnings": _("Warnings"),
+    }
+
+
+def _warning_strings() -> dict:
+    """Upload facts (builder/importers.py) and bundle warnings (builder/bundle.py) by code; {name} are values."""
+    return {
+        "not_equirectangular": _("Not a 2:1 panorama (%(width)s×%(height)s px): it will look stretched in 360°.",
+                                 width="{width}", height="{height}"),
+        "codec_not_web_playable": _("The %(codec)s codec may not play in phone browsers: convert to H.264 MP4 "
+                                    "(video) or AAC/MP3 (sound).", codec="{codec}"),
+        "gltf_validator_warnings": _("The glTF validator reported %(count)s warnings.", count="{count}"),
+        "model_very_large": _("Very large model (%(size)s m across): check its units, or lower its scale.",
+                              size="{size}"),
+        "animated_image_single_frame": _("%(file)s has a single frame: it will not move.", file="{file}"),
+        "over_budget_full": _("The full bundle is %(size)s MB, over its %(budget)s MB budget.",
+                              size="{size}", budget="{budget}"),
+        "over_budget_lite": _("The light bundle is %(size)s MB, over its %(budget)s MB budget.",
+                              size="{size}", budget="{budget}"),
     }
 
 
@@ -455,6 +493,32 @@ def set_user_active(user_id):
     flash(_("%(email)s activated.", email=user.email) if active else _("%(email)s deactivated.", email=user.email),
           "ok")
     return redirect(url_for("ui.users"))
+
+
+@ui_bp.post("/admin/users/<user_id>/password")
+@roles_required(svc.ADMINS)
+def reset_user_password(user_id):
+    user, password = accounts.reset_password(db(), actor(), user_id)
+    if user.id == g.user.id:
+        session["pwv"] = accounts.session_version(user)  # resetting one's own: stay signed in here
+    rows = db().scalars(select(User).order_by(User.email)).all()
+    # Like a new account's: shown in this response only, never stored in the session cookie.
+    return render_template("users.html", users=rows, roles=[(r, role_label(r)) for r in ROLES],
+                           reset_user=user, new_password=password)
+
+
+@ui_bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """Every signed-in user changes their own password; their other sessions end, this one stays."""
+    if request.method == "POST":
+        form = request.form
+        accounts.change_own_password(db(), actor(), g.user, form.get("current_password", ""),
+                                     form.get("new_password", ""), form.get("new_password_again", ""))
+        session["pwv"] = accounts.session_version(g.user)
+        flash(_("Password changed. You are signed out everywhere else."), "ok")
+        return redirect(url_for("ui.change_password"))
+    return render_template("password.html", min_length=auth.MIN_PASSWORD_LENGTH)
 
 
 @ui_bp.get("/admin/audit")

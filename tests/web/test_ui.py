@@ -114,6 +114,7 @@ def page_paths(content, db) -> dict[str, tuple[str, ...]]:
         "/admin/users": svc.ADMINS,
         "/admin/audit": svc.ADMINS,
         f"/users/{user_of(db, 'designer').id}/tokens": ("admin", "designer"),
+        "/account/password": ROLES,
     }
 
 
@@ -606,3 +607,149 @@ def test_the_editor_links_the_neighbouring_pages(ui_app, db, content):
     assert f'href="/pages/{second.id}/editor" rel="next"' in html and 'rel="prev"' not in html
     html = client.get(f"/pages/{second.id}/preview").get_data(as_text=True)
     assert f'href="/pages/{first.id}/preview" rel="prev"' in html and 'rel="next"' not in html
+
+
+# ------------------------------------------------------------------------------------ passwords
+
+def _new_account(db, role="designer", password="mat-khau-that-dai-1") -> User:
+    user, _ = svc.create_user(db, svc.SYSTEM, f"tk{next(_counter)}@toasoan.vn", role, password)
+    return user
+
+
+def _signed_in(app, user):
+    client = app.test_client()
+    with client.session_transaction() as sess:
+        sess["uid"] = user.id
+        sess["pwv"] = user.password_hash[-16:]
+    return client
+
+
+def test_a_user_changes_their_password_and_only_this_session_survives(ui_app, db):
+    from builder import auth
+
+    user = _new_account(db)
+    here, elsewhere = _signed_in(ui_app, user), _signed_in(ui_app, user)
+    page = here.get("/account/password").get_data(as_text=True)
+    assert "Đổi mật khẩu" in page and 'autocomplete="current-password"' in page
+    response = here.post("/account/password", data={
+        "csrf_token": csrf_of(here), "current_password": "mat-khau-that-dai-1",
+        "new_password": "mat-khau-moi-rat-dai-2", "new_password_again": "mat-khau-moi-rat-dai-2"},
+        follow_redirects=True)
+    assert response.status_code == 200 and "Đã đổi mật khẩu" in response.get_data(as_text=True)
+    assert here.get("/").status_code == 200  # this session stays
+    assert "/login" in elsewhere.get("/").headers["Location"]  # the other one has ended
+    db.expire_all()
+    assert auth.verify_password(db.get(User, user.id), "mat-khau-moi-rat-dai-2")
+    entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "user.password_change",
+                                                AuditEntry.target_id == str(user.id))).one()
+    assert entry.user_id == user.id
+
+
+@pytest.mark.parametrize("current,new,again,message", [
+    ("sai-mat-khau-roi", "mat-khau-moi-rat-dai-2", "mat-khau-moi-rat-dai-2", "mật khẩu hiện tại không đúng"),
+    ("mat-khau-that-dai-1", "mat-khau-moi-rat-dai-2", "mat-khau-moi-khac-3", "không khớp"),
+    ("mat-khau-that-dai-1", "ngan", "ngan", "cần ít nhất 10 ký tự"),
+])
+def test_a_refused_password_change_says_why_and_changes_nothing(ui_app, db, current, new, again, message):
+    user = _new_account(db)
+    client = _signed_in(ui_app, user)
+    response = client.post("/account/password", data={
+        "csrf_token": csrf_of(client), "current_password": current, "new_password": new, "new_password_again": again},
+        headers={"Referer": "http://localhost/account/password"}, follow_redirects=True)
+    assert message in htmllib.unescape(response.get_data(as_text=True))
+    db.expire_all()
+    assert db.get(User, user.id).password_hash == user.password_hash
+    assert client.get("/").status_code == 200
+    assert client.post("/account/password", data={"current_password": current}).status_code == 400  # CSRF
+
+
+def test_an_admin_resets_a_password_shown_once_and_the_users_sessions_end(ui_app, db):
+    from builder import auth
+
+    target = _new_account(db)
+    theirs = _signed_in(ui_app, target)
+    admin = client_as(ui_app, db, "admin")
+    users_page = admin.get("/admin/users").get_data(as_text=True)
+    assert f'action="/admin/users/{target.id}/password"' in users_page and "Đặt lại mật khẩu" in users_page
+    response = admin.post(f"/admin/users/{target.id}/password", data={"csrf_token": csrf_of(admin)})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    password = re.search(r'id="new-password">([^<]+)<', html).group(1)
+    db.expire_all()
+    assert auth.verify_password(db.get(User, target.id), password)
+    assert "/login" in theirs.get("/").headers["Location"]
+    assert password not in admin.get("/admin/users").get_data(as_text=True)  # shown once
+    entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "user.password_reset",
+                                                AuditEntry.target_id == str(target.id))).one()
+    assert entry.user_email == "admin@toasoan.vn" and password not in json.dumps(entry.detail)
+    for role in ("editor", "designer", "print_desk"):
+        client = client_as(ui_app, db, role)
+        assert client.post(f"/admin/users/{target.id}/password",
+                           data={"csrf_token": csrf_of(client)}).status_code == 403
+
+
+# ------------------------------------------------------------- size check, upload warnings, look-alike pages
+
+def test_the_editor_has_the_size_check_and_its_texts(ui_app, db, content):
+    html = client_as(ui_app, db, "designer").get(f"/pages/{content['page'].id}/editor").get_data(as_text=True)
+    assert 'id="size-check"' in html and "Kiểm tra dung lượng" in html and 'id="size-report"' in html
+    strings = json.loads(htmllib.unescape(re.search(r"data-strings='([^']*)'", html).group(1)))
+    assert strings["size"]["full"] == "Gói đầy đủ" and "{size}" in strings["size"]["of_budget"]
+    assert "{budget}" in strings["warnings"]["over_budget_lite"]
+    assert 'id="confusable-toggle"' not in html  # this page resembles no published page
+
+
+def test_every_warning_code_has_an_editor_text():
+    """The codes builder/importers.py and builder/bundle.py emit are the ones the editor translates."""
+    from builder.web.ui import _warning_strings
+
+    source = (ROOT / "builder/importers.py").read_text(encoding="utf-8")
+    codes = set(re.findall(r'\{"code": "(\w+)"', source))
+    codes |= set(re.findall(r'BundleWarning\(\s*"(\w+)"', (ROOT / "builder/bundle.py").read_text(encoding="utf-8")))
+    assert {"not_equirectangular", "model_very_large", "codec_not_web_playable", "over_budget"} <= codes
+    with ui_app_context():
+        texts = _warning_strings()
+    codes.discard("over_budget")  # one text per variant
+    assert sorted(codes - set(texts)) == []
+    assert {"over_budget_full", "over_budget_lite"} <= set(texts)
+
+
+def ui_app_context():
+    from flask import Flask
+    from flask_babel import Babel
+
+    app = Flask(__name__)
+    Babel(app)
+    return app.test_request_context()
+
+
+def test_upload_warnings_reach_the_editor_with_the_overlay(ui_app, db, content):
+    overlay = db.get(Overlay, content["overlay"].id)
+    overlay.asset_sha = content["page"].image_sha
+    overlay.asset_mime = "image/png"
+    overlay.asset_meta = {"width": 3000, "height": 2000, "warnings": [
+        {"code": "not_equirectangular", "values": {"width": 3000, "height": 2000, "ratio": 1.5}}]}
+    db.commit()
+    html = client_as(ui_app, db, "designer").get(f"/pages/{content['page'].id}/editor").get_data(as_text=True)
+    data = json.loads(htmllib.unescape(re.search(r"data-page='([^']*)'", html).group(1)))
+    assert data["overlays"][0]["asset"]["meta"]["warnings"][0]["code"] == "not_equirectangular"
+    strings = json.loads(htmllib.unescape(re.search(r"data-strings='([^']*)'", html).group(1)))
+    assert strings["warnings"]["not_equirectangular"].startswith("Ảnh toàn cảnh không theo tỉ lệ 2:1")
+
+
+def test_a_look_alike_page_shows_its_reason_a_link_and_the_editor_toggle(ui_app, db, content):
+    page = db.get(Page, content["page"].id)
+    page.rating = {**page.rating, "reasons": page.rating["reasons"] + [
+        {"code": "confusable", "severity": "warning", "vi": "Trang có phần giống trang đã xuất bản #77",
+         "en": "Part of this page matches published page #77"}],
+        "confusable": [{"page_id": 12, "edition_id": 3, "score": 0.31, "region_mm": [10, 10, 100, 40]},
+                       {"page_id": 77, "edition_id": 9, "score": 0.62, "region_mm": [20, 15, 257, 60]}]}
+    db.commit()
+    client = client_as(ui_app, db, "designer")
+    edition = client.get(f"/editions/{content['edition'].id}").get_data(as_text=True)
+    assert 'class="sev-warning">Trang có phần giống trang đã xuất bản #77' in edition
+    assert 'href="/pages/77/preview"' in edition and "So sánh với trang đã xuất bản #77" in edition
+    editor = client.get(f"/pages/{page.id}/editor").get_data(as_text=True)
+    assert 'id="confusable-toggle"' in editor and "Vùng giống nhau" in editor
+    strings = json.loads(htmllib.unescape(re.search(r"data-strings='([^']*)'", editor).group(1)))
+    assert strings["confusable_label"] == "Giống trang đã xuất bản #{page} ({score}%)"
