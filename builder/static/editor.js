@@ -156,7 +156,13 @@ function assetWarnings(o) {
   return Array.isArray(list) ? list : [];
 }
 
-const mb = (bytes) => (Number(bytes || 0) / 1e6).toFixed(1); // the bundle budgets are decimal MB
+// Sizes in decimal MB with one decimal (the budgets are decimal MB); a few kB reads "< 0.1", not a misleading 0.0.
+const mb = (bytes) => {
+  const n = Number(bytes || 0);
+  return n > 0 && n < 50_000 ? '< 0.1' : (n / 1e6).toFixed(1);
+};
+// A contributor is often much smaller than a megabyte: kB below 0.1 MB.
+const sizeText = (bytes) => (bytes < 100_000 ? `${Math.max(1, Math.round(bytes / 1000))} kB` : `${mb(bytes)} MB`);
 
 function warningText(w) {
   if (typeof w === 'string') return w;
@@ -588,8 +594,11 @@ function el(tag, className, text) {
 function contributorLabel(label) {
   const m = /^overlay (\d+)/.exec(label);
   const o = m && overlays.get(Number(m[1]));
-  return o ? labelText(o) : label;
+  if (o) return labelText(o);
+  return label === 'page preview' ? T.size.page_preview : label;
 }
+
+const NEAR_BUDGET = 0.8; // share of a budget from which the bar turns amber
 
 function renderSize(r) {
   const S = T.size;
@@ -601,7 +610,8 @@ function renderSize(r) {
   for (const [key, bytes, budget] of rows) {
     const over = bytes > budget;
     anyOver ||= over;
-    const row = el('div', `size-meter${over ? ' over' : ''}`);
+    const near = !over && bytes > NEAR_BUDGET * budget; // amber: little room left
+    const row = el('div', `size-meter${over ? ' over' : near ? ' near' : ''}`);
     row.dataset.variant = key;
     const head = el('div', 'size-head');
     head.append(el('span', 'size-name', S[key]));
@@ -626,7 +636,7 @@ function renderSize(r) {
     const ol = el('ol', 'size-contributors');
     for (const c of r.contributors) {
       const li = el('li');
-      li.append(el('span', 'c-label', contributorLabel(c.label)), el('span', 'c-size', `${mb(c.bytes)} MB`));
+      li.append(el('span', 'c-label', contributorLabel(c.label)), el('span', 'c-size', sizeText(c.bytes)));
       ol.append(li);
     }
     parts.push(ol);

@@ -438,7 +438,7 @@ def _size_strings() -> dict:
                       "Make the biggest contributors smaller."),
         "streamed": _("Video and sound streamed while playing (outside the budget): %(size)s MB", size="{size}"),
         "other_media": _("Other media downloaded with the page: %(size)s MB", size="{size}"),
-        "contributors": _("Biggest contributors"),
+        "contributors": _("Biggest contributors"), "page_preview": _("Page preview image"),
         "warnings": _("Warnings"),
     }
 
