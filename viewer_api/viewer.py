@@ -149,11 +149,12 @@ def resolve_code(code: str) -> dict | None:
 def content_security_policy(nonce: str) -> str:
     """CSP of the viewer pages. opencv.js (Emscripten + embind) compiles WebAssembly and builds its bindings with
     ``new Function``, hence 'wasm-unsafe-eval' and 'unsafe-eval'; inline scripts (the import map) need the nonce.
-    Draco decodes in blob: workers; uploaded photos are shown from blob: URLs."""
+    Draco decodes in blob: workers; uploaded photos are shown from blob: URLs; GLTFLoader fetches the textures
+    embedded in a GLB through blob: (and data:) URLs, hence connect-src blob: data:."""
     return (
         "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
         f"style-src 'self' 'nonce-{nonce}'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval' 'unsafe-eval'; "
-        "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+        "connect-src 'self' blob: data:; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'self'; "
         "frame-ancestors 'none'"
     )
 

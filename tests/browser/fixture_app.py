@@ -38,6 +38,12 @@ OVERLAYS = [
     {"id": "pano1", "kind": "panorama360", "x_mm": 20.0, "y_mm": 120.0, "width_mm": 40.0, "height_mm": 40.0,
      "src": "pano.jpg"},
 ]
+# Overlays whose footprint is not a fixed rectangle on the paper (animated 3D model) or that draw nothing (audio):
+# in the bundle, not in the registration measurements.
+EXTRA_OVERLAYS = [
+    {"id": "m1", "kind": "model3d", "x_mm": 150.0, "y_mm": 160.0, "width_mm": 30.0, "height_mm": 30.0},
+    {"id": "a1", "kind": "audio", "x_mm": 70.0, "y_mm": 120.0, "width_mm": 30.0, "height_mm": 20.0, "src": "chime.wav"},
+]
 REF_FEATURES = 1500  # reference ORB features for the mock recognizer / fallback marker
 MARKER_LONG_SIDE = 1000  # px of the page image the browser marker is computed at
 
@@ -117,7 +123,7 @@ def _quad(ov: dict, y_m: float = 0.001):
 def build_glb(overlays: list[dict], page_png: bytes | None = None) -> bytes:
     """Minimal GLB: one node per overlay (extras.overlay), plus the hidden page plane (extras.page_plane)."""
     blobs, views, accessors, meshes, nodes, materials = [], [], [], [], [], []
-    images, textures = [], []
+    images, textures, animations, roots = [], [], [], []
 
     def add_view(data: bytes, target: int | None = None) -> int:
         offset = sum(len(b) for b in blobs)
@@ -145,16 +151,44 @@ def build_glb(overlays: list[dict], page_png: bytes | None = None) -> bytes:
                 "indices": add_accessor(idx, 5123, "SCALAR", 34963), "material": material}
         meshes.append({"primitives": [prim]})
         nodes.append({"name": name, "mesh": len(meshes) - 1, "extras": extras})
+        roots.append(len(nodes) - 1)
+
+    def add_spinning_model(ov: dict, material: int, extras: dict, name: str) -> None:
+        """Overlay node at the box centre, child quad standing up, spun about +Y by a 2 s looping animation."""
+        half_w, half_h = ov["width_mm"] / 2000, ov["height_mm"] / 2000
+        pos = np.array([[-half_w, 2 * half_h, 0], [half_w, 2 * half_h, 0], [half_w, 0, 0], [-half_w, 0, 0]], np.float32)
+        uv = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
+        idx = np.array([0, 3, 2, 0, 2, 1], np.uint16)
+        prim = {"attributes": {"POSITION": add_accessor(pos, 5126, "VEC3", 34962, True),
+                               "TEXCOORD_0": add_accessor(uv, 5126, "VEC2", 34962)},
+                "indices": add_accessor(idx, 5123, "SCALAR", 34963), "material": material}
+        meshes.append({"primitives": [prim]})
+        nodes.append({"name": f"{name}/mesh", "mesh": len(meshes) - 1})
+        child = len(nodes) - 1
+        cx = (ov["x_mm"] + half_w * 1000 - WIDTH_MM / 2) / 1000
+        cz = (ov["y_mm"] + half_h * 1000 - HEIGHT_MM / 2) / 1000
+        nodes.append({"name": name, "translation": [cx, 0, cz], "children": [child], "extras": extras})
+        roots.append(len(nodes) - 1)
+        times = np.array([0, 1, 2], np.float32).reshape(-1, 1)
+        quats = np.array([[0, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, -1]], np.float32)  # 0°, 180°, 360° about +Y
+        t_acc = add_accessor(times, 5126, "SCALAR", 0, True)
+        q_acc = add_accessor(quats, 5126, "VEC4", 0)
+        animations.append({"name": f"spin-{ov['id']}", "samplers": [{"input": t_acc, "output": q_acc,
+                                                                      "interpolation": "LINEAR"}],
+                           "channels": [{"sampler": 0, "target": {"node": child, "path": "rotation"}}]})
 
     colors = {"video": [0.1, 0.8, 0.2, 1], "image": [0.9, 0.3, 0.1, 1], "link": [0.1, 0.3, 0.9, 1],
               "panorama360": [0.9, 0.8, 0.1, 1]}
-    for ov in overlays:
+    for ov in overlays + EXTRA_OVERLAYS:
         materials.append({"pbrMetallicRoughness": {"baseColorFactor": colors.get(ov["kind"], [1, 1, 1, 1]),
                                                    "metallicFactor": 0}, "doubleSided": True})
         spec = {k: v for k, v in ov.items() if k not in ("x_mm", "y_mm", "width_mm", "height_mm")}
-        spec.update({"mime": "video/mp4" if ov["kind"] == "video" else None, "loop": True, "muted": True,
-                     "autoplay": True})
-        add_quad(ov, len(materials) - 1, 0.0, {"overlay": spec}, f"overlay/{ov['id']}")
+        spec.update({"mime": {"video": "video/mp4", "audio": "audio/wav"}.get(ov["kind"]),
+                     "loop": ov["kind"] != "audio", "muted": ov["kind"] != "audio", "autoplay": ov["kind"] != "audio"})
+        if ov["kind"] == "model3d":
+            add_spinning_model(ov, len(materials) - 1, {"overlay": spec}, f"overlay/{ov['id']}")
+        else:
+            add_quad(ov, len(materials) - 1, 0.0, {"overlay": spec}, f"overlay/{ov['id']}")
     page_mat = {"pbrMetallicRoughness": {"baseColorFactor": [1, 1, 1, 1], "metallicFactor": 0}}
     if page_png:
         images.append({"bufferView": add_view(page_png), "mimeType": "image/png"})
@@ -165,11 +199,13 @@ def build_glb(overlays: list[dict], page_png: bytes | None = None) -> bytes:
              {"page_plane": True}, "page")  # just under the overlays (no z-fighting in the 3D view)
     binary = b"".join(blobs)
     doc = {"asset": {"version": "2.0", "generator": "baonhung tests"}, "scene": 0,
-           "scenes": [{"nodes": list(range(len(nodes)))}], "nodes": nodes, "meshes": meshes,
+           "scenes": [{"nodes": roots}], "nodes": nodes, "meshes": meshes,
            "materials": materials, "accessors": accessors, "bufferViews": views,
            "buffers": [{"byteLength": len(binary)}]}
     if images:
         doc["images"], doc["textures"] = images, textures
+    if animations:
+        doc["animations"] = animations
     js = json.dumps(doc).encode()
     js += b" " * ((-len(js)) % 4)
     total = 12 + 8 + len(js) + 8 + len(binary)
@@ -195,6 +231,21 @@ def greenscreen_mp4(path: Path, seconds: float = 3.0, fps: int = 30) -> None:
                 out.mux(pkt)
         for pkt in st.encode():
             out.mux(pkt)
+
+
+def chime_wav(seconds: float = 1.5, rate: int = 22050) -> bytes:
+    """A decaying 660 Hz tone, 16-bit mono WAV."""
+    import wave
+
+    t = np.arange(int(seconds * rate)) / rate
+    pcm = (12000 * np.exp(-3 * t) * np.sin(2 * np.pi * 660 * t)).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
 
 
 def equirect_panorama(width: int = 1024) -> np.ndarray:
@@ -231,7 +282,8 @@ def build_fixture(root: Path) -> Fixture:
     (root / "page.glb").write_bytes(build_glb(OVERLAYS, png))
     greenscreen_mp4(root / "greenscreen.mp4")
     cv2.imwrite(str(root / "pano.jpg"), equirect_panorama())
-    for name in [f"marker-{pid}.json" for pid in pages] + ["page.glb", "greenscreen.mp4", "pano.jpg"]:
+    (root / "chime.wav").write_bytes(chime_wav())
+    for name in [f"marker-{pid}.json" for pid in pages] + ["page.glb", "greenscreen.mp4", "pano.jpg", "chime.wav"]:
         data = (root / name).read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         ext = name.rsplit(".", 1)[1]
@@ -275,7 +327,8 @@ def create_fixture_app(fixture: Fixture) -> Flask:
             "bundle": {"full": {"url": url["page.glb"], "bytes": glb.stat().st_size},
                        "lite": {"url": url["page.glb"], "bytes": glb.stat().st_size}},
             "media": [{"src": "greenscreen.mp4", "url": url["greenscreen.mp4"], "mime": "video/mp4"},
-                      {"src": "pano.jpg", "url": url["pano.jpg"], "mime": "image/jpeg"}],
+                      {"src": "pano.jpg", "url": url["pano.jpg"], "mime": "image/jpeg"},
+                      {"src": "chime.wav", "url": url["chime.wav"], "mime": "audio/wav"}],
             "marker_url": url[f"marker-{page_id}.json"], "published_at": "2026-11-26T00:00:00Z"})
 
     @app.get(f"/pub/editions/{EDITION_ID}/manifest.json")

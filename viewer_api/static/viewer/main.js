@@ -41,6 +41,7 @@ Object.defineProperty(S, "media", {
   enumerable: true,
   get: () => renderer.overlays.map((o) => (o.controller ? o.controller.state() : { id: o.id, kind: o.kind })),
 });
+S.debug.renderer = renderer;
 window.__baonhung = S;
 
 let cv = null;

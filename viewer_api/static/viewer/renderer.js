@@ -38,8 +38,10 @@ export class PageRenderer {
     this.pageRoot.matrixAutoUpdate = false;
     this.pageRoot.visible = false;
     this.scene.add(this.pageRoot);
-    this.scene.add(new THREE.HemisphereLight(0xffffff, 0x555555, 2.0));
-    const sun = new THREE.DirectionalLight(0xffffff, 1.5);
+    // Soft light for lit (PBR) models; bundle quads are unlit (KHR_materials_unlit) and ignore it. Kept below 1 in
+    // total on white so printed-paper textures are not blown out.
+    this.scene.add(new THREE.HemisphereLight(0xffffff, 0x666666, 0.9));
+    const sun = new THREE.DirectionalLight(0xffffff, 0.6);
     sun.position.set(0.3, 1, 0.5);
     this.scene.add(sun);
     this.loader = new GLTFLoader();

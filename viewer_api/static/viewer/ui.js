@@ -150,7 +150,16 @@ export class ViewerUI {
       b.type = "button";
       b.className = "page-choice";
       b.dataset.pageId = p.pageId;
-      b.dataset.pageLabel = p.title ? `${p.number} · ${p.title}` : `${p.number}`;
+      if (p.thumbnailUrl) {
+        const img = document.createElement("img");
+        img.src = p.thumbnailUrl;
+        img.alt = "";
+        img.loading = "lazy";
+        b.appendChild(img);
+      }
+      const label = document.createElement("span");
+      label.dataset.pageLabel = p.title ? `${p.number} · ${p.title}` : `${p.number}`;
+      b.appendChild(label);
       b.addEventListener("click", () => onPick(p));
       li.appendChild(b);
       list.appendChild(li);
