@@ -8,8 +8,10 @@ submits for review and logs out; an editor logs in and publishes. A screenshot o
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
+import sqlite3
 import subprocess
 import threading
 from pathlib import Path
@@ -332,6 +334,25 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
 
     page.locator("#heatmap-toggle").click()
     assert page.locator("#stage img.heatmap").is_visible()
+
+    # A page that shares an area with a published page (its rating says which, in page mm): outlined on demand.
+    page_id = int(re.search(r"/pages/(\d+)/", page.url).group(1))
+    with sqlite3.connect(server["dir"] / "baonhung.sqlite3") as con:
+        rating = json.loads(con.execute("SELECT rating FROM pages WHERE id = ?", (page_id,)).fetchone()[0])
+        rating["confusable"] = [{"page_id": 90, "edition_id": 9, "score": 0.2, "region_mm": [0, 0, 50, 50]},
+                                {"page_id": 91, "edition_id": 9, "score": 0.64, "region_mm": [20, 20, 257, 55]}]
+        con.execute("UPDATE pages SET rating = ? WHERE id = ?", (json.dumps(rating), page_id))
+    page.reload()
+    page.wait_for_selector("#editor[data-ready=yes]")
+    page.locator("#confusable-toggle").click()
+    region = page.locator("#stage .confusable-region")
+    assert region.is_visible() and "#91 (64%)" in region.inner_text()  # the most similar page
+    stage_box, box = page.locator("#stage").bounding_box(), region.bounding_box()
+    assert (box["x"] - stage_box["x"]) / px_per_mm == pytest.approx(20, abs=0.5)
+    assert box["width"] / px_per_mm == pytest.approx(257, abs=0.5)
+    page.screenshot(path=str(ARTIFACTS / "editor-shared-area.png"))
+    page.locator("#confusable-toggle").click()
+    assert not region.is_visible()
 
     # Back to editing: delete the 3D model (after confirming).
     page.locator("button.seg[data-mode=edit]").click()
