@@ -705,6 +705,7 @@ function start() {
   select(overlays.has(wanted) ? wanted : null);
   if (mode === 'preview') setMode('preview');
   new ResizeObserver(placeAll).observe(stage);
+  if (new URLSearchParams(location.search).has('shared')) confToggle?.click(); // linked from the edition page
   root.dataset.ready = 'yes';
 }
 

@@ -342,9 +342,9 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
         rating["confusable"] = [{"page_id": 90, "edition_id": 9, "score": 0.2, "region_mm": [0, 0, 50, 50]},
                                 {"page_id": 91, "edition_id": 9, "score": 0.64, "region_mm": [20, 20, 257, 55]}]
         con.execute("UPDATE pages SET rating = ? WHERE id = ?", (json.dumps(rating), page_id))
-    page.reload()
+    page.goto(f"{base}/pages/{page_id}/editor?shared=1")  # as linked from the edition page: already shown
     page.wait_for_selector("#editor[data-ready=yes]")
-    page.locator("#confusable-toggle").click()
+    assert page.locator("#confusable-toggle").get_attribute("aria-pressed") == "true"
     region = page.locator("#stage .confusable-region")
     assert region.is_visible() and "#91 (64%)" in region.inner_text()  # the most similar page
     stage_box, box = page.locator("#stage").bounding_box(), region.bounding_box()

@@ -749,7 +749,16 @@ def test_a_look_alike_page_shows_its_reason_a_link_and_the_editor_toggle(ui_app,
     edition = client.get(f"/editions/{content['edition'].id}").get_data(as_text=True)
     assert 'class="sev-warning">Trang có phần giống trang đã xuất bản #77' in edition
     assert 'href="/pages/77/preview"' in edition and "So sánh với trang đã xuất bản #77" in edition
+    assert f'href="/pages/{page.id}/editor?shared=1"' in edition
     editor = client.get(f"/pages/{page.id}/editor").get_data(as_text=True)
     assert 'id="confusable-toggle"' in editor and "Vùng giống nhau" in editor
     strings = json.loads(htmllib.unescape(re.search(r"data-strings='([^']*)'", editor).group(1)))
     assert strings["confusable_label"] == "Giống trang đã xuất bản #{page} ({score}%)"
+
+
+def test_an_admin_resetting_their_own_password_stays_signed_in_here(ui_app, db):
+    admin = _new_account(db, "admin")
+    here, elsewhere = _signed_in(ui_app, admin), _signed_in(ui_app, admin)
+    assert here.post(f"/admin/users/{admin.id}/password", data={"csrf_token": csrf_of(here)}).status_code == 200
+    assert here.get("/admin/users").status_code == 200
+    assert "/login" in elsewhere.get("/").headers["Location"]
