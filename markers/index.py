@@ -320,6 +320,7 @@ class RecognitionIndex:
         verified = self._verify_candidates(q, votes)
         if not verified:
             return None, []
+        verified = self._aimed_first(verified, q.size)
         best = verified[0]
         runner = verified[1] if len(verified) > 1 else None
         page = self._slots[best.slot]
@@ -328,6 +329,27 @@ class RecognitionIndex:
         if not ok:
             return None, verified
         return self._page_match(page, best.homography, q.scale, len(best.inlier_q), score), verified
+
+    def _aimed_first(self, verified: list[rz.Verified], size: tuple[int, int]) -> list[rz.Verified]:
+        """Two catalog pages genuinely in one photo (strong, *disjoint* inlier sets, e.g. a page and a poster
+        beside it): the reader aims at the one nearer the frame centre, so it goes first and the other is not
+        its runner-up (they do not compete for the same photo features)."""
+        if len(verified) < 2:
+            return verified
+        a, b = verified[0], verified[1]
+        shared = len(np.intersect1d(a.inlier_q, b.inlier_q))
+        strong = all(len(v.inlier_q) >= rz.MIN_INLIERS and v.distinct >= rz.MIN_DISTINCT for v in (a, b))
+        if not strong or shared > rz.TWO_PAGES_MAX_SHARED * min(len(a.inlier_q), len(b.inlier_q)):
+            return verified
+        centre = np.array([size[0] / 2, size[1] / 2])
+
+        def off_centre(v: rz.Verified) -> float:
+            page = self._slots[v.slot]
+            mid = rz.project(v.homography, np.array([[page.width_mm / 2, page.height_mm / 2]]))[0]
+            return float(np.linalg.norm(mid - centre))
+
+        first, second = sorted((a, b), key=off_centre)
+        return [first] + verified[2:]
 
     def _verify_candidates(self, q: rz.QueryFeatures, votes: rz.Votes) -> list[rz.Verified]:
         counts = np.bincount(votes.voter[votes.voter >= 0])

@@ -45,6 +45,7 @@ MIN_DISTINCT = 8  # distinctive inliers (passed the cross-page ratio test) for t
 MIN_COVERAGE = 0.55  # textured page cells holding an inlier (cell_coverage); masthead+footer-only agreement < 0.5
 MIN_INLIERS_ALONE = 40  # second path: this many inliers even if few are distinctive (strong tilt) ...
 MIN_COVERAGE_ALONE = 0.7  # ... with a higher coverage
+TWO_PAGES_MAX_SHARED = 0.2  # two verified pages sharing < 20 % of inliers are two pages in view, not rivals
 
 
 @dataclass(frozen=True, eq=False)

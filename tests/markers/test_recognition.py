@@ -223,3 +223,15 @@ def test_real_photo_of_a_reference_object_recovers_hand_clicked_homography():
     h_true = np.array(gt["H_ref_to_view"]) @ np.array([[1 / mm_per_px, 0, x0], [0, 1 / mm_per_px, y0], [0, 0, 1]])
     corners_true = project(h_true, page_corners_mm((x1 - x0) * mm_per_px, (y1 - y0) * mm_per_px))
     assert np.linalg.norm(corners_true - match.corners, axis=1).mean() < 4.0  # hand-clicked GT: a few px
+
+
+def test_two_catalog_pages_in_view_returns_the_one_aimed_at(index, pages):
+    src = page_corners_mm(PAGE_W_MM, PAGE_H_MM).astype(np.float32)
+    aimed = cv2.getPerspectiveTransform(src, np.float32([[500, 120], [800, 120], [800, 545], [500, 545]]))
+    beside = cv2.getPerspectiveTransform(src, np.float32([[880, 20], [1270, 20], [1270, 571], [880, 571]]))
+    frame = _warp(pages[0], beside.astype(np.float64))  # the bigger page, at the edge of the frame
+    ph, pw = pages[4].shape[:2]
+    cv2.warpPerspective(pages[4], aimed.astype(np.float64) @ np.diag([PAGE_W_MM / pw, PAGE_H_MM / ph, 1.0]),
+                        (1280, 720), dst=frame, borderMode=cv2.BORDER_TRANSPARENT)
+    match = index.recognize(frame)
+    assert match is not None and match.page_id == "page-4"
