@@ -62,7 +62,7 @@ def moving_run(server, moving_clip):
             page.on("pageerror", lambda e: out["errors"].append(str(e)))
             page.on("console", lambda m: out["errors"].append(m.text) if "Content Security Policy" in m.text else None)
             page.add_init_script(clipmod.PROBE_JS)
-            page.goto(f"{server}/v/{CODE}?nosw=1")
+            page.goto(f"{server}/v/{CODE}?nosw=1&process=640")  # pinned: corners stay in the clip's pixels
             page.click("#start")
             out["first"] = wait_state(page, "s.overlaysVisible && s.media.some(m => m.kind === 'video')", 30)
             t0 = page.evaluate("() => window.__baonhung.media.find(m => m.kind === 'video').currentTime")
@@ -328,7 +328,7 @@ def test_demo_edition_end_to_end_in_the_real_app(demo, tmp_path):
             page.on("console", lambda m: errors.append(m.text)
                     if "Content Security Policy" in m.text or "Couldn't load texture" in m.text else None)
             page.add_init_script(clipmod.PROBE_JS)
-            page.goto(f"{demo['base']}/v/{demo['code']}")
+            page.goto(f"{demo['base']}/v/{demo['code']}?process=640")
             page.click("#start")
             st = wait_state(page, "s.overlaysVisible && s.media.some(m => m.kind === 'video')", 40)
             t0 = next(m for m in st["media"] if m["kind"] == "video")["currentTime"]
@@ -349,6 +349,27 @@ def test_demo_edition_end_to_end_in_the_real_app(demo, tmp_path):
     assert len(errs) > 100
     print(f"demo overlay corner error: median {np.median(errs):.2f} px, p90 {np.percentile(errs, 90):.2f} px")
     assert np.median(errs) <= MEDIAN_PX and np.percentile(errs, 90) <= P90_PX
+
+
+def test_slow_device_switches_to_a_smaller_processing_size_and_keeps_tracking(server, moving_clip):
+    """slowms=0 makes every frame count as slow: after SLOW_CHECK_FRAMES tracked frames the viewer processes at
+    480 px and finds the page again at that size."""
+    from playwright.sync_api import sync_playwright
+
+    y4m, _ = moving_clip
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, clip=y4m)
+        try:
+            page = browser.new_page(viewport={"width": 640, "height": 480})
+            page.goto(f"{server}/v/{CODE}?nosw=1&slowms=0")
+            page.click("#start")
+            wait_state(page, "s.overlaysVisible && s.processing[0] === 640", 30)
+            wait_state(page, "s.processing[0] === 480", 15)
+            st = wait_state(page, "s.overlaysVisible && s.frames.at(-1).tracked", 15)
+            corners = np.array(st["corners"])
+            assert corners[:, 0].max() < 480 * 1.5 and st["pageId"] in (PAGE_ID, SECOND_PAGE_ID)
+        finally:
+            browser.close()
 
 
 def test_page_opened_once_works_again_offline(server, moving_clip):

@@ -4,11 +4,12 @@
 
 import { emit } from "./events.js";
 
-const PROCESS_LONG_SIDE = 640;
+export const PROCESS_LONG_SIDE = 640;
 
 export class Camera {
-  constructor(video) {
+  constructor(video, longSide = PROCESS_LONG_SIDE) {
     this.video = video;
+    this.longSide = longSide;
     this.stream = null;
     this.canvas = document.createElement("canvas");
     this.ctx = null;
@@ -36,14 +37,21 @@ export class Camera {
     this.video.setAttribute("playsinline", "");
     await this.video.play();
     if (!this.video.videoWidth) await new Promise((r) => this.video.addEventListener("loadedmetadata", r, { once: true }));
+    this.setLongSide(this.longSide);
+    emit("camera:started", { width: this.width, height: this.height });
+    return { width: this.width, height: this.height };
+  }
+
+  // Processing size: the video scaled so that its long side is at most `longSide` px.
+  setLongSide(longSide) {
+    this.longSide = longSide;
     const vw = this.video.videoWidth, vh = this.video.videoHeight;
-    const scale = Math.min(1, PROCESS_LONG_SIDE / Math.max(vw, vh));
+    const scale = Math.min(1, longSide / Math.max(vw, vh));
     this.width = Math.round(vw * scale);
     this.height = Math.round(vh * scale);
     this.canvas.width = this.width;
     this.canvas.height = this.height;
     this.ctx = this.canvas.getContext("2d", { willReadFrequently: true });
-    emit("camera:started", { width: this.width, height: this.height });
     return { width: this.width, height: this.height };
   }
 

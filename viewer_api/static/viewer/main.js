@@ -6,7 +6,7 @@
 // overlays: [{id, kind, corners}], media: [...], frames: [...per processed frame...], metrics: {...}}.
 
 import { emit, on } from "./events.js";
-import { Camera, toGrey } from "./camera.js";
+import { Camera, PROCESS_LONG_SIDE, toGrey } from "./camera.js";
 import { RecognitionClient } from "./recognition.js";
 import { PageTracker, pageCorners } from "./tracker.js";
 import { PoseEstimator, projectionFromIntrinsics } from "./pose.js";
@@ -22,10 +22,18 @@ const OPENCV_POLL_MS = 50;
 const PHOTO_LONG_SIDE = 1280;    // uploaded photos are recognized at this size (enough detail, quick upload)
 const DEBUG = new URLSearchParams(location.search).has("debug");
 const KNOWN_PAGES_KEY = "baonhung.knownPages";
+// Slow devices (phones are 3-5x slower than a 2-core laptop): when a processed frame costs more than
+// SLOW_FRAME_MS (median over SLOW_CHECK_FRAMES tracked frames), process at SLOW_LONG_SIDE px instead of 640:
+// ~0.56x the pixels for LK, ORB and the frame read-back, still ≈1 px of registration at phone screen scale.
+const SLOW_FRAME_MS = Number(params_early().get("slowms") ?? 24);
+const SLOW_CHECK_FRAMES = 45;
+const SLOW_LONG_SIDE = 480;
+const params = params_early();
+function params_early() { return new URLSearchParams(location.search); }
 
 const config = JSON.parse(document.getElementById("viewer-config").textContent);
 const ui = new ViewerUI();
-const camera = new Camera(document.getElementById("camera"));
+const camera = new Camera(document.getElementById("camera"), Number(params.get("process")) || PROCESS_LONG_SIDE);
 const renderer = new PageRenderer(document.getElementById("gl"), { dracoPath: config.dracoPath });
 const recognition = new RecognitionClient(config.recognizeUrl, config.scope);
 
@@ -53,6 +61,8 @@ let lostSince = null, lostFrames = 0, frameIndex = 0, redetectsSeen = 0;
 let grey = null;                 // Uint8Array, grey copy of the current frame
 let frameSize = null;
 let unmuteOffered = false;
+let marker = null;               // browser marker of `page` (for re-detection), kept to re-arm a new tracker
+const trackedFrameMs = [];
 
 function setState(s) {
   S.state = s;
@@ -122,12 +132,17 @@ async function showPage(manifestUrl, pageId) {
   S.pageId = pageId;
   S.bundleLoaded = false;
   renderer.setVisible(false);
-  const { info, bundle, marker } = await loadPage(manifestUrl);
+  const { info, bundle, marker: markerLoad } = await loadPage(manifestUrl);
   page = info;
+  marker = null;
   S.editionId = info.editionId || S.editionId;
   if (tracker) tracker.setPage(info, null);
   if (pose) pose.setPage(info.widthMm, info.heightMm);
-  marker.then((m) => { if (m && tracker && page === info) tracker.setMarker(m); });
+  markerLoad.then((m) => {
+    if (page !== info) return;
+    marker = m;
+    if (m && tracker) tracker.setMarker(m);
+  });
   try {
     await bundle;
   } catch (err) {
@@ -214,8 +229,7 @@ function onFrame(img, now) {
     tracker = new PageTracker(cv, frameSize.width, frameSize.height);
     S.debug.tracker = tracker;
     pose = new PoseEstimator(cv, frameSize.width, frameSize.height, page ? page.widthMm : 210, page ? page.heightMm : 297);
-    if (page) tracker.setPage(page, null);
-    if (page) loadMarker(page.markerUrl).then((m) => tracker.setMarker(m)).catch(() => {});
+    if (page) tracker.setPage(page, marker);
   }
 
   let result = null;
@@ -280,12 +294,34 @@ function onFrame(img, now) {
   record.visible = renderer.visible;
   renderer.requestRender();
   record.ms = performance.now() - tFrame0;
+  if (record.tracked && camera.longSide > SLOW_LONG_SIDE && !params.get("process")) {
+    trackedFrameMs.push(record.ms);
+    if (trackedFrameMs.length >= SLOW_CHECK_FRAMES) {
+      const sorted = [...trackedFrameMs].sort((a, b) => a - b);
+      trackedFrameMs.length = 0;
+      if (sorted[sorted.length >> 1] > SLOW_FRAME_MS) queueMicrotask(() => setProcessingSize(SLOW_LONG_SIDE));
+    }
+  }
   S.frames.push(record);
   if (S.frames.length > FRAME_LOG) S.frames.shift();
 
   // Recognition on the server while no page is followed (a few frames a second, never two at once).
   const following = tracker && tracker.tracking;
   if (!following && recognition.ready(now) && S.state !== "loading") recognizeFrame(now).catch((e) => console.error(e));
+}
+
+// Change the processing size on the fly: new grey buffer, tracker and pose at the new size; the page is found
+// again by re-detection against its marker on the next frames.
+function setProcessingSize(longSide) {
+  frameSize = camera.setLongSide(longSide);
+  grey = new Uint8Array(frameSize.width * frameSize.height);
+  if (tracker) tracker.dispose();
+  tracker = null;
+  pose = null;
+  lostFrames = 0;
+  renderer.setViewport(frameSize.width, frameSize.height);
+  ui.layout(frameSize.width, frameSize.height);
+  S.processing = [frameSize.width, frameSize.height];
 }
 
 async function startCamera() {
@@ -302,10 +338,11 @@ async function startCamera() {
     return;
   }
   frameSize = size;
+  S.processing = [size.width, size.height];
   grey = new Uint8Array(size.width * size.height);
   renderer.setViewport(size.width, size.height);
   ui.layout(size.width, size.height);
-  window.addEventListener("resize", () => ui.layout(size.width, size.height));
+  window.addEventListener("resize", () => ui.layout(frameSize.width, frameSize.height));
   setState("scanning");
   ui.setStatus("status.scanning");
   renderer.live = true;
