@@ -235,3 +235,25 @@ def test_two_catalog_pages_in_view_returns_the_one_aimed_at(index, pages):
                         (1280, 720), dst=frame, borderMode=cv2.BORDER_TRANSPARENT)
     match = index.recognize(frame)
     assert match is not None and match.page_id == "page-4"
+
+
+def test_inverted_file_index_keeps_working_through_scope_remove_and_reload(pages, monkeypatch, tmp_path):
+    """The large-catalog path (FAISS IVF), forced on a small catalog by lowering its threshold."""
+    import faiss
+
+    import markers.index as index_mod
+
+    monkeypatch.setattr(index_mod, "IVF_MIN_FEATURES", 1500)
+    idx = RecognitionIndex()
+    for s in CATALOG_SEEDS:
+        idx.add(train_page(pages[s], PAGE_W_MM, PAGE_H_MM, f"page-{s}"), scopes=(f"edition:{s // 3}",))
+    assert isinstance(idx._index, faiss.IndexBinaryIVF)
+    photo = _warp(pages[4], _known_homography())
+    assert idx.recognize(photo).page_id == "page-4"
+    assert idx.recognize(photo, scope="edition:1").page_id == "page-4"
+    idx.remove("page-4")
+    assert idx.recognize(photo, scope="edition:1") is None
+    idx.save(tmp_path / "ivf.bnix")
+    loaded = RecognitionIndex.load(tmp_path / "ivf.bnix")
+    assert isinstance(loaded._index, faiss.IndexBinaryIVF) and len(loaded) == 5
+    assert loaded.recognize(_warp(pages[5], _known_homography())).page_id == "page-5"
