@@ -116,14 +116,41 @@ def _masthead(d: ImageDraw.ImageDraw, canvas: Image.Image, template: int, page_n
     return y + 40
 
 
-def _text_block(d: ImageDraw.ImageDraw, rng: np.random.Generator, x: int, y: int, w: int, y_max: int) -> int:
+@lru_cache(maxsize=4096)
+def _word_mask(word: str, font_name: str, size: int) -> np.ndarray:
+    """Coverage mask (h, w) uint8 of one rendered word; cached, since body text reuses a small vocabulary
+    (FreeType rendering dominated page generation time)."""
+    font = _font(font_name, size)
+    left, top, right, bottom = font.getbbox(word)
+    im = Image.new("L", (max(1, right), size + size // 2), 0)
+    ImageDraw.Draw(im).text((0, 0), word, font=font, fill=255)
+    return np.asarray(im)
+
+
+def _text_line(canvas: Image.Image, words: list[str], x: int, y: int, width: int, size: int,
+               font_name: str = "DejaVuSerif.ttf", color: tuple[int, int, int] = (20, 20, 20)) -> None:
+    """Draw words left to right from (x, y), cut at ``width`` px."""
+    space = max(3, size // 3)
+    masks = [_word_mask(w, font_name, size) for w in words]
+    h = masks[0].shape[0]
+    line = np.zeros((h, width), np.uint8)
+    cx = 0
+    for m in masks:
+        if cx >= width:
+            break
+        w = min(m.shape[1], width - cx)
+        line[:, cx:cx + w] = m[:, :w]
+        cx += m.shape[1] + space
+    canvas.paste(color, (x, y, x + width, y + h), Image.fromarray(line))
+
+
+def _text_block(d: ImageDraw.ImageDraw, rng: np.random.Generator, x: int, y: int, w: int, y_max: int,
+                canvas: Image.Image | None = None) -> int:
     size = int(rng.integers(15, 19))
-    font = _font("DejaVuSerif.ttf", size)
     line_h = size + 5
-    chars_per_line = max(8, int(w / (size * 0.56)))
     while y + line_h < y_max:
-        line = _words(rng, 14)[:chars_per_line]
-        d.text((x, y), line, font=font, fill=(20, 20, 20))
+        words = [WORDS[i] for i in rng.integers(0, len(WORDS), 14)]
+        _text_line(canvas, words, x, y, max(8, w), size)
         y += line_h
         if rng.random() < 0.08:
             y += line_h // 2  # paragraph break
@@ -156,7 +183,7 @@ def generate_page(seed: int, template: int | None = None, masthead_only: bool = 
     photo_h = int(rng.integers(260, 420))
     photo_w = int(rng.integers(int(PAGE_W_PX * 0.45), PAGE_W_PX - 2 * margin))
     _paste(im, synth_photo_patch(rng, photo_w, photo_h), margin, y)
-    _text_block(d, rng, margin + photo_w + gutter, y, PAGE_W_PX - photo_w - 2 * margin - gutter, y + photo_h)
+    _text_block(d, rng, margin + photo_w + gutter, y, PAGE_W_PX - photo_w - 2 * margin - gutter, y + photo_h, im)
     y += photo_h + 20
     # Columns of stories; some hold ads or photos.
     use_ad = not masthead_only or True
@@ -177,7 +204,7 @@ def generate_page(seed: int, template: int | None = None, masthead_only: bool = 
             else:
                 d.text((x, cy), _words(rng, 3).capitalize(), font=_font("DejaVuSans-Bold.ttf", 24), fill=(0, 0, 0))
                 cy += 34
-                cy = _text_block(d, rng, x, cy, col_w, min(PAGE_H_PX - 80, cy + int(rng.integers(150, 500))))
+                cy = _text_block(d, rng, x, cy, col_w, min(PAGE_H_PX - 80, cy + int(rng.integers(150, 500))), im)
                 cy += 14
     d.line([margin, PAGE_H_PX - 60, PAGE_W_PX - margin, PAGE_H_PX - 60], fill=(0, 0, 0), width=2)
     d.text((margin, PAGE_H_PX - 50), f"{MASTHEADS[template % len(MASTHEADS)]} · baonhung.vn · trang {1 + seed % 24}",
