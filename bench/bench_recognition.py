@@ -340,7 +340,7 @@ def main() -> None:
         print(f"RESULT n={s['n']} top1_synth={s['top1_synth']:.3f} top1_real={s['top1_real']:.3f} "
               f"wrong={s['wrong']:.3f} fp={s['fp']:.3f} p50_ms={s['p50_ms']:.0f} p95_ms={s['p95_ms']:.0f} "
               f"kb_per_page={s['kb_per_page']:.1f} train_ms={s['train_ms']:.0f} corner_px={s['corner_px']:.2f} "
-              f"scoped_p95_ms={s['scoped_p95_ms']:.0f}")
+              f"scoped_p95_ms={s['scoped_p95_ms']:.0f} scoped_top1={s['scoped_top1']:.3f}")
 
 
 if __name__ == "__main__":
