@@ -36,10 +36,12 @@ PROBE_ORIGIN = (4, HEIGHT - 4 - PROBE_BLOCK)  # x, y of block 0 (bottom-left cor
 # it processes and stores the result with that frame's state. Returns the clip frame index or -1.
 PROBE_JS = f"""
 window.__baonhungProbe = (img) => {{
+  const k0 = img.width / {WIDTH};  // the viewer may process a downscaled frame
   const B = {PROBE_BLOCK}, S = {PROBE_STEP}, X0 = {PROBE_ORIGIN[0]}, N = {PROBE_BITS};
-  const y = img.height - 4 - B + (B >> 1);
-  const grey = (x) => {{ const i = (y * img.width + x) * 4; return (img.data[i] + img.data[i+1] + img.data[i+2]) / 3; }};
-  const at = (k) => grey(X0 + k * S + (B >> 1));
+  const y = Math.round((img.height / k0 - 4 - B + B / 2) * k0);
+  const grey = (x) => {{ const i = (y * img.width + Math.round(x * k0)) * 4;
+                         return (img.data[i] + img.data[i+1] + img.data[i+2]) / 3; }};
+  const at = (k) => grey(X0 + k * S + B / 2);
   if (!(at(0) > 170 && at(1) < 85)) return -1;
   let v = 0;
   for (let k = 0; k < N; k++) v = (v << 1) | (at(2 + k) < 128 ? 1 : 0);

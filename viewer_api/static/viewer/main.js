@@ -98,6 +98,14 @@ if ("serviceWorker" in navigator && config.swUrl && !new URLSearchParams(locatio
     .catch(() => {});
 }
 
+// A QR code printed on one page names that page: fetch its bundle and marker while the reader aims the phone
+// (immutable artifacts, so the browser cache serves them when the page is recognized).
+if (config.pageId) {
+  loadPageManifest(`/pub/pages/${encodeURIComponent(config.pageId)}/manifest.json`)
+    .then((info) => Promise.all([info.bundleUrl && fetch(info.bundleUrl), info.markerUrl && fetch(info.markerUrl)]))
+    .catch(() => {});
+}
+
 function rememberPage(info) {
   const known = JSON.parse(localStorage.getItem(KNOWN_PAGES_KEY) || "{}");
   known[info.pageId] = { manifestUrl: info.manifestUrl, at: Date.now() };
