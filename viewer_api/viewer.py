@@ -15,6 +15,7 @@ touches drafts or authoring data.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -67,6 +68,7 @@ class ViewerConfigError(RuntimeError):
     """The app was started without what the viewer needs (e.g. node_modules not installed)."""
 
 
+@functools.lru_cache(maxsize=None)
 def vendor_version(package_key: str) -> str:
     """Pinned version of a vendored npm package, read from its package.json (e.g. ``"0.170.0"``)."""
     pkg = NODE_MODULES / VENDOR_PACKAGES[package_key] / "package.json"

@@ -20,16 +20,15 @@ const REDETECT_EVERY_LOST = 3;   // while lost, ORB re-detection on every 3rd fr
 const FRAME_LOG = 3000;          // frames kept in __baonhung.frames (100 s at 30 fps)
 const OPENCV_POLL_MS = 50;
 const PHOTO_LONG_SIDE = 1280;    // uploaded photos are recognized at this size (enough detail, quick upload)
-const DEBUG = new URLSearchParams(location.search).has("debug");
+const params = new URLSearchParams(location.search);  // debug, nosw, autostart, process=<px>, slowms=<ms>
+const DEBUG = params.has("debug");
 const KNOWN_PAGES_KEY = "baonhung.knownPages";
 // Slow devices (phones are 3-5x slower than a 2-core laptop): when a processed frame costs more than
 // SLOW_FRAME_MS (median over SLOW_CHECK_FRAMES tracked frames), process at SLOW_LONG_SIDE px instead of 640:
 // ~0.56x the pixels for LK, ORB and the frame read-back, still ≈1 px of registration at phone screen scale.
-const SLOW_FRAME_MS = Number(params_early().get("slowms") ?? 24);
+const SLOW_FRAME_MS = Number(params.get("slowms") ?? 24);
 const SLOW_CHECK_FRAMES = 45;
 const SLOW_LONG_SIDE = 480;
-const params = params_early();
-function params_early() { return new URLSearchParams(location.search); }
 
 const config = JSON.parse(document.getElementById("viewer-config").textContent);
 const ui = new ViewerUI();
@@ -88,7 +87,7 @@ function loadOpenCV() {
 const cvReady = loadOpenCV().then((box) => { cv = box.cv; S.cvReady = true; });
 
 // ---------- service worker: the viewer and the bundles it loaded work again offline ----------
-if ("serviceWorker" in navigator && config.swUrl && !new URLSearchParams(location.search).has("nosw")) {
+if ("serviceWorker" in navigator && config.swUrl && !params.has("nosw")) {
   navigator.serviceWorker.register(config.swUrl, { scope: "/v/" })
     .then(() => navigator.serviceWorker.ready)
     .then(() => waitFor(() => navigator.serviceWorker.controller, 5000))
@@ -444,4 +443,4 @@ ui.onRetry(startCamera);
 ui.onBack(() => { closePanorama(); location.reload(); });
 ui.setStatus("status.ready");
 setState("idle");
-if (new URLSearchParams(location.search).has("autostart")) startCamera();
+if (params.has("autostart")) startCamera();

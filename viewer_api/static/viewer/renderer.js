@@ -12,7 +12,6 @@ import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
 import { DRACOLoader } from "three/addons/loaders/DRACOLoader.js";
 import { MeshoptDecoder } from "three/addons/libs/meshopt_decoder.module.js";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
-import { emit } from "./events.js";
 
 export function overlaySpecOf(object) {
   const ud = object.userData || {};
@@ -212,6 +211,5 @@ export class PageRenderer {
     if (this.mixer && this.pageRoot.visible) this.mixer.update(dt);
     if (this.controls) this.controls.update();
     this.renderer.render(this.scene, this.camera);
-    emit("render", {});
   }
 }
