@@ -142,8 +142,12 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     log_in(page, base, "designer@toasoan.vn")
     assert page.locator("html").get_attribute("lang") == "vi"
     page.locator(".mainnav a[href='/publications']").click()
+    page.wait_for_url(re.compile(r"/publications$"))
+    from playwright.sync_api import expect
+
+    page.wait_for_load_state("load")  # forms.js (a deferred module) listens before we type, even on a busy CI box
     page.locator("input[name=name]").fill("Báo Yên Bái")
-    assert page.locator("input[name=slug]").input_value() == "bao-yen-bai"  # proposed from the name
+    expect(page.locator("input[name=slug]")).to_have_value("bao-yen-bai")  # proposed from the name
     page.locator("#new button[type=submit]").click()
     page.wait_for_url(re.compile(r"/publications/bao-yen-bai$"))
 
