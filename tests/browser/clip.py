@@ -267,10 +267,12 @@ def moving_poses(n: int, width_mm: float, height_mm: float, seed: int = 3):
 
 def make_clip(page: np.ndarray, width_mm: float = 210.0, height_mm: float = 297.0, *, seconds_page: float = 6.0,
               seconds_blank: float = 1.5, still: bool = False, seed: int = 11, cam: Pinhole | None = None,
-              lead_blank_s: float = 0.0, next_page: np.ndarray | None = None, seconds_next: float = 3.5) -> Clip:
+              lead_blank_s: float = 0.0, next_page: np.ndarray | None = None, seconds_next: float = 3.5,
+              motion_blur: bool = False) -> Clip:
     """Clip: optional blank lead-in, the page (moving, or still with sensor noise only), a blank scene, then
     optionally another page of the same size (moving). When the file loops, the next page cuts straight back
-    to the first one."""
+    to the first one. motion_blur: each frame integrates the page over half a frame interval around its
+    ground-truth pose (shutter 1/60 s at 30 fps, like an indoor phone camera)."""
     cam = cam or Pinhole()
     rng = np.random.default_rng(seed)
     table = make_table(seed)
@@ -291,12 +293,30 @@ def make_clip(page: np.ndarray, width_mm: float = 210.0, height_mm: float = 297.
         plan += [(1, page_homography(cam, R, t)) for R, t in moving_poses(n_next, width_mm, height_mm, seed + 1)]
     pages = (page, next_page)
     for i, (k, H) in enumerate(plan):
-        frame = render_frame(pages[max(k, 0)], width_mm, height_mm, cam, H, table, rng)
+        if motion_blur and H is not None:
+            frame = _blurred_frame(plan, i, pages[max(k, 0)], width_mm, height_mm, cam, table, rng)
+        else:
+            frame = render_frame(pages[max(k, 0)], width_mm, height_mm, cam, H, table, rng)
         draw_probe(frame, i)
         clip.frames.append(frame)
         clip.homographies.append(H)
         clip.page_index.append(k)
     return clip
+
+
+MOTION_BLUR_SAMPLES = (-0.25, -0.083, 0.083, 0.25)  # sub-exposures, in frame intervals around the frame's pose
+
+
+def _blurred_frame(plan, i, page, width_mm, height_mm, cam, table, rng) -> np.ndarray:
+    """Average of sub-exposures at homographies interpolated towards the previous/next frame's."""
+    H = plan[i][1]
+    acc = np.zeros((cam.height, cam.width, 3), np.float32)
+    for s in MOTION_BLUR_SAMPLES:
+        j = i + (1 if s > 0 else -1)
+        other = plan[j][1] if 0 <= j < len(plan) and plan[j][1] is not None and plan[j][0] == plan[i][0] else H
+        Hs = (1 - abs(s)) * H + abs(s) * other  # both normalised to H[2,2] = 1; fine over a fraction of a frame
+        acc += render_frame(page, width_mm, height_mm, cam, Hs / Hs[2, 2], table, rng)
+    return np.clip(acc / len(MOTION_BLUR_SAMPLES), 0, 255).astype(np.uint8)
 
 
 def photo_of_page(page: np.ndarray, width_mm: float = 210.0, height_mm: float = 297.0,

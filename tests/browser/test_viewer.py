@@ -396,3 +396,31 @@ def test_page_opened_once_works_again_offline(server, moving_clip):
             assert page.inner_text("#status")  # still a working UI, not the browser's offline page
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+def test_fast_hand_motion_with_motion_blur_stays_registered(server, fixture, tmp_path):
+    """The moving trajectory played 4x faster (corners up to ~16 px per frame) with 1/60 s shutter blur."""
+    from playwright.sync_api import sync_playwright
+
+    c = clipmod.make_clip(fixture.page, seconds_page=1.5, seconds_blank=1.0, motion_blur=True)
+    y4m = c.write(tmp_path / "fast.y4m")
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, clip=y4m)
+        try:
+            page = browser.new_page(viewport={"width": 640, "height": 480})
+            page.add_init_script(clipmod.PROBE_JS)
+            page.goto(f"{server}/v/{CODE}?nosw=1&process=640")
+            wait_state(page, "s.cvReady", 30)
+            page.click("#start")
+            wait_state(page, "s.overlaysVisible", 30)
+            time.sleep(2 * len(c.frames) / clipmod.FPS)
+            frames = page.evaluate(FRAMES_JS)
+        finally:
+            browser.close()
+    gt = c.ground_truth()
+    page_frames = [r for r in frames if r.get("probe", -1) >= 0 and gt["frames"][r["probe"]] is not None]
+    shown = [r for r in page_frames if r.get("overlays")]
+    assert len(shown) >= 0.8 * len(page_frames)
+    errs = overlay_errors(frames, gt, {ov["id"]: overlay_corners_mm(ov) for ov in OVERLAYS})
+    assert np.median(errs) <= MEDIAN_PX and np.percentile(errs, 90) <= P90_PX
