@@ -37,10 +37,9 @@ export class PageRenderer {
     this.pageRoot.matrixAutoUpdate = false;
     this.pageRoot.visible = false;
     this.scene.add(this.pageRoot);
-    // Soft light for lit (PBR) models; bundle quads are unlit (KHR_materials_unlit) and ignore it. Kept below 1 in
-    // total on white so printed-paper textures are not blown out.
-    this.scene.add(new THREE.HemisphereLight(0xffffff, 0x666666, 0.9));
-    const sun = new THREE.DirectionalLight(0xffffff, 0.6);
+    // Light for lit (PBR) models such as the stock pin; bundle quads are unlit (KHR_materials_unlit) and ignore it.
+    this.scene.add(new THREE.HemisphereLight(0xffffff, 0x666666, 1.4));
+    const sun = new THREE.DirectionalLight(0xffffff, 0.9);
     sun.position.set(0.3, 1, 0.5);
     this.scene.add(sun);
     this.loader = new GLTFLoader();
