@@ -305,13 +305,29 @@ class RecognitionIndex:
                     searches.append((sub if sub is not None else self._index, slots))
             searches.append((self._index, None))
             for index, allowed in searches:
-                match, hints = self._match(q, index, allowed)
+                match = self._match_with_rectification(q, index, allowed)
                 if match is not None:
                     return match
-                for hint in hints[:rz.RECTIFY_CANDIDATES]:
-                    match = self._match_rectified(q, hint, index, allowed)
+            if rz.TILT_SIMULATION:
+                # Third pass: views of the photo compressed along several directions (simulated tilts, as in
+                # ASIFT) for pages seen at more than ~40 degrees, where ORB finds too few matches to start from.
+                qt = rz.tilted_views(q)
+                for index, allowed in searches:
+                    match = self._match_with_rectification(qt, index, allowed, rectify_from=q)
                     if match is not None:
                         return match
+        return None
+
+    def _match_with_rectification(self, q: rz.QueryFeatures, index: faiss.IndexBinary,
+                                  allowed: np.ndarray | None, rectify_from: rz.QueryFeatures | None = None
+                                  ) -> PageMatch | None:
+        match, hints = self._match(q, index, allowed)
+        if match is not None:
+            return match
+        for hint in hints[:rz.RECTIFY_CANDIDATES]:
+            match = self._match_rectified(rectify_from or q, hint, index, allowed)
+            if match is not None:
+                return match
         return None
 
     def _match(self, q: rz.QueryFeatures, index: faiss.IndexBinary, allowed: np.ndarray | None

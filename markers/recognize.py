@@ -40,6 +40,10 @@ RECTIFY_CANDIDATES = 2  # weak hypotheses tried in the rectified second pass
 RECTIFY_UPSCALE = 1.5  # rectified page long side = 1.5 x its apparent size in the photo ...
 RECTIFY_MIN_SIDE, RECTIFY_MAX_SIDE = 320, 1100  # ... within the span of the catalog scales
 RECTIFY_FEATURES = 1000
+TILT_SIMULATION = True  # third pass with simulated tilts when nothing else matched
+TILT_COMPRESSION = 0.55  # ~ cos(57 deg): undoes the foreshortening of a page tilted ~45-60 deg
+TILT_DIRECTIONS_DEG = (0.0, 60.0, 120.0)
+TILT_FEATURES = 600  # per simulated view: the three views together cost about one main-pass search
 MARGIN = 1.5  # exclusive inliers of the best page >= MARGIN x the runner-up's (RESEARCH.md: 1.5 kept FPs near 0)
 MIN_DISTINCT = 8  # distinctive inliers (passed the cross-page ratio test) for the first acceptance path
 MIN_COVERAGE = 0.55  # textured page cells holding an inlier (cell_coverage); masthead+footer-only agreement < 0.5
@@ -94,6 +98,31 @@ def query_features(image: np.ndarray | bytes, n: int = QUERY_FEATURES) -> QueryF
 
     xy, desc, _ = detect_orb(gray, n, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD)
     return QueryFeatures(xy, desc, (gray.shape[1], gray.shape[0]), scale, gray)
+
+
+def tilted_views(q: QueryFeatures) -> QueryFeatures:
+    """Features of the photo compressed by TILT_COMPRESSION along each of TILT_DIRECTIONS_DEG, mapped back to
+    working px and merged into one query (one search): a page foreshortened by a strong tilt looks frontal again
+    in the view compressed perpendicular to its tilt axis."""
+    assert q.gray is not None
+    h, w = q.gray.shape
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
+    xys, descs = [], []
+    for deg in TILT_DIRECTIONS_DEG:
+        a = np.radians(deg)
+        rot = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+        lin = rot.T @ np.diag([TILT_COMPRESSION, 1.0]) @ rot  # compress along direction `deg`
+        moved = corners @ lin.T
+        offset = -moved.min(axis=0)
+        size = np.ceil(moved.max(axis=0) + offset).astype(int)
+        affine = np.hstack([lin, offset[:, None]])
+        view = cv2.warpAffine(q.gray, affine, (int(size[0]), int(size[1])), flags=cv2.INTER_AREA,
+                              borderMode=cv2.BORDER_REPLICATE)
+        xy, desc, _ = detect_orb(view, TILT_FEATURES, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD)
+        back = (xy - offset) @ np.linalg.inv(lin).T
+        xys.append(back.astype(np.float32))
+        descs.append(desc)
+    return QueryFeatures(np.concatenate(xys), np.concatenate(descs), q.size, q.scale, None)
 
 
 def rectify(q: QueryFeatures, h_mm_to_px: np.ndarray, width_mm: float, height_mm: float
