@@ -385,6 +385,11 @@ def test_page_opened_once_works_again_offline(server, moving_clip):
             page.goto(f"{server}/v/{CODE}")
             page.click("#start")
             wait_state(page, "s.overlaysVisible && s.offlineReady", 40)
+            cached_video = """() => caches.open('baonhung-pub-v1').then(c => c.keys())
+                                 .then(keys => keys.some(r => r.url.endsWith('.mp4')))"""
+            t0 = time.monotonic()
+            while not page.evaluate(cached_video) and time.monotonic() - t0 < 20:
+                time.sleep(0.2)
             context.set_offline(True)
             page.reload()
             assert page.evaluate("() => !!navigator.serviceWorker.controller")
@@ -394,6 +399,8 @@ def test_page_opened_once_works_again_offline(server, moving_clip):
             assert page.evaluate("""() => fetch('/api/v1/recognize', {method: 'POST', body: 'x'})
                                         .then(() => 'online', () => 'offline')""") == "offline"
             assert page.inner_text("#status")  # still a working UI, not the browser's offline page
+            # the video overlay plays from the cache (byte ranges sliced by the service worker)
+            st = wait_state(page, "s.media.some(m => m.kind === 'video' && m.currentTime > 0.3)", 20)
         finally:
             browser.close()
 

@@ -1,7 +1,9 @@
 // Service worker of the phone viewer (scope /v/). Served by viewer_api/viewer.py at /v/sw.js with the
 // placeholders filled in: __CACHE_VERSION__ (hash of the viewer's files) and __SHELL_URLS__ (JSON list).
 //   shell (viewer page, modules, vendor libs): precached at install, cache first, refreshed in the background
-//   /pub/a/<sha256>.<ext> (immutable bundles, media, markers): cache first, stored when first loaded
+//   /pub/a/<sha256>.<ext> (immutable bundles, media, markers): cache first, stored when first loaded;
+//     media requested by byte ranges (<video>, <audio>) stream from the network the first time while the whole
+//     file is stored in the background, then are answered from the cache by slicing the requested range
 //   manifests (/pub/pages/…, /pub/editions/…) and viewer pages: network first, cache when offline
 //   POST /api/v1/recognize: network only (the viewer falls back to markers it already has)
 
@@ -32,6 +34,36 @@ async function cacheFirst(request, cacheName) {
   return res;
 }
 
+// Answer a Range request from a whole cached response (206 with the requested slice).
+async function rangeResponse(full, range) {
+  const buf = await full.arrayBuffer();
+  const size = buf.byteLength;
+  const m = /bytes=(\d*)-(\d*)/.exec(range || "");
+  let start = 0, end = size - 1;
+  if (m && m[1]) { start = Number(m[1]); if (m[2]) end = Math.min(Number(m[2]), size - 1); }
+  else if (m && m[2]) { start = Math.max(0, size - Number(m[2])); }
+  if (start >= size) return new Response(null, { status: 416, headers: { "Content-Range": `bytes */${size}` } });
+  return new Response(buf.slice(start, end + 1), {
+    status: 206,
+    headers: {
+      "Content-Type": full.headers.get("Content-Type") || "application/octet-stream",
+      "Content-Range": `bytes ${start}-${end}/${size}`,
+      "Content-Length": String(end - start + 1),
+      "Accept-Ranges": "bytes",
+    },
+  });
+}
+
+async function rangedMedia(event) {
+  const req = event.request;
+  const cache = await caches.open(PUB_CACHE);
+  const full = await cache.match(req.url, { ignoreVary: true });
+  if (full) return rangeResponse(full, req.headers.get("range"));
+  event.waitUntil(fetch(req.url).then((res) => (res.ok && res.status === 200 ? cache.put(req.url, res) : null))
+    .catch(() => {}));
+  return fetch(req);
+}
+
 async function networkFirst(request, cacheName) {
   const cache = await caches.open(cacheName);
   try {
@@ -50,6 +82,7 @@ self.addEventListener("fetch", (event) => {
   if (req.method !== "GET") return;
   const url = new URL(req.url);
   if (url.origin !== self.location.origin) return;
+  if (url.pathname.startsWith("/pub/a/") && req.headers.has("range")) { event.respondWith(rangedMedia(event)); return; }
   if (url.pathname.startsWith("/pub/a/")) { event.respondWith(cacheFirst(req, PUB_CACHE)); return; }
   if (url.pathname.startsWith("/pub/")) { event.respondWith(networkFirst(req, PUB_CACHE)); return; }
   if (url.pathname.startsWith("/v/vendor/")) { event.respondWith(cacheFirst(req, SHELL_CACHE)); return; }
