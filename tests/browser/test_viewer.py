@@ -406,11 +406,13 @@ def test_page_opened_once_works_again_offline(server, moving_clip):
 
 
 @pytest.mark.slow
-def test_fast_hand_motion_with_motion_blur_stays_registered(server, fixture, tmp_path):
-    """The moving trajectory played 4x faster (corners up to ~16 px per frame) with 1/60 s shutter blur."""
+def test_fast_hand_motion_with_motion_blur_and_a_wide_lens_stays_registered(server, fixture, tmp_path):
+    """The moving trajectory played 4x faster (corners up to ~16 px per frame) with 1/60 s shutter blur, through a
+    wide-angle lens (focal 420 px at 640: the viewer's focal estimate starts 20% off)."""
     from playwright.sync_api import sync_playwright
 
-    c = clipmod.make_clip(fixture.page, seconds_page=1.5, seconds_blank=1.0, motion_blur=True)
+    c = clipmod.make_clip(fixture.page, seconds_page=1.5, seconds_blank=1.0, motion_blur=True,
+                          cam=clipmod.Pinhole(focal_px=420.0))
     y4m = c.write(tmp_path / "fast.y4m")
     with sync_playwright() as pw:
         browser = launch_chromium(pw, clip=y4m)

@@ -4,7 +4,8 @@
 //    phone is still (kills jitter), almost none when it moves (no visible lag). Casiez et al., CHI 2012.
 // 2. Estimate the focal length from the homography (orthogonality and equal norm of the rotation columns, square
 //    pixels, principal point at the image centre), keep a robust running median.
-// 3. solvePnP (IPPE) on the page corners -> R, t in OpenCV camera axes.
+// 3. solvePnP (IPPE) on the page corners -> rigid R, t in OpenCV camera axes; the in-paper axes are then taken from
+//    the homography so the paper registration stays exact with an estimated focal length (see solve()).
 // 4. Convert to the three.js model-view matrix of the glTF page frame.
 //
 // Frames used (see docs/ARCHITECTURE.md):
@@ -143,32 +144,55 @@ export class PoseEstimator {
              projection: projectionFromIntrinsics(f, this.width, this.height) };
   }
 
-  // solvePnP (IPPE, 4 coplanar points) -> column-major model-view of the glTF page frame (metres).
+  // Model-view (column-major, glTF page frame in metres -> three.js camera) from the page corners [tl,tr,br,bl] px.
+  //
+  // solvePnP (IPPE, the 4 coplanar corners, focal f) gives the rigid camera pose. With an estimated focal length a
+  // rigid pose cannot reproduce the corners exactly (8 degrees of freedom in a homography, 6 in a pose): on the
+  // moving test clips that alone cost 2-4 px median on the paper. So the two in-paper axes and the origin come from
+  // the homography itself, A = K^-1 H = λ [r1 r2 t] (exact on the paper for any f), and only the paper's normal
+  // comes from solvePnP's rotation (r3, scaled like the in-paper axes): overlays on the paper are exactly where the
+  // tracker sees the paper; 3D models standing on it follow the rigid pose.
   solve(corners, f) {
     const cv = this.cv;
+    const cx = (this.width - 1) / 2, cy = (this.height - 1) / 2;
     const obj = cv.matFromArray(4, 1, cv.CV_64FC3, this.objectPoints);
     const img = cv.matFromArray(4, 1, cv.CV_64FC2, corners.flat());
-    const K = cv.matFromArray(3, 3, cv.CV_64F, [f, 0, (this.width - 1) / 2, 0, f, (this.height - 1) / 2, 0, 0, 1]);
+    const K = cv.matFromArray(3, 3, cv.CV_64F, [f, 0, cx, 0, f, cy, 0, 0, 1]);
     const dist = cv.Mat.zeros(4, 1, cv.CV_64F);
     const rvec = new cv.Mat(), tvec = new cv.Mat(), R = new cv.Mat();
+    const src = cv.matFromArray(4, 1, cv.CV_32FC2, [0, 0, this.wMm, 0, this.wMm, this.hMm, 0, this.hMm]);
+    const dst = cv.matFromArray(4, 1, cv.CV_32FC2, corners.flat());
+    let Hm = null;
     try {
       const flag = cv.SOLVEPNP_IPPE !== undefined ? cv.SOLVEPNP_IPPE : cv.SOLVEPNP_ITERATIVE;
       cv.solvePnP(obj, img, K, dist, rvec, tvec, false, flag);
       cv.Rodrigues(rvec, R);
-      const r = R.data64F, t = tvec.data64F;
-      // M = D [R|t] P with P: G->O = [[1,0,0],[0,0,1],[0,-1,0]]  =>  [R|t]·P has columns (r1, -r3, r2) and t.
+      const r = R.data64F;
+      Hm = cv.getPerspectiveTransform(src, dst);  // page mm -> px
+      const h = Hm.data64F;
+      // A = K^-1 H, columns a1, a2 (per page mm), a3 (origin = page top-left corner)
+      const col = (j) => [(h[j] - cx * h[6 + j]) / f, (h[3 + j] - cy * h[6 + j]) / f, h[6 + j]];
+      const a1 = col(0), a2 = col(1), a3 = col(2);
+      const norm = (v) => Math.hypot(v[0], v[1], v[2]);
+      let lam = 2 / (norm(a1) + norm(a2));
+      if (a3[2] * lam < 0) lam = -lam;  // the page is in front of the camera
+      const c1 = a1.map((v) => v * lam), c2 = a2.map((v) => v * lam), c3 = a3.map((v) => v * lam);
+      const scale = (norm(c1) + norm(c2)) / 2;
+      let n = [r[2] * scale, r[5] * scale, r[8] * scale];  // solvePnP's object z axis (into the paper)
+      const cross = [c1[1] * c2[2] - c1[2] * c2[1], c1[2] * c2[0] - c1[0] * c2[2], c1[0] * c2[1] - c1[1] * c2[0]];
+      if (n[0] * cross[0] + n[1] * cross[1] + n[2] * cross[2] < 0) n = n.map((v) => -v);
+      // object frame O: metres, origin at the page centre -> camera (OpenCV axes, metres)
+      const t = [0, 1, 2].map((i) => (c1[i] * this.wMm / 2 + c2[i] * this.hMm / 2 + c3[i]) / 1000);
+      // M = D [R|t] P with P: G->O = [[1,0,0],[0,0,1],[0,-1,0]]  =>  [R|t]·P has columns (x, -z, y) and t.
       // D = diag(1,-1,-1) negates rows 2 and 3.
-      const RP = [
-        [r[0], -r[2], r[1], t[0]],
-        [r[3], -r[5], r[4], t[1]],
-        [r[6], -r[8], r[7], t[2]],
-      ];
+      const RP = [0, 1, 2].map((i) => [c1[i], -n[i], c2[i], t[i]]);
       const rows = [RP[0], RP[1].map((v) => -v), RP[2].map((v) => -v), [0, 0, 0, 1]];
       const m = new Float64Array(16);
       for (let c = 0; c < 4; c++) for (let rr = 0; rr < 4; rr++) m[c * 4 + rr] = rows[rr][c];
       return m;
     } finally {
-      [obj, img, K, dist, rvec, tvec, R].forEach((x) => x.delete());
+      [obj, img, K, dist, rvec, tvec, R, src, dst].forEach((x) => x.delete());
+      if (Hm) Hm.delete();
     }
   }
 }
