@@ -315,8 +315,18 @@ class RecognitionIndex:
                 for index, allowed in searches:
                     match = self._match_with_rectification(qt, index, allowed, rectify_from=q)
                     if match is not None:
-                        return match
+                        return self._refined(q, match, index, allowed)
         return None
+
+    def _refined(self, q: rz.QueryFeatures, match: PageMatch, index: faiss.IndexBinary,
+                 allowed: np.ndarray | None) -> PageMatch:
+        """Re-estimate a match found in simulated-tilt views from the photo rectified with it (more inliers over
+        the whole visible page, hence a more accurate homography); keeps ``match`` if that fails."""
+        page = self._pages[match.page_id]
+        h_work = np.diag([q.scale, q.scale, 1.0]) @ match.homography
+        hint = rz.Verified(page.slot, h_work, np.zeros(0, np.int64), 0)
+        better = self._match_rectified(q, hint, index, allowed)
+        return better if better is not None and better.page_id == match.page_id else match
 
     def _match_with_rectification(self, q: rz.QueryFeatures, index: faiss.IndexBinary,
                                   allowed: np.ndarray | None, rectify_from: rz.QueryFeatures | None = None
@@ -384,8 +394,8 @@ class RecognitionIndex:
             # Early stop: this page cannot even reach the runner-up margin against the best so far.
             if verified and len(q_idx) * rz.MARGIN < max(len(v.inlier_q) for v in verified):
                 continue
-            v = rz.verify(slot, q.xy, page.keypoints_mm(f_idx), q_idx, votes.voter, page.width_mm,
-                          page.height_mm, q.size)
+            v = rz.verify(slot, q.xy, page.keypoints_mm(f_idx), q_idx, votes.strict_voter, page.width_mm,
+                          page.height_mm, q.size, votes.voter)
             if v is not None:
                 verified.append(v)
         verified.sort(key=lambda v: len(v.inlier_q), reverse=True)
