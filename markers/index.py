@@ -289,9 +289,10 @@ class RecognitionIndex:
         honoured). scope: e.g. "edition:12" — searched first; the whole archive is searched if it finds nothing.
         Returns None when no page is recognized with confidence.
 
-        Two passes: features of the photo as taken; if no page is accepted but a candidate has a weak, plausible
-        homography, the photo is rectified with it (the page seen frontally at a catalog scale, which undoes
-        tilt and distance) and searched again — ORB is not robust to tilt beyond ~40 degrees."""
+        Up to three passes, each stopping at the first accepted page: (1) features of the photo as taken;
+        (2) if a candidate has a weak but plausible homography, the photo rectified with it (the page seen
+        frontally at a catalog scale, undoing tilt and distance) is searched again; (3) features of simulated
+        tilted views of the photo (ORB is not robust to tilt beyond ~40 degrees), refined by (2)."""
         q = rz.query_features(image)
         if len(q.xy) < rz.MIN_INLIERS:
             return None

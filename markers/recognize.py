@@ -5,6 +5,8 @@ Why each stage (numbers from RESEARCH.md and bench/bench_recognition.py):
 - voting with a plain distance threshold lets printed text elsewhere in the photo pile votes onto text-heavy pages;
   requiring the nearest neighbour to beat the nearest neighbour *from a different page* by ``RATIO`` removes that,
   and it automatically silences features shared by many pages (mastheads, repeated ads) without a stop list;
+- the best candidates are verified by USAC homographies seeded with the stricter (0.8) matches; a weak but
+  plausible homography rectifies the photo for a second search, and simulated tilted views give a third;
 - acceptance is decided by USAC homography verification, then by the evidence that is *exclusive* to the best
   page (inliers not shared with the runner-up's inliers) and by how much of the visible page the inliers explain,
   which rejects a non-catalog page sharing only a masthead or an ad with catalog pages.
