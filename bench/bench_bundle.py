@@ -329,7 +329,7 @@ def main(argv=None) -> int:
     files = make_inputs(OUT / "inputs")
     print(f"inputs generated in {time.perf_counter() - t:.1f} s → {OUT / 'inputs'}")
     all_cases = cases(files)
-    rows, results = [], {}
+    rows = []
     for name in wanted:
         page, inputs = all_cases[name]
         work = OUT / "build" / name

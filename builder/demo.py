@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
 from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session

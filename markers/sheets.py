@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from PIL import Image
 from reportlab.lib.pagesizes import A3, A4, landscape
@@ -37,7 +37,6 @@ from .qr import (
     qr_png,
     qr_print_checks,
     qr_svg,
-    register_fonts,
 )
 
 __all__ = [

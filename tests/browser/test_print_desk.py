@@ -7,7 +7,6 @@ import subprocess
 import threading
 
 import cv2
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.browser

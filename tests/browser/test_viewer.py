@@ -7,7 +7,6 @@ clip cuts to a blank table, a screenshot saved as an artifact.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 

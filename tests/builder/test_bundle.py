@@ -98,7 +98,7 @@ def make_animated_skinned_glb(path: Path) -> Path:
 
 
 def make_video(path: Path, seconds: float = 1.0) -> Path:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size=160x120:rate=10",
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10",
                     "-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264", str(path)], check=True)
     return path
 

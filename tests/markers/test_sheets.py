@@ -1,6 +1,5 @@
 """Edition QR sheet and marker test sheet: every QR decodes to its deep link, vector, right paper, readable."""
 import datetime as dt
-import io
 import random
 import subprocess
 

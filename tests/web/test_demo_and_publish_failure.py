@@ -1,7 +1,6 @@
 """The demo a newcomer sees after `make run`, and publishing that fails without touching what readers see."""
 import cv2
 import numpy as np
-import pytest
 
 from tests.conftest import auth, make_app, png_bytes
 from tests.web.test_api import PLACEMENT, make_edition, make_page, make_publication

@@ -58,7 +58,7 @@ def test_serve_https_answers_over_tls_and_prints_a_scannable_qr(tmp_path):
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     lines = out.splitlines()
-    assert lines[0].startswith(f"Báo Nhúng serving on https://") and f":{port}" in lines[0]
+    assert lines[0].startswith("Báo Nhúng serving on https://") and f":{port}" in lines[0]
     art = [ln for ln in lines[1:] if ln and set(ln) <= set("█▀▄ \xa0")]
     texts = [r.text for r in zxingcpp.read_barcodes(_ascii_qr_to_image(art))]
     assert texts and texts[0].startswith("https://") and texts[0].endswith(f":{port}/v/")

@@ -224,7 +224,7 @@ def test_designer_creates_a_publication_and_an_edition_with_the_forms(ui_app, db
     edition = db.scalar(select(Edition).where(Edition.number == 4521))
     assert edition.title == "Sáng thứ Năm" and edition.date == dt.date(2026, 11, 26)
     assert response.headers["Location"] == f"/editions/{edition.id}"
-    page = client.get(f"/publications/bao-yen-bai-ui").get_data(as_text=True)
+    page = client.get("/publications/bao-yen-bai-ui").get_data(as_text=True)
     assert "Sáng thứ Năm" in page and "Bản nháp" in page
 
 
