@@ -33,7 +33,7 @@ from .manifest import edition_manifest, page_manifest
 from .models import Edition, EditionStatus, Page, PublishedVersion, PublishFailure, utcnow
 from .problems import PublishFailed, ServiceError
 from .services import PUBLISHERS, Actor, audit, require_role
-from .storage import AssetStore
+from .storage import AssetStore, sha256_file
 
 GZIP_MIN_BYTES = 1024  # below this gzip's header costs more than it saves
 GZIP_EXTS = ("glb", "json", "bin")
@@ -209,26 +209,23 @@ def _next_catalog(current: dict, edition_id: int, publication: str, code: str, v
         for pid, entry in entries["pages"].items():
             cat["pages"][pid] = entry
             cat["codes"][entry["code"]] = {"edition_id": edition_id, "page_id": int(pid)}
-    # The set of servable blobs: everything referenced by a published edition.
+    # The servable blobs are those listed for a published edition (viewer_api.published derives the set).
     per_edition = cat.setdefault("edition_artifacts", {})
+    gz = cat.setdefault("gzip", {})
     if entries is None:
         per_edition.pop(str(edition_id), None)
     else:
         per_edition[str(edition_id)] = sorted(artifacts.keys)
-        gz = cat.setdefault("gzip", {})
         gz.update(artifacts.gzip)
-    live = set()
-    for keys in per_edition.values():
-        live.update(keys)
-    cat["artifacts"] = sorted(live)
-    cat["gzip"] = {k: v for k, v in cat.get("gzip", {}).items() if k in live}
+    live = {key for keys in per_edition.values() for key in keys}
+    cat["gzip"] = {k: v for k, v in gz.items() if k in live}
     cat["index"] = index_name
     cat["updated_at"] = utcnow().isoformat() + "Z"
     return cat
 
 
-def _write_index(published_dir: Path, current: dict, edition_id: int, new_markers: dict, scopes: tuple,
-                 store: AssetStore) -> str | None:
+def _write_index(published_dir: Path, current: dict, edition_id: int, new_markers: dict,
+                 scopes: tuple) -> str | None:
     """Step 4: load the current index, replace this edition's pages, save under a new content name."""
     index = RecognitionIndex.load(published_dir / current["index"]) if current.get("index") else RecognitionIndex()
     for pid, entry in current["pages"].items():
@@ -240,8 +237,6 @@ def _write_index(published_dir: Path, current: dict, edition_id: int, new_marker
         return None
     tmp = published_dir / f".index-{edition_id}.tmp"
     index.save(tmp)
-    from .storage import sha256_file
-
     name = f"index-{sha256_file(tmp)}.bnx"
     tmp.replace(published_dir / name)
     return name
@@ -262,7 +257,7 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
             entries, artifacts, markers_ = build_edition_artifacts(snapshot, store, published_at, options)
             current = published.catalog()
             scopes = (f"edition:{edition.id}", f"publication:{edition.publication.slug}")
-            index_name = _write_index(published.dir, current, edition.id, markers_, scopes, store)
+            index_name = _write_index(published.dir, current, edition.id, markers_, scopes)
             version_no = 1 + (db.scalar(select(func.max(PublishedVersion.version))
                                         .where(PublishedVersion.edition_id == edition.id)) or 0)
             version = PublishedVersion(edition_id=edition.id, version=version_no, snapshot=snapshot,
@@ -296,7 +291,7 @@ def unpublish_edition(db: Session, settings: Settings, actor: Actor, edition: Ed
     published = _published_store(settings)
     with _publish_lock(published.dir):
         current = published.catalog()
-        index_name = _write_index(published.dir, current, edition.id, {}, (), None)
+        index_name = _write_index(published.dir, current, edition.id, {}, ())
         version = edition.published_version
         version.unpublished_at = utcnow()
         edition.published_version_id = None

@@ -223,15 +223,6 @@ class _NewBlobs:
         self.created.clear()
 
 
-def _commit_or_rollback(db: Session, blobs: _NewBlobs) -> None:
-    try:
-        db.commit()
-    except Exception:
-        db.rollback()
-        blobs.rollback()
-        raise
-
-
 # -------------------------------------------------------------------------------- publications
 
 def create_publication(db: Session, actor: Actor, values: dict) -> Publication:
@@ -404,8 +395,8 @@ def add_page(db: Session, store: AssetStore, limits: UploadLimits, actor: Actor,
         edition.pages.append(page)  # keeps the loaded collection in step with the database
         db.flush()
         audit(db, actor, "page.create", "page", page.id, edition=edition.id, number=number, image=image_sha)
-        _commit_or_rollback(db, blobs)
-    except BaseException:
+        db.commit()
+    except BaseException:  # no row and no new file survive a failure
         db.rollback()
         blobs.rollback()
         raise
@@ -591,8 +582,8 @@ def add_overlay(db: Session, store: AssetStore, limits: UploadLimits, actor: Act
         db.flush()
         audit(db, actor, "overlay.create", "overlay", overlay.id, page=page.id, kind=kind,
               asset=overlay.asset_sha, stock=overlay.stock, url=overlay.url)
-        _commit_or_rollback(db, blobs)
-    except BaseException:
+        db.commit()
+    except BaseException:  # no row and no new file survive a failure
         db.rollback()
         blobs.rollback()
         raise

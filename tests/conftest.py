@@ -64,19 +64,36 @@ def client(app):
 
 @pytest.fixture
 def users(app) -> Users:
+    tokens, ids = {}, {}
+    for role in ("admin", "editor", "designer", "print_desk"):
+        tokens[role] = user_with_token(app, f"{role}@example.vn", role)
+        ids[role] = _user_id(app, f"{role}@example.vn")
+    return Users(tokens, ids)
+
+
+def user_with_token(app, email: str, role: str, password: str = "correct horse battery") -> str:
+    """Create an account through the domain layer and return a fresh API token for it."""
     from builder import services as svc
 
-    state = app.extensions["baonhung"]
-    db = state.sessionmaker()
-    tokens, ids = {}, {}
+    db = app.extensions["baonhung"].sessionmaker()
     try:
-        for role in ("admin", "editor", "designer", "print_desk"):
-            user, _ = svc.create_user(db, svc.SYSTEM, f"{role}@example.vn", role, "correct horse battery")
-            _row, secret = svc.issue_token(db, svc.SYSTEM, user, "tests")
-            tokens[role], ids[role] = secret, user.id
+        user, _ = svc.create_user(db, svc.SYSTEM, email, role, password)
+        _row, secret = svc.issue_token(db, svc.SYSTEM, user, "tests")
+        return secret
     finally:
         db.close()
-    return Users(tokens, ids)
+
+
+def _user_id(app, email: str) -> int:
+    from sqlalchemy import select
+
+    from builder.models import User
+
+    db = app.extensions["baonhung"].sessionmaker()
+    try:
+        return db.scalar(select(User.id).where(User.email == email))
+    finally:
+        db.close()
 
 
 def auth(token: str, lang: str | None = None) -> dict:

@@ -31,40 +31,35 @@ def _cors(response):
     return response
 
 
+def _send_blob(sha: str, mime: str, compressible: bool, cache_control: str):
+    """Send a published blob: its gzip copy when the client accepts gzip (and asks no byte range), else the blob
+    itself with Range/ETag support."""
+    state = _state()
+    gz = state.published.gzip_copy(sha) if compressible else None
+    if gz and "gzip" in request.headers.get("Accept-Encoding", "") and "Range" not in request.headers:
+        response = send_file(state.store.path(gz), mimetype=mime, conditional=True, etag=f"{sha}-gz")
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = send_file(state.store.path(sha), mimetype=mime, conditional=True, etag=sha)
+    response.headers["Vary"] = "Accept-Encoding"
+    response.headers["Cache-Control"] = cache_control
+    return _cors(response)
+
+
 @public_bp.get("/pub/a/<sha>.<ext>")
 def artifact(sha: str, ext: str):
     """A published blob. 404 for anything not in the published catalog (drafts share the store)."""
     state = _state()
-    if ext not in EXT_MIME or not state.published.is_published_blob(sha):
+    if ext not in EXT_MIME or not state.published.is_published_blob(sha) or not state.store.path(sha).is_file():
         abort(404)
-    path = state.store.path(sha)
-    if not path.is_file():
-        abort(404)
-    gz = state.published.catalog().get("gzip", {}).get(sha)
-    if (ext in COMPRESSIBLE and gz and "gzip" in request.headers.get("Accept-Encoding", "")
-            and "Range" not in request.headers):
-        response = send_file(state.store.path(gz), mimetype=EXT_MIME[ext], conditional=True, etag=f"{sha}-gz")
-        response.headers["Content-Encoding"] = "gzip"
-    else:
-        response = send_file(path, mimetype=EXT_MIME[ext], conditional=True, etag=sha)
-    response.headers["Vary"] = "Accept-Encoding"
-    response.headers["Cache-Control"] = IMMUTABLE
-    return _cors(response)
+    return _send_blob(sha, EXT_MIME[ext], ext in COMPRESSIBLE, IMMUTABLE)
 
 
 def _manifest_response(sha: str | None):
     if sha is None:
         abort(404)
-    state = _state()
-    gz = state.published.catalog().get("gzip", {}).get(sha)
-    if gz and "gzip" in request.headers.get("Accept-Encoding", ""):
-        response = send_file(state.store.path(gz), mimetype="application/json", conditional=True, etag=f"{sha}-gz")
-        response.headers["Content-Encoding"] = "gzip"
-    else:
-        response = send_file(state.store.path(sha), mimetype="application/json", conditional=True, etag=sha)
-    response.headers["Vary"] = "Accept-Encoding"
-    response.headers["Cache-Control"] = "public, no-cache"  # the name is stable, the content changes on publish
-    return _cors(response)
+    # the name is stable, the content changes on publish: revalidate every time (ETag makes that cheap)
+    return _send_blob(sha, "application/json", True, "public, no-cache")
 
 
 @public_bp.get("/pub/editions/<int:edition_id>/manifest.json")

@@ -11,6 +11,8 @@ Catalog format (``CATALOG_VERSION`` 1)::
      "editions": {"12": {"manifest": sha, "code": "K7MQ2XA", "publication": "bao-yen-bai", "version": 3}},
      "pages":    {"40": {"manifest": sha, "marker": sha, "edition_id": 12, "code": "..."}},
      "codes":    {"K7MQ2XA": {"edition_id": 12, "page_id": null}},
+     "edition_artifacts": {"12": [sha, ...]},   # every blob a published edition references (servable)
+     "gzip":     {sha: sha_of_its_gzip_copy},   # pre-compressed copies of JSON/GLB/marker blobs
      "index":    "index-<sha256>.bnx" | null}
 """
 from __future__ import annotations
@@ -48,6 +50,7 @@ class PublishedStore:
         self._catalog = dict(EMPTY_CATALOG)
         self._index = None
         self._index_name = None
+        self._blobs_for: tuple[dict, frozenset] | None = None
 
     # -------------------------------------------------------------------------------- reading
     def catalog(self) -> dict:
@@ -94,17 +97,21 @@ class PublishedStore:
         return CodeTarget(int(entry["edition_id"]), int(entry["page_id"]) if entry.get("page_id") else None)
 
     def is_published_blob(self, sha: str) -> bool:
-        """True when ``sha`` belongs to a published artifact (checked via the artifacts set)."""
+        """True when ``sha`` belongs to a published edition (drafts share the store and must never be served)."""
         return sha in self.published_blobs()
 
     def published_blobs(self) -> frozenset:
+        """Union of the catalog's per-edition artifact lists, computed once per catalog."""
         cat = self.catalog()
-        cached = getattr(self, "_blobs_for", None)
-        if cached is not None and cached[0] is cat:
-            return cached[1]
-        blobs = set(cat.get("artifacts", ()))
-        self._blobs_for = (cat, frozenset(blobs))
-        return self._blobs_for[1]
+        cached = self._blobs_for
+        if cached is None or cached[0] is not cat:
+            blobs = frozenset(k for keys in cat.get("edition_artifacts", {}).values() for k in keys)
+            cached = self._blobs_for = (cat, blobs)
+        return cached[1]
+
+    def gzip_copy(self, sha: str) -> str | None:
+        """SHA-256 of the pre-compressed copy of a published blob, if publishing made one."""
+        return self.catalog().get("gzip", {}).get(sha)
 
     def index(self):
         """The recognition index of the current catalog (loaded once per catalog change), or None."""

@@ -114,10 +114,6 @@ def test_tokens_are_stored_hashed(app, users):
 def test_cookie_session_writes_need_a_csrf_token(client, users):
     r = client.post("/login", data={"email": "designer@example.vn", "password": users.password})
     assert r.status_code == 400  # the login form itself is CSRF-protected
-    with client.session_transaction() as sess:
-        sess["uid"] = users.ids["designer"]
-        from flask import current_app  # noqa: F401
-
     # a logged-in session without the X-CSRFToken header cannot write through the API
     from builder.models import User
 
@@ -281,12 +277,9 @@ def test_oversized_page_is_413_and_leaves_nothing(tmp_path, page_png):
     from tests.conftest import make_app
 
     app = make_app(tmp_path / "d", UPLOAD_LIMITS=UploadLimits(max_page_bytes=10_000))
-    from builder import services as svc
+    from tests.conftest import user_with_token
 
-    db = app.extensions["baonhung"].sessionmaker()
-    user, _ = svc.create_user(db, svc.SYSTEM, "d@example.vn", "designer", "correct horse battery")
-    _r, token = svc.issue_token(db, svc.SYSTEM, user)
-    db.close()
+    token = user_with_token(app, "d@example.vn", "designer")
     client = app.test_client()
     make_publication(client, token)
     edition = make_edition(client, token)

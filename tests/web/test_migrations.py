@@ -54,15 +54,11 @@ def test_head_schema_matches_the_models(empty_db):
 def test_authoring_and_publishing_work_on_postgresql(empty_db, tmp_path):
     if not empty_db.startswith("postgresql"):
         pytest.skip("the SQLite path is covered by every other test")
-    from builder import services as svc
-    from tests.conftest import make_app, png_bytes
+    from tests.conftest import make_app, png_bytes, user_with_token
     from tests.web.test_api import make_edition, make_page, make_publication
 
     app = make_app(tmp_path / "d", database_url=empty_db)
-    db = app.extensions["baonhung"].sessionmaker()
-    user, _ = svc.create_user(db, svc.SYSTEM, "ed@example.vn", "editor", "correct horse battery")
-    _row, token = svc.issue_token(db, svc.SYSTEM, user)
-    db.close()
+    token = user_with_token(app, "ed@example.vn", "editor")
     client = app.test_client()
     make_publication(client, token)
     edition = make_edition(client, token)

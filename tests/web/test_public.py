@@ -103,12 +103,14 @@ def test_artifacts_are_immutable_cached_with_etag_gzip_and_cors(client, publishe
     assert r.headers["Access-Control-Allow-Origin"] == "*"
     etag = r.headers["ETag"]
     assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    assert len(r.data) >= 1024  # the bundle carries a textured page plane and a video quad
     gz = client.get(url, headers={"Accept-Encoding": "gzip"})
-    if len(r.data) >= 1024:
-        assert gz.headers.get("Content-Encoding") == "gzip"
-        import gzip
+    assert gz.headers.get("Content-Encoding") == "gzip"
+    import gzip
 
-        assert gzip.decompress(gz.data) == r.data
+    assert gzip.decompress(gz.data) == r.data
+    manifest_gz = client.get(f"/pub/pages/{published['page']['id']}/manifest.json", headers={"Accept-Encoding": "gzip"})
+    assert manifest_gz.headers.get("Content-Encoding") == "gzip" and manifest_gz.headers["Cache-Control"] == "public, no-cache"
 
 
 def test_video_streams_with_range_requests(client, published):
