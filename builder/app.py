@@ -72,6 +72,10 @@ def create_app(test_config: dict | None = None) -> Flask:
                      limits=limits or UploadLimits.from_env(settings.extra),
                      bundle_options=bundle_options or BundleOptions(), published=PublishedStore(settings.data_dir))
     app.extensions["baonhung"] = state
+    from .publish import upgrade_index
+
+    if upgrade_index(settings, store):
+        app.logger.warning("recognition index rebuilt from the page markers (written by an older version)")
 
     from .web import common
 

@@ -25,7 +25,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from markers import RecognitionIndex, browser_marker, train_page
+from markers import INDEX_VERSION, PageMarker, RecognitionIndex, browser_marker, train_page
 
 from .bundle import BundleOptions, OverlaySpec, PageSpec, build_page_bundle
 from .config import Settings
@@ -224,22 +224,63 @@ def _next_catalog(current: dict, edition_id: int, publication: str, code: str, v
     return cat
 
 
+def _current_index(published_dir: Path, current: dict, store: AssetStore) -> RecognitionIndex:
+    """The published recognition index; one written by an older library version is rebuilt from the published
+    pages' markers (kept in the asset store) with the scopes its header recorded."""
+    if not current.get("index"):
+        return RecognitionIndex()
+    path = published_dir / current["index"]
+    if RecognitionIndex.stored_version(path) == INDEX_VERSION:
+        return RecognitionIndex.load(path)
+    scopes = RecognitionIndex.stored_scopes(path)
+    index = RecognitionIndex()
+    for pid, entry in current["pages"].items():
+        index.add(PageMarker.from_bytes(store.read(entry["marker"])),
+                  scopes=scopes.get(str(pid), (f"edition:{entry['edition_id']}",)))
+    return index
+
+
+def upgrade_index(settings: Settings, store: AssetStore) -> bool:
+    """At start-up: rebuild a published index written by an older library version (readers would otherwise get
+    no recognition until the next publish). Returns True when it rebuilt one."""
+    published = _published_store(settings)
+    current = published.catalog()
+    name = current.get("index")
+    if not name or not (published.dir / name).exists():
+        return False
+    if RecognitionIndex.stored_version(published.dir / name) == INDEX_VERSION:
+        return False
+    with _publish_lock(published.dir):
+        current = published.catalog()  # another worker may have upgraded it meanwhile
+        if RecognitionIndex.stored_version(published.dir / current["index"]) == INDEX_VERSION:
+            return False
+        index = _current_index(published.dir, current, store)
+        index_name = _save_index(published.dir, index, "upgrade")
+        published.write_catalog(dict(current, index=index_name))
+        _sweep_indexes(published.dir, keep=index_name)
+    return True
+
+
+def _save_index(published_dir: Path, index: RecognitionIndex, tag: str) -> str | None:
+    if len(index) == 0:
+        return None
+    tmp = published_dir / f".index-{tag}.tmp"
+    index.save(tmp)
+    name = f"index-{sha256_file(tmp)}.bnx"
+    tmp.replace(published_dir / name)
+    return name
+
+
 def _write_index(published_dir: Path, current: dict, edition_id: int, new_markers: dict,
-                 scopes: tuple) -> str | None:
+                 scopes: tuple, store: AssetStore) -> str | None:
     """Step 4: load the current index, replace this edition's pages, save under a new content name."""
-    index = RecognitionIndex.load(published_dir / current["index"]) if current.get("index") else RecognitionIndex()
+    index = _current_index(published_dir, current, store)
     for pid, entry in current["pages"].items():
         if int(entry["edition_id"]) == edition_id:
             index.remove(str(pid))
     for pid, marker in new_markers.items():
         index.add(marker, scopes=scopes)
-    if len(index) == 0:
-        return None
-    tmp = published_dir / f".index-{edition_id}.tmp"
-    index.save(tmp)
-    name = f"index-{sha256_file(tmp)}.bnx"
-    tmp.replace(published_dir / name)
-    return name
+    return _save_index(published_dir, index, str(edition_id))
 
 
 def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: Actor, edition: Edition,
@@ -257,7 +298,7 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
             entries, artifacts, markers_ = build_edition_artifacts(snapshot, store, published_at, options)
             current = published.catalog()
             scopes = (f"edition:{edition.id}", f"publication:{edition.publication.slug}")
-            index_name = _write_index(published.dir, current, edition.id, markers_, scopes)
+            index_name = _write_index(published.dir, current, edition.id, markers_, scopes, store)
             version_no = 1 + (db.scalar(select(func.max(PublishedVersion.version))
                                         .where(PublishedVersion.edition_id == edition.id)) or 0)
             version = PublishedVersion(edition_id=edition.id, version=version_no, snapshot=snapshot,
@@ -284,14 +325,14 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
         raise PublishFailed(detail) from exc
 
 
-def unpublish_edition(db: Session, settings: Settings, actor: Actor, edition: Edition) -> None:
+def unpublish_edition(db: Session, store: AssetStore, settings: Settings, actor: Actor, edition: Edition) -> None:
     require_role(actor, PUBLISHERS)
     if edition.published_version_id is None:
         raise ServiceError("wrong_status", http_status=409, status=edition.status)
     published = _published_store(settings)
     with _publish_lock(published.dir):
         current = published.catalog()
-        index_name = _write_index(published.dir, current, edition.id, {}, ())
+        index_name = _write_index(published.dir, current, edition.id, {}, (), store)
         version = edition.published_version
         version.unpublished_at = utcnow()
         edition.published_version_id = None

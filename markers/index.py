@@ -33,9 +33,15 @@ from .features import DESCRIPTOR_BYTES, PageMarker
 from .recognize import PageMatch
 
 INDEX_MAGIC = b"BNIX"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: per-page descriptors kept beside FAISS (two-stage search)
 FEATURE_BITS = 12  # up to 4096 features per page (train_page keeps ~830)
 MAX_PAGE_FEATURES = 1 << FEATURE_BITS
+# Two stages: FAISS holds only each page's first INDEXED_FEATURES features (markers list the most repeatable
+# first) and ranks candidate pages by votes; each candidate is then matched exactly against *all* its features
+# (kept per page). At 10,000 pages the votes still put the right page first for ~9 photos in 10, but its
+# correspondences among the k nearest of 8 million features halve (tuning photos): matching the page itself
+# gives back the full set, and a smaller FAISS index is also faster to search.
+INDEXED_FEATURES = 260
 IVF_MIN_FEATURES = 20_000  # below ~25 pages an exact search is fast enough (< 20 ms) and needs no training
 # nlist = IVF_LIST_FACTOR * sqrt(N): the cost per query feature, nlist (coarse search) + nprobe * N / nlist
 # (list scan), is near its minimum, with lists kept large enough for recall at Hamming distances of 40-60 bits.
@@ -65,6 +71,7 @@ class _Page:
     width_mm: float
     height_mm: float
     coords: np.ndarray  # (N, 2) uint16, page position in units of size / 65535
+    descriptors: np.ndarray  # (N, 32) uint8: all features of the page, for exact matching of candidates
     scopes: tuple[str, ...]
 
     def keypoints_mm(self, feat: np.ndarray) -> np.ndarray:
@@ -199,15 +206,17 @@ class RecognitionIndex:
                 self._remove_locked(marker.page_id)
             slot = self._free.pop() if self._free else len(self._slots)
             rel = np.clip(marker.keypoints_mm / np.array([marker.width_mm, marker.height_mm], np.float32), 0, 1)
+            desc = np.ascontiguousarray(marker.descriptors, np.uint8)
             page = _Page(marker.page_id, slot, marker.width_mm, marker.height_mm,
-                         np.round(rel * COORD_MAX).astype(np.uint16), tuple(str(s) for s in scopes))
+                         np.round(rel * COORD_MAX).astype(np.uint16), desc, tuple(str(s) for s in scopes))
             if slot == len(self._slots):
                 self._slots.append(page)
             else:
                 self._slots[slot] = page
             self._pages[marker.page_id] = page
-            ids = (np.int64(slot) << FEATURE_BITS) | np.arange(n, dtype=np.int64)
-            self._index.add_with_ids(np.ascontiguousarray(marker.descriptors, np.uint8), ids)
+            k = min(n, INDEXED_FEATURES)  # markers list their most repeatable features first
+            ids = (np.int64(slot) << FEATURE_BITS) | np.arange(k, dtype=np.int64)
+            self._index.add_with_ids(np.ascontiguousarray(desc[:k]), ids)
             self._maybe_train_locked()
             self._invalidate_scopes(page.scopes)
 
@@ -247,7 +256,8 @@ class RecognitionIndex:
         faiss_bytes = n * (DESCRIPTOR_BYTES + 8)
         if isinstance(self._index, faiss.IndexBinaryIVF):
             faiss_bytes += self._index.nlist * (DESCRIPTOR_BYTES + 8 * 3)  # centroids + list headers
-        pages = sum(p.coords.nbytes + 160 + len(p.page_id) for p in self._pages.values())  # 160: record overhead
+        pages = sum(p.coords.nbytes + p.descriptors.nbytes + 160 + len(p.page_id)  # 160: record overhead
+                    for p in self._pages.values())
         return int(faiss_bytes + pages)
 
     def memory_bytes_per_page(self) -> float:
@@ -289,10 +299,11 @@ class RecognitionIndex:
         honoured). scope: e.g. "edition:12" — searched first; the whole archive is searched if it finds nothing.
         Returns None when no page is recognized with confidence.
 
-        Up to three passes, each stopping at the first accepted page: (1) features of the photo as taken;
-        (2) if a candidate has a weak but plausible homography, the photo rectified with it (the page seen
-        frontally at a catalog scale, undoing tilt and distance) is searched again; (3) features of simulated
-        tilted views of the photo (ORB is not robust to tilt beyond ~40 degrees), refined by (2)."""
+        One index search ranks candidate pages (soft votes); each candidate is matched exactly against all its
+        features and verified by a homography. Without an accepted page, two cheaper passes reuse the same
+        candidates (no second search): (2) the photo rectified with a weak but plausible homography (the page
+        seen frontally at a catalog scale), (3) features of simulated tilted views of the photo (ORB is not
+        robust to tilt beyond ~40 degrees), refined by (2)."""
         q = rz.query_features(image)
         if len(q.xy) < rz.MIN_INLIERS:
             return None
@@ -306,58 +317,83 @@ class RecognitionIndex:
                     searches.append((sub if sub is not None else self._index, slots))
             searches.append((self._index, None))
             for index, allowed in searches:
-                match = self._match_with_rectification(q, index, allowed)
+                match = self._recognize_in(q, index, allowed)
                 if match is not None:
                     return match
-            if rz.TILT_SIMULATION:
-                # Third pass: views of the photo compressed along several directions (simulated tilts, as in
-                # ASIFT) for pages seen at more than ~40 degrees, where ORB finds too few matches to start from.
-                qt = rz.tilted_views(q)
-                for index, allowed in searches:
-                    match = self._match_with_rectification(qt, index, allowed, rectify_from=q)
-                    if match is not None:
-                        return self._refined(q, match, index, allowed)
         return None
 
-    def _refined(self, q: rz.QueryFeatures, match: PageMatch, index: faiss.IndexBinary,
-                 allowed: np.ndarray | None) -> PageMatch:
-        """Re-estimate a match found in simulated-tilt views from the photo rectified with it (more inliers over
-        the whole visible page, hence a more accurate homography); keeps ``match`` if that fails."""
-        page = self._pages[match.page_id]
-        h_work = np.diag([q.scale, q.scale, 1.0]) @ match.homography
-        hint = rz.Verified(page.slot, h_work, np.zeros(0, np.int64), 0)
-        better = self._match_rectified(q, hint, index, allowed)
-        return better if better is not None and better.page_id == match.page_id else match
+    def _recognize_in(self, q: rz.QueryFeatures, index: faiss.IndexBinary, allowed: np.ndarray | None
+                      ) -> PageMatch | None:
+        dist, ids = self._search(q.descriptors, index, rz.KNN)
+        votes = rz.soft_votes(dist, ids, FEATURE_BITS, allowed)
+        order = np.argsort(-votes.score, kind="stable")[:rz.MAX_CANDIDATES]
+        candidates = [int(s) for s in order if votes.score[s] >= rz.MIN_SCORE and self._slots[s] is not None]
+        verified = self._verify_pages(q, candidates)
 
-    def _match_with_rectification(self, q: rz.QueryFeatures, index: faiss.IndexBinary,
-                                  allowed: np.ndarray | None, rectify_from: rz.QueryFeatures | None = None
-                                  ) -> PageMatch | None:
-        match, hints = self._match(q, index, allowed)
+        def exclusive(v: rz.Verified, to_work: np.ndarray | None = None) -> float:
+            pts = v.inlier_pts if to_work is None else rz.project(to_work, v.inlier_pts)
+            return rz.evidence(pts, q.xy, votes.weights(v.slot))
+
+        match = self._decide(q, verified, exclusive)
         if match is not None:
             return match
-        for hint in hints[:rz.RECTIFY_CANDIDATES]:
-            match = self._match_rectified(rectify_from or q, hint, index, allowed)
+        # Pass 2: rectify the photo with the best weak hypotheses and match the same page again.
+        for hint in verified[:rz.RECTIFY_CANDIDATES]:
+            match = self._match_rectified(q, hint, verified, exclusive)
             if match is not None:
                 return match
-        return None
+        if not rz.TILT_SIMULATION or not candidates:
+            return None
+        # Pass 3: simulated tilted views (as in ASIFT) against the same candidates, refined by pass 2.
+        qt = rz.tilted_views(q)
+        verified_t = self._verify_pages(qt, candidates[:rz.TILT_CANDIDATES])
+        match = self._decide(qt, verified_t, exclusive)
+        if match is None:
+            for hint in verified_t[:1]:
+                match = self._match_rectified(q, hint, verified_t, exclusive)
+                if match is not None:
+                    return match
+            return None
+        return self._refined(q, match, exclusive)
 
-    def _match(self, q: rz.QueryFeatures, index: faiss.IndexBinary, allowed: np.ndarray | None
-               ) -> tuple[PageMatch | None, list[rz.Verified]]:
-        """One search + decision. Returns (accepted match or None, weak hypotheses best first)."""
-        dist, ids = self._search(q.descriptors, index, rz.KNN)
-        votes = rz.cast_votes(dist, ids, FEATURE_BITS, allowed)
-        verified = self._verify_candidates(q, votes)
+    def _verify_pages(self, q: rz.QueryFeatures, slots: list[int]) -> list[rz.Verified]:
+        """Exact matching of the photo's features against each page's own features, then homography
+        verification; verified pages, most inliers first."""
+        verified: list[rz.Verified] = []
+        for slot in slots:
+            page = self._slots[slot]
+            mm = page.keypoints_mm(np.arange(len(page.coords)))
+            c = rz.page_correspondences(q.descriptors, page.descriptors, mm)
+            v = rz.verify(slot, q.xy, mm[c.f_idx], c.q_idx, c.ratio, page.width_mm, page.height_mm, q.size)
+            if v is not None:
+                verified.append(v)
+        verified.sort(key=lambda v: len(v.inlier_q), reverse=True)
+        return verified
+
+    def _decide(self, q: rz.QueryFeatures, verified: list[rz.Verified], exclusive, to_work=None
+                ) -> PageMatch | None:
+        """Acceptance of the best verified page. exclusive(v, to_work) -> evidence of v's inliers in the index
+        votes; to_work maps this query's px to the searched photo's working px (rectified passes)."""
         if not verified:
-            return None, []
+            return None
         verified = self._aimed_first(verified, q.size)
         best = verified[0]
         runner = verified[1] if len(verified) > 1 else None
         page = self._slots[best.slot]
         cover = rz.cell_coverage(best, q.xy, page.width_mm, page.height_mm)
-        ok, score = rz.accept(best, runner, cover)
+        ok, score = rz.accept(best, runner, cover, exclusive(best, to_work))
         if not ok:
-            return None, verified
-        return self._page_match(page, best.homography, q.scale, len(best.inlier_q), score), verified
+            return None
+        return self._page_match(page, best.homography, q.scale, len(best.inlier_q), score)
+
+    def _refined(self, q: rz.QueryFeatures, match: PageMatch, exclusive) -> PageMatch:
+        """Re-estimate a match found in simulated-tilt views from the photo rectified with it (more inliers over
+        the whole visible page, hence a more accurate homography); keeps ``match`` if that fails."""
+        page = self._pages[match.page_id]
+        h_work = np.diag([q.scale, q.scale, 1.0]) @ match.homography
+        hint = rz.Verified(page.slot, h_work, np.zeros(0, np.int64), 0, np.zeros((0, 2)))
+        better = self._match_rectified(q, hint, [], exclusive)
+        return better if better is not None else match
 
     def _aimed_first(self, verified: list[rz.Verified], size: tuple[int, int]) -> list[rz.Verified]:
         """Two catalog pages genuinely in one photo (strong, *disjoint* inlier sets, e.g. a page and a poster
@@ -380,36 +416,18 @@ class RecognitionIndex:
         first, second = sorted((a, b), key=off_centre)
         return [first] + verified[2:]
 
-    def _verify_candidates(self, q: rz.QueryFeatures, votes: rz.Votes) -> list[rz.Verified]:
-        counts = np.bincount(votes.voter[votes.voter >= 0])
-        if counts.size == 0:
-            return []
-        order = np.argsort(-counts, kind="stable")
-        order = [int(s) for s in order[:rz.MAX_CANDIDATES] if counts[s] >= rz.MIN_VOTES]
-        verified: list[rz.Verified] = []
-        for slot in order:
-            page = self._slots[slot]
-            if page is None:
-                continue
-            q_idx, f_idx = rz.correspondences(votes, slot)
-            # Early stop: this page cannot even reach the runner-up margin against the best so far.
-            if verified and len(q_idx) * rz.MARGIN < max(len(v.inlier_q) for v in verified):
-                continue
-            v = rz.verify(slot, q.xy, page.keypoints_mm(f_idx), q_idx, votes.strict_voter, page.width_mm,
-                          page.height_mm, q.size, votes.voter)
-            if v is not None:
-                verified.append(v)
-        verified.sort(key=lambda v: len(v.inlier_q), reverse=True)
-        return verified
-
-    def _match_rectified(self, q: rz.QueryFeatures, hint: rz.Verified, index: faiss.IndexBinary,
-                         allowed: np.ndarray | None) -> PageMatch | None:
+    def _match_rectified(self, q: rz.QueryFeatures, hint: rz.Verified, rivals: list[rz.Verified], exclusive
+                         ) -> PageMatch | None:
+        """The photo warped so the hint's page appears frontally, matched against that page and against the
+        best rival page (the runner-up of the acceptance test) in the rectified frame."""
         page = self._slots[hint.slot]
         rect = rz.rectify(q, hint.homography, page.width_mm, page.height_mm)
         if rect is None:
             return None
         rq, to_rect = rect  # to_rect: working px -> rectified px
-        match, _ = self._match(rq, index, allowed)
+        others = [v.slot for v in rivals if v.slot != hint.slot][:1]
+        verified = self._verify_pages(rq, [hint.slot] + others)
+        match = self._decide(rq, verified, exclusive, np.linalg.inv(to_rect))
         if match is None or match.page_id != page.page_id:
             return None
         # match.homography: page mm -> rectified px (rq.scale == 1); back to working, then original photo px.
@@ -440,16 +458,17 @@ class RecognitionIndex:
             cand = np.bincount(slots[ok]) if ok.any() else np.zeros(0, np.int64)
             out: list[Confusion] = []
             for slot in np.argsort(-cand)[: max(top * 3, 10)]:
-                if cand[slot] < rz.MIN_INLIERS or self._slots[slot] is None:
+                if cand[slot] < rz.MIN_VOTES or self._slots[slot] is None:
                     continue
                 page = self._slots[slot]
-                hit = ok & (slots == slot)
-                rows = np.nonzero(hit.any(axis=1))[0]
-                cols = hit[rows].argmax(axis=1)
-                feat = ids[rows, cols] & (MAX_PAGE_FEATURES - 1)
-                src = marker.keypoints_mm[rows].astype(np.float64)
-                dst = page.keypoints_mm(feat)
-                h, mask = cv2.findHomography(src, dst, cv2.USAC_DEFAULT, 2.0, maxIters=rz.USAC_ITERS)
+                mm = page.keypoints_mm(np.arange(len(page.coords)))
+                c = rz.page_correspondences(marker.descriptors, page.descriptors, mm)
+                if len(c.q_idx) < rz.MIN_INLIERS:
+                    continue
+                order = np.argsort(c.ratio, kind="stable")
+                src = marker.keypoints_mm[c.q_idx[order]].astype(np.float64)
+                dst = mm[c.f_idx[order]]
+                h, mask = cv2.findHomography(src, dst, cv2.USAC_PROSAC, 2.0, maxIters=rz.USAC_ITERS_ALL)
                 if h is None or mask is None or mask.sum() < rz.MIN_INLIERS:
                     continue
                 pts = src[mask.ravel().astype(bool)]
@@ -461,7 +480,8 @@ class RecognitionIndex:
             return out[:top]
 
     # ---------------------------------------------------------------------------------------------- persistence
-    # File: MAGIC(4) | version u16 | header length u32 | header JSON | page coords (uint16) | faiss bytes | crc32.
+    # File: MAGIC(4) | version u16 | header length u32 | header JSON | page coords (uint16) | page descriptors |
+    # faiss bytes | crc32.
     def save(self, path: str | os.PathLike) -> None:
         """Write the index atomically (temp file in the same directory, fsync, rename)."""
         path = Path(path)
@@ -473,9 +493,11 @@ class RecognitionIndex:
                 "n_slots": len(self._slots), "trained_size": self._trained_size,
             }).encode()
             coords = b"".join(np.ascontiguousarray(p.coords, "<u2").tobytes() for p in pages)
+            descs = b"".join(np.ascontiguousarray(p.descriptors, np.uint8).tobytes() for p in pages)
             fbytes = faiss.serialize_index_binary(self._index).tobytes()
         body = b"".join([INDEX_MAGIC, struct.pack("<HI", INDEX_VERSION, len(header)), header,
-                         struct.pack("<Q", len(coords)), coords, struct.pack("<Q", len(fbytes)), fbytes])
+                         struct.pack("<Q", len(coords)), coords, struct.pack("<Q", len(descs)), descs,
+                         struct.pack("<Q", len(fbytes)), fbytes])
         body += struct.pack("<I", zlib.crc32(body))
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -488,6 +510,31 @@ class RecognitionIndex:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    @staticmethod
+    def stored_version(path: str | os.PathLike) -> int:
+        """Format version of an index file (any version), so a caller can rebuild one written by an older
+        library from its page markers. IndexFormatError if it is not an index file."""
+        with open(path, "rb") as fh:
+            head = fh.read(10)
+        if len(head) < 10 or head[:4] != INDEX_MAGIC:
+            raise IndexFormatError(f"{path}: not a recognition index (first bytes {head[:4]!r}, "
+                                   f"expected {INDEX_MAGIC!r})")
+        return struct.unpack_from("<H", head, 4)[0]
+
+    @staticmethod
+    def stored_scopes(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
+        """page id -> scopes recorded in an index file of any version (its header is the same in every
+        version): what a rebuild from the page markers needs besides the markers."""
+        data = Path(path).read_bytes()
+        if len(data) < 10 or data[:4] != INDEX_MAGIC:
+            raise IndexFormatError(f"{path}: not a recognition index")
+        (hlen,) = struct.unpack_from("<I", data, 6)
+        try:
+            header = json.loads(data[10:10 + hlen])
+            return {str(p["page_id"]): tuple(p["scopes"]) for p in header["pages"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IndexFormatError(f"{path}: corrupted recognition index header: {exc}") from exc
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "RecognitionIndex":
@@ -512,6 +559,10 @@ class RecognitionIndex:
             off += 8
             coords = np.frombuffer(data, "<u2", count=clen // 2, offset=off)
             off += clen
+            (dlen,) = struct.unpack_from("<Q", data, off)
+            off += 8
+            descs = np.frombuffer(data, np.uint8, count=dlen, offset=off).reshape(-1, DESCRIPTOR_BYTES)
+            off += dlen
             (flen,) = struct.unpack_from("<Q", data, off)
             off += 8
             index = faiss.deserialize_index_binary(np.frombuffer(data, np.uint8, count=flen, offset=off).copy())
@@ -527,7 +578,8 @@ class RecognitionIndex:
         for rec in header["pages"]:
             n = int(rec["n"])
             page = _Page(rec["page_id"], int(rec["slot"]), float(rec["width_mm"]), float(rec["height_mm"]),
-                         coords[pos:pos + 2 * n].reshape(n, 2).astype(np.uint16), tuple(rec["scopes"]))
+                         coords[pos:pos + 2 * n].reshape(n, 2).astype(np.uint16),
+                         descs[pos // 2:pos // 2 + n].copy(), tuple(rec["scopes"]))
             pos += 2 * n
             self._slots[page.slot] = page
             self._pages[page.page_id] = page

@@ -17,6 +17,7 @@ import io
 from dataclasses import dataclass
 
 import cv2
+import faiss
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -26,20 +27,17 @@ from .features import as_gray, detect_orb, resize_long_side
 QUERY_MAX_SIDE = 1280  # larger photos are shrunk first: a page at 1280 px still has 4x margin over the catalog
 QUERY_FEATURES = 1500  # features per photo: recall on small pages vs. search time (bench)
 QUERY_FAST_THRESHOLD = 10  # phone photos are blurred/compressed: a lower FAST threshold keeps small pages alive
-KNN = 20  # neighbours per query feature: deep enough to keep true correspondences among 1,000s of pages
+KNN = 20  # neighbours per query feature in the index search (soft votes)
 MAX_HAMMING = 64  # of 256 bits; beyond this ORB matches are mostly chance
-# d(best) < RATIO * d(nearest from another page), Lowe's test across pages. With 1,000 pages 0.8 starved true
-# pages of votes: tuning photos (seeds 500,000+) 64 % top-1 at (0.8, k=10), 79 % at (0.95, 10), 80 % at
-# (0.95, 20), with 0 of 60 false positives each (acceptance, not voting, rejects look-alikes).
-RATIO = 0.95
-STRICT_RATIO = 0.8  # matches this distinctive seed the homography first (a high inlier ratio for USAC)
-MIN_VOTES = 5  # a candidate needs this many distinctive matches to be verified
+SOFT_RATIO = 0.9  # soft votes: neighbours within d1 / SOFT_RATIO share the feature's vote
+MIN_VOTES = 5  # confusability: a published page needs this many matches to be checked
+MIN_SCORE = 2.0  # soft votes a candidate page needs to be verified
 MAX_CANDIDATES = 8  # at most this many pages are verified per photo
+TILT_CANDIDATES = 4  # pages the simulated-tilt pass matches against
 RANSAC_PX = 5.0  # USAC inlier threshold in photo px (photos at <= 1280 px)
 REFINE_PX = 3.0  # tighter threshold of the least-squares refinement (corner accuracy)
-USAC_ITERS = 500
-USAC_ITERS_ALL = 2000  # fallback on all correspondences: low inlier ratio
-MIN_SEED = 7  # distinctive inliers needed to seed the model in stage 1
+USAC_ITERS = 500  # confusability (page against page: many clean matches)
+USAC_ITERS_ALL = 2000  # PROSAC over all nearest-neighbour matches of a candidate page
 MIN_INLIERS = 12  # below this a homography from ORB matches is not trustworthy
 MIN_HINT_INLIERS = 8  # a weaker homography is still good enough to rectify the photo for a second pass
 RECTIFY_CANDIDATES = 2  # weak hypotheses tried in the rectified second pass
@@ -50,12 +48,15 @@ TILT_SIMULATION = True  # third pass with simulated tilts when nothing else matc
 TILT_COMPRESSION = 0.55  # ~ cos(57 deg): undoes the foreshortening of a page tilted ~45-60 deg
 TILT_DIRECTIONS_DEG = (0.0, 60.0, 120.0)
 DEDUP_PX = 3.0  # inliers closer than this in the photo count once
-TILT_FEATURES = 600  # per simulated view: the three views together cost about one main-pass search
+TILT_FEATURES = 600  # per simulated view
+DISTINCT_RATIO = 0.8  # an inlier is *distinctive* when its match beats the page's next point by this ratio
 MARGIN = 1.5  # exclusive inliers of the best page >= MARGIN x the runner-up's (RESEARCH.md: 1.5 kept FPs near 0)
-MIN_DISTINCT = 8  # distinctive inliers (passed the cross-page ratio test) for the first acceptance path
-MIN_COVERAGE = 0.55  # textured page cells holding an inlier (cell_coverage); masthead+footer-only agreement < 0.5
-MIN_INLIERS_ALONE = 40  # second path: this many inliers even if few are distinctive (strong tilt) ...
-MIN_COVERAGE_ALONE = 0.7  # ... with a higher coverage
+MIN_DISTINCT = 8  # two pages in one photo: each needs this many distinctive inliers
+# Acceptance, tuned on 100 tuning photos + 100 non-catalog photos (seeds 500,000+ / 600,000+) at 10,000 pages:
+MIN_COVERAGE = 0.5  # textured page cells holding an inlier (cell_coverage); masthead-only agreement is lower
+MIN_INLIERS_ALONE = 40  # this many inliers suffice ...
+MIN_INLIERS_BACKED = 20  # ... or this many with MIN_EXCLUSIVE votes of exclusive evidence (``evidence``)
+MIN_EXCLUSIVE = 3.0
 TWO_PAGES_MAX_SHARED = 0.2  # two verified pages sharing < 20 % of inliers are two pages in view, not rivals
 
 
@@ -155,52 +156,93 @@ def rectify(q: QueryFeatures, h_mm_to_px: np.ndarray, width_mm: float, height_mm
     return QueryFeatures(xy, desc, size, 1.0, None), to_rect
 
 
-@dataclass
+@dataclass(frozen=True)
 class Votes:
-    """Per-query-feature results of the k-NN search, grouped for voting and verification.
-
-    slots : (nq, k) int64 page slot of each neighbour (-1 none); feat : (nq, k) int64 feature index in its page;
-    dist : (nq, k) int32 Hamming distance; voter : (nq,) slot each feature voted for (-1: ambiguous/no match)."""
+    """Soft votes of the photo's features. score : (max slot + 1,) float per page slot; slots/tied : (nq, k)
+    neighbour page slots (-1: none) and which of them share the feature's vote; share : (nq,) 1 / pages sharing."""
+    score: np.ndarray
     slots: np.ndarray
-    feat: np.ndarray
-    dist: np.ndarray
-    voter: np.ndarray
-    strict_voter: np.ndarray  # as voter, with the stricter STRICT_RATIO: seeds geometry, counts as distinctive
+    tied: np.ndarray
+    share: np.ndarray
+
+    def weights(self, slot: int) -> np.ndarray:
+        """(nq,) the vote each photo feature gave page ``slot``: 1 if only that page has a neighbour about as
+        close as the nearest, 1/n if n pages share it, 0 if its nearest neighbours are on other pages."""
+        return (self.tied & (self.slots == slot)).any(axis=1) * self.share
 
 
-def cast_votes(dist: np.ndarray, ids: np.ndarray, feature_bits: int, allowed: np.ndarray | None = None) -> Votes:
-    """Ratio test against the nearest neighbour from a *different page*, then one vote per query feature.
+def soft_votes(dist: np.ndarray, ids: np.ndarray, feature_bits: int, allowed: np.ndarray | None = None
+               ) -> Votes:
+    """Candidate scores per page slot from the k-NN search of the photo's features.
 
-    ids encode ``slot << feature_bits | feature``. ``allowed`` (sorted slot array) restricts the search to a
-    scope: other neighbours are dropped before the ratio test."""
+    Each query feature shares one vote among the pages whose neighbour is nearly as close as its nearest
+    (d <= d1 / SOFT_RATIO, within MAX_HAMMING): a feature shared by many pages (masthead, repeated ad, common
+    glyph) spreads its vote thin. A hard cross-page ratio test (one vote or none) left the right page 0-6 votes
+    at 10,000 pages, often fewer than a random page (tuning photos). ids encode ``slot << feature_bits |
+    feature``; ``allowed`` (sorted slot array) restricts the votes to a scope."""
     ids = ids.astype(np.int64)
-    valid = (ids >= 0) & (dist <= MAX_HAMMING)
-    slots = np.where(ids >= 0, ids >> feature_bits, -1)
+    slots = np.where((ids >= 0) & (dist <= MAX_HAMMING), ids >> feature_bits, -1)
     if allowed is not None:
-        valid &= np.isin(slots, allowed)
-    slots = np.where(valid, slots, -1)
-    feat = np.where(valid, ids & ((1 << feature_bits) - 1), -1)
-    dist = np.where(valid, dist, 10_000).astype(np.int32)
-    # Re-sort each row by distance (dropping invalid entries may leave holes).
-    order = np.argsort(dist, axis=1, kind="stable")
-    slots, feat, dist = (np.take_along_axis(a, order, 1) for a in (slots, feat, dist))
-    first = slots[:, 0]
-    other = (slots != first[:, None]) & (slots >= 0)
-    has_other = other.any(axis=1)
-    d2 = np.where(has_other, dist[np.arange(len(dist)), other.argmax(axis=1)], 256)
-    d2 = np.minimum(d2, 256)  # no other page within k: compare against 'chance' distance
-    ok = (first >= 0) & (dist[:, 0] < RATIO * d2)
-    strict = (first >= 0) & (dist[:, 0] < STRICT_RATIO * d2)
-    return Votes(slots, feat, dist, np.where(ok, first, -1), np.where(strict, first, -1))
+        slots = np.where(np.isin(slots, allowed), slots, -1)
+    dist = np.where(slots >= 0, dist, 10_000)
+    n = int(slots.max()) + 1 if slots.size else 0
+    tied = (slots >= 0) & (dist * SOFT_RATIO <= dist.min(axis=1, keepdims=True))
+    if n <= 0:
+        return Votes(np.zeros(0), slots, tied, np.zeros(len(slots)))
+    rows, cols = np.nonzero(tied)
+    pairs = np.unique(rows.astype(np.int64) * n + slots[rows, cols])
+    prow, pslot = pairs // n, pairs % n
+    per_row = np.bincount(prow, minlength=len(slots))
+    share = 1.0 / np.maximum(per_row, 1)
+    return Votes(np.bincount(pslot, weights=share[prow], minlength=n), slots, tied, share)
 
 
-def correspondences(votes: Votes, slot: int) -> tuple[np.ndarray, np.ndarray]:
-    """For page ``slot``: (query feature index (M,), page feature index (M,)) using each query feature's nearest
-    neighbour on that page (distinctive or not: shared regions still help geometry)."""
-    hit = votes.slots == slot
-    rows = np.nonzero(hit.any(axis=1))[0]
-    cols = hit[rows].argmax(axis=1)
-    return rows, votes.feat[rows, cols]
+def evidence(points: np.ndarray, q_xy: np.ndarray, weights: np.ndarray, tol: float = DEDUP_PX) -> float:
+    """Exclusive evidence of inliers at ``points`` (working px): the sum of the votes that the photo features
+    there gave the page in the index search. A masthead or an ad shared by many catalog pages spreads its votes
+    over all of them, so a non-catalog page that shares only those earns little, however many inliers."""
+    if len(points) == 0 or len(q_xy) == 0:
+        return 0.0
+    d = np.linalg.norm(points[:, None, :].astype(np.float32) - q_xy[None, :, :], axis=2)
+    near = d.argmin(axis=1)
+    hit = d[np.arange(len(points)), near] <= tol
+    # each photo feature counts once
+    return float(weights[np.unique(near[hit])].sum())
+
+
+PAGE_KNN = 4  # neighbours per query feature on one candidate page (2nd *other point* for the ratio test)
+SAME_POINT_MM = 1.5  # catalog features this close on the page are one point seen at two catalog scales
+
+
+@dataclass(frozen=True)
+class PageCorrespondences:
+    """Exact matches of every query feature against one candidate page's own features (all of them, not only
+    the indexed subset): q_idx (M,) query feature, f_idx (M,) page feature, ratio (M,) distance to the nearest /
+    to the nearest at another point of the page (lower: more distinctive)."""
+    q_idx: np.ndarray
+    f_idx: np.ndarray
+    ratio: np.ndarray
+
+
+def page_correspondences(q_desc: np.ndarray, page_desc: np.ndarray, page_mm: np.ndarray) -> PageCorrespondences:
+    """Nearest page feature of each query feature within MAX_HAMMING (FAISS exact search, a few ms per page).
+
+    The ratio test compares with the nearest feature at another *point* of the page: the same point is stored at
+    several catalog scales with near-identical descriptors, which must not make it ambiguous."""
+    k = min(PAGE_KNN, len(page_desc))
+    flat = faiss.IndexBinaryFlat(page_desc.shape[1] * 8)
+    flat.add(np.ascontiguousarray(page_desc))
+    dist, nn = flat.search(np.ascontiguousarray(q_desc), k)
+    d1, f1 = dist[:, 0], nn[:, 0]
+    d2 = np.full(len(q_desc), 256, np.int64)
+    if k > 1:
+        far = np.linalg.norm(page_mm[np.clip(nn[:, 1:], 0, None)] - page_mm[f1][:, None, :], axis=2) > SAME_POINT_MM
+        far &= nn[:, 1:] >= 0
+        has = far.any(axis=1)
+        d2 = np.where(has, dist[np.arange(len(dist)), 1 + far.argmax(axis=1)], 256)
+    ok = (f1 >= 0) & (d1 <= MAX_HAMMING)
+    q_idx = np.nonzero(ok)[0]
+    return PageCorrespondences(q_idx, f1[ok].astype(np.int64), (d1 / np.maximum(d2, 1))[ok])
 
 
 @dataclass(frozen=True)
@@ -210,6 +252,7 @@ class Verified:
     homography: np.ndarray
     inlier_q: np.ndarray
     distinct: int
+    inlier_pts: np.ndarray  # (M, 2) photo px of the inliers (in the frame of the query that was verified)
 
 
 def _quad_ok(corners: np.ndarray, size: tuple[int, int]) -> bool:
@@ -237,36 +280,28 @@ def project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return cv2.perspectiveTransform(pts.reshape(-1, 1, 2).astype(np.float64), h).reshape(-1, 2)
 
 
-def verify(slot: int, q_xy: np.ndarray, page_mm: np.ndarray, q_idx: np.ndarray, voter: np.ndarray,
-           width_mm: float, height_mm: float, size: tuple[int, int],
-           loose_voter: np.ndarray | None = None) -> Verified | None:
+def verify(slot: int, q_xy: np.ndarray, page_mm: np.ndarray, q_idx: np.ndarray, quality: np.ndarray,
+           width_mm: float, height_mm: float, size: tuple[int, int]) -> Verified | None:
     """Homography page mm -> photo px for one candidate, in two stages:
 
-    1. USAC on the *distinctive* correspondences (those whose query feature voted for this page: a high inlier
-       ratio, so few iterations suffice); with too few of them, USAC on all correspondences;
+    1. PROSAC (USAC) over all correspondences sorted by ``quality`` (within-page ratio, lower is better): it
+       draws its samples from the most distinctive matches first, so a few hundred iterations find the model
+       even when only ~10 % of the nearest-neighbour matches are right;
     2. guided re-collection over *all* correspondences (shared regions such as the masthead count for geometry),
        then least squares on the inliers at RANSAC_PX and REFINE_PX (corner accuracy).
-    q_idx/page_mm: every query feature with a neighbour on this page and that neighbour's page position.
-    voter: strict votes (seeds); loose_voter: RATIO votes (seeds when strict ones are few; distinctive count).
-    Returns None when no plausible homography with MIN_HINT_INLIERS exists (acceptance needs MIN_INLIERS)."""
+    q_idx/page_mm: query features with a match on this page and the matched page positions; quality (aligned
+    with q_idx): within-page ratio, the sort key of stage 1; inliers below DISTINCT_RATIO count as
+    ``Verified.distinct``. Returns None when no plausible homography with MIN_HINT_INLIERS exists (acceptance
+    needs MIN_INLIERS)."""
     if len(q_idx) < MIN_HINT_INLIERS:
         return None
+    order = np.argsort(quality, kind="stable")
+    q_idx, page_mm, quality = q_idx[order], page_mm[order], quality[order]
     src = page_mm.astype(np.float64)
     dst = q_xy[q_idx].astype(np.float64)
-    distinct = voter[q_idx] == slot
-    if distinct.sum() < MIN_SEED and loose_voter is not None:
-        distinct = loose_voter[q_idx] == slot
-    h = None
-    if distinct.sum() >= MIN_SEED:
-        h, mask = cv2.findHomography(src[distinct], dst[distinct], cv2.USAC_DEFAULT, RANSAC_PX,
-                                     maxIters=USAC_ITERS, confidence=0.995)
-        if mask is None or int(mask.sum()) < MIN_SEED:
-            h = None
-    if h is None:
-        h, mask = cv2.findHomography(src, dst, cv2.USAC_DEFAULT, RANSAC_PX, maxIters=USAC_ITERS_ALL,
-                                     confidence=0.995)
-        if h is None or mask is None or int(mask.sum()) < MIN_HINT_INLIERS:
-            return None
+    h, mask = cv2.findHomography(src, dst, cv2.USAC_PROSAC, RANSAC_PX, maxIters=USAC_ITERS_ALL, confidence=0.995)
+    if h is None or mask is None or int(mask.sum()) < MIN_HINT_INLIERS:
+        return None
     for thr in (RANSAC_PX, REFINE_PX):  # re-collect inliers with the model, then least squares on them
         err = np.linalg.norm(project(h, src) - dst, axis=1)
         inl = err < thr
@@ -287,8 +322,9 @@ def verify(slot: int, q_xy: np.ndarray, page_mm: np.ndarray, q_idx: np.ndarray, 
     inlier_q = inlier_q[np.sort(first)]
     if len(inlier_q) < MIN_HINT_INLIERS:
         return None
-    counted = voter if loose_voter is None else loose_voter
-    return Verified(slot, h, inlier_q, int((counted[inlier_q] == slot).sum()))
+    is_distinct = np.zeros(len(q_xy), bool)
+    is_distinct[q_idx[quality < DISTINCT_RATIO]] = True
+    return Verified(slot, h, inlier_q, int(is_distinct[inlier_q].sum()), q_xy[inlier_q])
 
 
 def coverage(v: Verified, q_xy: np.ndarray, width_mm: float, height_mm: float, size: tuple[int, int]) -> float:
@@ -317,24 +353,24 @@ def _inside(poly: np.ndarray, pts: np.ndarray, size: tuple[int, int]) -> np.ndar
     return mask[yi, xi].astype(bool)
 
 
-def accept(best: Verified, runner: Verified | None, cover: float) -> tuple[bool, float]:
+def accept(best: Verified, runner: Verified | None, cover: float, exclusive: float) -> tuple[bool, float]:
     """Acceptance of the best verified page. Returns (accepted, score in [0, 1]).
 
-    Evidence must be exclusive to the best page (inliers not also explained by the runner-up, >= MARGIN x the
-    runner-up's own) and must cover the page's textured cells (``cell_coverage``). Two ways to be convincing:
-    enough *distinctive* inliers (matches that passed the cross-page ratio test), or many inliers overall with a
-    higher coverage (strong tilt makes ORB matches ambiguous, so few pass the ratio test)."""
+    The inliers must be exclusive to the best page (not also explained by the runner-up, >= MARGIN x the
+    runner-up's own) and cover the page's textured cells (``cell_coverage``); then either many inliers
+    (MIN_INLIERS_ALONE: a right page matched exactly against all its features gets 35-120 on tuning photos, a
+    wrong or non-catalog page at most ~38, from a shared masthead or ad) or fewer inliers backed by exclusive
+    evidence in the index votes (MIN_EXCLUSIVE: shared regions spread their votes over every page that has them)."""
     if runner is not None:
         shared = np.intersect1d(best.inlier_q, runner.inlier_q)
         excl_best = len(best.inlier_q) - len(shared)
         excl_runner = len(runner.inlier_q) - len(shared)
     else:
         excl_best, excl_runner = len(best.inlier_q), 0
-    margin_ok = (len(best.inlier_q) >= MIN_INLIERS and excl_best >= MIN_INLIERS
-                 and excl_best >= MARGIN * excl_runner)
-    distinctive = best.distinct >= MIN_DISTINCT and cover >= MIN_COVERAGE
-    abundant = len(best.inlier_q) >= MIN_INLIERS_ALONE and cover >= MIN_COVERAGE_ALONE
-    ok = margin_ok and (distinctive or abundant)
+    n = len(best.inlier_q)
+    margin_ok = n >= MIN_INLIERS and excl_best >= MIN_INLIERS and excl_best >= MARGIN * excl_runner
+    strong = n >= MIN_INLIERS_ALONE or (n >= MIN_INLIERS_BACKED and exclusive >= MIN_EXCLUSIVE)
+    ok = margin_ok and cover >= MIN_COVERAGE and strong
     score = float(excl_best / (excl_best + excl_runner + MIN_INLIERS)) * min(1.0, cover)
     return ok, score
 

@@ -161,7 +161,7 @@ def publish(edition_id):
 @login_required
 def unpublish(edition_id):
     edition = svc.get_or_404(db(), Edition, edition_id, "edition")
-    unpublish_edition(db(), settings(), actor(), edition)
+    unpublish_edition(db(), store(), settings(), actor(), edition)
     return jsonify(edition_json(edition))
 
 

@@ -296,7 +296,7 @@ def unpublish_edition(edition_id):
     from ..publish import unpublish_edition as unpublish
 
     ed = _edition(edition_id)
-    unpublish(db(), settings(), actor(), ed)
+    unpublish(db(), store(), settings(), actor(), ed)
     flash(_("Unpublished. Readers no longer see this edition."), "ok")
     return redirect(url_for("ui.edition", edition_id=ed.id))
 

@@ -95,6 +95,35 @@ def test_running_server_sees_publish_and_unpublish_without_restart(client, users
     assert client.post("/api/v1/recognize", data=photo, content_type="image/jpeg").get_json() == {"match": None}
 
 
+def test_an_index_written_by_an_older_version_is_rebuilt_at_start_up(app, client, published):
+    """After an upgrade that changes the index format, readers keep recognition: the new server rebuilds the
+    published index from the stored page markers, with the scopes the old file recorded."""
+    import json
+    import struct
+
+    from markers import INDEX_VERSION, RecognitionIndex
+    from tests.conftest import make_app
+
+    state = app.extensions["baonhung"]
+    catalog_path = state.published.dir / "catalog.json"
+    old_name = json.loads(catalog_path.read_text())["index"]
+    path = state.published.dir / old_name
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<H", data, 4, INDEX_VERSION - 1)  # as an older library wrote it
+    path.write_bytes(bytes(data))
+
+    upgraded = make_app(state.settings.data_dir)  # a new server process on the same data
+    new_name = json.loads(catalog_path.read_text())["index"]
+    assert RecognitionIndex.stored_version(state.published.dir / new_name) == INDEX_VERSION
+    index = RecognitionIndex.load(state.published.dir / new_name)
+    page_id = str(published["page"]["id"])
+    assert index.page_ids == [page_id]
+    assert f"edition:{published['edition']['id']}" in index.scopes_of(page_id)
+    photo, _ = _photo_of(21)
+    r = upgraded.test_client().post("/api/v1/recognize", data=photo, content_type="image/jpeg")
+    assert r.get_json()["match"]["page_id"] == published["page"]["id"]
+
+
 def test_artifacts_are_immutable_cached_with_etag_gzip_and_cors(client, published):
     manifest = client.get(f"/pub/pages/{published['page']['id']}/manifest.json").get_json()
     url = manifest["bundles"]["full"]["url"]
