@@ -215,7 +215,7 @@ def run_index(index: RecognitionIndex, queries: list[dict], scoped: bool = False
         t = time.perf_counter()
         m = index.recognize(q["image"], scope=q["scope"] if scoped else None)
         ms = (time.perf_counter() - t) * 1000
-        res.append({"ms": ms, "page_id": None if m is None else m.page_id,
+        res.append({"ms": ms, "page_id": None if m is None else m.page_id, "stage": None if m is None else m.stage,
                     "err": corner_error(q, m) if m is not None and q["page_id"] == m.page_id and "H" in q else None})
     return res
 
@@ -259,7 +259,12 @@ def summarize(res_a, res_b, res_fp, q_a, q_b) -> dict:
     fp = float(np.mean([r["page_id"] is not None for r in res_fp])) if res_fp else float("nan")
     ms = [r["ms"] for r in res_a + res_b + res_fp]
     errs = [r["err"] for r in res_a + res_b if r["err"] is not None]
+    found = [r for r in res_a + res_b if r["page_id"] is not None]
+    stages = {s: sum(r["stage"] == s for r in found) for s in ("photo", "rectified", "magnified")}
+    no_match = [r["ms"] for r in res_a + res_b + res_fp if r["page_id"] is None]
     return {"top1_synth": top1(res_a, q_a), "top1_real": top1(res_b, q_b), "wrong": wrong, "fp": fp,
+            "stages": stages, "found_p95_ms": float(np.percentile([r["ms"] for r in found], 95)) if found else 0.0,
+            "none_p95_ms": float(np.percentile(no_match, 95)) if no_match else 0.0,
             "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
             "corner_px": float(np.median(errs)) if errs else float("nan")}
 
@@ -336,6 +341,9 @@ def main() -> None:
         print(f"{s['n']:>6} {method:<11} {s['top1_synth']:>10.3f} {s['top1_real']:>9.3f} {s['wrong']:>6.3f} "
               f"{s['fp']:>6.3f} {s['p50_ms']:>7.0f} {s['p95_ms']:>7.0f} {s['scoped_p95_ms']:>10.0f} "
               f"{s['kb_per_page']:>8.1f} {s['train_ms']:>8.0f} {s['corner_px']:>9.2f}")
+    for s in results:
+        print(f"# n={s['n']}: pages found by pass {s['stages']}; p95 of photos with a match "
+              f"{s['found_p95_ms']:.0f} ms, without (all passes run) {s['none_p95_ms']:.0f} ms")
     for s in results:
         print(f"RESULT n={s['n']} top1_synth={s['top1_synth']:.3f} top1_real={s['top1_real']:.3f} "
               f"wrong={s['wrong']:.3f} fp={s['fp']:.3f} p50_ms={s['p50_ms']:.0f} p95_ms={s['p95_ms']:.0f} "

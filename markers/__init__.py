@@ -16,7 +16,7 @@ from .rating import PageRating, Reason, feature_heatmap_png, rate_page
 from .recognize import PageMatch, decode_photo
 
 __all__ = [
-    "INDEX_VERSION", "Confusion", "IndexFormatError", "InvalidImageError", "MarkerError", "MarkerFormatError", "PageMarker",
-    "PageMatch", "PageRating", "Pose", "Reason", "RecognitionIndex", "browser_marker", "decode_photo",
+    "INDEX_VERSION", "Confusion", "IndexFormatError", "InvalidImageError", "MarkerError", "MarkerFormatError",
+    "PageMarker", "PageMatch", "PageRating", "Pose", "Reason", "RecognitionIndex", "browser_marker", "decode_photo",
     "estimate_pose", "feature_heatmap_png", "rate_page", "train_page",
 ]

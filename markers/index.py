@@ -9,6 +9,7 @@ Feature ids encode ``slot << FEATURE_BITS | feature index``; a slot is a page's 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -47,7 +48,7 @@ IVF_MIN_FEATURES = 20_000  # below ~25 pages an exact search is fast enough (< 2
 # (list scan), is near its minimum, with lists kept large enough for recall at Hamming distances of 40-60 bits.
 IVF_LIST_FACTOR = 2.0
 IVF_RETRAIN_GROWTH = 4  # retrain the coarse quantizer when the catalog has grown 4x since the last training
-IVF_NPROBE = 16  # lists visited per query feature: recall vs. latency (bench)
+IVF_NPROBE = 8  # lists visited per query feature: at 3,000 pages 16 ranked the right page no better, at 2x the time
 IVF_TRAIN_ITERS = 6  # k-means iterations for the coarse quantizer: more changes little for binary codes
 IVF_TRAIN_POINTS_PER_LIST = 24
 SCOPE_IVF_MIN_FEATURES = 8_000  # an edition (24-48 pages, 20-40k features) gets a small IVF: p95 <= 30 ms target
@@ -299,11 +300,11 @@ class RecognitionIndex:
         honoured). scope: e.g. "edition:12" — searched first; the whole archive is searched if it finds nothing.
         Returns None when no page is recognized with confidence.
 
-        One index search ranks candidate pages (soft votes); each candidate is matched exactly against all its
-        features and verified by a homography. Without an accepted page, two cheaper passes reuse the same
-        candidates (no second search): (2) the photo rectified with a weak but plausible homography (the page
-        seen frontally at a catalog scale), (3) features of simulated tilted views of the photo (ORB is not
-        robust to tilt beyond ~40 degrees), refined by (2)."""
+        One index search ranks candidate pages (soft votes); candidates are matched exactly against all their
+        features and verified by a homography, best first, until one is accepted. Without an accepted page:
+        (2) the photo rectified with a weak but plausible homography (the page seen frontally at a catalog
+        scale) is matched against that page again (no second search); (3) the photo enlarged MAGNIFY times is
+        searched again (pages small in the frame). ``PageMatch.stage`` says which pass found the page."""
         q = rz.query_features(image)
         if len(q.xy) < rz.MIN_INLIERS:
             return None
@@ -316,45 +317,67 @@ class RecognitionIndex:
                 if len(slots):
                     searches.append((sub if sub is not None else self._index, slots))
             searches.append((self._index, None))
+            hypotheses: list[rz.Verified] = []
             for index, allowed in searches:
-                match = self._recognize_in(q, index, allowed)
+                match, verified = self._recognize_in(q, index, allowed)
                 if match is not None:
                     return match
+                hypotheses += verified
+            # Last pass: the photo enlarged, with its own search — unless a plausible (if rejected) page already
+            # appears large in the frame: enlarging helps small pages only, and a rejected non-catalog page
+            # (usually such a look-alike) then costs no second search.
+            if any(self._apparent_height(v) > rz.MAGNIFY_BELOW_PX for v in hypotheses
+                   if len(v.inlier_q) >= rz.MIN_INLIERS):
+                return None
+            qm = rz.magnified(q)
+            for index, allowed in searches:
+                match, _ = self._recognize_in(qm, index, allowed)
+                if match is not None:
+                    return dataclasses.replace(match, stage="magnified")
         return None
 
+    def _apparent_height(self, v: rz.Verified) -> float:
+        """Height of the hypothesised page in working px."""
+        page = self._slots[v.slot]
+        c = rz.project(v.homography, rz.page_corners_mm(page.width_mm, page.height_mm))
+        return float(max(np.linalg.norm(c[3] - c[0]), np.linalg.norm(c[2] - c[1])))
+
     def _recognize_in(self, q: rz.QueryFeatures, index: faiss.IndexBinary, allowed: np.ndarray | None
-                      ) -> PageMatch | None:
+                      ) -> tuple[PageMatch | None, list[rz.Verified]]:
+        """One search and its decisions. Returns (match or None, the verified (rejected) hypotheses)."""
         dist, ids = self._search(q.descriptors, index, rz.KNN)
         votes = rz.soft_votes(dist, ids, FEATURE_BITS, allowed)
         order = np.argsort(-votes.score, kind="stable")[:rz.MAX_CANDIDATES]
         candidates = [int(s) for s in order if votes.score[s] >= rz.MIN_SCORE and self._slots[s] is not None]
-        verified = self._verify_pages(q, candidates)
 
         def exclusive(v: rz.Verified, to_work: np.ndarray | None = None) -> float:
             pts = v.inlier_pts if to_work is None else rz.project(to_work, v.inlier_pts)
             return rz.evidence(pts, q.xy, votes.weights(v.slot))
 
-        match = self._decide(q, verified, exclusive)
+        match, verified = self._verify_and_decide(q, candidates, exclusive)
         if match is not None:
-            return match
+            return match, verified
         # Pass 2: rectify the photo with the best weak hypotheses and match the same page again.
         for hint in verified[:rz.RECTIFY_CANDIDATES]:
             match = self._match_rectified(q, hint, verified, exclusive)
             if match is not None:
-                return match
-        if not rz.TILT_SIMULATION or not candidates:
-            return None
-        # Pass 3: simulated tilted views (as in ASIFT) against the same candidates, refined by pass 2.
-        qt = rz.tilted_views(q)
-        verified_t = self._verify_pages(qt, candidates[:rz.TILT_CANDIDATES])
-        match = self._decide(qt, verified_t, exclusive)
-        if match is None:
-            for hint in verified_t[:1]:
-                match = self._match_rectified(q, hint, verified_t, exclusive)
+                return match, verified
+        return None, verified
+
+    def _verify_and_decide(self, q: rz.QueryFeatures, slots: list[int], exclusive, to_work=None
+                           ) -> tuple[PageMatch | None, list[rz.Verified]]:
+        """Verify candidates in vote order and decide as soon as a page is accepted against at least one
+        verified rival (the runner-up of the votes is the likeliest look-alike): a recognized photo costs about
+        two page matchings, not MAX_CANDIDATES. Returns (match or None, verified pages, most inliers first)."""
+        verified: list[rz.Verified] = []
+        for i, slot in enumerate(slots):
+            verified += self._verify_pages(q, [slot])
+            verified.sort(key=lambda v: len(v.inlier_q), reverse=True)
+            if verified and (i >= 1 or i == len(slots) - 1):
+                match = self._decide(q, verified, exclusive, to_work)
                 if match is not None:
-                    return match
-            return None
-        return self._refined(q, match, exclusive)
+                    return match, verified
+        return None, verified
 
     def _verify_pages(self, q: rz.QueryFeatures, slots: list[int]) -> list[rz.Verified]:
         """Exact matching of the photo's features against each page's own features, then homography
@@ -385,15 +408,6 @@ class RecognitionIndex:
         if not ok:
             return None
         return self._page_match(page, best.homography, q.scale, len(best.inlier_q), score)
-
-    def _refined(self, q: rz.QueryFeatures, match: PageMatch, exclusive) -> PageMatch:
-        """Re-estimate a match found in simulated-tilt views from the photo rectified with it (more inliers over
-        the whole visible page, hence a more accurate homography); keeps ``match`` if that fails."""
-        page = self._pages[match.page_id]
-        h_work = np.diag([q.scale, q.scale, 1.0]) @ match.homography
-        hint = rz.Verified(page.slot, h_work, np.zeros(0, np.int64), 0, np.zeros((0, 2)))
-        better = self._match_rectified(q, hint, [], exclusive)
-        return better if better is not None else match
 
     def _aimed_first(self, verified: list[rz.Verified], size: tuple[int, int]) -> list[rz.Verified]:
         """Two catalog pages genuinely in one photo (strong, *disjoint* inlier sets, e.g. a page and a poster
@@ -426,13 +440,13 @@ class RecognitionIndex:
             return None
         rq, to_rect = rect  # to_rect: working px -> rectified px
         others = [v.slot for v in rivals if v.slot != hint.slot][:1]
-        verified = self._verify_pages(rq, [hint.slot] + others)
-        match = self._decide(rq, verified, exclusive, np.linalg.inv(to_rect))
+        match, _ = self._verify_and_decide(rq, [hint.slot] + others, exclusive, np.linalg.inv(to_rect))
         if match is None or match.page_id != page.page_id:
             return None
         # match.homography: page mm -> rectified px (rq.scale == 1); back to working, then original photo px.
         h_work = np.linalg.inv(to_rect) @ match.homography
-        return self._page_match(page, h_work, q.scale, match.inliers, match.score)
+        return dataclasses.replace(self._page_match(page, h_work, q.scale, match.inliers, match.score),
+                                   stage="rectified")
 
     @staticmethod
     def _page_match(page: _Page, h_work: np.ndarray, scale: float, inliers: int, score: float) -> PageMatch:

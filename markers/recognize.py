@@ -1,15 +1,18 @@
-"""Recognition stages used by ``RecognitionIndex.recognize``: photo decoding, query features, candidate voting with
-a ratio test against the nearest *other* page, and geometric verification/acceptance of one candidate.
+"""Recognition stages used by ``RecognitionIndex.recognize``: photo decoding, query features, soft votes over the
+index's nearest neighbours, exact matching of one candidate page, geometric verification and acceptance.
 
-Why each stage (numbers from RESEARCH.md and bench/bench_recognition.py):
-- voting with a plain distance threshold lets printed text elsewhere in the photo pile votes onto text-heavy pages;
-  requiring the nearest neighbour to beat the nearest neighbour *from a different page* by ``RATIO`` removes that,
-  and it automatically silences features shared by many pages (mastheads, repeated ads) without a stop list;
-- the best candidates are verified by USAC homographies seeded with the stricter (0.8) matches; a weak but
-  plausible homography rectifies the photo for a second search, and simulated tilted views give a third;
-- acceptance is decided by USAC homography verification, then by the evidence that is *exclusive* to the best
-  page (inliers not shared with the runner-up's inliers) and by how much of the visible page the inliers explain,
-  which rejects a non-catalog page sharing only a masthead or an ad with catalog pages.
+Why each stage (numbers from tuning photos, seeds 500,000+, and bench/bench_recognition.py):
+- the index search only *ranks* pages: each photo feature shares one vote among the pages whose neighbour is
+  about as close as its nearest, so features shared by many pages (mastheads, repeated ads, common glyphs) count
+  little without a stop list; at 10,000 pages a hard ratio test left the right page 0-6 votes;
+- the best candidates are matched exactly against *all* their features (the index holds only a prefix of each
+  page): among the k nearest of millions of features the right page's correspondences halve at 10,000 pages;
+  PROSAC over all matches sorted by their within-page ratio finds the homography even at ~10 % inliers;
+- acceptance needs the inliers to be exclusive to the best page (margin over the runner-up), to cover the
+  page's textured cells and to carry exclusive evidence in the votes, which rejects a non-catalog page sharing
+  only a masthead or an ad with catalog pages;
+- a weak but plausible homography rectifies the photo for a second matching of the same page, and a photo with
+  no accepted page is searched once more enlarged (pages under ~250 px tall in the frame).
 """
 from __future__ import annotations
 
@@ -27,15 +30,16 @@ from .features import as_gray, detect_orb, resize_long_side
 QUERY_MAX_SIDE = 1280  # larger photos are shrunk first: a page at 1280 px still has 4x margin over the catalog
 QUERY_FEATURES = 1500  # features per photo: recall on small pages vs. search time (bench)
 QUERY_FAST_THRESHOLD = 10  # phone photos are blurred/compressed: a lower FAST threshold keeps small pages alive
-KNN = 20  # neighbours per query feature in the index search (soft votes)
+KNN = 10  # neighbours per query feature in the index search (soft votes; 20 ranked no better at 3,000 pages)
 MAX_HAMMING = 64  # of 256 bits; beyond this ORB matches are mostly chance
 SOFT_RATIO = 0.9  # soft votes: neighbours within d1 / SOFT_RATIO share the feature's vote
 MIN_VOTES = 5  # confusability: a published page needs this many matches to be checked
 MIN_SCORE = 2.0  # soft votes a candidate page needs to be verified
 MAX_CANDIDATES = 8  # at most this many pages are verified per photo
-TILT_CANDIDATES = 4  # pages the simulated-tilt pass matches against
 RANSAC_PX = 5.0  # USAC inlier threshold in photo px (photos at <= 1280 px)
-REFINE_PX = 3.0  # tighter threshold of the least-squares refinement (corner accuracy)
+# Tighter threshold of the least-squares refinement (corner accuracy; tuning photos at 100 pages: median corner
+# error 1.72 px at 3.0, 1.57 at 2.0, 1.59 at 1.5).
+REFINE_PX = 2.0
 USAC_ITERS = 500  # confusability (page against page: many clean matches)
 USAC_ITERS_ALL = 2000  # PROSAC over all nearest-neighbour matches of a candidate page
 MIN_INLIERS = 12  # below this a homography from ORB matches is not trustworthy
@@ -44,19 +48,26 @@ RECTIFY_CANDIDATES = 2  # weak hypotheses tried in the rectified second pass
 RECTIFY_UPSCALE = 1.5  # rectified page long side = 1.5 x its apparent size in the photo ...
 RECTIFY_MIN_SIDE, RECTIFY_MAX_SIDE = 320, 1100  # ... within the span of the catalog scales
 RECTIFY_FEATURES = 1000
-TILT_SIMULATION = True  # third pass with simulated tilts when nothing else matched
-TILT_COMPRESSION = 0.55  # ~ cos(57 deg): undoes the foreshortening of a page tilted ~45-60 deg
-TILT_DIRECTIONS_DEG = (0.0, 60.0, 120.0)
+# Last pass: the photo enlarged, for pages small in the frame. On the 22 tuning photos (1,000 pages) none of
+# whose hypotheses was the right page, the right page verified with >= 20 inliers in 19 enlarged 1.5x with 2000
+# features, 16 enlarged 2x with 3000 (4x the pixels), 0 as taken.
+MAGNIFY = 1.5
+MAGNIFIED_FEATURES = 2000
+MAGNIFY_BELOW_PX = 320  # skip the enlarged pass when a verified hypothesis shows a page taller than this
 DEDUP_PX = 3.0  # inliers closer than this in the photo count once
-TILT_FEATURES = 600  # per simulated view
 DISTINCT_RATIO = 0.8  # an inlier is *distinctive* when its match beats the page's next point by this ratio
 MARGIN = 1.5  # exclusive inliers of the best page >= MARGIN x the runner-up's (RESEARCH.md: 1.5 kept FPs near 0)
 MIN_DISTINCT = 8  # two pages in one photo: each needs this many distinctive inliers
-# Acceptance, tuned on 100 tuning photos + 100 non-catalog photos (seeds 500,000+ / 600,000+) at 10,000 pages:
-MIN_COVERAGE = 0.5  # textured page cells holding an inlier (cell_coverage); masthead-only agreement is lower
-MIN_INLIERS_ALONE = 40  # this many inliers suffice ...
-MIN_INLIERS_BACKED = 20  # ... or this many with MIN_EXCLUSIVE votes of exclusive evidence (``evidence``)
-MIN_EXCLUSIVE = 3.0
+# Acceptance, tuned on tuning photos (200 of catalog pages, seeds 500,000+; 200 of non-catalog pages sharing a
+# masthead and ads, seeds 600,000+): a right page matched exactly against all its features gets 35-120 inliers;
+# a non-catalog page up to ~57 from a shared masthead and ad, over <= 0.67 of the page's textured cells and with
+# little exclusive evidence (its inliers' index votes are shared by every page with that masthead or ad).
+MIN_COVERAGE = 0.4  # textured page cells holding an inlier (cell_coverage), always
+MIN_INLIERS_ALONE = 50  # either this many inliers with MIN_EXCLUSIVE_ALONE exclusive votes ...
+MIN_EXCLUSIVE_ALONE = 1.5
+MIN_INLIERS_BACKED = 20  # ... or this many with MIN_EXCLUSIVE votes and MIN_COVERAGE_BACKED
+MIN_EXCLUSIVE = 2.0
+MIN_COVERAGE_BACKED = 0.7
 TWO_PAGES_MAX_SHARED = 0.2  # two verified pages sharing < 20 % of inliers are two pages in view, not rivals
 
 
@@ -69,6 +80,7 @@ class PageMatch:
     corners: np.ndarray
     inliers: int
     score: float
+    stage: str = "photo"  # which pass found it: photo, rectified, magnified (diagnostics)
 
 
 def decode_photo(data: bytes) -> np.ndarray:
@@ -108,29 +120,13 @@ def query_features(image: np.ndarray | bytes, n: int = QUERY_FEATURES) -> QueryF
     return QueryFeatures(xy, desc, (gray.shape[1], gray.shape[0]), scale, gray)
 
 
-def tilted_views(q: QueryFeatures) -> QueryFeatures:
-    """Features of the photo compressed by TILT_COMPRESSION along each of TILT_DIRECTIONS_DEG, mapped back to
-    working px and merged into one query (one search): a page foreshortened by a strong tilt looks frontal again
-    in the view compressed perpendicular to its tilt axis."""
+def magnified(q: QueryFeatures) -> QueryFeatures:
+    """Features of the working image enlarged MAGNIFY times, in working px: a page under ~250 px tall leaves ORB
+    (31 px patches, FAST on a 7 px circle) too few usable corners at its own size."""
     assert q.gray is not None
-    h, w = q.gray.shape
-    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
-    xys, descs = [], []
-    for deg in TILT_DIRECTIONS_DEG:
-        a = np.radians(deg)
-        rot = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
-        lin = rot.T @ np.diag([TILT_COMPRESSION, 1.0]) @ rot  # compress along direction `deg`
-        moved = corners @ lin.T
-        offset = -moved.min(axis=0)
-        size = np.ceil(moved.max(axis=0) + offset).astype(int)
-        affine = np.hstack([lin, offset[:, None]])
-        view = cv2.warpAffine(q.gray, affine, (int(size[0]), int(size[1])), flags=cv2.INTER_AREA,
-                              borderMode=cv2.BORDER_REPLICATE)
-        xy, desc, _ = detect_orb(view, TILT_FEATURES, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD)
-        back = (xy - offset) @ np.linalg.inv(lin).T
-        xys.append(back.astype(np.float32))
-        descs.append(desc)
-    return QueryFeatures(np.concatenate(xys), np.concatenate(descs), q.size, q.scale, None)
+    big = cv2.resize(q.gray, None, fx=MAGNIFY, fy=MAGNIFY, interpolation=cv2.INTER_CUBIC)
+    xy, desc, _ = detect_orb(big, MAGNIFIED_FEATURES, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD)
+    return QueryFeatures((xy / MAGNIFY).astype(np.float32), desc, q.size, q.scale, q.gray)
 
 
 def rectify(q: QueryFeatures, h_mm_to_px: np.ndarray, width_mm: float, height_mm: float
@@ -317,7 +313,7 @@ def verify(slot: int, q_xy: np.ndarray, page_mm: np.ndarray, q_idx: np.ndarray, 
     if int(inl.sum()) < MIN_HINT_INLIERS or not _quad_ok(corners, size):
         return None
     inlier_q = np.unique(q_idx[inl])
-    # One inlier per photo location: simulated-tilt views detect the same point up to three times.
+    # One inlier per photo location (a photo feature can match a point stored at two catalog scales).
     _, first = np.unique(np.round(q_xy[inlier_q] / DEDUP_PX).astype(np.int64), axis=0, return_index=True)
     inlier_q = inlier_q[np.sort(first)]
     if len(inlier_q) < MIN_HINT_INLIERS:
@@ -357,10 +353,9 @@ def accept(best: Verified, runner: Verified | None, cover: float, exclusive: flo
     """Acceptance of the best verified page. Returns (accepted, score in [0, 1]).
 
     The inliers must be exclusive to the best page (not also explained by the runner-up, >= MARGIN x the
-    runner-up's own) and cover the page's textured cells (``cell_coverage``); then either many inliers
-    (MIN_INLIERS_ALONE: a right page matched exactly against all its features gets 35-120 on tuning photos, a
-    wrong or non-catalog page at most ~38, from a shared masthead or ad) or fewer inliers backed by exclusive
-    evidence in the index votes (MIN_EXCLUSIVE: shared regions spread their votes over every page that has them)."""
+    runner-up's own) and cover the page's textured cells (``cell_coverage``); then either many inliers with some
+    exclusive evidence in the index votes (``evidence``: shared regions spread their votes over every page that
+    has them), or fewer inliers with more exclusive evidence over more of the page."""
     if runner is not None:
         shared = np.intersect1d(best.inlier_q, runner.inlier_q)
         excl_best = len(best.inlier_q) - len(shared)
@@ -369,7 +364,8 @@ def accept(best: Verified, runner: Verified | None, cover: float, exclusive: flo
         excl_best, excl_runner = len(best.inlier_q), 0
     n = len(best.inlier_q)
     margin_ok = n >= MIN_INLIERS and excl_best >= MIN_INLIERS and excl_best >= MARGIN * excl_runner
-    strong = n >= MIN_INLIERS_ALONE or (n >= MIN_INLIERS_BACKED and exclusive >= MIN_EXCLUSIVE)
+    strong = ((n >= MIN_INLIERS_ALONE and exclusive >= MIN_EXCLUSIVE_ALONE)
+              or (n >= MIN_INLIERS_BACKED and exclusive >= MIN_EXCLUSIVE and cover >= MIN_COVERAGE_BACKED))
     ok = margin_ok and cover >= MIN_COVERAGE and strong
     score = float(excl_best / (excl_best + excl_runner + MIN_INLIERS)) * min(1.0, cover)
     return ok, score
