@@ -327,7 +327,7 @@ class RecognitionIndex:
             # appears large in the frame: enlarging helps small pages only, and a rejected non-catalog page
             # (usually such a look-alike) then costs no second search.
             if any(self._apparent_height(v) > rz.MAGNIFY_BELOW_PX for v in hypotheses
-                   if len(v.inlier_q) >= rz.MIN_INLIERS):
+                   if len(v.inlier_q) >= rz.MAGNIFY_SKIP_INLIERS):
                 return None
             qm = rz.magnified(q)
             for index, allowed in searches:

@@ -53,7 +53,8 @@ RECTIFY_FEATURES = 1000
 # features, 16 enlarged 2x with 3000 (4x the pixels), 0 as taken.
 MAGNIFY = 1.5
 MAGNIFIED_FEATURES = 2000
-MAGNIFY_BELOW_PX = 320  # skip the enlarged pass when a verified hypothesis shows a page taller than this
+MAGNIFY_BELOW_PX = 320  # skip the enlarged pass when a verified hypothesis shows a page taller than this ...
+MAGNIFY_SKIP_INLIERS = 20  # ... with this many inliers (wrong pages reach 12-14 by chance at 10,000 pages)
 DEDUP_PX = 3.0  # inliers closer than this in the photo count once
 DISTINCT_RATIO = 0.8  # an inlier is *distinctive* when its match beats the page's next point by this ratio
 MARGIN = 1.5  # exclusive inliers of the best page >= MARGIN x the runner-up's (RESEARCH.md: 1.5 kept FPs near 0)
