@@ -6,7 +6,8 @@ Catalog: generated newspaper-like pages (markers/synth.py: Vietnamese text with 
 40 shared mastheads, 30 repeated ads), plus the real reference pages of set (b). Query sets:
 (a) generated phone photos of catalog pages 0..99 (the same photos at every size): tilt up to 55 deg, page
     150-1000 px tall in 640x480 / 1280x720 frames, >= 50 % visible, blur, motion blur, JPEG 40-80, uneven light,
-    noise. Seeds 1,000,000+ are used only here (development used seeds < 100,000): held out.
+    noise. Seeds 1,000,000+ are used only here (tuning used seeds 500,000+ for photos of catalog pages and
+    600,000+ for non-catalog pages, development seeds < 100,000): held out.
 (b) real photos read in place from ../shared/data (BAONHUNG_SHARED_DIR):
     - tpofinder (Heider, Adorf, Grimm 2012; MIT license, data/LICENSE.TXT): the ROI of each ref.jpg is a page,
       its 3 views are queries, ground truth = the hand-clicked homographies;
