@@ -40,7 +40,6 @@ RANSAC_PX = 5.0  # USAC inlier threshold in photo px (photos at <= 1280 px)
 # Tighter threshold of the least-squares refinement (corner accuracy; tuning photos at 100 pages: median corner
 # error 1.72 px at 3.0, 1.57 at 2.0, 1.59 at 1.5).
 REFINE_PX = 2.0
-USAC_ITERS = 500  # confusability (page against page: many clean matches)
 USAC_ITERS_ALL = 2000  # PROSAC over all nearest-neighbour matches of a candidate page
 MIN_INLIERS = 12  # below this a homography from ORB matches is not trustworthy
 MIN_HINT_INLIERS = 8  # a weaker homography is still good enough to rectify the photo for a second pass
