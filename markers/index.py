@@ -317,20 +317,20 @@ class RecognitionIndex:
                 if len(slots):
                     searches.append((sub if sub is not None else self._index, slots))
             searches.append((self._index, None))
-            hypotheses: list[rz.Verified] = []
+            # A scope is searched as taken and enlarged before the archive (a reader who scanned the edition's QR
+            # most likely photographs one of its pages); the archive the same way after.
+            qm: rz.QueryFeatures | None = None
             for index, allowed in searches:
-                match, verified = self._recognize_in(q, index, allowed)
+                match, hypotheses = self._recognize_in(q, index, allowed)
                 if match is not None:
                     return match
-                hypotheses += verified
-            # Last pass: the photo enlarged, with its own search — unless a plausible (if rejected) page already
-            # appears large in the frame: enlarging helps small pages only, and a rejected non-catalog page
-            # (usually such a look-alike) then costs no second search.
-            if any(self._apparent_height(v) > rz.MAGNIFY_BELOW_PX for v in hypotheses
-                   if len(v.inlier_q) >= rz.MAGNIFY_SKIP_INLIERS):
-                return None
-            qm = rz.magnified(q)
-            for index, allowed in searches:
+                # Then the photo enlarged, with its own search — unless a plausible (if rejected) page already
+                # appears large in the frame: enlarging helps small pages only, and a rejected non-catalog page
+                # (usually such a look-alike) then costs no second search.
+                if any(self._apparent_height(v) > rz.MAGNIFY_BELOW_PX for v in hypotheses
+                       if len(v.inlier_q) >= rz.MAGNIFY_SKIP_INLIERS):
+                    continue
+                qm = rz.magnified(q) if qm is None else qm
                 match, _ = self._recognize_in(qm, index, allowed)
                 if match is not None:
                     return dataclasses.replace(match, stage="magnified")
