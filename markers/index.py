@@ -1,10 +1,11 @@
 """The recognition index: every published page's catalog features in one FAISS binary index, incremental add and
 remove, a versioned file format, confusability, and ``recognize`` (photo -> ``PageMatch`` or ``None``).
 
-Memory layout (what is kept per feature): the 32-byte ORB descriptor and its 8-byte id inside FAISS (an exact
-``IndexBinaryFlat`` while the catalog is small, an ``IndexBinaryIVF`` once it passes ``IVF_MIN_FEATURES``), plus
-the keypoint as two uint16 (page position in 1/65535 of the page size, i.e. < 0.01 mm on a 420 mm page) for
-geometric verification. Nothing else: descriptors are not duplicated outside FAISS.
+Memory layout: per page, every feature's 32-byte ORB descriptor and its keypoint as two uint16 (page position in
+1/65535 of the page size, i.e. < 0.01 mm on a 420 mm page), for exact matching and geometric verification; in
+FAISS (an exact ``IndexBinaryFlat`` while the catalog is small, an ``IndexBinaryIVF`` once it passes
+``IVF_MIN_FEATURES``), the descriptor and 8-byte id of only the first ``INDEXED_FEATURES`` of each page, which rank
+candidate pages.
 Feature ids encode ``slot << FEATURE_BITS | feature index``; a slot is a page's place in ``_slots``.
 """
 from __future__ import annotations
