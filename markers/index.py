@@ -301,7 +301,8 @@ class RecognitionIndex:
         honoured). scope: e.g. "edition:12" — searched first; the whole archive is searched if it finds nothing.
         Returns None when no page is recognized with confidence.
 
-        One index search ranks candidate pages (soft votes); candidates are matched exactly against all their
+        One index search ranks candidate pages (pages whose hits fit one affine layout first, then soft votes);
+        candidates are matched exactly against all their
         features and verified by a homography, best first, until one is accepted. Without an accepted page:
         (2) the photo rectified with a weak but plausible homography (the page seen frontally at a catalog
         scale) is matched against that page again (no second search); (3) the photo enlarged MAGNIFY times is
@@ -349,7 +350,9 @@ class RecognitionIndex:
         dist, ids = self._search(q.descriptors, index, rz.KNN)
         votes = rz.soft_votes(dist, ids, FEATURE_BITS, allowed)
         order = np.argsort(-votes.score, kind="stable")[:rz.MAX_CANDIDATES]
-        candidates = [int(s) for s in order if votes.score[s] >= rz.MIN_SCORE and self._slots[s] is not None]
+        voted = [int(s) for s in order if votes.score[s] >= rz.MIN_SCORE and self._slots[s] is not None]
+        laid_out = self._layout_consistent(q, dist, ids, allowed)[:rz.LAYOUT_CANDIDATES]
+        candidates = (laid_out + [s for s in voted if s not in laid_out])[:rz.MAX_CANDIDATES]
 
         def exclusive(v: rz.Verified, to_work: np.ndarray | None = None) -> float:
             pts = v.inlier_pts if to_work is None else rz.project(to_work, v.inlier_pts)
@@ -364,6 +367,35 @@ class RecognitionIndex:
             if match is not None:
                 return match, verified
         return None, verified
+
+    def _layout_consistent(self, q: rz.QueryFeatures, dist: np.ndarray, ids: np.ndarray,
+                           allowed: np.ndarray | None) -> list[int]:
+        """Pages among the LAYOUT_POOL with the most k-NN hits whose hits one affine map explains
+        (rz.affine_consistency), most explained hits first."""
+        rows, slots, feats = rz.nearest_hits(dist, ids, FEATURE_BITS, allowed)
+        if len(slots) == 0:
+            return []
+        hits = np.bincount(slots)
+        pool = np.argsort(-hits, kind="stable")[:rz.LAYOUT_POOL]
+        pool = pool[hits[pool] >= rz.LAYOUT_MIN]
+        if len(pool) == 0:
+            return []
+        starts = np.searchsorted(slots, pool)
+        counts = np.minimum(hits[pool], rz.LAYOUT_MAX_HITS)
+        n = int(counts.max())
+        pq = np.zeros((len(pool), n, 2))
+        pm = np.zeros((len(pool), n, 2))
+        for j, (slot, a, c) in enumerate(zip(pool, starts, counts)):
+            page = self._slots[slot]
+            if page is None:
+                counts[j] = 0
+                continue
+            pm[j, :c] = page.keypoints_mm(feats[a:a + c])
+            pq[j, :c] = q.xy[rows[a:a + c]]
+        best = rz.affine_consistency(pq, pm, counts)
+        keep = np.nonzero(best >= rz.LAYOUT_MIN)[0]
+        keep = keep[np.argsort(-best[keep], kind="stable")]
+        return [int(pool[j]) for j in keep]
 
     def _verify_and_decide(self, q: rz.QueryFeatures, slots: list[int], exclusive, to_work=None
                            ) -> tuple[PageMatch | None, list[rz.Verified]]:

@@ -1,0 +1,72 @@
+"""The candidate stage's layout check (rz.nearest_hits, rz.affine_consistency) and the whole-page acceptance."""
+import numpy as np
+
+from markers import recognize as rz
+
+
+def _pages_of_hits(rng, n_hits=20, true_hits=10, affine=None):
+    """One page's hits: ``true_hits`` mapped by ``affine`` (2x3, page mm -> photo px, +/- 2 px), the rest random."""
+    pm = rng.uniform(0, 300, (n_hits, 2))
+    pq = rng.uniform(0, 1280, (n_hits, 2))
+    if affine is not None:
+        pq[:true_hits] = pm[:true_hits] @ affine[:, :2].T + affine[:, 2] + rng.normal(0, 2, (true_hits, 2))
+    return pq, pm
+
+
+def test_hits_one_affine_map_explains_are_counted_and_random_hits_are_not():
+    rng = np.random.default_rng(1)
+    tilted = np.array([[0.9, 0.25, 300.0], [-0.1, 0.6, 100.0]])  # ~1 px/mm, foreshortened, slightly rotated
+    pq_a, pm_a = _pages_of_hits(rng, 20, 10, tilted)
+    pq_b, pm_b = _pages_of_hits(rng, 20)
+    best = rz.affine_consistency(np.stack([pq_a, pq_b]), np.stack([pm_a, pm_b]), np.array([20, 20]))
+    assert best[0] >= 9  # nearly all of the 10 (64 random triplets need 3 of them)
+    assert best[1] < rz.LAYOUT_MIN
+
+
+def test_mirrored_or_absurdly_scaled_layouts_are_not_plausible():
+    rng = np.random.default_rng(2)
+    mirrored = np.array([[-1.0, 0.0, 900.0], [0.0, 1.0, 100.0]])
+    huge = np.array([[20.0, 0.0, 0.0], [0.0, 20.0, 0.0]])  # 20 px per mm: a page 6 m tall in the photo
+    pq_m, pm_m = _pages_of_hits(rng, 12, 12, mirrored)
+    pq_h, pm_h = _pages_of_hits(rng, 12, 12, huge)
+    best = rz.affine_consistency(np.stack([pq_m, pq_h]), np.stack([pm_m, pm_h]), np.array([12, 12]))
+    assert best.max() < rz.LAYOUT_MIN
+
+
+def test_padding_beyond_a_pages_count_is_ignored_and_result_is_deterministic():
+    rng = np.random.default_rng(3)
+    aff = np.array([[1.0, 0.0, 50.0], [0.0, 1.0, 60.0]])
+    pq, pm = _pages_of_hits(rng, 12, 12, aff)
+    pad_q, pad_m = np.zeros((30, 2)), np.zeros((30, 2))
+    pad_q[:12], pad_m[:12] = pq, pm
+    pad_q[12:] = pad_m[12:] @ aff[:, :2].T + aff[:, 2]  # would be inliers if the padding were read
+    one = rz.affine_consistency(pad_q[None], pad_m[None], np.array([12]))
+    assert one[0] <= 12
+    assert one[0] == rz.affine_consistency(pad_q[None], pad_m[None], np.array([12]))[0]
+
+
+def test_nearest_hits_keeps_one_nearest_hit_per_photo_feature_and_page():
+    bits = 12
+    ids = np.array([[(3 << bits) | 7, (3 << bits) | 9, (5 << bits) | 1],
+                    [(5 << bits) | 2, -1, (3 << bits) | 4]], np.int64)
+    dist = np.array([[30, 20, 40], [10, 0, 100]], np.int32)  # 100 > MAX_HAMMING: no hit
+    rows, slots, feats = rz.nearest_hits(dist, ids, bits)
+    got = sorted(zip(rows.tolist(), slots.tolist(), feats.tolist()))
+    assert got == [(0, 3, 9), (0, 5, 1), (1, 5, 2)]
+    assert list(slots) == sorted(slots)
+    rows, slots, feats = rz.nearest_hits(dist, ids, bits, allowed=np.array([5]))
+    assert set(slots.tolist()) == {5}
+
+
+def _verified(n, start=0):
+    q = np.arange(start, start + n)
+    return rz.Verified(0, np.eye(3), q, n, np.zeros((n, 2)))
+
+
+def test_many_inliers_over_the_whole_page_are_accepted_without_exclusive_votes():
+    ok, _ = rz.accept(_verified(60), _verified(10, 1000), cover=0.9, exclusive=0.2)
+    assert ok
+    # the same inliers over part of the page (a shared masthead and ad) need exclusive votes
+    assert not rz.accept(_verified(60), _verified(10, 1000), cover=0.7, exclusive=0.2)[0]
+    # or a runner-up explaining half as many on its own
+    assert not rz.accept(_verified(60), _verified(35, 1000), cover=0.9, exclusive=0.2)[0]
