@@ -5,12 +5,15 @@ Why each stage (numbers from tuning photos, seeds 500,000+, and bench/bench_reco
 - the index search only *ranks* pages: each photo feature shares one vote among the pages whose neighbour is
   about as close as its nearest, so features shared by many pages (mastheads, repeated ads, common glyphs) count
   little without a stop list; at 10,000 pages a hard ratio test left the right page 0-6 votes;
+- votes still drown a page small or tilted in the photo (5-12 hits among 10,000 pages' random ones): the pages
+  with the most hits are also checked for hits that one affine map of the page explains, and such pages are
+  verified first;
 - the best candidates are matched exactly against *all* their features (the index holds only a prefix of each
   page): among the k nearest of millions of features the right page's correspondences halve at 10,000 pages;
   PROSAC over all matches sorted by their within-page ratio finds the homography even at ~10 % inliers;
 - acceptance needs the inliers to be exclusive to the best page (margin over the runner-up), to cover the
-  page's textured cells and to carry exclusive evidence in the votes, which rejects a non-catalog page sharing
-  only a masthead or an ad with catalog pages;
+  page's textured cells and to carry exclusive evidence in the votes (or cover nearly all of them), which
+  rejects a non-catalog page sharing only a masthead or an ad with catalog pages;
 - a weak but plausible homography rectifies the photo for a second matching of the same page, and a photo with
   no accepted page is searched once more enlarged (pages under ~250 px tall in the frame).
 """
