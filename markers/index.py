@@ -291,9 +291,12 @@ class RecognitionIndex:
                 self._scope_cache.popitem(last=False)
         return sub, slots
 
-    def _search(self, desc: np.ndarray, index: faiss.IndexBinary, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, desc: np.ndarray, index: faiss.IndexBinary, k: int, nprobe: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
         if index.ntotal == 0 or len(desc) == 0:
             return np.zeros((len(desc), k), np.int32), np.full((len(desc), k), -1, np.int64)
+        if nprobe is not None and isinstance(index, faiss.IndexBinaryIVF):
+            return index.search(np.ascontiguousarray(desc), k, params=faiss.SearchParametersIVF(nprobe=nprobe))
         return index.search(np.ascontiguousarray(desc), k)
 
     def recognize(self, image: np.ndarray | bytes, scope: str | None = None) -> PageMatch | None:
@@ -306,7 +309,7 @@ class RecognitionIndex:
         features and verified by a homography, best first, until one is accepted. Without an accepted page:
         (2) the photo rectified with a weak but plausible homography (the page seen frontally at a catalog
         scale) is matched against that page again (no second search); (3) the photo enlarged MAGNIFY times is
-        searched again (pages small in the frame). ``PageMatch.stage`` says which pass found the page."""
+        searched again, more lightly (pages small in the frame). ``PageMatch.stage`` says which pass found the page."""
         q = rz.query_features(image)
         if len(q.xy) < rz.MIN_INLIERS:
             return None
@@ -333,7 +336,7 @@ class RecognitionIndex:
                        if len(v.inlier_q) >= rz.MAGNIFY_SKIP_INLIERS):
                     continue
                 qm = rz.magnified(q) if qm is None else qm
-                match, _ = self._recognize_in(qm, index, allowed)
+                match, _ = self._recognize_in(qm, index, allowed, thorough=False)
                 if match is not None:
                     return dataclasses.replace(match, stage="magnified")
         return None
@@ -344,22 +347,26 @@ class RecognitionIndex:
         c = rz.project(v.homography, rz.page_corners_mm(page.width_mm, page.height_mm))
         return float(max(np.linalg.norm(c[3] - c[0]), np.linalg.norm(c[2] - c[1])))
 
-    def _recognize_in(self, q: rz.QueryFeatures, index: faiss.IndexBinary, allowed: np.ndarray | None
-                      ) -> tuple[PageMatch | None, list[rz.Verified]]:
-        """One search and its decisions. Returns (match or None, the verified (rejected) hypotheses)."""
-        dist, ids = self._search(q.descriptors, index, rz.KNN)
+    def _recognize_in(self, q: rz.QueryFeatures, index: faiss.IndexBinary, allowed: np.ndarray | None,
+                      thorough: bool = True) -> tuple[PageMatch | None, list[rz.Verified]]:
+        """One search and its decisions. Returns (match or None, the verified (rejected) hypotheses).
+        thorough=False (the enlarged look): MAGNIFIED_NPROBE lists, MAGNIFIED_CANDIDATES pages, no rectified
+        pass."""
+        dist, ids = self._search(q.descriptors, index, rz.KNN, None if thorough else rz.MAGNIFIED_NPROBE)
+        limit = rz.MAX_CANDIDATES if thorough else rz.MAGNIFIED_CANDIDATES
         votes = rz.soft_votes(dist, ids, FEATURE_BITS, allowed)
-        order = np.argsort(-votes.score, kind="stable")[:rz.MAX_CANDIDATES]
+        order = np.argsort(-votes.score, kind="stable")[:limit]
         voted = [int(s) for s in order if votes.score[s] >= rz.MIN_SCORE and self._slots[s] is not None]
         laid_out = self._layout_consistent(q, dist, ids, allowed)[:rz.LAYOUT_CANDIDATES]
-        candidates = (laid_out + [s for s in voted if s not in laid_out])[:rz.MAX_CANDIDATES]
+        candidates = (laid_out + [s for s in voted if s not in laid_out])[:limit]
 
         def exclusive(v: rz.Verified, to_work: np.ndarray | None = None) -> float:
-            pts = v.inlier_pts if to_work is None else rz.project(to_work, v.inlier_pts)
-            return rz.evidence(pts, q.xy, votes.weights(v.slot))
+            if to_work is None:  # verified on this very query: its inliers are these features
+                return float(votes.weights(v.slot)[v.inlier_q].sum())
+            return rz.evidence(rz.project(to_work, v.inlier_pts), q.xy, votes.weights(v.slot))
 
         match, verified = self._verify_and_decide(q, candidates, exclusive)
-        if match is not None:
+        if match is not None or not thorough:
             return match, verified
         # Pass 2: rectify the photo with the best weak hypotheses and match the same page again.
         for hint in verified[:rz.RECTIFY_CANDIDATES]:

@@ -55,6 +55,10 @@ RECTIFY_FEATURES = 1000
 # features, 16 enlarged 2x with 3000 (4x the pixels), 0 as taken.
 MAGNIFY = 1.5
 MAGNIFIED_FEATURES = 2000
+# The enlarged look is lighter (tuning photos at 10,000 pages: 180 of 200 right vs 181 with the full first-pass
+# settings, p95 of the mixed set 379 -> 336 ms): half the inverted lists, no rectified pass.
+MAGNIFIED_NPROBE = 4
+MAGNIFIED_CANDIDATES = 8
 MAGNIFY_BELOW_PX = 320  # skip the enlarged pass when a verified hypothesis shows a page taller than this ...
 MAGNIFY_SKIP_INLIERS = 20  # ... with this many inliers (wrong pages reach 12-14 by chance at 10,000 pages)
 DEDUP_PX = 3.0  # inliers closer than this in the photo count once
@@ -243,6 +247,7 @@ def affine_consistency(pq: np.ndarray, pm: np.ndarray, counts: np.ndarray, seed:
     n_pages, n, _ = pq.shape
     if n_pages == 0 or n < 3:
         return np.zeros(n_pages, np.int64)
+    pq, pm = pq.astype(np.float32), pm.astype(np.float32)
     rng = np.random.default_rng(seed)
     pick = (rng.random((n_pages, LAYOUT_SAMPLES, 3)) * counts[:, None, None]).astype(np.int64)
     rows = np.arange(n_pages)[:, None, None]
@@ -261,9 +266,11 @@ def affine_consistency(pq: np.ndarray, pm: np.ndarray, counts: np.ndarray, seed:
     root = np.sqrt(np.maximum(fro ** 2 - 4 * adet ** 2, 0))
     s_max, s_min = np.sqrt((fro + root) / 2), np.sqrt(np.maximum(fro - root, 0) / 2)
     ok &= (adet > 0) & (s_min > 0.15) & (s_max < 8.0) & (s_max < 3.0 * s_min)
-    t = d0 - np.einsum("psij,psj->psi", a, s0)
-    proj = np.einsum("psij,pnj->psni", a, pm) + t[:, :, None, :]
-    err2 = ((proj - pq[:, None]) ** 2).sum(-1)  # (P, S, n)
+    t = d0 - (a @ s0[..., None])[..., 0]  # (P, S, 2)
+    mx, my = pm[:, None, :, 0], pm[:, None, :, 1]  # (P, 1, n)
+    ex = a[..., 0, 0, None] * mx + a[..., 0, 1, None] * my + t[..., 0, None] - pq[:, None, :, 0]
+    ey = a[..., 1, 0, None] * mx + a[..., 1, 1, None] * my + t[..., 1, None] - pq[:, None, :, 1]
+    err2 = ex * ex + ey * ey  # (P, S, n)
     valid = np.arange(n)[None, None, :] < counts[:, None, None]
     inl = ((err2 < LAYOUT_PX ** 2) & valid).sum(-1)
     return np.where(ok, inl, 0).max(axis=1)
