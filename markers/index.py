@@ -415,8 +415,7 @@ class RecognitionIndex:
             verified.sort(key=lambda v: len(v.inlier_q), reverse=True)
             if verified and (i >= 1 or i == len(slots) - 1):
                 match = self._decide(q, verified, exclusive, to_work)
-            elif verified and to_work is None:  # the first candidate, before any rival (not in a rectified
-                # frame, where the reader's aim is lost): only a page explained nearly everywhere
+            elif verified:  # the first candidate, before any rival: only a page explained nearly everywhere
                 match = self._decide(q, verified, exclusive, to_work, alone=True)
             else:
                 match = None
@@ -450,11 +449,6 @@ class RecognitionIndex:
         runner = verified[1] if len(verified) > 1 else None
         page = self._slots[best.slot]
         cover = rz.cell_coverage(best, q.xy, page.width_mm, page.height_mm)
-        if alone:  # the frame centre (where the reader aims) must lie on it: another page may be in view
-            corners = rz.project(best.homography, rz.page_corners_mm(page.width_mm, page.height_mm))
-            centre = (q.size[0] / 2.0, q.size[1] / 2.0)
-            if cv2.pointPolygonTest(corners.astype(np.float32).reshape(-1, 1, 2), centre, False) < 0:
-                return None
         ok, score = (rz.accept_alone(best, cover) if alone
                      else rz.accept(best, runner, cover, exclusive(best, to_work)))
         if not ok:
