@@ -415,12 +415,8 @@ class RecognitionIndex:
             verified.sort(key=lambda v: len(v.inlier_q), reverse=True)
             if verified and (i >= 1 or i == len(slots) - 1):
                 match = self._decide(q, verified, exclusive, to_work)
-            elif verified:  # the first candidate, before any rival: only a page explained nearly everywhere
-                match = self._decide(q, verified, exclusive, to_work, alone=True)
-            else:
-                match = None
-            if match is not None:
-                return match, verified
+                if match is not None:
+                    return match, verified
         return None, verified
 
     def _verify_pages(self, q: rz.QueryFeatures, slots: list[int]) -> list[rz.Verified]:
@@ -437,11 +433,10 @@ class RecognitionIndex:
         verified.sort(key=lambda v: len(v.inlier_q), reverse=True)
         return verified
 
-    def _decide(self, q: rz.QueryFeatures, verified: list[rz.Verified], exclusive, to_work=None,
-                alone: bool = False) -> PageMatch | None:
+    def _decide(self, q: rz.QueryFeatures, verified: list[rz.Verified], exclusive, to_work=None
+                ) -> PageMatch | None:
         """Acceptance of the best verified page. exclusive(v, to_work) -> evidence of v's inliers in the index
-        votes; to_work maps this query's px to the searched photo's working px (rectified passes). alone: no
-        rival verified yet (rz.accept_alone)."""
+        votes; to_work maps this query's px to the searched photo's working px (rectified passes)."""
         if not verified:
             return None
         verified = self._aimed_first(verified, q.size)
@@ -449,8 +444,7 @@ class RecognitionIndex:
         runner = verified[1] if len(verified) > 1 else None
         page = self._slots[best.slot]
         cover = rz.cell_coverage(best, q.xy, page.width_mm, page.height_mm)
-        ok, score = (rz.accept_alone(best, cover) if alone
-                     else rz.accept(best, runner, cover, exclusive(best, to_work)))
+        ok, score = rz.accept(best, runner, cover, exclusive(best, to_work))
         if not ok:
             return None
         return self._page_match(page, best.homography, q.scale, len(best.inlier_q), score)

@@ -82,7 +82,6 @@ MIN_COVERAGE_BACKED = 0.7
 MIN_INLIERS_WHOLE = 40
 MIN_COVERAGE_WHOLE = 0.85
 MARGIN_WHOLE = 2.0
-MIN_INLIERS_FIRST = 50  # the whole-page test on the first candidate, before a rival is verified (accept_alone)
 TWO_PAGES_MAX_SHARED = 0.2  # two verified pages sharing < 20 % of inliers are two pages in view, not rivals
 
 
@@ -456,15 +455,6 @@ def accept(best: Verified, runner: Verified | None, cover: float, exclusive: flo
     ok = margin_ok and cover >= MIN_COVERAGE and strong
     score = float(excl_best / (excl_best + excl_runner + MIN_INLIERS)) * min(1.0, cover)
     return ok, score
-
-
-def accept_alone(best: Verified, cover: float) -> tuple[bool, float]:
-    """Acceptance of the first verified candidate before any rival is verified (saves a page matching on most
-    recognized photos): only many inliers over nearly all of the page's textured cells, which no page sharing
-    a masthead or an ad reaches (tuning photos: <= 34 inliers at >= 0.8 coverage)."""
-    n = len(best.inlier_q)
-    ok = n >= MIN_INLIERS_FIRST and cover >= MIN_COVERAGE_WHOLE
-    return ok, float(n / (n + MIN_INLIERS)) * min(1.0, cover)
 
 
 def area_coverage(v: Verified, page_mm: np.ndarray, width_mm: float, height_mm: float,

@@ -70,9 +70,3 @@ def test_many_inliers_over_the_whole_page_are_accepted_without_exclusive_votes()
     assert not rz.accept(_verified(60), _verified(10, 1000), cover=0.7, exclusive=0.2)[0]
     # or a runner-up explaining half as many on its own
     assert not rz.accept(_verified(60), _verified(35, 1000), cover=0.9, exclusive=0.2)[0]
-
-
-def test_first_candidate_is_accepted_alone_only_when_explained_nearly_everywhere():
-    assert rz.accept_alone(_verified(80), cover=0.95)[0]
-    assert not rz.accept_alone(_verified(80), cover=0.7)[0]  # a shared masthead and ad: wait for a rival
-    assert not rz.accept_alone(_verified(30), cover=0.95)[0]
