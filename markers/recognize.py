@@ -68,16 +68,13 @@ MIN_DISTINCT = 8  # two pages in one photo: each needs this many distinctive inl
 # Acceptance, tuned on tuning photos (200 of catalog pages, seeds 500,000+; 200 of non-catalog pages sharing a
 # masthead and ads, seeds 600,000+): a right page matched exactly against all its features gets 35-120 inliers;
 # a non-catalog page up to ~57 from a shared masthead and ad, over <= 0.67 of the page's textured cells and with
-# little exclusive evidence (its inliers' index votes are shared by every page with that masthead or ad). In a
-# small catalog fewer pages share a masthead, so such a page earns more exclusive votes: with coverage >= 0.4 and
-# 0.7 for the backed branch, 3 and 2 of 200 non-catalog tuning photos were accepted at 100 and 1,000 pages. With
-# the coverages below: 0 at 100, 1,000 and 10,000 pages, for 2, 4 and 3 fewer of 200 right pages.
-MIN_COVERAGE = 0.7  # textured page cells holding an inlier (cell_coverage), always
-MIN_INLIERS_ALONE = 40  # either this many inliers with MIN_EXCLUSIVE_ALONE exclusive votes ...
+# little exclusive evidence (its inliers' index votes are shared by every page with that masthead or ad).
+MIN_COVERAGE = 0.4  # textured page cells holding an inlier (cell_coverage), always
+MIN_INLIERS_ALONE = 50  # either this many inliers with MIN_EXCLUSIVE_ALONE exclusive votes ...
 MIN_EXCLUSIVE_ALONE = 1.5
 MIN_INLIERS_BACKED = 20  # ... or this many with MIN_EXCLUSIVE votes and MIN_COVERAGE_BACKED
 MIN_EXCLUSIVE = 2.0
-MIN_COVERAGE_BACKED = 0.8
+MIN_COVERAGE_BACKED = 0.7
 # ... or, without exclusive evidence, inliers over nearly the whole page: a right page found by its layout gets
 # 35-210 inliers over 0.8-1.0 of the page's textured cells but 0.1-1.4 exclusive votes; non-catalog pages reached
 # 33 inliers at >= 0.8 coverage, wrong pages 34 (tuning photos at 1,000 and 10,000 pages, every decision
