@@ -350,15 +350,13 @@ class RecognitionIndex:
     def _recognize_in(self, q: rz.QueryFeatures, index: faiss.IndexBinary, allowed: np.ndarray | None,
                       thorough: bool = True) -> tuple[PageMatch | None, list[rz.Verified]]:
         """One search and its decisions. Returns (match or None, the verified (rejected) hypotheses).
-        thorough=False (the enlarged look): MAGNIFIED_NPROBE lists, MAGNIFIED_CANDIDATES pages, no rectified
-        pass."""
+        thorough=False (the enlarged look): MAGNIFIED_NPROBE lists, no rectified pass."""
         dist, ids = self._search(q.descriptors, index, rz.KNN, None if thorough else rz.MAGNIFIED_NPROBE)
-        limit = rz.MAX_CANDIDATES if thorough else rz.MAGNIFIED_CANDIDATES
         votes = rz.soft_votes(dist, ids, FEATURE_BITS, allowed)
-        order = np.argsort(-votes.score, kind="stable")[:limit]
+        order = np.argsort(-votes.score, kind="stable")[:rz.MAX_CANDIDATES]
         voted = [int(s) for s in order if votes.score[s] >= rz.MIN_SCORE and self._slots[s] is not None]
-        laid_out = self._layout_consistent(q, dist, ids, allowed)[:rz.LAYOUT_CANDIDATES]
-        candidates = (laid_out + [s for s in voted if s not in laid_out])[:limit]
+        laid_out = self._layout_consistent(q, votes, dist, ids)[:rz.LAYOUT_CANDIDATES]
+        candidates = (laid_out + [s for s in voted if s not in laid_out])[:rz.MAX_CANDIDATES]
 
         def exclusive(v: rz.Verified, to_work: np.ndarray | None = None) -> float:
             if to_work is None:  # verified on this very query: its inliers are these features
@@ -375,11 +373,11 @@ class RecognitionIndex:
                 return match, verified
         return None, verified
 
-    def _layout_consistent(self, q: rz.QueryFeatures, dist: np.ndarray, ids: np.ndarray,
-                           allowed: np.ndarray | None) -> list[int]:
+    def _layout_consistent(self, q: rz.QueryFeatures, votes: rz.Votes, dist: np.ndarray, ids: np.ndarray
+                           ) -> list[int]:
         """Pages among the LAYOUT_POOL with the most k-NN hits whose hits one affine map explains
         (rz.affine_consistency), most explained hits first."""
-        rows, slots, feats = rz.nearest_hits(dist, ids, FEATURE_BITS, allowed)
+        rows, slots, feats = rz.nearest_hits(votes, dist, ids, FEATURE_BITS)
         if len(slots) == 0:
             return []
         hits = np.bincount(slots)
@@ -406,7 +404,7 @@ class RecognitionIndex:
 
     def _verify_and_decide(self, q: rz.QueryFeatures, slots: list[int], exclusive, to_work=None
                            ) -> tuple[PageMatch | None, list[rz.Verified]]:
-        """Verify candidates in vote order and decide as soon as a page is accepted against at least one
+        """Verify candidates in the order given and decide as soon as a page is accepted against at least one
         verified rival (the runner-up of the votes is the likeliest look-alike): a recognized photo costs about
         two page matchings, not MAX_CANDIDATES. Returns (match or None, verified pages, most inliers first)."""
         verified: list[rz.Verified] = []

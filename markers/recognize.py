@@ -58,7 +58,6 @@ MAGNIFIED_FEATURES = 2000
 # The enlarged look is lighter (tuning photos at 10,000 pages: 180 of 200 right vs 181 with the full first-pass
 # settings, p95 of the mixed set 379 -> 336 ms): half the inverted lists, no rectified pass.
 MAGNIFIED_NPROBE = 4
-MAGNIFIED_CANDIDATES = 8
 MAGNIFY_BELOW_PX = 320  # skip the enlarged pass when a verified hypothesis shows a page taller than this ...
 MAGNIFY_SKIP_INLIERS = 20  # ... with this many inliers (wrong pages reach 12-14 by chance at 10,000 pages)
 DEDUP_PX = 3.0  # inliers closer than this in the photo count once
@@ -220,14 +219,12 @@ LAYOUT_MAX_HITS = 48  # hits per page used
 LAYOUT_CANDIDATES = 3  # layout-consistent pages verified before the vote order
 
 
-def nearest_hits(dist: np.ndarray, ids: np.ndarray, feature_bits: int, allowed: np.ndarray | None = None
+def nearest_hits(votes: Votes, dist: np.ndarray, ids: np.ndarray, feature_bits: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(query feature, page slot, page feature) of each photo feature's nearest neighbour on each page among
-    its k-NN (within MAX_HAMMING), sorted by slot."""
+    its k-NN, sorted by slot; only the neighbours ``votes`` counted (within MAX_HAMMING, in the scope)."""
+    slots = votes.slots
     ids = ids.astype(np.int64)
-    slots = np.where((ids >= 0) & (dist <= MAX_HAMMING), ids >> feature_bits, -1)
-    if allowed is not None:
-        slots = np.where(np.isin(slots, allowed), slots, -1)
     r, c = np.nonzero(slots >= 0)
     s, f, d = slots[r, c], ids[r, c] & ((1 << feature_bits) - 1), dist[r, c]
     o = np.lexsort((d, r, s))

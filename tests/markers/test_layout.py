@@ -50,11 +50,11 @@ def test_nearest_hits_keeps_one_nearest_hit_per_photo_feature_and_page():
     ids = np.array([[(3 << bits) | 7, (3 << bits) | 9, (5 << bits) | 1],
                     [(5 << bits) | 2, -1, (3 << bits) | 4]], np.int64)
     dist = np.array([[30, 20, 40], [10, 0, 100]], np.int32)  # 100 > MAX_HAMMING: no hit
-    rows, slots, feats = rz.nearest_hits(dist, ids, bits)
+    rows, slots, feats = rz.nearest_hits(rz.soft_votes(dist, ids, bits), dist, ids, bits)
     got = sorted(zip(rows.tolist(), slots.tolist(), feats.tolist()))
     assert got == [(0, 3, 9), (0, 5, 1), (1, 5, 2)]
     assert list(slots) == sorted(slots)
-    rows, slots, feats = rz.nearest_hits(dist, ids, bits, allowed=np.array([5]))
+    rows, slots, feats = rz.nearest_hits(rz.soft_votes(dist, ids, bits, np.array([5])), dist, ids, bits)
     assert set(slots.tolist()) == {5}
 
 
