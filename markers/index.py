@@ -5,8 +5,8 @@ Memory layout: per page, every feature's 32-byte ORB descriptor and its keypoint
 1/65535 of the page size, i.e. < 0.01 mm on a 420 mm page), for exact matching and geometric verification; in
 FAISS (an exact ``IndexBinaryFlat`` while the catalog is small, an ``IndexBinaryIVF`` once it passes
 ``IVF_MIN_FEATURES``), the descriptor and 8-byte id of only the first ``INDEXED_FEATURES`` of each page, which rank
-candidate pages.
-Feature ids encode ``slot << FEATURE_BITS | feature index``; a slot is a page's place in ``_slots``.
+candidate pages, and beside them each indexed feature's distance to generic photo content (markers.background,
+one byte). Feature ids encode ``slot << FEATURE_BITS | feature index``; a slot is a page's place in ``_slots``.
 """
 from __future__ import annotations
 
@@ -30,12 +30,13 @@ import faiss
 import numpy as np
 
 from . import recognize as rz
+from .background import background_distance
 from .errors import IndexFormatError
 from .features import DESCRIPTOR_BYTES, PageMarker
 from .recognize import PageMatch
 
 INDEX_MAGIC = b"BNIX"
-INDEX_VERSION = 2  # 2: per-page descriptors kept beside FAISS (two-stage search)
+INDEX_VERSION = 3  # 2: per-page descriptors kept beside FAISS (two-stage search); 3: background distances
 FEATURE_BITS = 12  # up to 4096 features per page (train_page keeps ~830)
 MAX_PAGE_FEATURES = 1 << FEATURE_BITS
 # Two stages: FAISS holds only each page's first INDEXED_FEATURES features (markers list the most repeatable
@@ -179,6 +180,8 @@ class RecognitionIndex:
         self._pages: dict[str, _Page] = {}
         self._slots: list[_Page | None] = []
         self._free: list[int] = []
+        # (slots, INDEXED_FEATURES) uint8: background distance of each indexed feature (0 = never counts)
+        self._background = np.zeros((0, INDEXED_FEATURES), np.uint8)
         self._index: faiss.IndexBinary = _new_flat()
         self._trained_size = 0  # feature count the IVF was trained at (0: flat)
         self._scope_cache: OrderedDict[str, tuple[faiss.IndexBinary, np.ndarray]] = OrderedDict()
@@ -218,9 +221,18 @@ class RecognitionIndex:
             self._pages[marker.page_id] = page
             k = min(n, INDEXED_FEATURES)  # markers list their most repeatable features first
             ids = (np.int64(slot) << FEATURE_BITS) | np.arange(k, dtype=np.int64)
+            self._set_background_locked(slot, background_distance(desc[:k]))
             self._index.add_with_ids(np.ascontiguousarray(desc[:k]), ids)
             self._maybe_train_locked()
             self._invalidate_scopes(page.scopes)
+
+    def _set_background_locked(self, slot: int, dist: np.ndarray) -> None:
+        if slot >= len(self._background):
+            grown = np.zeros((max(slot + 1, 2 * len(self._background)), INDEXED_FEATURES), np.uint8)
+            grown[:len(self._background)] = self._background
+            self._background = grown
+        self._background[slot] = 0
+        self._background[slot, :len(dist)] = dist
 
     def remove(self, page_id: str) -> None:
         """Remove a page; KeyError if it is not in the index."""
@@ -234,6 +246,7 @@ class RecognitionIndex:
         lo = page.slot << FEATURE_BITS
         self._index.remove_ids(faiss.IDSelectorRange(lo, lo + MAX_PAGE_FEATURES))
         self._slots[page.slot] = None
+        self._background[page.slot] = 0
         self._free.append(page.slot)
         self._invalidate_scopes(page.scopes)
 
@@ -253,13 +266,15 @@ class RecognitionIndex:
 
     # ---------------------------------------------------------------------------------------------- memory
     def memory_bytes(self) -> int:
-        """Bytes held for the catalog: FAISS codes + ids (+ IVF centroids) and the uint16 keypoints."""
+        """Bytes held for the catalog: FAISS codes + ids (+ IVF centroids), the uint16 keypoints, the per-page
+        descriptors and the background distances of the indexed features."""
         n = self._index.ntotal
         faiss_bytes = n * (DESCRIPTOR_BYTES + 8)
         if isinstance(self._index, faiss.IndexBinaryIVF):
             faiss_bytes += self._index.nlist * (DESCRIPTOR_BYTES + 8 * 3)  # centroids + list headers
         pages = sum(p.coords.nbytes + p.descriptors.nbytes + 160 + len(p.page_id)  # 160: record overhead
                     for p in self._pages.values())
+        pages += len(self._background) * INDEXED_FEATURES
         return int(faiss_bytes + pages)
 
     def memory_bytes_per_page(self) -> float:
@@ -352,7 +367,7 @@ class RecognitionIndex:
         """One search and its decisions. Returns (match or None, the verified (rejected) hypotheses).
         thorough=False (the enlarged look): MAGNIFIED_NPROBE lists, no rectified pass."""
         dist, ids = self._search(q.descriptors, index, rz.KNN, None if thorough else rz.MAGNIFIED_NPROBE)
-        votes = rz.soft_votes(dist, ids, FEATURE_BITS, allowed)
+        votes = rz.soft_votes(dist, ids, FEATURE_BITS, allowed, self._background)
         order = np.argsort(-votes.score, kind="stable")[:rz.MAX_CANDIDATES]
         voted = [int(s) for s in order if votes.score[s] >= rz.MIN_SCORE and self._slots[s] is not None]
         laid_out = self._layout_consistent(q, votes, dist, ids)[:rz.LAYOUT_CANDIDATES]
@@ -533,7 +548,8 @@ class RecognitionIndex:
 
     # ---------------------------------------------------------------------------------------------- persistence
     # File: MAGIC(4) | version u16 | header length u32 | header JSON | page coords (uint16) | page descriptors |
-    # faiss bytes | crc32.
+    # background distances of the indexed features (uint8) | faiss bytes | crc32; sections after the header are
+    # each preceded by their byte length (u64).
     def save(self, path: str | os.PathLike) -> None:
         """Write the index atomically (temp file in the same directory, fsync, rename)."""
         path = Path(path)
@@ -546,10 +562,12 @@ class RecognitionIndex:
             }).encode()
             coords = b"".join(np.ascontiguousarray(p.coords, "<u2").tobytes() for p in pages)
             descs = b"".join(np.ascontiguousarray(p.descriptors, np.uint8).tobytes() for p in pages)
+            back = b"".join(self._background[p.slot, :min(len(p.coords), INDEXED_FEATURES)].tobytes()
+                            for p in pages)
             fbytes = faiss.serialize_index_binary(self._index).tobytes()
         body = b"".join([INDEX_MAGIC, struct.pack("<HI", INDEX_VERSION, len(header)), header,
                          struct.pack("<Q", len(coords)), coords, struct.pack("<Q", len(descs)), descs,
-                         struct.pack("<Q", len(fbytes)), fbytes])
+                         struct.pack("<Q", len(back)), back, struct.pack("<Q", len(fbytes)), fbytes])
         body += struct.pack("<I", zlib.crc32(body))
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -615,6 +633,10 @@ class RecognitionIndex:
             off += 8
             descs = np.frombuffer(data, np.uint8, count=dlen, offset=off).reshape(-1, DESCRIPTOR_BYTES)
             off += dlen
+            (blen,) = struct.unpack_from("<Q", data, off)
+            off += 8
+            back = np.frombuffer(data, np.uint8, count=blen, offset=off)
+            off += blen
             (flen,) = struct.unpack_from("<Q", data, off)
             off += 8
             index = faiss.deserialize_index_binary(np.frombuffer(data, np.uint8, count=flen, offset=off).copy())
@@ -626,13 +648,19 @@ class RecognitionIndex:
         self._index = index
         self._trained_size = int(header["trained_size"])
         self._slots = [None] * int(header["n_slots"])
-        pos = 0
+        self._background = np.zeros((len(self._slots), INDEXED_FEATURES), np.uint8)
+        pos = bpos = 0
         for rec in header["pages"]:
             n = int(rec["n"])
             page = _Page(rec["page_id"], int(rec["slot"]), float(rec["width_mm"]), float(rec["height_mm"]),
                          coords[pos:pos + 2 * n].reshape(n, 2).astype(np.uint16),
                          descs[pos // 2:pos // 2 + n].copy(), tuple(rec["scopes"]))
             pos += 2 * n
+            k = min(n, INDEXED_FEATURES)
+            if bpos + k > len(back):
+                raise IndexFormatError(f"{path}: corrupted recognition index: background distances too short")
+            self._background[page.slot, :k] = back[bpos:bpos + k]
+            bpos += k
             self._slots[page.slot] = page
             self._pages[page.page_id] = page
         self._free = [i for i, p in enumerate(self._slots) if p is None]

@@ -168,11 +168,15 @@ def rectify(q: QueryFeatures, h_mm_to_px: np.ndarray, width_mm: float, height_mm
 @dataclass(frozen=True)
 class Votes:
     """Soft votes of the photo's features. score : (max slot + 1,) float per page slot; slots/tied : (nq, k)
-    neighbour page slots (-1: none) and which of them share the feature's vote; share : (nq,) 1 / pages sharing."""
+    neighbour page slots that vote (-1: none) and which of them share the feature's vote; share : (nq,) 1 / pages
+    sharing; near : (nq, k) neighbour page slots within MAX_HAMMING and the scope, *before* the background test
+    (-1: none): the layout check's hits (geometry rejects chance hits itself, and the true hits of a tilted page
+    are often no closer than the background)."""
     score: np.ndarray
     slots: np.ndarray
     tied: np.ndarray
     share: np.ndarray
+    near: np.ndarray
 
     def weights(self, slot: int) -> np.ndarray:
         """(nq,) the vote each photo feature gave page ``slot``: 1 if only that page has a neighbour about as
@@ -180,30 +184,38 @@ class Votes:
         return (self.tied & (self.slots == slot)).any(axis=1) * self.share
 
 
-def soft_votes(dist: np.ndarray, ids: np.ndarray, feature_bits: int, allowed: np.ndarray | None = None
-               ) -> Votes:
+def soft_votes(dist: np.ndarray, ids: np.ndarray, feature_bits: int, allowed: np.ndarray | None = None,
+               background: np.ndarray | None = None) -> Votes:
     """Candidate scores per page slot from the k-NN search of the photo's features.
 
     Each query feature shares one vote among the pages whose neighbour is nearly as close as its nearest
     (d <= d1 / SOFT_RATIO, within MAX_HAMMING): a feature shared by many pages (masthead, repeated ad, common
     glyph) spreads its vote thin. A hard cross-page ratio test (one vote or none) left the right page 0-6 votes
     at 10,000 pages, often fewer than a random page (tuning photos). ids encode ``slot << feature_bits |
-    feature``; ``allowed`` (sorted slot array) restricts the votes to a scope."""
+    feature``; ``allowed`` (sorted slot array) restricts the votes to a scope. ``background`` (slots x indexed
+    features, uint8): each catalog feature's distance to generic photo content (markers.background); a neighbour
+    no closer than that is no evidence for its page and is dropped."""
     ids = ids.astype(np.int64)
-    slots = np.where((ids >= 0) & (dist <= MAX_HAMMING), ids >> feature_bits, -1)
+    near = np.where((ids >= 0) & (dist <= MAX_HAMMING), ids >> feature_bits, -1)
     if allowed is not None:
-        slots = np.where(np.isin(slots, allowed), slots, -1)
+        near = np.where(np.isin(near, allowed), near, -1)
+    slots = near
+    if background is not None and background.size:
+        feat = ids & ((1 << feature_bits) - 1)
+        inside = (near >= 0) & (near < background.shape[0]) & (feat < background.shape[1])
+        closer = dist < background[np.where(inside, near, 0), np.where(inside, feat, 0)]
+        slots = np.where(inside & closer, near, -1)
     dist = np.where(slots >= 0, dist, 10_000)
     n = int(slots.max()) + 1 if slots.size else 0
     tied = (slots >= 0) & (dist * SOFT_RATIO <= dist.min(axis=1, keepdims=True))
     if n <= 0:
-        return Votes(np.zeros(0), slots, tied, np.zeros(len(slots)))
+        return Votes(np.zeros(0), slots, tied, np.zeros(len(slots)), near)
     rows, cols = np.nonzero(tied)
     pairs = np.unique(rows.astype(np.int64) * n + slots[rows, cols])
     prow, pslot = pairs // n, pairs % n
     per_row = np.bincount(prow, minlength=len(slots))
     share = 1.0 / np.maximum(per_row, 1)
-    return Votes(np.bincount(pslot, weights=share[prow], minlength=n), slots, tied, share)
+    return Votes(np.bincount(pslot, weights=share[prow], minlength=n), slots, tied, share, near)
 
 
 # Layout check of the candidate stage. At 10,000 pages a page small or tilted in the photo gets 5-12 of the
@@ -222,8 +234,8 @@ LAYOUT_CANDIDATES = 3  # layout-consistent pages verified before the vote order
 def nearest_hits(votes: Votes, dist: np.ndarray, ids: np.ndarray, feature_bits: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(query feature, page slot, page feature) of each photo feature's nearest neighbour on each page among
-    its k-NN, sorted by slot; only the neighbours ``votes`` counted (within MAX_HAMMING, in the scope)."""
-    slots = votes.slots
+    its k-NN, sorted by slot; the neighbours within MAX_HAMMING and the scope (``votes.near``)."""
+    slots = votes.near
     ids = ids.astype(np.int64)
     r, c = np.nonzero(slots >= 0)
     s, f, d = slots[r, c], ids[r, c] & ((1 << feature_bits) - 1), dist[r, c]
