@@ -234,16 +234,19 @@ LAYOUT_CANDIDATES = 3  # layout-consistent pages verified before the vote order
 def nearest_hits(votes: Votes, dist: np.ndarray, ids: np.ndarray, feature_bits: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(query feature, page slot, page feature) of each photo feature's nearest neighbour on each page among
-    its k-NN, sorted by slot; the neighbours within MAX_HAMMING and the scope (``votes.near``)."""
+    its k-NN, sorted by slot and, within a page, closest first (the layout check reads a page's first
+    LAYOUT_MAX_HITS); the neighbours within MAX_HAMMING and the scope (``votes.near``)."""
     slots = votes.near
     ids = ids.astype(np.int64)
     r, c = np.nonzero(slots >= 0)
     s, f, d = slots[r, c], ids[r, c] & ((1 << feature_bits) - 1), dist[r, c]
     o = np.lexsort((d, r, s))
-    r, s, f = r[o], s[o], f[o]
+    r, s, f, d = r[o], s[o], f[o], d[o]
     key = s * max(len(dist), 1) + r
     keep = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
-    return r[keep], s[keep], f[keep]
+    r, s, f, d = r[keep], s[keep], f[keep], d[keep]
+    o = np.lexsort((r, d, s))
+    return r[o], s[o], f[o]
 
 
 def affine_consistency(pq: np.ndarray, pm: np.ndarray, counts: np.ndarray, seed: int = 0) -> np.ndarray:
