@@ -25,7 +25,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from markers import INDEX_VERSION, PageMarker, RecognitionIndex, browser_marker, train_page
+from markers import INDEX_VERSION, MARKER_VERSION, PageMarker, RecognitionIndex, browser_marker, train_page
 
 from .bundle import BundleOptions, OverlaySpec, PageSpec, build_page_bundle
 from .config import Settings
@@ -224,9 +224,25 @@ def _next_catalog(current: dict, edition_id: int, publication: str, code: str, v
     return cat
 
 
+def _published_marker(pid: str, entry: dict, store: AssetStore) -> PageMarker:
+    """A published page's marker. One an older library version trained (another marker format or keypoint
+    convention) is trained again from the page image its manifest names, stored, and ``entry["marker"]`` updated
+    (the caller writes the catalog)."""
+    data = store.read(entry["marker"])
+    if PageMarker.stored_version(data) == MARKER_VERSION:
+        return PageMarker.from_bytes(data)
+    manifest = json.loads(store.read(entry["manifest"]))
+    image_key = manifest["preview_url"].rsplit("/", 1)[-1].split(".", 1)[0]
+    image = cv2.imdecode(np.frombuffer(store.read(image_key), np.uint8), cv2.IMREAD_COLOR)
+    marker = train_page(image, manifest["width_mm"], manifest["height_mm"], str(pid))
+    entry["marker"] = store.put_bytes(marker.to_bytes())
+    return marker
+
+
 def _current_index(published_dir: Path, current: dict, store: AssetStore) -> RecognitionIndex:
     """The published recognition index; one written by an older library version is rebuilt from the published
-    pages' markers (kept in the asset store) with the scopes its header recorded."""
+    pages' markers (kept in the asset store; markers of an older version are trained again) with the scopes its
+    header recorded."""
     if not current.get("index"):
         return RecognitionIndex()
     path = published_dir / current["index"]
@@ -235,7 +251,7 @@ def _current_index(published_dir: Path, current: dict, store: AssetStore) -> Rec
     scopes = RecognitionIndex.stored_scopes(path)
     index = RecognitionIndex()
     for pid, entry in current["pages"].items():
-        index.add(PageMarker.from_bytes(store.read(entry["marker"])),
+        index.add(_published_marker(str(pid), entry, store),
                   scopes=scopes.get(str(pid), (f"edition:{entry['edition_id']}",)))
     return index
 

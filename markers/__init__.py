@@ -9,14 +9,14 @@ Public API (docs/ARCHITECTURE.md):
     MarkerFormatError, IndexFormatError, InvalidImageError, MarkerError -- markers.errors
 """
 from .errors import IndexFormatError, InvalidImageError, MarkerError, MarkerFormatError
-from .features import PageMarker, browser_marker, train_page
+from .features import MARKER_VERSION, PageMarker, browser_marker, train_page
 from .index import INDEX_VERSION, Confusion, RecognitionIndex
 from .pose import Pose, estimate_pose
 from .rating import PageRating, Reason, feature_heatmap_png, rate_page
 from .recognize import PageMatch, decode_photo
 
 __all__ = [
-    "INDEX_VERSION", "Confusion", "IndexFormatError", "InvalidImageError", "MarkerError", "MarkerFormatError",
+    "INDEX_VERSION", "MARKER_VERSION", "Confusion", "IndexFormatError", "InvalidImageError", "MarkerError", "MarkerFormatError",
     "PageMarker", "PageMatch", "PageRating", "Pose", "Reason", "RecognitionIndex", "browser_marker", "decode_photo",
     "estimate_pose", "feature_heatmap_png", "rate_page", "train_page",
 ]

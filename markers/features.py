@@ -22,7 +22,7 @@ import numpy as np
 from .errors import InvalidImageError, MarkerFormatError
 
 MARKER_MAGIC = b"BNMK"
-MARKER_VERSION = 1
+MARKER_VERSION = 2  # 2: keypoints in page mm of pixel centres, corrected for the ORB pyramid level
 DESCRIPTOR_BYTES = 32  # ORB: 256-bit binary descriptors
 
 # Candidate features come from several rescaled copies of the page: (long side px, candidates, ORB pyramid
@@ -103,15 +103,21 @@ def spread_select(xy: np.ndarray, response: np.ndarray, size: tuple[int, int], n
 def detect_orb(gray: np.ndarray, n: int, oversample: int = DETECT_OVERSAMPLE,
                fast_threshold: int = ORB_FAST_THRESHOLD, nlevels: int = ORB_LEVELS
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ORB keypoints spread over ``gray``: (xy (N,2) float32 px, descriptors (N,32) uint8, octave (N,) uint8)."""
+    """ORB keypoints spread over ``gray``: (xy (N,2) float32 px, descriptors (N,32) uint8, octave (N,) uint8).
+
+    xy are pixel-index coordinates of ``gray`` (pixel centres at integers, as cv2.warpPerspective and
+    cv2.findHomography use them). OpenCV's ORB reports a keypoint found at pyramid level l as its level position
+    times 1.2^l, which puts it 0.5 (1.2^l - 1) px too close to the origin (level pixel centres sit at
+    (i + 0.5) 1.2^l - 0.5): corrected here."""
     orb = cv2.ORB_create(nfeatures=n * oversample, scaleFactor=ORB_SCALE_FACTOR, nlevels=nlevels,
                          edgeThreshold=ORB_EDGE, patchSize=31, fastThreshold=fast_threshold)
     kps, desc = orb.detectAndCompute(gray, None)
     if desc is None or not kps:
         return np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8), np.zeros(0, np.uint8)
-    xy = np.array([k.pt for k in kps], np.float32)
-    resp = np.array([k.response for k in kps], np.float32)
     octave = np.array([k.octave for k in kps], np.uint8)
+    level_scale = ORB_SCALE_FACTOR ** octave.astype(np.float32)
+    xy = np.array([k.pt for k in kps], np.float32) + 0.5 * (level_scale - 1)[:, None]
+    resp = np.array([k.response for k in kps], np.float32)
     pick = spread_select(xy, resp, (gray.shape[1], gray.shape[0]), n)
     return xy[pick], desc[pick], octave[pick]
 
@@ -156,6 +162,15 @@ class PageMarker:
             np.ascontiguousarray(self.browser_descriptors, np.uint8).tobytes(),
         ])
         return body + struct.pack("<I", zlib.crc32(body))
+
+    @staticmethod
+    def stored_version(data: bytes) -> int:
+        """Format version of serialized marker data (any version), so a caller can retrain a page whose marker an
+        older library wrote. MarkerFormatError if it is not a page marker."""
+        data = bytes(data[:6])
+        if len(data) < 6 or data[:4] != MARKER_MAGIC:
+            raise MarkerFormatError(f"not a page marker (first bytes {data[:4]!r}, expected {MARKER_MAGIC!r})")
+        return struct.unpack_from("<H", data, 4)[0]
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "PageMarker":
@@ -212,8 +227,8 @@ def candidate_features(gray: np.ndarray, width_mm: float, height_mm: float
         g, _ = resize_long_side(gray, long_side)
         pyramid.append(g)
         xy, d, _ = detect_orb(g, n, nlevels=levels)
-        # px -> mm at this scale: mm = px * w_mm / W_px (pixel centres: OpenCV keypoints are already centred).
-        kps.append(xy * np.array([width_mm / g.shape[1], height_mm / g.shape[0]], np.float32))
+        # pixel index -> mm at this scale: pixel i spans [i, i + 1) px, so mm = (i + 0.5) * w_mm / W_px.
+        kps.append((xy + 0.5) * np.array([width_mm / g.shape[1], height_mm / g.shape[0]], np.float32))
         descs.append(d)
         idx.append(np.full(len(xy), i, np.uint8))
     return np.concatenate(kps), np.concatenate(descs), np.concatenate(idx), pyramid
@@ -250,7 +265,9 @@ def simulated_view(pyramid: list[np.ndarray], width_mm: float, height_mm: float,
     view = np.clip(view + rng.normal(0, rng.uniform(1, 5), view.shape), 0, 255).astype(np.uint8)
     _, buf = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 80))])
     view = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-    return view, h @ np.diag([sw / width_mm, sh / height_mm, 1.0])
+    # page mm -> source pixel index (mm * px/mm - 0.5, pixel centres at integers) -> view px
+    to_index = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1.0]]) @ np.diag([sw / width_mm, sh / height_mm, 1.0])
+    return view, h @ to_index
 
 
 def repeatability(kp_mm: np.ndarray, desc: np.ndarray, pyramid: list[np.ndarray], width_mm: float,

@@ -36,7 +36,8 @@ from .features import DESCRIPTOR_BYTES, PageMarker
 from .recognize import PageMatch
 
 INDEX_MAGIC = b"BNIX"
-INDEX_VERSION = 3  # 2: per-page descriptors kept beside FAISS (two-stage search); 3: background distances
+INDEX_VERSION = 4  # 2: per-page descriptors kept beside FAISS (two-stage search); 3: background distances;
+# 4: built from version-2 markers (keypoint convention), so an index of older markers is rebuilt
 FEATURE_BITS = 12  # up to 4096 features per page (train_page keeps ~830)
 MAX_PAGE_FEATURES = 1 << FEATURE_BITS
 # Two stages: FAISS holds only each page's first INDEXED_FEATURES features (markers list the most repeatable
@@ -503,8 +504,9 @@ class RecognitionIndex:
 
     @staticmethod
     def _page_match(page: _Page, h_work: np.ndarray, scale: float, inliers: int, score: float) -> PageMatch:
-        # Back to original photo px: working = scale * original.
-        h = np.diag([1.0 / scale, 1.0 / scale, 1.0]) @ h_work
+        # Back to original photo px (pixel-index coordinates): working + 0.5 = scale * (original + 0.5).
+        shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+        h = np.linalg.inv(shift) @ np.diag([1.0 / scale, 1.0 / scale, 1.0]) @ shift @ h_work
         h = h / h[2, 2]
         corners = rz.project(h, rz.page_corners_mm(page.width_mm, page.height_mm))
         return PageMatch(page.page_id, h, corners, int(inliers), float(score))

@@ -139,7 +139,7 @@ def magnified(q: QueryFeatures) -> QueryFeatures:
     assert q.gray is not None
     big = cv2.resize(q.gray, None, fx=MAGNIFY, fy=MAGNIFY, interpolation=cv2.INTER_CUBIC)
     xy, desc, _ = detect_orb(big, MAGNIFIED_FEATURES, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD)
-    return QueryFeatures((xy / MAGNIFY).astype(np.float32), desc, q.size, q.scale, q.gray)
+    return QueryFeatures(((xy + 0.5) / MAGNIFY - 0.5).astype(np.float32), desc, q.size, q.scale, q.gray)
 
 
 def rectify(q: QueryFeatures, h_mm_to_px: np.ndarray, width_mm: float, height_mm: float

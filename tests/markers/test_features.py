@@ -39,6 +39,9 @@ def test_marker_of_another_version_is_refused_with_clear_error(marker):
     data[4:6] = (7).to_bytes(2, "little")
     with pytest.raises(MarkerFormatError, match="version 7"):
         PageMarker.from_bytes(bytes(data))
+    assert PageMarker.stored_version(bytes(data)) == 7  # so a caller can retrain the page
+    with pytest.raises(MarkerFormatError, match="not a page marker"):
+        PageMarker.stored_version(b"GIF89a")
 
 
 def test_truncated_or_corrupted_marker_is_refused(marker):

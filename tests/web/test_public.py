@@ -124,6 +124,41 @@ def test_an_index_written_by_an_older_version_is_rebuilt_at_start_up(app, client
     assert r.get_json()["match"]["page_id"] == published["page"]["id"]
 
 
+def test_markers_of_an_older_version_are_trained_again_when_the_index_is_rebuilt(app, published):
+    """A library upgrade that changes the marker format or keypoint convention: the start-up rebuild trains such
+    pages again from their published image, stores the new marker and records it in the catalog."""
+    import json
+    import struct
+
+    from markers import INDEX_VERSION, MARKER_VERSION, PageMarker, RecognitionIndex
+    from tests.conftest import make_app
+
+    state = app.extensions["baonhung"]
+    catalog_path = state.published.dir / "catalog.json"
+    catalog = json.loads(catalog_path.read_text())
+    page_id = str(published["page"]["id"])
+    old = bytearray(state.store.read(catalog["pages"][page_id]["marker"]))
+    struct.pack_into("<H", old, 4, MARKER_VERSION - 1)  # as an older library wrote it
+    catalog["pages"][page_id]["marker"] = old_key = state.store.put_bytes(bytes(old))
+    index_path = state.published.dir / catalog["index"]
+    data = bytearray(index_path.read_bytes())
+    struct.pack_into("<H", data, 4, INDEX_VERSION - 1)
+    index_path.write_bytes(bytes(data))
+    catalog_path.write_text(json.dumps(catalog))
+
+    upgraded = make_app(state.settings.data_dir)
+    catalog = json.loads(catalog_path.read_text())
+    new_key = catalog["pages"][page_id]["marker"]
+    assert new_key != old_key
+    marker = state.store.read(new_key)
+    assert PageMarker.stored_version(marker) == MARKER_VERSION
+    assert PageMarker.from_bytes(marker).page_id == page_id
+    assert RecognitionIndex.stored_version(state.published.dir / catalog["index"]) == INDEX_VERSION
+    photo, _ = _photo_of(21)
+    r = upgraded.test_client().post("/api/v1/recognize", data=photo, content_type="image/jpeg")
+    assert r.get_json()["match"]["page_id"] == published["page"]["id"]
+
+
 def test_artifacts_are_immutable_cached_with_etag_gzip_and_cors(client, published):
     manifest = client.get(f"/pub/pages/{published['page']['id']}/manifest.json").get_json()
     url = manifest["bundles"]["full"]["url"]
