@@ -71,7 +71,9 @@ MIN_DISTINCT = 8  # two pages in one photo: each needs this many distinctive inl
 MIN_COVERAGE = 0.4  # textured page cells holding an inlier (cell_coverage), always
 MIN_INLIERS_ALONE = 50  # either this many inliers with MIN_EXCLUSIVE_ALONE exclusive votes ...
 MIN_EXCLUSIVE_ALONE = 1.5
-MIN_INLIERS_BACKED = 20  # ... or this many with MIN_EXCLUSIVE votes and MIN_COVERAGE_BACKED
+MIN_INLIERS_BACKED = 25  # ... or this many with MIN_EXCLUSIVE votes and MIN_COVERAGE_BACKED (20 let a non-catalog
+# page through with 21 inliers at 10,000 pages once hits needed to beat the background; right pages accepted by
+# this branch had >= 25 but one at 100 pages: tuning photos, every decision recorded)
 MIN_EXCLUSIVE = 2.0
 MIN_COVERAGE_BACKED = 0.7
 # ... or, without exclusive evidence, inliers over nearly the whole page: a right page found by its layout gets

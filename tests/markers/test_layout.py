@@ -70,3 +70,10 @@ def test_many_inliers_over_the_whole_page_are_accepted_without_exclusive_votes()
     assert not rz.accept(_verified(60), _verified(10, 1000), cover=0.7, exclusive=0.2)[0]
     # or a runner-up explaining half as many on its own
     assert not rz.accept(_verified(60), _verified(35, 1000), cover=0.9, exclusive=0.2)[0]
+
+
+def test_few_inliers_need_exclusive_votes_and_at_least_min_inliers_backed():
+    assert rz.accept(_verified(30), None, cover=0.75, exclusive=3.0)[0]
+    assert not rz.accept(_verified(30), None, cover=0.75, exclusive=1.0)[0]  # no exclusive evidence
+    # 21 inliers with evidence: the non-catalog page a 10,000-page catalog once accepted
+    assert not rz.accept(_verified(21), None, cover=0.75, exclusive=3.2)[0]
