@@ -207,6 +207,9 @@ class RecognitionIndex:
         n = len(marker.keypoints_mm)
         if n > MAX_PAGE_FEATURES:
             raise ValueError(f"page {marker.page_id!r} has {n} features, at most {MAX_PAGE_FEATURES} supported")
+        k = min(n, INDEXED_FEATURES)  # markers list their most repeatable features first
+        # Outside the lock and before any change: readers are not held up, and a failure leaves the index as it was.
+        background = background_distance(np.ascontiguousarray(marker.descriptors[:k], np.uint8))
         with self._lock.write():
             if marker.page_id in self._pages:
                 self._remove_locked(marker.page_id)
@@ -220,9 +223,8 @@ class RecognitionIndex:
             else:
                 self._slots[slot] = page
             self._pages[marker.page_id] = page
-            k = min(n, INDEXED_FEATURES)  # markers list their most repeatable features first
             ids = (np.int64(slot) << FEATURE_BITS) | np.arange(k, dtype=np.int64)
-            self._set_background_locked(slot, background_distance(desc[:k]))
+            self._set_background_locked(slot, background)
             self._index.add_with_ids(np.ascontiguousarray(desc[:k]), ids)
             self._maybe_train_locked()
             self._invalidate_scopes(page.scopes)
