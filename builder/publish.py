@@ -137,8 +137,7 @@ def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str
     markers = {}
     page_manifests = []
     for page in snapshot["pages"]:
-        image = cv2.imdecode(np.frombuffer(store.read(page["image_sha"]), np.uint8), cv2.IMREAD_COLOR)
-        marker = train_page(image, page["width_mm"], page["height_mm"], str(page["id"]))
+        marker = _train_stored_page(store, page["image_sha"], page["width_mm"], page["height_mm"], page["id"])
         markers[page["id"]] = marker
         marker_sha = artifacts.put(marker.to_bytes(), "bin")
         browser_sha = artifacts.put(json.dumps(browser_marker(marker), separators=(",", ":")).encode(), "json")
@@ -224,6 +223,12 @@ def _next_catalog(current: dict, edition_id: int, publication: str, code: str, v
     return cat
 
 
+def _train_stored_page(store: AssetStore, image_key: str, width_mm: float, height_mm: float, page_id) -> PageMarker:
+    """The marker of a page whose image is in the asset store."""
+    image = cv2.imdecode(np.frombuffer(store.read(image_key), np.uint8), cv2.IMREAD_COLOR)
+    return train_page(image, width_mm, height_mm, str(page_id))
+
+
 def _published_marker(pid: str, entry: dict, store: AssetStore) -> PageMarker:
     """A published page's marker. One an older library version trained (another marker format or keypoint
     convention) is trained again from the page image its manifest names, stored, and ``entry["marker"]`` updated
@@ -232,9 +237,8 @@ def _published_marker(pid: str, entry: dict, store: AssetStore) -> PageMarker:
     if PageMarker.stored_version(data) == MARKER_VERSION:
         return PageMarker.from_bytes(data)
     manifest = json.loads(store.read(entry["manifest"]))
-    image_key = manifest["preview_url"].rsplit("/", 1)[-1].split(".", 1)[0]
-    image = cv2.imdecode(np.frombuffer(store.read(image_key), np.uint8), cv2.IMREAD_COLOR)
-    marker = train_page(image, manifest["width_mm"], manifest["height_mm"], str(pid))
+    image_key = manifest["preview_url"].rsplit("/", 1)[-1].split(".", 1)[0]  # /pub/a/<sha256>.<ext>
+    marker = _train_stored_page(store, image_key, manifest["width_mm"], manifest["height_mm"], pid)
     entry["marker"] = store.put_bytes(marker.to_bytes())
     return marker
 
