@@ -77,3 +77,13 @@ def test_few_inliers_need_exclusive_votes_and_at_least_min_inliers_backed():
     assert not rz.accept(_verified(30), None, cover=0.75, exclusive=1.0)[0]  # no exclusive evidence
     # 21 inliers with evidence: the non-catalog page a 10,000-page catalog once accepted
     assert not rz.accept(_verified(21), None, cover=0.75, exclusive=3.2)[0]
+
+
+def test_a_page_matched_over_part_of_it_must_lead_its_runner_up_clearly():
+    # 40 exclusive inliers against the runner-up's 14 over 0.64 of the page: a non-catalog page that shares its
+    # masthead with a few catalog pages (a tuning photo at 100 pages)
+    assert not rz.accept(_verified(60), _verified(34, 40), cover=0.64, exclusive=6.0)[0]
+    # the same lead over most of the page is enough ...
+    assert rz.accept(_verified(60), _verified(34, 40), cover=0.75, exclusive=6.0)[0]
+    # ... and so is a clear lead over part of it
+    assert rz.accept(_verified(60), _verified(23, 50), cover=0.64, exclusive=6.0)[0]
