@@ -101,9 +101,10 @@ def spread_select(xy: np.ndarray, response: np.ndarray, size: tuple[int, int], n
 
 
 def detect_orb(gray: np.ndarray, n: int, oversample: int = DETECT_OVERSAMPLE,
-               fast_threshold: int = ORB_FAST_THRESHOLD, nlevels: int = ORB_LEVELS
+               fast_threshold: int = ORB_FAST_THRESHOLD, nlevels: int = ORB_LEVELS, grid: int = SPREAD_GRID
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ORB keypoints spread over ``gray``: (xy (N,2) float32 px, descriptors (N,32) uint8, octave (N,) uint8).
+    """ORB keypoints spread over ``gray`` (``spread_select`` on a ``grid`` x ``grid`` raster): (xy (N,2) float32
+    px, descriptors (N,32) uint8, octave (N,) uint8).
 
     xy are pixel-index coordinates of ``gray`` (pixel centres at integers, as cv2.warpPerspective and
     cv2.findHomography use them). OpenCV's ORB reports a keypoint found at pyramid level l as its level position
@@ -118,7 +119,7 @@ def detect_orb(gray: np.ndarray, n: int, oversample: int = DETECT_OVERSAMPLE,
     level_scale = ORB_SCALE_FACTOR ** octave.astype(np.float32)
     xy = np.array([k.pt for k in kps], np.float32) + 0.5 * (level_scale - 1)[:, None]
     resp = np.array([k.response for k in kps], np.float32)
-    pick = spread_select(xy, resp, (gray.shape[1], gray.shape[0]), n)
+    pick = spread_select(xy, resp, (gray.shape[1], gray.shape[0]), n, grid)
     return xy[pick], desc[pick], octave[pick]
 
 

@@ -460,7 +460,7 @@ class RecognitionIndex:
         runner = verified[1] if len(verified) > 1 else None
         page = self._slots[best.slot]
         cover = rz.cell_coverage(best, q.xy, page.width_mm, page.height_mm)
-        ok, score = rz.accept(best, runner, cover, exclusive(best, to_work))
+        ok, score = rz.accept(best, runner, cover, exclusive(best, to_work), second_look=to_work is not None)
         if not ok:
             return None
         return self._page_match(page, best.homography, q.scale, len(best.inlier_q), score)

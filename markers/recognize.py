@@ -33,6 +33,12 @@ from .features import as_gray, detect_orb, resize_long_side
 QUERY_MAX_SIDE = 1280  # larger photos are shrunk first: a page at 1280 px still has 4x margin over the catalog
 QUERY_FEATURES = 1500  # features per photo: recall on small pages vs. search time (bench)
 QUERY_FAST_THRESHOLD = 10  # phone photos are blurred/compressed: a lower FAST threshold keeps small pages alive
+# Photo features are spread over a 2 x 2 raster, not the catalog's 8 x 8: a page small in the frame holds a few
+# of 64 cells, and an even spread gave the textured but blurred background as many features as the page.
+# Tuning photos (seeds 500,000+): right pages 95 / 93.5 / 90 % -> 96 / 94 / 91 % at 100 / 1,000 / 10,000 pages,
+# found by the first search 162 -> 173 of 200 at 10,000 (fewer need the enlarged pass); 4 x 4 found as many
+# right pages but accepted more non-catalog ones at 1,000 pages, no raster (strongest features) more at both.
+QUERY_SPREAD_GRID = 2
 KNN = 10  # neighbours per query feature in the index search (soft votes; 20 ranked no better at 3,000 pages)
 MAX_HAMMING = 64  # of 256 bits; beyond this ORB matches are mostly chance
 SOFT_RATIO = 0.9  # soft votes: neighbours within d1 / SOFT_RATIO share the feature's vote
@@ -70,7 +76,8 @@ MARGIN = 1.5  # exclusive inliers of the best page >= MARGIN x the runner-up's (
 # non-catalog page sharing a masthead with a few catalog pages leaves its runner-up (another page with that
 # masthead) a third to a half of its own exclusive inliers. Tuning photos at 100 pages: the three non-catalog pages
 # accepted had 1.8-2.9x over 0.40-0.64 of the page; right pages below 0.7 coverage had >= 4.2x at 100, 1,000 and
-# 10,000 pages (every decision recorded).
+# 10,000 pages (every decision recorded). The rectified second look at a rejected page needs it too: the one
+# non-catalog page it accepted led 1.7x; the right pages it found had no rival with exclusive inliers.
 MARGIN_PARTIAL = 3.5
 PARTIAL_COVERAGE = 0.7
 MIN_DISTINCT = 8  # two pages in one photo: each needs this many distinctive inliers
@@ -141,7 +148,8 @@ def query_features(image: np.ndarray | bytes, n: int = QUERY_FEATURES) -> QueryF
     if max(gray.shape) > QUERY_MAX_SIDE:
         gray, scale = resize_long_side(gray, QUERY_MAX_SIDE)
 
-    xy, desc, _ = detect_orb(gray, n, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD)
+    xy, desc, _ = detect_orb(gray, n, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD,
+                             grid=QUERY_SPREAD_GRID)
     return QueryFeatures(xy, desc, (gray.shape[1], gray.shape[0]), scale, gray)
 
 
@@ -150,7 +158,8 @@ def magnified(q: QueryFeatures) -> QueryFeatures:
     (31 px patches, FAST on a 7 px circle) too few usable corners at its own size."""
     assert q.gray is not None
     big = cv2.resize(q.gray, None, fx=MAGNIFY, fy=MAGNIFY, interpolation=cv2.INTER_CUBIC)
-    xy, desc, _ = detect_orb(big, MAGNIFIED_FEATURES, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD)
+    xy, desc, _ = detect_orb(big, MAGNIFIED_FEATURES, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD,
+                             grid=QUERY_SPREAD_GRID)
     return QueryFeatures(((xy + 0.5) / MAGNIFY - 0.5).astype(np.float32), desc, q.size, q.scale, q.gray)
 
 
@@ -173,7 +182,8 @@ def rectify(q: QueryFeatures, h_mm_to_px: np.ndarray, width_mm: float, height_mm
         return None
     size = (max(32, int(round(width_mm * r))), max(32, int(round(height_mm * r))))
     rect = cv2.warpPerspective(q.gray, to_rect, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    xy, desc, _ = detect_orb(rect, RECTIFY_FEATURES, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD)
+    xy, desc, _ = detect_orb(rect, RECTIFY_FEATURES, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD,
+                             grid=QUERY_SPREAD_GRID)
     return QueryFeatures(xy, desc, size, 1.0, None), to_rect
 
 
@@ -456,11 +466,13 @@ def _inside(poly: np.ndarray, pts: np.ndarray, size: tuple[int, int]) -> np.ndar
     return mask[yi, xi].astype(bool)
 
 
-def accept(best: Verified, runner: Verified | None, cover: float, exclusive: float) -> tuple[bool, float]:
+def accept(best: Verified, runner: Verified | None, cover: float, exclusive: float, second_look: bool = False
+           ) -> tuple[bool, float]:
     """Acceptance of the best verified page. Returns (accepted, score in [0, 1]).
 
     The inliers must be exclusive to the best page (not also explained by the runner-up, >= MARGIN x the
-    runner-up's own, MARGIN_PARTIAL x when they cover only part of the page) and cover the page's textured cells (``cell_coverage``); then either many inliers with some
+    runner-up's own, MARGIN_PARTIAL x when they cover only part of the page or when this is a ``second_look``
+    at a rejected hypothesis, the rectified pass) and cover the page's textured cells (``cell_coverage``); then either many inliers with some
     exclusive evidence in the index votes (``evidence``: shared regions spread their votes over every page that
     has them), or fewer inliers with more exclusive evidence over more of the page, or many inliers over nearly
     all of the page's textured cells, whatever the votes (a page found by its layout, rz.affine_consistency,
@@ -472,7 +484,7 @@ def accept(best: Verified, runner: Verified | None, cover: float, exclusive: flo
     else:
         excl_best, excl_runner = len(best.inlier_q), 0
     n = len(best.inlier_q)
-    margin = MARGIN if cover >= PARTIAL_COVERAGE else MARGIN_PARTIAL
+    margin = MARGIN if cover >= PARTIAL_COVERAGE and not second_look else MARGIN_PARTIAL
     margin_ok = n >= MIN_INLIERS and excl_best >= MIN_INLIERS and excl_best >= margin * excl_runner
     strong = ((n >= MIN_INLIERS_ALONE and exclusive >= MIN_EXCLUSIVE_ALONE)
               or (n >= MIN_INLIERS_BACKED and exclusive >= MIN_EXCLUSIVE and cover >= MIN_COVERAGE_BACKED)

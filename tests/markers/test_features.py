@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from markers import InvalidImageError, MarkerFormatError, PageMarker, browser_marker, train_page
-from markers.features import CATALOG_SCALES
+from markers import recognize as rz
+from markers import synth
+from markers.features import CATALOG_SCALES, as_gray, detect_orb
 from markers.synth import PAGE_H_MM, PAGE_W_MM, generate_page
 
 
@@ -90,7 +92,7 @@ def test_features_are_ordered_most_repeatable_first(marker):
 
     third = len(marker) // 3
     found = np.zeros(2)
-    for seed in range(6):
+    for seed in range(18):
         shot = synth_photo(generate_page(21), PAGE_W_MM, PAGE_H_MM, 700_000 + seed)
         q = query_features(shot.image)
         for part, sl in enumerate((slice(0, third), slice(len(marker) - third, len(marker)))):
@@ -101,4 +103,23 @@ def test_features_are_ordered_most_repeatable_first(marker):
             h = np.diag([q.scale, q.scale, 1.0]) @ shot.homography
             pred = cv2.perspectiveTransform(mm.reshape(-1, 1, 2), h).reshape(-1, 2)
             found[part] += ((np.linalg.norm(pred - q.xy, axis=1) < 4) & (dist[:, 0] <= 64)).sum()
-    assert found[0] > 1.1 * found[1], found
+    # 1678 vs 1498 when written; 1.12x also with the catalog's even spread of photo features
+    assert found[0] > 1.08 * found[1], found
+
+
+def test_photo_features_favour_a_small_page_over_a_textured_background():
+    """A page 170 px tall in a 640 x 480 frame of textured clutter: the query extractor gives it more of the
+    photo's features than the catalog's even 8 x 8 spread would."""
+    page = synth.generate_page(3)
+    shot = synth.synth_photo(page, synth.PAGE_W_MM, synth.PAGE_H_MM, 4242, frame=(640, 480), page_px_tall=170,
+                             max_tilt_deg=10, min_visible=1.0)
+    quad = rz.project(shot.homography, rz.page_corners_mm(synth.PAGE_W_MM, synth.PAGE_H_MM)).astype(np.float32)
+
+    def on_page(xy):
+        return sum(cv2.pointPolygonTest(quad.reshape(-1, 1, 2), (float(x), float(y)), False) >= 0 for x, y in xy)
+
+    q = rz.query_features(shot.image)
+    even, _, _ = detect_orb(as_gray(shot.image), rz.QUERY_FEATURES, oversample=2,
+                            fast_threshold=rz.QUERY_FAST_THRESHOLD)  # the catalog's spread
+    assert len(q.xy) == len(even) == rz.QUERY_FEATURES
+    assert on_page(q.xy) >= 1.25 * on_page(even)  # 644 vs 467 when written

@@ -87,3 +87,11 @@ def test_a_page_matched_over_part_of_it_must_lead_its_runner_up_clearly():
     assert rz.accept(_verified(60), _verified(34, 40), cover=0.75, exclusive=6.0)[0]
     # ... and so is a clear lead over part of it
     assert rz.accept(_verified(60), _verified(23, 50), cover=0.64, exclusive=6.0)[0]
+
+
+def test_a_second_look_at_a_rejected_page_must_lead_its_runner_up_clearly():
+    # the rectified pass once accepted a non-catalog page at 24 exclusive inliers against the rival's 14
+    assert rz.accept(_verified(38), _verified(28, 24), cover=0.75, exclusive=2.0)[0]
+    assert not rz.accept(_verified(38), _verified(28, 24), cover=0.75, exclusive=2.0, second_look=True)[0]
+    assert rz.accept(_verified(38), _verified(10, 1000), cover=0.75, exclusive=2.0, second_look=True)[0]
+
