@@ -87,11 +87,13 @@ MIN_DISTINCT = 8  # two pages in one photo: each needs this many distinctive inl
 # little exclusive evidence (its inliers' index votes are shared by every page with that masthead or ad).
 MIN_COVERAGE = 0.4  # textured page cells holding an inlier (cell_coverage), always
 MIN_INLIERS_ALONE = 50  # either this many inliers with MIN_EXCLUSIVE_ALONE exclusive votes ...
-MIN_EXCLUSIVE_ALONE = 1.5
+MIN_EXCLUSIVE_ALONE = 2.0  # (1.5 and MIN_EXCLUSIVE 2.0 before photo features were spread 2 x 2: with more of them
+# on the page, two of 600 tuning non-catalog photos at 10,000 pages (seeds 600,000+) got through with 1.83 and
+# 2.0; right pages lost: 0 / 1 / 3 of 200 / 200 / 600 at 100 / 1,000 / 10,000 pages)
 MIN_INLIERS_BACKED = 25  # ... or this many with MIN_EXCLUSIVE votes and MIN_COVERAGE_BACKED (20 let a non-catalog
 # page through with 21 inliers at 10,000 pages once hits needed to beat the background; right pages accepted by
 # this branch had >= 25 but one at 100 pages: tuning photos, every decision recorded)
-MIN_EXCLUSIVE = 2.0
+MIN_EXCLUSIVE = 2.5
 MIN_COVERAGE_BACKED = 0.7
 # ... or, without exclusive evidence, inliers over nearly the whole page: a right page found by its layout gets
 # 35-210 inliers over 0.8-1.0 of the page's textured cells but 0.1-1.4 exclusive votes; non-catalog pages reached

@@ -91,7 +91,15 @@ def test_a_page_matched_over_part_of_it_must_lead_its_runner_up_clearly():
 
 def test_a_second_look_at_a_rejected_page_must_lead_its_runner_up_clearly():
     # the rectified pass once accepted a non-catalog page at 24 exclusive inliers against the rival's 14
-    assert rz.accept(_verified(38), _verified(28, 24), cover=0.75, exclusive=2.0)[0]
-    assert not rz.accept(_verified(38), _verified(28, 24), cover=0.75, exclusive=2.0, second_look=True)[0]
-    assert rz.accept(_verified(38), _verified(10, 1000), cover=0.75, exclusive=2.0, second_look=True)[0]
+    assert rz.accept(_verified(38), _verified(28, 24), cover=0.75, exclusive=3.0)[0]
+    assert not rz.accept(_verified(38), _verified(28, 24), cover=0.75, exclusive=3.0, second_look=True)[0]
+    assert rz.accept(_verified(38), _verified(10, 1000), cover=0.75, exclusive=3.0, second_look=True)[0]
 
+
+def test_exclusive_evidence_thresholds_reject_the_non_catalog_pages_tuning_found():
+    # two tuning photos of non-catalog pages at 10,000 pages: 32 inliers over 0.7 of the page with 2.0 exclusive
+    # votes, 63 inliers (52 vs 13 exclusive) over 0.55 with 1.83
+    assert not rz.accept(_verified(32), None, cover=0.7, exclusive=2.0)[0]
+    assert not rz.accept(_verified(63), _verified(24, 52), cover=0.55, exclusive=1.83)[0]
+    assert rz.accept(_verified(32), None, cover=0.7, exclusive=2.5)[0]
+    assert rz.accept(_verified(63), _verified(24, 52), cover=0.55, exclusive=2.0)[0]
