@@ -103,3 +103,11 @@ def test_exclusive_evidence_thresholds_reject_the_non_catalog_pages_tuning_found
     assert not rz.accept(_verified(63), _verified(24, 52), cover=0.55, exclusive=1.83)[0]
     assert rz.accept(_verified(32), None, cover=0.7, exclusive=2.5)[0]
     assert rz.accept(_verified(63), _verified(24, 52), cover=0.55, exclusive=2.0)[0]
+
+
+def test_whole_page_acceptance_needs_more_inliers_than_non_catalog_pages_reached():
+    # tuning non-catalog photos at 10,000 pages: 49 inliers over all textured cells without exclusive votes, and 50
+    # over 0.9 of them with 1.0
+    assert not rz.accept(_verified(49), None, cover=1.0, exclusive=0.0)[0]
+    assert not rz.accept(_verified(50), None, cover=0.9, exclusive=1.0)[0]
+    assert rz.accept(_verified(57), None, cover=1.0, exclusive=0.0)[0]
