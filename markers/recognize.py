@@ -35,7 +35,7 @@ QUERY_FEATURES = 1500  # features per photo: recall on small pages vs. search ti
 QUERY_FAST_THRESHOLD = 10  # phone photos are blurred/compressed: a lower FAST threshold keeps small pages alive
 # Photo features are spread over a 2 x 2 raster, not the catalog's 8 x 8: a page small in the frame holds a few
 # of 64 cells, and an even spread gave the textured but blurred background as many features as the page.
-# Tuning photos (seeds 500,000+): right pages 95 / 93.5 / 90 % -> 96 / 94 / 91 % at 100 / 1,000 / 10,000 pages,
+# Tuning photos (seeds 500,000+): right pages 95 / 93.5 / 90 % -> 96 / 94.5 / 91 % at 100 / 1,000 / 10,000 pages,
 # found by the first search 162 -> 173 of 200 at 10,000 (fewer need the enlarged pass); 4 x 4 found as many
 # right pages but accepted more non-catalog ones at 1,000 pages, no raster (strongest features) more at both.
 QUERY_SPREAD_GRID = 2
@@ -89,7 +89,7 @@ MIN_COVERAGE = 0.4  # textured page cells holding an inlier (cell_coverage), alw
 MIN_INLIERS_ALONE = 50  # either this many inliers with MIN_EXCLUSIVE_ALONE exclusive votes ...
 MIN_EXCLUSIVE_ALONE = 2.0  # (1.5 and MIN_EXCLUSIVE 2.0 before photo features were spread 2 x 2: with more of them
 # on the page, two of 600 tuning non-catalog photos at 10,000 pages (seeds 600,000+) got through with 1.83 and
-# 2.0; right pages lost: 0 / 1 / 3 of 200 / 200 / 600 at 100 / 1,000 / 10,000 pages)
+# 2.0; right pages lost: 0 / 0 / 1 of 200 / 200 / 600 at 100 / 1,000 / 10,000 pages)
 MIN_INLIERS_BACKED = 25  # ... or this many with MIN_EXCLUSIVE votes and MIN_COVERAGE_BACKED (20 let a non-catalog
 # page through with 21 inliers at 10,000 pages once hits needed to beat the background; right pages accepted by
 # this branch had >= 25 but one at 100 pages: tuning photos, every decision recorded)
@@ -476,11 +476,11 @@ def accept(best: Verified, runner: Verified | None, cover: float, exclusive: flo
 
     The inliers must be exclusive to the best page (not also explained by the runner-up, >= MARGIN x the
     runner-up's own, MARGIN_PARTIAL x when they cover only part of the page or when this is a ``second_look``
-    at a rejected hypothesis, the rectified pass) and cover the page's textured cells (``cell_coverage``); then either many inliers with some
-    exclusive evidence in the index votes (``evidence``: shared regions spread their votes over every page that
-    has them), or fewer inliers with more exclusive evidence over more of the page, or many inliers over nearly
-    all of the page's textured cells, whatever the votes (a page found by its layout, rz.affine_consistency,
-    often has little exclusive evidence)."""
+    at a rejected hypothesis, the rectified pass) and cover the page's textured cells (``cell_coverage``); then
+    either many inliers with some exclusive evidence in the index votes (``evidence``: shared regions spread
+    their votes over every page that has them), or fewer inliers with more exclusive evidence over more of the
+    page, or many inliers over nearly all of the page's textured cells, whatever the votes (a page found by its
+    layout, rz.affine_consistency, often has little exclusive evidence)."""
     if runner is not None:
         shared = np.intersect1d(best.inlier_q, runner.inlier_q)
         excl_best = len(best.inlier_q) - len(shared)
