@@ -143,6 +143,13 @@ class QueryFeatures:
     gray: np.ndarray | None = None
 
 
+def _photo_orb(gray: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(xy, descriptors) of ``n`` ORB features of a photo (or a look at it) with the photo settings: low FAST
+    threshold, QUERY_SPREAD_GRID raster."""
+    xy, desc, _ = detect_orb(gray, n, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD, grid=QUERY_SPREAD_GRID)
+    return xy, desc
+
+
 def query_features(image: np.ndarray | bytes, n: int = QUERY_FEATURES) -> QueryFeatures:
     """ORB features of a photo (np.ndarray BGR/grey, or encoded JPEG/PNG bytes)."""
     if isinstance(image, (bytes, bytearray, memoryview)):
@@ -152,8 +159,7 @@ def query_features(image: np.ndarray | bytes, n: int = QUERY_FEATURES) -> QueryF
     if max(gray.shape) > QUERY_MAX_SIDE:
         gray, scale = resize_long_side(gray, QUERY_MAX_SIDE)
 
-    xy, desc, _ = detect_orb(gray, n, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD,
-                             grid=QUERY_SPREAD_GRID)
+    xy, desc = _photo_orb(gray, n)
     return QueryFeatures(xy, desc, (gray.shape[1], gray.shape[0]), scale, gray)
 
 
@@ -162,8 +168,7 @@ def magnified(q: QueryFeatures) -> QueryFeatures:
     (31 px patches, FAST on a 7 px circle) too few usable corners at its own size."""
     assert q.gray is not None
     big = cv2.resize(q.gray, None, fx=MAGNIFY, fy=MAGNIFY, interpolation=cv2.INTER_CUBIC)
-    xy, desc, _ = detect_orb(big, MAGNIFIED_FEATURES, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD,
-                             grid=QUERY_SPREAD_GRID)
+    xy, desc = _photo_orb(big, MAGNIFIED_FEATURES)
     return QueryFeatures(((xy + 0.5) / MAGNIFY - 0.5).astype(np.float32), desc, q.size, q.scale, q.gray)
 
 
@@ -186,8 +191,7 @@ def rectify(q: QueryFeatures, h_mm_to_px: np.ndarray, width_mm: float, height_mm
         return None
     size = (max(32, int(round(width_mm * r))), max(32, int(round(height_mm * r))))
     rect = cv2.warpPerspective(q.gray, to_rect, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    xy, desc, _ = detect_orb(rect, RECTIFY_FEATURES, oversample=2, fast_threshold=QUERY_FAST_THRESHOLD,
-                             grid=QUERY_SPREAD_GRID)
+    xy, desc = _photo_orb(rect, RECTIFY_FEATURES)
     return QueryFeatures(xy, desc, size, 1.0, None), to_rect
 
 
