@@ -267,15 +267,20 @@ def nearest_hits(votes: Votes, dist: np.ndarray, ids: np.ndarray, feature_bits: 
     its k-NN, sorted by slot and, within a page, closest first (the layout check reads a page's first
     LAYOUT_MAX_HITS); the neighbours within MAX_HAMMING and the scope (``votes.near``)."""
     slots = votes.near
-    ids = ids.astype(np.int64)
     r, c = np.nonzero(slots >= 0)
-    s, f, d = slots[r, c], ids[r, c] & ((1 << feature_bits) - 1), dist[r, c]
-    o = np.lexsort((d, r, s))
+    s = slots[r, c].astype(np.int64)
+    f = ids[r, c].astype(np.int64) & ((1 << feature_bits) - 1)
+    d = dist[r, c].astype(np.int64)
+    nq, k = max(len(dist), 1), max(dist.shape[1], 1)
+    dmax = int(d.max()) + 1 if len(d) else 1
+    # One argsort of a packed key (page, photo feature, distance, column) instead of a lexsort: all unique, so
+    # the order is that of a stable sort by (page, feature, distance); the first of each (page, feature) stays.
+    o = np.argsort(((s * nq + r) * dmax + d) * k + c)
     r, s, f, d = r[o], s[o], f[o], d[o]
-    key = s * max(len(dist), 1) + r
+    key = s * nq + r
     keep = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
     r, s, f, d = r[keep], s[keep], f[keep], d[keep]
-    o = np.lexsort((r, d, s))
+    o = np.argsort((s * dmax + d) * nq + r)  # by page, closest first, then photo feature
     return r[o], s[o], f[o]
 
 

@@ -58,6 +58,34 @@ def test_nearest_hits_keeps_one_nearest_hit_per_photo_feature_and_page():
     assert set(slots.tolist()) == {5}
 
 
+
+def _nearest_hits_by_lexsort(votes, dist, ids, bits):
+    """The definition, spelled out: nearest hit per (page, photo feature), then by page, closest first."""
+    r, c = np.nonzero(votes.near >= 0)
+    s, f, d = votes.near[r, c], ids[r, c] & ((1 << bits) - 1), dist[r, c]
+    o = np.lexsort((c, d, r, s))
+    r, s, f, d = r[o], s[o], f[o], d[o]
+    key = s * len(dist) + r
+    keep = np.r_[True, key[1:] != key[:-1]]
+    r, s, f, d = r[keep], s[keep], f[keep], d[keep]
+    o = np.lexsort((r, d, s))
+    return r[o], s[o], f[o]
+
+
+def test_nearest_hits_orders_each_page_closest_first_like_the_definition():
+    rng = np.random.default_rng(7)
+    bits = 12
+    ids = (rng.integers(0, 50, (400, 10)).astype(np.int64) << bits) | rng.integers(0, 260, (400, 10))
+    ids[:, 1] = ids[:, 0] ^ 1  # the same page twice in one row
+    ids[rng.random((400, 10)) < 0.05] = -1
+    dist = np.sort(rng.integers(0, 80, (400, 10)), axis=1).astype(np.int32)
+    votes = rz.soft_votes(dist, ids, bits)
+    got = rz.nearest_hits(votes, dist, ids, bits)
+    want = _nearest_hits_by_lexsort(votes, dist, ids, bits)
+    assert len(want[0]) > 1000
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
 def _verified(n, start=0):
     q = np.arange(start, start + n)
     return rz.Verified(0, np.eye(3), q, n, np.zeros((n, 2)))
