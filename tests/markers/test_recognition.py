@@ -278,3 +278,29 @@ def test_found_corners_have_no_systematic_offset(index, pages):
         offsets.append(back.mean(axis=0))
     mean = np.mean(offsets, axis=0)
     assert np.all(np.abs(mean) < 0.25), mean
+
+
+def test_pages_verified_two_at_a_time_give_the_decisions_of_one_at_a_time(index, pages, monkeypatch):
+    import markers.index as mi
+
+    photos = [synth_photo(pages[s % 6], PAGE_W_MM, PAGE_H_MM, s, page_px_tall=400).image for s in (21, 22, 23)]
+    photos.append(synth_photo(generate_masthead_sharing_page(90004, template=4), PAGE_W_MM, PAGE_H_MM, 90004,
+                              page_px_tall=600, max_tilt_deg=20).image)
+    threads = set()
+    verify_page = mi.RecognitionIndex._verify_page
+
+    def recording(self, q, slot):
+        threads.add(threading.current_thread().name.split("_")[0])
+        return verify_page(self, q, slot)
+
+    monkeypatch.setattr(mi.RecognitionIndex, "_verify_page", recording)
+    results = {}
+    for ahead in (False, True):
+        monkeypatch.setattr(mi, "VERIFY_AHEAD", ahead)
+        results[ahead] = [index.recognize(p) for p in photos]
+    assert "verify-page" in threads  # the worker did verify pages
+    assert [m and m.page_id for m in results[True]] == [m and m.page_id for m in results[False]]
+    assert results[True][-1] is None and sum(m is not None for m in results[True]) >= 2
+    for a, b in zip(results[True], results[False]):
+        if a is not None:
+            np.testing.assert_allclose(a.homography, b.homography)
