@@ -14,6 +14,7 @@ import base64
 import json
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -36,6 +37,11 @@ CATALOG_SCALES: tuple[tuple[int, int, int], ...] = (
 # budget (<= 40 KB/page). Tuning photos (seeds 500,000+) at 1,000 pages: 83 % top-1 for the best 830 of five
 # fixed scales by ORB response, 89 % selected this way.
 MARKER_FEATURES = 830
+# Training detects features on its rescaled page images and simulated views on this many threads (OpenCV's ORB
+# and FAISS release the GIL; the views themselves are drawn in order from one seeded generator, so the marker is
+# the same as on one thread).
+TRAIN_THREADS = 2
+_TRAIN_POOL = ThreadPoolExecutor(max_workers=TRAIN_THREADS, thread_name_prefix="train-page")
 SELECT_VIEWS = 12
 SELECT_VIEW_FEATURES = 800
 SELECT_MATCH_PX = 3.0  # a candidate is re-found in a view when its match lies within this of its true position
@@ -223,11 +229,15 @@ def candidate_features(gray: np.ndarray, width_mm: float, height_mm: float
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
     """Multi-scale candidates: (keypoints_mm (N,2) float32, descriptors (N,32) uint8, scale_index (N,) uint8,
     the rescaled page images (one per CATALOG_SCALES entry))."""
-    kps, descs, idx, pyramid = [], [], [], []
-    for i, (long_side, n, levels) in enumerate(CATALOG_SCALES):
+    def detect(spec: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        long_side, n, levels = spec
         g, _ = resize_long_side(gray, long_side)
-        pyramid.append(g)
         xy, d, _ = detect_orb(g, n, nlevels=levels)
+        return g, xy, d
+
+    kps, descs, idx, pyramid = [], [], [], []
+    for i, (g, xy, d) in enumerate(_TRAIN_POOL.map(detect, CATALOG_SCALES)):
+        pyramid.append(g)
         # pixel index -> mm at this scale: pixel i spans [i, i + 1) px, so mm = (i + 0.5) * w_mm / W_px.
         kps.append((xy + 0.5) * np.array([width_mm / g.shape[1], height_mm / g.shape[0]], np.float32))
         descs.append(d)
@@ -281,13 +291,23 @@ def repeatability(kp_mm: np.ndarray, desc: np.ndarray, pyramid: list[np.ndarray]
     hits = np.zeros(len(kp_mm))
     flat = faiss.IndexBinaryFlat(DESCRIPTOR_BYTES * 8)
     flat.add(np.ascontiguousarray(desc))
-    for _ in range(views):
-        view, h = simulated_view(pyramid, width_mm, height_mm, rng)
+
+    def matches(view: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         xy, d, _ = detect_orb(view, SELECT_VIEW_FEATURES, oversample=2, fast_threshold=10)
         if len(d) == 0:
-            continue
+            return xy, np.zeros(0, np.int32), np.zeros(0, np.int64)
         dist, nn = flat.search(np.ascontiguousarray(d), 1)
-        dist, nn = dist[:, 0], nn[:, 0]
+        return xy, dist[:, 0], nn[:, 0]
+
+    # Views drawn in order on this thread while the pool detects and matches the ones already drawn.
+    pending = []
+    for _ in range(views):
+        view, h = simulated_view(pyramid, width_mm, height_mm, rng)
+        pending.append((_TRAIN_POOL.submit(matches, view), h))
+    for job, h in pending:
+        xy, dist, nn = job.result()
+        if len(nn) == 0:
+            continue
         pred = cv2.perspectiveTransform(kp_mm[nn].reshape(-1, 1, 2).astype(np.float64), h).reshape(-1, 2)
         right = (np.linalg.norm(pred - xy, axis=1) < SELECT_MATCH_PX) & (dist <= 64)
         np.add.at(hits, nn[right], 1.0)

@@ -82,6 +82,34 @@ def test_training_is_deterministic(marker):
     assert again.to_bytes() == marker.to_bytes()
 
 
+
+def test_training_on_threads_gives_the_marker_of_one_thread(marker, monkeypatch):
+    import threading
+    from concurrent.futures import Future
+
+    import markers.features as features
+
+    class OneThread:  # every job run at once, in order, on the calling thread
+        def submit(self, fn, *args):
+            done = Future()
+            done.set_result(fn(*args))
+            return done
+
+        def map(self, fn, items):
+            return [fn(x) for x in items]
+
+    together = []
+    threads = [threading.Thread(target=lambda: together.append(
+        train_page(generate_page(21), PAGE_W_MM, PAGE_H_MM, "page-21").to_bytes())) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    monkeypatch.setattr(features, "_TRAIN_POOL", OneThread())
+    alone = train_page(generate_page(21), PAGE_W_MM, PAGE_H_MM, "page-21")
+    assert alone.to_bytes() == marker.to_bytes()
+    assert together == [marker.to_bytes()] * 3
+
 def test_features_are_ordered_most_repeatable_first(marker):
     """The index searches a prefix of each marker: the first third must be re-found in phone photos of the page
     (an independent generator, markers.synth) more often than the last third."""
