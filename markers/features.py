@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +42,16 @@ MARKER_FEATURES = 830
 # and FAISS release the GIL; the views themselves are drawn in order from one seeded generator, so the marker is
 # the same as on one thread).
 TRAIN_THREADS = 2
-_TRAIN_POOL = ThreadPoolExecutor(max_workers=TRAIN_THREADS, thread_name_prefix="train-page")
+
+
+def _new_train_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=TRAIN_THREADS, thread_name_prefix="train-page")
+
+
+_TRAIN_POOL = _new_train_pool()
+# A forked process (a gunicorn worker forked from a master that trained pages at start-up) inherits the pool but
+# not its threads: jobs would wait forever. It gets a pool of its own.
+os.register_at_fork(after_in_child=lambda: globals().update(_TRAIN_POOL=_new_train_pool()))
 SELECT_VIEWS = 12
 SELECT_VIEW_FEATURES = 800
 SELECT_MATCH_PX = 3.0  # a candidate is re-found in a view when its match lies within this of its true position

@@ -58,10 +58,30 @@ IVF_TRAIN_POINTS_PER_LIST = 24
 # A scope of 8+ pages gets a small IVF of its own (an edition of 24-48 pages indexes 6-12k features): tuning photos
 # at 1,000 pages scoped to their 24-page edition, p50 29 -> 25 ms against an exact search, the same pages found.
 SCOPE_IVF_MIN_FEATURES = 2_000
-# Candidate pages are verified two at a time, the second on this worker thread (FAISS and OpenCV release the GIL):
-# one page costs ~3.5 ms alone, ~1.9 ms each in pairs (10,000 pages, 2 cores). Decisions stay in candidate order.
+# Candidate pages are verified two at a time, the second on this worker thread (FAISS and OpenCV release the GIL;
+# decisions stay in candidate order): 3.6 -> 2.0 ms per page alone in a loop, non-catalog photos at 10,000 pages
+# p50 121 -> 117 ms in recognize (2 cores).
 VERIFY_AHEAD = True  # False: one page at a time (a single-core host)
-_VERIFIER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-page")
+
+
+def _new_verifier() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-page")
+
+
+_VERIFIER = _new_verifier()
+
+
+def _after_fork_in_child() -> None:
+    """A forked process (a gunicorn worker) inherits the executor but not its thread, and GNU OpenMP's thread
+    team of the forking thread but not its threads: jobs, or FAISS on that thread, would wait forever. The child
+    gets an executor of its own, and FAISS runs single-threaded on the thread that forked (threads started later
+    get their own OpenMP teams)."""
+    global _VERIFIER
+    _VERIFIER = _new_verifier()
+    faiss.omp_set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 SCOPE_CACHE = 16  # scoped sub-indexes kept (one per edition or publication recently asked for)
 COORD_MAX = 65535  # uint16 page coordinates
 

@@ -304,3 +304,28 @@ def test_pages_verified_two_at_a_time_give_the_decisions_of_one_at_a_time(index,
     for a, b in zip(results[True], results[False]):
         if a is not None:
             np.testing.assert_allclose(a.homography, b.homography)
+
+
+def _train_and_recognize_in_child(page, photo, out):
+    idx = RecognitionIndex()
+    idx.add(train_page(page, PAGE_W_MM, PAGE_H_MM, "child-page"))
+    match = idx.recognize(photo)
+    out.put(match and match.page_id)
+
+
+def test_a_forked_process_trains_and_recognizes_after_the_parent_did(index, pages):
+    """gunicorn forks its worker from a master that may have trained pages at start-up (an index upgrade): the
+    worker's training and verification threads must be its own, not the parent's that the fork left behind."""
+    import multiprocessing as mp
+
+    photo = _warp(pages[4], _known_homography())
+    assert index.recognize(photo).page_id == "page-4"  # the parent's worker threads exist now
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_train_and_recognize_in_child, args=(pages[4], photo, out))
+    child.start()
+    child.join(120)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked process hung on the inherited thread pools")
+    assert child.exitcode == 0 and out.get(timeout=5) == "child-page"
