@@ -101,7 +101,6 @@ def cmd_serve(args) -> int:
 
     s = _settings()
     upgrade(s.database_url)
-    app = create_app({"SETTINGS": s})
     options = {"bind": f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}",
                "workers": 1, "threads": args.threads, "worker_class": "gthread", "timeout": 120,
                "accesslog": "-", "errorlog": "-", "loglevel": "info"}
@@ -112,7 +111,6 @@ def cmd_serve(args) -> int:
         cert, key = ensure_self_signed(s.data_dir / "tls", extra_hosts=[lan_address()])
         options.update(certfile=str(cert), keyfile=str(key))
         scheme = "https"
-        app.config["SESSION_COOKIE_SECURE"] = True
     host_shown = args.host if args.host not in ("0.0.0.0", "::") else lan_address()
     url = f"{scheme}://{host_shown}:{args.port}"
     print(f"Báo Nhúng serving on {url}  (viewer: {url}/v/)", flush=True)
@@ -131,6 +129,11 @@ def cmd_serve(args) -> int:
                 self.cfg.set(key, value)
 
         def load(self):
+            # In the worker, after gunicorn forked it: the app's start-up work (an index upgrade trains pages and
+            # searches FAISS) must not leave thread pools in a master that forks.
+            app = create_app({"SETTINGS": s})
+            if args.https:
+                app.config["SESSION_COOKIE_SECURE"] = True
             return app
 
     _Server().run()
