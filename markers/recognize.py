@@ -68,10 +68,10 @@ MAGNIFIED_FEATURES = 2000
 # settings, p95 of the mixed set 379 -> 336 ms): half the inverted lists, no rectified pass.
 MAGNIFIED_NPROBE = 4
 MAGNIFY_BELOW_PX = 320  # skip the enlarged pass when a verified hypothesis shows a page taller than this ...
-# ... with this many inliers. Wrong pages reach 12-14 by chance at 10,000 pages, but 14 (was 20) finds the same
-# right pages on 200 tuning photos at 100, 1,000 and 10,000 pages and runs the enlarged search for 61 instead of
-# 73 % of non-catalog photos (interleaved A/B at 10,000 pages: mean 108 -> 99 ms, p90 140 -> 128 ms).
-MAGNIFY_SKIP_INLIERS = 14
+# ... with this many inliers (wrong pages reach 12-14 by chance at 10,000 pages). With 14 the enlarged search ran
+# for 61 instead of 73 % of non-catalog photos (mean -8 ms at 10,000 pages), but 14 to 19 lost 1 of 600 tuning
+# photos' right pages there (a wrong page with 17-19 inliers appearing large).
+MAGNIFY_SKIP_INLIERS = 20
 DEDUP_PX = 3.0  # inliers closer than this in the photo count once
 DISTINCT_RATIO = 0.8  # an inlier is *distinctive* when its match beats the page's next point by this ratio
 MARGIN = 1.5  # exclusive inliers of the best page >= MARGIN x the runner-up's (RESEARCH.md: 1.5 kept FPs near 0)
