@@ -458,7 +458,9 @@ class RecognitionIndex:
             for i, slot in enumerate(slots):
                 if VERIFY_AHEAD and i + 1 < len(slots) and i + 1 not in ahead and i not in ahead:
                     ahead[i + 1] = _VERIFIER.submit(self._verify_page, q, slots[i + 1])
-                v = ahead.pop(i).result() if i in ahead else self._verify_page(q, slot)
+                job = ahead.pop(i, None)
+                # A job still queued (the worker busy with other photos' pages) is cancelled and done here.
+                v = job.result() if job is not None and not job.cancel() else self._verify_page(q, slot)
                 if v is not None:
                     verified.append(v)
                     verified.sort(key=lambda v: len(v.inlier_q), reverse=True)

@@ -329,3 +329,19 @@ def test_a_forked_process_trains_and_recognizes_after_the_parent_did(index, page
         child.kill()
         pytest.fail("the forked process hung on the inherited thread pools")
     assert child.exitcode == 0 and out.get(timeout=5) == "child-page"
+
+
+def test_a_busy_verification_worker_does_not_hold_up_recognition(index, pages):
+    """Concurrent requests share the one verification worker: a page queued behind other photos' pages is
+    verified by the calling thread instead of waiting."""
+    import markers.index as mi
+
+    release = threading.Event()
+    blocker = mi._VERIFIER.submit(release.wait, 60)  # the worker busy with someone else's page
+    try:
+        match = index.recognize(_warp(pages[2], _known_homography()))
+        assert not blocker.done()  # recognized while the worker was still busy
+        assert match is not None and match.page_id == "page-2"
+    finally:
+        release.set()
+        blocker.result()
