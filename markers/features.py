@@ -49,8 +49,8 @@ def _new_train_pool() -> ThreadPoolExecutor:
 
 
 _TRAIN_POOL = _new_train_pool()
-# A forked process (a gunicorn worker forked from a master that trained pages at start-up) inherits the pool but
-# not its threads: jobs would wait forever. It gets a pool of its own.
+# A forked process (e.g. a worker forked by a server that trained pages first) inherits the pool but not its
+# threads: jobs would wait forever. It gets a pool of its own.
 os.register_at_fork(after_in_child=lambda: globals().update(_TRAIN_POOL=_new_train_pool()))
 SELECT_VIEWS = 12
 SELECT_VIEW_FEATURES = 800

@@ -87,7 +87,7 @@ def test_training_on_threads_gives_the_marker_of_one_thread(marker, monkeypatch)
     import threading
     from concurrent.futures import Future
 
-    import markers.features as features
+    from markers import features
 
     class OneThread:  # every job run at once, in order, on the calling thread
         def submit(self, fn, *args):
