@@ -345,3 +345,40 @@ def test_a_busy_verification_worker_does_not_hold_up_recognition(index, pages):
     finally:
         release.set()
         blocker.result()
+
+
+def test_the_enlarged_look_computed_ahead_gives_the_same_answers(index, pages, monkeypatch):
+    """A photo whose first search finds no page laid out as the photo has it gets its enlarged look computed on a
+    worker while the first pass goes on; answers are those of computing it when needed, also with that worker
+    busy with other photos (the job is then taken back)."""
+    import markers.index as mi
+    from markers import recognize as rz
+
+    small = synth_photo(pages[1], PAGE_W_MM, PAGE_H_MM, 31, frame=(640, 480), page_px_tall=170).image
+    clutter = cv2.cvtColor(synth_photo_patch(np.random.default_rng(9), 640, 480), cv2.COLOR_RGB2BGR)
+    photos = [small, clutter, _warp(pages[2], _known_homography())]
+    threads = []
+    magnified = rz.magnified
+
+    def recording(q):
+        threads.append(threading.current_thread().name.split("_")[0])
+        return magnified(q)
+
+    monkeypatch.setattr(rz, "magnified", recording)
+    answers = {}
+    for ahead in (False, True):
+        monkeypatch.setattr(mi, "MAGNIFY_AHEAD", ahead)
+        answers[ahead] = [index.recognize(p) for p in photos]
+    assert "enlarge-photo" in threads
+    assert [m and m.page_id for m in answers[True]] == [m and m.page_id for m in answers[False]]
+    assert answers[True][1] is None and answers[True][2].page_id == "page-2"
+
+    release = threading.Event()
+    blocker = mi._MAGNIFIER.submit(release.wait, 60)  # the worker busy with another photo
+    try:
+        busy = [index.recognize(p) for p in photos]
+        assert not blocker.done()
+        assert [m and m.page_id for m in busy] == [m and m.page_id for m in answers[False]]
+    finally:
+        release.set()
+        blocker.result()
