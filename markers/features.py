@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import struct
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from .errors import InvalidImageError, MarkerFormatError
+from .workers import Workers
 
 MARKER_MAGIC = b"BNMK"
 MARKER_VERSION = 2  # 2: keypoints in page mm of pixel centres, corrected for the ORB pyramid level
@@ -42,16 +41,7 @@ MARKER_FEATURES = 830
 # and FAISS release the GIL; the views themselves are drawn in order from one seeded generator, so the marker is
 # the same as on one thread).
 TRAIN_THREADS = 2
-
-
-def _new_train_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=TRAIN_THREADS, thread_name_prefix="train-page")
-
-
-_TRAIN_POOL = _new_train_pool()
-# A forked process (e.g. a worker forked by a server that trained pages first) inherits the pool but not its
-# threads: jobs would wait forever. It gets a pool of its own.
-os.register_at_fork(after_in_child=lambda: globals().update(_TRAIN_POOL=_new_train_pool()))
+_TRAIN_POOL = Workers(TRAIN_THREADS, "train-page")
 SELECT_VIEWS = 12
 SELECT_VIEW_FEATURES = 800
 SELECT_MATCH_PX = 3.0  # a candidate is re-found in a view when its match lies within this of its true position

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import zlib
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from .background import background_distance
 from .errors import IndexFormatError
 from .features import DESCRIPTOR_BYTES, PageMarker
 from .recognize import PageMatch
+from .workers import Workers, result_or_run
 
 INDEX_MAGIC = b"BNIX"
 INDEX_VERSION = 4  # 2: per-page descriptors kept beside FAISS (two-stage search); 3: background distances;
@@ -62,24 +63,12 @@ SCOPE_IVF_MIN_FEATURES = 2_000
 # decisions stay in candidate order): 3.6 -> 2.0 ms per page alone in a loop, non-catalog photos at 10,000 pages
 # p50 121 -> 117 ms in recognize (2 cores).
 VERIFY_AHEAD = True  # False: one page at a time (a single-core host)
-
-
-def _new_verifier() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-page")
-
-
-_VERIFIER = _new_verifier()
+_VERIFIER = Workers(1, "verify-page")
 # The enlarged look's features (MAGNIFY x the photo: ORB ~16 ms, single-threaded) are computed ahead on a worker
 # when the first search finds no page whose hits fit one layout (true of 1 % of the tuning photos recognized in the
 # first pass, of ~70 % of those that are not): the enlarged search then does not wait for them.
 MAGNIFY_AHEAD = True
-
-
-def _new_magnifier() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="enlarge-photo")
-
-
-_MAGNIFIER = _new_magnifier()
+_MAGNIFIER = Workers(1, "enlarge-photo")
 
 
 class _EnlargedLook:
@@ -98,7 +87,7 @@ class _EnlargedLook:
     def features(self) -> rz.QueryFeatures:
         if self._features is None:
             job, self._job = self._job, None
-            self._features = job.result() if job is not None and not job.cancel() else rz.magnified(self._q)
+            self._features = result_or_run(job, rz.magnified, self._q)
         return self._features
 
     def discard(self) -> None:
@@ -107,17 +96,13 @@ class _EnlargedLook:
             self._job.cancel()
 
 
-def _after_fork_in_child() -> None:
-    """A forked process (a gunicorn worker) inherits the executor but not its thread, and GNU OpenMP's thread
-    team of the forking thread but not its threads: jobs, or FAISS on that thread, would wait forever. The child
-    gets executors of its own, and FAISS runs single-threaded on the thread that forked (threads started later
-    get their own OpenMP teams)."""
-    global _VERIFIER, _MAGNIFIER
-    _VERIFIER, _MAGNIFIER = _new_verifier(), _new_magnifier()
+def _faiss_single_threaded_after_fork() -> None:
+    """GNU OpenMP's thread team of the thread that forks survives in the child without its threads: FAISS on that
+    thread would wait forever, so there it runs single-threaded (threads started later get their own teams)."""
     faiss.omp_set_num_threads(1)
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_faiss_single_threaded_after_fork)
 SCOPE_CACHE = 16  # scoped sub-indexes kept (one per edition or publication recently asked for)
 COORD_MAX = 65535  # uint16 page coordinates
 
@@ -501,11 +486,9 @@ class RecognitionIndex:
         ahead: dict[int, Future] = {}  # candidate i + 1, verified on the worker while this thread does candidate i
         try:
             for i, slot in enumerate(slots):
-                if VERIFY_AHEAD and i + 1 < len(slots) and i + 1 not in ahead and i not in ahead:
+                if VERIFY_AHEAD and i not in ahead and i + 1 < len(slots):
                     ahead[i + 1] = _VERIFIER.submit(self._verify_page, q, slots[i + 1])
-                job = ahead.pop(i, None)
-                # A job still queued (the worker busy with other photos' pages) is cancelled and done here.
-                v = job.result() if job is not None and not job.cancel() else self._verify_page(q, slot)
+                v = result_or_run(ahead.pop(i, None), self._verify_page, q, slot)
                 if v is not None:
                     verified.append(v)
                     verified.sort(key=lambda v: len(v.inlier_q), reverse=True)
