@@ -524,7 +524,16 @@ class RecognitionIndex:
         ok, score = rz.accept(best, runner, cover, exclusive(best, to_work), second_look=to_work is not None)
         if not ok:
             return None
-        return self._page_match(page, best.homography, q.scale, len(best.inlier_q), score)
+        # A second look inside a rectified pass is refined by the pass itself, in the photo's own frame.
+        h = best.homography if to_work is not None else self._refined(q, page, best)
+        return self._page_match(page, h, q.scale, len(best.inlier_q), score)
+
+    @staticmethod
+    def _refined(q: rz.QueryFeatures, page: _Page, v: rz.Verified) -> np.ndarray:
+        """The accepted homography after the final look (rz.refine_homography), or as it was."""
+        mm = page.keypoints_mm(np.arange(len(page.coords)))
+        refined = rz.refine_homography(q, v, page.descriptors, mm, page.width_mm, page.height_mm)
+        return v.homography if refined is None else refined
 
     def _aimed_first(self, verified: list[rz.Verified], size: tuple[int, int]) -> list[rz.Verified]:
         """Two catalog pages genuinely in one photo (strong, *disjoint* inlier sets, e.g. a page and a poster
@@ -557,11 +566,14 @@ class RecognitionIndex:
             return None
         rq, to_rect = rect  # to_rect: working px -> rectified px
         others = [v.slot for v in rivals if v.slot != hint.slot][:1]
-        match, _ = self._verify_and_decide(rq, [hint.slot] + others, exclusive, np.linalg.inv(to_rect))
+        to_work = np.linalg.inv(to_rect)
+        match, verified = self._verify_and_decide(rq, [hint.slot] + others, exclusive, to_work)
         if match is None or match.page_id != page.page_id:
             return None
-        # match.homography: page mm -> rectified px (rq.scale == 1); back to working, then original photo px.
-        h_work = np.linalg.inv(to_rect) @ match.homography
+        # The accepted page's hypothesis maps page mm -> rectified px: back to working px, then original photo px.
+        v = next(v for v in verified if v.slot == hint.slot)
+        h_work = self._refined(q, page, dataclasses.replace(
+            v, homography=to_work @ v.homography, fit_px=rz.project(to_work, v.fit_px)))
         return dataclasses.replace(self._page_match(page, h_work, q.scale, match.inliers, match.score),
                                    stage="rectified")
 

@@ -59,6 +59,16 @@ RECTIFY_CANDIDATES = 1  # weak hypotheses tried in the rectified second pass (2 
 RECTIFY_UPSCALE = 1.5  # rectified page long side = 1.5 x its apparent size in the photo ...
 RECTIFY_MIN_SIDE, RECTIFY_MAX_SIDE = 320, 1100  # ... within the span of the catalog scales
 RECTIFY_FEATURES = 1000
+# Final look at an accepted page (corner accuracy): the photo rectified with the accepted homography at the page's
+# apparent size, matched against the page again, and the homography refitted on the matches that agree with it.
+# Seen frontally the page's features match their catalog twins far more often than under tilt. Tuning photos at
+# 100 pages (288 recognized): median corner error 1.78 -> 1.43 px (pages < 250 px tall 2.68 -> 2.02), ~8 ms.
+# Rectified at 1.5x the apparent size: 1.56; 320 px minimum long side (RECTIFY_MIN_SIDE) vs 200: 1.43 vs 1.49.
+FINAL_LOOK_UPSCALE = 1.0
+FINAL_LOOK_FEATURES = 1000
+FINAL_LOOK_PX = (3.0, 1.5)  # photo px: matches re-collected within 3, least squares on those within 1.5
+FINAL_LOOK_MIN_INLIERS = 20  # fewer agreeing matches: the accepted homography is kept
+FINAL_LOOK_MAX_SHIFT = 0.1  # a refit moving a corner by more than this x the page's apparent size is refused
 # Last pass: the photo enlarged, for pages small in the frame. On the 22 tuning photos (1,000 pages) none of
 # whose hypotheses was the right page, the right page verified with >= 20 inliers in 19 enlarged 1.5x with 2000
 # features, 16 enlarged 2x with 3000 (4x the pixels), 0 as taken.
@@ -175,18 +185,24 @@ def magnified(q: QueryFeatures) -> QueryFeatures:
     return QueryFeatures(((xy + 0.5) / MAGNIFY - 0.5).astype(np.float32), desc, q.size, q.scale, q.gray)
 
 
-def rectify(q: QueryFeatures, h_mm_to_px: np.ndarray, width_mm: float, height_mm: float
+def _long_side(corners: np.ndarray) -> float:
+    """Longest side of a projected page (tl, tr, br, bl) in px."""
+    return float(max(np.linalg.norm(corners[3] - corners[0]), np.linalg.norm(corners[2] - corners[1]),
+                     np.linalg.norm(corners[1] - corners[0]), np.linalg.norm(corners[2] - corners[3])))
+
+
+def rectify(q: QueryFeatures, h_mm_to_px: np.ndarray, width_mm: float, height_mm: float,
+            upscale: float = RECTIFY_UPSCALE, features: int = RECTIFY_FEATURES
             ) -> tuple[QueryFeatures, np.ndarray] | None:
-    """The photo warped so the hypothesised page appears frontally, long side RECTIFY_LONG_SIDE-ish px.
+    """The photo warped so the hypothesised page appears frontally, its long side ``upscale`` x its apparent
+    size (within RECTIFY_MIN_SIDE..RECTIFY_MAX_SIDE px).
 
     Returns (features of the rectified image, 3x3 working px -> rectified px) or None if the hypothesis is too
     degenerate to warp. Rectified px = mm * r (r px per mm), so a homography found there maps page mm -> rect px."""
     if q.gray is None:
         return None
-    corners = project(h_mm_to_px, page_corners_mm(width_mm, height_mm))
-    apparent = max(np.linalg.norm(corners[3] - corners[0]), np.linalg.norm(corners[2] - corners[1]),
-                   np.linalg.norm(corners[1] - corners[0]), np.linalg.norm(corners[2] - corners[3]))
-    long_side = float(np.clip(RECTIFY_UPSCALE * apparent, RECTIFY_MIN_SIDE, RECTIFY_MAX_SIDE))
+    apparent = _long_side(project(h_mm_to_px, page_corners_mm(width_mm, height_mm)))
+    long_side = float(np.clip(upscale * apparent, RECTIFY_MIN_SIDE, RECTIFY_MAX_SIDE))
     r = long_side / max(width_mm, height_mm)
     try:
         to_rect = np.diag([r, r, 1.0]) @ np.linalg.inv(h_mm_to_px)
@@ -194,7 +210,7 @@ def rectify(q: QueryFeatures, h_mm_to_px: np.ndarray, width_mm: float, height_mm
         return None
     size = (max(32, int(round(width_mm * r))), max(32, int(round(height_mm * r))))
     rect = cv2.warpPerspective(q.gray, to_rect, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    xy, desc = _photo_orb(rect, RECTIFY_FEATURES)
+    xy, desc = _photo_orb(rect, features)
     return QueryFeatures(xy, desc, size, 1.0, None), to_rect
 
 
@@ -382,6 +398,9 @@ class Verified:
     inlier_q: np.ndarray
     distinct: int
     inlier_pts: np.ndarray  # (M, 2) photo px of the inliers (in the frame of the query that was verified)
+    # The correspondences of the final least-squares fit: (K, 2) page mm and (K, 2) photo px (REFINE_PX inliers).
+    fit_mm: np.ndarray | None = None
+    fit_px: np.ndarray | None = None
 
 
 def _quad_ok(corners: np.ndarray, size: tuple[int, int]) -> bool:
@@ -433,10 +452,10 @@ def verify(slot: int, q_xy: np.ndarray, page_mm: np.ndarray, q_idx: np.ndarray, 
         return None
     for thr in (RANSAC_PX, REFINE_PX):  # re-collect inliers with the model, then least squares on them
         err = np.linalg.norm(project(h, src) - dst, axis=1)
-        inl = err < thr
-        if inl.sum() < MIN_HINT_INLIERS:
+        fit = err < thr
+        if fit.sum() < MIN_HINT_INLIERS:
             return None
-        h2, _ = cv2.findHomography(src[inl], dst[inl], 0)
+        h2, _ = cv2.findHomography(src[fit], dst[fit], 0)
         if h2 is None:
             return None
         h = h2
@@ -453,7 +472,37 @@ def verify(slot: int, q_xy: np.ndarray, page_mm: np.ndarray, q_idx: np.ndarray, 
         return None
     is_distinct = np.zeros(len(q_xy), bool)
     is_distinct[q_idx[quality < DISTINCT_RATIO]] = True
-    return Verified(slot, h, inlier_q, int(is_distinct[inlier_q].sum()), q_xy[inlier_q])
+    return Verified(slot, h, inlier_q, int(is_distinct[inlier_q].sum()), q_xy[inlier_q], src[fit], dst[fit])
+
+
+def refine_homography(q: QueryFeatures, v: Verified, page_desc: np.ndarray, page_mm: np.ndarray,
+                      width_mm: float, height_mm: float) -> np.ndarray | None:
+    """The final look (FINAL_LOOK_*) at the accepted hypothesis ``v`` (verified on ``q``): its homography page mm
+    -> working px refitted on its own fit correspondences plus the matches found in the photo rectified with it,
+    or None when that look does not confirm it well enough (the caller keeps ``v.homography``).
+    page_desc/page_mm: all the page's features and their positions."""
+    h = v.homography
+    rect = rectify(q, h, width_mm, height_mm, upscale=FINAL_LOOK_UPSCALE, features=FINAL_LOOK_FEATURES)
+    if rect is None or v.fit_mm is None or v.fit_px is None:
+        return None
+    rq, to_rect = rect
+    c = page_correspondences(rq.descriptors, page_desc, page_mm)
+    src = page_mm[c.f_idx].astype(np.float64)
+    dst = project(np.linalg.inv(to_rect), rq.xy[c.q_idx])  # measured in the rectified look, in working px
+    refined = h
+    for thr in FINAL_LOOK_PX:
+        inl = np.linalg.norm(project(refined, src) - dst, axis=1) < thr
+        if inl.sum() < FINAL_LOOK_MIN_INLIERS:
+            return None
+        refined, _ = cv2.findHomography(np.vstack([src[inl], v.fit_mm]), np.vstack([dst[inl], v.fit_px]), 0)
+        if refined is None:
+            return None
+    refined = refined / refined[2, 2]
+    corners_mm = page_corners_mm(width_mm, height_mm)
+    before, after = project(h, corners_mm), project(refined, corners_mm)
+    if not _quad_ok(after, q.size) or np.linalg.norm(after - before, axis=1).max() > FINAL_LOOK_MAX_SHIFT * _long_side(before):
+        return None
+    return refined
 
 
 def coverage(v: Verified, q_xy: np.ndarray, width_mm: float, height_mm: float, size: tuple[int, int]) -> float:

@@ -382,3 +382,45 @@ def test_the_enlarged_look_computed_ahead_gives_the_same_answers(index, pages, m
     finally:
         release.set()
         blocker.result()
+
+
+def test_final_look_brings_the_corners_closer(index, pages, monkeypatch):
+    """The accepted homography is refitted with the matches of the photo rectified by it (rz.refine_homography):
+    over 16 tilted phone photos of whole pages 250-525 px tall, the median corner error falls well below that of
+    the accepted homography as verified (measured: 1.23 -> 0.81 px)."""
+    from markers import recognize as rz
+
+    corners_mm = page_corners_mm(PAGE_W_MM, PAGE_H_MM)
+    refine = rz.refine_homography
+    errors = {}
+    for final_look in (False, True):
+        monkeypatch.setattr(rz, "refine_homography", refine if final_look else (lambda *args: None))
+        errors[final_look] = []
+        for seed in range(20, 36):
+            shot = synth_photo(pages[seed % 6], PAGE_W_MM, PAGE_H_MM, seed, page_px_tall=250 + 25 * (seed % 12),
+                               max_tilt_deg=45, min_visible=1.0)
+            match = index.recognize(shot.image)
+            assert match is not None and match.page_id == f"page-{seed % 6}"
+            errors[final_look].append(np.linalg.norm(project(shot.homography, corners_mm) - match.corners,
+                                                     axis=1).mean())
+    assert np.median(errors[True]) < 0.8 * np.median(errors[False]), errors
+
+
+def test_final_look_keeps_the_homography_when_the_rectified_photo_does_not_show_the_page(index, pages):
+    """A hypothesis whose rectified look holds no matching page features is not refitted: refine_homography
+    returns None and recognition keeps the verified homography."""
+    from markers import recognize as rz
+
+    h = _known_homography()
+    photo = _warp(pages[2], h)
+    q = rz.query_features(photo)
+    page = index._pages["page-2"]
+    mm = page.keypoints_mm(np.arange(len(page.coords)))
+    c = rz.page_correspondences(q.descriptors, page.descriptors, mm)
+    v = rz.verify(page.slot, q.xy, mm[c.f_idx], c.q_idx, c.ratio, PAGE_W_MM, PAGE_H_MM, q.size)
+    assert v is not None and len(v.fit_mm) == len(v.fit_px) >= 40
+    refined = rz.refine_homography(q, v, page.descriptors, mm, PAGE_W_MM, PAGE_H_MM)
+    assert refined is not None and _corner_error(h, project(refined, page_corners_mm(PAGE_W_MM, PAGE_H_MM))) < 1.5
+    clutter = cv2.cvtColor(synth_photo_patch(np.random.default_rng(5), 1280, 720), cv2.COLOR_RGB2BGR)
+    other = rz.query_features(clutter)
+    assert rz.refine_homography(other, v, page.descriptors, mm, PAGE_W_MM, PAGE_H_MM) is None
