@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .errors import InvalidImageError, MarkerFormatError
-from .workers import Workers
+from .workers import Workers, result_or_run
 
 MARKER_MAGIC = b"BNMK"
 MARKER_VERSION = 2  # 2: keypoints in page mm of pixel centres, corrected for the ORB pyramid level
@@ -107,26 +107,101 @@ def spread_select(xy: np.ndarray, response: np.ndarray, size: tuple[int, int], n
 
 
 def detect_orb(gray: np.ndarray, n: int, oversample: int = DETECT_OVERSAMPLE,
-               fast_threshold: int = ORB_FAST_THRESHOLD, nlevels: int = ORB_LEVELS, grid: int = SPREAD_GRID
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               fast_threshold: int = ORB_FAST_THRESHOLD, nlevels: int = ORB_LEVELS, grid: int = SPREAD_GRID,
+               workers: Workers | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ORB keypoints spread over ``gray`` (``spread_select`` on a ``grid`` x ``grid`` raster): (xy (N,2) float32
     px, descriptors (N,32) uint8, octave (N,) uint8).
 
     xy are pixel-index coordinates of ``gray`` (pixel centres at integers, as cv2.warpPerspective and
     cv2.findHomography use them). OpenCV's ORB reports a keypoint found at pyramid level l as its level position
     times 1.2^l, which puts it 0.5 (1.2^l - 1) px too close to the origin (level pixel centres sit at
-    (i + 0.5) 1.2^l - 0.5): corrected here."""
-    orb = cv2.ORB_create(nfeatures=n * oversample, scaleFactor=ORB_SCALE_FACTOR, nlevels=nlevels,
-                         edgeThreshold=ORB_EDGE, patchSize=31, fastThreshold=fast_threshold)
-    kps, desc = orb.detectAndCompute(gray, None)
-    if desc is None or not kps:
+    (i + 0.5) 1.2^l - 0.5): corrected here. workers: the pyramid's upper levels are detected there meanwhile
+    (``orb_levels``; the same features)."""
+    pt, octave, resp, desc = orb_levels(gray, n * oversample, fast_threshold, nlevels, workers)
+    if len(pt) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8), np.zeros(0, np.uint8)
-    octave = np.array([k.octave for k in kps], np.uint8)
     level_scale = ORB_SCALE_FACTOR ** octave.astype(np.float32)
-    xy = np.array([k.pt for k in kps], np.float32) + 0.5 * (level_scale - 1)[:, None]
-    resp = np.array([k.response for k in kps], np.float32)
+    xy = pt + 0.5 * (level_scale - 1)[:, None]
     pick = spread_select(xy, resp, (gray.shape[1], gray.shape[0]), n, grid)
     return xy[pick], desc[pick], octave[pick]
+
+
+def _orb(gray: np.ndarray, n: int, fast_threshold: int, nlevels: int
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """OpenCV's ORB as the product uses it: (pt (N,2) float32 as ORB reports it, octave (N,) uint8, response (N,)
+    float32, descriptors (N,32) uint8), in ORB's order (by pyramid level)."""
+    orb = cv2.ORB_create(nfeatures=n, scaleFactor=ORB_SCALE_FACTOR, nlevels=nlevels, edgeThreshold=ORB_EDGE,
+                         patchSize=31, fastThreshold=fast_threshold)
+    kps, desc = orb.detectAndCompute(gray, None)
+    if desc is None or not kps:
+        return (np.zeros((0, 2), np.float32), np.zeros(0, np.uint8), np.zeros(0, np.float32),
+                np.zeros((0, DESCRIPTOR_BYTES), np.uint8))
+    return (np.array([k.pt for k in kps], np.float32), np.array([k.octave for k in kps], np.uint8),
+            np.array([k.response for k in kps], np.float32), desc)
+
+
+# Pyramid levels [0, ORB_SPLIT_LEVEL) on the calling thread, the rest on a worker: about equal work (1.69 vs 1.58
+# level-0 areas), 8.3 -> 5.4 ms for a 1280 x 720 photo.
+ORB_SPLIT_LEVEL = 2
+
+
+def _orb_scale(level: np.ndarray | int) -> np.ndarray:
+    """OpenCV ORB's scale of a pyramid level: float(pow(double(float scaleFactor), level))."""
+    return (float(np.float32(ORB_SCALE_FACTOR)) ** np.asarray(level, np.float64)).astype(np.float32)
+
+
+def _orb_level_budgets(n: int, nlevels: int) -> list[int]:
+    """Features ORB keeps per pyramid level (OpenCV's rule, in its single-precision arithmetic)."""
+    factor = np.float32(1.0 / float(np.float32(ORB_SCALE_FACTOR)))
+    per = np.float32(np.float32(n) * (np.float32(1) - factor)
+                     / (np.float32(1) - np.float32(float(factor) ** nlevels)))
+    budgets = []
+    for _ in range(nlevels - 1):
+        budgets.append(int(np.rint(per)))
+        per = np.float32(per * factor)
+    return budgets + [max(n - sum(budgets), 0)]
+
+
+def _orb_level_sizes(w: int, h: int, nlevels: int) -> list[tuple[int, int]]:
+    """Pyramid level sizes as OpenCV's ORB computes them: round(size x float(1 / scale))."""
+    out = []
+    for level in range(nlevels):
+        inv = np.float32(np.float32(1) / _orb_scale(level))
+        out.append((int(np.rint(np.float32(w) * inv)), int(np.rint(np.float32(h) * inv))))
+    return out
+
+
+def orb_levels(gray: np.ndarray, n: int, fast_threshold: int, nlevels: int, workers: Workers | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``_orb`` on two threads when ``workers`` is given: ORB keeps a fixed number of features per pyramid level
+    and treats the levels independently, so each level is detected on its own (one-level ORB on the level image,
+    resized level by level as ORB builds its pyramid), levels below ORB_SPLIT_LEVEL here and the others on the
+    worker. The result is the one-thread result, element for element (test). A worker job still queued behind
+    other callers' jobs is taken back and done here (``result_or_run``)."""
+    if workers is None or nlevels <= ORB_SPLIT_LEVEL:
+        return _orb(gray, n, fast_threshold, nlevels)
+    budgets = _orb_level_budgets(n, nlevels)
+    sizes = _orb_level_sizes(gray.shape[1], gray.shape[0], nlevels)
+
+    def levels(first: int, stop: int, image: np.ndarray | None
+               ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        out = []
+        for level in range(first, stop):
+            if image is None:  # the worker's first level: from the image, level by level
+                image = gray
+                for size in sizes[1:level + 1]:
+                    image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR_EXACT)
+            elif level > 0:
+                image = cv2.resize(image, sizes[level], interpolation=cv2.INTER_LINEAR_EXACT)
+            pt, _, resp, desc = _orb(image, budgets[level], fast_threshold, 1)
+            # Full-image coordinates the way ORB scales them: integer level position x _orb_scale(level).
+            out.append(((pt * _orb_scale(level)).astype(np.float32), np.full(len(pt), level, np.uint8), resp, desc))
+        return out
+
+    job = workers.submit(levels, ORB_SPLIT_LEVEL, nlevels, None)
+    low = levels(0, ORB_SPLIT_LEVEL, gray)
+    parts = low + result_or_run(job, levels, ORB_SPLIT_LEVEL, nlevels, None)
+    return tuple(np.concatenate(a) for a in zip(*parts))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, eq=False)

@@ -151,3 +151,51 @@ def test_photo_features_favour_a_small_page_over_a_textured_background():
                             fast_threshold=rz.QUERY_FAST_THRESHOLD)  # the catalog's spread
     assert len(q.xy) == len(even) == rz.QUERY_FEATURES
     assert on_page(q.xy) >= 1.25 * on_page(even)  # 644 vs 467 when written
+
+
+def test_orb_pyramid_on_two_threads_gives_the_features_of_one_thread():
+    """orb_levels detects each pyramid level on its own, the lower levels here and the upper ones on a worker:
+    keypoint positions, levels, responses and descriptors equal ORB's own, element for element, for frames and
+    odd-sized crops and enlargements (level sizes and per-level counts follow OpenCV's rounding)."""
+    from markers.features import _orb, orb_levels
+    from markers.workers import Workers
+
+    workers = Workers(1, "test-orb")
+    rng = np.random.default_rng(4)
+    photos = [synth.synth_photo(generate_page(s), PAGE_W_MM, PAGE_H_MM, 40 + s).image for s in range(3)]
+    cases = 0
+    for i in range(24):
+        gray = as_gray(photos[i % 3])
+        h, w = int(rng.integers(80, gray.shape[0])), int(rng.integers(80, gray.shape[1]))
+        y, x = int(rng.integers(0, gray.shape[0] - h + 1)), int(rng.integers(0, gray.shape[1] - w + 1))
+        crop = np.ascontiguousarray(gray[y:y + h, x:x + w])
+        if i % 3 == 0:
+            crop = cv2.resize(crop, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
+        n = int(rng.integers(500, 4000))
+        one, two = _orb(crop, n, rz.QUERY_FAST_THRESHOLD, 8), orb_levels(crop, n, rz.QUERY_FAST_THRESHOLD, 8, workers)
+        assert len(one[0]) > 0
+        for a, b in zip(one, two):
+            assert a.dtype == b.dtype and np.array_equal(a, b), (crop.shape, n)
+        cases += 1
+    assert cases == 24
+
+
+def test_orb_pyramid_job_queued_behind_others_is_done_here():
+    """With the worker busy, the upper levels are taken back and detected on the calling thread: same features,
+    no wait."""
+    import threading
+
+    from markers.features import _orb, orb_levels
+    from markers.workers import Workers
+
+    workers = Workers(1, "test-orb-busy")
+    release = threading.Event()
+    blocker = workers.submit(release.wait, 60)
+    try:
+        gray = as_gray(synth.synth_photo(generate_page(7), PAGE_W_MM, PAGE_H_MM, 47).image)
+        two = orb_levels(gray, 3000, rz.QUERY_FAST_THRESHOLD, 8, workers)
+        assert not blocker.done()
+    finally:
+        release.set()
+    one = _orb(gray, 3000, rz.QUERY_FAST_THRESHOLD, 8)
+    assert all(np.array_equal(a, b) for a, b in zip(one, two))
