@@ -67,6 +67,7 @@ RECTIFY_FEATURES = 1000
 # Rectified at 1.5x the apparent size: 1.56; 320 px minimum long side (RECTIFY_MIN_SIDE) vs 200: 1.43 vs 1.49.
 FINAL_LOOK_UPSCALE = 1.0
 FINAL_LOOK_FEATURES = 1000
+FINAL_LOOK_MAX_SIDE = 600.0  # px: 1,100 (as the rectified pass) gave the same median (1.31 px), -0.4 ms
 FINAL_LOOK_PX = (3.0, 1.5)  # photo px: matches re-collected within 3, least squares on those within 1.5
 FINAL_LOOK_MIN_INLIERS = 20  # fewer agreeing matches: the accepted homography is kept
 FINAL_LOOK_MAX_SHIFT = 0.1  # a refit moving a corner by more than this x the page's apparent size is refused
@@ -199,7 +200,7 @@ def _long_side(corners: np.ndarray) -> float:
 
 
 def rectify(q: QueryFeatures, h_mm_to_px: np.ndarray, width_mm: float, height_mm: float,
-            upscale: float = RECTIFY_UPSCALE, features: int = RECTIFY_FEATURES
+            upscale: float = RECTIFY_UPSCALE, features: int = RECTIFY_FEATURES, max_side: float = RECTIFY_MAX_SIDE
             ) -> tuple[QueryFeatures, np.ndarray] | None:
     """The photo warped so the hypothesised page appears frontally, its long side ``upscale`` x its apparent
     size (within RECTIFY_MIN_SIDE..RECTIFY_MAX_SIDE px).
@@ -209,7 +210,7 @@ def rectify(q: QueryFeatures, h_mm_to_px: np.ndarray, width_mm: float, height_mm
     if q.gray is None:
         return None
     apparent = _long_side(project(h_mm_to_px, page_corners_mm(width_mm, height_mm)))
-    long_side = float(np.clip(upscale * apparent, RECTIFY_MIN_SIDE, RECTIFY_MAX_SIDE))
+    long_side = float(np.clip(upscale * apparent, RECTIFY_MIN_SIDE, max_side))
     r = long_side / max(width_mm, height_mm)
     try:
         to_rect = np.diag([r, r, 1.0]) @ np.linalg.inv(h_mm_to_px)
@@ -489,7 +490,8 @@ def refine_homography(q: QueryFeatures, v: Verified, page_desc: np.ndarray, page
     or None when that look does not confirm it well enough (the caller keeps ``v.homography``).
     page_desc/page_mm: all the page's features and their positions."""
     h = v.homography
-    rect = rectify(q, h, width_mm, height_mm, upscale=FINAL_LOOK_UPSCALE, features=FINAL_LOOK_FEATURES)
+    rect = rectify(q, h, width_mm, height_mm, upscale=FINAL_LOOK_UPSCALE, features=FINAL_LOOK_FEATURES,
+                   max_side=FINAL_LOOK_MAX_SIDE)
     if rect is None or v.fit_mm is None or v.fit_px is None:
         return None
     rq, to_rect = rect
