@@ -141,7 +141,7 @@ def _orb(gray: np.ndarray, n: int, fast_threshold: int, nlevels: int
 
 
 # Pyramid levels [0, ORB_SPLIT_LEVEL) on the calling thread, the rest on a worker: about equal work (1.69 vs 1.58
-# level-0 areas), 8.3 -> 5.4 ms for a 1280 x 720 photo.
+# level-0 areas); 3,000 candidates in 40 tuning photos: 9.1 -> 6.5 ms.
 ORB_SPLIT_LEVEL = 2
 
 
