@@ -65,8 +65,8 @@ RECTIFY_FEATURES = 1000
 # together with its own fit points. Seen frontally the page's features match their catalog twins far more often
 # than under tilt. Tuning photos at 100 pages (288 recognized): median corner error 1.78 -> 1.31 px (pages < 250 px
 # tall 2.68 -> 1.59), ~7 ms per recognized photo. Refitted on the rectified matches alone: 1.43 (and worse than
-# before on some whole pages); with that refit, rectified at 1.5x the apparent size 1.56, at >= 200 px instead of
-# RECTIFY_MIN_SIDE 1.49. 500 / 700 features: 1.36 / 1.35.
+# before on some whole pages); with that refit, on 150 photos, rectified at 1.5x / 2.5x the apparent size 1.36 /
+# 1.56 vs 1.31 at 1x, and on 300, at >= 200 px instead of RECTIFY_MIN_SIDE 1.49. 500 / 700 features: 1.36 / 1.35.
 FINAL_LOOK_UPSCALE = 1.0
 FINAL_LOOK_FEATURES = 1000
 FINAL_LOOK_MAX_SIDE = 600.0  # px: 1,100 (as the rectified pass) gave the same median (1.31 px), -0.4 ms
