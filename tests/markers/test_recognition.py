@@ -424,3 +424,32 @@ def test_final_look_keeps_the_homography_when_the_rectified_photo_does_not_show_
     clutter = cv2.cvtColor(synth_photo_patch(np.random.default_rng(5), 1280, 720), cv2.COLOR_RGB2BGR)
     other = rz.query_features(clutter)
     assert rz.refine_homography(other, v, page.descriptors, mm, PAGE_W_MM, PAGE_H_MM) is None
+
+
+def test_page_matching_runs_on_one_openmp_thread_and_restores_the_setting(index, pages, monkeypatch):
+    """page_correspondences searches one page on one OpenMP thread (too small a search to share) and gives back the
+    calling thread's setting; its matches are those of a search on two threads."""
+    import faiss
+
+    from markers import recognize as rz
+
+    q = rz.query_features(_warp(pages[2], _known_homography()))
+    page = index._pages["page-2"]
+    mm = page.keypoints_mm(np.arange(len(page.coords)))
+    seen = []
+    search = faiss.IndexBinaryFlat.search
+
+    def recording(self, *args, **kwargs):
+        seen.append(faiss.omp_get_max_threads())
+        return search(self, *args, **kwargs)
+
+    faiss.omp_set_num_threads(2)
+    monkeypatch.setattr(faiss.IndexBinaryFlat, "search", recording)
+    c = rz.page_correspondences(q.descriptors, page.descriptors, mm)
+    monkeypatch.undo()
+    assert seen == [1] and faiss.omp_get_max_threads() == 2
+    flat = faiss.IndexBinaryFlat(256)
+    flat.add(page.descriptors)
+    dist, nn = flat.search(q.descriptors, rz.PAGE_KNN)
+    ok = (nn[:, 0] >= 0) & (dist[:, 0] <= rz.MAX_HAMMING)
+    assert np.array_equal(c.q_idx, np.nonzero(ok)[0]) and np.array_equal(c.f_idx, nn[ok, 0])
