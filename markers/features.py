@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .errors import InvalidImageError, MarkerFormatError
-from .workers import Workers, result_or_run
+from .workers import Workers, one_faiss_thread, result_or_run
 
 MARKER_MAGIC = b"BNMK"
 MARKER_VERSION = 2  # 2: keypoints in page mm of pixel centres, corrected for the ORB pyramid level
@@ -371,7 +371,8 @@ def repeatability(kp_mm: np.ndarray, desc: np.ndarray, pyramid: list[np.ndarray]
         xy, d, _ = detect_orb(view, SELECT_VIEW_FEATURES, oversample=2, fast_threshold=10)
         if len(d) == 0:
             return xy, np.zeros(0, np.int32), np.zeros(0, np.int64)
-        dist, nn = flat.search(np.ascontiguousarray(d), 1)
+        with one_faiss_thread():  # the pool's two threads match two views at once
+            dist, nn = flat.search(np.ascontiguousarray(d), 1)
         return xy, dist[:, 0], nn[:, 0]
 
     # Views drawn in order on this thread while the pool detects and matches the ones already drawn.

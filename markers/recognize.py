@@ -29,7 +29,7 @@ from PIL import Image, ImageOps
 
 from .errors import InvalidImageError
 from .features import as_gray, detect_orb, resize_long_side
-from .workers import Workers
+from .workers import Workers, one_faiss_thread
 
 QUERY_MAX_SIDE = 1280  # larger photos are shrunk first: a page at 1280 px still has 4x margin over the catalog
 QUERY_FEATURES = 1500  # features per photo: recall on small pages vs. search time (bench)
@@ -390,12 +390,8 @@ def page_correspondences(q_desc: np.ndarray, page_desc: np.ndarray, page_mm: np.
     # One OpenMP thread: a page is too small a search to share (1,500 x 830 features: 1.9 ms on one thread, 2.0 on
     # two), and pages are verified two at a time already. Interleaved A/B, tuning photos at 10,000 pages: non-catalog
     # photos mean 102.5 -> 92.7 ms, p95 137 -> 122; at 1,000 pages photos of catalog pages p50 37.6 -> 34.7 ms.
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # this thread's OpenMP setting only
-    try:
+    with one_faiss_thread():
         dist, nn = flat.search(np.ascontiguousarray(q_desc), k)
-    finally:
-        faiss.omp_set_num_threads(threads)
     d1, f1 = dist[:, 0], nn[:, 0]
     d2 = np.full(len(q_desc), 256, np.int64)
     if k > 1:

@@ -7,8 +7,9 @@ callers' jobs (``result_or_run``): concurrent requests sharing one worker never 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -37,3 +38,17 @@ def result_or_run(job: Future | None, fn: Callable[..., Any], *args: Any) -> Any
     """The result of ``job``; or, when there is no job or it is still queued (cancelled here), ``fn(*args)`` computed
     on this thread."""
     return job.result() if job is not None and not job.cancel() else fn(*args)
+
+
+@contextmanager
+def one_faiss_thread() -> Iterator[None]:
+    """FAISS on one OpenMP thread within the block, for searches too small to share between threads (a page's
+    features, a simulated view's); this thread's OpenMP setting only, restored after."""
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
