@@ -14,6 +14,7 @@ import base64
 import json
 import struct
 import zlib
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import cv2
@@ -300,24 +301,28 @@ def _check_page_size(width_mm: float, height_mm: float) -> None:
         raise InvalidImageError(f"page size must be positive millimetres, got {width_mm} x {height_mm}")
 
 
-def candidate_features(gray: np.ndarray, width_mm: float, height_mm: float
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Multi-scale candidates: (keypoints_mm (N,2) float32, descriptors (N,32) uint8, scale_index (N,) uint8,
-    the rescaled page images (one per CATALOG_SCALES entry))."""
-    def detect(spec: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        long_side, n, levels = spec
-        g, _ = resize_long_side(gray, long_side)
-        xy, d, _ = detect_orb(g, n, nlevels=levels)
-        return g, xy, d
+def page_scales(gray: np.ndarray) -> list[np.ndarray]:
+    """The page rescaled to each CATALOG_SCALES long side."""
+    return [resize_long_side(gray, long_side)[0] for long_side, _, _ in CATALOG_SCALES]
 
-    kps, descs, idx, pyramid = [], [], [], []
-    for i, (g, xy, d) in enumerate(_TRAIN_POOL.map(detect, CATALOG_SCALES)):
-        pyramid.append(g)
+
+def _detect_scale(g: np.ndarray, spec: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    _, n, levels = spec
+    xy, d, _ = detect_orb(g, n, nlevels=levels)
+    return xy, d
+
+
+def candidate_features(pyramid: list[np.ndarray], detected: list[tuple[np.ndarray, np.ndarray]], width_mm: float,
+                       height_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Multi-scale candidates from the features ``detected`` at each scale of ``pyramid`` (``page_scales``):
+    (keypoints_mm (N,2) float32, descriptors (N,32) uint8, scale_index (N,) uint8)."""
+    kps, descs, idx = [], [], []
+    for i, (g, (xy, d)) in enumerate(zip(pyramid, detected)):
         # pixel index -> mm at this scale: pixel i spans [i, i + 1) px, so mm = (i + 0.5) * w_mm / W_px.
         kps.append((xy + 0.5) * np.array([width_mm / g.shape[1], height_mm / g.shape[0]], np.float32))
         descs.append(d)
         idx.append(np.full(len(xy), i, np.uint8))
-    return np.concatenate(kps), np.concatenate(descs), np.concatenate(idx), pyramid
+    return np.concatenate(kps), np.concatenate(descs), np.concatenate(idx)
 
 
 def simulated_view(pyramid: list[np.ndarray], width_mm: float, height_mm: float, rng: np.random.Generator
@@ -356,34 +361,39 @@ def simulated_view(pyramid: list[np.ndarray], width_mm: float, height_mm: float,
     return view, h @ to_index
 
 
-def repeatability(kp_mm: np.ndarray, desc: np.ndarray, pyramid: list[np.ndarray], width_mm: float,
-                  height_mm: float, seed: int, views: int = SELECT_VIEWS) -> np.ndarray:
-    """(N,) score per candidate: times it was the correct nearest neighbour of a feature of a simulated view,
-    minus SELECT_FALSE_PENALTY per wrong match it attracted."""
+def _detect_view(view: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    xy, d, _ = detect_orb(view, SELECT_VIEW_FEATURES, oversample=2, fast_threshold=10)
+    return xy, d
+
+
+def draw_views(pyramid: list[np.ndarray], width_mm: float, height_mm: float, seed: int, views: int = SELECT_VIEWS
+               ) -> list[tuple[Future, np.ndarray, np.ndarray]]:
+    """``views`` simulated views drawn in order on this thread from one seeded generator, each detected on the
+    training pool meanwhile: [(job -> (xy, descriptors) of the view, the view, homography page mm -> view px)]."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(views):
+        view, h = simulated_view(pyramid, width_mm, height_mm, rng)
+        out.append((_TRAIN_POOL.submit(_detect_view, view), view, h))
+    return out
+
+
+def repeatability(kp_mm: np.ndarray, desc: np.ndarray, views: list[tuple[Future, np.ndarray, np.ndarray]]
+                  ) -> np.ndarray:
+    """(N,) score per candidate: times it was the correct nearest neighbour of a feature of a simulated view
+    (``draw_views``), minus SELECT_FALSE_PENALTY per wrong match it attracted."""
     import faiss  # the index's matcher (exact Hamming search); imported here to keep this module light
 
-    rng = np.random.default_rng(seed)
     hits = np.zeros(len(kp_mm))
     flat = faiss.IndexBinaryFlat(DESCRIPTOR_BYTES * 8)
     flat.add(np.ascontiguousarray(desc))
-
-    def matches(view: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        xy, d, _ = detect_orb(view, SELECT_VIEW_FEATURES, oversample=2, fast_threshold=10)
+    for job, view, h in views:
+        xy, d = result_or_run(job, _detect_view, view)  # a view still queued is detected here
         if len(d) == 0:
-            return xy, np.zeros(0, np.int32), np.zeros(0, np.int64)
-        with one_faiss_thread():  # the pool's two threads match two views at once
-            dist, nn = flat.search(np.ascontiguousarray(d), 1)
-        return xy, dist[:, 0], nn[:, 0]
-
-    # Views drawn in order on this thread while the pool detects and matches the ones already drawn.
-    pending = []
-    for _ in range(views):
-        view, h = simulated_view(pyramid, width_mm, height_mm, rng)
-        pending.append((_TRAIN_POOL.submit(matches, view), h))
-    for job, h in pending:
-        xy, dist, nn = job.result()
-        if len(nn) == 0:
             continue
+        with one_faiss_thread():  # a small search: a second thread only costs
+            dist, nn = flat.search(np.ascontiguousarray(d), 1)
+        dist, nn = dist[:, 0], nn[:, 0]
         pred = cv2.perspectiveTransform(kp_mm[nn].reshape(-1, 1, 2).astype(np.float64), h).reshape(-1, 2)
         right = (np.linalg.norm(pred - xy, axis=1) < SELECT_MATCH_PX) & (dist <= 64)
         np.add.at(hits, nn[right], 1.0)
@@ -398,9 +408,15 @@ def train_page(image: np.ndarray, width_mm: float, height_mm: float, page_id: st
     gray = as_gray(image)
     if max(gray.shape) > MAX_TRAIN_SIDE:
         gray, _ = resize_long_side(gray, MAX_TRAIN_SIDE)
-    kp, desc, scale, pyramid = candidate_features(gray, width_mm, height_mm)
+    # The page's scales are detected and its simulated views drawn (on this thread) and detected, all at once on the
+    # training pool; the views are matched against the candidates once those are known.
+    pyramid = page_scales(gray)
     seed = zlib.crc32(pyramid[-1].tobytes())
-    score = repeatability(kp, desc, pyramid, width_mm, height_mm, seed) if len(kp) else np.zeros(0)
+    detecting = [_TRAIN_POOL.submit(_detect_scale, g, spec) for g, spec in zip(pyramid, CATALOG_SCALES)]
+    browser = _TRAIN_POOL.submit(_browser_features, gray)
+    views = draw_views(pyramid, width_mm, height_mm, seed)
+    kp, desc, scale = candidate_features(pyramid, [job.result() for job in detecting], width_mm, height_mm)
+    score = repeatability(kp, desc, views) if len(kp) else np.zeros(0)
     # Most repeatable first, spread over the page: the index searches a prefix of every marker.
     # Ties (e.g. never re-found) go to the strongest candidates of every scale alike.
     rank = np.zeros(len(kp))
@@ -409,11 +425,17 @@ def train_page(image: np.ndarray, width_mm: float, height_mm: float, page_id: st
         rank[sel] = np.arange(len(sel)) / len(sel)
     keep = spread_select(kp, score + 1e-3 * (1 - rank), (width_mm, height_mm), MARKER_FEATURES)
     kp, desc, scale = kp[keep], desc[keep], scale[keep]
+    bg_size, bxy, bdesc = browser.result()
+    bkp = bxy * np.array([width_mm / bg_size[0], height_mm / bg_size[1]], np.float32)
+    return PageMarker(str(page_id), float(width_mm), float(height_mm), (gray.shape[1], gray.shape[0]),
+                      kp, desc, scale, bkp.astype(np.float32), bdesc, bg_size)
+
+
+def _browser_features(gray: np.ndarray) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+    """The browser tracker's features: ((w, h) of the page at BROWSER_LONG_SIDE, xy px, descriptors)."""
     bg, _ = resize_long_side(gray, BROWSER_LONG_SIDE)
     bxy, bdesc, _ = detect_orb(bg, BROWSER_FEATURES, oversample=2, fast_threshold=20)
-    bkp = bxy * np.array([width_mm / bg.shape[1], height_mm / bg.shape[0]], np.float32)
-    return PageMarker(str(page_id), float(width_mm), float(height_mm), (gray.shape[1], gray.shape[0]),
-                      kp, desc, scale, bkp.astype(np.float32), bdesc, (bg.shape[1], bg.shape[0]))
+    return (bg.shape[1], bg.shape[0]), bxy, bdesc
 
 
 def browser_marker(marker: PageMarker) -> dict:
