@@ -326,9 +326,10 @@ def candidate_features(pyramid: list[np.ndarray], detected: list[tuple[np.ndarra
 
 
 def simulated_view(pyramid: list[np.ndarray], width_mm: float, height_mm: float, rng: np.random.Generator
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """A random phone-like view of the page: (grey image, homography page mm -> view px). Page 150-1000 px tall
-    (log-uniform), tilt up to 55 deg about a random axis, roll, blur, noise, JPEG 40-80."""
+                   ) -> tuple[_ViewRecipe, np.ndarray]:
+    """A random phone-like view of the page: (its recipe, to render with render_view; homography page mm -> view
+    px). Page 150-1000 px tall (log-uniform), tilt up to 55 deg about a random axis, roll, blur, noise, JPEG
+    40-80."""
     tall = float(np.exp(rng.uniform(np.log(150), np.log(1000))))
     tilt, axis = np.radians(rng.uniform(0, 55)), rng.uniform(0, 2 * np.pi)
     roll = np.radians(rng.normal(0, 12))
@@ -350,35 +351,57 @@ def simulated_view(pyramid: list[np.ndarray], width_mm: float, height_mm: float,
     size = np.ceil(proj.max(axis=0) + 20).astype(int)
     src_px = flat / s + [sw / 2, sh / 2]
     h = cv2.getPerspectiveTransform(src_px.astype(np.float32), proj.astype(np.float32))
-    view = cv2.warpPerspective(src, h, (int(size[0]), int(size[1])), flags=cv2.INTER_LINEAR,
-                               borderValue=int(rng.integers(40, 200)))
-    view = cv2.GaussianBlur(view, (0, 0), float(rng.uniform(0.3, 1.5)))
-    view = np.clip(view + rng.normal(0, rng.uniform(1, 5), view.shape), 0, 255).astype(np.uint8)
-    _, buf = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 80))])
-    view = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    # Every random draw is made here, in order; the rendering (render_view) can then run on another thread.
+    border = int(rng.integers(40, 200))
+    blur = float(rng.uniform(0.3, 1.5))
+    noise = rng.normal(0, rng.uniform(1, 5), (int(size[1]), int(size[0])))
+    quality = int(rng.integers(40, 80))
     # page mm -> source pixel index (mm * px/mm - 0.5, pixel centres at integers) -> view px
     to_index = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1.0]]) @ np.diag([sw / width_mm, sh / height_mm, 1.0])
-    return view, h @ to_index
+    return _ViewRecipe(src, h, border, blur, noise, quality), h @ to_index
 
 
-def _detect_view(view: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    xy, d, _ = detect_orb(view, SELECT_VIEW_FEATURES, oversample=2, fast_threshold=10)
+@dataclass(frozen=True, eq=False)
+class _ViewRecipe:
+    """A simulated view's source image, warp and random draws (simulated_view), to be rendered by render_view."""
+    src: np.ndarray
+    warp: np.ndarray
+    border: int
+    blur: float
+    noise: np.ndarray  # (h, w) float64, the view's size
+    quality: int
+
+
+def render_view(recipe: _ViewRecipe) -> np.ndarray:
+    """The grey view of a recipe: warped, blurred, noisy, JPEG-compressed."""
+    size = (recipe.noise.shape[1], recipe.noise.shape[0])
+    view = cv2.warpPerspective(recipe.src, recipe.warp, size, flags=cv2.INTER_LINEAR, borderValue=recipe.border)
+    view = cv2.GaussianBlur(view, (0, 0), recipe.blur)
+    noisy = recipe.noise + view
+    view = np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)
+    _, buf = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, recipe.quality])
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+
+
+def _detect_view(recipe: _ViewRecipe) -> tuple[np.ndarray, np.ndarray]:
+    xy, d, _ = detect_orb(render_view(recipe), SELECT_VIEW_FEATURES, oversample=2, fast_threshold=10)
     return xy, d
 
 
 def draw_views(pyramid: list[np.ndarray], width_mm: float, height_mm: float, seed: int, views: int = SELECT_VIEWS
-               ) -> list[tuple[Future, np.ndarray, np.ndarray]]:
-    """``views`` simulated views drawn in order on this thread from one seeded generator, each detected on the
-    training pool meanwhile: [(job -> (xy, descriptors) of the view, the view, homography page mm -> view px)]."""
+               ) -> list[tuple[Future, _ViewRecipe, np.ndarray]]:
+    """``views`` simulated views drawn in order on this thread from one seeded generator, each rendered and
+    detected on the training pool meanwhile: [(job -> (xy, descriptors) of the view, its recipe, homography page mm
+    -> view px)]."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(views):
-        view, h = simulated_view(pyramid, width_mm, height_mm, rng)
-        out.append((_TRAIN_POOL.submit(_detect_view, view), view, h))
+        recipe, h = simulated_view(pyramid, width_mm, height_mm, rng)
+        out.append((_TRAIN_POOL.submit(_detect_view, recipe), recipe, h))
     return out
 
 
-def repeatability(kp_mm: np.ndarray, desc: np.ndarray, views: list[tuple[Future, np.ndarray, np.ndarray]]
+def repeatability(kp_mm: np.ndarray, desc: np.ndarray, views: list[tuple[Future, _ViewRecipe, np.ndarray]]
                   ) -> np.ndarray:
     """(N,) score per candidate: times it was the correct nearest neighbour of a feature of a simulated view
     (``draw_views``), minus SELECT_FALSE_PENALTY per wrong match it attracted."""
@@ -387,8 +410,8 @@ def repeatability(kp_mm: np.ndarray, desc: np.ndarray, views: list[tuple[Future,
     hits = np.zeros(len(kp_mm))
     flat = faiss.IndexBinaryFlat(DESCRIPTOR_BYTES * 8)
     flat.add(np.ascontiguousarray(desc))
-    for job, view, h in views:
-        xy, d = result_or_run(job, _detect_view, view)  # a view still queued is detected here
+    for job, recipe, h in views:
+        xy, d = result_or_run(job, _detect_view, recipe)  # a view still queued is rendered and detected here
         if len(d) == 0:
             continue
         with one_faiss_thread():  # a small search: a second thread only costs
