@@ -43,7 +43,6 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from markers import PageMarker, RecognitionIndex, train_page  # noqa: E402
-from markers import features as features_mod  # noqa: E402
 from markers import synth  # noqa: E402
 from markers.recognize import page_corners_mm, project  # noqa: E402
 
@@ -99,9 +98,24 @@ def _read_chunk(path: Path) -> list[tuple[PageMarker, float]]:
     return out
 
 
+# Generated pages whose markers key the catalog cache (spread over the 10,000 seeds), with synth.py's source.
+CACHE_PROBE_SEEDS = (0, 4_321, 9_876)
+
+
+def _catalog_key() -> str:
+    """Key of the catalog cache: what the code *does*, not its text. The markers of CACHE_PROBE_SEEDS pages (trained
+    here, ~0.5 s) and synth.py's source (it makes the pages): an edit of features.py that trains the same markers
+    (comments, speed) keeps the cache; one that changes them starts a new one. timed_training() then checks 30
+    more cached markers byte for byte."""
+    h = hashlib.sha256(_code_hash(synth).encode())
+    for seed in CACHE_PROBE_SEEDS:
+        h.update(train_page(synth.generate_page(seed), synth.PAGE_W_MM, synth.PAGE_H_MM, f"gen-{seed}").to_bytes())
+    return h.hexdigest()[:12]
+
+
 def generated_markers(n: int, workers: int) -> tuple[list[PageMarker], list[float]]:
-    """Markers of generated pages 0..n-1 (cached per code version of synth.py + features.py)."""
-    cache = OUT / f"catalog-{_code_hash(synth, features_mod)}"
+    """Markers of generated pages 0..n-1 (cached per ``_catalog_key``)."""
+    cache = OUT / f"catalog-m{_catalog_key()}"
     cache.mkdir(parents=True, exist_ok=True)
     todo = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)
             if not _chunk_path(cache, s).exists() or min(s + CHUNK, n) - s < CHUNK]
