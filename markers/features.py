@@ -431,14 +431,16 @@ def train_page(image: np.ndarray, width_mm: float, height_mm: float, page_id: st
     gray = as_gray(image)
     if max(gray.shape) > MAX_TRAIN_SIDE:
         gray, _ = resize_long_side(gray, MAX_TRAIN_SIDE)
-    # The page's scales are detected and its simulated views drawn (on this thread) and detected, all at once on the
-    # training pool; the views are matched against the candidates once those are known.
+    # The page's scales, its browser features and its simulated views (drawn on this thread, in order) are detected
+    # at once on the training pool; the views are matched against the candidates once those are known. Jobs still
+    # queued behind another training's are taken back and done here.
     pyramid = page_scales(gray)
     seed = zlib.crc32(pyramid[-1].tobytes())
-    detecting = [_TRAIN_POOL.submit(_detect_scale, g, spec) for g, spec in zip(pyramid, CATALOG_SCALES)]
+    detecting = [(_TRAIN_POOL.submit(_detect_scale, g, spec), g, spec) for g, spec in zip(pyramid, CATALOG_SCALES)]
     browser = _TRAIN_POOL.submit(_browser_features, gray)
     views = draw_views(pyramid, width_mm, height_mm, seed)
-    kp, desc, scale = candidate_features(pyramid, [job.result() for job in detecting], width_mm, height_mm)
+    detected = [result_or_run(job, _detect_scale, g, spec) for job, g, spec in detecting]
+    kp, desc, scale = candidate_features(pyramid, detected, width_mm, height_mm)
     score = repeatability(kp, desc, views) if len(kp) else np.zeros(0)
     # Most repeatable first, spread over the page: the index searches a prefix of every marker.
     # Ties (e.g. never re-found) go to the strongest candidates of every scale alike.
@@ -448,7 +450,7 @@ def train_page(image: np.ndarray, width_mm: float, height_mm: float, page_id: st
         rank[sel] = np.arange(len(sel)) / len(sel)
     keep = spread_select(kp, score + 1e-3 * (1 - rank), (width_mm, height_mm), MARKER_FEATURES)
     kp, desc, scale = kp[keep], desc[keep], scale[keep]
-    bg_size, bxy, bdesc = browser.result()
+    bg_size, bxy, bdesc = result_or_run(browser, _browser_features, gray)
     bkp = bxy * np.array([width_mm / bg_size[0], height_mm / bg_size[1]], np.float32)
     return PageMarker(str(page_id), float(width_mm), float(height_mm), (gray.shape[1], gray.shape[0]),
                       kp, desc, scale, bkp.astype(np.float32), bdesc, bg_size)

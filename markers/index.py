@@ -126,8 +126,9 @@ class _Page:
     descriptors: np.ndarray  # (N, 32) uint8: all features of the page, for exact matching of candidates
     scopes: tuple[str, ...]
 
-    def keypoints_mm(self, feat: np.ndarray) -> np.ndarray:
-        c = self.coords[feat].astype(np.float64) / COORD_MAX
+    def keypoints_mm(self, feat: np.ndarray | None = None) -> np.ndarray:
+        """Page mm of the features ``feat`` (all of them by default)."""
+        c = (self.coords if feat is None else self.coords[feat]).astype(np.float64) / COORD_MAX
         return c * np.array([self.width_mm, self.height_mm])
 
 
@@ -506,7 +507,7 @@ class RecognitionIndex:
         """Exact matching of the photo's features against one page's own features, then homography
         verification."""
         page = self._slots[slot]
-        mm = page.keypoints_mm(np.arange(len(page.coords)))
+        mm = page.keypoints_mm()
         c = rz.page_correspondences(q.descriptors, page.descriptors, mm)
         return rz.verify(slot, q.xy, mm[c.f_idx], c.q_idx, c.ratio, page.width_mm, page.height_mm, q.size)
 
@@ -531,7 +532,7 @@ class RecognitionIndex:
     @staticmethod
     def _refined(q: rz.QueryFeatures, page: _Page, v: rz.Verified) -> np.ndarray:
         """The accepted homography after the final look (rz.refine_homography), or as it was."""
-        mm = page.keypoints_mm(np.arange(len(page.coords)))
+        mm = page.keypoints_mm()
         refined = rz.refine_homography(q, v, page.descriptors, mm, page.width_mm, page.height_mm)
         return v.homography if refined is None else refined
 
@@ -605,7 +606,7 @@ class RecognitionIndex:
                 if cand[slot] < rz.MIN_VOTES or self._slots[slot] is None:
                     continue
                 page = self._slots[slot]
-                mm = page.keypoints_mm(np.arange(len(page.coords)))
+                mm = page.keypoints_mm()
                 c = rz.page_correspondences(marker.descriptors, page.descriptors, mm)
                 if len(c.q_idx) < rz.MIN_INLIERS:
                     continue

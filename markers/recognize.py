@@ -161,7 +161,7 @@ class QueryFeatures:
 
 
 # The photo's ORB pyramid is detected on two threads (features.orb_levels: the same features, 9.1 -> 6.5 ms for
-# 3,000 candidates in a 1280 x 720 frame): this thread and this worker.
+# 3,000 candidates in 40 tuning photos): this thread and this worker.
 _PHOTO_ORB = Workers(1, "photo-orb")
 
 
@@ -413,8 +413,8 @@ class Verified:
     distinct: int
     inlier_pts: np.ndarray  # (M, 2) photo px of the inliers (in the frame of the query that was verified)
     # The correspondences of the final least-squares fit: (K, 2) page mm and (K, 2) photo px (REFINE_PX inliers).
-    fit_mm: np.ndarray | None = None
-    fit_px: np.ndarray | None = None
+    fit_mm: np.ndarray
+    fit_px: np.ndarray
 
 
 def _quad_ok(corners: np.ndarray, size: tuple[int, int]) -> bool:
@@ -498,7 +498,7 @@ def refine_homography(q: QueryFeatures, v: Verified, page_desc: np.ndarray, page
     h = v.homography
     rect = rectify(q, h, width_mm, height_mm, upscale=FINAL_LOOK_UPSCALE, features=FINAL_LOOK_FEATURES,
                    max_side=FINAL_LOOK_MAX_SIDE)
-    if rect is None or v.fit_mm is None or v.fit_px is None:
+    if rect is None:
         return None
     rq, to_rect = rect
     c = page_correspondences(rq.descriptors, page_desc, page_mm)

@@ -82,7 +82,6 @@ def test_training_is_deterministic(marker):
     assert again.to_bytes() == marker.to_bytes()
 
 
-
 def test_training_on_threads_gives_the_marker_of_one_thread(marker, monkeypatch):
     import threading
     from concurrent.futures import Future
@@ -109,6 +108,7 @@ def test_training_on_threads_gives_the_marker_of_one_thread(marker, monkeypatch)
     alone = train_page(generate_page(21), PAGE_W_MM, PAGE_H_MM, "page-21")
     assert alone.to_bytes() == marker.to_bytes()
     assert together == [marker.to_bytes()] * 3
+
 
 def test_features_are_ordered_most_repeatable_first(marker):
     """The index searches a prefix of each marker: the first third must be re-found in phone photos of the page

@@ -58,7 +58,6 @@ def test_nearest_hits_keeps_one_nearest_hit_per_photo_feature_and_page():
     assert set(slots.tolist()) == {5}
 
 
-
 def _nearest_hits_by_lexsort(votes, dist, ids, bits):
     """The definition, spelled out: nearest hit per (page, photo feature), then by page, closest first."""
     r, c = np.nonzero(votes.near >= 0)
@@ -86,9 +85,10 @@ def test_nearest_hits_orders_each_page_closest_first_like_the_definition():
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
 
+
 def _verified(n, start=0):
     q = np.arange(start, start + n)
-    return rz.Verified(0, np.eye(3), q, n, np.zeros((n, 2)))
+    return rz.Verified(0, np.eye(3), q, n, np.zeros((n, 2)), np.zeros((n, 2)), np.zeros((n, 2)))
 
 
 def test_many_inliers_over_the_whole_page_are_accepted_without_exclusive_votes():

@@ -415,7 +415,7 @@ def test_final_look_keeps_the_homography_when_the_rectified_photo_does_not_show_
     photo = _warp(pages[2], h)
     q = rz.query_features(photo)
     page = index._pages["page-2"]
-    mm = page.keypoints_mm(np.arange(len(page.coords)))
+    mm = page.keypoints_mm()
     c = rz.page_correspondences(q.descriptors, page.descriptors, mm)
     v = rz.verify(page.slot, q.xy, mm[c.f_idx], c.q_idx, c.ratio, PAGE_W_MM, PAGE_H_MM, q.size)
     assert v is not None and len(v.fit_mm) == len(v.fit_px) >= 40
@@ -435,7 +435,7 @@ def test_page_matching_runs_on_one_openmp_thread_and_restores_the_setting(index,
 
     q = rz.query_features(_warp(pages[2], _known_homography()))
     page = index._pages["page-2"]
-    mm = page.keypoints_mm(np.arange(len(page.coords)))
+    mm = page.keypoints_mm()
     seen = []
     search = faiss.IndexBinaryFlat.search
 
