@@ -119,7 +119,7 @@ def recognize():
     from markers.errors import MarkerError
 
     try:
-        image = decode_photo(data)
+        image = decode_photo(data)  # grey, upright; a large JPEG is decoded at a fraction of its size
     except (MarkerError, ValueError):
         return _error("not_an_image", 400, "Dữ liệu gửi lên không phải ảnh JPEG hoặc PNG.",
                       "The body is not a JPEG or PNG image.")

@@ -104,10 +104,26 @@ def test_jpeg_bytes_with_exif_rotation_are_upright_before_matching(index, pages)
     exif[0x0112] = 6  # Orientation: rotate 90 CW to display
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=90, exif=exif.tobytes())
-    assert decode_photo(buf.getvalue()).shape == photo.shape
+    decoded = decode_photo(buf.getvalue())
+    assert decoded.gray.shape == photo.shape[:2] and decoded.size == (photo.shape[1], photo.shape[0])
     match = index.recognize(buf.getvalue())
     assert match is not None and match.page_id == "page-1"
     assert _corner_error(h, match.corners) < 3.0
+
+
+def test_large_jpeg_is_decoded_at_a_fraction_and_matched_in_its_own_px(index, pages):
+    # A 3840 x 2160 photo: libjpeg decodes it at half size (1920 x 1080, still above the 1280 px recognition works
+    # at); the match is in the photo's own px. A scale left at 1 puts the corners ~2x off.
+    h = np.diag([3.0, 3.0, 1.0]) @ _known_homography()
+    photo = _warp(pages[3], h, size=(3840, 2160))
+    ok, buf = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    decoded = decode_photo(buf.tobytes())
+    assert decoded.scale == 0.5 and decoded.gray.shape == (1080, 1920) and decoded.size == (3840, 2160)
+    small = decode_photo(cv2.imencode(".jpg", photo[:1000, :2000])[1].tobytes())  # < 2 x 1280: decoded whole
+    assert small.scale == 1.0 and small.gray.shape == (1000, 2000)
+    match = index.recognize(decoded)
+    assert match is not None and match.page_id == "page-3"
+    assert _corner_error(h, match.corners) < 3 * 2.0  # 2 px at the 1280 px the photo is matched at
 
 
 def test_index_save_load_round_trip_recognizes_the_same(index, pages, tmp_path):
