@@ -151,9 +151,9 @@ def decode_photo(data: bytes, long_side: int = QUERY_MAX_SIDE) -> Photo:
 
     A JPEG at least twice ``long_side`` is decoded at 1/2, 1/4 or 1/8 of its size by libjpeg's DCT scaling
     (Pillow's draft mode), never below ``long_side`` (recognition shrinks a photo to QUERY_MAX_SIDE anyway), and
-    only its luma: a 12-megapixel phone photo takes ~20 ms instead of ~150 ms. An output pixel is the mean of a
-    k x k block, so the pixel-index convention holds with scale 1/k. Raises InvalidImageError for anything that is
-    not a decodable image."""
+    only its luma: a 4000 x 3000 phone-like JPEG (1.9 MB) takes 22 ms here instead of 117-129 ms. An output pixel
+    is the mean of a k x k block, so the pixel-index convention holds with scale 1/k. Raises InvalidImageError for
+    anything that is not a decodable image."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size

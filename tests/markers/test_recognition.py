@@ -116,7 +116,7 @@ def test_large_jpeg_is_decoded_at_a_fraction_and_matched_in_its_own_px(index, pa
     # at); the match is in the photo's own px. A scale left at 1 puts the corners ~2x off.
     h = np.diag([3.0, 3.0, 1.0]) @ _known_homography()
     photo = _warp(pages[3], h, size=(3840, 2160))
-    ok, buf = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    buf = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
     decoded = decode_photo(buf.tobytes())
     assert decoded.scale == 0.5 and decoded.gray.shape == (1080, 1920) and decoded.size == (3840, 2160)
     small = decode_photo(cv2.imencode(".jpg", photo[:1000, :2000])[1].tobytes())  # < 2 x 1280: decoded whole
