@@ -252,7 +252,7 @@ def run_index(index: RecognitionIndex, queries: list[dict], scoped: bool = False
     return res
 
 
-# Phone-camera uploads: set (a) photos enlarged to a 12-megapixel-class frame and posted as JPEG bytes.
+# Phone-camera uploads: set (a) photos enlarged to a 9.4-megapixel frame and posted as JPEG bytes.
 LARGE_SCALE = 3.2  # 1280 x 720 -> 4096 x 2304
 LARGE_PHOTOS = 20
 

@@ -368,8 +368,9 @@ class RecognitionIndex:
 
     def recognize(self, image: np.ndarray | bytes | rz.Photo, scope: str | None = None) -> PageMatch | None:
         """Recognize the page in a photo. image: BGR/grey uint8 array, JPEG/PNG bytes or rz.decode_photo's result
-        (EXIF orientation honoured; PageMatch in the upright photo's px). scope: e.g. "edition:12" — searched first; the whole archive is searched if it finds nothing.
-        Returns None when no page is recognized with confidence.
+        (EXIF orientation honoured; PageMatch in the upright photo's px). scope: e.g. "edition:12" — searched
+        first; the whole archive is searched if it finds nothing. Returns None when no page is recognized with
+        confidence.
 
         One index search ranks candidate pages (pages whose hits fit one affine layout first, then soft votes);
         candidates are matched exactly against all their
