@@ -376,7 +376,7 @@ def main() -> None:
         s = summarize(res_a, res_b, res_fp, q_a, q_b)
         s["large"] = large_jpeg_timing(index, q_a)
         s.update(n=n, kb_per_page=index.memory_bytes_per_page() / 1024, train_ms=float(np.median(train_ms)),
-                 scoped_p95_ms=float(np.percentile([r["ms"] for r in scoped], 95)),
+                 scoped_p95_ms=_p95([r["ms"] for r in scoped]),
                  scoped_top1=float(np.mean([r["page_id"] == q["page_id"] for r, q in zip(scoped, q_a)])),
                  scoped_n=len(scoped), scoped_found_p95_ms=_p95([r["ms"] for r in scoped if r["page_id"] is not None]),
                  scoped_none_p95_ms=_p95([r["ms"] for r in scoped if r["page_id"] is None]),

@@ -140,10 +140,9 @@ class PageMatch:
 class Photo:
     """A photo decoded for recognition (``decode_photo``): gray (h, w) uint8, upright (EXIF orientation applied),
     perhaps smaller than the photo itself; scale: its px per photo px, in pixel-index coordinates
-    (gray + 0.5 = scale x (photo + 0.5)); size: the upright photo's (w, h)."""
+    (gray + 0.5 = scale x (photo + 0.5))."""
     gray: np.ndarray
     scale: float
-    size: tuple[int, int]
 
 
 def decode_photo(data: bytes, long_side: int = QUERY_MAX_SIDE) -> Photo:
@@ -161,14 +160,10 @@ def decode_photo(data: bytes, long_side: int = QUERY_MAX_SIDE) -> Photo:
                 f = long_side / max(w, h)
                 im.draft("L", (max(1, int(np.ceil(w * f))), max(1, int(np.ceil(h * f)))))
             k = 2 ** round(np.log2(w / im.size[0]))  # libjpeg's scale: output = ceil(w / k)
-            size = (w, h)
-            upright = ImageOps.exif_transpose(im)
-            if upright.size != im.size:  # turned a quarter: the photo's upright size is turned too
-                size = (h, w)
-            gray = np.asarray(upright.convert("L"))
+            gray = np.asarray(ImageOps.exif_transpose(im).convert("L"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InvalidImageError(f"not a decodable image ({len(data)} bytes): {exc}") from exc
-    return Photo(as_gray(gray), 1.0 / k, size)
+    return Photo(as_gray(gray), 1.0 / k)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ callers' jobs (``result_or_run``): concurrent requests sharing one worker never 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -29,9 +29,6 @@ class Workers:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         return self._pool.submit(fn, *args)
-
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterable[Any]:
-        return self._pool.map(fn, items)
 
 
 def result_or_run(job: Future | None, fn: Callable[..., Any], *args: Any) -> Any:

@@ -105,7 +105,7 @@ def test_jpeg_bytes_with_exif_rotation_are_upright_before_matching(index, pages)
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=90, exif=exif.tobytes())
     decoded = decode_photo(buf.getvalue())
-    assert decoded.gray.shape == photo.shape[:2] and decoded.size == (photo.shape[1], photo.shape[0])
+    assert decoded.gray.shape == photo.shape[:2] and decoded.scale == 1.0
     match = index.recognize(buf.getvalue())
     assert match is not None and match.page_id == "page-1"
     assert _corner_error(h, match.corners) < 3.0
@@ -118,7 +118,7 @@ def test_large_jpeg_is_decoded_at_a_fraction_and_matched_in_its_own_px(index, pa
     photo = _warp(pages[3], h, size=(3840, 2160))
     buf = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
     decoded = decode_photo(buf.tobytes())
-    assert decoded.scale == 0.5 and decoded.gray.shape == (1080, 1920) and decoded.size == (3840, 2160)
+    assert decoded.scale == 0.5 and decoded.gray.shape == (1080, 1920)
     small = decode_photo(cv2.imencode(".jpg", photo[:1000, :2000])[1].tobytes())  # < 2 x 1280: decoded whole
     assert small.scale == 1.0 and small.gray.shape == (1000, 2000)
     match = index.recognize(decoded)
