@@ -318,7 +318,7 @@ def summarize(res_a, res_b, res_fp, q_a, q_b) -> dict:
     ms = [r["ms"] for r in res_a + res_b + res_fp]
     errs = [r["err"] for r in res_a + res_b if r["err"] is not None]
     found = [r for r in res_a + res_b if r["page_id"] is not None]
-    stages = {s: sum(r["stage"] == s for r in found) for s in ("photo", "rectified", "magnified")}
+    stages = {s: sum(r["stage"] == s for r in found) for s in ("photo", "rectified", "closer")}
     no_match = [r["ms"] for r in res_a + res_b + res_fp if r["page_id"] is None]
     return {"top1_synth": top1(res_a, q_a), "top1_real": top1(res_b, q_b), "wrong": wrong, "fp": fp,
             "stages": stages, "found_p95_ms": _p95([r["ms"] for r in found]),

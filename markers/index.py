@@ -64,16 +64,17 @@ SCOPE_IVF_MIN_FEATURES = 2_000
 # p50 121 -> 117 ms in recognize (2 cores).
 VERIFY_AHEAD = True  # False: one page at a time (a single-core host)
 _VERIFIER = Workers(1, "verify-page")
-# The enlarged look's features (MAGNIFY x the photo: ORB ~16 ms, single-threaded) are computed ahead on a worker
-# when the first search finds no page whose hits fit one layout (true of 1 % of the tuning photos recognized in the
-# first pass, of ~70 % of those that are not): the enlarged search then does not wait for them.
-MAGNIFY_AHEAD = True
-_MAGNIFIER = Workers(1, "enlarge-photo")
+# The closer look's features (rz.closer_look: the photo enlarged MAGNIFY x, ORB ~16 ms single-threaded with 2,000
+# features, and the paper region) are computed ahead on a worker when the first search finds no page whose hits fit
+# one layout (true of 1 % of the tuning photos recognized in the first pass, of ~70 % of those that are not): the
+# closer search then does not wait for them.
+CLOSER_AHEAD = True
+_CLOSER = Workers(1, "closer-look")
 
 
-class _EnlargedLook:
-    """The photo enlarged (rz.magnified), computed at most once: ahead on _MAGNIFIER once started, else (or when
-    that job is still queued behind other photos') on the calling thread when needed."""
+class _CloserLook:
+    """The closer look's features (rz.closer_look), computed at most once: ahead on _CLOSER once started, else (or
+    when that job is still queued behind other photos') on the calling thread when needed."""
 
     def __init__(self, q: rz.QueryFeatures) -> None:
         self._q = q
@@ -81,13 +82,13 @@ class _EnlargedLook:
         self._features: rz.QueryFeatures | None = None
 
     def start(self) -> None:
-        if MAGNIFY_AHEAD and self._job is None and self._features is None:
-            self._job = _MAGNIFIER.submit(rz.magnified, self._q)
+        if CLOSER_AHEAD and self._job is None and self._features is None:
+            self._job = _CLOSER.submit(rz.closer_look, self._q)
 
     def features(self) -> rz.QueryFeatures:
         if self._features is None:
             job, self._job = self._job, None
-            self._features = result_or_run(job, rz.magnified, self._q)
+            self._features = result_or_run(job, rz.closer_look, self._q)
         return self._features
 
     def discard(self) -> None:
@@ -376,19 +377,21 @@ class RecognitionIndex:
         candidates are matched exactly against all their
         features and verified by a homography, best first, until one is accepted. Without an accepted page:
         (2) the photo rectified with a weak but plausible homography (the page seen frontally at a catalog
-        scale) is matched against that page again (no second search); (3) the photo enlarged MAGNIFY times is
-        searched again, more lightly (pages small in the frame). ``PageMatch.stage`` says which pass found the page."""
+        scale) is matched against that page again (no second search); (3) a closer look (rz.closer_look: the photo
+        enlarged MAGNIFY times, for pages small in the frame, and the paper region at a middle catalog scale) is
+        searched, more lightly, and its pages must pass stricter acceptance (rz.CLOSER_*). ``PageMatch.stage``
+        says which pass found the page."""
         q = rz.query_features(image)
         if len(q.xy) < rz.MIN_INLIERS:
             return None
-        enlarged = _EnlargedLook(q)
+        closer = _CloserLook(q)
         try:
             with self._lock.read():
-                return self._recognize_locked(q, scope, enlarged)
+                return self._recognize_locked(q, scope, closer)
         finally:
-            enlarged.discard()
+            closer.discard()
 
-    def _recognize_locked(self, q: rz.QueryFeatures, scope: str | None, enlarged: _EnlargedLook
+    def _recognize_locked(self, q: rz.QueryFeatures, scope: str | None, closer: _CloserLook
                           ) -> PageMatch | None:
         if not self._pages:
             return None
@@ -398,21 +401,21 @@ class RecognitionIndex:
             if len(slots):
                 searches.append((sub if sub is not None else self._index, slots))
         searches.append((self._index, None))
-        # A scope is searched as taken and enlarged before the archive (a reader who scanned the edition's QR
+        # A scope is searched as taken and closer before the archive (a reader who scanned the edition's QR
         # most likely photographs one of its pages); the archive the same way after.
         for index, allowed in searches:
-            match, hypotheses = self._recognize_in(q, index, allowed, no_layout=enlarged.start)
+            match, hypotheses = self._recognize_in(q, index, allowed, no_layout=closer.start)
             if match is not None:
                 return match
-            # Then the photo enlarged, with its own search — unless a plausible (if rejected) page already
-            # appears large in the frame: enlarging helps small pages only, and a rejected non-catalog page
-            # (usually such a look-alike) then costs no second search.
+            # Then the closer look, with its own search — unless a plausible (if rejected) page already appears
+            # large in the frame: a rejected non-catalog page (usually such a look-alike) then costs no second
+            # search.
             if any(self._apparent_height(v) > rz.MAGNIFY_BELOW_PX for v in hypotheses
                    if len(v.inlier_q) >= rz.MAGNIFY_SKIP_INLIERS):
                 continue
-            match, _ = self._recognize_in(enlarged.features(), index, allowed, thorough=False)
+            match, _ = self._recognize_in(closer.features(), index, allowed, thorough=False)
             if match is not None:
-                return dataclasses.replace(match, stage="magnified")
+                return dataclasses.replace(match, stage="closer")
         return None
 
     def _apparent_height(self, v: rz.Verified) -> float:
@@ -424,7 +427,8 @@ class RecognitionIndex:
     def _recognize_in(self, q: rz.QueryFeatures, index: faiss.IndexBinary, allowed: np.ndarray | None,
                       thorough: bool = True, no_layout=None) -> tuple[PageMatch | None, list[rz.Verified]]:
         """One search and its decisions. Returns (match or None, the verified (rejected) hypotheses).
-        thorough=False (the enlarged look): MAGNIFIED_NPROBE lists, no rectified pass. no_layout() is called
+        thorough=False (the closer look): MAGNIFIED_NPROBE lists, no rectified pass, the closer look's
+        acceptance. no_layout() is called
         when no page's hits fit one layout (the photo is then rarely recognized in this pass)."""
         dist, ids = self._search(q.descriptors, index, rz.KNN, None if thorough else rz.MAGNIFIED_NPROBE)
         votes = rz.soft_votes(dist, ids, FEATURE_BITS, allowed, self._background)
@@ -440,7 +444,7 @@ class RecognitionIndex:
                 return float(votes.weights(v.slot)[v.inlier_q].sum())
             return rz.evidence(rz.project(to_work, v.inlier_pts), q.xy, votes.weights(v.slot))
 
-        match, verified = self._verify_and_decide(q, candidates, exclusive)
+        match, verified = self._verify_and_decide(q, candidates, exclusive, closer=not thorough)
         if match is not None or not thorough:
             return match, verified
         # Pass 2: rectify the photo with the best weak hypotheses and match the same page again.
@@ -479,7 +483,7 @@ class RecognitionIndex:
         keep = keep[np.argsort(-best[keep], kind="stable")]
         return [int(pool[j]) for j in keep]
 
-    def _verify_and_decide(self, q: rz.QueryFeatures, slots: list[int], exclusive, to_work=None
+    def _verify_and_decide(self, q: rz.QueryFeatures, slots: list[int], exclusive, to_work=None, closer=False
                            ) -> tuple[PageMatch | None, list[rz.Verified]]:
         """Verify candidates in the order given and decide as soon as a page is accepted against at least one
         verified rival (the runner-up of the votes is the likeliest look-alike): a recognized photo costs about
@@ -495,7 +499,7 @@ class RecognitionIndex:
                     verified.append(v)
                     verified.sort(key=lambda v: len(v.inlier_q), reverse=True)
                 if verified and (i >= 1 or i == len(slots) - 1):
-                    match = self._decide(q, verified, exclusive, to_work)
+                    match = self._decide(q, verified, exclusive, to_work, closer)
                     if match is not None:
                         return match, verified
             return None, verified
@@ -512,10 +516,11 @@ class RecognitionIndex:
         c = rz.page_correspondences(q.descriptors, page.descriptors, mm)
         return rz.verify(slot, q.xy, mm[c.f_idx], c.q_idx, c.ratio, page.width_mm, page.height_mm, q.size)
 
-    def _decide(self, q: rz.QueryFeatures, verified: list[rz.Verified], exclusive, to_work=None
+    def _decide(self, q: rz.QueryFeatures, verified: list[rz.Verified], exclusive, to_work=None, closer=False
                 ) -> PageMatch | None:
         """Acceptance of the best verified page. exclusive(v, to_work) -> evidence of v's inliers in the index
-        votes; to_work maps this query's px to the searched photo's working px (rectified passes)."""
+        votes; to_work maps this query's px to the searched photo's working px (rectified passes); closer: q is
+        the closer look (its stricter acceptance)."""
         if not verified:
             return None
         verified = self._aimed_first(verified, q.size)
@@ -523,7 +528,8 @@ class RecognitionIndex:
         runner = verified[1] if len(verified) > 1 else None
         page = self._slots[best.slot]
         cover = rz.cell_coverage(best, q.xy, page.width_mm, page.height_mm)
-        ok, score = rz.accept(best, runner, cover, exclusive(best, to_work), second_look=to_work is not None)
+        ok, score = rz.accept(best, runner, cover, exclusive(best, to_work), second_look=to_work is not None,
+                              closer=closer)
         if not ok:
             return None
         # A second look inside a rectified pass is refined by the pass itself, in the photo's own frame.

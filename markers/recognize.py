@@ -15,7 +15,9 @@ Why each stage (numbers from tuning photos, seeds 500,000+, and bench/bench_reco
   page's textured cells and to carry exclusive evidence in the votes (or cover nearly all of them), which
   rejects a non-catalog page sharing only a masthead or an ad with catalog pages;
 - a weak but plausible homography rectifies the photo for a second matching of the same page, and a photo with
-  no accepted page is searched once more enlarged (pages under ~250 px tall in the frame).
+  no accepted page is searched once more with a closer look: the photo enlarged (pages under ~250 px tall in the
+  frame) together with the paper in it (the largest bright, nearly colourless region) brought to a middle catalog
+  scale.
 """
 from __future__ import annotations
 
@@ -73,11 +75,31 @@ FINAL_LOOK_MAX_SIDE = 600.0  # px: 1,100 (as the rectified pass) gave the same m
 FINAL_LOOK_PX = (3.0, 1.5)  # photo px: matches re-collected within 3, least squares on those within 1.5
 FINAL_LOOK_MIN_INLIERS = 20  # fewer agreeing matches: the accepted homography is kept
 FINAL_LOOK_MAX_SHIFT = 0.1  # a refit moving a corner by more than this x the page's apparent size is refused
-# Last pass: the photo enlarged, for pages small in the frame. On the 22 tuning photos (1,000 pages) none of
-# whose hypotheses was the right page, the right page verified with >= 20 inliers in 19 enlarged 1.5x with 2000
-# features, 16 enlarged 2x with 3000 (4x the pixels), 0 as taken.
+# Last pass, the closer look: the photo enlarged, for pages small in the frame, together with the paper region (below).
+# On the 22 tuning photos (1,000 pages) none of whose hypotheses was the right page, the right page verified with
+# >= 20 inliers in 19 enlarged 1.5x with 2000 features, 16 enlarged 2x with 3000 (4x the pixels), 0 as taken.
 MAGNIFY = 1.5
-MAGNIFIED_FEATURES = 2000
+# 1,000 enlarged features beside the paper region's 800 (2,000 alone before it): tuning photos at 10,000 pages,
+# 275 vs 276 of 300 found with 2,000, non-catalog photos p95 116 vs 132 ms (every pass run).
+MAGNIFIED_FEATURES = 1000
+# The paper: newsprint is bright and nearly colourless, so the largest such region of a colour photo (OpenCV HSV:
+# saturation < PAPER_MAX_SATURATION, value > PAPER_MIN_VALUE, closed and opened, >= PAPER_MIN_AREA px filling
+# >= PAPER_MIN_FILL of its bounding box) is most likely the page. Its box, PAPER_MARGIN wider on every side, is
+# resized to PAPER_LONG_SIDE px and gets PAPER_FEATURES features of its own: the photo's features are no longer
+# spent on a busy background, and the page comes to a middle catalog scale (the scales the index's prefix of every
+# marker holds most of), enlarged when small and shrunk when it fills the frame. Tuning photos (seeds 500,000+):
+# the box holds half the page or more in 91 % of 300 (79 % of pages under 300 px tall). Searched alone after the
+# first pass failed, at 10,000 pages it found 8 of the 29 missed pages (brought to 450 px; 350 / 550 px: 7 / 5; the
+# region enlarged 1.5x / 2x instead: 4 / 2); searched with the enlarged features in one search (the votes add up),
+# 544 instead of 534 of 600 found, then 543 with the closer look's acceptance (CLOSER_*).
+PAPER_MAX_SATURATION = 70
+PAPER_MIN_VALUE = 100
+PAPER_MIN_AREA = 800  # working px (a page 150 px tall in the frame covers ~10,000)
+PAPER_MIN_FILL = 0.35
+PAPER_CLOSE_PX, PAPER_OPEN_PX = 7, 5  # closing fills the text and photos of the page; opening drops thin streaks
+PAPER_MARGIN = 0.15
+PAPER_LONG_SIDE = 450
+PAPER_FEATURES = 800
 # The enlarged look is lighter (tuning photos at 10,000 pages: 180 of 200 right vs 181 with the full first-pass
 # settings, p95 of the mixed set 379 -> 336 ms): half the inverted lists, no rectified pass.
 MAGNIFIED_NPROBE = 4
@@ -97,6 +119,15 @@ MARGIN = 1.5  # exclusive inliers of the best page >= MARGIN x the runner-up's (
 # non-catalog page it accepted led 1.7x; the right pages it found had no rival with exclusive inliers.
 MARGIN_PARTIAL = 3.5
 PARTIAL_COVERAGE = 0.7
+# The closer look sees a look-alike's shared masthead and ads up close too: under the first look's rules it accepted
+# 13 instead of 8 of 1,600 non-catalog tuning photos at 100 pages (6 instead of 4 at 1,000), each with 26-58
+# inliers, most with a runner-up holding a third of theirs or more. Its pages need CLOSER_MIN_INLIERS inliers over
+# CLOSER_MIN_COVERAGE of the textured cells and CLOSER_MARGIN x the runner-up's exclusive inliers: 8 and 4 non-catalog
+# photos accepted again, and 543 / 565 / 575 of 600 tuning photos found at 10,000 / 1,000 / 100 pages (544 / 565 /
+# 577 without; 534 / 563 / 573 before the paper region).
+CLOSER_MIN_INLIERS = 35
+CLOSER_MIN_COVERAGE = 0.7
+CLOSER_MARGIN = 3.0
 MIN_DISTINCT = 8  # two pages in one photo: each needs this many distinctive inliers
 # Acceptance, tuned on tuning photos (200 of catalog pages, seeds 500,000+; 200 of non-catalog pages sharing a
 # masthead and ads, seeds 600,000+): a right page matched exactly against all its features gets 35-120 inliers;
@@ -140,30 +171,36 @@ class PageMatch:
 class Photo:
     """A photo decoded for recognition (``decode_photo``): gray (h, w) uint8, upright (EXIF orientation applied),
     perhaps smaller than the photo itself; scale: its px per photo px, in pixel-index coordinates
-    (gray + 0.5 = scale x (photo + 0.5))."""
+    (gray + 0.5 = scale x (photo + 0.5)); color: (h, w, 3) uint8 BGR of the same px, None for a grey photo."""
     gray: np.ndarray
     scale: float
+    color: np.ndarray | None = None
 
 
 def decode_photo(data: bytes, long_side: int = QUERY_MAX_SIDE) -> Photo:
-    """Decode a JPEG/PNG/WebP photo for recognition, grey and upright (EXIF orientation honoured).
+    """Decode a JPEG/PNG/WebP photo for recognition, upright (EXIF orientation honoured): grey, and in colour
+    when it has colour (the closer look finds the paper by it, ``paper_box``).
 
     A JPEG at least twice ``long_side`` is decoded at 1/2, 1/4 or 1/8 of its size by libjpeg's DCT scaling
-    (Pillow's draft mode), never below ``long_side`` (recognition shrinks a photo to QUERY_MAX_SIDE anyway), and
-    only its luma: a 4000 x 3000 phone-like JPEG (1.9 MB) takes 22 ms here instead of 117-129 ms. An output pixel
-    is the mean of a k x k block, so the pixel-index convention holds with scale 1/k. Raises InvalidImageError for
-    anything that is not a decodable image."""
+    (Pillow's draft mode), never below ``long_side`` (recognition shrinks a photo to QUERY_MAX_SIDE anyway): a
+    4000 x 3000 phone-like JPEG (1.9 MB) took 22 ms here instead of 117-129 ms (luma only; colour costs ~1-2 ms
+    more at 1280 x 720). An output pixel is the mean of a k x k block, so the pixel-index convention holds with
+    scale 1/k. Raises InvalidImageError for anything that is not a decodable image."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
+            mode = "L" if im.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
             if max(w, h) >= 2 * long_side:
                 f = long_side / max(w, h)
-                im.draft("L", (max(1, int(np.ceil(w * f))), max(1, int(np.ceil(h * f)))))
+                im.draft(mode, (max(1, int(np.ceil(w * f))), max(1, int(np.ceil(h * f)))))
             k = 2 ** round(np.log2(w / im.size[0]))  # libjpeg's scale: output = ceil(w / k)
-            gray = np.asarray(ImageOps.exif_transpose(im).convert("L"))
+            pixels = np.asarray(ImageOps.exif_transpose(im).convert(mode))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InvalidImageError(f"not a decodable image ({len(data)} bytes): {exc}") from exc
-    return Photo(as_gray(gray), 1.0 / k)
+    if pixels.ndim == 2:
+        return Photo(as_gray(pixels), 1.0 / k)
+    color = np.ascontiguousarray(pixels[:, :, ::-1])  # RGB -> BGR, OpenCV's order
+    return Photo(as_gray(color), 1.0 / k, color)
 
 
 @dataclass(frozen=True)
@@ -175,6 +212,7 @@ class QueryFeatures:
     size: tuple[int, int]  # working image (w, h)
     scale: float
     gray: np.ndarray | None = None
+    color: np.ndarray | None = None  # (h, w, 3) BGR working image, None for a grey photo (no paper region)
 
 
 # The photo's ORB pyramid is detected on two threads (features.orb_levels: the same features, 9.1 -> 6.5 ms for
@@ -196,15 +234,18 @@ def query_features(image: np.ndarray | bytes | Photo, n: int = QUERY_FEATURES) -
     if isinstance(image, (bytes, bytearray, memoryview)):
         image = decode_photo(bytes(image))
     if isinstance(image, Photo):
-        gray, scale = image.gray, image.scale
+        gray, scale, color = image.gray, image.scale, image.color
     else:
         gray, scale = as_gray(image), 1.0
+        color = image[:, :, :3] if image.ndim == 3 and image.shape[2] in (3, 4) else None
     if max(gray.shape) > QUERY_MAX_SIDE:
         gray, f = resize_long_side(gray, QUERY_MAX_SIDE)
         scale *= f
+        if color is not None:
+            color = cv2.resize(color, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_AREA)
 
     xy, desc = _photo_orb(gray, n)
-    return QueryFeatures(xy, desc, (gray.shape[1], gray.shape[0]), scale, gray)
+    return QueryFeatures(xy, desc, (gray.shape[1], gray.shape[0]), scale, gray, color)
 
 
 def magnified(q: QueryFeatures) -> QueryFeatures:
@@ -213,7 +254,55 @@ def magnified(q: QueryFeatures) -> QueryFeatures:
     assert q.gray is not None
     big = cv2.resize(q.gray, None, fx=MAGNIFY, fy=MAGNIFY, interpolation=cv2.INTER_CUBIC)
     xy, desc = _photo_orb(big, MAGNIFIED_FEATURES)
-    return QueryFeatures(((xy + 0.5) / MAGNIFY - 0.5).astype(np.float32), desc, q.size, q.scale, q.gray)
+    return QueryFeatures(((xy + 0.5) / MAGNIFY - 0.5).astype(np.float32), desc, q.size, q.scale, q.gray, q.color)
+
+
+def paper_box(color: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) px (x1, y1 exclusive) of the paper in a BGR photo: the bounding box of its largest bright,
+    nearly colourless region (PAPER_*), PAPER_MARGIN of its long side wider on every side and clipped to the
+    photo, or None when there is no such region."""
+    hsv = cv2.cvtColor(color, cv2.COLOR_BGR2HSV)
+    mask = ((hsv[:, :, 1] < PAPER_MAX_SATURATION) & (hsv[:, :, 2] > PAPER_MIN_VALUE)).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((PAPER_CLOSE_PX, PAPER_CLOSE_PX), np.uint8))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((PAPER_OPEN_PX, PAPER_OPEN_PX), np.uint8))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    x, y, w, h, area = stats[1:].T if n > 1 else np.zeros((5, 0), np.int64)
+    ok = (area >= PAPER_MIN_AREA) & (area >= PAPER_MIN_FILL * w * h)
+    if not ok.any():
+        return None
+    j = int(np.argmax(np.where(ok, area, -1)))
+    m = int(PAPER_MARGIN * max(w[j], h[j]))
+    rows, cols = mask.shape
+    return (max(0, int(x[j]) - m), max(0, int(y[j]) - m), min(cols, int(x[j] + w[j]) + m),
+            min(rows, int(y[j] + h[j]) + m))
+
+
+def paper_features(q: QueryFeatures) -> tuple[np.ndarray, np.ndarray] | None:
+    """(xy working px, descriptors) of PAPER_FEATURES features of the paper region (``paper_box``) resized to
+    PAPER_LONG_SIDE px, or None for a grey photo or one without such a region."""
+    if q.color is None or q.gray is None:
+        return None
+    box = paper_box(q.color)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    s = PAPER_LONG_SIDE / max(x1 - x0, y1 - y0)
+    region = cv2.resize(q.gray[y0:y1, x0:x1], None, fx=s, fy=s,
+                        interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    xy, desc = _photo_orb(region, PAPER_FEATURES)
+    # region px -> working px, pixel-index coordinates: (region + 0.5) / s = (working - corner) + 0.5
+    return ((xy + 0.5) / s - 0.5 + np.array([x0, y0], np.float32)).astype(np.float32), desc
+
+
+def closer_look(q: QueryFeatures) -> QueryFeatures:
+    """The closer look's features, in working px: the photo enlarged (``magnified``) and, in colour, the paper
+    region at a middle catalog scale (``paper_features``), searched and verified together."""
+    big = magnified(q)
+    paper = paper_features(q)
+    if paper is None or len(paper[0]) == 0:
+        return big
+    return QueryFeatures(np.vstack([big.xy, paper[0]]), np.vstack([big.descriptors, paper[1]]), q.size, q.scale,
+                         q.gray, q.color)
 
 
 def _long_side(corners: np.ndarray) -> float:
@@ -568,8 +657,8 @@ def _inside(poly: np.ndarray, pts: np.ndarray, size: tuple[int, int]) -> np.ndar
     return mask[yi, xi].astype(bool)
 
 
-def accept(best: Verified, runner: Verified | None, cover: float, exclusive: float, second_look: bool = False
-           ) -> tuple[bool, float]:
+def accept(best: Verified, runner: Verified | None, cover: float, exclusive: float, second_look: bool = False,
+           closer: bool = False) -> tuple[bool, float]:
     """Acceptance of the best verified page. Returns (accepted, score in [0, 1]).
 
     The inliers must be exclusive to the best page (not also explained by the runner-up, >= MARGIN x the
@@ -578,7 +667,8 @@ def accept(best: Verified, runner: Verified | None, cover: float, exclusive: flo
     either many inliers with some exclusive evidence in the index votes (``evidence``: shared regions spread
     their votes over every page that has them), or fewer inliers with more exclusive evidence over more of the
     page, or many inliers over nearly all of the page's textured cells, whatever the votes (a page found by its
-    layout, rz.affine_consistency, often has little exclusive evidence)."""
+    layout, rz.affine_consistency, often has little exclusive evidence). A page seen by the ``closer`` look
+    needs more on top (CLOSER_*)."""
     if runner is not None:
         shared = np.intersect1d(best.inlier_q, runner.inlier_q)
         excl_best = len(best.inlier_q) - len(shared)
@@ -592,6 +682,9 @@ def accept(best: Verified, runner: Verified | None, cover: float, exclusive: flo
               or (n >= MIN_INLIERS_BACKED and exclusive >= MIN_EXCLUSIVE and cover >= MIN_COVERAGE_BACKED)
               or (n >= MIN_INLIERS_WHOLE and cover >= MIN_COVERAGE_WHOLE and excl_best >= MARGIN_WHOLE * excl_runner))
     ok = margin_ok and cover >= MIN_COVERAGE and strong
+    if closer:
+        ok = (ok and n >= CLOSER_MIN_INLIERS and cover >= CLOSER_MIN_COVERAGE
+              and excl_best >= CLOSER_MARGIN * excl_runner)
     score = float(excl_best / (excl_best + excl_runner + MIN_INLIERS)) * min(1.0, cover)
     return ok, score
 

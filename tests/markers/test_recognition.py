@@ -363,8 +363,8 @@ def test_a_busy_verification_worker_does_not_hold_up_recognition(index, pages):
         blocker.result()
 
 
-def test_the_enlarged_look_computed_ahead_gives_the_same_answers(index, pages, monkeypatch):
-    """A photo whose first search finds no page laid out as the photo has it gets its enlarged look computed on a
+def test_the_closer_look_computed_ahead_gives_the_same_answers(index, pages, monkeypatch):
+    """A photo whose first search finds no page laid out as the photo has it gets its closer look computed on a
     worker while the first pass goes on; answers are those of computing it when needed, also with that worker
     busy with other photos (the job is then taken back)."""
     import markers.index as mi
@@ -374,23 +374,23 @@ def test_the_enlarged_look_computed_ahead_gives_the_same_answers(index, pages, m
     clutter = cv2.cvtColor(synth_photo_patch(np.random.default_rng(9), 640, 480), cv2.COLOR_RGB2BGR)
     photos = [small, clutter, _warp(pages[2], _known_homography())]
     threads = []
-    magnified = rz.magnified
+    closer_look = rz.closer_look
 
     def recording(q):
         threads.append(threading.current_thread().name.split("_")[0])
-        return magnified(q)
+        return closer_look(q)
 
-    monkeypatch.setattr(rz, "magnified", recording)
+    monkeypatch.setattr(rz, "closer_look", recording)
     answers = {}
     for ahead in (False, True):
-        monkeypatch.setattr(mi, "MAGNIFY_AHEAD", ahead)
+        monkeypatch.setattr(mi, "CLOSER_AHEAD", ahead)
         answers[ahead] = [index.recognize(p) for p in photos]
-    assert "enlarge-photo" in threads
+    assert "closer-look" in threads
     assert [m and m.page_id for m in answers[True]] == [m and m.page_id for m in answers[False]]
     assert answers[True][1] is None and answers[True][2].page_id == "page-2"
 
     release = threading.Event()
-    blocker = mi._MAGNIFIER.submit(release.wait, 60)  # the worker busy with another photo
+    blocker = mi._CLOSER.submit(release.wait, 60)  # the worker busy with another photo
     try:
         busy = [index.recognize(p) for p in photos]
         assert not blocker.done()
