@@ -98,3 +98,16 @@ def test_the_closer_looks_pages_need_more_inliers_and_a_wider_margin():
     assert rz.accept(best, runner, 0.8, 3.0)[0]
     assert not rz.accept(best, runner, 0.8, 3.0, closer=True)[0]
     assert not rz.accept(_verified(40), None, 0.65, 3.0, closer=True)[0]  # coverage under CLOSER_MIN_COVERAGE
+
+
+def test_a_photo_shrunk_for_recognition_finds_its_paper_in_working_px(page):
+    # A 2400 x 1800 photo (decoded whole: under 2 x 1280 px) is worked on at 1280 x 960; its colour stays full size
+    # until the closer look needs it.
+    photo = synth_photo(page, PAGE_W_MM, PAGE_H_MM, 3, frame=(640, 480), page_px_tall=200)
+    big = cv2.resize(photo.image, (2400, 1800), interpolation=cv2.INTER_CUBIC)
+    q = rz.query_features(cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    assert q.size == (1280, 960) and q.color.shape == (1800, 2400, 3)
+    xy, _ = rz.paper_features(q)
+    x0, y0, x1, y1 = (2 * np.array(rz.paper_box(photo.image))).tolist()  # the small photo's box, at 2x
+    inside = (xy[:, 0] >= x0 - 8) & (xy[:, 0] <= x1 + 8) & (xy[:, 1] >= y0 - 8) & (xy[:, 1] <= y1 + 8)
+    assert len(xy) > 100 and inside.all()
