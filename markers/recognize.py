@@ -22,6 +22,7 @@ Why each stage (numbers from tuning photos, seeds 500,000+, and bench/bench_reco
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -171,36 +172,63 @@ class PageMatch:
 class Photo:
     """A photo decoded for recognition (``decode_photo``): gray (h, w) uint8, upright (EXIF orientation applied),
     perhaps smaller than the photo itself; scale: its px per photo px, in pixel-index coordinates
-    (gray + 0.5 = scale x (photo + 0.5)); color: (h, w, 3) uint8 BGR of the same px, None for a grey photo."""
+    (gray + 0.5 = scale x (photo + 0.5)); color: its colour in the same px (decoded when first asked for), None for
+    a grey photo."""
     gray: np.ndarray
     scale: float
-    color: np.ndarray | None = None
+    color: PhotoColor | None = None
+
+
+class PhotoColor:
+    """A photo's colour, (h, w, 3) uint8 BGR, given or decoded from the photo's bytes on the first call, then kept.
+    Decoded as decode_photo decoded the grey (same draft size, same orientation), so in the same px. Most photos are
+    recognized without it (only the closer look's paper region needs it): a 4000 x 3000 JPEG decodes in ~7 ms luma
+    only, ~19 ms in colour."""
+
+    def __init__(self, image: np.ndarray | None = None, data: bytes | None = None,
+                 draft: tuple[int, int] | None = None) -> None:
+        self._image, self._data, self._draft = image, data, draft
+        self._lock = threading.Lock()
+
+    def __call__(self) -> np.ndarray | None:
+        with self._lock:
+            if self._image is None and self._data is not None:
+                try:
+                    with Image.open(io.BytesIO(self._data)) as im:
+                        if self._draft is not None:
+                            im.draft("RGB", self._draft)
+                        rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+                    # OpenCV's order (a reversed-stride copy costs ~10x more)
+                    self._image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+                except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+                    pass  # decoded as grey already: without its colour the closer look only enlarges it
+                self._data = None
+            return self._image
 
 
 def decode_photo(data: bytes, long_side: int = QUERY_MAX_SIDE) -> Photo:
-    """Decode a JPEG/PNG/WebP photo for recognition, upright (EXIF orientation honoured): grey, and in colour
-    when it has colour (the closer look finds the paper by it, ``paper_box``).
+    """Decode a JPEG/PNG/WebP photo for recognition, grey and upright (EXIF orientation honoured); its colour, which
+    the closer look finds the paper by (``paper_box``), is decoded only if asked for (``PhotoColor``).
 
     A JPEG at least twice ``long_side`` is decoded at 1/2, 1/4 or 1/8 of its size by libjpeg's DCT scaling
-    (Pillow's draft mode), never below ``long_side`` (recognition shrinks a photo to QUERY_MAX_SIDE anyway): a
-    4000 x 3000 phone-like JPEG (1.9 MB) took 22 ms here instead of 117-129 ms (luma only; colour costs ~1-2 ms
-    more at 1280 x 720). An output pixel is the mean of a k x k block, so the pixel-index convention holds with
-    scale 1/k. Raises InvalidImageError for anything that is not a decodable image."""
+    (Pillow's draft mode), never below ``long_side`` (recognition shrinks a photo to QUERY_MAX_SIDE anyway), and
+    only its luma: a 4000 x 3000 phone-like JPEG (1.9 MB) takes 22 ms here instead of 117-129 ms. An output pixel
+    is the mean of a k x k block, so the pixel-index convention holds with scale 1/k. Raises InvalidImageError for
+    anything that is not a decodable image."""
+    draft = None
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
-            mode = "L" if im.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
+            colour = im.mode not in ("1", "L", "LA", "I", "I;16", "F")
             if max(w, h) >= 2 * long_side:
                 f = long_side / max(w, h)
-                im.draft(mode, (max(1, int(np.ceil(w * f))), max(1, int(np.ceil(h * f)))))
+                draft = (max(1, int(np.ceil(w * f))), max(1, int(np.ceil(h * f))))
+                im.draft("L", draft)
             k = 2 ** round(np.log2(w / im.size[0]))  # libjpeg's scale: output = ceil(w / k)
-            pixels = np.asarray(ImageOps.exif_transpose(im).convert(mode))
+            gray = np.asarray(ImageOps.exif_transpose(im).convert("L"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InvalidImageError(f"not a decodable image ({len(data)} bytes): {exc}") from exc
-    if pixels.ndim == 2:
-        return Photo(as_gray(pixels), 1.0 / k)
-    color = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)  # OpenCV's order (a reversed-stride copy costs 10x more)
-    return Photo(as_gray(color), 1.0 / k, color)
+    return Photo(as_gray(gray), 1.0 / k, PhotoColor(data=data, draft=draft) if colour else None)
 
 
 @dataclass(frozen=True)
@@ -212,9 +240,9 @@ class QueryFeatures:
     size: tuple[int, int]  # working image (w, h)
     scale: float
     gray: np.ndarray | None = None
-    # (h, w, 3) BGR photo, None for a grey one (no paper region); larger than the working image when the photo was
+    # the photo's colour, None for a grey one (no paper region); larger than the working image when the photo was
     # shrunk to it (paper_features resizes it only if the closer look is needed)
-    color: np.ndarray | None = None
+    color: PhotoColor | None = None
 
 
 # The photo's ORB pyramid is detected on two threads (features.orb_levels: the same features, 9.1 -> 6.5 ms for
@@ -239,7 +267,7 @@ def query_features(image: np.ndarray | bytes | Photo, n: int = QUERY_FEATURES) -
         gray, scale, color = image.gray, image.scale, image.color
     else:
         gray, scale = as_gray(image), 1.0
-        color = image[:, :, :3] if image.ndim == 3 and image.shape[2] in (3, 4) else None
+        color = PhotoColor(image[:, :, :3]) if image.ndim == 3 and image.shape[2] in (3, 4) else None
     if max(gray.shape) > QUERY_MAX_SIDE:
         gray, f = resize_long_side(gray, QUERY_MAX_SIDE)
         scale *= f
@@ -280,9 +308,9 @@ def paper_box(color: np.ndarray) -> tuple[int, int, int, int] | None:
 def paper_features(q: QueryFeatures) -> tuple[np.ndarray, np.ndarray] | None:
     """(xy working px, descriptors) of PAPER_FEATURES features of the paper region (``paper_box``) resized to
     PAPER_LONG_SIDE px, or None for a grey photo or one without such a region."""
-    if q.color is None or q.gray is None:
+    color = q.color() if q.color is not None else None
+    if color is None or q.gray is None:
         return None
-    color = q.color
     if color.shape[:2] != q.gray.shape:
         color = cv2.resize(color, (q.gray.shape[1], q.gray.shape[0]), interpolation=cv2.INTER_AREA)
     box = paper_box(color)

@@ -68,17 +68,30 @@ def test_the_closer_look_adds_the_paper_features_to_colour_photos_only(page):
     assert len(rz.closer_look(grey).xy) == len(rz.magnified(grey).xy)
 
 
-def test_decoded_photos_keep_their_colour_in_opencv_order():
+def test_decoded_photos_give_their_colour_on_demand_in_opencv_order_and_the_greys_px():
     red = np.zeros((120, 160, 3), np.uint8)
     red[:, :, 0] = 230  # RGB red
     buf = io.BytesIO()
     Image.fromarray(red).save(buf, "JPEG", quality=95)
     photo = decode_photo(buf.getvalue())
-    assert photo.color is not None and photo.color.shape == (120, 160, 3)
-    assert photo.color[:, :, 2].min() > 200 and photo.color[:, :, 0].max() < 40  # BGR
+    color = photo.color()  # decoded now, when first asked for
+    assert color.shape == (120, 160, 3)
+    assert color[:, :, 2].min() > 200 and color[:, :, 0].max() < 40  # BGR
     buf = io.BytesIO()
     Image.fromarray(red[:, :, 0]).save(buf, "PNG")
     assert decode_photo(buf.getvalue()).color is None
+    # A large camera file stored turned (EXIF orientation 6): its colour is decoded at the grey's draft size and
+    # turned the same way, pixel for pixel.
+    rng = np.random.default_rng(2)
+    sensor = cv2.resize((rng.random((27, 48, 3)) * 255).astype(np.uint8), (3840, 2160), interpolation=cv2.INTER_CUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(sensor).save(buf, "JPEG", quality=92, exif=exif.tobytes())
+    photo = decode_photo(buf.getvalue())
+    assert photo.gray.shape == (1920, 1080) and photo.scale == 0.5
+    grey_of_colour = cv2.cvtColor(photo.color(), cv2.COLOR_BGR2GRAY)
+    assert np.abs(grey_of_colour.astype(int) - photo.gray).mean() < 2.0
 
 
 def _verified(n: int, first: int = 0) -> rz.Verified:
@@ -106,7 +119,7 @@ def test_a_photo_shrunk_for_recognition_finds_its_paper_in_working_px(page):
     photo = synth_photo(page, PAGE_W_MM, PAGE_H_MM, 3, frame=(640, 480), page_px_tall=200)
     big = cv2.resize(photo.image, (2400, 1800), interpolation=cv2.INTER_CUBIC)
     q = rz.query_features(cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
-    assert q.size == (1280, 960) and q.color.shape == (1800, 2400, 3)
+    assert q.size == (1280, 960) and q.color().shape == (1800, 2400, 3)
     xy, _ = rz.paper_features(q)
     x0, y0, x1, y1 = (2 * np.array(rz.paper_box(photo.image))).tolist()  # the small photo's box, at 2x
     inside = (xy[:, 0] >= x0 - 8) & (xy[:, 0] <= x1 + 8) & (xy[:, 1] >= y0 - 8) & (xy[:, 1] <= y1 + 8)
