@@ -76,9 +76,10 @@ FINAL_LOOK_MAX_SIDE = 600.0  # px: 1,100 (as the rectified pass) gave the same m
 FINAL_LOOK_PX = (3.0, 1.5)  # photo px: matches re-collected within 3, least squares on those within 1.5
 FINAL_LOOK_MIN_INLIERS = 20  # fewer agreeing matches: the accepted homography is kept
 FINAL_LOOK_MAX_SHIFT = 0.1  # a refit moving a corner by more than this x the page's apparent size is refused
-# Last pass, the closer look: the photo enlarged, for pages small in the frame, together with the paper region (below).
-# On the 22 tuning photos (1,000 pages) none of whose hypotheses was the right page, the right page verified with
-# >= 20 inliers in 19 enlarged 1.5x with 2000 features, 16 enlarged 2x with 3000 (4x the pixels), 0 as taken.
+# Last pass, the closer look: the photo enlarged, for pages small in the frame, together with the paper region
+# (below). On the 22 tuning photos (1,000 pages) none of whose hypotheses was the right page, the right page
+# verified with >= 20 inliers in 19 enlarged 1.5x with 2000 features, 16 enlarged 2x with 3000 (4x the pixels), 0 as
+# taken.
 MAGNIFY = 1.5
 # 1,000 enlarged features beside the paper region's 800 (2,000 alone before it): tuning photos at 10,000 pages,
 # 275 vs 276 of 300 found with 2,000, non-catalog photos p95 116 vs 132 ms (every pass run).
@@ -182,8 +183,8 @@ class Photo:
 class PhotoColor:
     """A photo's colour, (h, w, 3) uint8 BGR, given or decoded from the photo's bytes on the first call, then kept.
     Decoded as decode_photo decoded the grey (same draft size, same orientation), so in the same px. Most photos are
-    recognized without it (only the closer look's paper region needs it): a 4000 x 3000 JPEG decodes in ~7 ms luma
-    only, ~19 ms in colour."""
+    recognized without it (only the closer look's paper region needs it): a 4000 x 3000 JPEG turned by its EXIF
+    orientation takes ~10 ms in decode_photo, its colour ~16 ms more."""
 
     def __init__(self, image: np.ndarray | None = None, data: bytes | None = None,
                  draft: tuple[int, int] | None = None) -> None:
