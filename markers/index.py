@@ -105,6 +105,7 @@ def _faiss_single_threaded_after_fork() -> None:
 
 os.register_at_fork(after_in_child=_faiss_single_threaded_after_fork)
 SCOPE_CACHE = 16  # scoped sub-indexes kept (one per edition or publication recently asked for)
+SHARED_CACHE = 256  # pages whose shared features (_shared_mm) are kept; any add or remove clears them
 COORD_MAX = 65535  # uint16 page coordinates
 
 
@@ -237,6 +238,8 @@ class RecognitionIndex:
         self._trained_size = 0  # feature count the IVF was trained at (0: flat)
         self._scope_cache: OrderedDict[str, tuple[faiss.IndexBinary, np.ndarray]] = OrderedDict()
         self._scope_lock = threading.Lock()
+        self._shared_cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._shared_lock = threading.Lock()
 
     # ---------------------------------------------------------------------------------------------- catalog
     def __len__(self) -> int:
@@ -278,6 +281,7 @@ class RecognitionIndex:
             self._index.add_with_ids(np.ascontiguousarray(desc[:k]), ids)
             self._maybe_train_locked()
             self._invalidate_scopes(page.scopes)
+            self._forget_shared()
 
     def _set_background_locked(self, slot: int, dist: np.ndarray) -> None:
         if slot >= len(self._background):
@@ -302,11 +306,17 @@ class RecognitionIndex:
         self._background[page.slot] = 0
         self._free.append(page.slot)
         self._invalidate_scopes(page.scopes)
+        self._forget_shared()
 
     def _invalidate_scopes(self, scopes: tuple[str, ...]) -> None:
         with self._scope_lock:
             for s in scopes:
                 self._scope_cache.pop(s, None)
+
+    def _forget_shared(self) -> None:
+        """What a page shares with the others changes with every page added or removed."""
+        with self._shared_lock:
+            self._shared_cache.clear()
 
     def _maybe_train_locked(self) -> None:
         n = self._index.ntotal
@@ -530,11 +540,43 @@ class RecognitionIndex:
         cover = rz.cell_coverage(best, q.xy, page.width_mm, page.height_mm)
         ok, score = rz.accept(best, runner, cover, exclusive(best, to_work), second_look=to_work is not None,
                               closer=closer)
+        if not ok and rz.body_may_decide(best, runner, cover):
+            ok = rz.accept_body(best, runner, cover, rz.body_inliers(best, self._shared_mm(best.slot)))
         if not ok:
             return None
         # A second look inside a rectified pass is refined by the pass itself, in the photo's own frame.
         h = best.homography if to_work is not None else self._refined(q, page, best)
         return self._page_match(page, h, q.scale, len(best.inlier_q), score)
+
+    def _shared_mm(self, slot: int) -> np.ndarray:
+        """(M, 2) page mm of the page's features that another page also has at the same place (rz.SHARED_*): a
+        near twin among the rz.SHARED_KNN nearest indexed features, on another page, within rz.SHARED_MM. Looked up
+        in the index when first needed (one search of the page's features), kept until a page is added or
+        removed."""
+        with self._shared_lock:
+            hit = self._shared_cache.get(slot)
+            if hit is not None:
+                self._shared_cache.move_to_end(slot)
+                return hit
+        page = self._slots[slot]
+        dist, ids = self._search(page.descriptors, self._index, rz.SHARED_KNN)
+        ids = ids.astype(np.int64)
+        other = ids >> FEATURE_BITS
+        r, c = np.nonzero((ids >= 0) & (dist <= rz.SHARED_HAMMING) & (other != slot))
+        shared = np.zeros(len(page.descriptors), bool)
+        mm = page.keypoints_mm()
+        twins = other[r, c]
+        feats = ids[r, c] & ((1 << FEATURE_BITS) - 1)
+        for s in np.unique(twins):
+            sel = twins == s
+            near = np.linalg.norm(self._slots[s].keypoints_mm(feats[sel]) - mm[r[sel]], axis=1) <= rz.SHARED_MM
+            shared[r[sel][near]] = True
+        out = mm[shared]
+        with self._shared_lock:
+            self._shared_cache[slot] = out
+            while len(self._shared_cache) > SHARED_CACHE:
+                self._shared_cache.popitem(last=False)
+        return out
 
     @staticmethod
     def _refined(q: rz.QueryFeatures, page: _Page, v: rz.Verified) -> np.ndarray:

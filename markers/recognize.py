@@ -12,8 +12,9 @@ Why each stage (numbers from tuning photos, seeds 500,000+, and bench/bench_reco
   page): among the k nearest of millions of features the right page's correspondences halve at 10,000 pages;
   PROSAC over all matches sorted by their within-page ratio finds the homography even at ~10 % inliers;
 - acceptance needs the inliers to be exclusive to the best page (margin over the runner-up), to cover the
-  page's textured cells and to carry exclusive evidence in the votes (or cover nearly all of them), which
-  rejects a non-catalog page sharing only a masthead or an ad with catalog pages;
+  page's textured cells and to carry exclusive evidence in the votes (or cover nearly all of them, or lie in
+  good number away from what the page prints in common with other pages), which rejects a non-catalog page
+  sharing only a masthead or an ad with catalog pages;
 - a weak but plausible homography rectifies the photo for a second matching of the same page, and a photo with
   no accepted page is searched once more with a closer look: the photo enlarged (pages under ~250 px tall in the
   frame) together with the paper in it (the largest bright, nearly colourless region) brought to a middle catalog
@@ -154,6 +155,23 @@ MIN_COVERAGE_BACKED = 0.7
 MIN_INLIERS_WHOLE = 55
 MIN_COVERAGE_WHOLE = 0.85
 MARGIN_WHOLE = 2.0
+# ... or many inliers on the page's *own* content. A right page that few photo features hit in the index (small or
+# tilted in the frame) has little exclusive evidence in the votes, however many inliers matching it exactly finds.
+# A non-catalog look-alike matches a catalog page only where both print the same thing, and what a page prints in
+# common with other pages (masthead, footer, a repeated ad) shows in the index itself: page features with a near
+# twin (Hamming <= SHARED_HAMMING among the SHARED_KNN nearest indexed features) on another page within SHARED_MM of
+# the same place (RecognitionIndex._shared_mm). Body inliers lie farther than BODY_MM from every such feature.
+# Tuning photos (600 of catalog pages, seeds 500,000+; 1,600 non-catalog, 600,000+), every decision recorded at 100 /
+# 1,000 / 10,000 pages: of the rejected wrong hypotheses with >= BODY_MIN_COVERAGE and a BODY_MARGIN lead over the
+# runner-up, none had more than 37 / 38 / 38 body inliers; the right pages of 1 / 2 / 10 missed photos had 45 or more
+# (50: 1 / 2 / 7; 40: the same as 45, too close to the look-alikes).
+SHARED_KNN = 10
+SHARED_HAMMING = 40
+SHARED_MM = 3.0
+BODY_MM = 4.0
+BODY_MIN_INLIERS = 45
+BODY_MIN_COVERAGE = 0.65
+BODY_MARGIN = 3.0
 TWO_PAGES_MAX_SHARED = 0.2  # two verified pages sharing < 20 % of inliers are two pages in view, not rivals
 
 
@@ -700,13 +718,8 @@ def accept(best: Verified, runner: Verified | None, cover: float, exclusive: flo
     their votes over every page that has them), or fewer inliers with more exclusive evidence over more of the
     page, or many inliers over nearly all of the page's textured cells, whatever the votes (a page found by its
     layout, rz.affine_consistency, often has little exclusive evidence). A page seen by the ``closer`` look
-    needs more on top (CLOSER_*)."""
-    if runner is not None:
-        shared = np.intersect1d(best.inlier_q, runner.inlier_q)
-        excl_best = len(best.inlier_q) - len(shared)
-        excl_runner = len(runner.inlier_q) - len(shared)
-    else:
-        excl_best, excl_runner = len(best.inlier_q), 0
+    needs more on top (CLOSER_*). A page rejected here may still be accepted on its body inliers (``accept_body``)."""
+    excl_best, excl_runner = _exclusive_inliers(best, runner)
     n = len(best.inlier_q)
     margin = MARGIN if cover >= PARTIAL_COVERAGE and not second_look else MARGIN_PARTIAL
     margin_ok = n >= MIN_INLIERS and excl_best >= MIN_INLIERS and excl_best >= margin * excl_runner
@@ -719,6 +732,42 @@ def accept(best: Verified, runner: Verified | None, cover: float, exclusive: flo
               and excl_best >= CLOSER_MARGIN * excl_runner)
     score = float(excl_best / (excl_best + excl_runner + MIN_INLIERS)) * min(1.0, cover)
     return ok, score
+
+
+def _exclusive_inliers(best: Verified, runner: Verified | None) -> tuple[int, int]:
+    """Inliers of the best page not shared with the runner-up's, and the runner-up's not shared with the best's."""
+    if runner is None:
+        return len(best.inlier_q), 0
+    shared = len(np.intersect1d(best.inlier_q, runner.inlier_q))
+    return len(best.inlier_q) - shared, len(runner.inlier_q) - shared
+
+
+def body_may_decide(best: Verified, runner: Verified | None, cover: float) -> bool:
+    """Whether a page rejected by ``accept`` could still be accepted on its body inliers (``accept_body``): the cheap
+    conditions, checked before the page's shared features are looked up."""
+    excl_best, excl_runner = _exclusive_inliers(best, runner)
+    return (len(best.inlier_q) >= BODY_MIN_INLIERS and cover >= BODY_MIN_COVERAGE
+            and excl_best >= BODY_MARGIN * excl_runner)
+
+
+def body_inliers(v: Verified, shared_mm: np.ndarray) -> int:
+    """Inliers of ``v`` whose page position (through v's homography) lies farther than BODY_MM from every page
+    feature the page shares with other pages (``shared_mm`` (M, 2) page mm)."""
+    if len(v.inlier_pts) == 0:
+        return 0
+    try:
+        mm = project(np.linalg.inv(v.homography), v.inlier_pts)
+    except np.linalg.LinAlgError:
+        return 0
+    if len(shared_mm) == 0:
+        return len(mm)
+    d2 = ((mm[:, None, :] - shared_mm[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+    return int((d2 > BODY_MM ** 2).sum())
+
+
+def accept_body(best: Verified, runner: Verified | None, cover: float, body: int) -> bool:
+    """Acceptance of a page on its body inliers (BODY_*), whatever its votes."""
+    return body_may_decide(best, runner, cover) and body >= BODY_MIN_INLIERS
 
 
 def area_coverage(v: Verified, page_mm: np.ndarray, width_mm: float, height_mm: float,
