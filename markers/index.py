@@ -563,14 +563,14 @@ class RecognitionIndex:
         ids = ids.astype(np.int64)
         other = ids >> FEATURE_BITS
         r, c = np.nonzero((ids >= 0) & (dist <= rz.SHARED_HAMMING) & (other != slot))
-        shared = np.zeros(len(page.descriptors), bool)
         mm = page.keypoints_mm()
-        twins = other[r, c]
-        feats = ids[r, c] & ((1 << FEATURE_BITS) - 1)
-        for s in np.unique(twins):
-            sel = twins == s
-            near = np.linalg.norm(self._slots[s].keypoints_mm(feats[sel]) - mm[r[sel]], axis=1) <= rz.SHARED_MM
-            shared[r[sel][near]] = True
+        # Thousands of hits on thousands of pages: one pass over the hits, not one numpy call per page.
+        twins = [self._slots[s] for s in other[r, c].tolist()]
+        feats = (ids[r, c] & ((1 << FEATURE_BITS) - 1)).tolist()
+        pos = np.array([t.coords[f] for t, f in zip(twins, feats)], np.float64).reshape(-1, 2) / COORD_MAX
+        pos *= np.array([(t.width_mm, t.height_mm) for t in twins], np.float64).reshape(-1, 2)
+        shared = np.zeros(len(mm), bool)
+        shared[r[np.linalg.norm(pos - mm[r], axis=1) <= rz.SHARED_MM]] = True
         out = mm[shared]
         with self._shared_lock:
             self._shared_cache[slot] = out
