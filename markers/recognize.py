@@ -164,7 +164,8 @@ MARGIN_WHOLE = 2.0
 # Tuning photos (600 of catalog pages, seeds 500,000+; 1,600 non-catalog, 600,000+), every decision recorded at 100 /
 # 1,000 / 10,000 pages: of the rejected wrong hypotheses with >= BODY_MIN_COVERAGE and a BODY_MARGIN lead over the
 # runner-up, none had more than 37 / 38 / 38 body inliers; the right pages of 1 / 2 / 10 missed photos had 45 or more
-# (50: 1 / 2 / 7; 40: the same as 45, too close to the look-alikes).
+# (a bar of 50: 1 / 2 / 7; of 40: the same as 45, but too close to the look-alikes). Measured, and applied, in every
+# pass alike (the closer look's CLOSER_* bar is not added on top).
 SHARED_KNN = 10
 SHARED_HAMMING = 40
 SHARED_MM = 3.0
