@@ -109,6 +109,11 @@ SHARED_CACHE = 256  # pages whose shared features (_shared_mm) are kept; any add
 COORD_MAX = 65535  # uint16 page coordinates
 
 
+def _coords_mm(coords: np.ndarray, size_mm: np.ndarray) -> np.ndarray:
+    """Page mm of uint16 page coordinates (N, 2); size_mm: (2,) the page's (width, height), or (N, 2) per row."""
+    return coords.astype(np.float64) / COORD_MAX * size_mm
+
+
 @dataclass(frozen=True)
 class Confusion:
     """A published page that a page could be mistaken for. score : shared-geometry inliers / features of the
@@ -130,8 +135,7 @@ class _Page:
 
     def keypoints_mm(self, feat: np.ndarray | None = None) -> np.ndarray:
         """Page mm of the features ``feat`` (all of them by default)."""
-        c = (self.coords if feat is None else self.coords[feat]).astype(np.float64) / COORD_MAX
-        return c * np.array([self.width_mm, self.height_mm])
+        return _coords_mm(self.coords if feat is None else self.coords[feat], np.array([self.width_mm, self.height_mm]))
 
 
 class _RWLock:
@@ -567,8 +571,8 @@ class RecognitionIndex:
         # Thousands of hits on thousands of pages: one pass over the hits, not one numpy call per page.
         twins = [self._slots[s] for s in other[r, c].tolist()]
         feats = (ids[r, c] & ((1 << FEATURE_BITS) - 1)).tolist()
-        pos = np.array([t.coords[f] for t, f in zip(twins, feats)], np.float64).reshape(-1, 2) / COORD_MAX
-        pos *= np.array([(t.width_mm, t.height_mm) for t in twins], np.float64).reshape(-1, 2)
+        pos = _coords_mm(np.array([t.coords[f] for t, f in zip(twins, feats)], np.uint16).reshape(-1, 2),
+                         np.array([(t.width_mm, t.height_mm) for t in twins], np.float64).reshape(-1, 2))
         shared = np.zeros(len(mm), bool)
         shared[r[np.linalg.norm(pos - mm[r], axis=1) <= rz.SHARED_MM]] = True
         out = mm[shared]
