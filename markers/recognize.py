@@ -18,7 +18,8 @@ Why each stage (numbers from tuning photos, seeds 500,000+, and bench/bench_reco
 - a weak but plausible homography rectifies the photo for a second matching of the same page, and a photo with
   no accepted page is searched once more with a closer look: the photo enlarged (pages under ~250 px tall in the
   frame) together with the paper in it (the largest bright, nearly colourless region) brought to a middle catalog
-  scale.
+  scale; when asked for, the tilted look searches the photo un-tilted in four directions (a page tilted 40-55 deg
+  is otherwise rarely a candidate among thousands of pages).
 """
 from __future__ import annotations
 
@@ -111,6 +112,30 @@ MAGNIFY_BELOW_PX = 320  # skip the enlarged pass when a verified hypothesis show
 # for 61 instead of 73 % of non-catalog photos (mean -8 ms at 10,000 pages), but 14 to 19 lost 1 of 600 tuning
 # photos' right pages there (a wrong page with 17-19 inliers appearing large).
 MAGNIFY_SKIP_INLIERS = 20
+# The tilted look (asked for: RecognitionIndex.recognize(..., tilted=True)), after every other pass: the photo
+# un-tilted in TILT_DIRECTIONS, each copy searched on its own. A page tilted 40-55 deg leaves ORB descriptors ~52 bits
+# from its catalog features, beyond the ~42 of the 10th nearest among 10,000 pages' features, so the page never
+# becomes a candidate (though matching it exactly finds 50-170 inliers); seen through the right un-tilted copy it
+# does. Query-side affine simulation (ASIFT's tilts t = 1.7 at 4 directions, 45 deg apart: 180 deg / (72 / 1.7 deg)
+# ~ 4): tuning photos at 10,000 pages (seeds 500,000+), whole recognitions of the 4 copies found 20 of the 47 pages
+# missed, 28 with the true homography's rectification; catalog features from tilted copies instead found fewer
+# (1,000 pages: 552 vs 565 of 600), and the paper outline gave a usable quad for 29 of the 47 and found 8.
+# Each copy: stretched TILT ** (1 - TILT_SQUEEZE) along the direction and shrunk TILT ** -TILT_SQUEEZE across (its
+# ORB costs what the photo's does; stretched only: 16 of 47 instead of 15, ~+20 ms); TILT_FEATURES features (800 /
+# 500: 8 / 5 of 47); the 4 copies searched as one query found 13. Searched lightly (TILT_NPROBE lists,
+# TILT_CANDIDATES pages verified, the closer look's acceptance), 568 instead of 553 of 600 were found at 10,000
+# pages, 574 vs 567 at 1,000, 579 vs 576 at 100, at ~+125 ms for a photo with no page (every pass run; p95 of 600
+# tuning and 550 non-catalog photos 113 -> 237 ms at 10,000 pages): it is asked for, not run on every photo (the
+# viewer asks for it now and then while nothing is recognized, and for a still photo). Four tries, so a page needs
+# TILT_MIN_INLIERS too: the 2 non-catalog photos of 3 x 1,600 it accepted under the closer look's rules had 36 and
+# 45 inliers, the right pages it found 47-169 (one of 15 at 10,000 pages below 50). With it: 567 / 573 / 579 found,
+# non-catalog photos accepted 0 / 4 / 8 of 1,600 as without the tilted look, 0 wrong.
+TILT = 1.7
+TILT_DIRECTIONS = (0.0, 45.0, 90.0, 135.0)  # degrees, image x axis towards y
+TILT_SQUEEZE = 0.5
+TILT_FEATURES = 1500
+TILT_NPROBE = 2
+TILT_CANDIDATES = 2
 DEDUP_PX = 3.0  # inliers closer than this in the photo count once
 DISTINCT_RATIO = 0.8  # an inlier is *distinctive* when its match beats the page's next point by this ratio
 MARGIN = 1.5  # exclusive inliers of the best page >= MARGIN x the runner-up's (RESEARCH.md: 1.5 kept FPs near 0)
@@ -174,6 +199,7 @@ BODY_MIN_INLIERS = 45
 BODY_MIN_COVERAGE = 0.65
 BODY_MARGIN = 3.0
 TWO_PAGES_MAX_SHARED = 0.2  # two verified pages sharing < 20 % of inliers are two pages in view, not rivals
+TILT_MIN_INLIERS = MIN_INLIERS_ALONE  # a page found by the tilted look (TILT) has this many inliers too
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,7 +211,7 @@ class PageMatch:
     corners: np.ndarray
     inliers: int
     score: float
-    stage: str = "photo"  # which pass found it: photo, rectified, magnified (diagnostics)
+    stage: str = "photo"  # which pass found it: photo, rectified, closer, tilted (diagnostics)
 
 
 @dataclass(frozen=True)
@@ -354,6 +380,33 @@ def closer_look(q: QueryFeatures) -> QueryFeatures:
         return big
     return QueryFeatures(np.vstack([big.xy, paper[0]]), np.vstack([big.descriptors, paper[1]]), q.size, q.scale,
                          q.gray, q.color)
+
+
+def untilt_map(size: tuple[int, int], direction_deg: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """The un-tilted copy of an image of ``size`` (w, h) along ``direction_deg`` (TILT, TILT_SQUEEZE: stretched along
+    it, shrunk across it, the area kept): (2 x 3 affine map image px -> copy px, pixel-index coordinates; the copy's
+    size (w, h), the image's bounding box there)."""
+    a = np.radians(direction_deg)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    lin = rot @ np.diag([TILT ** (1 - TILT_SQUEEZE), TILT ** -TILT_SQUEEZE]) @ rot.T
+    w, h = size
+    ends = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64) @ lin.T
+    # Pixel centres (x + 0.5) map linearly, and the copy starts at the image's bounding box.
+    shift = -ends.min(axis=0) + lin @ [0.5, 0.5] - 0.5
+    extent = np.ceil(ends.max(axis=0) - ends.min(axis=0)).astype(int)
+    return np.c_[lin, shift], (int(extent[0]), int(extent[1]))
+
+
+def untilted(q: QueryFeatures, direction_deg: float) -> QueryFeatures:
+    """TILT_FEATURES features of the working image's un-tilted copy along ``direction_deg`` (``untilt_map``),
+    placed back in the working image's px."""
+    assert q.gray is not None
+    to_copy, size = untilt_map(q.size, direction_deg)
+    copy = cv2.warpAffine(q.gray, to_copy, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    xy, desc = _photo_orb(copy, TILT_FEATURES)
+    back = cv2.invertAffineTransform(to_copy)
+    return QueryFeatures((xy @ back[:, :2].T + back[:, 2]).astype(np.float32), desc, q.size, q.scale, q.gray,
+                         q.color)
 
 
 def _long_side(corners: np.ndarray) -> float:
