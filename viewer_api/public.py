@@ -123,11 +123,15 @@ def recognize():
     except (MarkerError, ValueError):
         return _error("not_an_image", 400, "Dữ liệu gửi lên không phải ảnh JPEG hoặc PNG.",
                       "The body is not a JPEG or PNG image.")
+    tilted = request.values.get("tilted", "0")
+    if tilted not in ("0", "1"):
+        return _error("bad_tilted", 400, "Tham số tilted phải là 0 hoặc 1.", "The tilted parameter must be 0 or 1.")
     index = state.published.index()
     if index is None or len(index) == 0:
         return _cors(jsonify({"match": None}))
     scope = request.values.get("scope") or None
-    match = index.recognize(image, scope=scope)
+    # tilted=1: also the tilted look (slower when nothing is found); the viewer asks for it now and then
+    match = index.recognize(image, scope=scope, tilted=tilted == "1")
     if match is None:
         return _cors(jsonify({"match": None}))
     entry = state.published.page_entry(match.page_id)

@@ -110,10 +110,18 @@ def openapi_document() -> dict:
         "/api/v1/audit": {"get": _op("The audit log (newest first)", roles="admin")},
         "/api/v1/recognize": {
             "post": {"summary": "Recognize a published page in a photo (public)", "security": [],
+                     "parameters": [
+                         {"name": "scope", "in": "query", "schema": {"type": "string"},
+                          "description": "e.g. edition:12 — searched first, then the whole archive"},
+                         {"name": "tilted", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]},
+                          "description": "1: also the tilted look (the photo un-tilted in four directions, for a page "
+                                         "held at 40-60 deg); slower when nothing is found"}],
                      "requestBody": {"content": {"image/jpeg": {"schema": file_}, "image/png": {"schema": file_},
                                                  "multipart/form-data": {"schema": {"type": "object", "properties": {
-                                                     "image": file_, "scope": {"type": "string"}}}}}},
-                     "responses": {"200": {"description": "{match: {...} | null}"}, "400": {"description": "not an image"},
+                                                     "image": file_, "scope": {"type": "string"},
+                                                     "tilted": {"type": "string", "enum": ["0", "1"]}}}}}},
+                     "responses": {"200": {"description": "{match: {...} | null}"},
+                                   "400": {"description": "not an image, or tilted not 0 / 1"},
                                    "413": {"description": "too large"}, "429": {"description": "rate exceeded"}}}},
     }
     return {

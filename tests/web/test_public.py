@@ -54,6 +54,27 @@ def test_recognize_finds_the_published_page(client, published):
     assert np.median(np.linalg.norm(np.array(match["corners"]) - truth, axis=1)) < 5.0
 
 
+def test_recognize_asked_for_the_tilted_look_finds_a_steep_photo(client, published):
+    from markers.synth import PAGE_H_MM, PAGE_W_MM, generate_page, synth_photo
+
+    shot = synth_photo(generate_page(21), PAGE_W_MM, PAGE_H_MM, 82, frame=(1280, 720), page_px_tall=600,
+                       max_tilt_deg=66)  # the page tilted 66 deg
+    photo = cv2.imencode(".jpg", shot.image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+    assert client.post("/api/v1/recognize", data=photo, content_type="image/jpeg").get_json() == {"match": None}
+    r = client.post("/api/v1/recognize?tilted=1", data=photo, content_type="image/jpeg")
+    match = r.get_json()["match"]
+    assert r.status_code == 200 and match is not None and match["page_id"] == published["page"]["id"]
+    truth = cv2.perspectiveTransform(np.array([[[0, 0]], [[297, 0]], [[297, 420]], [[0, 420]]], np.float64),
+                                     shot.homography).reshape(4, 2)
+    assert np.median(np.linalg.norm(np.array(match["corners"]) - truth, axis=1)) < 5.0
+    r = client.post("/api/v1/recognize?tilted=yes", data=photo, content_type="image/jpeg")
+    assert r.status_code == 400 and r.get_json()["error"] == "bad_tilted"
+    assert r.get_json()["message"] == "Tham số tilted phải là 0 hoặc 1."
+    r = client.post("/api/v1/recognize", data={"image": upload(photo, "f.jpg"), "tilted": "2"},
+                    headers={"Accept-Language": "en"})
+    assert r.status_code == 400 and r.get_json()["message"] == "The tilted parameter must be 0 or 1."
+
+
 def test_recognize_multipart_with_scope(client, published):
     photo, _ = _photo_of(21)
     r = client.post("/api/v1/recognize", data={"image": upload(photo, "f.jpg"),
