@@ -53,13 +53,14 @@ def moving_run(server, moving_clip):
     from playwright.sync_api import sync_playwright
 
     y4m, gt = moving_clip
-    out = {"gt": gt, "errors": [], "screenshot": None}
+    out = {"gt": gt, "errors": [], "screenshot": None, "recognize_urls": []}
     with sync_playwright() as pw:
         browser = launch_chromium(pw, clip=y4m)
         try:
             page = browser.new_page(viewport={"width": 640, "height": 480})
             page.on("pageerror", lambda e: out["errors"].append(str(e)))
             page.on("console", lambda m: out["errors"].append(m.text) if "Content Security Policy" in m.text else None)
+            page.on("request", lambda r: out["recognize_urls"].append(r.url) if "/api/v1/recognize" in r.url else None)
             page.add_init_script(clipmod.PROBE_JS)
             page.goto(f"{server}/v/{CODE}?nosw=1&process=640")  # pinned: corners stay in the clip's pixels
             page.click("#start")
@@ -114,6 +115,16 @@ def test_overlays_hide_when_the_clip_cuts_to_a_blank_table(moving_run):
     late_blank = [r for r in moving_run["frames"] if blank_start + BLANK_GRACE_FRAMES <= r.get("probe", -1) < blank_end]
     assert late_blank, "the run should have covered the blank part of the clip"
     assert not any(r["visible"] for r in late_blank)
+
+
+def test_frames_ask_for_the_tilted_look_now_and_then_while_nothing_is_recognized(moving_run):
+    # The page is in view at once: the first frame is a quick request. The blank table gives frames without a
+    # match, and every 4th of those (recognition.js TILTED_EVERY) asks for the tilted look too.
+    urls = moving_run["recognize_urls"]
+    assert urls and "tilted=1" not in urls[0]
+    tilted = [u for u in urls if "tilted=1" in u]
+    assert tilted, urls
+    assert len(tilted) <= len(urls) // 4 + 1, urls
 
 
 def test_pointing_at_another_page_switches_to_its_overlays(moving_run):
@@ -216,6 +227,8 @@ def test_uploaded_photo_shows_overlays_on_it(server, fixture, tmp_path):
             page.goto(f"{server}/v/{CODE}?nosw=1")
             page.click("#no-camera")
             wait_state(page, "s.state === 'fallback'", 10)
+            urls = []
+            page.on("request", lambda r: urls.append(r.url) if "/api/v1/recognize" in r.url else None)
             page.set_input_files("#upload", str(path))
             st = wait_state(page, "s.state === 'photo' && s.overlays.length > 0", 30)
             ARTIFACTS.mkdir(exist_ok=True)
@@ -223,6 +236,7 @@ def test_uploaded_photo_shows_overlays_on_it(server, fixture, tmp_path):
         finally:
             browser.close()
     assert st["overlaysVisible"] and st["pageId"] == PAGE_ID
+    assert len(urls) == 1 and "tilted=1" in urls[0]  # a still photo is worth the tilted look
     by_id = {ov["id"]: ov for ov in OVERLAYS}
     errs = []
     for ov in st["overlays"]:

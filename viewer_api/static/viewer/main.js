@@ -399,7 +399,8 @@ async function uploadPhoto(file) {
   canvas.width = w; canvas.height = h;
   canvas.getContext("2d").drawImage(bitmap, 0, 0, w, h);
   const blob = await new Promise((r) => canvas.toBlob(r, "image/jpeg", 0.9));
-  const match = await recognition.recognize(blob, { width: w, height: h });
+  // a still photo is taken once: worth the tilted look's extra time
+  const match = await recognition.recognize(blob, { width: w, height: h }, performance.now(), { tilted: true });
   if (!match) { ui.setStatus("status.photo.nomatch"); S.state = "fallback"; S.photoMatch = false; return; }
   ui.hideFallback();
   setState("loading");
