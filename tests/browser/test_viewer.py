@@ -53,7 +53,7 @@ def moving_run(server, moving_clip):
     from playwright.sync_api import sync_playwright
 
     y4m, gt = moving_clip
-    out = {"gt": gt, "errors": [], "screenshot": None, "recognize_urls": []}
+    out = {"gt": gt, "errors": [], "screenshot": None, "recognize_urls": [], "recognize_answers": []}
     with sync_playwright() as pw:
         browser = launch_chromium(pw, clip=y4m)
         try:
@@ -61,6 +61,10 @@ def moving_run(server, moving_clip):
             page.on("pageerror", lambda e: out["errors"].append(str(e)))
             page.on("console", lambda m: out["errors"].append(m.text) if "Content Security Policy" in m.text else None)
             page.on("request", lambda r: out["recognize_urls"].append(r.url) if "/api/v1/recognize" in r.url else None)
+            page.on("response", lambda r: out["recognize_answers"].append(r.status)
+                    if "/api/v1/recognize" in r.url else None)
+            page.on("requestfailed", lambda r: out["recognize_answers"].append(r.failure)
+                    if "/api/v1/recognize" in r.url else None)
             page.add_init_script(clipmod.PROBE_JS)
             page.goto(f"{server}/v/{CODE}?nosw=1&process=640")  # pinned: corners stay in the clip's pixels
             page.click("#start")
@@ -123,8 +127,8 @@ def test_frames_ask_for_the_tilted_look_now_and_then_while_nothing_is_recognized
     urls = moving_run["recognize_urls"]
     assert urls and "tilted=1" not in urls[0]
     tilted = [u for u in urls if "tilted=1" in u]
-    assert tilted, urls
-    assert len(tilted) <= len(urls) // 4 + 1, urls
+    assert tilted, ([u.split("?")[-1] for u in urls], moving_run["recognize_answers"])
+    assert len(tilted) <= len(urls) // 4 + 1, ([u.split("?")[-1] for u in urls], moving_run["recognize_answers"])
 
 
 def test_pointing_at_another_page_switches_to_its_overlays(moving_run):
@@ -148,6 +152,41 @@ def test_screenshot_with_overlays_is_saved(moving_run):
     assert shot is not None and shot.exists()
     img = cv2.imread(str(shot))
     assert img is not None and img.shape[0] >= 400
+
+
+def test_recognition_client_asks_for_the_tilted_look_every_4th_request_until_a_match(server):
+    # recognition.js in the browser, with the server's answers stubbed: no match, a refused request (429) and a
+    # failed one count alike, a match starts the count again, and an explicit choice wins.
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page()
+            page.goto(f"{server}/v/{CODE}?nosw=1")
+            sent = page.evaluate("""async () => {
+                const { RecognitionClient } = await import('/v/static/recognition.js');
+                const answers = ['null', 'null', 429, 'fail', 'null', 'null', 'null', 'match', 'null', 'null', 'null',
+                                 'null'];
+                const sent = [];
+                const match = { page_id: 1, edition_id: 2, corners: [], homography: [[1, 0, 0], [0, 1, 0], [0, 0, 1]] };
+                window.fetch = async (url) => {
+                    sent.push(url);
+                    const a = answers[sent.length - 1];
+                    if (a === 'fail') throw new TypeError('network');
+                    if (a === 429) return new Response('{}', { status: 429 });
+                    return new Response(JSON.stringify({ match: a === 'match' ? match : null }));
+                };
+                const client = new RecognitionClient('/api/v1/recognize', 'edition:7');
+                for (let i = 0; i < answers.length; i++) await client.recognize(new Blob(), { width: 4, height: 3 }, i);
+                await client.recognize(new Blob(), { width: 4, height: 3 }, 99, { tilted: false });
+                return sent;
+            }""")
+        finally:
+            browser.close()
+    assert [i for i, u in enumerate(sent) if "tilted=1" in u] == [3, 7, 11]
+    assert all(u.startswith("/api/v1/recognize?scope=edition%3A7") for u in sent)
+    assert "tilted" not in sent[12]  # the 4th request after the match, but asked not to
 
 
 def test_refused_camera_offers_page_list_and_3d_view(server):

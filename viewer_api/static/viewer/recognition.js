@@ -18,7 +18,7 @@ export class RecognitionClient {
     this.pending = false;
     this.lastSentAt = -Infinity;
     this.offline = false;
-    this.misses = 0; // frames answered without a match since the last match
+    this.misses = 0; // requests since the last match (a refused or failed request counts too)
   }
 
   ready(now) {
@@ -36,6 +36,7 @@ export class RecognitionClient {
       const query = new URLSearchParams();
       if (this.scope) query.set("scope", this.scope);
       if (tilted ?? (this.misses % TILTED_EVERY === TILTED_EVERY - 1)) query.set("tilted", "1");
+      this.misses += 1; // until the answer is a match
       const url = query.toString() ? `${this.url}?${query}` : this.url;
       const res = await fetch(url, {
         method: "POST", body: blob, headers: { "Content-Type": "image/jpeg" }, signal: ctrl.signal,
@@ -43,10 +44,7 @@ export class RecognitionClient {
       this.offline = false;
       if (!res.ok) return null;
       const body = await res.json();
-      if (!body || !body.match) {
-        this.misses += 1;
-        return null;
-      }
+      if (!body || !body.match) return null;
       this.misses = 0;
       const m = body.match;
       const match = {
