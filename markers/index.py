@@ -462,8 +462,8 @@ class RecognitionIndex:
         """One search and its decisions. Returns (match or None, the verified (rejected) hypotheses).
         thorough=False (the closer and tilted looks): no rectified pass, the closer look's acceptance. nprobe:
         inverted lists visited (None: the index's own); at most ``candidates`` pages verified (None:
-        rz.MAX_CANDIDATES). no_layout() is
-        called when no page's hits fit one layout (the photo is then rarely recognized in this pass)."""
+        rz.MAX_CANDIDATES). no_layout() is called when no page's hits fit one layout (the photo is then rarely
+        recognized in this pass)."""
         dist, ids = self._search(q.descriptors, index, rz.KNN, nprobe)
         candidates = rz.MAX_CANDIDATES if candidates is None else candidates
         votes = rz.soft_votes(dist, ids, FEATURE_BITS, allowed, self._background)

@@ -115,6 +115,9 @@ def recognize():
         data = request.get_data(cache=False)
     if len(data) > RECOGNIZE_MAX_BYTES:
         return _error("too_large", 413, "Ảnh quá lớn (tối đa 8 MB).", "The image is too large (at most 8 MB).")
+    tilted = request.values.get("tilted", "0")
+    if tilted not in ("0", "1"):
+        return _error("bad_tilted", 400, "Tham số tilted phải là 0 hoặc 1.", "The tilted parameter must be 0 or 1.")
     from markers import decode_photo
     from markers.errors import MarkerError
 
@@ -123,9 +126,6 @@ def recognize():
     except (MarkerError, ValueError):
         return _error("not_an_image", 400, "Dữ liệu gửi lên không phải ảnh JPEG hoặc PNG.",
                       "The body is not a JPEG or PNG image.")
-    tilted = request.values.get("tilted", "0")
-    if tilted not in ("0", "1"):
-        return _error("bad_tilted", 400, "Tham số tilted phải là 0 hoặc 1.", "The tilted parameter must be 0 or 1.")
     index = state.published.index()
     if index is None or len(index) == 0:
         return _cors(jsonify({"match": None}))
