@@ -155,8 +155,9 @@ def test_screenshot_with_overlays_is_saved(moving_run):
 
 
 def test_recognition_client_asks_for_the_tilted_look_every_4th_request_until_a_match(server):
-    # recognition.js in the browser, with the server's answers stubbed: no match, a refused request (429) and a
-    # failed one count alike, a match starts the count again, and an explicit choice wins.
+    # recognition.js in the browser, with the server's answers stubbed, a frame every 300 ms: no match, a refused
+    # request (429) and a failed one count alike; a match starts the count again, and for 2 s (TILTED_QUIET_MS)
+    # frames stay quick; an explicit choice wins.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -167,7 +168,7 @@ def test_recognition_client_asks_for_the_tilted_look_every_4th_request_until_a_m
             sent = page.evaluate("""async () => {
                 const { RecognitionClient } = await import('/v/static/recognition.js');
                 const answers = ['null', 'null', 429, 'fail', 'null', 'null', 'null', 'match', 'null', 'null', 'null',
-                                 'null'];
+                                 'null', 'null', 'null', 'null', 'null'];
                 const sent = [];
                 const match = { page_id: 1, edition_id: 2, corners: [], homography: [[1, 0, 0], [0, 1, 0], [0, 0, 1]] };
                 window.fetch = async (url) => {
@@ -178,15 +179,17 @@ def test_recognition_client_asks_for_the_tilted_look_every_4th_request_until_a_m
                     return new Response(JSON.stringify({ match: a === 'match' ? match : null }));
                 };
                 const client = new RecognitionClient('/api/v1/recognize', 'edition:7');
-                for (let i = 0; i < answers.length; i++) await client.recognize(new Blob(), { width: 4, height: 3 }, i);
-                await client.recognize(new Blob(), { width: 4, height: 3 }, 99, { tilted: false });
+                for (let i = 0; i < answers.length; i++) {
+                    await client.recognize(new Blob(), { width: 4, height: 3 }, 300 * i);
+                }
+                await client.recognize(new Blob(), { width: 4, height: 3 }, 300 * answers.length, { tilted: true });
                 return sent;
             }""")
         finally:
             browser.close()
-    assert [i for i, u in enumerate(sent) if "tilted=1" in u] == [3, 7, 11]
+    # 11: the 4th request after the match, 1.2 s after it; 15: 2.4 s after it; 16: not due, but asked for (a photo)
+    assert len(sent) == 17 and [i for i, u in enumerate(sent) if "tilted=1" in u] == [3, 7, 15, 16]
     assert all(u.startswith("/api/v1/recognize?scope=edition%3A7") for u in sent)
-    assert "tilted" not in sent[12]  # the 4th request after the match, but asked not to
 
 
 def test_refused_camera_offers_page_list_and_3d_view(server):

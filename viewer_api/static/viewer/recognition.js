@@ -8,8 +8,10 @@ const MIN_INTERVAL_MS = 250; // ≤4 requests/s: enough to catch the page within
 const TIMEOUT_MS = 5000;
 // While nothing is recognized, every TILTED_EVERY-th frame also asks for the tilted look (tilted=1: the photo
 // un-tilted in four directions, for a page held at 40-60°; ~+125 ms on the server when nothing is found), so a
-// reader who keeps the phone steep is found within ~1-2 s without every frame paying for it.
+// reader who keeps the phone steep is found within ~1-2 s without every frame paying for it. Not within
+// TILTED_QUIET_MS of a match: a page just followed and lost is found again by quick requests.
 export const TILTED_EVERY = 4;
+export const TILTED_QUIET_MS = 2000;
 
 export class RecognitionClient {
   constructor(url, scope) {
@@ -19,14 +21,16 @@ export class RecognitionClient {
     this.lastSentAt = -Infinity;
     this.offline = false;
     this.misses = 0; // requests since the last match (a refused or failed request counts too)
+    this.lastMatchAt = -Infinity;
   }
 
   ready(now) {
     return !this.pending && now - this.lastSentAt >= MIN_INTERVAL_MS;
   }
 
-  // blob: JPEG; frameSize: {width, height}; tilted: ask for the tilted look (default: every TILTED_EVERY-th frame
-  // without a match). Returns the normalized match or null. Emits recognition:match.
+  // blob: JPEG; frameSize: {width, height}; now: the frame's time (ms); tilted: ask for the tilted look (default: every
+  // TILTED_EVERY-th frame without a match, TILTED_QUIET_MS after one). Returns the normalized match or null. Emits
+  // recognition:match.
   async recognize(blob, frameSize, now = performance.now(), { tilted = null } = {}) {
     this.pending = true;
     this.lastSentAt = now;
@@ -35,7 +39,8 @@ export class RecognitionClient {
     try {
       const query = new URLSearchParams();
       if (this.scope) query.set("scope", this.scope);
-      if (tilted ?? (this.misses % TILTED_EVERY === TILTED_EVERY - 1)) query.set("tilted", "1");
+      const due = this.misses % TILTED_EVERY === TILTED_EVERY - 1 && now - this.lastMatchAt >= TILTED_QUIET_MS;
+      if (tilted ?? due) query.set("tilted", "1");
       this.misses += 1; // until the answer is a match
       const url = query.toString() ? `${this.url}?${query}` : this.url;
       const res = await fetch(url, {
@@ -46,6 +51,7 @@ export class RecognitionClient {
       const body = await res.json();
       if (!body || !body.match) return null;
       this.misses = 0;
+      this.lastMatchAt = now;
       const m = body.match;
       const match = {
         pageId: String(m.page_id),
