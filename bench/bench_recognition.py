@@ -17,7 +17,7 @@ Catalog: generated newspaper-like pages (markers/synth.py: Vietnamese text with 
 False positives: photos of non-catalog pages that share a masthead template and ads with catalog pages.
 Brute force baseline (100 pages only): ORB + BFMatcher knn/ratio test against every page, RANSAC on the best.
 Rows ``index+tilt``: the same queries with the tilted look asked for (``recognize(..., tilted=True)``, as the viewer
-asks for a still photo and every 4th camera frame without a match); the RESULT lines are the plain ``index`` rows.
+asks for a still photo and every 8th camera frame without a match); the RESULT lines are the plain ``index`` rows.
 
 Latency is the whole ``recognize`` call with cv2.setNumThreads(2) and faiss.omp_set_num_threads(2), one query at
 a time. Training time (train_ms, the median per page): 30 generated pages trained again here (checked byte for byte
@@ -435,7 +435,7 @@ def main() -> None:
               f"{s['found_p95_ms']:.0f} ms, without (all passes run) {s['none_p95_ms']:.0f} ms")
     for s in tilted_results:
         print(f"# n={s['n']}: index+tilt: asked for the tilted look too (recognize(..., tilted=True), as the viewer "
-              f"does for a still photo and every 4th frame without a match); found by pass {s['stages']}; "
+              f"does for a still photo and every 8th frame without a match); found by pass {s['stages']}; "
               f"without a match p95 {s['none_p95_ms']:.0f} ms")
     for s in results:
         print(f"# n={s['n']}: scoped to their edition ({s['scoped_n']} photos of set (a)): p95 of photos found "
