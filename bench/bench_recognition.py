@@ -243,32 +243,24 @@ def corner_error(q: dict, match) -> float:
     return float(np.linalg.norm(true - match.corners, axis=1).mean())
 
 
+def recognized(index, q: dict, **kwargs) -> dict:
+    """One timed ``index.recognize`` of query ``q`` (kwargs passed on): ms, page id, stage, corner error."""
+    t = time.perf_counter()
+    m = index.recognize(q["image"], **kwargs)
+    ms = (time.perf_counter() - t) * 1000
+    return {"ms": ms, "page_id": None if m is None else m.page_id, "stage": None if m is None else m.stage,
+            "err": corner_error(q, m) if m is not None and q["page_id"] == m.page_id and "H" in q else None}
+
+
 def run_index(index: RecognitionIndex, queries: list[dict], scoped: bool = False) -> list[dict]:
-    res = []
-    for q in queries:
-        t = time.perf_counter()
-        m = index.recognize(q["image"], scope=q["scope"] if scoped else None)
-        ms = (time.perf_counter() - t) * 1000
-        res.append({"ms": ms, "page_id": None if m is None else m.page_id, "stage": None if m is None else m.stage,
-                    "err": corner_error(q, m) if m is not None and q["page_id"] == m.page_id and "H" in q else None})
-    return res
+    return [recognized(index, q, scope=q["scope"] if scoped else None) for q in queries]
 
 
 def run_tilted(index: RecognitionIndex, queries: list[dict], plain: list[dict]) -> list[dict]:
     """``run_index`` with the tilted look asked for (recognize(..., tilted=True)). The look runs only after every
     other pass found nothing, so a photo found in ``plain`` (the same queries without it) is found the same way at
     the same cost: only the others are run again."""
-    res = []
-    for q, r in zip(queries, plain):
-        if r["page_id"] is not None:
-            res.append(r)
-            continue
-        t = time.perf_counter()
-        m = index.recognize(q["image"], tilted=True)
-        ms = (time.perf_counter() - t) * 1000
-        res.append({"ms": ms, "page_id": None if m is None else m.page_id, "stage": None if m is None else m.stage,
-                    "err": corner_error(q, m) if m is not None and q["page_id"] == m.page_id and "H" in q else None})
-    return res
+    return [r if r["page_id"] is not None else recognized(index, q, tilted=True) for q, r in zip(queries, plain)]
 
 
 # Phone-camera uploads: set (a) photos enlarged to a 9.4-megapixel frame and posted as JPEG bytes.
