@@ -6,7 +6,7 @@ HOST  ?= 127.0.0.1
 PORT  ?= 8000
 export BAONHUNG_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test test-slow deps deps-system deps-python deps-node bench-recognition bench-bundle bench-viewer clean
+.PHONY: run test test-slow deps deps-system deps-python deps-node bench-recognition bench-rating bench-bundle bench-viewer clean
 
 .venv/bin/python:
 	python3 -m venv .venv
@@ -54,6 +54,9 @@ test-slow: deps
 
 bench-recognition: deps
 	$(PY) bench/bench_recognition.py $(BENCH_ARGS)
+
+bench-rating: deps
+	$(PY) bench/bench_rating.py $(BENCH_ARGS)
 
 bench-bundle: deps
 	$(PY) bench/bench_bundle.py $(BENCH_ARGS)
