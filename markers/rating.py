@@ -201,7 +201,7 @@ def rate_page(image: np.ndarray, width_mm: float, height_mm: float) -> PageRatin
     if count >= NO_FEATURES and (coverage < POOR_COVERAGE or regions):
         reasons.append(Reason("uneven_coverage", "warning" if coverage > 0.2 else "error",
                               {"percent": round(100 * coverage), "regions": regions}))
-    else:
+    elif count >= NO_FEATURES:  # a blank page's "no features" says it all
         reasons.append(Reason("good_coverage", "info", {"percent": round(100 * coverage)}))
     if strong < FEW_STRONG and count >= NO_FEATURES:
         reasons.append(Reason("low_contrast", "warning", {"contrast": round(contrast, 1)}))

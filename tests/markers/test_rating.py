@@ -12,6 +12,7 @@ def test_blank_page_rates_below_photo_rich_page():
     assert blank.stars == 0 and rich.stars >= 4
     assert any(r.severity == "error" for r in blank.reasons)
     assert all(r.text("vi") and r.text("en") for r in blank.reasons)
+    assert not any(r.severity == "info" for r in blank.reasons)  # not "features evenly cover 0 % of the page"
 
 
 def test_repeated_pattern_page_is_marked_down_with_a_reason():
