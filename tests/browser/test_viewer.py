@@ -266,8 +266,17 @@ def test_uploaded_photo_shows_overlays_on_it(server, fixture, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 640, "height": 480})
             page.goto(f"{server}/v/{CODE}?nosw=1")
+            held = []  # the edition's page list, held back: the fallback is not ready (nor said to be) without it
+            page.route("**/pub/editions/**", lambda route: held.append(route))
             page.click("#no-camera")
+            for _ in range(100):
+                if held:
+                    break
+                page.wait_for_timeout(100)
+            assert held and page.evaluate(STATE_JS)["state"] != "fallback" and not page.is_visible("#fallback-panel")
+            held[0].continue_()
             wait_state(page, "s.state === 'fallback'", 10)
+            assert page.is_visible("#fallback-panel")  # the photo upload answers from here (its handler is bound)
             urls = []
             page.on("request", lambda r: urls.append(r.url) if "/api/v1/recognize" in r.url else None)
             page.set_input_files("#upload", str(path))

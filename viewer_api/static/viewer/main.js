@@ -368,10 +368,11 @@ async function editionPages() {
 
 async function showFallback(reason) {
   camera.stop();
-  setState("fallback");
   S.fallbackReason = reason;
   ui.setStatus("status.ready");
   ui.showFallback(reason, await editionPages(), pickPage, uploadPhoto);
+  // Only now: the panel is shown and its page list and photo upload answer (the edition's pages are fetched first).
+  setState("fallback");
 }
 
 async function pickPage(p) {
