@@ -24,7 +24,7 @@ ARTIFACTS = REPO / "test-artifacts"
 MEDIAN_PX, P90_PX = 4.0, 10.0  # the registration targets
 BLANK_GRACE_FRAMES = 20        # 0.67 s into the blank scene overlays must be gone (LOST_HIDE_MS is 0.35 s)
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("viewer-browser")]
+pytestmark = [pytest.mark.browser, pytest.mark.realtime, pytest.mark.xdist_group("viewer-browser")]
 
 
 @pytest.fixture(scope="module")
