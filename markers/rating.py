@@ -195,7 +195,7 @@ def rate_page(image: np.ndarray, width_mm: float, height_mm: float) -> PageRatin
         reasons.append(Reason("no_features", "error", {"count": count}))
     elif count < FEW_FEATURES:
         reasons.append(Reason("few_features", "error", {"count": count}))
-    else:
+    elif strong >= FEW_STRONG:  # a faint page has its features too, but its low-contrast warning is what counts
         reasons.append(Reason("good_features", "info", {"count": count}))
     regions = weak_regions((per_cell >= MIN_CELL_FEATURES).reshape(rows, cols))
     if count >= NO_FEATURES and (coverage < POOR_COVERAGE or regions):

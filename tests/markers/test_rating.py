@@ -48,6 +48,7 @@ def test_faint_print_is_marked_down_with_a_contrast_warning():
     assert crisp.stars >= 4 and faint.stars <= 2
     assert any(r.code == "low_contrast" and r.severity == "warning" for r in faint.reasons)
     assert not any(r.code == "low_contrast" for r in crisp.reasons)
+    assert not any(r.code == "good_features" for r in faint.reasons)  # not "many features" beside its 1-2 stars
     # ... and below a page printed only in its top quarter (59-66 % recognized: photos of its top are found).
     sparse = page.copy()
     sparse[page.shape[0] // 4:] = (240, 246, 248)
