@@ -24,7 +24,7 @@ GOOD_COVERAGE = 0.8  # share of covered grid cells for full marks
 POOR_COVERAGE = 0.5
 # A phone photo keeps only the page's strong corners: its features compete with the desk behind the page, noise and
 # JPEG, and faint ones lose. Generated pages printed with a quarter of the ink have 12-30 such corners and 39 % of
-# their photos recognized; newspaper, photo-rich and soft (blurred) pages have 150-3,700 and 91-98 %. Set on pages
+# their photos recognized; newspaper, photo-rich and soft (blurred) pages have 149-3,660 and 91-98 %. Set on pages
 # of seeds 900,000+ (bench_rating.py --seed0); local contrast, the factor before, rated those faded pages 2-3 stars
 # and the photo-rich ones 4, and warned of low contrast on the soft pages.
 STRONG_LONG_SIDE = 512  # px: the page about as large as in a photo
@@ -175,7 +175,6 @@ def rate_page(image: np.ndarray, width_mm: float, height_mm: float) -> PageRatin
             + np.minimum((xy[:, 0] * cols / w).astype(int), cols - 1)) if count else np.zeros(0, int)
     per_cell = np.bincount(cell, minlength=rows * cols)
     coverage = float((per_cell >= MIN_CELL_FEATURES).mean())
-    contrast = _local_contrast(g)
     strong = _strong_corners(gray)
     repeats = _repeat_share(xy, desc, max(h, w))
 
@@ -204,7 +203,7 @@ def rate_page(image: np.ndarray, width_mm: float, height_mm: float) -> PageRatin
     elif count >= NO_FEATURES:  # a blank page's "no features" says it all
         reasons.append(Reason("good_coverage", "info", {"percent": round(100 * coverage)}))
     if strong < FEW_STRONG and count >= NO_FEATURES:
-        reasons.append(Reason("low_contrast", "warning", {"contrast": round(contrast, 1)}))
+        reasons.append(Reason("low_contrast", "warning", {"contrast": round(_local_contrast(g), 1)}))
     if repeats > HIGH_REPEATS:
         reasons.append(Reason("repeated_patterns", "warning", {"percent": round(100 * repeats)}))
     order = {"error": 0, "warning": 1, "info": 2}
