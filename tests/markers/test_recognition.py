@@ -469,3 +469,50 @@ def test_page_matching_runs_on_one_openmp_thread_and_restores_the_setting(index,
     dist, nn = flat.search(q.descriptors, rz.PAGE_KNN)
     ok = (nn[:, 0] >= 0) & (dist[:, 0] <= rz.MAX_HAMMING)
     assert np.array_equal(c.q_idx, np.nonzero(ok)[0]) and np.array_equal(c.f_idx, nn[ok, 0])
+
+
+def test_index_search_split_over_two_threads_finds_the_neighbours_of_one_search(pages, monkeypatch):
+    """RecognitionIndex._search searches the photo's features in two halves, one on a worker, each on one OpenMP
+    thread (SEARCH_SPLIT): the same distances and ids as FAISS searching them all at once, for the inverted file
+    with its own or a given number of lists visited, and for an exact index."""
+    import faiss
+
+    import markers.index as mi
+    from markers import recognize as rz
+
+    monkeypatch.setattr(mi, "IVF_MIN_FEATURES", 1500)
+    idx = RecognitionIndex()
+    for s in CATALOG_SEEDS:
+        idx.add(train_page(pages[s], PAGE_W_MM, PAGE_H_MM, f"page-{s}"))
+    assert isinstance(idx._index, faiss.IndexBinaryIVF)
+    q = rz.query_features(synth_photo(pages[3], PAGE_W_MM, PAGE_H_MM, 31).image)
+    assert len(q.descriptors) > 2 * mi.SEARCH_SPLIT_MIN
+    threads = []
+
+    def recording(search):
+        def search_and_record(self, *args, **kwargs):
+            threads.append((threading.current_thread().name.split("_")[0], faiss.omp_get_max_threads(), len(args[0])))
+            return search(self, *args, **kwargs)
+        return search_and_record
+
+    for cls in (faiss.IndexBinaryIVF, faiss.IndexBinaryFlat):
+        monkeypatch.setattr(cls, "search", recording(cls.search))
+    flat = faiss.IndexBinaryFlat(256)
+    flat.add(np.vstack([idx._slots[s].descriptors for s in range(len(CATALOG_SEEDS))]))
+    for index, nprobe in ((idx._index, None), (idx._index, 3), (flat, None)):
+        threads.clear()
+        dist, ids = idx._search(q.descriptors, index, rz.KNN, nprobe)
+        # two halves, each on one OpenMP thread, the second on the worker (or here, when it was not free at once)
+        n = len(q.descriptors)
+        assert sorted(t[2] for t in threads) == sorted([n // 2, n - n // 2])
+        assert all(t[0] in ("MainThread", "index-search") and t[1] == 1 for t in threads)
+        threads.clear()
+        monkeypatch.setattr(mi, "SEARCH_SPLIT", False)
+        alone = idx._search(q.descriptors, index, rz.KNN, nprobe)
+        monkeypatch.setattr(mi, "SEARCH_SPLIT", True)
+        np.testing.assert_array_equal(dist, alone[0])
+        np.testing.assert_array_equal(ids, alone[1])
+    few = q.descriptors[:mi.SEARCH_SPLIT_MIN - 1]
+    threads.clear()
+    assert idx._search(few, idx._index, rz.KNN)[1].shape == (len(few), rz.KNN)
+    assert threads == [("MainThread", 1, len(few))]
