@@ -502,7 +502,10 @@ class RecognitionIndex:
                 return float(votes.weights(v.slot)[v.inlier_q].sum())
             return rz.evidence(rz.project(to_work, v.inlier_pts), q.xy, votes.weights(v.slot))
 
-        match, verified = self._verify_and_decide(q, slots, exclusive, closer=not thorough)
+        def elsewhere(v: rz.Verified, rest: list[int]) -> list[int]:
+            return self._aimed_elsewhere(q, v, rest, votes)
+
+        match, verified = self._verify_and_decide(q, slots, exclusive, closer=not thorough, elsewhere=elsewhere)
         if match is not None or not thorough:
             return match, verified
         # Pass 2: rectify the photo with the best weak hypotheses and match the same page again.
@@ -541,13 +544,18 @@ class RecognitionIndex:
         keep = keep[np.argsort(-best[keep], kind="stable")]
         return [int(pool[j]) for j in keep]
 
-    def _verify_and_decide(self, q: rz.QueryFeatures, slots: list[int], exclusive, to_work=None, closer=False
-                           ) -> tuple[PageMatch | None, list[rz.Verified]]:
+    def _verify_and_decide(self, q: rz.QueryFeatures, slots: list[int], exclusive, to_work=None, closer=False,
+                           elsewhere=None) -> tuple[PageMatch | None, list[rz.Verified]]:
         """Verify candidates in the order given and decide as soon as a page is accepted against at least one
         verified rival (the runner-up of the votes is the likeliest look-alike): a recognized photo costs about
-        two page matchings, not MAX_CANDIDATES. Returns (match or None, verified pages, most inliers first)."""
+        two page matchings, not MAX_CANDIDATES. A page accepted away from the frame centre is held while the
+        candidates elsewhere(accepted, unverified candidates) names are verified: another catalog page in view,
+        nearer the centre, is the one aimed at (``_aimed_first``). Returns (match or None, verified pages, most
+        inliers first)."""
         verified: list[rz.Verified] = []
         ahead: dict[int, Future] = {}  # candidate i + 1, verified on the worker while this thread does candidate i
+        held: tuple[rz.Verified, float] | None = None  # accepted off the frame centre, while others are verified
+        others: list[int] = []
         try:
             for i, slot in enumerate(slots):
                 if VERIFY_AHEAD and i not in ahead and i + 1 < len(slots):
@@ -557,10 +565,27 @@ class RecognitionIndex:
                     verified.append(v)
                     verified.sort(key=lambda v: len(v.inlier_q), reverse=True)
                 if verified and (i >= 1 or i == len(slots) - 1):
-                    match = self._decide(q, verified, exclusive, to_work, closer)
-                    if match is not None:
-                        return match, verified
-            return None, verified
+                    accepted = self._accepted(q, verified, exclusive, to_work, closer)
+                    if accepted is None:
+                        continue
+                    if i < len(slots) - 1 and to_work is None and elsewhere is not None:
+                        others = elsewhere(accepted[0], slots[i + 1:])
+                    if not others:
+                        return self._match_of(q, *accepted, to_work), verified
+                    held = accepted
+                    break
+            if held is None:
+                return None, verified
+            for slot in others:
+                job = next((ahead.pop(j) for j in list(ahead) if slots[j] == slot), None)
+                v = result_or_run(job, self._verify_page, q, slot)
+                if v is not None:
+                    verified.append(v)
+            verified.sort(key=lambda v: len(v.inlier_q), reverse=True)
+            # Another catalog page in view nearer the centre (both strong, disjoint inliers: _aimed_first) is the
+            # one the reader aims at; when it is not accepted, the page accepted first still stands.
+            again = self._accepted(q, verified, exclusive, to_work, closer)
+            return self._match_of(q, *(held if again is None else again), to_work), verified
         finally:
             for f in ahead.values():  # a page verified ahead for nothing: done before the read lock is released
                 if not f.cancel():
@@ -576,9 +601,15 @@ class RecognitionIndex:
 
     def _decide(self, q: rz.QueryFeatures, verified: list[rz.Verified], exclusive, to_work=None, closer=False
                 ) -> PageMatch | None:
-        """Acceptance of the best verified page. exclusive(v, to_work) -> evidence of v's inliers in the index
-        votes; to_work maps this query's px to the searched photo's working px (rectified passes); closer: q is
-        the closer look (its stricter acceptance)."""
+        """The match of the accepted page (``_accepted``), or None."""
+        accepted = self._accepted(q, verified, exclusive, to_work, closer)
+        return None if accepted is None else self._match_of(q, *accepted, to_work)
+
+    def _accepted(self, q: rz.QueryFeatures, verified: list[rz.Verified], exclusive, to_work=None, closer=False
+                  ) -> tuple[rz.Verified, float] | None:
+        """Acceptance of the best verified page: (it, its score) or None. exclusive(v, to_work) -> evidence of v's
+        inliers in the index votes; to_work maps this query's px to the searched photo's working px (rectified
+        passes); closer: q is the closer look (its stricter acceptance)."""
         if not verified:
             return None
         verified = self._aimed_first(verified, q.size)
@@ -590,8 +621,10 @@ class RecognitionIndex:
                               closer=closer)
         if not ok and rz.body_may_decide(best, runner, cover):
             ok = rz.accept_body(best, runner, cover, rz.body_inliers(best, self._shared_mm(best.slot)))
-        if not ok:
-            return None
+        return (best, score) if ok else None
+
+    def _match_of(self, q: rz.QueryFeatures, best: rz.Verified, score: float, to_work=None) -> PageMatch:
+        page = self._slots[best.slot]
         # A second look inside a rectified pass is refined by the pass itself, in the photo's own frame.
         h = best.homography if to_work is not None else self._refined(q, page, best)
         return self._page_match(page, h, q.scale, len(best.inlier_q), score)
@@ -632,6 +665,25 @@ class RecognitionIndex:
         mm = page.keypoints_mm()
         refined = rz.refine_homography(q, v, page.descriptors, mm, page.width_mm, page.height_mm)
         return v.homography if refined is None else refined
+
+    def _aimed_elsewhere(self, q: rz.QueryFeatures, v: rz.Verified, rest: list[int], votes: rz.Votes) -> list[int]:
+        """Of the candidates ``rest`` not verified yet, the one (if any) that may be the page the reader aims at
+        rather than v's, accepted off the frame centre: rz.LAYOUT_MIN or more of its index hits (votes.near) lie
+        outside v's page, nearer the frame centre (median) than v's page is. A page accepted elsewhere is usually
+        the only one in view, and such a candidate's hits are then few and scattered over the photo."""
+        page = self._slots[v.slot]
+        corners = rz.project(v.homography, rz.page_corners_mm(page.width_mm, page.height_mm))
+        centre = np.array([q.size[0] / 2 - 0.5, q.size[1] / 2 - 0.5])
+        off = -cv2.pointPolygonTest(corners.astype(np.float32).reshape(-1, 1, 2), tuple(centre), True)
+        if off <= 0 or not rest:
+            return []
+        outside = ~rz.inside_convex(corners, q.xy, q.size)
+        best, most = [], rz.LAYOUT_MIN - 1
+        for slot in rest:
+            rows = np.nonzero((votes.near == slot).any(axis=1) & outside)[0]
+            if len(rows) > most and np.median(np.linalg.norm(q.xy[rows] - centre, axis=1)) < off:
+                best, most = [slot], len(rows)
+        return best
 
     def _aimed_first(self, verified: list[rz.Verified], size: tuple[int, int]) -> list[rz.Verified]:
         """Two catalog pages genuinely in one photo (strong, *disjoint* inlier sets, e.g. a page and a poster

@@ -742,15 +742,15 @@ def coverage(v: Verified, q_xy: np.ndarray, width_mm: float, height_mm: float, s
     ad with the catalog page is explained in that one region only."""
     w, h = size
     quad = project(v.homography, page_corners_mm(width_mm, height_mm))
-    on_page = _inside(quad, q_xy, size)
+    on_page = inside_convex(quad, q_xy, size)
     n_page = int(on_page.sum())
     if n_page == 0:
         return 0.0
     hull = cv2.convexHull(q_xy[v.inlier_q].astype(np.float32)).reshape(-1, 2)
-    return float(_inside(hull, q_xy[on_page], size).mean())
+    return float(inside_convex(hull, q_xy[on_page], size).mean())
 
 
-def _inside(poly: np.ndarray, pts: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def inside_convex(poly: np.ndarray, pts: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(N,) bool: points inside the convex polygon ``poly`` (clipped to the w x h frame), by rasterizing it."""
     w, h = size
     mask = np.zeros((h, w), np.uint8)

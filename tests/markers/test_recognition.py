@@ -253,6 +253,59 @@ def test_two_catalog_pages_in_view_returns_the_one_aimed_at(index, pages):
     assert match is not None and match.page_id == "page-4"
 
 
+def test_a_page_accepted_off_centre_waits_for_the_candidate_aimed_at(index, pages, monkeypatch):
+    """The page beside the one aimed at comes first among the candidates and is accepted: it is off the frame
+    centre and another candidate's index hits lie nearer the centre, outside it, so that candidate is verified
+    before answering, and the page aimed at is the answer."""
+    import markers.index as mi
+
+    src = page_corners_mm(PAGE_W_MM, PAGE_H_MM).astype(np.float32)
+    aimed = cv2.getPerspectiveTransform(src, np.float32([[500, 120], [800, 120], [800, 545], [500, 545]]))
+    beside = cv2.getPerspectiveTransform(src, np.float32([[880, 20], [1270, 20], [1270, 571], [880, 571]]))
+    frame = _warp(pages[0], beside.astype(np.float64))
+    ph, pw = pages[4].shape[:2]
+    cv2.warpPerspective(pages[4], aimed.astype(np.float64) @ np.diag([PAGE_W_MM / pw, PAGE_H_MM / ph, 1.0]),
+                        (1280, 720), dst=frame, borderMode=cv2.BORDER_TRANSPARENT)
+    slot = {s: index._pages[f"page-{s}"].slot for s in (0, 2, 4)}
+    # The candidate order: the page beside first, then another page, then the page aimed at.
+    monkeypatch.setattr(mi.RecognitionIndex, "_layout_consistent", lambda *a: [slot[0], slot[2], slot[4]])
+    asked = []
+    elsewhere = mi.RecognitionIndex._aimed_elsewhere
+
+    def recording(self, q, v, rest, votes):
+        asked.append((self._slots[v.slot].page_id, elsewhere(self, q, v, rest, votes)))
+        return asked[-1][1]
+
+    monkeypatch.setattr(mi.RecognitionIndex, "_aimed_elsewhere", recording)
+    match = index.recognize(frame)
+    assert asked == [("page-0", [slot[4]])]
+    assert match is not None and match.page_id == "page-4"
+    # Answered at once, the page beside it would have been the answer.
+    monkeypatch.setattr(mi.RecognitionIndex, "_aimed_elsewhere", lambda *a: [])
+    match = index.recognize(frame)
+    assert match is not None and match.page_id == "page-0"
+
+
+def test_a_page_alone_off_centre_is_answered_without_more_verification(index, pages, monkeypatch):
+    """One page in view, off the frame centre: the other candidates' hits are few and scattered, none is verified
+    after the page is accepted."""
+    import markers.index as mi
+
+    src = page_corners_mm(PAGE_W_MM, PAGE_H_MM).astype(np.float32)
+    beside = cv2.getPerspectiveTransform(src, np.float32([[880, 20], [1270, 20], [1270, 571], [880, 571]]))
+    asked = []
+    elsewhere = mi.RecognitionIndex._aimed_elsewhere
+
+    def recording(self, q, v, rest, votes):
+        asked.append(elsewhere(self, q, v, rest, votes))
+        return asked[-1]
+
+    monkeypatch.setattr(mi.RecognitionIndex, "_aimed_elsewhere", recording)
+    match = index.recognize(_warp(pages[0], beside.astype(np.float64)))
+    assert match is not None and match.page_id == "page-0"
+    assert asked == [[]]
+
+
 def test_inverted_file_index_keeps_working_through_scope_remove_and_reload(pages, monkeypatch, tmp_path):
     """The large-catalog path (FAISS IVF), forced on a small catalog by lowering its threshold."""
     import faiss
