@@ -354,12 +354,11 @@ def simulated_view(pyramid: list[np.ndarray], width_mm: float, height_mm: float,
     # Every random draw is made here, in order; the rendering (render_view) can then run on another thread.
     border = int(rng.integers(40, 200))
     blur = float(rng.uniform(0.3, 1.5))
-    noise = float(rng.uniform(1, 5))
-    noise_seed = int(rng.integers(0, 2 ** 31))
+    noise = rng.normal(0, rng.uniform(1, 5), (int(size[1]), int(size[0])))
     quality = int(rng.integers(40, 80))
     # page mm -> source pixel index (mm * px/mm - 0.5, pixel centres at integers) -> view px
     to_index = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1.0]]) @ np.diag([sw / width_mm, sh / height_mm, 1.0])
-    return _ViewRecipe(src, h, (int(size[0]), int(size[1])), border, blur, noise, noise_seed, quality), h @ to_index
+    return _ViewRecipe(src, h, border, blur, noise, quality), h @ to_index
 
 
 @dataclass(frozen=True, eq=False)
@@ -367,25 +366,18 @@ class _ViewRecipe:
     """A simulated view's source image, warp and random draws (simulated_view), to be rendered by render_view."""
     src: np.ndarray
     warp: np.ndarray
-    size: tuple[int, int]  # (w, h) px
     border: int
     blur: float
-    noise: float  # standard deviation of the Gaussian noise, grey levels ...
-    noise_seed: int  # ... drawn by OpenCV's generator from this seed when the view is rendered
+    noise: np.ndarray  # (h, w) float64, the view's size
     quality: int
 
 
 def render_view(recipe: _ViewRecipe) -> np.ndarray:
     """The grey view of a recipe: warped, blurred, noisy, JPEG-compressed."""
-    w, h = recipe.size
-    view = cv2.warpPerspective(recipe.src, recipe.warp, recipe.size, flags=cv2.INTER_LINEAR,
-                               borderValue=recipe.border)
+    size = (recipe.noise.shape[1], recipe.noise.shape[0])
+    view = cv2.warpPerspective(recipe.src, recipe.warp, size, flags=cv2.INTER_LINEAR, borderValue=recipe.border)
     view = cv2.GaussianBlur(view, (0, 0), recipe.blur)
-    # OpenCV's generator is per thread: seeded right before the draw, the view is the same on any thread.
-    noisy = np.empty((h, w), np.float32)
-    cv2.setRNGSeed(recipe.noise_seed)
-    cv2.randn(noisy, 0.0, recipe.noise)
-    noisy += view
+    noisy = recipe.noise + view
     view = np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)
     _, buf = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, recipe.quality])
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)

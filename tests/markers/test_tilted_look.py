@@ -43,7 +43,7 @@ def _corner_error(match, photo) -> float:
     return float(np.linalg.norm(match.corners - project(photo.homography, corners), axis=1).max())
 
 
-@pytest.mark.parametrize("seed", [82, 93])
+@pytest.mark.parametrize("seed", [41, 82])
 def test_a_steeply_tilted_page_is_found_only_by_the_tilted_look(index, pages, seed):
     photo = _steep(pages[1], seed)
     assert photo.tilt_deg > 60
@@ -56,7 +56,7 @@ def test_a_steeply_tilted_page_is_found_only_by_the_tilted_look(index, pages, se
 
 def test_the_tilted_look_needs_its_own_inlier_bar(index, pages, monkeypatch):
     monkeypatch.setattr(rz, "TILT_MIN_INLIERS", 10_000)
-    assert index.recognize(_steep(pages[1], 82).image, tilted=True) is None
+    assert index.recognize(_steep(pages[1], 41).image, tilted=True) is None
 
 
 def test_untilted_features_are_placed_in_the_photos_working_px(pages):

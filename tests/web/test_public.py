@@ -57,7 +57,7 @@ def test_recognize_finds_the_published_page(client, published):
 def test_recognize_asked_for_the_tilted_look_finds_a_steep_photo(client, published):
     from markers.synth import PAGE_H_MM, PAGE_W_MM, generate_page, synth_photo
 
-    shot = synth_photo(generate_page(21), PAGE_W_MM, PAGE_H_MM, 147, frame=(1280, 720), page_px_tall=600,
+    shot = synth_photo(generate_page(21), PAGE_W_MM, PAGE_H_MM, 82, frame=(1280, 720), page_px_tall=600,
                        max_tilt_deg=66)  # the page tilted 66 deg
     photo = cv2.imencode(".jpg", shot.image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
     assert client.post("/api/v1/recognize", data=photo, content_type="image/jpeg").get_json() == {"match": None}
