@@ -599,12 +599,6 @@ class RecognitionIndex:
         c = rz.page_correspondences(q.descriptors, page.descriptors, mm)
         return rz.verify(slot, q.xy, mm[c.f_idx], c.q_idx, c.ratio, page.width_mm, page.height_mm, q.size)
 
-    def _decide(self, q: rz.QueryFeatures, verified: list[rz.Verified], exclusive, to_work=None, closer=False
-                ) -> PageMatch | None:
-        """The match of the accepted page (``_accepted``), or None."""
-        accepted = self._accepted(q, verified, exclusive, to_work, closer)
-        return None if accepted is None else self._match_of(q, *accepted, to_work)
-
     def _accepted(self, q: rz.QueryFeatures, verified: list[rz.Verified], exclusive, to_work=None, closer=False
                   ) -> tuple[rz.Verified, float] | None:
         """Acceptance of the best verified page: (it, its score) or None. exclusive(v, to_work) -> evidence of v's
@@ -624,6 +618,7 @@ class RecognitionIndex:
         return (best, score) if ok else None
 
     def _match_of(self, q: rz.QueryFeatures, best: rz.Verified, score: float, to_work=None) -> PageMatch:
+        """The PageMatch of an accepted page (``_accepted``), its homography refined by the final look."""
         page = self._slots[best.slot]
         # A second look inside a rectified pass is refined by the pass itself, in the photo's own frame.
         h = best.homography if to_work is not None else self._refined(q, page, best)

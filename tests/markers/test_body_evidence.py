@@ -87,10 +87,10 @@ def test_a_page_without_vote_evidence_is_accepted_on_its_body_inliers(index, mon
                         max_tilt_deg=25)
     q = rz.query_features(photo.image)
     v = index._verify_page(q, slot)
-    match = index._decide(q, [v], _no_votes)
-    assert match is not None and match.page_id == "p0"
+    accepted = index._accepted(q, [v], _no_votes)
+    assert accepted is not None and index._slots[accepted[0].slot].page_id == "p0"
     monkeypatch.setattr(rz, "BODY_MIN_INLIERS", 10 ** 6)
-    assert index._decide(q, [v], _no_votes) is None
+    assert index._accepted(q, [v], _no_votes) is None
 
 
 def test_a_look_alike_sharing_the_masthead_has_few_body_inliers(index, markers, monkeypatch):
@@ -107,6 +107,6 @@ def test_a_look_alike_sharing_the_masthead_has_few_body_inliers(index, markers, 
     # index, the masthead is page 0's own and the look-alike would pass.
     monkeypatch.setattr(rz, "BODY_MIN_INLIERS", body + 1)
     monkeypatch.setattr(rz, "BODY_MIN_COVERAGE", 0.5)
-    assert index._decide(q, [v], _no_votes) is None
+    assert index._accepted(q, [v], _no_votes) is None
     index.remove(f"p{N_TEMPLATES}")
-    assert index._decide(q, [v], _no_votes) is not None
+    assert index._accepted(q, [v], _no_votes) is not None
