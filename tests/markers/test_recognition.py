@@ -542,14 +542,14 @@ def test_index_search_split_over_two_threads_finds_the_neighbours_of_one_search(
     assert len(q.descriptors) > 2 * mi.SEARCH_SPLIT_MIN
     threads = []
 
-    def recording(search):
-        def search_and_record(self, *args, **kwargs):
-            threads.append((threading.current_thread().name.split("_")[0], faiss.omp_get_max_threads(), len(args[0])))
-            return search(self, *args, **kwargs)
-        return search_and_record
+    one_thread = mi._search_one_thread
 
-    for cls in (faiss.IndexBinaryIVF, faiss.IndexBinaryFlat):
-        monkeypatch.setattr(cls, "search", recording(cls.search))
+    def search_and_record(index, desc, k, nprobe):
+        with mi.one_faiss_thread():  # the same as the search's own, so it sees the thread count the search runs with
+            threads.append((threading.current_thread().name.split("_")[0], faiss.omp_get_max_threads(), len(desc)))
+        return one_thread(index, desc, k, nprobe)
+
+    monkeypatch.setattr(mi, "_search_one_thread", search_and_record)
     flat = faiss.IndexBinaryFlat(256)
     flat.add(np.vstack([idx._slots[s].descriptors for s in range(len(CATALOG_SEEDS))]))
     for index, nprobe in ((idx._index, None), (idx._index, 3), (flat, None)):
@@ -569,3 +569,33 @@ def test_index_search_split_over_two_threads_finds_the_neighbours_of_one_search(
     threads.clear()
     assert idx._search(few, idx._index, rz.KNN)[1].shape == (len(few), rz.KNN)
     assert threads == [("MainThread", 1, len(few))]
+
+
+@pytest.mark.parametrize("n", [5, 700])
+@pytest.mark.parametrize("nprobe", [None, 3])
+def test_inverted_file_is_searched_list_by_list_and_finds_the_nearest_in_the_lists_visited(n, nprobe):
+    """An IVF index searched list by list (FAISS's per_invlist_search, _search_ivf): each descriptor's k nearest
+    among the features of the lists its own nearest centroids name, as a brute-force count of differing bits finds
+    them, with fewer descriptors than lists (the search is padded to the index's extra, empty list) and more."""
+    import faiss
+
+    import markers.index as mi
+    from markers import recognize as rz
+
+    rng = np.random.default_rng(n)
+    codes = rng.integers(0, 256, (30_000, 32), dtype=np.uint8)
+    ids = np.arange(len(codes), dtype=np.int64) * 7 + 1
+    ivf = mi._build_index(codes, ids)
+    assert isinstance(ivf, faiss.IndexBinaryIVF) and ivf.per_invlist_search
+    assert 5 < ivf.nlist < 700 and ivf.invlists.list_size(ivf.nlist - 1) == 0
+    q = codes[rng.choice(len(codes), n)].copy()
+    q[:, :8] ^= rng.integers(0, 256, (n, 8), dtype=np.uint8)  # ~32 bits from a catalog feature
+    dist, found = mi._search_one_thread(ivf, q, rz.KNN, nprobe)
+    _, probed = ivf.quantizer.search(q, nprobe or ivf.nprobe)
+    _, home = ivf.quantizer.search(codes, 1)
+    bits = np.unpackbits(codes, axis=1)
+    for i in range(0, n, max(1, n // 25)):
+        cand = np.nonzero(np.isin(home[:, 0], probed[i]))[0]
+        d = (np.unpackbits(q[i:i + 1], axis=1) != bits[cand]).sum(axis=1)
+        np.testing.assert_array_equal(dist[i], np.sort(d)[:rz.KNN])
+        np.testing.assert_array_equal(dist[i], d[np.searchsorted(ids[cand], found[i])])
