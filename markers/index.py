@@ -111,8 +111,9 @@ def _search_ivf(index: faiss.IndexBinaryIVF, desc: np.ndarray, k: int, nprobe: i
     cdist[:n] = centroid_dist
     dist = np.empty((rows, k), np.int32)
     ids = np.empty((rows, k), np.int64)
+    params = faiss.SearchParametersIVF(nprobe=nprobe)
     index.search_preassigned_c(rows, faiss.swig_ptr(x), k, faiss.swig_ptr(keys), faiss.swig_ptr(cdist),
-                               faiss.swig_ptr(dist), faiss.swig_ptr(ids), False, faiss.SearchParametersIVF(nprobe=nprobe))
+                               faiss.swig_ptr(dist), faiss.swig_ptr(ids), False, params)
     return dist[:n], ids[:n]
 
 
