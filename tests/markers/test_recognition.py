@@ -599,3 +599,24 @@ def test_inverted_file_is_searched_list_by_list_and_finds_the_nearest_in_the_lis
         d = (np.unpackbits(q[i:i + 1], axis=1) != bits[cand]).sum(axis=1)
         np.testing.assert_array_equal(dist[i], np.sort(d)[:rz.KNN])
         np.testing.assert_array_equal(dist[i], d[np.searchsorted(ids[cand], found[i])])
+
+
+def test_an_inverted_file_without_its_empty_list_is_refused_on_load(pages, monkeypatch, tmp_path):
+    """An index file whose IVF index lacks the extra, empty inverted list the list-by-list search pads to (not one
+    this library wrote) is refused with a clear error, not searched into a heap corruption."""
+    import faiss
+
+    import markers.index as mi
+
+    monkeypatch.setattr(mi, "IVF_MIN_FEATURES", 1500)
+    idx = RecognitionIndex()
+    for s in CATALOG_SEEDS[:4]:
+        idx.add(train_page(pages[s], PAGE_W_MM, PAGE_H_MM, f"page-{s}"))
+    codes, ids = mi._all_codes(idx._index)
+    plain = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(256), 256, 16)
+    plain.train(codes)
+    plain.add_with_ids(codes, ids)
+    idx._index = plain
+    idx.save(tmp_path / "foreign.bnix")
+    with pytest.raises(IndexFormatError, match="empty inverted list"):
+        RecognitionIndex.load(tmp_path / "foreign.bnix")
