@@ -599,6 +599,7 @@ def test_inverted_file_is_searched_list_by_list_and_finds_the_nearest_in_the_lis
         cand = np.nonzero(np.isin(home[:, 0], probed[i]))[0]
         d = (np.unpackbits(q[i:i + 1], axis=1) != bits[cand]).sum(axis=1)
         np.testing.assert_array_equal(dist[i], np.sort(d)[:rz.KNN])
+        assert np.isin(found[i], ids[cand]).all()
         np.testing.assert_array_equal(dist[i], d[np.searchsorted(ids[cand], found[i])])
 
 
