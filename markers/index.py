@@ -499,7 +499,7 @@ class RecognitionIndex:
             if not any(self._apparent_height(v) > rz.MAGNIFY_BELOW_PX for v in hypotheses
                        if len(v.inlier_q) >= rz.MAGNIFY_SKIP_INLIERS):
                 match, _ = self._recognize_in(closer.features(), index, allowed, thorough=False,
-                                              nprobe=rz.MAGNIFIED_NPROBE)
+                                              nprobe=rz.MAGNIFIED_NPROBE, candidates=rz.CLOSER_CANDIDATES)
                 if match is not None:
                     return dataclasses.replace(match, stage="closer")
             if tilted:

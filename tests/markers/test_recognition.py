@@ -622,3 +622,27 @@ def test_an_inverted_file_without_its_empty_list_is_refused_on_load(pages, monke
     idx.save(tmp_path / "foreign.bnix")
     with pytest.raises(IndexFormatError, match="empty inverted list"):
         RecognitionIndex.load(tmp_path / "foreign.bnix")
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_the_closer_look_verifies_at_most_its_candidate_count(index, monkeypatch, limit):
+    """A photo of a page that shares only the catalog's masthead runs every pass; the closer look verifies at most
+    rz.CLOSER_CANDIDATES pages, where the first pass verified more."""
+    import markers.index as ix
+    from markers import recognize as rz
+
+    monkeypatch.setattr(rz, "CLOSER_CANDIDATES", limit)
+    seen = []
+    decide = ix.RecognitionIndex._verify_and_decide
+
+    def spy(self, q, slots, *args, **kwargs):
+        seen.append((bool(kwargs.get("closer")), len(slots)))
+        return decide(self, q, slots, *args, **kwargs)
+
+    monkeypatch.setattr(ix.RecognitionIndex, "_verify_and_decide", spy)
+    page = generate_masthead_sharing_page(90004, template=4)  # catalog page 4 has template 4's masthead
+    assert index.recognize(synth_photo(page, PAGE_W_MM, PAGE_H_MM, 90004, page_px_tall=220).image) is None
+    closer = [n for c, n in seen if c]
+    first = [n for c, n in seen if not c]
+    assert closer and max(closer) <= limit
+    assert first and max(first) > limit
