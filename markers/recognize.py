@@ -137,6 +137,10 @@ MAGNIFY_SKIP_INLIERS = 20
 # TILT_MIN_INLIERS too: the 2 non-catalog photos of 3 x 1,600 it accepted under the closer look's rules had 36 and
 # 45 inliers, the right pages it found 47-169 (one of 15 at 10,000 pages below 50). With it: 567 / 573 / 579 found,
 # non-catalog photos accepted 0 / 4 / 8 of 1,600 as without the tilted look, 0 wrong.
+# Other tilts, on the 47 tuning photos the plain passes miss at 10,000 pages (seeds 500,000+): t = 1.45 / 1.55 / 2.0
+# found 12 / 11 / 4 of them, 1.7 found 14 (none of 299 non-catalog photos accepted with any). One copy along each
+# photo's true direction of tilt (from its ground truth) found 14 with t = 1.7 and 17 with its true t: picking the
+# direction from the photo could save three of the four searches, but finds no more pages.
 TILT = 1.7
 TILT_DIRECTIONS = (0.0, 45.0, 90.0, 135.0)  # degrees, image x axis towards y
 TILT_SQUEEZE = 0.5
