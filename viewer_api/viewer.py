@@ -6,7 +6,8 @@ Routes (blueprint ``viewer_bp``, mounted at ``/v``):
 - ``GET /v/<code>``      viewer opened from a printed QR code: scoped to that edition (and page)
                          unknown / unpublished code -> friendly bilingual 404 page (HTML, never a trace)
 - ``GET /v/vendor/<p>``  ONLY the whitelisted files of ``node_modules`` (three.js module build, the glTF
-                         addons we use, the Draco decoder, opencv.js), gzip-encoded when the client accepts it
+                         addons we use, the Draco decoder) and of ``viewer_api/vendor`` (our opencv.js build with
+                         only what the tracker calls, scripts/build-opencv-js.sh), gzip-encoded when accepted
 - ``GET /v/sw.js``       service worker (scope ``/v/``): caches the shell and every bundle it loaded
 - ``GET /v/static/<f>``  the viewer's own ES modules and CSS
 
@@ -28,6 +29,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = REPO_ROOT / "node_modules"
+OWN_VENDOR = Path(__file__).resolve().parent / "vendor"  # built here, committed (see vendor/opencv/BUILD-INFO.json)
 STATIC_DIR = Path(__file__).resolve().parent / "static" / "viewer"
 
 # Public vendor path -> file under node_modules. Nothing else in node_modules is reachable.
@@ -41,15 +43,30 @@ VENDOR_FILES: dict[str, str] = {
     "three/addons/libs/draco/gltf/draco_decoder.js": "three/examples/jsm/libs/draco/gltf/draco_decoder.js",
     "three/addons/libs/draco/gltf/draco_decoder.wasm": "three/examples/jsm/libs/draco/gltf/draco_decoder.wasm",
     "three/addons/libs/draco/gltf/draco_wasm_wrapper.js": "three/examples/jsm/libs/draco/gltf/draco_wasm_wrapper.js",
-    "opencv/opencv.js": "@techstark/opencv-js/dist/opencv.js",
+    # opencv.js 4.10 built with only the tracker's functions, its WebAssembly in a file of its own (cvload.js)
+    "opencv/opencv.js": OWN_VENDOR / "opencv" / "opencv.js",
+    "opencv/opencv.wasm": OWN_VENDOR / "opencv" / "opencv.wasm",
 }
-# Packages whose version goes into the vendor URLs (?v=…), so those URLs can be cached as immutable.
-VENDOR_PACKAGES = {"three": "three", "opencv": "@techstark/opencv-js"}
+# Packages whose version goes into the vendor URLs (?v=…), so those URLs can be cached as immutable; our own
+# builds are versioned by the hash of their outputs (BUILD-INFO.json).
+VENDOR_PACKAGES = {"three": "three"}
+OWN_BUILDS = {"opencv": OWN_VENDOR / "opencv" / "BUILD-INFO.json"}
 # Files worth gzip-encoding (text; the Draco .wasm is already dense but still shrinks ~15%).
 GZIP_MIN_BYTES = 1024
-GZIP_LEVEL = 6  # level 9 is 3x slower on the 10 MB opencv.js for <2% smaller output
+GZIP_LEVEL = 6  # level 9 is several times slower for <2% smaller output
 IMMUTABLE = "public, max-age=31536000, immutable"
 MAX_CODE_LENGTH = 32  # deep-link codes are ~7 characters; anything much longer is not a code
+# getUserMedia constraints of the viewer (camera.js, and the page's boot script on the reader's tap): the rear camera
+CAMERA_CONSTRAINTS = {"audio": False,
+                      "video": {"facingMode": {"ideal": "environment"}, "width": {"ideal": 1280}, "height": {"ideal": 720}}}
+# The viewer's modules main.js imports statically (preloaded with it, so they arrive in one wave, not three) and the
+# renderer's, imported as soon as main.js runs, while the camera starts. opencv.js is not among them: the tracker
+# is loaded after the first overlay (main.js, cvload.js).
+FIRST_MODULES = ("events.js", "camera.js", "recognition.js", "tracker.js", "pose.js", "cvload.js", "ui.js",
+                 "manifest.js", "renderer.js", "media.js")
+FIRST_VENDOR = ("three/three.module.min.js", "three/addons/loaders/GLTFLoader.js", "three/addons/loaders/DRACOLoader.js",
+                "three/addons/libs/meshopt_decoder.module.js", "three/addons/utils/BufferGeometryUtils.js",
+                "three/addons/controls/OrbitControls.js")
 
 viewer_bp = Blueprint(
     "viewer",
@@ -70,9 +87,14 @@ class ViewerConfigError(RuntimeError):
 
 @functools.lru_cache(maxsize=None)
 def vendor_version(package_key: str) -> str:
-    """Pinned version of a vendored npm package, read from its package.json (e.g. ``"0.170.0"``)."""
-    pkg = NODE_MODULES / VENDOR_PACKAGES[package_key] / "package.json"
+    """Pinned version of a vendored npm package, read from its package.json (e.g. ``"0.170.0"``), or of one of our
+    own builds: the hashes of its outputs as BUILD-INFO.json records them."""
     try:
+        if package_key in OWN_BUILDS:
+            info = json.loads(OWN_BUILDS[package_key].read_text(encoding="utf-8"))
+            joined = "".join(out["sha256"] for _, out in sorted(info["outputs"].items()))
+            return hashlib.sha256(joined.encode()).hexdigest()[:12]
+        pkg = NODE_MODULES / VENDOR_PACKAGES[package_key] / "package.json"
         return json.loads(pkg.read_text(encoding="utf-8"))["version"]
     except (OSError, ValueError, KeyError):
         return "0"
@@ -96,6 +118,20 @@ def import_map() -> dict:
             "three/addons/": base + "addons/",
         }
     }
+
+
+def opencv_spec() -> dict:
+    """Where the viewer's tracker library is: ``{"js": url, "wasm": url | None}`` (cvload.js)."""
+    return {"js": vendor_url("opencv/opencv.js"), "wasm": vendor_url("opencv/opencv.wasm")}
+
+
+def module_preloads() -> list[str]:
+    """``<link rel=modulepreload>`` targets of the viewer page: its first modules and three.js's."""
+    urls = [url_for("viewer.static", filename=name) for name in FIRST_MODULES]
+    for path in FIRST_VENDOR:
+        # three.js by its versioned URL (the import map's); addons as the "three/addons/" prefix resolves them
+        urls.append(vendor_url(path) if path == "three/three.module.min.js" else url_for("viewer.vendor", path=path))
+    return urls
 
 
 def _shell_version() -> str:
@@ -179,7 +215,8 @@ def _render_viewer(target: dict | None, code: str | None) -> Response:
         "editionManifestUrl": f"/pub/editions/{edition_id}/manifest.json" if edition_id else None,
         "recognizeUrl": "/api/v1/recognize",
         "swUrl": url_for("viewer.service_worker"),
-        "opencvUrl": vendor_url("opencv/opencv.js"),
+        "opencv": opencv_spec(),
+        "camera": CAMERA_CONSTRAINTS,
         "dracoPath": url_for("viewer.vendor", path="three/addons/libs/draco/gltf/"),
         "staticBase": url_for("viewer.static", filename=""),
     }
@@ -190,6 +227,7 @@ def _render_viewer(target: dict | None, code: str | None) -> Response:
         import_map=import_map(),
         nonce=nonce,
         main_js=url_for("viewer.static", filename="main.js"),
+        module_preloads=module_preloads(),
         css=url_for("viewer.static", filename="viewer.css"),
     )
     return _html(body, nonce)
@@ -214,7 +252,7 @@ def by_code(code: str):
 def _vendor_entry(path: str) -> tuple[bytes, bytes, str]:
     with _gzip_lock:
         if path not in _gzip_cache:
-            file = NODE_MODULES / VENDOR_FILES[path]
+            file = NODE_MODULES / VENDOR_FILES[path]  # an absolute path (our own build) stays as it is
             try:
                 raw = file.read_bytes()
             except OSError as exc:
@@ -232,6 +270,8 @@ def vendor(path: str):
     mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
     if path.endswith(".js"):
         mime = "text/javascript; charset=utf-8"  # opencv.js 5.x breaks unless served as UTF-8
+    elif path.endswith(".wasm"):
+        mime = "application/wasm"  # WebAssembly.instantiateStreaming requires it
     if request.if_none_match and etag in request.if_none_match:
         resp = Response(status=304)
     elif packed and "gzip" in request.accept_encodings:

@@ -302,6 +302,11 @@ class FixturePublished:
 def create_fixture_app(fixture: Fixture) -> Flask:
     app = Flask(__name__)
     app.register_blueprint(viewer_bp)
+    app.config["REQUEST_LOG"] = []  # paths the server was asked for (tests: what reached the network)
+
+    @app.before_request
+    def log_request():
+        app.config["REQUEST_LOG"].append(request.path)
     app.extensions["published_store"] = FixturePublished()
     recognizers = {pid: MockRecognizer(img) for pid, img in fixture.pages.items()}
     by_public = {pub: path for pub, path in fixture.files.values()}

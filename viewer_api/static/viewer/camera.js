@@ -7,8 +7,10 @@ import { emit } from "./events.js";
 export const PROCESS_LONG_SIDE = 640;
 
 export class Camera {
-  constructor(video, longSide = PROCESS_LONG_SIDE) {
+  // constraints: getUserMedia's (the page config's "camera", which the boot script uses on the tap too)
+  constructor(video, longSide = PROCESS_LONG_SIDE, constraints = { audio: false, video: true }) {
     this.video = video;
+    this.constraints = constraints;
     this.longSide = longSide;
     this.stream = null;
     this.canvas = document.createElement("canvas");
@@ -19,15 +21,14 @@ export class Camera {
   }
 
   // Must be called from a user gesture on iOS. Resolves {width, height} or throws an Error with .reason.
-  async start() {
+  // early: the getUserMedia promise the page's boot script started on the reader's tap (same constraints), before
+  // this module had loaded.
+  async start(early = null) {
     if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       throw Object.assign(new Error("camera needs https"), { reason: window.isSecureContext ? "unavailable" : "insecure" });
     }
     try {
-      this.stream = await navigator.mediaDevices.getUserMedia({
-        audio: false,
-        video: { facingMode: { ideal: "environment" }, width: { ideal: 1280 }, height: { ideal: 720 } },
-      });
+      this.stream = await (early || navigator.mediaDevices.getUserMedia(this.constraints));
     } catch (err) {
       const denied = err && (err.name === "NotAllowedError" || err.name === "SecurityError");
       throw Object.assign(new Error(err && err.message), { reason: denied ? "denied" : "unavailable" });

@@ -1,6 +1,14 @@
 // Wiring of the viewer's stages. Stages talk through renderer-neutral events (events.js); this module owns the
-// frame loop and the reader's path: start -> camera -> recognition (server) -> page load (manifest, bundle, marker)
-// -> tracking (every frame) -> pose -> renderer; and the fallbacks (no camera: pick a page / upload a photo).
+// frame loop and the reader's path: start -> camera -> recognition (server) -> page load (manifest, bundle) ->
+// overlays drawn from the server's homography -> tracker (opencv.js) loaded, then tracking every frame -> pose ->
+// renderer; and the fallbacks (no camera: pick a page / upload a photo).
+//
+// The reader's first seconds on a phone (issue 23): nothing the first overlay does not need is downloaded before
+// it. The tap is taken by the page's inline boot script (templates/viewer/viewer.html) before this module runs, and
+// it opens the camera at once; three.js and the renderer are imported while the camera starts; overlays are drawn
+// from the server's answers ("server" mode: the homography of the frame sent, asked for a few times a second)
+// until the in-browser tracker has loaded (asked for once the first overlay is on the paper);
+// the service worker is registered only then, so its precaching never competes with the first scan.
 //
 // State for tests and debugging: window.__baonhung = {state, pageId, editionId, corners, overlaysVisible,
 // overlays: [{id, kind, corners}], media: [...], frames: [...per processed frame...], metrics: {...}}.
@@ -8,17 +16,19 @@
 import { emit, on } from "./events.js";
 import { Camera, PROCESS_LONG_SIDE, toGrey } from "./camera.js";
 import { RecognitionClient } from "./recognition.js";
-import { PageTracker, pageCorners } from "./tracker.js";
-import { PoseEstimator, projectionFromIntrinsics } from "./pose.js";
-import { PageRenderer } from "./renderer.js";
-import { attachOverlay, closePanorama } from "./media.js";
+import { PageTracker } from "./tracker.js";
+import { FocalEstimator, PoseEstimator, poseFromHomography } from "./pose.js";
+import { loadOpenCV } from "./cvload.js";
 import { ViewerUI } from "./ui.js";
 import { loadPageManifest, loadEditionManifest, loadMarker, resolveMedia } from "./manifest.js";
 
 const LOST_HIDE_MS = 350;        // overlays stay this long after the page is lost (a blur or a hand passing by)
 const REDETECT_EVERY_LOST = 3;   // while lost, ORB re-detection on every 3rd frame (keeps the camera preview fluid)
 const FRAME_LOG = 3000;          // frames kept in __baonhung.frames (100 s at 30 fps)
-const OPENCV_POLL_MS = 50;
+// Before the tracker has loaded, the overlays follow the server's answers: an answer is the pose of the frame it
+// was sent for; without a new match for SERVER_LOST_MS (a phone's round trip on a mobile network is ~1 s) they hide.
+const SERVER_LOST_MS = 2500;
+const SEED_MAX_AGE_MS = 150;     // a match older than this is not used to seed the tracker (the next one is)
 const PHOTO_LONG_SIDE = 1280;    // uploaded photos are recognized at this size (enough detail, quick upload)
 const params = new URLSearchParams(location.search);  // debug, nosw, autostart, process=<px>, slowms=<ms>
 const DEBUG = params.has("debug");
@@ -32,23 +42,45 @@ const SLOW_LONG_SIDE = 480;
 
 const config = JSON.parse(document.getElementById("viewer-config").textContent);
 const ui = new ViewerUI();
-const camera = new Camera(document.getElementById("camera"), Number(params.get("process")) || PROCESS_LONG_SIDE);
-const renderer = new PageRenderer(document.getElementById("gl"), { dracoPath: config.dracoPath });
+const camera = new Camera(document.getElementById("camera"), Number(params.get("process")) || PROCESS_LONG_SIDE,
+                          config.camera);
 const recognition = new RecognitionClient(config.recognizeUrl, config.scope);
+const boot = window.__baonhungBoot || { tapAt: null, stream: null };
+// three.js, the renderer and the media controllers (preloaded by the page, so already downloading) are evaluated
+// once the first frame is on its way to the server: evaluating three.js and opening a WebGL context cost a phone's
+// main thread ~1 s, which the first recognize request must not wait for (on a warm re-open it did: 1 s later).
+let renderer = null, attachOverlay = null, closePanorama = () => {};
+let rendererLoad = null;
+function rendererReady() {
+  if (!rendererLoad) {
+    rendererLoad = Promise.all([import("./renderer.js"), import("./media.js")]).then(([r, m]) => {
+      renderer = new r.PageRenderer(document.getElementById("gl"), { dracoPath: config.dracoPath });
+      attachOverlay = m.attachOverlay;
+      closePanorama = m.closePanorama;
+      S.debug.renderer = renderer;
+      if (frameSize) renderer.setViewport(frameSize.width, frameSize.height);
+      renderer.live = camera.stream !== null;
+      return renderer;
+    });
+  }
+  return rendererLoad;
+}
 
 const S = {
   state: "idle", pageId: null, editionId: config.editionId, corners: null, overlaysVisible: false,
   overlays: [], frames: [], focal: null, error: null, cvReady: false, bundleLoaded: false,
+  tracker: "idle",  // in-browser tracker: idle (not asked for) | loading | ready | failed
   debug: {},  // live objects for debugging and benchmarks (tracker, renderer); tests read the plain fields above
-  metrics: { tapAt: null, firstFrameAt: null, firstMatchAt: null, firstOverlayAt: null, trackMs: [], redetectMs: [],
-             recognizeMs: [], frameTimes: [], bundleBytes: 0 },
+  metrics: { tapAt: null, firstFrameAt: null, firstRecognizeAt: null, firstMatchAt: null, firstOverlayAt: null,
+             firstOverlayMode: null, trackerReadyAt: null, trackMs: [], redetectMs: [], recognizeMs: [],
+             frameTimes: [], bundleBytes: 0 },
 };
 // media state is read live from the overlay controllers (current time, paused, muted)
 Object.defineProperty(S, "media", {
   enumerable: true,
-  get: () => renderer.overlays.map((o) => (o.controller ? o.controller.state() : { id: o.id, kind: o.kind })),
+  get: () => (renderer ? renderer.overlays.map((o) => (o.controller ? o.controller.state() : { id: o.id, kind: o.kind }))
+    : []),
 });
-S.debug.renderer = renderer;
 window.__baonhung = S;
 
 let cv = null;
@@ -61,6 +93,10 @@ let grey = null;                 // Uint8Array, grey copy of the current frame
 let frameSize = null;
 let unmuteOffered = false;
 let marker = null;               // browser marker of `page` (for re-detection), kept to re-arm a new tracker
+let serverPose = null;           // {pageId, pose, at}: the last server answer drawn while the tracker loads
+let serverFocal = null;          // FocalEstimator of the processing size, for server poses
+let lastMatch = null;            // {match, grey, at}: the last server match, to seed the tracker when it arrives
+let recognizing = false;         // a frame is being encoded or sent (never two at once)
 const trackedFrameMs = [];
 
 function setState(s) {
@@ -68,40 +104,58 @@ function setState(s) {
   document.body.dataset.state = s;
 }
 
-// ---------- opencv.js: load once, wait for cv.Mat (the 4.x module is a thenable that hangs if awaited) ----------
-function loadOpenCV() {
-  return new Promise((resolve, reject) => {
-    const script = document.createElement("script");
-    script.src = config.opencvUrl;
-    script.async = true;
-    script.onerror = () => reject(new Error("opencv.js failed to load"));
-    document.head.appendChild(script);
-    const poll = () => {
-      // resolve with a box: resolving with `cv` itself would adopt its broken then() and hang the page
-      if (window.cv && window.cv.Mat) resolve({ cv: window.cv });
-      else setTimeout(poll, OPENCV_POLL_MS);
-    };
-    poll();
+// ---------- the tracker (opencv.js): asked for once the first overlay is on the paper (or when offline) ----------
+// Also on a warm re-open, when the service worker has it: compiling it costs a phone's main thread seconds, which
+// the first overlay must not wait for (measured: 7.5 s instead of ~2.5 s to the first overlay on the phone profile).
+let trackerLoad = null;
+let wantTracker = null;
+const trackerWanted = new Promise((resolve) => { wantTracker = resolve; });
+
+function loadTracker() {
+  if (trackerLoad) return trackerLoad;
+  S.tracker = "loading";
+  wantTracker();
+  trackerLoad = loadOpenCV(config.opencv).then((box) => {
+    cv = box.cv;
+    S.cvReady = true;
+    S.tracker = "ready";
+    S.metrics.trackerReadyAt = performance.now();
+    registerServiceWorker();
+  }).catch((err) => {
+    S.tracker = "failed";  // the overlays keep following the server's answers
+    S.error = String(err);
   });
+  return trackerLoad;
 }
-const cvReady = loadOpenCV().then((box) => { cv = box.cv; S.cvReady = true; });
 
 // ---------- service worker: the viewer and the bundles it loaded work again offline ----------
-if ("serviceWorker" in navigator && config.swUrl && !params.has("nosw")) {
+// Registered once the tracker has loaded (or the no-camera panel is shown), never during the first scan: its
+// install precaches the shell, which then comes from the HTTP cache instead of competing with the first overlay.
+const seenUrls = new Set();      // published artifacts this visit loaded, cached through the worker once it runs
+let swRegistered = false;
+
+function registerServiceWorker() {
+  if (swRegistered || !("serviceWorker" in navigator) || !config.swUrl || params.has("nosw")) return;
+  swRegistered = true;
   navigator.serviceWorker.register(config.swUrl, { scope: "/v/" })
     .then(() => navigator.serviceWorker.ready)
     .then(() => waitFor(() => navigator.serviceWorker.controller, 5000))
-    // the page itself was loaded before the worker existed: fetch it once through the worker so it is cached
-    .then(() => fetch(location.href, { credentials: "same-origin" }))
+    // the page and what it loaded came before the worker existed: fetch them once through it so they are cached
+    .then(() => Promise.all([location.href, ...seenUrls].map((u) => fetch(u, { credentials: "same-origin" })
+      .then((r) => r.blob()).catch(() => null))))
     .then(() => { S.offlineReady = true; })
     .catch(() => {});
 }
 
-// A QR code printed on one page names that page: fetch its bundle and marker while the reader aims the phone
-// (immutable artifacts, so the browser cache serves them when the page is recognized).
+function remember(...urls) {
+  for (const u of urls) if (u) seenUrls.add(u);
+}
+
+// A QR code printed on one page names that page: fetch its bundle while the reader aims the phone (immutable
+// artifacts, so the browser cache serves them when the page is recognized). Its marker waits for the tracker.
 if (config.pageId) {
   loadPageManifest(`/pub/pages/${encodeURIComponent(config.pageId)}/manifest.json`)
-    .then((info) => Promise.all([info.bundleUrl && fetch(info.bundleUrl), info.markerUrl && fetch(info.markerUrl)]))
+    .then((info) => info.bundleUrl && fetch(info.bundleUrl))
     .catch(() => {});
 }
 
@@ -114,13 +168,17 @@ function rememberPage(info) {
 // ---------- page loading: manifest -> bundle (with progress) + marker ----------
 async function loadPage(manifestUrl) {
   const info = await loadPageManifest(manifestUrl);
+  remember(manifestUrl, info.bundleUrl, info.markerUrl, ...info.media.map((m) => m.url));
   ui.setStatus("status.page");
   ui.progress(0);
+  await rendererReady();
   const bundle = renderer.loadBundle(info.bundleUrl, (loaded, total) => {
     ui.progress(total ? loaded / total : Math.min(0.9, loaded / Math.max(1, info.bundleBytes || 4e6)));
     S.metrics.bundleBytes = loaded;
   });
-  const marker = info.markerUrl ? loadMarker(info.markerUrl).catch(() => null) : Promise.resolve(null);
+  // the browser marker serves only the tracker's re-detection: fetched once the tracker is asked for
+  const marker = info.markerUrl ? trackerWanted.then(() => loadMarker(info.markerUrl)).catch(() => null)
+    : Promise.resolve(null);
   return { info, bundle, marker };
 }
 
@@ -138,7 +196,8 @@ function mediaContext(info) {
 async function showPage(manifestUrl, pageId) {
   S.pageId = pageId;
   S.bundleLoaded = false;
-  renderer.setVisible(false);
+  serverPose = null;
+  if (renderer) renderer.setVisible(false);
   const { info, bundle, marker: markerLoad } = await loadPage(manifestUrl);
   page = info;
   marker = null;
@@ -168,30 +227,51 @@ async function showPage(manifestUrl, pageId) {
 
 // ---------- recognition (server) ----------
 async function recognizeFrame(now) {
+  recognizing = true;
+  let match = null;
   const sentGrey = grey.slice();
-  const blob = await camera.snapshotJpeg(0.8);
-  const t0 = performance.now();
-  const match = await recognition.recognize(blob, frameSize, now);
-  S.metrics.recognizeMs.push(performance.now() - t0);
+  const sentSize = { ...frameSize };
+  try {
+    const blob = await camera.snapshotJpeg(0.8);
+    const t0 = performance.now();
+    const answer = recognition.recognize(blob, sentSize, now);
+    rendererReady();  // the frame is on its way: now three.js may take the main thread
+    match = await answer;
+    S.metrics.recognizeMs.push(performance.now() - t0);
+    if (S.metrics.firstRecognizeAt === null) S.metrics.firstRecognizeAt = performance.now();
+  } finally {
+    recognizing = false;
+  }
+  if (sentSize.width !== frameSize.width) return;  // the processing size changed meanwhile: the answer is stale
   ui.setStatus(recognition.offline ? "status.offline" : (S.state === "lost" ? "status.lost" : "status.scanning"));
   if (!match) {
-    if (recognition.offline) await tryKnownPageOffline();
+    if (recognition.offline) {
+      loadTracker();  // offline, pages known on this device are found by the tracker's re-detection
+      await tryKnownPageOffline();
+    }
     return;
   }
   if (S.metrics.firstMatchAt === null) S.metrics.firstMatchAt = performance.now();
+  lastMatch = { match, grey: sentGrey, at: performance.now() };
   if ((match.pageId !== S.pageId || !page) && loadingPageId !== match.pageId) {
     loadingPageId = match.pageId;
     pageLoad = showPage(match.manifestUrl, match.pageId).catch(() => null).finally(() => { loadingPageId = null; });
     // start following the paper at once; overlays appear when the bundle is in
     await waitFor(() => page && page.pageId === match.pageId, 10000);
   }
-  await cvReady;
-  if (tracker && page && page.pageId === match.pageId && !tracker.tracking) {
+  if (!page || page.pageId !== match.pageId) return;
+  if (tracker && !tracker.tracking) {
     if (DEBUG) console.log("seed", JSON.stringify(match.homography));
     tracker.seedFrom(sentGrey, match.homography);
     if (DEBUG) console.log("seeded", tracker.ptsPx.length);
     lostSince = null;
     setState("tracking");
+  } else if (!tracker) {
+    // the tracker is still loading: the overlays follow the server's answer for the frame it was sent
+    if (!serverFocal || serverFocal.width !== sentSize.width) serverFocal = new FocalEstimator(sentSize.width, sentSize.height);
+    serverPose = { pageId: match.pageId, at: performance.now(), H: match.homography,
+                   pose: poseFromHomography(match.homography, serverFocal, sentSize.width, sentSize.height,
+                                            page.widthMm, page.heightMm) };
   }
 }
 
@@ -237,6 +317,12 @@ function onFrame(img, now) {
     S.debug.tracker = tracker;
     pose = new PoseEstimator(cv, frameSize.width, frameSize.height, page ? page.widthMm : 210, page ? page.heightMm : 297);
     if (page) tracker.setPage(page, marker);
+    // take over from the server's answers: seed from the last match while it is fresh (else the next one seeds)
+    if (page && lastMatch && lastMatch.match.pageId === page.pageId && performance.now() - lastMatch.at < SEED_MAX_AGE_MS
+        && lastMatch.match.frameSize.width === frameSize.width) {
+      tracker.seedFrom(lastMatch.grey, lastMatch.match.homography);
+    }
+    serverPose = null;
   }
 
   let result = null;
@@ -257,22 +343,34 @@ function onFrame(img, now) {
     if (S.metrics.redetectMs.length > 500) S.metrics.redetectMs.shift();
   }
 
+  let p = null;
   if (result) {
+    p = pose.update(result.corners, result.H, now / 1000);
+  } else if (!tracker && serverPose && page && serverPose.pageId === page.pageId
+             && performance.now() - serverPose.at < SERVER_LOST_MS) {
+    p = serverPose.pose;
+    result = { mode: "server", corners: p.rawCorners, H: serverPose.H, points: 0 };
+  }
+
+  if (result && renderer) {
     lostSince = null;
     lostFrames = 0;
-    const p = pose.update(result.corners, result.H, now / 1000);
     renderer.setPose(p);
     S.corners = p.corners;
     S.rawCorners = result.corners;
     S.focal = p.focal;
-    record.tracked = true;
+    record.tracked = result.mode !== "server";  // tracked in the browser (server mode: the server's pose)
     record.mode = result.mode;
     record.points = result.points;
     record.corners = p.corners;
     record.rawCorners = result.corners;
     if (S.bundleLoaded) {
       renderer.setVisible(true);
-      if (S.metrics.firstOverlayAt === null) S.metrics.firstOverlayAt = performance.now();
+      if (S.metrics.firstOverlayAt === null) {
+        S.metrics.firstOverlayAt = performance.now();
+        S.metrics.firstOverlayMode = result.mode;
+        loadTracker();  // the first overlay is on the paper: now the tracker may take the network
+      }
       S.overlays = renderer.overlayCorners();
       record.overlays = S.overlays;
       setState("tracking");
@@ -287,7 +385,8 @@ function onFrame(img, now) {
     if (S.state === "tracking" || S.state === "loading") {
       if (lostSince === null) lostSince = now;
       if (now - lostSince > LOST_HIDE_MS) {
-        renderer.setVisible(false);
+        serverPose = null;
+        if (renderer) renderer.setVisible(false);
         if (pose) pose.reset();
         S.corners = null;
         S.overlays = [];
@@ -297,9 +396,9 @@ function onFrame(img, now) {
       }
     }
   }
-  S.overlaysVisible = renderer.visible;
-  record.visible = renderer.visible;
-  renderer.requestRender();
+  S.overlaysVisible = !!(renderer && renderer.visible);
+  record.visible = S.overlaysVisible;
+  if (renderer) renderer.requestRender();
   record.ms = performance.now() - tFrame0;
   if (record.tracked && camera.longSide > SLOW_LONG_SIDE && !params.get("process")) {
     trackedFrameMs.push(record.ms);
@@ -314,7 +413,9 @@ function onFrame(img, now) {
 
   // Recognition on the server while no page is followed (a few frames a second, never two at once).
   const following = tracker && tracker.tracking;
-  if (!following && recognition.ready(now) && S.state !== "loading") recognizeFrame(now).catch((e) => console.error(e));
+  if (!following && !recognizing && recognition.ready(now) && S.state !== "loading") {
+    recognizeFrame(now).catch((e) => console.error(e));
+  }
 }
 
 // Change the processing size on the fly: new grey buffer, tracker and pose at the new size; the page is found
@@ -326,20 +427,21 @@ function setProcessingSize(longSide) {
   tracker = null;
   pose = null;
   lostFrames = 0;
-  renderer.setViewport(frameSize.width, frameSize.height);
+  serverPose = null;
+  if (renderer) renderer.setViewport(frameSize.width, frameSize.height);
   ui.layout(frameSize.width, frameSize.height);
   S.processing = [frameSize.width, frameSize.height];
 }
 
-async function startCamera() {
-  if (S.metrics.tapAt === null) S.metrics.tapAt = performance.now();
+async function startCamera(tapAt = performance.now(), early = null) {
+  if (S.metrics.tapAt === null) S.metrics.tapAt = tapAt;
   ui.hideStart();
   document.getElementById("fallback-panel").hidden = true;
   setState("starting");
   ui.setStatus("status.starting");
   let size;
   try {
-    size = await camera.start();
+    size = await camera.start(early);
   } catch (err) {
     showFallback(err.reason || "unavailable");
     return;
@@ -347,12 +449,14 @@ async function startCamera() {
   frameSize = size;
   S.processing = [size.width, size.height];
   grey = new Uint8Array(size.width * size.height);
-  renderer.setViewport(size.width, size.height);
+  if (renderer) {
+    renderer.setViewport(size.width, size.height);
+    renderer.live = true;
+  }
   ui.layout(size.width, size.height);
   window.addEventListener("resize", () => ui.layout(frameSize.width, frameSize.height));
   setState("scanning");
   ui.setStatus("status.scanning");
-  renderer.live = true;
   camera.run(onFrame);
 }
 
@@ -368,6 +472,7 @@ async function editionPages() {
 
 async function showFallback(reason) {
   camera.stop();
+  registerServiceWorker();
   S.fallbackReason = reason;
   ui.setStatus("status.ready");
   ui.showFallback(reason, await editionPages(), pickPage, uploadPhoto);
@@ -380,6 +485,7 @@ async function pickPage(p) {
   setState("loading");
   document.getElementById("camera").hidden = true;
   document.getElementById("photo").hidden = true;
+  await rendererReady();
   renderer.setViewport(window.innerWidth, window.innerHeight);
   ui.fullCanvas();
   const info = await showPage(p.manifestUrl, p.pageId);
@@ -409,18 +515,15 @@ async function uploadPhoto(file) {
   img.src = URL.createObjectURL(blob);
   img.hidden = false;
   document.getElementById("camera").hidden = true;
+  await rendererReady();
   renderer.setViewport(w, h);
   ui.layout(w, h, { contain: true });
   const info = await showPage(match.manifestUrl, match.pageId);
-  await cvReady;
-  const still = new PoseEstimator(cv, w, h, info.widthMm, info.heightMm);
-  const corners = pageCorners(match.homography, info.widthMm, info.heightMm);
-  still.focal.update(match.homography);
-  const p = { modelView: still.solve(corners, still.focal.value),
-              projection: projectionFromIntrinsics(still.focal.value, w, h) };
+  // a still photo needs no tracker: the pose comes from the server's homography alone
+  const p = poseFromHomography(match.homography, new FocalEstimator(w, h), w, h, info.widthMm, info.heightMm);
   renderer.setPose(p);
   renderer.setVisible(true);
-  S.corners = corners;
+  S.corners = p.corners;
   S.photoSize = [w, h];
   S.overlays = renderer.overlayCorners();
   S.overlaysVisible = true;
@@ -430,7 +533,7 @@ async function uploadPhoto(file) {
 
 // ---------- taps on overlays ----------
 document.getElementById("gl").addEventListener("click", (e) => {
-  const hit = renderer.pick(e.clientX, e.clientY);
+  const hit = renderer && renderer.pick(e.clientX, e.clientY);
   if (!hit || !hit.controller) return;
   hit.controller.tap();
   S.lastActivated = { id: hit.id, kind: hit.kind };
@@ -439,10 +542,14 @@ document.getElementById("gl").addEventListener("click", (e) => {
 
 on("page:ready", ({ pageId }) => { S.readyPageId = pageId; });
 
-ui.onStart(startCamera);
+// The boot script took the taps until now (and opened the camera on the first): from here this module answers them.
+boot.bound = true;
+ui.onStart(() => startCamera());
 ui.onNoCamera(() => showFallback("nocamera"));
-ui.onRetry(startCamera);
+ui.onRetry(() => startCamera());
 ui.onBack(() => { closePanorama(); location.reload(); });
 ui.setStatus("status.ready");
 setState("idle");
-if (params.has("autostart")) startCamera();
+if (boot.tapAt !== null) startCamera(boot.tapAt, boot.stream);
+else if (boot.noCamera) showFallback("nocamera");
+else if (params.has("autostart")) startCamera();

@@ -154,7 +154,7 @@ export class PoseEstimator {
   // tracker sees the paper; 3D models standing on it follow the rigid pose.
   solve(corners, f) {
     const cv = this.cv;
-    const cx = (this.width - 1) / 2, cy = (this.height - 1) / 2;
+    const cx = (this.width - 1) / 2, cy = (this.height - 1) / 2;  // principal point of K
     const obj = cv.matFromArray(4, 1, cv.CV_64FC3, this.objectPoints);
     const img = cv.matFromArray(4, 1, cv.CV_64FC2, corners.flat());
     const K = cv.matFromArray(3, 3, cv.CV_64F, [f, 0, cx, 0, f, cy, 0, 0, 1]);
@@ -169,30 +169,57 @@ export class PoseEstimator {
       cv.Rodrigues(rvec, R);
       const r = R.data64F;
       Hm = cv.getPerspectiveTransform(src, dst);  // page mm -> px
-      const h = Hm.data64F;
-      // A = K^-1 H, columns a1, a2 (per page mm), a3 (origin = page top-left corner)
-      const col = (j) => [(h[j] - cx * h[6 + j]) / f, (h[3 + j] - cy * h[6 + j]) / f, h[6 + j]];
-      const a1 = col(0), a2 = col(1), a3 = col(2);
-      const norm = (v) => Math.hypot(v[0], v[1], v[2]);
-      let lam = 2 / (norm(a1) + norm(a2));
-      if (a3[2] * lam < 0) lam = -lam;  // the page is in front of the camera
-      const c1 = a1.map((v) => v * lam), c2 = a2.map((v) => v * lam), c3 = a3.map((v) => v * lam);
-      const scale = (norm(c1) + norm(c2)) / 2;
-      let n = [r[2] * scale, r[5] * scale, r[8] * scale];  // solvePnP's object z axis (into the paper)
-      const cross = [c1[1] * c2[2] - c1[2] * c2[1], c1[2] * c2[0] - c1[0] * c2[2], c1[0] * c2[1] - c1[1] * c2[0]];
-      if (n[0] * cross[0] + n[1] * cross[1] + n[2] * cross[2] < 0) n = n.map((v) => -v);
-      // object frame O: metres, origin at the page centre -> camera (OpenCV axes, metres)
-      const t = [0, 1, 2].map((i) => (c1[i] * this.wMm / 2 + c2[i] * this.hMm / 2 + c3[i]) / 1000);
-      // M = D [R|t] P with P: G->O = [[1,0,0],[0,0,1],[0,-1,0]]  =>  [R|t]·P has columns (x, -z, y) and t.
-      // D = diag(1,-1,-1) negates rows 2 and 3.
-      const RP = [0, 1, 2].map((i) => [c1[i], -n[i], c2[i], t[i]]);
-      const rows = [RP[0], RP[1].map((v) => -v), RP[2].map((v) => -v), [0, 0, 0, 1]];
-      const m = new Float64Array(16);
-      for (let c = 0; c < 4; c++) for (let rr = 0; rr < 4; rr++) m[c * 4 + rr] = rows[rr][c];
-      return m;
+      return modelViewFromHomography(Hm.data64F, f, this.width, this.height, this.wMm, this.hMm, [r[2], r[5], r[8]]);
     } finally {
       [obj, img, K, dist, rvec, tvec, R, src, dst].forEach((x) => x.delete());
       if (Hm) Hm.delete();
     }
   }
+}
+
+// Model-view (column-major, glTF page frame in metres -> three.js camera) from a page-mm -> px homography h (9 numbers,
+// row-major) and the focal length f: the two in-paper axes and the origin from A = K^-1 H = λ [r1 r2 t] (exact on the
+// paper for any f). The paper's normal is r3 (solvePnP's rigid rotation, PoseEstimator.solve) when given, otherwise
+// the normal of the plane the in-paper axes span (c1 × c2, into the paper): what the viewer uses before the
+// in-browser tracker (opencv.js) has loaded, with the server's homography, and for an uploaded still photo.
+export function modelViewFromHomography(h, f, width, height, wMm, hMm, r3 = null) {
+  const cx = (width - 1) / 2, cy = (height - 1) / 2;
+  const col = (j) => [(h[j] - cx * h[6 + j]) / f, (h[3 + j] - cy * h[6 + j]) / f, h[6 + j]];
+  const a1 = col(0), a2 = col(1), a3 = col(2);
+  const norm = (v) => Math.hypot(v[0], v[1], v[2]);
+  let lam = 2 / (norm(a1) + norm(a2));
+  if (a3[2] * lam < 0) lam = -lam;  // the page is in front of the camera
+  const c1 = a1.map((v) => v * lam), c2 = a2.map((v) => v * lam), c3 = a3.map((v) => v * lam);
+  const scale = (norm(c1) + norm(c2)) / 2;
+  const cross = [c1[1] * c2[2] - c1[2] * c2[1], c1[2] * c2[0] - c1[0] * c2[2], c1[0] * c2[1] - c1[1] * c2[0]];
+  let n;
+  if (r3) {
+    n = r3.map((v) => v * scale);  // solvePnP's object z axis (into the paper)
+    if (n[0] * cross[0] + n[1] * cross[1] + n[2] * cross[2] < 0) n = n.map((v) => -v);
+  } else {
+    const k = norm(cross) || 1;
+    n = cross.map((v) => v * scale / k);
+  }
+  // object frame O: metres, origin at the page centre -> camera (OpenCV axes, metres)
+  const t = [0, 1, 2].map((i) => (c1[i] * wMm / 2 + c2[i] * hMm / 2 + c3[i]) / 1000);
+  // M = D [R|t] P with P: G->O = [[1,0,0],[0,0,1],[0,-1,0]]  =>  [R|t]·P has columns (x, -z, y) and t.
+  // D = diag(1,-1,-1) negates rows 2 and 3.
+  const RP = [0, 1, 2].map((i) => [c1[i], -n[i], c2[i], t[i]]);
+  const rows = [RP[0], RP[1].map((v) => -v), RP[2].map((v) => -v), [0, 0, 0, 1]];
+  const m = new Float64Array(16);
+  for (let c = 0; c < 4; c++) for (let rr = 0; rr < 4; rr++) m[c * 4 + rr] = rows[rr][c];
+  return m;
+}
+
+// Pose of a page from a homography alone (no opencv.js, no smoothing): the server's answer for the frame it was
+// sent, shown until the in-browser tracker takes over, and the pose on an uploaded still photo.
+// focal: a FocalEstimator of that frame size (updated with H). Returns the record PoseEstimator.update returns.
+export function poseFromHomography(H, focal, width, height, wMm, hMm) {
+  const f = focal.update(H);
+  const applied = [[0, 0], [wMm, 0], [wMm, hMm], [0, hMm]].map(([x, y]) => {
+    const w = H[6] * x + H[7] * y + H[8];
+    return [(H[0] * x + H[1] * y + H[2]) / w, (H[3] * x + H[4] * y + H[5]) / w];
+  });
+  return { corners: applied, rawCorners: applied, focal: f, modelView: modelViewFromHomography(H, f, width, height, wMm, hMm),
+           projection: projectionFromIntrinsics(f, width, height) };
 }
