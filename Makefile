@@ -6,7 +6,7 @@ HOST  ?= 127.0.0.1
 PORT  ?= 8000
 export BAONHUNG_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test test-slow deps deps-system deps-python deps-node bench-recognition bench-rating bench-bundle bench-viewer clean
+.PHONY: run test test-slow deps deps-system deps-python deps-node bench-recognition bench-rating bench-bundle bench-viewer opencv-js clean
 
 .venv/bin/python:
 	python3 -m venv .venv
@@ -66,6 +66,11 @@ bench-bundle: deps
 
 bench-viewer: deps
 	$(PY) bench/bench_viewer.py $(BENCH_ARGS)
+
+# The viewer's opencv.js (only the tracker's functions, separate .wasm), rebuilt from source into viewer_api/vendor/opencv
+# (committed; ~15 min on 2 cores). Inputs and output hashes: viewer_api/vendor/opencv/BUILD-INFO.json.
+opencv-js:
+	scripts/build-opencv-js.sh
 
 clean:
 	rm -rf var .pytest_cache test-artifacts
