@@ -37,6 +37,10 @@ LOGO_MAX_AREA_SHARE = {"Q": 0.08, "H": 0.12}
 LOGO_ERROR_BUDGET = 0.6
 MIN_LOGO_MODULES = 5           # a smaller square shows nothing recognisable
 MIN_SIZE_MM = 15.0             # issue 6: smaller symbols are unreliable with mid-range phone cameras on newsprint
+MAX_SIZE_MM = 200.0            # a poster's QR; larger is no print use, and 1,000 mm cost 2.5 GB (issue 25)
+LOGO_MAX_BYTES = 2 * 1024 * 1024
+LOGO_MAX_PIXELS = 2048 * 2048  # checked from the PNG header before decoding: a 190 KB PNG can be 13,000² px
+PNG_MAX_PIXELS = 40_000_000    # the PNG export's whole canvas (symbol + caption band)
 MIN_MODULE_MM = 0.4            # below this newsprint dot gain fills modules in; warn (not refuse)
 MIN_QUIET_ZONE_MODULES = 4     # ISO/IEC 18004 quiet zone for QR
 MM_PER_INCH = 25.4
@@ -306,13 +310,21 @@ class QrLayout:
 
 
 def _load_logo(logo_png: bytes) -> Image.Image:
+    if len(logo_png) > LOGO_MAX_BYTES:
+        raise ValueError(f"logo is larger than {LOGO_MAX_BYTES // (1024 * 1024)} MB")
     try:
-        image = Image.open(io.BytesIO(logo_png))
-        image.load()
+        image = Image.open(io.BytesIO(logo_png))  # reads the header only
     except Exception as exc:  # PIL raises many types for bad input; re-raise as one clear error
         raise ValueError(f"logo is not a readable image: {exc}") from exc
     if image.format != "PNG":
         raise ValueError(f"logo must be a PNG, got {image.format}")
+    if image.width * image.height > LOGO_MAX_PIXELS:
+        raise ValueError(f"logo is {image.width} x {image.height} px; at most {LOGO_MAX_PIXELS:,} pixels "
+                         f"(e.g. 2048 x 2048)")
+    try:
+        image.load()
+    except Exception as exc:  # noqa: BLE001 - as above
+        raise ValueError(f"logo is not a readable image: {exc}") from exc
     rgba = image.convert("RGBA")
     flat = Image.new("RGB", rgba.size, (255, 255, 255))  # flatten onto white: no transparency in print files
     flat.paste(rgba, mask=rgba.getchannel("A"))
@@ -330,8 +342,8 @@ def qr_layout(data: str, size_mm: float, ecc: str = "M", logo_png: bytes | None 
     ``LOGO_MAX_AREA_SHARE`` that keeps within the block budget (it shrinks to fit); an explicit share that
     does not fit is refused rather than silently shrunk.
     """
-    if not isinstance(size_mm, (int, float)) or not math.isfinite(size_mm) or size_mm < MIN_SIZE_MM:
-        raise ValueError(f"QR size must be at least {MIN_SIZE_MM:g} mm, got {size_mm!r}")
+    if not isinstance(size_mm, (int, float)) or not math.isfinite(size_mm) or not MIN_SIZE_MM <= size_mm <= MAX_SIZE_MM:
+        raise ValueError(f"QR size must be {MIN_SIZE_MM:g}-{MAX_SIZE_MM:g} mm, got {size_mm!r}")
     if not isinstance(border_modules, int) or border_modules < MIN_QUIET_ZONE_MODULES:
         raise ValueError(f"quiet zone must be at least {MIN_QUIET_ZONE_MODULES} modules, got {border_modules!r}")
     symbol = make_symbol(data, ecc)
@@ -545,6 +557,8 @@ def qr_png(data: str, size_mm: float, ecc: str = "M", logo_png: bytes | None = N
     pure K. Module edges are snapped to whole pixels (modules differ by at most one pixel)."""
     if not isinstance(dpi, int) or not MIN_DPI <= dpi <= MAX_DPI:
         raise ValueError(f"dpi must be an integer in {MIN_DPI}..{MAX_DPI}, got {dpi!r}")
+    if isinstance(size_mm, (int, float)) and _mm_to_px(min(size_mm, 10 * MAX_SIZE_MM) * 2, dpi) ** 2 > PNG_MAX_PIXELS:
+        raise ValueError(f"a {size_mm:g} mm QR at {dpi} dpi is more than {PNG_MAX_PIXELS:,} pixels")
     layout = qr_layout(data, size_mm, ecc, logo_png, border_modules, logo_share)
     lang = _check_lang(lang)
     px = _mm_to_px(layout.total_mm, dpi)

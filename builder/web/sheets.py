@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from markers.deeplink import deep_link_url
-from markers.qr import QR_FORMATS
+from markers.qr import LOGO_MAX_BYTES, LOGO_MAX_PIXELS, MAX_SIZE_MM, MIN_SIZE_MM, QR_FORMATS
 from markers.sheets import EditionSheet, SheetPage, edition_sheet_pdf, marker_test_sheet_pdf
 
 from .. import services as svc
@@ -98,10 +98,22 @@ def page_qr(page_id, fmt):
     try:
         size_mm = float(values.get("size_mm", DEFAULT_QR_MM))
     except ValueError:
-        raise ServiceError("invalid_field", field="size_mm", reason="a number", reason_vi="một số") from None
+        size_mm = float("nan")
+    if not MIN_SIZE_MM <= size_mm <= MAX_SIZE_MM:  # NaN too: every numeric parameter has a range (issue 25)
+        raise ServiceError("invalid_field", field="size_mm",
+                           reason=f"a number of millimetres from {MIN_SIZE_MM:g} to {MAX_SIZE_MM:g}",
+                           reason_vi=f"một số milimét từ {MIN_SIZE_MM:g} đến {MAX_SIZE_MM:g}")
     ecc = values.get("ecc", "M").upper()
     badge = values.get("badge", "0") in ("1", "true", "on")
-    logo = request.files.get("logo").read() if request.method == "POST" and request.files.get("logo") else None
+    logo = None
+    if request.method == "POST" and request.files.get("logo"):
+        logo = request.files["logo"].read(LOGO_MAX_BYTES + 1)
+        if len(logo) > LOGO_MAX_BYTES:
+            raise ServiceError("invalid_field", field="logo",
+                               reason=f"a PNG of at most {LOGO_MAX_BYTES // 2 ** 20} MB and "
+                                      f"{LOGO_MAX_PIXELS:,} pixels",
+                               reason_vi=f"một ảnh PNG tối đa {LOGO_MAX_BYTES // 2 ** 20} MB và "
+                                         f"{LOGO_MAX_PIXELS:,} điểm ảnh")
     url = deep_link_url(base_url(), page.code)
     language = values.get("lang") or lang()
     try:

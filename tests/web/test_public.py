@@ -1,7 +1,9 @@
 """The public side: recognize endpoint, artifacts (caching, ETag, Range, gzip, CORS), deep links, print-desk API."""
 from __future__ import annotations
 
+import io
 import subprocess
+import time
 
 import cv2
 import numpy as np
@@ -244,6 +246,42 @@ def test_page_qr_exports_by_role(client, users, published, fmt):
 def test_qr_below_minimum_size_is_a_clear_400(client, users, published):
     r = client.get(f"/api/v1/pages/{published['page']['id']}/qr.svg?size_mm=10", headers=auth(users.tokens["editor"]))
     assert r.status_code == 400 and "15" in r.get_json()["message"]
+
+
+@pytest.mark.parametrize("size", ["1000", "10000", "1e308", "nan", "inf", "-20", "abc", "200.5"])
+def test_qr_size_out_of_range_is_a_bilingual_400_at_once(client, users, published, size):
+    """Issue 25: 1,000 mm took 11 s and 2.5 GB, 10,000 mm was a 500. The range is 15-200 mm, in both languages."""
+    url = f"/api/v1/pages/{published['page']['id']}/qr.png?size_mm={size}"
+    t0 = time.monotonic()
+    r = client.get(url, headers=auth(users.tokens["editor"]))
+    assert r.status_code == 400 and r.get_json()["error"] == "invalid_field" and time.monotonic() - t0 < 1.0
+    assert "15" in r.get_json()["message"] and "200" in r.get_json()["message"]
+    vi = client.get(url, headers={**auth(users.tokens["editor"]), "Accept-Language": "vi"}).get_json()["message"]
+    assert "milimét" in vi
+    assert client.get(f"/api/v1/pages/{published['page']['id']}/qr.png?size_mm=200",
+                      headers=auth(users.tokens["editor"])).status_code == 200
+
+
+def test_qr_logo_of_too_many_pixels_is_refused_before_decoding(client, users, published):
+    """A 13,000 x 13,000 px PNG of ~190 KB cost 2 GB decoded; its header says its size, and that is refused."""
+    import tracemalloc
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("1", (13000, 13000), 1).save(buf, format="PNG", optimize=True)
+    assert len(buf.getvalue()) < 1_000_000
+    tracemalloc.start()
+    r = client.post(f"/api/v1/pages/{published['page']['id']}/qr.png",
+                    data={"size_mm": "30", "ecc": "H", "logo": (io.BytesIO(buf.getvalue()), "logo.png")},
+                    headers=auth(users.tokens["editor"]), content_type="multipart/form-data")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert r.status_code == 400 and "pixels" in r.get_json()["message"]
+    assert peak < 50_000_000, f"{peak / 1e6:.0f} MB allocated refusing the logo"
+    big = io.BytesIO(b"\x89PNG" + b"0" * (3 * 2 ** 20))
+    r = client.post(f"/api/v1/pages/{published['page']['id']}/qr.png", data={"size_mm": "30", "ecc": "H",
+                    "logo": (big, "logo.png")}, headers=auth(users.tokens["editor"]), content_type="multipart/form-data")
+    assert r.status_code == 400 and r.get_json()["error"] == "invalid_field"
 
 
 def test_deep_link_codes_resolve_only_when_published(app, client, users, published):
