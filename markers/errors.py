@@ -16,3 +16,7 @@ class IndexFormatError(MarkerError, ValueError):
 
 class InvalidImageError(MarkerError, ValueError):
     """An input image cannot be used (not decodable, wrong dtype/shape, too small)."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """An input image has more pixels than the step given it may decode (checked from its header, before decoding)."""

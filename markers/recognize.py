@@ -32,7 +32,7 @@ import faiss
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import InvalidImageError
+from .errors import ImageTooLargeError, InvalidImageError
 from .features import as_gray, detect_orb, resize_long_side
 from .workers import Workers, one_faiss_thread
 
@@ -270,6 +270,13 @@ class PhotoColor:
             return self._image
 
 
+# Pixels a photo may have (from its header, before anything is decoded): a JPEG is decoded at up to 1/8 of its size,
+# so it may be large (a 200 MP phone mode still decodes to ~3 MP); what is decoded in full (PNG, WebP, a small JPEG)
+# may not be more than a 24 MP camera's. A 190 KB PNG of 13,000 x 13,000 px cost +605 MB before this (issue 25).
+PHOTO_MAX_PIXELS = 200_000_000
+PHOTO_MAX_DECODED_PIXELS = 24_000_000
+
+
 def decode_photo(data: bytes, long_side: int = QUERY_MAX_SIDE) -> Photo:
     """Decode a JPEG/PNG/WebP photo for recognition, grey and upright (EXIF orientation honoured); its colour, which
     the closer look finds the paper by (``paper_box``), is decoded only if asked for (``PhotoColor``).
@@ -278,18 +285,26 @@ def decode_photo(data: bytes, long_side: int = QUERY_MAX_SIDE) -> Photo:
     (Pillow's draft mode), never below ``long_side`` (recognition shrinks a photo to QUERY_MAX_SIDE anyway), and
     only its luma: a 4000 x 3000 phone-like JPEG (1.9 MB) takes 22 ms here instead of 117-129 ms. An output pixel
     is the mean of a k x k block, so the pixel-index convention holds with scale 1/k. Raises InvalidImageError for
-    anything that is not a decodable image."""
+    anything that is not a decodable image, ImageTooLargeError (before decoding) for one of more than
+    PHOTO_MAX_PIXELS, or of more than PHOTO_MAX_DECODED_PIXELS once a JPEG's reduction is counted."""
     draft = None
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
+            if w * h > PHOTO_MAX_PIXELS:
+                raise ImageTooLargeError(f"{w} x {h} px is more than {PHOTO_MAX_PIXELS:,} pixels")
             colour = im.mode not in ("1", "L", "LA", "I", "I;16", "F")
             if max(w, h) >= 2 * long_side:
                 f = long_side / max(w, h)
                 draft = (max(1, int(np.ceil(w * f))), max(1, int(np.ceil(h * f))))
                 im.draft("L", draft)
+            if im.size[0] * im.size[1] > PHOTO_MAX_DECODED_PIXELS:
+                raise ImageTooLargeError(f"{w} x {h} px would be decoded at {im.size[0]} x {im.size[1]}, more than "
+                                         f"{PHOTO_MAX_DECODED_PIXELS:,} pixels")
             k = 2 ** round(np.log2(w / im.size[0]))  # libjpeg's scale: output = ceil(w / k)
             gray = np.asarray(ImageOps.exif_transpose(im).convert("L"))
+    except ImageTooLargeError:
+        raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InvalidImageError(f"not a decodable image ({len(data)} bytes): {exc}") from exc
     return Photo(as_gray(gray), 1.0 / k, PhotoColor(data=data, draft=draft) if colour else None)

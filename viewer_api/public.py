@@ -6,11 +6,14 @@ import time
 from collections import defaultdict, deque
 
 from flask import Blueprint, abort, current_app, jsonify, request, send_file
+from werkzeug.exceptions import RequestEntityTooLarge
 
 public_bp = Blueprint("public", __name__)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 RECOGNIZE_MAX_BYTES = 8 * 1024 * 1024  # a 12 MP phone JPEG is 3–6 MB; the viewer sends ~640 px frames
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around the image
+RETRY_AFTER_S = 5  # a refused reader tries again after this (the window is one minute, sliding)
 EXT_MIME = {
     "glb": "model/gltf-binary", "json": "application/json", "png": "image/png", "jpg": "image/jpeg",
     "webp": "image/webp", "mp4": "video/mp4", "webm": "video/webm", "mp3": "audio/mpeg", "m4a": "audio/mp4",
@@ -96,6 +99,12 @@ class RateLimiter:
 _limiter = RateLimiter()
 
 
+def _too_large():
+    response, status = _error("too_large", 413, "Ảnh quá lớn (tối đa 8 MB).", "The image is too large (at most 8 MB).")
+    response.headers["Connection"] = "close"  # the rest of the body is not read: this connection cannot be reused
+    return response, status
+
+
 def _error(code: str, status: int, vi: str, en: str):
     lang = (request.accept_languages.best_match(["vi", "en"]) if request.accept_languages else None) or "vi"
     return _cors(jsonify({"error": code, "message": en if lang == "en" else vi})), status
@@ -105,24 +114,37 @@ def _error(code: str, status: int, vi: str, en: str):
 def recognize():
     state = _state()
     if not _limiter.allow(request.remote_addr or "", state.settings.recognize_rate_per_minute):
-        return _error("rate_limited", 429, "Quá nhiều yêu cầu. Hãy thử lại sau ít giây.",
-                      "Too many requests. Try again in a few seconds.")
-    if (request.content_length or 0) > RECOGNIZE_MAX_BYTES:
-        return _error("too_large", 413, "Ảnh quá lớn (tối đa 8 MB).", "The image is too large (at most 8 MB).")
-    if request.files.get("image") is not None:
-        data = request.files["image"].read(RECOGNIZE_MAX_BYTES + 1)
-    else:
-        data = request.get_data(cache=False)
+        response, status = _error("rate_limited", 429, "Quá nhiều yêu cầu. Hãy thử lại sau ít giây.",
+                                  "Too many requests. Try again in a few seconds.")
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        response.headers["Connection"] = "close"  # its body is not read: the connection cannot carry another request
+        return response, status
+    if (request.content_length or 0) > RECOGNIZE_MAX_BYTES + FORM_OVERHEAD:
+        return _too_large()
+    # A body without a length (chunked) is read through a stream limited to this request's cap: refused once it
+    # passes it, never buffered whole first (a 200 MB chunked body cost +409 MB before the 413, issue 25).
+    request.max_content_length = RECOGNIZE_MAX_BYTES + FORM_OVERHEAD
+    try:
+        if request.mimetype == "multipart/form-data":
+            upload = request.files.get("image")
+            data = upload.read(RECOGNIZE_MAX_BYTES + 1) if upload is not None else b""
+        else:
+            data = request.stream.read(RECOGNIZE_MAX_BYTES + 1)
+    except RequestEntityTooLarge:
+        return _too_large()
     if len(data) > RECOGNIZE_MAX_BYTES:
-        return _error("too_large", 413, "Ảnh quá lớn (tối đa 8 MB).", "The image is too large (at most 8 MB).")
+        return _too_large()
     tilted = request.values.get("tilted", "0")
     if tilted not in ("0", "1"):
         return _error("bad_tilted", 400, "Tham số tilted phải là 0 hoặc 1.", "The tilted parameter must be 0 or 1.")
     from markers import decode_photo
-    from markers.errors import MarkerError
+    from markers.errors import ImageTooLargeError, MarkerError
 
     try:
         image = decode_photo(data)  # grey, upright; a large JPEG is decoded at a fraction of its size
+    except ImageTooLargeError:
+        return _error("too_many_pixels", 413, "Ảnh có quá nhiều điểm ảnh (tối đa 24 triệu khi giải mã).",
+                      "The image has too many pixels (at most 24 million decoded).")
     except (MarkerError, ValueError):
         return _error("not_an_image", 400, "Dữ liệu gửi lên không phải ảnh JPEG hoặc PNG.",
                       "The body is not a JPEG or PNG image.")

@@ -97,6 +97,57 @@ def test_recognize_refuses_non_images_and_oversize(client, published):
     assert r.status_code == 413
 
 
+class _CountingStream:
+    """A request body of `size` bytes that is produced as it is read, counting what was read."""
+
+    def __init__(self, size: int):
+        self.size, self.read_bytes = size, 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.size - self.read_bytes if n is None or n < 0 else min(n, self.size - self.read_bytes)
+        self.read_bytes += n
+        return b"\xff" * n
+
+    def readline(self, n: int = -1) -> bytes:
+        return self.read(min(n, 65536) if n and n > 0 else 65536)
+
+
+@pytest.mark.parametrize("content_type", ["image/jpeg", "multipart/form-data; boundary=x"])
+def test_recognize_refuses_a_chunked_body_past_8_mb_without_reading_it_all(client, published, content_type):
+    """Issue 25: a 200 MB body without a Content-Length was buffered whole before the 413 (+409 MB)."""
+    import json
+
+    from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+    body = _CountingStream(200 * 1024 * 1024)
+    environ = EnvironBuilder(path="/api/v1/recognize", method="POST", content_type=content_type).get_environ()
+    environ.pop("CONTENT_LENGTH", None)  # chunked: the server does not know the length, the stream ends the body
+    environ.update({"wsgi.input": body, "wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"})
+    app_iter, status, headers = run_wsgi_app(client.application, environ, buffered=True)
+    assert status.startswith("413") and json.loads(b"".join(app_iter))["error"] == "too_large"
+    assert headers["Connection"] == "close"
+    assert body.read_bytes <= 9 * 1024 * 1024, f"{body.read_bytes / 2 ** 20:.0f} MB read"
+
+
+def test_recognize_refuses_too_many_pixels_before_decoding(client, published):
+    """Issue 25: a 190 KB PNG of 13,000 x 13,000 px cost +605 MB; its header says its size and that is refused."""
+    import tracemalloc
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("1", (13000, 13000), 1).save(buf, format="PNG", optimize=True)
+    tracemalloc.start()
+    r = client.post("/api/v1/recognize", data=buf.getvalue(), content_type="image/png",
+                    headers={"Accept-Language": "en"})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert r.status_code == 413 and r.get_json()["error"] == "too_many_pixels" and "pixels" in r.get_json()["message"]
+    assert peak < 50_000_000, f"{peak / 1e6:.0f} MB allocated refusing the photo"
+    # a large phone JPEG is still fine: it is decoded at a fraction of its size
+    big = cv2.imencode(".jpg", np.full((6000, 8000), 200, np.uint8))[1].tobytes()
+    assert client.post("/api/v1/recognize", data=big, content_type="image/jpeg").status_code == 200
+
+
 def test_recognize_rate_limit_answers_429(tmp_path):
     from dataclasses import replace
 
@@ -109,6 +160,9 @@ def test_recognize_rate_limit_answers_429(tmp_path):
     codes = [client.post("/api/v1/recognize", data=b"x", content_type="image/jpeg",
                          environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code for _ in range(5)]
     assert codes[:3] == [400, 400, 400] and codes[3:] == [429, 429]
+    r = client.post("/api/v1/recognize", data=b"x", content_type="image/jpeg", environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    # when to try again, and the unread body does not poison the next request on the connection
+    assert r.headers["Retry-After"] == "5" and r.headers["Connection"] == "close"
 
 
 def test_running_server_sees_publish_and_unpublish_without_restart(client, users, published):
