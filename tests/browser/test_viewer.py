@@ -192,6 +192,32 @@ def test_recognition_client_asks_for_the_tilted_look_every_4th_request_until_a_m
     assert all(u.startswith("/api/v1/recognize?scope=edition%3A7") for u in sent)
 
 
+def test_recognition_client_waits_as_long_as_a_429_says(server):
+    """A refused request (429) carries Retry-After: the viewer sends nothing more until then (issue 25)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page()
+            page.goto(f"{server}/v/{CODE}?nosw=1")
+            ready = page.evaluate("""async () => {
+                const { RecognitionClient } = await import('/v/static/recognition.js');
+                window.fetch = async () => new Response('{}', { status: 429, headers: { 'Retry-After': '1' } });
+                const client = new RecognitionClient('/api/v1/recognize', null);
+                const far = 1e9;  // frame times far apart: only the Retry-After can hold a request back
+                await client.recognize(new Blob(), { width: 4, height: 3 }, 0);
+                const at0 = client.ready(far);
+                await new Promise((r) => setTimeout(r, 600));
+                const at600 = client.ready(2 * far);
+                await new Promise((r) => setTimeout(r, 600));
+                return [at0, at600, client.ready(3 * far)];
+            }""")
+        finally:
+            browser.close()
+    assert ready == [False, False, True]
+
+
 def test_refused_camera_offers_page_list_and_3d_view(server):
     from playwright.sync_api import sync_playwright
 

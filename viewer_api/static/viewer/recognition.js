@@ -24,10 +24,11 @@ export class RecognitionClient {
     this.offline = false;
     this.misses = 0; // requests since the last match (a refused or failed request counts too)
     this.lastMatchAt = -Infinity;
+    this.quietUntil = -Infinity; // a 429's Retry-After: no request before then
   }
 
   ready(now) {
-    return !this.pending && now - this.lastSentAt >= MIN_INTERVAL_MS;
+    return !this.pending && now - this.lastSentAt >= MIN_INTERVAL_MS && performance.now() >= this.quietUntil;
   }
 
   // blob: JPEG; frameSize: {width, height}; now: the frame's time (ms); tilted: ask for the tilted look (default: every
@@ -49,6 +50,10 @@ export class RecognitionClient {
         method: "POST", body: blob, headers: { "Content-Type": "image/jpeg" }, signal: ctrl.signal,
       });
       this.offline = false;
+      if (res.status === 429) {
+        const wait = Number(res.headers.get("Retry-After"));
+        this.quietUntil = performance.now() + 1000 * (Number.isFinite(wait) && wait > 0 ? Math.min(wait, 60) : 5);
+      }
       if (!res.ok) return null;
       const body = await res.json();
       if (!body || !body.match) return null;
