@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from .models import ApiToken, LoginAttempt, User, utcnow
+from .models import ApiToken, LoginAttempt, User, UserSession, utcnow
 from .problems import LoginThrottled, ServiceError
 
 PASSWORD_HASHER = PasswordHasher()  # argon2-cffi defaults: Argon2id, RFC 9106 low-memory profile
@@ -98,3 +98,56 @@ def user_for_token(db: Session, secret: str) -> User | None:
     row.last_used_at = now
     db.commit()
     return row.user
+
+
+def open_session(db: Session, user: User, address: str) -> str:
+    """A new server-side session for ``user``; returns the secret the session cookie carries (stored hashed)."""
+    secret = secrets.token_urlsafe(32)
+    db.add(UserSession(user_id=user.id, token_hash=token_digest(secret), address=(address or "")[:64]))
+    db.flush()
+    return secret
+
+
+def session_user(db: Session, user_id, secret: str | None) -> User | None:
+    """The active user of a live (not revoked) session, or None."""
+    if not secret or not isinstance(secret, str):
+        return None
+    row = db.scalar(select(UserSession).where(UserSession.token_hash == token_digest(secret)))
+    if row is None or row.revoked_at is not None or row.user_id != user_id:
+        return None
+    user = db.get(User, row.user_id)
+    return user if user is not None and user.active else None
+
+
+def close_session(db: Session, secret: str | None) -> bool:
+    """End a session on the server (its cookie, copied or not, no longer signs anyone in). True if one was open."""
+    if not secret or not isinstance(secret, str):
+        return False
+    row = db.scalar(select(UserSession).where(UserSession.token_hash == token_digest(secret),
+                                              UserSession.revoked_at.is_(None)))
+    if row is None:
+        return False
+    row.revoked_at = utcnow()
+    return True
+
+
+def close_other_sessions(db: Session, user: User, keep_secret: str | None = None) -> int:
+    """End every session of ``user`` but the one of ``keep_secret``; returns how many were ended."""
+    keep = token_digest(keep_secret) if keep_secret else None
+    rows = db.scalars(select(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))).all()
+    now = utcnow()
+    ended = 0
+    for row in rows:
+        if row.token_hash != keep:
+            row.revoked_at = now
+            ended += 1
+    return ended
+
+
+def revoke_tokens(db: Session, user: User) -> int:
+    """Revoke every live API token of ``user``; returns how many."""
+    now = utcnow()
+    rows = db.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))).all()
+    for row in rows:
+        row.revoked_at = now
+    return len(rows)

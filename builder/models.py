@@ -52,6 +52,19 @@ class User(Base):
     tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
 
+class UserSession(Base):
+    """A signed-in browser session. The cookie carries the secret; only its SHA-256 is stored, so a session can be
+    ended on the server (logout, and what a password change or deactivation ends) whatever cookie was copied."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    address: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+
+
 class ApiToken(Base):
     """A bearer token for the JSON API. Only the SHA-256 of the secret is stored; it is shown once."""
 

@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..auth import user_for_token
+from ..auth import session_user, user_for_token
 from ..models import User
 from ..problems import ServiceError, Unauthorized, error_payload
 from ..services import Actor
@@ -71,8 +71,9 @@ def load_user() -> None:
         return
     uid = session.get("uid")
     if uid:
-        user = db().get(User, uid)
-        if user is not None and user.active and session.get("pwv") == user.password_hash[-16:]:
+        # the session must be live on the server (logout ends it) and the password unchanged since it began
+        user = session_user(db(), uid, session.get("sid"))
+        if user is not None and session.get("pwv") == user.password_hash[-16:]:
             g.user = user
         else:
             session.clear()

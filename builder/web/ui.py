@@ -123,6 +123,7 @@ def login():
         chosen_lang = session.get("lang")
         session.clear()
         session["uid"] = user.id
+        session["sid"] = auth.open_session(db(), user, client_address())  # ended on the server by logout
         session["pwv"] = user.password_hash[-16:]  # a password change ends other sessions
         session["lang"] = request.form.get("lang") or chosen_lang or user.language
         session.permanent = True
@@ -134,7 +135,11 @@ def login():
 
 @ui_bp.post("/logout")
 def logout():
+    """Ends the session on the server too: a copy of the cookie taken before no longer signs anyone in."""
     chosen_lang = session.get("lang")
+    if auth.close_session(db(), session.get("sid")) and g.get("user") is not None:
+        audit(db(), Actor.of(g.user, client_address()), "user.logout", "user", g.user.id)
+    db().commit()
     session.clear()
     if chosen_lang:
         session["lang"] = chosen_lang
@@ -516,7 +521,14 @@ def change_password():
         accounts.change_own_password(db(), actor(), g.user, form.get("current_password", ""),
                                      form.get("new_password", ""), form.get("new_password_again", ""))
         session["pwv"] = accounts.session_version(g.user)
+        auth.close_other_sessions(db(), g.user, keep_secret=session.get("sid"))
+        revoked = auth.revoke_tokens(db(), g.user) if form.get("revoke_tokens") else 0
+        if revoked:
+            audit(db(), actor(), "token.revoke_all", "user", g.user.id, count=revoked)
+        db().commit()
         flash(_("Password changed. You are signed out everywhere else."), "ok")
+        if revoked:
+            flash(_("%(count)s API tokens revoked.", count=revoked), "ok")
         return redirect(url_for("ui.change_password"))
     return render_template("password.html", min_length=auth.MIN_PASSWORD_LENGTH)
 

@@ -119,10 +119,10 @@ def test_cookie_session_writes_need_a_csrf_token(client, users):
 
     app = client.application
     db = app.extensions["baonhung"].sessionmaker()
-    pwv = db.get(User, users.ids["designer"]).password_hash[-16:]
+    from tests.web.test_ui import sign_in
+
+    sign_in(client, db, db.get(User, users.ids["designer"]))
     db.close()
-    with client.session_transaction() as sess:
-        sess["uid"], sess["pwv"] = users.ids["designer"], pwv
     before = state_snapshot(app)
     r = client.post("/api/v1/publications", json={"name": "Báo", "slug": "bao"})
     assert r.status_code == 400 and r.get_json()["error"] == "csrf"

@@ -63,10 +63,18 @@ def client_as(app, db, role: str | None):
     client = app.test_client()
     if role is not None:
         user = user_of(db, role)
-        with client.session_transaction() as sess:
-            sess["uid"] = user.id
-            sess["pwv"] = user.password_hash[-16:]
+        sign_in(client, db, user)
     return client
+
+
+def sign_in(client, db, user):
+    """Set a live server-side session for ``user`` in ``client``'s cookie, as a login does."""
+    from builder import auth
+
+    secret = auth.open_session(db, user, "127.0.0.1")
+    db.commit()
+    with client.session_transaction() as sess:
+        sess["uid"], sess["sid"], sess["pwv"] = user.id, secret, user.password_hash[-16:]
 
 
 def csrf_of(client, path: str = "/") -> str:
@@ -618,9 +626,11 @@ def _new_account(db, role="designer", password="mat-khau-that-dai-1") -> User:
 
 def _signed_in(app, user):
     client = app.test_client()
-    with client.session_transaction() as sess:
-        sess["uid"] = user.id
-        sess["pwv"] = user.password_hash[-16:]
+    db = app.extensions["baonhung"].sessionmaker()
+    try:
+        sign_in(client, db, db.get(User, user.id))
+    finally:
+        db.close()
     return client
 
 
@@ -643,6 +653,41 @@ def test_a_user_changes_their_password_and_only_this_session_survives(ui_app, db
     entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "user.password_change",
                                                 AuditEntry.target_id == str(user.id))).one()
     assert entry.user_id == user.id
+
+
+def test_logout_ends_the_session_on_the_server_even_for_a_copied_cookie(ui_app, db):
+    """Issue 25: a cookie saved before POST /logout still worked afterwards (and could create an API token)."""
+    user = _new_account(db)
+    client = _signed_in(ui_app, user)
+    copy = ui_app.test_client()
+    client.get("/")  # the server's own Set-Cookie, as a browser stores it
+    cookie = next(c for c in client._cookies.values() if c.key == ui_app.config["SESSION_COOKIE_NAME"])
+    copy.set_cookie(cookie.key, cookie.value, domain=cookie.domain)
+    assert copy.get("/").status_code == 200  # the copy works while the session is live
+    response = client.post("/logout", data={"csrf_token": csrf_of(client)})
+    assert response.status_code == 302
+    assert "/login" in copy.get("/").headers["Location"]
+    assert copy.post("/api/v1/publications", json={"name": "X", "slug": "x"}).status_code == 401
+    entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "user.logout",
+                                                AuditEntry.target_id == str(user.id))).one()
+    assert entry.user_id == user.id
+
+
+def test_a_password_change_can_revoke_the_users_api_tokens(ui_app, db):
+    from builder import auth
+
+    user = _new_account(db)
+    _, secret = auth.issue_token(db, user, "ci")
+    db.commit()
+    api = ui_app.test_client()
+    assert api.get("/api/v1/publications", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    here = _signed_in(ui_app, user)
+    response = here.post("/account/password", data={
+        "csrf_token": csrf_of(here), "current_password": "mat-khau-that-dai-1", "new_password": "mat-khau-moi-rat-dai-2",
+        "new_password_again": "mat-khau-moi-rat-dai-2", "revoke_tokens": "1"}, follow_redirects=True)
+    assert "Đã thu hồi 1 mã truy cập API" in response.get_data(as_text=True)
+    assert api.get("/api/v1/publications", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+    assert here.get("/").status_code == 200
 
 
 @pytest.mark.parametrize("current,new,again,message", [
