@@ -299,6 +299,9 @@ def main() -> int:
             ("  tracker ready (cold), downloaded in all", f"{pc.tracker_ready_s or float('nan'):.2f} s, "
              f"{pc.bytes_total / 1e6:.2f} MB", ""),
             ("  frames per second tracked in the browser", f"{pfps:.1f}", ""),
+            ("  tracking / re-detection per frame, median (main thread)",
+             f"{np.median(pc.track_ms) if pc.track_ms else float('nan'):.0f} / "
+             f"{np.median(pc.redetect_ms) if pc.redetect_ms else float('nan'):.0f} ms", ""),
             ("  taps lost (cold + warm)", f"{pc.lost_taps + pw_.lost_taps}", "0"),
         ]
         phone[cpu] = (pc, pw_)

@@ -53,6 +53,8 @@ class ScanResult:
     recognize_waits: list = field(default_factory=list)  # (sent s, answered s) of each recognize request
     frames: list = field(default_factory=list)
     marks: dict = field(default_factory=dict)    # the viewer's own times (s from navigation) of each step
+    track_ms: list = field(default_factory=list)   # per-frame tracking cost in the browser (flow + RANSAC)
+    redetect_ms: list = field(default_factory=list)  # per-attempt ORB re-detection cost (main thread)
     errors: list = field(default_factory=list)
 
 
@@ -122,7 +124,7 @@ def _throttle(cdp, profile: PhoneProfile):
 METRICS_JS = """() => { const s = window.__baonhung; if (!s) return null; const m = s.metrics;
   return {tapAt: m.tapAt, firstFrameAt: m.firstFrameAt ?? null, firstRecognizeAt: m.firstRecognizeAt ?? null,
           firstMatchAt: m.firstMatchAt ?? null, firstOverlayAt: m.firstOverlayAt, trackerReadyAt: m.trackerReadyAt ?? null,
-          firstMode: m.firstOverlayMode ?? null, state: s.state}; }"""
+          firstMode: m.firstOverlayMode ?? null, state: s.state, trackMs: m.trackMs, redetectMs: m.redetectMs}; }"""
 
 
 def _scan(page, wire: _Wire, url: str, timeout_s: float, track_s: float, until_tracker: bool = False) -> ScanResult:
@@ -159,7 +161,7 @@ def _scan(page, wire: _Wire, url: str, timeout_s: float, track_s: float, until_t
     out.first_overlay_s = m["firstOverlayAt"] / 1000
     out.tap_s = m["tapAt"] / 1000 if m["tapAt"] is not None else None
     out.first_mode = m["firstMode"]
-    out.marks = {k: (v / 1000 if isinstance(v, (int, float)) else v) for k, v in m.items()}
+    out.marks = {k: (v / 1000 if isinstance(v, (int, float)) else v) for k, v in m.items() if not k.endswith("Ms")}
     if until_tracker:
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout_s and page.evaluate(METRICS_JS)["trackerReadyAt"] is None:
@@ -169,6 +171,7 @@ def _scan(page, wire: _Wire, url: str, timeout_s: float, track_s: float, until_t
     m = page.evaluate(METRICS_JS)
     out.frames = page.evaluate("() => window.__baonhung.frames")
     out.tracker_ready_s = m["trackerReadyAt"] / 1000 if m["trackerReadyAt"] is not None else None
+    out.track_ms, out.redetect_ms = list(m["trackMs"]), list(m["redetectMs"])
     cut = wire.t_nav + out.first_overlay_s if wire.t_nav is not None else None
     network = {rid for rid, u in wire.urls.items() if u.startswith("http")}  # not data: or blob: URLs
     out.bytes_before_overlay = sum(b for ts, b, rid in wire.chunks if rid in network and cut is not None and ts <= cut)
