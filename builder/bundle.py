@@ -60,6 +60,7 @@ from PIL import Image, ImageDraw, ImageSequence
 from builder import frame
 from builder.glb import GlbDocument, read_glb, write_glb
 from builder.storage import sha256_file
+from builder.procs import FFMPEG_MEMORY_MB, limited
 
 
 OVERLAY_KINDS = ("model3d", "video", "audio", "animated_image", "image", "panorama360", "link")
@@ -73,7 +74,7 @@ ANIMATED_FPS_MAX = 30       # transcoded animated images: GIF delays below 33 ms
 ANIMATED_MIN_FRAME_MS = 20  # browsers treat GIF delays under 20 ms as 100 ms; we clamp to 20 ms instead
 BIN_ALIGN = 8               # grafted binary data starts on 8 bytes (≥ every component size; 4 is required)
 VALIDATION_MESSAGES_SHOWN = 5
-FFMPEG_TIMEOUT_S = 300
+FFMPEG_TIMEOUT_S = 180
 MB = 1_000_000
 
 MIME_BY_EXT = {
@@ -619,8 +620,12 @@ def encode_texture(image: Image.Image, max_px: int) -> tuple[bytes, str, bool]:
 
 def extract_video_frame(path: Path, ffmpeg: str = "ffmpeg") -> Image.Image:
     """First decodable frame of a video (poster when the designer gave none)."""
-    proc = subprocess.run([ffmpeg, "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "image2pipe",
-                           "-vcodec", "png", "-"], capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
+    try:
+        proc = subprocess.run([ffmpeg, "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "image2pipe",
+                               "-vcodec", "png", "-"], capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False,
+                              preexec_fn=limited(FFMPEG_MEMORY_MB))
+    except subprocess.TimeoutExpired as exc:
+        raise BundleBuildError(f"reading a frame of {path.name} took more than {FFMPEG_TIMEOUT_S} s") from exc
     if proc.returncode != 0 or not proc.stdout:
         raise BundleBuildError(f"cannot read a frame of {path.name}",
                                messages=[proc.stderr.decode("utf-8", "replace").strip()[:300]])
@@ -670,7 +675,8 @@ def transcode_animated_image(src: Path, dst: Path, *, background=(255, 255, 255)
            "-movflags", "+faststart", str(dst)]
     first: Image.Image | None = None
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
+                                preexec_fn=limited(FFMPEG_MEMORY_MB))
         try:
             written, elapsed_ms = 0, 0
             with Image.open(src) as im:

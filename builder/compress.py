@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from builder.glb import GlbDocument, read_glb, write_glb
+from builder.procs import limited, node_args
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NODE_MODULES = Path(os.environ.get("BAONHUNG_NODE_MODULES", REPO_ROOT / "node_modules"))
 GLTF_TRANSFORM_CLI = NODE_MODULES / "@gltf-transform" / "cli" / "bin" / "cli.js"
-TIMEOUT_S = 600  # a 200k-triangle model with 2048 px textures takes ~8 s; leave room on a busy 2-core box
+TIMEOUT_S = 180  # a 200k-triangle model with 2048 px textures takes ~8 s (models are capped at 500k triangles)
 
 FULL_TEXTURE_MAX_PX = 2048
 LITE_TEXTURE_MAX_PX = 1024
@@ -81,7 +82,7 @@ def _node() -> str:
 def _run(cmd: list[str], data: bytes | None = None) -> bytes:
     try:
         proc = subprocess.run(cmd, input=data, capture_output=True, timeout=TIMEOUT_S, check=False,
-                              cwd=str(REPO_ROOT))
+                              cwd=str(REPO_ROOT), preexec_fn=limited(None))
     except subprocess.TimeoutExpired as exc:
         raise CompressionError(f"{Path(cmd[1]).name if len(cmd) > 1 else cmd[0]} timed out") from exc
     if proc.returncode != 0:
@@ -94,14 +95,14 @@ def optimize(src: Path, dst: Path, *, texture_max_px: int) -> Path:
     """``gltf-transform optimize`` with meshopt + WebP ≤ ``texture_max_px``, keeping every node/name/extra."""
     if not GLTF_TRANSFORM_CLI.is_file():
         raise CompressionError(f"missing {GLTF_TRANSFORM_CLI} (run make deps-node)")
-    _run([_node(), str(GLTF_TRANSFORM_CLI), "optimize", str(src), str(dst), "--compress", "meshopt",
+    _run([_node(), *node_args(), str(GLTF_TRANSFORM_CLI), "optimize", str(src), str(dst), "--compress", "meshopt",
           "--texture-compress", "webp", "--texture-size", str(int(texture_max_px)), *KEEP_SCENE_FLAGS])
     return dst
 
 
 def decode_glb(data: bytes) -> bytes:
     """GLB bytes with meshopt/Draco buffers → GLB bytes with plain accessors (for validation, grafting)."""
-    return _run([_node(), "--input-type=module", "-e", DECODE_SCRIPT], data)
+    return _run([_node(), *node_args(), "--input-type=module", "-e", DECODE_SCRIPT], data)
 
 
 def _read_accessor(doc: GlbDocument, index: int) -> np.ndarray:

@@ -95,6 +95,13 @@ _CATALOG: dict[str, tuple[int, str, str]] = {
         "glTF file “{filename}” refers to an external file ({uri}); upload a GLB, a glTF with embedded "
         "data, or a zip.",
     ),
+    "model_too_many_triangles": (
+        422,
+        "Mô hình “{filename}” có {triangles} tam giác, quá giới hạn {limit}. Hãy giảm số đa giác (ví dụ bằng "
+        "Decimate trong Blender) rồi tải lên lại.",
+        "Model “{filename}” has {triangles} triangles, over the limit of {limit}. Reduce its polygons (e.g. "
+        "Blender's Decimate) and upload it again.",
+    ),
     "model_empty": (
         422,
         "Mô hình “{filename}” không có hình khối nào để hiển thị.",

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import ValidatorUnavailableError
+from builder.procs import limited, node_args
 
 SCRIPT = Path(__file__).resolve().parent / "js" / "validate_gltf.mjs"
 # Enough for a 50 MB model on a busy 2-core machine; a hung validator must not hold an upload forever.
-TIMEOUT_S = 180
+TIMEOUT_S = 120
 # The validator stops collecting after this many issues; the counts below are then lower bounds.
 MAX_ISSUES = 100
 # Exit code of validate_gltf.mjs when `gltf-validator` cannot be required.
@@ -114,9 +115,10 @@ def validate_gltf(data: bytes, *, max_issues: int = MAX_ISSUES, timeout_s: float
     """
     if not SCRIPT.is_file():
         raise ValidatorUnavailableError(f"missing {SCRIPT}")
-    cmd = [node_binary(), str(SCRIPT), str(int(max_issues))]
+    cmd = [node_binary(), *node_args(), str(SCRIPT), str(int(max_issues))]
     try:
-        proc = subprocess.run(cmd, input=bytes(data), capture_output=True, timeout=timeout_s, check=False)
+        proc = subprocess.run(cmd, input=bytes(data), capture_output=True, timeout=timeout_s, check=False,
+                              preexec_fn=limited(None))
     except subprocess.TimeoutExpired as exc:
         raise ValidatorUnavailableError(f"timed out after {timeout_s:.0f} s") from exc
     except OSError as exc:

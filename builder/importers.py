@@ -73,6 +73,9 @@ class UploadLimits:
     zip_max_files: int = 500
     zip_max_total_bytes: int = 300 * MB
     zip_max_ratio: float = 100.0
+    # 3D models: triangles drawn (every mesh instance counted). A phone shows 50k per primitive comfortably (the
+    # lite bundle simplifies to that); a 2 M-face OBJ cost +590 MB and held a server thread for 22+ minutes.
+    max_model_triangles: int = 500_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "UploadLimits":
@@ -114,6 +117,7 @@ class UploadLimits:
             ("BAONHUNG_MAX_ANIMATION_FRAMES", "max_animation_frames", int),
             ("BAONHUNG_MAX_ZIP_FILES", "zip_max_files", int),
             ("BAONHUNG_MAX_ZIP_RATIO", "zip_max_ratio", float),
+            ("BAONHUNG_MAX_MODEL_TRIANGLES", "max_model_triangles", int),
         ):
             val = number(var)
             if val is not None:
@@ -968,7 +972,19 @@ def gltf_model_meta(doc: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _validated_meta(data: bytes, doc: Mapping[str, Any], filename: str, source: str) -> dict[str, Any]:
+def _check_triangles(count: int, filename: str, limits: UploadLimits) -> None:
+    if count > limits.max_model_triangles:
+        raise InvalidAssetError("model_too_many_triangles", {"filename": filename, "triangles": f"{count:,}",
+                                                             "limit": f"{limits.max_model_triangles:,}"})
+
+
+def _validated_meta(data: bytes, doc: Mapping[str, Any], filename: str, source: str,
+                    limits: UploadLimits) -> dict[str, Any]:
+    try:  # counted from the accessors before the validator reads every byte
+        triangles = gltf_model_meta(doc)["triangles"]
+    except (KeyError, IndexError, TypeError, ValueError):
+        triangles = 0  # a broken document: the validator says what is wrong with it
+    _check_triangles(triangles, filename, limits)
     report: ValidationReport = validate_gltf(data)
     if not report.ok:
         raise InvalidAssetError("gltf_invalid", {
@@ -980,6 +996,7 @@ def _validated_meta(data: bytes, doc: Mapping[str, Any], filename: str, source: 
         meta = gltf_model_meta(doc)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise _corrupt(filename, exc) from exc
+    _check_triangles(meta["triangles"], filename, limits)
     if not meta["meshes"]:
         raise InvalidAssetError("model_empty", {"filename": filename})
     meta["source_format"] = source
@@ -1083,11 +1100,12 @@ class _SandboxResolver:
         return []
 
 
-def _check_obj(data: bytes, filename: str) -> None:
+def _check_obj(data: bytes, filename: str, limits: UploadLimits) -> None:
     """Strict OBJ syntax check (trimesh silently drops what it cannot read): numbers parse, faces refer to
-    existing vertices. Raises ``corrupt_file`` with the line number."""
+    existing vertices. Raises ``corrupt_file`` with the line number, ``model_too_many_triangles`` before parsing
+    on."""
     counts = {"v": 0, "vt": 0, "vn": 0}
-    faces = 0
+    faces = triangles = 0
     text = data.decode("utf-8", "replace")
     for lineno, line in enumerate(text.splitlines(), 1):
         tok = line.split("#", 1)[0].split()
@@ -1112,6 +1130,9 @@ def _check_obj(data: bytes, filename: str) -> None:
                         if i == 0 or i > n or i < -n:
                             raise ValueError(f"face refers to {which} {i}, only {n} defined")
                 faces += 1
+                triangles += len(args) - 2
+                if triangles > limits.max_model_triangles:
+                    _check_triangles(triangles, filename, limits)
         except ValueError as exc:
             raise _corrupt(filename, f"OBJ line {lineno}: {exc}") from exc
     if counts["v"] == 0 or faces == 0:
@@ -1123,8 +1144,9 @@ _PLY_TYPE_BYTES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "us
                    "double": 8, "float64": 8}
 
 
-def _check_ply_header(data: bytes, filename: str) -> None:
-    """Refuse a PLY whose header declares more elements than its bytes could hold (a memory bomb for numpy)."""
+def _check_ply_header(data: bytes, filename: str, limits: UploadLimits) -> None:
+    """Refuse a PLY whose header declares more elements than its bytes could hold (a memory bomb for numpy), or
+    more faces than the triangle limit (each face is at least one triangle)."""
     end = data.find(b"end_header")
     if end < 0:
         raise _corrupt(filename, "PLY without end_header")
@@ -1136,6 +1158,8 @@ def _check_ply_header(data: bytes, filename: str) -> None:
                 declared += int(tok[2])
             except ValueError:
                 raise _corrupt(filename, f"PLY element count {tok[2]!r}") from None
+            if tok[1] == "face":
+                _check_triangles(int(tok[2]), filename, limits)
     if declared > len(data) - end:
         raise _corrupt(filename, f"PLY declares {declared} elements in {len(data) - end} bytes")
 
@@ -1183,13 +1207,22 @@ _TRIMESH_TYPES = {"stl": "stl", "ply": "ply", "obj": "obj", "dae": "dae"}
 _ZIP_MODEL_SUFFIXES = {".obj": "obj", ".stl": "stl", ".ply": "ply", ".dae": "dae", ".glb": "glb", ".gltf": "gltf"}
 
 
-def _convert_mesh_file(fmt: str, data: bytes, filename: str, resolver: Any = None) -> bytes:
+def _stl_triangles(data: bytes) -> int:
+    """Triangles of an STL: a binary one says its count in its header, an ASCII one has a "facet" per triangle."""
+    if data[:5].lower() == b"solid" and b"facet" in data[:4096]:
+        return data.count(b"facet normal")
+    return int.from_bytes(data[80:84], "little") if len(data) >= 84 else 0
+
+
+def _convert_mesh_file(fmt: str, data: bytes, filename: str, limits: UploadLimits, resolver: Any = None) -> bytes:
     import trimesh
 
     if fmt == "obj":
-        _check_obj(data, filename)
+        _check_obj(data, filename, limits)
     if fmt == "ply":
-        _check_ply_header(data, filename)
+        _check_ply_header(data, filename, limits)
+    if fmt == "stl":
+        _check_triangles(_stl_triangles(data), filename, limits)
     if fmt == "dae":
         _check_dae(data, filename)
     return _trimesh_to_glb(
@@ -1250,7 +1283,7 @@ def _inspect_model(fmt: str, data: bytes, filename: str, limits: UploadLimits) -
         if external:  # e.g. textures left beside the GLB on the designer's disk
             raise InvalidAssetError("gltf_external_resources", {"filename": filename, "uri": external[0][:80]})
         _check_texture_pixels(_gltf_images(doc, binary), limits, filename)
-        meta = _validated_meta(data, doc, filename, "glb")
+        meta = _validated_meta(data, doc, filename, "glb", limits)
         return InspectedAsset("model/gltf-binary", "glb", data, meta, {})
     if fmt == "gltf":
         try:
@@ -1263,12 +1296,12 @@ def _inspect_model(fmt: str, data: bytes, filename: str, limits: UploadLimits) -
         if external:
             raise InvalidAssetError("gltf_external_resources", {"filename": filename, "uri": external[0][:80]})
         _check_texture_pixels(_gltf_images(doc, b""), limits, filename)
-        meta = _validated_meta(data, doc, filename, "gltf")
+        meta = _validated_meta(data, doc, filename, "gltf", limits)
         return InspectedAsset("model/gltf+json", "gltf", data, meta, {})
     if fmt == "zip":
         return _inspect_model_zip(data, filename, limits)
-    glb = _convert_mesh_file(fmt, data, filename)
-    meta = _validated_meta(glb, read_glb(glb)[0], filename, fmt)
+    glb = _convert_mesh_file(fmt, data, filename, limits)
+    meta = _validated_meta(glb, read_glb(glb)[0], filename, fmt, limits)
     return InspectedAsset("model/gltf-binary", "glb", glb, meta, {})
 
 
@@ -1309,8 +1342,8 @@ def _inspect_model_zip(data: bytes, filename: str, limits: UploadLimits) -> Insp
             except (ValueError, UnicodeDecodeError, TypeError, IndexError, binascii.Error, RecursionError) as exc:
                 raise _corrupt(inner_name, exc) from exc
         else:
-            glb = _convert_mesh_file(fmt, raw, inner_name, resolver=_SandboxResolver(path.parent))
-        meta = _validated_meta(glb, read_glb(glb)[0], inner_name, f"zip/{fmt}")
+            glb = _convert_mesh_file(fmt, raw, inner_name, limits, resolver=_SandboxResolver(path.parent))
+        meta = _validated_meta(glb, read_glb(glb)[0], inner_name, f"zip/{fmt}", limits)
         return InspectedAsset("model/gltf-binary", "glb", glb, meta, {})
 
 

@@ -528,6 +528,53 @@ def test_glb_failing_validation_is_refused_with_the_validators_messages():
     assert err.values["messages"] and all(isinstance(m, str) for m in err.values["messages"])
 
 
+def _grid_obj(n: int) -> bytes:
+    """An OBJ of an n x n vertex grid: 2 (n-1)² triangles."""
+    lines = [f"v {i % n} {i // n} 0" for i in range(n * n)]
+    for y in range(n - 1):
+        for x in range(n - 1):
+            a = y * n + x + 1
+            lines.append(f"f {a} {a + 1} {a + n}")
+            lines.append(f"f {a + 1} {a + n + 1} {a + n}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_model_over_the_triangle_limit_is_refused_before_it_is_converted(monkeypatch):
+    """Issue 25: a 16 MB OBJ of 2 M faces was accepted (+590 MB) and its bundle work ran for 22+ minutes."""
+    import time
+
+    import builder.importers as importers
+
+    limits = UploadLimits(max_model_triangles=1000)
+    monkeypatch.setattr(importers, "_trimesh_to_glb", lambda *a, **k: pytest.fail("converted before the check"))
+    err = refused("model3d", _grid_obj(40), "dense.obj", limits)  # 3,042 triangles
+    assert (err.code, err.http_status) == ("model_too_many_triangles", 422)
+    assert "1,000" in err.message("en") and "tam giác" in err.message("vi")
+    ply = b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nelement face 5000\nend_header\n" + b"0" * 9000
+    assert refused("model3d", ply, "dense.ply", limits).code == "model_too_many_triangles"
+    stl = b"\0" * 80 + (5000).to_bytes(4, "little") + b"\0" * (50 * 5000)
+    assert refused("model3d", stl, "dense.stl", limits).code == "model_too_many_triangles"
+    t0 = time.monotonic()
+    big = _grid_obj(720)  # 1.03 M triangles (~30 MB) at the default limit of 500,000
+    assert refused("model3d", big, "scan.obj").code == "model_too_many_triangles"
+    assert time.monotonic() - t0 < 30
+
+
+def test_a_glb_over_the_triangle_limit_is_refused_before_validation(monkeypatch):
+    import builder.importers as importers
+
+    monkeypatch.setattr(importers, "validate_gltf", lambda *a, **k: pytest.fail("validated before the check"))
+    glb = build_stock_glb("pin")
+    err = refused("model3d", glb, "pin.glb", UploadLimits(max_model_triangles=10))
+    assert err.code == "model_too_many_triangles"
+
+
+def test_the_triangle_limit_is_configurable():
+    assert UploadLimits.from_env({"BAONHUNG_MAX_MODEL_TRIANGLES": "200000"}).max_model_triangles == 200_000
+    with pytest.raises(ValueError, match="BAONHUNG_MAX_MODEL_TRIANGLES"):
+        UploadLimits.from_env({"BAONHUNG_MAX_MODEL_TRIANGLES": "-1"})
+
+
 def test_ply_declaring_more_elements_than_bytes_is_corrupt():
     ply = b"ply\nformat binary_little_endian 1.0\nelement vertex 900000000\nproperty float x\nend_header\n\0\0"
     assert refused("model3d", ply, "bomb.ply").code == "corrupt_file"
