@@ -101,10 +101,28 @@ def set_user_active(db: Session, actor: Actor, user_id: int, active: bool) -> Us
     return user
 
 
-def issue_token(db: Session, actor: Actor, user: User, name: str = "",
-                expires_days: int | None = None) -> tuple[ApiToken, str]:
+MAX_TOKEN_DAYS = 3650
+
+
+def issue_token(db: Session, actor: Actor, user: User, name="", expires_days=None) -> tuple[ApiToken, str]:
+    """A new API token of ``user``; ``expires_days``: None/""/0 for none, else a whole number 1-MAX_TOKEN_DAYS
+    (given as a number or its text)."""
     if actor.user_id != user.id:
         require_role(actor, ADMINS)
+    if not isinstance(name, str):
+        raise InvalidField("name", "text", "dạng chữ")
+    if expires_days in (None, "", 0):
+        expires_days = None
+    else:
+        try:
+            if isinstance(expires_days, bool) or float(expires_days) != int(float(expires_days)):
+                raise ValueError
+            expires_days = int(float(expires_days))
+        except (TypeError, ValueError, OverflowError):
+            expires_days = -1
+        if not 1 <= expires_days <= MAX_TOKEN_DAYS:
+            raise InvalidField("expires_days", f"a whole number of days from 1 to {MAX_TOKEN_DAYS}",
+                               f"một số ngày nguyên từ 1 đến {MAX_TOKEN_DAYS}")
     row, secret = auth.issue_token(db, user, name, expires_days)
     audit(db, actor, "token.create", "token", row.id, user=user.email, prefix=row.prefix)
     db.commit()
@@ -124,11 +142,16 @@ def revoke_token(db: Session, actor: Actor, token_id: int) -> ApiToken:
 
 # ------------------------------------------------------------------------------------- helpers
 
+MAX_ID = 2 ** 63 - 1  # the databases' integer keys; a 26-digit id overflowed into a 500 (issue 25)
+
+
 def get_or_404(db: Session, model, ident, what: str):
     try:
         ident = int(ident)
     except (TypeError, ValueError):
-        raise NotFound(what, ident) from None
+        raise NotFound(what, str(ident)[:40]) from None
+    if not 1 <= ident <= MAX_ID:
+        raise NotFound(what, str(ident)[:40])
     obj = db.get(model, ident)
     if obj is None:
         raise NotFound(what, ident)
@@ -534,13 +557,28 @@ def _options(kind: str, values: dict, current: dict | None) -> dict:
     return opts
 
 
-def _check_url(raw: str | None) -> str:
-    if not raw:
+MAX_URL_LENGTH = 2000
+
+
+def _check_url(raw) -> str:
+    """An http(s) address of at most MAX_URL_LENGTH characters, without control characters; refused, never cut."""
+    if raw is None or raw == "":
         raise MissingField("url")
-    parsed = urlparse(raw.strip())
+    if not isinstance(raw, str):
+        raise InvalidField("url", "an http(s) address (text)", "một địa chỉ http(s) (dạng chữ)")
+    url = raw.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidField("url", f"at most {MAX_URL_LENGTH} characters", f"tối đa {MAX_URL_LENGTH} ký tự")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise InvalidField("url", "an address without control characters", "một địa chỉ không có ký tự điều khiển")
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError:
+        raise InvalidField("url", "a well-formed http(s) address", "một địa chỉ http(s) đúng dạng") from None
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise InvalidField("url", "an http(s) address", "một địa chỉ http(s)")
-    return raw.strip()[:2000]
+    return url
 
 
 def add_overlay(db: Session, store: AssetStore, limits: UploadLimits, actor: Actor, page: Page, values: dict,
@@ -548,7 +586,10 @@ def add_overlay(db: Session, store: AssetStore, limits: UploadLimits, actor: Act
     """Add an overlay from an upload (``data``), a stock model (``values['stock']``) or a URL (links)."""
     require_role(actor, CONTENT_WRITERS)
     _require_editable(page.edition)
-    kind = (values.get("kind") or "").strip()
+    kind = values.get("kind") or ""
+    if not isinstance(kind, str):
+        raise InvalidField("kind", f"one of {', '.join(OVERLAY_KINDS)}", f"một trong {', '.join(OVERLAY_KINDS)}")
+    kind = kind.strip()
     if not kind:
         raise MissingField("kind")
     if kind not in OVERLAY_KINDS:

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 
 from .. import services as svc
 from ..models import AuditEntry, Edition, Overlay, Page, Publication
-from ..problems import MissingField
+from ..problems import MissingField, ServiceError
 from ..publish import check_page_bundle, publish_edition, unpublish_edition
 from .common import actor, db, login_required, settings, store
 from .openapi import openapi_document
@@ -297,8 +297,7 @@ _PREVIEW_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif", "image/a
 @login_required
 def create_token():
     body = _body()
-    row, secret = svc.issue_token(db(), actor(), g.user, body.get("name", ""),
-                                  int(body["expires_days"]) if body.get("expires_days") else None)
+    row, secret = svc.issue_token(db(), actor(), g.user, body.get("name", ""), body.get("expires_days"))
     return _created({"id": row.id, "token": secret, "prefix": row.prefix}, url_for("api.create_token"))
 
 
@@ -315,7 +314,11 @@ def audit_log():
     from sqlalchemy import select
 
     svc.require_role(actor(), svc.ADMINS)
-    limit = min(int(request.args.get("limit", 200)), 1000)
+    raw = request.args.get("limit", "200")
+    if not (raw.isdigit() and 1 <= int(raw) <= 1000):
+        raise ServiceError("invalid_field", field="limit", reason="a whole number from 1 to 1000",
+                           reason_vi="một số nguyên từ 1 đến 1000")
+    limit = int(raw)
     rows = db().scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)).all()
     return jsonify({"entries": [
         {"id": r.id, "at": r.at.isoformat() + "Z", "user": r.user_email, "action": r.action,

@@ -573,8 +573,8 @@ def _tokens_of(user: User) -> list[ApiToken]:
 @login_required
 def create_token(user_id):
     user = _token_owner(user_id)
-    days = request.form.get("expires_days", type=int)
-    row, secret = svc.issue_token(db(), actor(), user, request.form.get("name", "").strip()[:100], days or None)
+    row, secret = svc.issue_token(db(), actor(), user, request.form.get("name", "").strip()[:100],
+                                  request.form.get("expires_days"))
     # Shown once, in this response only: only its hash is stored.
     return render_template("tokens.html", owner=user, tokens=_tokens_of(user), new_token=secret, new_row=row), 201
 

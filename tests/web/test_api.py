@@ -514,3 +514,43 @@ def test_upload_warnings_reach_the_designer_as_structured_data(client, users, pa
     assert r.status_code == 201, r.get_json()
     warnings = r.get_json()["asset"]["meta"]["warnings"]
     assert warnings and isinstance(warnings[0], dict) and warnings[0].get("code")
+
+
+# ------------------------------------------------------------------------------------ bad values (issue 25)
+
+_LINK = {"kind": "link", "x_mm": 10, "y_mm": 10, "width_mm": 20, "height_mm": 20}
+
+
+@pytest.mark.parametrize("method, path, body, status", [
+    ("POST", "/api/v1/pages/{page}/overlays", {**_LINK, "url": "http://[::1"}, 400),
+    ("POST", "/api/v1/pages/{page}/overlays", {**_LINK, "url": "http://a:99999/"}, 400),
+    ("POST", "/api/v1/pages/{page}/overlays", {**_LINK, "url": ["http://a/"]}, 400),
+    ("POST", "/api/v1/pages/{page}/overlays", {**_LINK, "url": "http://a/\x00b"}, 400),
+    ("POST", "/api/v1/pages/{page}/overlays", {**_LINK, "url": "http://a/" + "b" * 2000}, 400),
+    ("POST", "/api/v1/pages/{page}/overlays", {**_LINK, "kind": 5, "url": "http://a/"}, 400),
+    ("GET", "/api/v1/pages/12345678901234567890123456", None, 404),
+    ("GET", "/api/v1/editions/-3", None, 404),
+    ("DELETE", "/api/v1/overlays/99999999999999999999999", None, 404),
+    ("POST", "/api/v1/tokens", {"expires_days": "abc"}, 400),
+    ("POST", "/api/v1/tokens", {"expires_days": 1e9}, 400),
+    ("POST", "/api/v1/tokens", {"expires_days": 2.5}, 400),
+    ("POST", "/api/v1/tokens", {"name": 5}, 400),
+    ("GET", "/api/v1/audit?limit=abc", None, 400),
+    ("GET", "/api/v1/audit?limit=99999999999999999999", None, 400),
+])
+def test_bad_values_are_a_clear_4xx_never_a_500(client, users, page, method, path, body, status):
+    """Each was a 500 for an outside tester (or, for the NUL byte and the 2,000+ characters, stored / cut silently).
+    The app under test propagates exceptions, so a 500 here fails loudly."""
+    token = users.tokens["admin"]
+    r = client.open(path.format(page=page["id"]), method=method, json=body, headers=auth(token, "en"))
+    assert r.status_code == status, r.get_json()
+    message = r.get_json()["message"]
+    assert message and "Traceback" not in message
+    vi = client.open(path.format(page=page["id"]), method=method, json=body, headers=auth(token, "vi"))
+    assert vi.get_json()["message"] != message or status == 404  # both languages
+
+
+def test_a_link_of_2000_characters_is_kept_whole(client, users, page):
+    url = "https://baoyenbai.com.vn/" + "a" * (2000 - len("https://baoyenbai.com.vn/"))
+    r = client.post(f"/api/v1/pages/{page['id']}/overlays", json={**_LINK, "url": url}, headers=auth(users.tokens["admin"]))
+    assert r.status_code == 201 and r.get_json()["url"] == url
