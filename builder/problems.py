@@ -32,6 +32,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Số báo chưa có trang AR nào để xuất bản.",
         "en": "The edition has no AR page to publish.",
     },
+    "server_error": {
+        "vi": "Lỗi phía máy chủ, không phải do nội dung của bạn. Mã sự cố: {incident} — quản trị viên tra được "
+              "trong nhật ký máy chủ.",
+        "en": "A fault on the server, not in your content. Incident {incident}: the administrator can look it up "
+              "in the server log.",
+    },
     "publish_failed": {
         "vi": "Xuất bản thất bại, phiên bản cũ vẫn đang phục vụ bạn đọc: {detail}",
         "en": "Publishing failed; the previous version keeps serving readers: {detail}",
@@ -144,6 +150,16 @@ class LoginThrottled(ServiceError):
 
     def __init__(self, seconds: int):
         super().__init__("login_throttled", seconds=seconds)
+
+
+class ServerFault(ServiceError):
+    """A fault of the server (disk, permissions, memory, a tool missing), not of the request: 500 with a generic
+    message and the incident id under which the log holds the details (never a server path or a traceback)."""
+
+    http_status = 500
+
+    def __init__(self, incident: str):
+        super().__init__("server_error", incident=incident)
 
 
 class PublishFailed(ServiceError):

@@ -16,6 +16,9 @@ from __future__ import annotations
 import fcntl
 import gzip
 import json
+import logging
+import secrets
+import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,9 +34,15 @@ from .bundle import BundleOptions, OverlaySpec, PageSpec, build_page_bundle
 from .config import Settings
 from .manifest import edition_manifest, page_manifest
 from .models import Edition, EditionStatus, Page, PublishedVersion, PublishFailure, utcnow
-from .problems import PublishFailed, ServiceError
+from .errors import ValidatorUnavailableError
+from .problems import PublishFailed, ServerFault, ServiceError
 from .services import PUBLISHERS, Actor, audit, require_role
 from .storage import AssetStore, sha256_file
+
+log = logging.getLogger(__name__)
+# Failures of the server rather than of the edition's content: a 500 with an incident id, not the 422 that tells the
+# editor what in the content to fix.
+SERVER_FAULTS = (OSError, MemoryError, subprocess.TimeoutExpired, ValidatorUnavailableError)
 
 GZIP_MIN_BYTES = 1024  # below this gzip's header costs more than it saves
 GZIP_EXTS = ("glb", "json", "bin")
@@ -338,11 +347,24 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
         raise
     except Exception as exc:  # any failure: previous version keeps serving; the editor sees why
         db.rollback()
+        incident = secrets.token_hex(4)
         detail = f"{type(exc).__name__}: {exc}"[:2000]
-        db.add(PublishFailure(edition_id=edition.id, user_id=actor.user_id, error=detail))
-        audit(db, actor, "edition.publish_failed", "edition", edition.id, error=detail[:500])
+        log.exception("publishing edition %s failed [incident %s]", edition.id, incident)
+        # the full detail (paths included) for the newsroom's admins; the editor's message never holds a path
+        db.add(PublishFailure(edition_id=edition.id, user_id=actor.user_id, error=f"[{incident}] {detail}"))
+        audit(db, actor, "edition.publish_failed", "edition", edition.id, error=detail[:500], incident=incident)
         db.commit()
-        raise PublishFailed(detail) from exc
+        if isinstance(exc, SERVER_FAULTS):
+            raise ServerFault(incident) from exc
+        raise PublishFailed(_without_paths(detail, settings)) from exc
+
+
+def _without_paths(text: str, settings: Settings) -> str:
+    """A message for the editor: the server's own directories replaced by "…"."""
+    for root in sorted({str(settings.data_dir), tempfile.gettempdir(), str(Path(__file__).resolve().parents[1])},
+                       key=len, reverse=True):
+        text = text.replace(root, "…")
+    return text
 
 
 def unpublish_edition(db: Session, store: AssetStore, settings: Settings, actor: Actor, edition: Edition) -> None:

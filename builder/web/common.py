@@ -2,6 +2,7 @@
 (session cookie or Bearer token), CSRF, language, one error shape, security headers."""
 from __future__ import annotations
 
+import secrets
 from functools import wraps
 from urllib.parse import urlparse
 
@@ -12,7 +13,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..auth import session_user, user_for_token
 from ..models import User
-from ..problems import ServiceError, Unauthorized, error_payload
+from ..problems import ServerFault, ServiceError, Unauthorized, error_payload
 from ..services import Actor
 
 csrf = CSRFProtect()
@@ -149,6 +150,15 @@ def register_error_handlers(app) -> None:
     def _too_large(_err):
         limit = (app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
         return error_response(ServiceError("request_too_large", limit_mb=limit), 413)
+
+    @app.errorhandler(Exception)
+    def _unhandled(err):
+        if isinstance(err, HTTPException):
+            return _http(err)
+        incident = secrets.token_hex(4)
+        current_app.logger.exception("unhandled %s on %s %s [incident %s]", type(err).__name__, request.method,
+                                     request.path, incident)
+        return error_response(ServerFault(incident), 500)
 
     @app.errorhandler(HTTPException)
     def _http(err):

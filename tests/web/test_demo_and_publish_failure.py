@@ -71,3 +71,45 @@ def test_failed_publish_keeps_the_previous_version_and_records_why(client, users
     assert len(failures) == 1 and "could not be packaged" in failures[0].error
     body = client.get(f"/api/v1/editions/{edition['id']}", headers=auth(editor)).get_json()
     assert body["published_version"] == 1 and body["status"] == "in_review"
+
+
+def test_a_server_fault_during_publish_is_a_500_with_an_incident_not_a_path(app, client, users, monkeypatch, caplog):
+    """Issue 25: with published/ unwritable, publish answered 422 with "PermissionError … '/…/published/…'"."""
+    designer, editor = users.tokens["designer"], users.tokens["editor"]
+    make_publication(client, designer)
+    edition = make_edition(client, designer)
+    make_page(client, designer, edition["id"], png_bytes(620, 877, seed=13))
+    client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer))
+    import builder.publish as publish_mod
+
+    lock_path = str(app.extensions["baonhung"].published.dir / ".publish.lock")
+
+    def unwritable(*_a, **_k):
+        raise PermissionError(13, "Permission denied", lock_path)
+
+    monkeypatch.setattr(publish_mod, "_publish_lock", unwritable)
+    r = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor, "en"))
+    body = r.get_json()
+    assert r.status_code == 500 and body["error"] == "server_error"
+    assert "/" not in body["message"].replace("n/a", "") and "Permission" not in body["message"]
+    incident = body["message"].split("Incident ")[1].split(":")[0]
+    assert any(incident in rec.getMessage() for rec in caplog.records)  # the log line the admin looks up
+    from sqlalchemy import select
+
+    from builder.models import PublishFailure
+
+    db = app.extensions["baonhung"].sessionmaker()
+    failure = db.scalars(select(PublishFailure)).one()
+    db.close()
+    assert incident in failure.error and lock_path in failure.error  # the admins' record keeps the detail
+    vi = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor, "vi")).get_json()["message"]
+    assert "Mã sự cố" in vi
+
+
+def test_an_unexpected_error_is_a_500_with_an_incident(app, client, users, monkeypatch):
+    import builder.web.api as api_mod
+
+    monkeypatch.setattr(api_mod.svc, "publication_by_slug", lambda *_a: 1 / 0)
+    r = client.get("/api/v1/publications/anything", headers=auth(users.tokens["editor"], "en"))
+    assert r.status_code == 500 and r.get_json()["error"] == "server_error"
+    assert "ZeroDivision" not in r.get_json()["message"] and "Traceback" not in r.get_data(as_text=True)
