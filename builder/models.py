@@ -130,6 +130,8 @@ class Edition(Base):
 
 class Page(Base):
     __tablename__ = "pages"
+    # two uploads racing for the same number: the database refuses the second (a 409), not two pages numbered 70
+    __table_args__ = (UniqueConstraint("edition_id", "number", name="uq_page_number"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer)

@@ -324,6 +324,10 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
     published_at = utcnow().isoformat() + "Z"
     try:
         with _publish_lock(published.dir):
+            # another editor's publish may have run while this one waited for the lock: look again
+            db.refresh(edition)
+            if edition.status != EditionStatus.in_review.value:
+                raise ServiceError("wrong_status", http_status=409, status=edition.status)
             entries, artifacts, markers_ = build_edition_artifacts(snapshot, store, published_at, options)
             current = published.catalog()
             scopes = (f"edition:{edition.id}", f"publication:{edition.publication.slug}")

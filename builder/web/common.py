@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..auth import session_user, user_for_token
 from ..models import User
-from ..problems import ServerFault, ServiceError, Unauthorized, error_payload
+from ..problems import Conflict, ServerFault, ServiceError, Unauthorized, error_payload
 from ..services import Actor
 
 csrf = CSRFProtect()
@@ -150,6 +150,15 @@ def register_error_handlers(app) -> None:
     def _too_large(_err):
         limit = (app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
         return error_response(ServiceError("request_too_large", limit_mb=limit), 413)
+
+    from sqlalchemy.exc import IntegrityError
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(_err):
+        # two requests raced for a unique value (a slug, an edition or page number): the database kept the first
+        db().rollback()
+        return error_response(Conflict("another request has just taken that value; reload and try again",
+                                       "một yêu cầu khác vừa dùng giá trị này; hãy tải lại trang và thử lại"), 409)
 
     @app.errorhandler(Exception)
     def _unhandled(err):

@@ -554,3 +554,54 @@ def test_a_link_of_2000_characters_is_kept_whole(client, users, page):
     url = "https://baoyenbai.com.vn/" + "a" * (2000 - len("https://baoyenbai.com.vn/"))
     r = client.post(f"/api/v1/pages/{page['id']}/overlays", json={**_LINK, "url": url}, headers=auth(users.tokens["admin"]))
     assert r.status_code == 201 and r.get_json()["url"] == url
+
+
+# ------------------------------------------------------------------------------------ races (issue 25)
+
+def _concurrently(app, calls):
+    """Run the (method, path, kwargs) calls at once, each on its own thread and test client (the app's sessions are
+    per request, as under the threaded server); their status codes and JSON bodies."""
+    import threading
+
+    results = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def one(i, method, path, kwargs):
+        client = app.test_client()
+        barrier.wait()
+        r = client.open(path, method=method, **kwargs)
+        results[i] = (r.status_code, r.get_json(silent=True))
+
+    threads = [threading.Thread(target=one, args=(i, *c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_concurrent_uploads_of_one_page_number_make_one_page(app, client, users, page_png):
+    """4 concurrent uploads numbered 70 made 4 pages numbered 70; now one page, the others a 409."""
+    token = users.tokens["designer"]
+    make_publication(client, token)
+    edition = make_edition(client, token)
+    calls = [("POST", f"/api/v1/editions/{edition['id']}/pages",
+              {"data": {"image": upload(page_png, "p.png"), "number": "70", "width_mm": "297", "height_mm": "420"},
+               "content_type": "multipart/form-data", "headers": auth(token)}) for _ in range(4)]
+    codes = sorted(code for code, _ in _concurrently(app, calls))
+    assert codes == [201, 409, 409, 409], codes
+    pages = client.get(f"/api/v1/editions/{edition['id']}", headers=auth(token)).get_json()
+    assert pages["page_count"] == 1
+
+
+def test_two_concurrent_publishes_after_one_submit_make_one_version(app, client, users, page_png):
+    designer, editor = users.tokens["designer"], users.tokens["editor"]
+    make_publication(client, designer)
+    edition = make_edition(client, designer)
+    make_page(client, designer, edition["id"], page_png)
+    client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer))
+    calls = [("POST", f"/api/v1/editions/{edition['id']}/publish", {"headers": auth(editor)})] * 2
+    codes = sorted(code for code, _ in _concurrently(app, calls))
+    assert codes == [200, 409], codes
+    body = client.get(f"/api/v1/editions/{edition['id']}", headers=auth(editor)).get_json()
+    assert body["published_version"] == 1

@@ -68,3 +68,27 @@ def test_authoring_and_publishing_work_on_postgresql(empty_db, tmp_path):
     assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=headers).status_code == 200
     assert client.get(f"/pub/editions/{edition['id']}/manifest.json").status_code == 200
     app.extensions["baonhung"].engine.dispose()
+
+
+@pytest.mark.xdist_group("postgres")
+def test_pages_sharing_a_number_are_renumbered_when_the_constraint_comes(empty_db):
+    """Migration 0003: pages the upload race numbered alike keep the lowest id at the number, the others move up."""
+    from sqlalchemy import text
+
+    upgrade(empty_db, "0002")
+    engine = create_engine(empty_db)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO publications (id, name, slug, created_at) VALUES (1, 'B', 'b', '2026-12-01')"))
+        conn.execute(text("INSERT INTO editions (id, publication_id, number, date, title, status, code, review_comment,"
+                          " created_at, updated_at) VALUES (1, 1, 1, '2026-12-01', '', 'draft', 'AAAAAAA', '',"
+                          " '2026-12-01', '2026-12-01')"))
+        for page_id, number in ((1, 70), (2, 70), (3, 71), (4, 70)):
+            conn.execute(text("INSERT INTO pages (id, edition_id, number, title, width_mm, height_mm, image_sha,"
+                              " image_mime, image_width_px, image_height_px, code, rating, created_at, updated_at)"
+                              " VALUES (:id, 1, :n, '', 297, 420, 'x', 'image/png', 10, 10, :code, '{}',"
+                              " '2026-12-01', '2026-12-01')"), {"id": page_id, "n": number, "code": f"P{page_id}"})
+    upgrade(empty_db)
+    with engine.connect() as conn:
+        numbers = dict(conn.execute(text("SELECT id, number FROM pages ORDER BY id")).fetchall())
+    engine.dispose()
+    assert numbers == {1: 70, 2: 72, 3: 71, 4: 73}
