@@ -35,6 +35,40 @@ class BaoNhung:
     csrf_exempt_blueprints: set = field(default_factory=set)
 
 
+SWEEP_EVERY_S = 3600
+
+
+def sweep_leftovers(state: "BaoNhung") -> dict:
+    """What an interrupted publish left (builder.publish.sweep_after_crash), with a session of its own."""
+    from .publish import sweep_after_crash
+
+    db = state.sessionmaker()
+    try:
+        return sweep_after_crash(db, state.settings, state.store)
+    finally:
+        db.close()
+
+
+def start_sweeper(app: Flask, every_s: float = SWEEP_EVERY_S):
+    """A daemon thread sweeping leftovers on a schedule (the serving process calls this once)."""
+    import threading
+
+    state = app.extensions["baonhung"]
+    stop = threading.Event()
+
+    def loop():
+        while not stop.wait(every_s):
+            try:
+                swept = sweep_leftovers(state)
+                if any(swept.values()):
+                    app.logger.warning("cleaned up leftovers: %s", swept)
+            except Exception:  # noqa: BLE001 - a failed sweep must not end the schedule
+                app.logger.exception("sweeping leftovers failed")
+
+    threading.Thread(target=loop, name="baonhung-sweeper", daemon=True).start()
+    return stop
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     test_config = dict(test_config or {})
     limits = test_config.pop("UPLOAD_LIMITS", None)
@@ -76,6 +110,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     if upgrade_index(settings, store):
         app.logger.warning("recognition index rebuilt from the page markers (written by an older version)")
+    swept = sweep_leftovers(state)
+    if any(swept.values()):
+        app.logger.warning("cleaned up after an interrupted run: %s", swept)
 
     from .web import common
 

@@ -1000,7 +1000,7 @@ def build_page_bundle(page: PageSpec, options: BundleOptions = BundleOptions(), 
     overlay that cannot be packaged or an output that fails validation; nothing is published in that case.
     """
     if workdir is None:
-        workdir = Path(tempfile.mkdtemp(prefix="bundle-"))
+        workdir = Path(tempfile.mkdtemp(prefix="baonhung-bundle-"))
     workdir = Path(workdir)
     media_dir, tmp_dir = workdir / "media", workdir / "tmp"
     media_dir.mkdir(parents=True, exist_ok=True)

@@ -96,7 +96,7 @@ def cmd_serve(args) -> int:
     """Serve with gunicorn (a production WSGI server; threads in one process so the recognition index is shared)."""
     from gunicorn.app.base import BaseApplication
 
-    from .app import create_app
+    from .app import create_app, start_sweeper
     from .db import upgrade
 
     s = _settings()
@@ -131,7 +131,8 @@ def cmd_serve(args) -> int:
         def load(self):
             # In the worker, after gunicorn forked it: the app's start-up work (an index upgrade trains pages and
             # searches FAISS) must not leave thread pools in a master that forks.
-            app = create_app({"SETTINGS": s})
+            app = create_app({"SETTINGS": s})  # sweeps what an interrupted run left, then every hour:
+            start_sweeper(app)
             if args.https:
                 app.config["SESSION_COOKIE_SECURE"] = True
             return app

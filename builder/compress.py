@@ -183,7 +183,7 @@ def compress_lite(src: Path, dst: Path, *, texture_max_px: int = LITE_TEXTURE_MA
     doc, changes = simplify_document(read_glb(Path(src).read_bytes()), triangle_budget)
     if not changes:
         return optimize(Path(src), Path(dst), texture_max_px=texture_max_px)
-    with tempfile.TemporaryDirectory(prefix="lite-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="baonhung-lite-") as tmp:
         simplified = Path(tmp) / "simplified.glb"
         simplified.write_bytes(write_glb(doc))
         return optimize(simplified, Path(dst), texture_max_px=texture_max_px)

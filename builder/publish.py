@@ -33,7 +33,7 @@ from markers import INDEX_VERSION, MARKER_VERSION, PageMarker, RecognitionIndex,
 from .bundle import BundleOptions, OverlaySpec, PageSpec, build_page_bundle
 from .config import Settings
 from .manifest import edition_manifest, page_manifest
-from .models import Edition, EditionStatus, Page, PublishedVersion, PublishFailure, utcnow
+from .models import AuditEntry, Edition, EditionStatus, Page, PublishedVersion, PublishFailure, utcnow
 from .errors import ValidatorUnavailableError
 from .problems import PublishFailed, ServerFault, ServiceError
 from .services import PUBLISHERS, Actor, audit, require_role
@@ -55,15 +55,72 @@ def _published_store(settings: Settings):
 
 
 @contextmanager
-def _publish_lock(directory: Path):
-    """One publish/unpublish at a time per data directory (they rewrite the catalog and the index)."""
+def _publish_lock(directory: Path, blocking: bool = True):
+    """One publish/unpublish at a time per data directory (they rewrite the catalog and the index). Not blocking:
+    yields False at once when another process holds it."""
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".publish.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# Temporary directories of bundle work carry this prefix, so a sweep can tell ours from anything else in /tmp.
+TEMP_PREFIX = "baonhung-"
+STALE_TEMP_S = 3600  # no bundle step runs this long (each external process is limited to minutes)
+
+
+def _publishing_mark(directory: Path, edition_id) -> Path:
+    """Present while a publish of the edition runs; left behind only by a process that was killed."""
+    return directory / f".publishing-{int(edition_id)}.json"
+
+
+def sweep_after_crash(db: Session, settings: Settings, store: AssetStore) -> dict:
+    """Clean what an interrupted publish (kill -9, power loss) left, when no publish is running: temporary index
+    files, the store's half-written files, our stale temporary directories; and record each interrupted publish
+    (a failure the editor sees, and an audit entry). Called at start-up and on a schedule. Returns the counts."""
+    import shutil
+    import time
+
+    published_dir = settings.data_dir / "published"
+    done = {"index_tmp": 0, "store_tmp": 0, "temp_dirs": 0, "interrupted": 0}
+    with _publish_lock(published_dir, blocking=False) as held:
+        if not held:
+            return done  # a publish is running: its files are not leftovers
+        for tmp in published_dir.glob(".index-*.tmp"):
+            tmp.unlink(missing_ok=True)
+            done["index_tmp"] += 1
+        for mark in published_dir.glob(".publishing-*.json"):
+            try:
+                info = json.loads(mark.read_text(encoding="utf-8"))
+                edition = db.get(Edition, int(info["edition_id"]))
+            except (ValueError, KeyError, TypeError, OSError):
+                edition, info = None, {}
+            if edition is not None:
+                detail = f"interrupted: the server stopped during this publish (started {info.get('started_at')})"
+                db.add(PublishFailure(edition_id=edition.id, user_id=info.get("user_id"), error=detail))
+                db.add(AuditEntry(user_id=None, user_email="system", action="edition.publish_interrupted",
+                                  target_type="edition", target_id=str(edition.id), address="",
+                                  detail={"started_at": info.get("started_at"), "user_id": info.get("user_id")}))
+                db.commit()
+                done["interrupted"] += 1
+            mark.unlink(missing_ok=True)
+    done["store_tmp"] = store.sweep_temporaries()
+    cutoff = time.time() - STALE_TEMP_S
+    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        try:
+            if path.is_dir() and path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
+                done["temp_dirs"] += 1
+        except OSError:
+            continue
+    return done
 
 
 def snapshot_page(p: Page) -> dict:
@@ -151,7 +208,7 @@ def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str
         marker_sha = artifacts.put(marker.to_bytes(), "bin")
         browser_sha = artifacts.put(json.dumps(browser_marker(marker), separators=(",", ":")).encode(), "json")
         preview_sha = artifacts.add_existing(page["image_sha"])
-        with tempfile.TemporaryDirectory(prefix="bundle-") as work:
+        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}bundle-") as work:
             bundle = build_page_bundle(_page_spec(page, store), options, Path(work))
             full_sha = artifacts.put_file(bundle.glb_full, "glb")
             lite_sha = artifacts.put_file(bundle.glb_lite, "glb")
@@ -184,7 +241,7 @@ def check_page_bundle(page: Page, store: AssetStore, options: BundleOptions = Bu
     """Build a draft page's bundle exactly as publishing would (nothing is stored) and report its sizes against
     the budgets, with warnings naming the biggest contributors — what a designer needs before sending for review.
     Raises BundleBuildError when the page cannot be packaged."""
-    with tempfile.TemporaryDirectory(prefix="bundle-check-") as work:
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}bundle-check-") as work:
         bundle = build_page_bundle(_page_spec(snapshot_page(page), store), options, Path(work))
         streamed = sum(m.bytes for m in bundle.media if m.streamed)
         inline_media = sum(m.bytes for m in bundle.media if not m.streamed)
@@ -323,7 +380,7 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
     published = _published_store(settings)
     published_at = utcnow().isoformat() + "Z"
     try:
-        with _publish_lock(published.dir):
+        with _publish_lock(published.dir), _marked(published.dir, edition.id, actor, published_at):
             # another editor's publish may have run while this one waited for the lock: look again
             db.refresh(edition)
             if edition.status != EditionStatus.in_review.value:
@@ -361,6 +418,18 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
         if isinstance(exc, SERVER_FAULTS):
             raise ServerFault(incident) from exc
         raise PublishFailed(_without_paths(detail, settings)) from exc
+
+
+@contextmanager
+def _marked(directory: Path, edition_id, actor: Actor, started_at: str):
+    """The publishing mark for the duration of a publish (removed however it ends, unless the process dies)."""
+    mark = _publishing_mark(directory, edition_id)
+    mark.write_text(json.dumps({"edition_id": int(edition_id), "user_id": actor.user_id, "started_at": started_at}),
+                    encoding="utf-8")
+    try:
+        yield
+    finally:
+        mark.unlink(missing_ok=True)
 
 
 def _without_paths(text: str, settings: Settings) -> str:

@@ -21,6 +21,17 @@ EXT_MIME = {
     "gif": "image/gif",
 }
 COMPRESSIBLE = {"glb", "json", "bin"}
+# What each blob is, from its first bytes: it is served only under the extensions of that kind (a JPEG is never
+# application/json). A blob with no signature (a glTF buffer, JSON) is "bin" or "json".
+_SIGNATURES = (
+    (0, b"glTF", "glb"), (0, b"\x89PNG\r\n\x1a\n", "png"), (0, b"\xff\xd8\xff", "jpg"), (0, b"GIF8", "gif"),
+    (8, b"WEBP", "webp"), (8, b"WAVE", "wav"), (4, b"ftyp", "mp4"), (0, b"\x1a\x45\xdf\xa3", "webm"),
+    (0, b"OggS", "ogg"), (0, b"ID3", "mp3"),
+)
+_EXTENSIONS_OF = {"glb": {"glb"}, "png": {"png"}, "jpg": {"jpg"}, "gif": {"gif"}, "webp": {"webp"}, "wav": {"wav"},
+                  "mp4": {"mp4", "m4a"}, "webm": {"webm"}, "ogg": {"ogg"}, "mp3": {"mp3"},
+                  "mpeg-audio": {"mp3", "aac"}, None: {"bin", "json"}}
+_kind_cache: dict[str, str | None] = {}
 
 
 def _state():
@@ -49,11 +60,28 @@ def _send_blob(sha: str, mime: str, compressible: bool, cache_control: str):
     return _cors(response)
 
 
+def _blob_kind(path, sha: str) -> str | None:
+    """The kind of a blob by its signature (cached: blobs are immutable)."""
+    if sha not in _kind_cache:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+        kind = next((k for offset, magic, k in _SIGNATURES if head[offset:offset + len(magic)] == magic), None)
+        if kind is None and len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+            kind = "mpeg-audio"  # an MP3 or AAC frame sync
+        if len(_kind_cache) > 100_000:
+            _kind_cache.clear()
+        _kind_cache[sha] = kind
+    return _kind_cache[sha]
+
+
 @public_bp.get("/pub/a/<sha>.<ext>")
 def artifact(sha: str, ext: str):
-    """A published blob. 404 for anything not in the published catalog (drafts share the store)."""
+    """A published blob, under its own type only. 404 for anything not in the published catalog (drafts share the
+    store) and for an extension that is not the blob's."""
     state = _state()
     if ext not in EXT_MIME or not state.published.is_published_blob(sha) or not state.store.path(sha).is_file():
+        abort(404)
+    if ext not in _EXTENSIONS_OF[_blob_kind(state.store.path(sha), sha)]:
         abort(404)
     return _send_blob(sha, EXT_MIME[ext], ext in COMPRESSIBLE, IMMUTABLE)
 

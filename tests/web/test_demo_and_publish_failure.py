@@ -113,3 +113,55 @@ def test_an_unexpected_error_is_a_500_with_an_incident(app, client, users, monke
     r = client.get("/api/v1/publications/anything", headers=auth(users.tokens["editor"], "en"))
     assert r.status_code == 500 and r.get_json()["error"] == "server_error"
     assert "ZeroDivision" not in r.get_json()["message"] and "Traceback" not in r.get_data(as_text=True)
+
+
+def test_start_up_cleans_what_a_killed_publish_left_and_records_it(tmp_path, users, client, app):
+    """Issue 25: kill -9 during publish left published/.index-*.tmp forever, bundle-* directories in the system temp
+    folder, and no record of the killed publish. A new start (or the hourly sweep) cleans and records them."""
+    import fcntl
+    import json
+    import os
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from builder.app import sweep_leftovers
+    from builder.models import AuditEntry, PublishFailure
+    from tests.conftest import make_app
+
+    designer = users.tokens["designer"]
+    make_publication(client, designer)
+    edition = make_edition(client, designer)
+    make_page(client, designer, edition["id"], png_bytes(620, 877, seed=14))  # blobs in the store
+    state = app.extensions["baonhung"]
+    published = state.published.dir
+    (published / ".index-7.tmp").write_bytes(b"half an index")
+    (published / f".publishing-{edition['id']}.json").write_text(json.dumps(
+        {"edition_id": edition["id"], "user_id": users.ids["editor"], "started_at": "2026-12-07T10:00:00Z"}))
+    shard = next(p for p in (state.settings.data_dir / "store").glob("*/*") if p.is_dir())
+    (shard / ".tmp-abc").write_bytes(b"half a blob")
+    stale = Path(tempfile.mkdtemp(prefix="baonhung-bundle-"))
+    fresh = Path(tempfile.mkdtemp(prefix="baonhung-bundle-"))
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    try:
+        # while a publish holds the lock, nothing is touched: those files may be its own
+        with open(published / ".publish.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            assert not any(sweep_leftovers(state).values())
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        make_app(state.settings.data_dir)  # the server starts again on the same data
+        assert not (published / ".index-7.tmp").exists() and not (shard / ".tmp-abc").exists()
+        assert not list(published.glob(".publishing-*")) and not stale.exists() and fresh.exists()
+        db = state.sessionmaker()
+        failure = db.scalars(select(PublishFailure).where(PublishFailure.edition_id == edition["id"])).one()
+        audit = db.scalars(select(AuditEntry).where(AuditEntry.action == "edition.publish_interrupted")).one()
+        db.close()
+        assert "interrupted" in failure.error and failure.user_id == users.ids["editor"]
+        assert audit.target_id == str(edition["id"])
+    finally:
+        for d in (stale, fresh):
+            if d.exists():
+                d.rmdir()

@@ -262,6 +262,19 @@ def test_video_streams_with_range_requests(client, published):
     assert r.headers["Content-Range"].startswith("bytes 0-99/")
 
 
+def test_a_blob_is_served_only_under_its_own_type(client, published):
+    """Issue 25: a published JPEG was served as application/json (and so as any allowed type)."""
+    manifest = client.get(f"/pub/pages/{published['page']['id']}/manifest.json").get_json()
+    video = next(m for m in manifest["media"] if m["mime"] == "video/mp4")["url"]
+    bundle = manifest["bundles"]["full"]["url"]
+    assert client.get(video).status_code == 200 and client.get(bundle).status_code == 200
+    for url, wrong in ((video, ("json", "jpg", "glb", "webm")), (bundle, ("json", "mp4", "png"))):
+        stem = url.rsplit(".", 1)[0]
+        for ext in wrong:
+            assert client.get(f"{stem}.{ext}").status_code == 404, (url, ext)
+    assert client.get(video.rsplit(".", 1)[0] + ".m4a").status_code == 200  # the same container
+
+
 def test_unknown_artifact_is_404(client, published):
     assert client.get("/pub/a/" + "0" * 64 + ".glb").status_code == 404
     assert client.get("/pub/pages/999999/manifest.json").status_code == 404
