@@ -343,7 +343,7 @@ def qr_layout(data: str, size_mm: float, ecc: str = "M", logo_png: bytes | None 
     does not fit is refused rather than silently shrunk.
     """
     if not isinstance(size_mm, (int, float)) or not math.isfinite(size_mm) or not MIN_SIZE_MM <= size_mm <= MAX_SIZE_MM:
-        raise ValueError(f"QR size must be {MIN_SIZE_MM:g}-{MAX_SIZE_MM:g} mm, got {size_mm!r}")
+        raise ValueError(f"QR size must be at least {MIN_SIZE_MM:g} mm and at most {MAX_SIZE_MM:g} mm, got {size_mm!r}")
     if not isinstance(border_modules, int) or border_modules < MIN_QUIET_ZONE_MODULES:
         raise ValueError(f"quiet zone must be at least {MIN_QUIET_ZONE_MODULES} modules, got {border_modules!r}")
     symbol = make_symbol(data, ecc)
@@ -557,11 +557,11 @@ def qr_png(data: str, size_mm: float, ecc: str = "M", logo_png: bytes | None = N
     pure K. Module edges are snapped to whole pixels (modules differ by at most one pixel)."""
     if not isinstance(dpi, int) or not MIN_DPI <= dpi <= MAX_DPI:
         raise ValueError(f"dpi must be an integer in {MIN_DPI}..{MAX_DPI}, got {dpi!r}")
-    if isinstance(size_mm, (int, float)) and _mm_to_px(min(size_mm, 10 * MAX_SIZE_MM) * 2, dpi) ** 2 > PNG_MAX_PIXELS:
-        raise ValueError(f"a {size_mm:g} mm QR at {dpi} dpi is more than {PNG_MAX_PIXELS:,} pixels")
-    layout = qr_layout(data, size_mm, ecc, logo_png, border_modules, logo_share)
+    layout = qr_layout(data, size_mm, ecc, logo_png, border_modules, logo_share)  # checks the size range first
     lang = _check_lang(lang)
     px = _mm_to_px(layout.total_mm, dpi)
+    if px * px * (1 + (1 if badge else 0)) > PNG_MAX_PIXELS:
+        raise ValueError(f"a {size_mm:g} mm QR at {dpi} dpi is more than {PNG_MAX_PIXELS:,} pixels")
     n_total = layout.total_modules
     grid = np.zeros((n_total, n_total), dtype=bool)
     b = layout.border

@@ -215,6 +215,14 @@ def test_exports_refuse_sizes_under_15_mm(kind):
 
 
 @pytest.mark.parametrize("kind", sorted(EXPORTS))
+def test_exports_refuse_sizes_over_200_mm_at_once(kind):
+    """Issue 25: 1,000 mm took 11 s and 2.5 GB as a PNG, 10,000 mm asked for 169 GiB."""
+    for size in (200.1, 1000, 10000, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="200 mm"):
+            EXPORTS[kind](URL, size, "M")
+
+
+@pytest.mark.parametrize("kind", sorted(EXPORTS))
 def test_exports_refuse_a_quiet_zone_under_4_modules(kind):
     with pytest.raises(ValueError, match="quiet zone"):
         EXPORTS[kind](URL, 20, "M", None, 3)
