@@ -7,9 +7,12 @@
 #
 # Writes viewer_api/vendor/opencv/{opencv.js,opencv.wasm,BUILD-INFO.json}.
 # Environment knobs (all optional):
-#   OPENCV_JS_WORK=DIR   work dir (download, sources, build tree); default a fresh temp dir, removed afterwards
+#   OPENCV_JS_WORK=DIR   work dir (download, sources, build tree), kept and reused; default /tmp/opencv-js-build,
+#                        wiped before and removed after. The outputs are bit-identical only for the same work dir
+#                        and python: OpenCV embeds source paths (__FILE__ in CV_Assert) and the build python's path
+#                        (getBuildInformation) in the wasm.
 #   SKIP_APT=1           do not apt-get (toolchain already installed)
-#   PYTHON=python3       python used for pip download and build_js.py
+#   PYTHON=...           python used for pip download and build_js.py; default Debian's /usr/bin/python3
 #
 # Loading the result (emscripten 3.1.6, MODULARIZE=1 with OpenCV's UMD wrapper): the script defines the global
 # `cv` as a Promise that resolves to the ready module; the JS asks for the wasm under the name "opencv_js.wasm",
@@ -26,7 +29,7 @@ SDIST_SHA256="72d234e4582e9658ffea8e9cae5b63d488ad06994ef12d81dc303b17472f3526"
 BUILD_LIST="core,imgproc,features2d,flann,calib3d,video,js"
 CONFIG="$REPO/scripts/opencv_js_tracker_config.py"
 OUT="$REPO/viewer_api/vendor/opencv"
-PY="${PYTHON:-python3}"
+PY="${PYTHON:-/usr/bin/python3}"
 EMSCRIPTEN_DIR="/usr/share/emscripten"
 
 log() { printf '\n=== %s\n' "$*" >&2; }
@@ -49,7 +52,7 @@ log "$EMCC_VERSION"
 if [ -n "${OPENCV_JS_WORK:-}" ]; then
   WORK="$OPENCV_JS_WORK"; mkdir -p "$WORK"; CLEANUP=0
 else
-  WORK="$(mktemp -d "${TMPDIR:-/tmp}/opencvjs-build.XXXXXX")"; CLEANUP=1
+  WORK="/tmp/opencv-js-build"; rm -rf "$WORK"; mkdir -p "$WORK"; CLEANUP=1
 fi
 mkdir -p "$WORK/dl"
 if [ ! -f "$WORK/dl/$SDIST" ]; then
@@ -76,8 +79,9 @@ CMD=("$PY" "$OPENCV_DIR/platforms/js/build_js.py" "$BUILD_DIR"
      --config "$CONFIG"
      "--cmake_option=-DBUILD_LIST=$BUILD_LIST"
      "--cmake_option=-DBUILD_TESTS=OFF" "--cmake_option=-DBUILD_PERF_TESTS=OFF" "--cmake_option=-DBUILD_EXAMPLES=OFF")
-CMD_STR="$(printf '%q ' "${CMD[@]}")"; CMD_STR="${CMD_STR% }"
-log "nice -n 19 $CMD_STR"
+# recorded with $WORK / $REPO in place of this run's directories, so BUILD-INFO.json does not change between runs
+CMD_STR="${CMD[*]}"; CMD_STR="${CMD_STR//"$WORK"/\$WORK}"; CMD_STR="${CMD_STR//"$REPO"/\$REPO}"
+log "nice -n 19 ${CMD[*]}"
 T0=$(date +%s)
 nice -n 19 "${CMD[@]}"
 T1=$(date +%s)
