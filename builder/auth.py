@@ -42,21 +42,23 @@ def generate_password() -> str:
 
 
 def check_login(db: Session, email: str, password: str, address: str, max_failures: int,
-                lock_seconds: int) -> User | None:
+                lock_seconds: int, max_address_failures: int = 20) -> User | None:
     """Return the user for a correct active login, None for a wrong one; raise LoginThrottled when locked.
 
     Failures are counted per (email, address) over the last ``lock_seconds``; at ``max_failures`` the pair
-    is locked until the oldest counted failure ages out. A correct password clears the counter.
+    is locked until the oldest counted failure ages out. A correct password clears the counter. Failures from one
+    address for any emails are counted too: at ``max_address_failures`` the address is locked the same way (30 wrong
+    passwords for 30 emails were never throttled, each costing an Argon2 hash).
     """
     email = (email or "").strip().lower()
     since = utcnow() - dt.timedelta(seconds=lock_seconds)
-    recent = db.scalars(
-        select(LoginAttempt.at).where(LoginAttempt.email == email, LoginAttempt.address == address,
-                                      LoginAttempt.at >= since).order_by(LoginAttempt.at)
-    ).all()
-    if len(recent) >= max_failures:
-        wait = int((recent[0] + dt.timedelta(seconds=lock_seconds) - utcnow()).total_seconds()) + 1
-        raise LoginThrottled(max(wait, 1))
+    for where, limit in (((LoginAttempt.email == email, LoginAttempt.address == address), max_failures),
+                         ((LoginAttempt.address == address,), max_address_failures)):
+        recent = db.scalars(select(LoginAttempt.at).where(*where, LoginAttempt.at >= since)
+                            .order_by(LoginAttempt.at.desc()).limit(limit)).all()
+        if len(recent) >= limit:
+            wait = int((recent[-1] + dt.timedelta(seconds=lock_seconds) - utcnow()).total_seconds()) + 1
+            raise LoginThrottled(max(wait, 1))
     user = db.scalar(select(User).where(func.lower(User.email) == email))
     if user is not None and user.active and verify_password(user, password):
         db.execute(delete(LoginAttempt).where(LoginAttempt.email == email, LoginAttempt.address == address))

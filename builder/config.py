@@ -26,6 +26,7 @@ class Settings:
     base_url: str = ""  # public URL used in QR deep links; empty = derived from the request
     login_max_failures: int = 5  # failures before the account+address pair is locked …
     login_lock_seconds: int = 300  # … for this long (throttle against password guessing)
+    login_max_address_failures: int = 20  # failures from one address, whatever the emails, before it is locked
     recognize_rate_per_minute: int = 120  # per client address; a phone sends a few frames a second until a match
     max_request_mb: int = 210  # hard cap on a request body (largest per-kind upload limit + form overhead)
     extra: dict = field(default_factory=dict)
@@ -55,6 +56,7 @@ class Settings:
             base_url=env.get("BAONHUNG_BASE_URL", "").rstrip("/"),
             login_max_failures=int(env.get("BAONHUNG_LOGIN_MAX_FAILURES", 5)),
             login_lock_seconds=int(env.get("BAONHUNG_LOGIN_LOCK_SECONDS", 300)),
+            login_max_address_failures=int(env.get("BAONHUNG_LOGIN_MAX_ADDRESS_FAILURES", 20)),
             recognize_rate_per_minute=int(env.get("BAONHUNG_RECOGNIZE_RATE", 120)),
             max_request_mb=int(env.get("BAONHUNG_MAX_REQUEST_MB", 210)),
             extra={k: v for k, v in env.items() if k.startswith("BAONHUNG_MAX_")},

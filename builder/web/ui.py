@@ -117,7 +117,8 @@ def login():
     if request.method == "POST":
         s = settings()
         user = auth.check_login(db(), request.form.get("email", ""), request.form.get("password", ""),
-                                client_address(), s.login_max_failures, s.login_lock_seconds)
+                                client_address(), s.login_max_failures, s.login_lock_seconds,
+                                s.login_max_address_failures)
         if user is None:
             raise ServiceError("invalid_credentials", http_status=401)
         chosen_lang = session.get("lang")

@@ -590,6 +590,20 @@ def test_the_login_form_is_throttled_after_repeated_failures(ui_app, db):
         assert "uid" not in sess
 
 
+def test_one_address_guessing_many_emails_is_throttled_too(ui_app, db):
+    """Issue 25: 30 wrong passwords for 30 emails from one address were never throttled (each one Argon2 hash)."""
+    from builder import auth
+    from builder.problems import LoginThrottled
+
+    limit = ui_app.extensions["baonhung"].settings.login_max_address_failures
+    for i in range(limit):
+        assert auth.check_login(db, f"khong-co-{i}@toasoan.vn", "sai", "203.0.113.9", 5, 300, limit) is None
+    with pytest.raises(LoginThrottled):
+        auth.check_login(db, "designer@toasoan.vn", "mat-khau-that-dai-1", "203.0.113.9", 5, 300, limit)
+    # another address is not held back, and neither is the account itself
+    assert auth.check_login(db, "designer@toasoan.vn", "mat-khau-that-dai-1", "203.0.113.10", 5, 300, limit)
+
+
 def test_a_publication_is_renamed_and_an_unpublished_edition_deleted(ui_app, db, content):
     pub, edition = content["pub"], content["edition"]
     edition_id, page_id = edition.id, content["page"].id
