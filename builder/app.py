@@ -97,6 +97,12 @@ def create_app(test_config: dict | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.config.update(test_config)
+    if settings.trusted_proxies > 0:
+        # the client's address and scheme as the trusted proxies report them (rate limits, audit, Secure cookies)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
 
     engine = make_engine(settings.database_url)
     store = make_store(settings.storage_backend, root=settings.data_dir / "store")

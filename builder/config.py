@@ -27,7 +27,10 @@ class Settings:
     login_max_failures: int = 5  # failures before the account+address pair is locked …
     login_lock_seconds: int = 300  # … for this long (throttle against password guessing)
     login_max_address_failures: int = 20  # failures from one address, whatever the emails, before it is locked
-    recognize_rate_per_minute: int = 120  # per client address; a phone sends a few frames a second until a match
+    recognize_rate_per_minute: int = 1200  # per client address (many readers may share one: a NAT, a school)
+    recognize_session_rate_per_minute: int = 300  # per viewer page load: a phone sends <= 4 frames a second
+    trusted_proxies: int = 0  # reverse proxies in front that set X-Forwarded-For/-Proto (nginx: 1)
+    ratelimit_storage: str = "memory://"  # counters shared by several processes: redis://host:6379
     max_request_mb: int = 210  # hard cap on a request body (largest per-kind upload limit + form overhead)
     extra: dict = field(default_factory=dict)
 
@@ -57,7 +60,10 @@ class Settings:
             login_max_failures=int(env.get("BAONHUNG_LOGIN_MAX_FAILURES", 5)),
             login_lock_seconds=int(env.get("BAONHUNG_LOGIN_LOCK_SECONDS", 300)),
             login_max_address_failures=int(env.get("BAONHUNG_LOGIN_MAX_ADDRESS_FAILURES", 20)),
-            recognize_rate_per_minute=int(env.get("BAONHUNG_RECOGNIZE_RATE", 120)),
+            recognize_rate_per_minute=int(env.get("BAONHUNG_RECOGNIZE_RATE", 1200)),
+            recognize_session_rate_per_minute=int(env.get("BAONHUNG_RECOGNIZE_SESSION_RATE", 300)),
+            trusted_proxies=int(env.get("BAONHUNG_TRUSTED_PROXIES", 0)),
+            ratelimit_storage=env.get("BAONHUNG_RATELIMIT_STORAGE", "memory://"),
             max_request_mb=int(env.get("BAONHUNG_MAX_REQUEST_MB", 210)),
             extra={k: v for k, v in env.items() if k.startswith("BAONHUNG_MAX_")},
         )

@@ -1,10 +1,6 @@
 """Public endpoints: immutable content-addressed artifacts, manifests, and ``POST /api/v1/recognize``."""
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict, deque
-
 from flask import Blueprint, abort, current_app, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -13,7 +9,6 @@ public_bp = Blueprint("public", __name__)
 IMMUTABLE = "public, max-age=31536000, immutable"
 RECOGNIZE_MAX_BYTES = 8 * 1024 * 1024  # a 12 MP phone JPEG is 3–6 MB; the viewer sends ~640 px frames
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around the image
-RETRY_AFTER_S = 5  # a refused reader tries again after this (the window is one minute, sliding)
 EXT_MIME = {
     "glb": "model/gltf-binary", "json": "application/json", "png": "image/png", "jpg": "image/jpeg",
     "webp": "image/webp", "mp4": "video/mp4", "webm": "video/webm", "mp3": "audio/mpeg", "m4a": "audio/mp4",
@@ -38,9 +33,21 @@ def _state():
     return current_app.extensions["baonhung"]
 
 
+def _limits(state):
+    """The app's recognize limits (one per app: counters in its configured storage)."""
+    limits = current_app.extensions.get("baonhung_recognize_limits")
+    if limits is None:
+        from .ratelimit import RecognizeLimits
+
+        s = state.settings
+        limits = RecognizeLimits(s.ratelimit_storage, s.recognize_rate_per_minute, s.recognize_session_rate_per_minute)
+        current_app.extensions["baonhung_recognize_limits"] = limits
+    return limits
+
+
 def _cors(response):
     response.headers["Access-Control-Allow-Origin"] = "*"  # public, read-only, no credentials
-    response.headers["Access-Control-Expose-Headers"] = "ETag, Content-Length, Content-Range, Accept-Ranges"
+    response.headers["Access-Control-Expose-Headers"] = "ETag, Content-Length, Content-Range, Accept-Ranges, Retry-After"
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     return response
 
@@ -103,30 +110,6 @@ def page_manifest(page_id: int):
     return _manifest_response(_state().published.page_manifest_sha(page_id))
 
 
-class RateLimiter:
-    """Sliding one-minute window per client address (in memory: per process, good enough for one node)."""
-
-    def __init__(self):
-        self._hits: dict[str, deque] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def allow(self, key: str, per_minute: int) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits[key]
-            while hits and now - hits[0] > 60:
-                hits.popleft()
-            if len(hits) >= per_minute:
-                return False
-            hits.append(now)
-            if len(self._hits) > 100_000:  # bound memory under address churn
-                self._hits = defaultdict(deque, {k: v for k, v in self._hits.items() if v})
-            return True
-
-
-_limiter = RateLimiter()
-
-
 def _too_large():
     response, status = _error("too_large", 413, "Ảnh quá lớn (tối đa 8 MB).", "The image is too large (at most 8 MB).")
     response.headers["Connection"] = "close"  # the rest of the body is not read: this connection cannot be reused
@@ -141,10 +124,11 @@ def _error(code: str, status: int, vi: str, en: str):
 @public_bp.post("/api/v1/recognize")
 def recognize():
     state = _state()
-    if not _limiter.allow(request.remote_addr or "", state.settings.recognize_rate_per_minute):
+    verdict = _limits(state).check(request.remote_addr or "", request.headers.get("X-Viewer-Session"))
+    if not verdict.allowed:
         response, status = _error("rate_limited", 429, "Quá nhiều yêu cầu. Hãy thử lại sau ít giây.",
                                   "Too many requests. Try again in a few seconds.")
-        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        response.headers["Retry-After"] = str(verdict.retry_after_s)
         response.headers["Connection"] = "close"  # its body is not read: the connection cannot carry another request
         return response, status
     if (request.content_length or 0) > RECOGNIZE_MAX_BYTES + FORM_OVERHEAD:

@@ -25,6 +25,10 @@ export class RecognitionClient {
     this.misses = 0; // requests since the last match (a refused or failed request counts too)
     this.lastMatchAt = -Infinity;
     this.quietUntil = -Infinity; // a 429's Retry-After: no request before then
+    // This page load, for the server's per-viewer rate limit (readers behind one address share its limit): random,
+    // new on every load, never stored.
+    const bytes = crypto.getRandomValues(new Uint8Array(12));
+    this.session = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_");
   }
 
   ready(now) {
@@ -47,7 +51,8 @@ export class RecognitionClient {
       this.misses += 1; // until the answer is a match
       const url = query.toString() ? `${this.url}?${query}` : this.url;
       const res = await fetch(url, {
-        method: "POST", body: blob, headers: { "Content-Type": "image/jpeg" }, signal: ctrl.signal,
+        method: "POST", body: blob, headers: { "Content-Type": "image/jpeg", "X-Viewer-Session": this.session },
+        signal: ctrl.signal,
       });
       this.offline = false;
       if (res.status === 429) {
