@@ -6,6 +6,8 @@ Examples::
     baonhung create-user --email admin@toasoan.vn --role admin --token
     baonhung demo
     baonhung serve --host 0.0.0.0 --port 8000 [--https]
+    baonhung backup baonhung-2026-12-07.tar.gz      # while the server runs
+    baonhung restore baonhung-2026-12-07.tar.gz     # into an empty data dir/database, server stopped
 """
 from __future__ import annotations
 
@@ -76,6 +78,33 @@ def cmd_demo(args) -> int:
         db.close()
     for line in result.lines:
         print(line)
+    return 0
+
+
+def cmd_backup(args) -> int:
+    from .backup import BackupError, backup
+
+    s = _settings()
+    try:
+        info = backup(s, args.file)
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"backup written to {args.file}: {info['database']} database (revision {info['revision']}), "
+          f"{info['blobs']} blobs, {len(info['published'])} published files")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from .backup import BackupError, restore
+
+    s = _settings()
+    try:
+        info = restore(s, args.file, force=args.force)
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored the backup of {info['created_at']} into {s.data_dir}: {info['blobs']} blobs")
     return 0
 
 
@@ -163,6 +192,15 @@ def main(argv=None) -> int:
     p = sub.add_parser("demo", help="seed demo accounts and a published demo page")
     p.add_argument("--password", help="password of the demo accounts (default: generated and printed)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("backup", help="write the database, asset store and published state to one archive")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="restore an archive written by backup (server stopped)")
+    p.add_argument("file")
+    p.add_argument("--force", action="store_true", help="replace a data directory / database that has content")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("db", help="database migrations")
     p.add_argument("action", choices=["upgrade", "downgrade"])

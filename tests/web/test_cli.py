@@ -40,3 +40,20 @@ def test_production_without_secret_key_refuses_to_start(tmp_path):
 @pytest.mark.parametrize("role", ["superuser", ""])
 def test_unknown_role_is_refused(tmp_path, role):
     assert run_cli(tmp_path, "create-user", "--email", "x@y.vn", "--role", role).returncode == 2
+
+
+def test_backup_and_restore_commands(tmp_path):
+    assert run_cli(tmp_path, "create-user", "--email", "a@b.vn", "--role", "admin").returncode == 0
+    archive = tmp_path / "b.tar.gz"
+    r = run_cli(tmp_path, "backup", str(archive))
+    assert r.returncode == 0 and "backup written" in r.stdout, r.stderr
+    again = run_cli(tmp_path, "restore", str(archive))  # the same data dir: it has content
+    assert again.returncode == 1 and "already holds content" in again.stderr
+    other = tmp_path / "other"
+    r = subprocess.run([sys.executable, "-m", "builder.cli", "restore", str(archive)], cwd=REPO, capture_output=True,
+                       text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(other)})
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "builder.cli", "create-user", "--email", "a@b.vn", "--role", "admin"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120,
+                       env={"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(other)})
+    assert r.returncode == 1 and "already exists" in r.stderr  # the account came back with the restore

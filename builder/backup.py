@@ -1,0 +1,205 @@
+"""``baonhung backup FILE`` / ``baonhung restore FILE``: the whole product state in one archive, consistent while the
+server runs and publishes. No Flask here.
+
+What is consistent with what:
+- the database is copied as one snapshot (SQLite's online backup API; ``pg_dump`` for PostgreSQL, itself one
+  transaction), and the published catalog and recognition index with it, all while holding the publish lock, so no
+  publish or unpublish falls between them;
+- the asset store is copied after that: blobs are immutable and written before the rows that name them, so every
+  blob the snapshot refers to is there (blobs uploaded later come along unreferenced, which is harmless).
+
+The archive (tar, gzip level 1: most blobs are compressed media already) holds ``BACKUP.json`` (format, time,
+database kind, migration revision, counts), ``database.sqlite3`` or ``database.pgdump``, ``store/…`` and
+``published/…``. Restoring refuses a data directory or database that already holds content, unless forced;
+extraction accepts only regular files under those names (no links, no absolute or ``..`` paths).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from .config import Settings
+from .procs import limited
+
+FORMAT = 1
+DUMP_TIMEOUT_S = 3600
+
+
+class BackupError(RuntimeError):
+    """A backup or restore that cannot be done; the message says why (nothing was changed by a refused restore)."""
+
+
+def _sqlite_path(url: str) -> Path | None:
+    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+
+
+def _pg_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _revision(url: str) -> str | None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except Exception:  # noqa: BLE001 - an empty database has no revision
+        return None
+    finally:
+        engine.dispose()
+
+
+def backup(settings: Settings, dest: Path) -> dict:
+    """Write the archive to ``dest`` (atomically: a failed backup leaves no file). Returns BACKUP.json's content."""
+    from .publish import _publish_lock
+
+    dest = Path(dest)
+    data = settings.data_dir
+    published = data / "published"
+    with tempfile.TemporaryDirectory(prefix="baonhung-backup-", dir=dest.parent) as tmp:
+        work = Path(tmp)
+        (work / "published").mkdir()
+        with _publish_lock(published):
+            sqlite = _sqlite_path(settings.database_url)
+            if sqlite is not None:
+                if not sqlite.is_file():
+                    raise BackupError(f"no database at {sqlite}")
+                db_name = "database.sqlite3"
+                src, dst = sqlite3.connect(sqlite), sqlite3.connect(work / db_name)
+                try:
+                    src.backup(dst)  # a consistent copy while others read and write
+                finally:
+                    dst.close()
+                    src.close()
+            else:
+                db_name = "database.pgdump"
+                _run(["pg_dump", "--format=custom", "--no-owner", f"--file={work / db_name}",
+                      _pg_url(settings.database_url)], "pg_dump")
+            revision = _revision(settings.database_url)
+            kept = []
+            for path in sorted(published.iterdir()) if published.is_dir() else []:
+                if path.is_file() and not path.name.startswith("."):
+                    shutil.copy2(path, work / "published" / path.name)
+                    kept.append(path.name)
+        info = {"format": FORMAT, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "database": "sqlite" if db_name.endswith("sqlite3") else "postgresql", "revision": revision,
+                "published": kept, "blobs": 0}
+        partial = dest.with_name(dest.name + ".part")
+        with tarfile.open(partial, "w:gz", compresslevel=1) as tar:
+            tar.add(work / db_name, arcname=db_name)
+            for name in kept:
+                tar.add(work / "published" / name, arcname=f"published/{name}")
+            store = data / "store"
+            for path in sorted(store.glob("*/*/*")) if store.is_dir() else []:
+                if path.is_file() and not path.name.startswith("."):
+                    tar.add(path, arcname=f"store/{path.relative_to(store).as_posix()}")
+                    info["blobs"] += 1
+            blob = json.dumps(info, indent=2).encode()
+            member = tarfile.TarInfo("BACKUP.json")
+            member.size = len(blob)
+            import io
+
+            tar.addfile(member, io.BytesIO(blob))
+        os.replace(partial, dest)
+    return info
+
+
+def _run(cmd: list[str], what: str) -> None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=DUMP_TIMEOUT_S, check=False, preexec_fn=limited(None))
+    except FileNotFoundError:
+        raise BackupError(f"{what} not found (install the PostgreSQL client: apt-get install postgresql-client)") from None
+    except subprocess.TimeoutExpired:
+        raise BackupError(f"{what} took more than {DUMP_TIMEOUT_S} s") from None
+    if proc.returncode != 0:
+        raise BackupError(f"{what} failed: {proc.stderr.decode('utf-8', 'replace').strip()[:500]}")
+
+
+def _safe_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    allowed = ("BACKUP.json", "database.sqlite3", "database.pgdump")
+    out = []
+    for m in tar.getmembers():
+        name = m.name
+        parts = Path(name).parts
+        if not m.isfile() or name.startswith("/") or ".." in parts:
+            raise BackupError(f"refusing archive member {name!r} (not a plain file under a known name)")
+        if name not in allowed and parts[0] not in ("store", "published"):
+            raise BackupError(f"refusing archive member {name!r} (not part of a Báo Nhúng backup)")
+        out.append(m)
+    return out
+
+
+def _has_content(settings: Settings) -> bool:
+    store = settings.data_dir / "store"
+    if store.is_dir() and any(p.is_file() for p in store.glob("*/*/*")):
+        return True
+    sqlite = _sqlite_path(settings.database_url)
+    if sqlite is not None:
+        return sqlite.is_file() and sqlite.stat().st_size > 0 and _revision(settings.database_url) is not None
+    return _revision(settings.database_url) is not None
+
+
+def restore(settings: Settings, src: Path, force: bool = False) -> dict:
+    """Restore an archive into the configured data directory and database. Refuses (changing nothing) when they
+    hold content and ``force`` is not given, or when the archive is not a backup of this format."""
+    from .db import upgrade
+
+    src = Path(src)
+    try:
+        tar = tarfile.open(src, "r:gz")
+    except (OSError, tarfile.TarError) as exc:
+        raise BackupError(f"{src} is not a backup archive: {exc}") from None
+    with tar:
+        members = _safe_members(tar)
+        names = {m.name for m in members}
+        if "BACKUP.json" not in names:
+            raise BackupError(f"{src} has no BACKUP.json: not a Báo Nhúng backup")
+        info = json.loads(tar.extractfile("BACKUP.json").read())
+        if info.get("format") != FORMAT:
+            raise BackupError(f"backup format {info.get('format')!r} is not {FORMAT}")
+        kind = "sqlite" if _sqlite_path(settings.database_url) else "postgresql"
+        if info.get("database") != kind:
+            raise BackupError(f"the backup holds a {info.get('database')} database; this server uses {kind}")
+        if _has_content(settings) and not force:
+            raise BackupError("the data directory or database already holds content; restore into an empty one, "
+                              "or pass --force to replace it")
+        data = settings.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="baonhung-restore-", dir=data) as tmp:
+            work = Path(tmp)
+            for m in members:
+                target = work / m.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tar.extractfile(m) as fh, open(target, "wb") as out:
+                    shutil.copyfileobj(fh, out)
+            if kind == "sqlite":
+                sqlite = _sqlite_path(settings.database_url)
+                sqlite.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(work / "database.sqlite3", sqlite)
+            else:
+                _run(["pg_restore", "--clean", "--if-exists", "--no-owner", f"--dbname={_pg_url(settings.database_url)}",
+                      str(work / "database.pgdump")], "pg_restore")
+            store = data / "store"
+            for path in (work / "store").rglob("*") if (work / "store").is_dir() else []:
+                if path.is_file():
+                    target = store / path.relative_to(work / "store")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, target)
+            published = data / "published"
+            if published.is_dir() and force:
+                for old in published.iterdir():
+                    if old.is_file() and not old.name.startswith("."):
+                        old.unlink()
+            published.mkdir(parents=True, exist_ok=True)
+            for path in (work / "published").iterdir() if (work / "published").is_dir() else []:
+                os.replace(path, published / path.name)
+    upgrade(settings.database_url)  # a backup of an older version is brought to this one's schema
+    return info
