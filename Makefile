@@ -6,16 +6,29 @@ HOST  ?= 127.0.0.1
 PORT  ?= 8000
 export BAONHUNG_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test test-slow deps deps-system deps-python deps-node bench-recognition bench-rating bench-bundle bench-viewer opencv-js clean
+.PHONY: run test test-slow lock audit deps deps-system deps-python deps-node bench-recognition bench-rating bench-bundle bench-viewer opencv-js clean
 
 .venv/bin/python:
 	python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
 
-# Python packages (the project and its test extras), stamped so a second run is instant.
-.venv/.deps-stamp: pyproject.toml | .venv/bin/python
-	$(PIP) install -q -e '.[test]'
+# Python packages (the project and its test extras) at the versions requirements.lock pins, stamped so a second run
+# is instant.
+.venv/.deps-stamp: pyproject.toml requirements.lock | .venv/bin/python
+	$(PIP) install -q -c requirements.lock -e '.[test]'
 	touch $@
+
+# requirements.lock again from pyproject.toml: a fresh venv resolves it, pip freeze pins the result.
+lock:
+	rm -rf .venv-lock && python3 -m venv .venv-lock && .venv-lock/bin/pip install -q --upgrade pip
+	.venv-lock/bin/pip install -q -e '.[test]'
+	{ sed -n '1,3p' requirements.lock; .venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .venv-lock
+
+# Known vulnerabilities (pip-audit, npm audit); says so plainly where their advisory services cannot be reached.
+audit: deps
+	$(PIP) install -q pip-audit
+	scripts/audit.sh
 
 node_modules/.deps-stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
