@@ -102,8 +102,17 @@ def openapi_document() -> dict:
         "/api/v1/editions/{edition_id}/sheet.pdf": {
             "get": _op("Edition QR/marker sheet (vector PDF); ?paper=A4|A3", roles=SHEETS, params=("edition_id",))},
         "/api/v1/pages/{page_id}/qr.{fmt}": {
-            "get": _op("QR code of a page's deep link as svg, pdf or png; ?size_mm=20&ecc=M", roles=SHEETS,
-                       params=("page_id", "fmt"))},
+            "get": _op("QR code of a page's deep link as svg, pdf or png; ?size_mm=20 (15-200) &ecc=M&badge=1",
+                       roles=SHEETS, params=("page_id", "fmt")),
+            "post": _op("The same with a logo in the middle (ecc Q or H; a PNG of at most 2 MB and 2048² px)",
+                        body={"multipart/form-data": {"schema": {"type": "object", "properties": {
+                            "size_mm": {"type": "number", "minimum": 15, "maximum": 200},
+                            "ecc": {"type": "string", "enum": ["L", "M", "Q", "H"]},
+                            "badge": {"type": "string"}, "logo": {"type": "string", "format": "binary"}}}}},
+                        roles=SHEETS, params=("page_id", "fmt"))},
+        "/api/v1/assets/{sha}": {
+            "get": _op("A draft asset (page image, upload, poster) by its SHA-256, for the editor's preview",
+                       params=("sha",))},
         "/api/v1/tokens": {"post": _op("Create an API token for yourself (shown once)", "201",
                                        _json({"name": {"type": "string"}, "expires_days": {"type": "integer"}}))},
         "/api/v1/tokens/{token_id}": {"delete": _op("Revoke a token", "204", params=("token_id",))},
