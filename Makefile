@@ -6,7 +6,7 @@ HOST  ?= 127.0.0.1
 PORT  ?= 8000
 export BAONHUNG_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test test-slow lock audit deps deps-system deps-python deps-node bench-recognition bench-rating bench-bundle bench-viewer opencv-js clean
+.PHONY: run test test-slow lock audit bench-load deps deps-system deps-python deps-node bench-recognition bench-rating bench-bundle bench-viewer opencv-js clean
 
 .venv/bin/python:
 	python3 -m venv .venv
@@ -79,6 +79,9 @@ bench-bundle: deps
 
 bench-viewer: deps
 	$(PY) bench/bench_viewer.py $(BENCH_ARGS)
+
+bench-load: deps
+	$(PY) bench/bench_load.py $(BENCH_ARGS)
 
 # The viewer's opencv.js (only the tracker's functions, separate .wasm), rebuilt from source into viewer_api/vendor/opencv
 # (committed; ~15 min on 2 cores). Inputs and output hashes: viewer_api/vendor/opencv/BUILD-INFO.json.

@@ -124,6 +124,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     Babel(app, locale_selector=common.select_locale)
     common.csrf.init_app(app)
+    app.before_request(common.refuse_long_urls)
     app.before_request(common.load_user)
     app.before_request(common.csrf_check)
     app.after_request(common.security_headers)

@@ -132,7 +132,9 @@ def cmd_serve(args) -> int:
     upgrade(s.database_url)
     options = {"bind": f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}",
                "workers": 1, "threads": args.threads, "worker_class": "gthread", "timeout": 120,
-               "accesslog": "-", "errorlog": "-", "loglevel": "info"}
+               "accesslog": "-", "errorlog": "-", "loglevel": "info",
+               # gunicorn's largest request line; the app answers longer-than-MAX_URL_CHARS URLs with its JSON 414
+               "limit_request_line": 8190}
     scheme = "http"
     if args.https:
         from .tls import ensure_self_signed

@@ -80,6 +80,17 @@ def load_user() -> None:
             session.clear()
 
 
+MAX_URL_CHARS = 4096  # a longer request URL is a 414 in the one error shape (gunicorn itself stops at 8,190)
+
+
+def refuse_long_urls():
+    uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path
+    if len(uri) > MAX_URL_CHARS:
+        return error_response(ServiceError("bad_request", detail=f"the address is longer than {MAX_URL_CHARS} characters",
+                                           detail_vi=f"địa chỉ dài hơn {MAX_URL_CHARS} ký tự"), 414)
+    return None
+
+
 def csrf_check() -> None:
     """CSRF on every unsafe request authenticated by the session cookie (forms and the editor's fetch calls).
     Token-authenticated API calls carry no ambient credentials, so CSRF does not apply to them."""

@@ -605,3 +605,9 @@ def test_two_concurrent_publishes_after_one_submit_make_one_version(app, client,
     assert codes == [200, 409], codes
     body = client.get(f"/api/v1/editions/{edition['id']}", headers=auth(editor)).get_json()
     assert body["published_version"] == 1
+
+
+def test_a_too_long_url_is_a_json_414(client, users):
+    r = client.get("/api/v1/publications?x=" + "a" * 5000, headers=auth(users.tokens["editor"], "en"))
+    assert r.status_code == 414 and r.get_json()["error"] == "bad_request" and "4096" in r.get_json()["message"]
+    assert client.get("/api/v1/publications?x=" + "a" * 3000, headers=auth(users.tokens["editor"])).status_code == 200
