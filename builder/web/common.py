@@ -39,15 +39,24 @@ def lang() -> str:
 
 
 def select_locale() -> str:
-    """?lang= (remembered in the session) > the user's choice > Accept-Language > Vietnamese."""
+    """One rule for every page: an explicit choice (?lang=, remembered in the session) wins, then the stored choice
+    (the session's, else the signed-in user's), then Vietnamese. The browser's language is not a choice: it made
+    the login page English and the pages after it Vietnamese. Only the JSON API also reads Accept-Language, as
+    API clients say their language that way."""
     asked = request.args.get("lang")
     if asked in LANGS:
         session["lang"] = asked
         return asked
+    if request.path.startswith("/api/") and request.accept_languages:
+        best = request.accept_languages.best_match(LANGS)
+        if best:
+            return best
     if session.get("lang") in LANGS:
         return session["lang"]
-    best = request.accept_languages.best_match(LANGS) if request.accept_languages else None
-    return best or "vi"
+    user = g.get("user")
+    if user is not None and getattr(user, "language", None) in LANGS:
+        return user.language
+    return "vi"
 
 
 def client_address() -> str:

@@ -192,6 +192,29 @@ def test_recognition_client_asks_for_the_tilted_look_every_4th_request_until_a_m
     assert all(u.startswith("/api/v1/recognize?scope=edition%3A7") for u in sent)
 
 
+def test_the_viewer_follows_lang_en_and_remembers_it(server):
+    """Issue 24: ?lang=en was ignored (only the EN button worked). An explicit choice wins and is remembered; an
+    English browser alone is not a choice (Vietnamese by default)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, extra_args=("--lang=en-US",))
+        try:
+            context = browser.new_context(locale="en-US")
+            page = context.new_page()
+            page.goto(f"{server}/v/{CODE}?nosw=1")
+            page.wait_for_function("() => window.__baonhung && document.documentElement.lang === 'vi'")
+            assert page.inner_text("#start") == "Bật camera"
+            page.goto(f"{server}/v/{CODE}?nosw=1&lang=en")
+            page.wait_for_function("() => document.documentElement.lang === 'en'")
+            assert page.inner_text("#start") == "Start the camera"
+            page.goto(f"{server}/v/{CODE}?nosw=1")  # remembered
+            page.wait_for_function("() => document.documentElement.lang === 'en'")
+            assert page.inner_text("#start") == "Start the camera"
+        finally:
+            browser.close()
+
+
 def test_recognition_client_waits_as_long_as_a_429_says(server):
     """A refused request (429) carries Retry-After: the viewer sends nothing more until then (issue 25)."""
     from playwright.sync_api import sync_playwright

@@ -181,6 +181,21 @@ def test_the_login_form_signs_in_and_the_language_follows_the_choice(ui_app, db)
     assert "Overview" in english and "Designer" in english and '<html lang="en">' in english
 
 
+def test_one_language_rule_the_browser_language_is_not_a_choice(ui_app, db):
+    """Issue 24: the login page followed an English browser, then turned Vietnamese after login. Now: an explicit
+    choice (?lang=) wins and stays, then the stored one, then Vietnamese — before and after signing in alike."""
+    english_browser = {"Accept-Language": "en-US,en;q=0.9"}
+    client = client_as(ui_app, db, None)
+    page = client.get("/login", headers=english_browser).get_data(as_text=True)
+    assert '<html lang="vi">' in page
+    page = client.get("/login?lang=en", headers=english_browser).get_data(as_text=True)
+    assert '<html lang="en">' in page
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    client.post("/login", data={"email": "designer@toasoan.vn", "password": "mat-khau-that-dai-1", "csrf_token": token},
+                headers=english_browser)
+    assert '<html lang="en">' in client.get("/", headers=english_browser).get_data(as_text=True)  # the choice stays
+
+
 def test_a_wrong_password_is_refused_with_a_message(ui_app, db):
     client = client_as(ui_app, db, None)
     token = csrf_of(client, "/login")
@@ -821,3 +836,25 @@ def test_an_admin_resetting_their_own_password_stays_signed_in_here(ui_app, db):
     assert here.post(f"/admin/users/{admin.id}/password", data={"csrf_token": csrf_of(here)}).status_code == 200
     assert here.get("/admin/users").status_code == 200
     assert "/login" in elsewhere.get("/").headers["Location"]
+
+
+def test_file_pickers_offer_what_the_server_takes(ui_app, db, content):
+    """Issue 24: the 3D picker offered .glb,.gltf,.zip,.stl,.ply though the server takes .obj and .dae too. The
+    pickers now come from the server's own table of accepted formats."""
+    import html as html_mod
+    import json
+
+    from builder.importers import FORMATS, KIND_FORMATS
+
+    client = client_as(ui_app, db, "designer")
+    editor = client.get(f"/pages/{content['page'].id}/editor").get_data(as_text=True)
+    accept = json.loads(html_mod.unescape(re.search(r'data-accept="([^"]+)"', editor).group(1)))
+    for kind, formats in KIND_FORMATS.items():
+        if kind == "page":
+            continue
+        for f in formats:
+            assert f".{FORMATS[f].ext}" in accept[kind].split(","), (kind, f)
+    assert ".obj" in accept["model3d"] and ".dae" in accept["model3d"]
+    edition = client.get(f"/editions/{content['edition'].id}").get_data(as_text=True)
+    page_accept = re.search(r'name="image" accept="([^"]+)"', edition).group(1)
+    assert {".jpg", ".jpeg", ".png", ".pdf"} <= set(page_accept.split(","))

@@ -74,7 +74,11 @@ const $ = (id) => document.getElementById(id);
 
 export class ViewerUI {
   constructor() {
-    this.lang = localStorage.getItem("baonhung.lang") || "vi";
+    // One rule (as the newsroom's): an explicit choice (?lang=, the EN/VI toggle) wins and is remembered, then the
+    // remembered choice, then Vietnamese.
+    const asked = new URLSearchParams(location.search).get("lang");
+    if (asked && TEXTS[asked]) localStorage.setItem("baonhung.lang", asked);
+    this.lang = TEXTS[localStorage.getItem("baonhung.lang")] ? localStorage.getItem("baonhung.lang") : "vi";
     this.statusKey = "status.loading";
     this.fallbackReasonKey = "fallback.body";
     $("lang").addEventListener("click", () => this.setLanguage(this.lang === "vi" ? "en" : "vi"));
