@@ -1351,6 +1351,20 @@ def _inspect_model_zip(data: bytes, filename: str, limits: UploadLimits) -> Insp
 # Dispatcher
 
 
+def accept_attribute(kind: str) -> str:
+    """The file picker's ``accept`` for an upload kind, from the same table the server checks uploads against
+    (extensions and media types): the picker offers exactly what the server takes."""
+    exts, mimes = [], []
+    for f in KIND_FORMATS[kind]:
+        info = FORMATS[f]
+        for ext in ({"jpeg": ("jpg", "jpeg")}.get(f, (info.ext,))):
+            if f".{ext}" not in exts:
+                exts.append(f".{ext}")
+        if info.mime not in mimes:
+            mimes.append(info.mime)
+    return ",".join(exts + mimes)
+
+
 def _accepted_labels(kind: str) -> str:
     labels = []
     for f in KIND_FORMATS[kind]:

@@ -37,14 +37,8 @@ const addForm = document.getElementById('add-overlay');
 if (addForm) {
   const kind = addForm.querySelector('[name=kind]');
   const file = addForm.querySelector('[name=file]');
-  const ACCEPT = {
-    model3d: '.glb,.gltf,.zip,.stl,.ply,model/gltf-binary,model/gltf+json,application/zip',
-    video: 'video/mp4,video/webm',
-    audio: 'audio/*,.m4a,.aac',
-    animated_image: 'image/gif,image/webp,image/png,image/apng',
-    image: 'image/jpeg,image/png,image/webp',
-    panorama360: 'image/jpeg,image/png,image/webp,video/mp4,video/webm',
-  };
+  // kind -> the picker's accept, rendered by the server from the table it checks uploads against
+  const ACCEPT = JSON.parse(addForm.dataset.accept || '{}');
   const sync = () => {
     const k = kind.value;
     const source = addForm.querySelector('[name=source]:checked')?.value || 'upload';

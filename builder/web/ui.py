@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from .. import accounts, auth
 from .. import services as svc
-from ..importers import PAGE_PRESETS
+from ..importers import PAGE_PRESETS, KIND_FORMATS, accept_attribute
 from ..models import (OVERLAY_KINDS, ROLES, ApiToken, AuditEntry, Edition, Page, Publication,
                       PublishedVersion, PublishFailure, User)
 from ..problems import Forbidden, MissingField, PublishFailed, ServiceError
@@ -95,6 +95,12 @@ def status_label(edition: Edition) -> str:
     if edition.status == "in_review":
         return _("In review")
     return _("Draft")
+
+
+@ui_bp.app_template_global("upload_accept")
+def upload_accept(kind: str) -> str:
+    """A file picker's accept for an upload kind, from the table the server checks uploads against."""
+    return accept_attribute(kind)
 
 
 def kind_label(kind: str) -> str:
@@ -349,7 +355,8 @@ def _render_editor(page: Page, preview_only: bool):
                            prev_page=neighbours[0], next_page=neighbours[1],
                            kinds=[(k, kind_label(k)) for k in OVERLAY_KINDS], stock=svc.STOCK_NAMES,
                            js_strings=_editor_strings(), import_map_json=import_map_json,
-                           preview_only=preview_only, locked=preview_only or page.edition.status != "draft")
+                           preview_only=preview_only, locked=preview_only or page.edition.status != "draft",
+                           upload_accept={k: accept_attribute(k) for k in KIND_FORMATS if k != "page"})
 
 
 def default_box(kind: str, page: Page) -> dict:
