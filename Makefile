@@ -60,10 +60,16 @@ run: deps
 # The migration tests also run on PostgreSQL: scripts/test-postgres.sh installs/starts a local server (loopback).
 # The phone viewer's real-time tests (marker realtime: a camera clip plays at its own pace while the viewer tracks it)
 # run afterwards on their own: beside a second pytest worker on a slowed 2-core machine they fell below their bars.
+# Ends with one total line, and stops the PostgreSQL server if it started it.
 test: deps
-	BAONHUNG_TEST_POSTGRES_URL=$$(scripts/test-postgres.sh) \
-	  $(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow and not realtime" $(PYTEST_ARGS)
-	$(PY) -m pytest -q -n 0 -m "realtime and not slow" $(PYTEST_ARGS)
+	@mkdir -p test-artifacts; rc=0; pg_url=$$(scripts/test-postgres.sh); \
+	BAONHUNG_TEST_POSTGRES_URL=$$pg_url $(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow and not realtime" \
+	  --junitxml=test-artifacts/junit-main.xml $(PYTEST_ARGS) || rc=$$?; \
+	$(PY) -m pytest -q -n 0 -m "realtime and not slow" --junitxml=test-artifacts/junit-realtime.xml $(PYTEST_ARGS) \
+	  || { r=$$?; [ $$rc -ne 0 ] || rc=$$r; }; \
+	scripts/test-postgres.sh stop; \
+	$(PY) scripts/test_total.py test-artifacts/junit-main.xml test-artifacts/junit-realtime.xml; \
+	exit $$rc
 
 test-slow: deps
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)

@@ -121,6 +121,18 @@ def lan_address() -> str:
 SERVE_THREADS = 8  # one process, threads: OpenCV and FAISS release the GIL, and the index is loaded once
 
 
+def _port_free(host: str, port: int) -> bool:
+    """Can a server listen on host:port? (gunicorn would otherwise print its address, then fail after 5 s.)"""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def cmd_serve(args) -> int:
     """Serve with gunicorn (a production WSGI server; threads in one process so the recognition index is shared)."""
     from gunicorn.app.base import BaseApplication
@@ -129,6 +141,10 @@ def cmd_serve(args) -> int:
     from .db import upgrade
 
     s = _settings()
+    if not _port_free(args.host, args.port):
+        print(f"error: port {args.port} on {args.host} is already in use (another server?). Choose another one: "
+              f"baonhung serve --port {args.port + 1}, or make run PORT={args.port + 1}", file=sys.stderr)
+        return 2
     upgrade(s.database_url)
     options = {"bind": f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}",
                "workers": 1, "threads": args.threads, "worker_class": "gthread", "timeout": 120,
@@ -178,7 +194,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("serve", help="serve the authoring UI, the API and the public viewer")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, choices=range(1, 65536), metavar="1-65535")
     p.add_argument("--https", action="store_true", help="self-signed HTTPS so phones on the LAN allow the camera")
     p.add_argument("--threads", type=int, default=SERVE_THREADS)
     p.set_defaults(func=cmd_serve)

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Start a local PostgreSQL (Debian's cluster) with a throw-away database for the migration tests, and print its
 # SQLAlchemy URL. Installs the server with apt when missing. Idempotent; loopback only.
+# `scripts/test-postgres.sh stop` stops the cluster again if this script started it (make test does, at its end).
 set -euo pipefail
 SUDO=""; AS_PG="runuser -u postgres --"
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; AS_PG="sudo -u postgres"; fi
+STARTED_MARK="${TMPDIR:-/tmp}/baonhung-test-postgres.started"
+if [ "${1:-}" = stop ]; then
+  if [ -f "$STARTED_MARK" ]; then
+    $SUDO pg_ctlcluster "$(cat "$STARTED_MARK")" main stop >/dev/null 2>&1 || true
+    rm -f "$STARTED_MARK"
+  fi
+  exit 0
+fi
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   $SUDO apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
@@ -11,6 +20,9 @@ fi
 VERSION=$(ls /usr/lib/postgresql | sort -n | tail -1)
 if ! pg_lsclusters -h 2>/dev/null | grep -q "^$VERSION main"; then
   $SUDO pg_createcluster "$VERSION" main >/dev/null
+fi
+if ! pg_lsclusters -h 2>/dev/null | grep -q "^$VERSION main .* online"; then
+  echo "$VERSION" > "$STARTED_MARK"  # ours to stop afterwards
 fi
 $SUDO pg_ctlcluster "$VERSION" main start >/dev/null 2>&1 || true
 for _ in $(seq 1 30); do

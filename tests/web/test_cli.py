@@ -57,3 +57,15 @@ def test_backup_and_restore_commands(tmp_path):
                        cwd=REPO, capture_output=True, text=True, timeout=120,
                        env={"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(other)})
     assert r.returncode == 1 and "already exists" in r.stderr  # the account came back with the restore
+
+
+def test_serve_on_a_busy_port_says_so_at_once(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run_cli(tmp_path, "serve", "--port", str(port))
+    assert r.returncode == 2 and "already in use" in r.stderr and f"PORT={port + 1}" in r.stderr
+    assert "serving on" not in r.stdout
