@@ -8,6 +8,7 @@ waiting behind the tracker's download, a warm re-open downloading the tracker ag
 """
 from __future__ import annotations
 
+import flask
 import pytest
 
 from tests.browser import clip as clipmod
@@ -25,6 +26,8 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("phone")
     fixture = build_fixture(root / "fixture")
     app = create_fixture_app(fixture)
+    statuses = []  # (status, path) of every answer
+    app.after_request(lambda r: (statuses.append((r.status_code, flask.request.path)), r)[1])
     server, base = serve_in_thread(app)
     clip = clipmod.make_clip(fixture.page, seconds_page=6.0, seconds_blank=0.0)
     y4m = clip.write(root / "phone.y4m")
@@ -34,7 +37,8 @@ def runs(tmp_path_factory):
                                 on_warm=lambda: log.clear())
     finally:
         server.shutdown()
-    return {"cold": cold, "warm": warm, "warm_log": list(log)}
+    return {"cold": cold, "warm": warm, "warm_log": list(log),
+            "log_404": [path for code, path in statuses if code == 404]}
 
 
 def test_first_overlay_on_a_phone_profile_cold_and_warm(runs):
@@ -49,6 +53,11 @@ def test_first_overlay_on_a_phone_profile_cold_and_warm(runs):
 
 def test_the_first_tap_always_works(runs):
     assert runs["cold"].lost_taps == 0 and runs["warm"].lost_taps == 0
+
+
+def test_no_request_of_the_scans_is_a_404(runs):
+    """Issue 24: the browser asked for /favicon.ico on every load (a 404)."""
+    assert not runs["log_404"], runs["log_404"]
 
 
 def test_recognize_is_not_queued_behind_the_tracker_download(runs):
