@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 
 from markers.deeplink import deep_link_url
 from markers.qr import LOGO_MAX_BYTES, LOGO_MAX_PIXELS, MAX_SIZE_MM, MIN_SIZE_MM, QR_FORMATS
-from markers.sheets import EditionSheet, SheetPage, edition_sheet_pdf, marker_test_sheet_pdf
+from markers.sheets import SHEET_ECC, SHEET_QR_MM, EditionSheet, SheetPage, edition_sheet_pdf, marker_test_sheet_pdf
 
 from .. import services as svc
 from ..models import Edition, Page
@@ -42,6 +42,25 @@ def _reason_warnings(rating: dict | None, language: str) -> tuple:
                  if r.get("severity") in ("warning", "error"))
 
 
+SHEET_MAX_QR_MM = 100.0  # the print desk's largest choice; a card still fits on A4 (two to a page)
+
+
+def _sheet_qr_options(values) -> tuple[float, str]:
+    """?size_mm= (15-100, default the sheet's 22) and ?ecc= (L, M, Q, H; default M) of an edition sheet."""
+    try:
+        size_mm = float(values.get("size_mm", SHEET_QR_MM))
+    except ValueError:
+        size_mm = float("nan")
+    if not MIN_SIZE_MM <= size_mm <= SHEET_MAX_QR_MM:
+        raise ServiceError("invalid_field", field="size_mm",
+                           reason=f"a number of millimetres from {MIN_SIZE_MM:g} to {SHEET_MAX_QR_MM:g}",
+                           reason_vi=f"một số milimét từ {MIN_SIZE_MM:g} đến {SHEET_MAX_QR_MM:g}")
+    ecc = str(values.get("ecc", SHEET_ECC)).upper()
+    if ecc not in ("L", "M", "Q", "H"):
+        raise ServiceError("invalid_field", field="ecc", reason="L, M, Q or H", reason_vi="L, M, Q hoặc H")
+    return size_mm, ecc
+
+
 @sheets_bp.get("/editions/<edition_id>/sheet.pdf")
 @login_required
 def edition_sheet(edition_id):
@@ -57,8 +76,10 @@ def edition_sheet(edition_id):
         pages = [(p.number, p.image_sha, p.code, p.rating, p.title) for p in edition.pages]
     if not pages:
         raise ServiceError("empty_edition", http_status=409)
+    size_mm, ecc = _sheet_qr_options(request.args)
     sheet = EditionSheet(
         publication=edition.publication.name, edition_number=edition.number, edition_date=edition.date,
+        qr_size_mm=size_mm, ecc=ecc,
         pages=tuple(SheetPage(number=number, thumbnail=store().read(image_sha), url=deep_link_url(base_url(), code),
                               code=code, stars=(rating or {}).get("stars"),
                               warnings=_reason_warnings(rating, language), label=title or "")

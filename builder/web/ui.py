@@ -627,8 +627,9 @@ def _qr_url(page_id: int, fmt: str, size_mm: float, ecc: str) -> str:
     return f"/api/v1/pages/{page_id}/qr.{fmt}?size_mm={_fmt_size(size_mm)}&ecc={ecc}"
 
 
-def _sheet_url(edition_id: int, paper: str) -> str:
-    return f"/api/v1/editions/{edition_id}/sheet.pdf?paper={paper}"
+def _sheet_url(edition_id: int, paper: str, size_mm: float = 22.0, ecc: str = "M") -> str:
+    """The edition sheet with the QR size and error correction the print desk picked."""
+    return f"/api/v1/editions/{edition_id}/sheet.pdf?paper={paper}&size_mm={_fmt_size(size_mm)}&ecc={ecc}"
 
 
 def _marker_sheet_url(page_id: int, paper: str) -> str:

@@ -327,6 +327,32 @@ def test_edition_sheet_pdf_qr_decodes_to_the_deep_link(client, users, published,
     assert f"http://localhost/v/{published['page']['code']}" in texts
 
 
+def test_edition_sheet_prints_the_qr_size_and_level_the_print_desk_picked(client, users, published, tmp_path):
+    """Issue 24: the sheet was always 22 mm, level M, whatever the print desk chose."""
+    import zxingcpp
+
+    def symbol(query: str):
+        r = client.get(f"/api/v1/editions/{published['edition']['id']}/sheet.pdf?paper=A4&{query}",
+                       headers=auth(users.tokens["print_desk"]))
+        assert r.status_code == 200, r.get_json()
+        pdf = tmp_path / f"{abs(hash(query))}.pdf"
+        pdf.write_bytes(r.data)
+        subprocess.run(["pdftoppm", "-r", "300", "-png", "-singlefile", str(pdf), str(pdf.with_suffix(""))], check=True)
+        img = cv2.imread(str(pdf.with_suffix(".png")), cv2.IMREAD_GRAYSCALE)
+        [code] = [c for c in zxingcpp.read_barcodes(img) if "/v/" in c.text]
+        p = code.position
+        return np.hypot(p.top_right.x - p.top_left.x, p.top_right.y - p.top_left.y), code.ec_level
+
+    default_px, default_level = symbol("")
+    big_px, big_level = symbol("size_mm=40&ecc=M")
+    assert default_level == big_level == "M"
+    assert abs(big_px / default_px - 40 / 22) < 0.04, big_px / default_px  # the same symbol, drawn 40 mm instead of 22
+    assert symbol("size_mm=22&ecc=H")[1] == "H"
+    bad = client.get(f"/api/v1/editions/{published['edition']['id']}/sheet.pdf?size_mm=500",
+                     headers=auth(users.tokens["print_desk"]))
+    assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_field"
+
+
 @pytest.mark.parametrize("fmt", ["svg", "pdf", "png"])
 def test_page_qr_exports_by_role(client, users, published, fmt):
     url = f"/api/v1/pages/{published['page']['id']}/qr.{fmt}?size_mm=20&ecc=Q"

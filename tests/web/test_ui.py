@@ -372,7 +372,7 @@ def test_print_desk_page_links_sheets_and_qr_exports_with_the_chosen_options(ui_
     edition.published_version_id = version.id
     db.commit()
     html = client_as(ui_app, db, "print_desk").get("/print?size_mm=25&ecc=Q&paper=A3").get_data(as_text=True)
-    assert f'href="/api/v1/editions/{edition.id}/sheet.pdf?paper=A3"' in html
+    assert f'href="/api/v1/editions/{edition.id}/sheet.pdf?paper=A3&amp;size_mm=25&amp;ecc=Q"' in html
     for fmt in ("svg", "pdf", "png"):
         assert f'href="/api/v1/pages/{page.id}/qr.{fmt}?size_mm=25&amp;ecc=Q"' in html
     assert f'href="/api/v1/pages/{page.id}/marker-sheet.pdf?paper=A3"' in html
