@@ -79,3 +79,18 @@ def deep_link_url(base_url: str, code: str) -> str:
     if parts.query or parts.fragment:
         raise ValueError(f"base_url must not carry a query or fragment, got {base_url!r}")
     return f"{base_url.rstrip('/')}/v/{normalize_code(code)}"
+
+
+def phones_cannot_reach(base_url: str) -> bool:
+    """True when deep links on ``base_url`` cannot open on a reader's phone: a loopback, private, link-local or
+    unspecified address, or localhost (the default when no public address is configured)."""
+    import ipaddress
+
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host in ("", "localhost") or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name: whether phones reach it is the DNS's business
+    return ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified

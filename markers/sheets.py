@@ -199,6 +199,7 @@ class EditionSheet:
     pages: tuple[SheetPage, ...]
     qr_size_mm: float = SHEET_QR_MM
     ecc: str = SHEET_ECC
+    notice: str = ""  # a warning printed across the header in red (e.g. QR codes no phone can open)
 
     def __post_init__(self):
         object.__setattr__(self, "pages", tuple(self.pages))
@@ -347,6 +348,10 @@ def _edition_header(s: _Sheet, sheet: EditionSheet, page_index: int, page_count:
     page_word = f"{_t('page', lang)} {page_index + 1}/{page_count}"
     s.text(right, MARGIN_MM + 16, page_word, size=9, align="right")
     s.rule(left, MARGIN_MM + HEADER_MM - 3, right, MARGIN_MM + HEADER_MM - 3, color=(0, 0, 0, 1), width_pt=1.0)
+    if sheet.notice:
+        # under the date, left of the sheet title's column; CMYK red: seen on any proof
+        s.fit_text(left, MARGIN_MM + 18, right - left - 28, sheet.notice, font=FONT_BOLD, size=8.5,
+                   color=(0, 1, 1, 0))
 
 
 def _edition_footer(s: _Sheet, checks: list[PrintCheck]) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from markers.deeplink import deep_link_url
+from markers.deeplink import deep_link_url, phones_cannot_reach
 from markers.qr import LOGO_MAX_BYTES, LOGO_MAX_PIXELS, MAX_SIZE_MM, MIN_SIZE_MM, QR_FORMATS
 from markers.sheets import SHEET_ECC, SHEET_QR_MM, EditionSheet, SheetPage, edition_sheet_pdf, marker_test_sheet_pdf
 
@@ -23,6 +23,17 @@ DEFAULT_QR_MM = 20.0
 
 def base_url() -> str:
     return settings().base_url or request.host_url.rstrip("/")
+
+
+def unreachable_notice(language: str) -> str:
+    """The warning printed on sheets (and shown on the print desk page) while deep links point at an address no
+    reader's phone can open: the default 127.0.0.1 when BAONHUNG_BASE_URL is not set, or a private one."""
+    url = base_url()
+    if not phones_cannot_reach(url):
+        return ""
+    if language == "en":
+        return f"NOT FOR PRINT: the QR codes open {url}, which readers' phones cannot reach. Set BAONHUNG_BASE_URL."
+    return f"KHÔNG IN: mã QR mở {url}, điện thoại bạn đọc không vào được. Hãy đặt BAONHUNG_BASE_URL."
 
 
 def _bad(exc: Exception):
@@ -79,7 +90,7 @@ def edition_sheet(edition_id):
     size_mm, ecc = _sheet_qr_options(request.args)
     sheet = EditionSheet(
         publication=edition.publication.name, edition_number=edition.number, edition_date=edition.date,
-        qr_size_mm=size_mm, ecc=ecc,
+        qr_size_mm=size_mm, ecc=ecc, notice=unreachable_notice(language),
         pages=tuple(SheetPage(number=number, thumbnail=store().read(image_sha), url=deep_link_url(base_url(), code),
                               code=code, stars=(rating or {}).get("stars"),
                               warnings=_reason_warnings(rating, language), label=title or "")

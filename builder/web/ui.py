@@ -614,7 +614,10 @@ def print_desk():
     paper = paper if paper in PAPERS else "A4"
     editions = db().scalars(select(Edition).where(Edition.published_version_id.is_not(None))
                             .order_by(Edition.date.desc(), Edition.number.desc())).all()
+    from .sheets import unreachable_notice
+
     return render_template("print_desk.html", editions=editions, size_mm=size, ecc=ecc, paper=paper,
+                           unreachable=unreachable_notice(lang()),
                            sizes=QR_SIZES_MM, eccs=QR_ECC, papers=PAPERS,
                            qr_url=_qr_url, sheet_url=_sheet_url)
 

@@ -109,3 +109,14 @@ def test_deep_link_url_refuses_bases_that_are_not_absolute_http(base):
 def test_deep_link_url_refuses_invalid_codes():
     with pytest.raises(ValueError):
         deep_link_url("https://baonhung.vn", "ABC0DEF")
+
+
+@pytest.mark.parametrize("url, local", [
+    ("http://127.0.0.1:8000", True), ("http://localhost:8000", True), ("http://[::1]:8000", True),
+    ("http://192.168.1.20:8000", True), ("https://10.0.0.5", True), ("http://0.0.0.0:8000", True),
+    ("https://baoyenbai.com.vn", False), ("https://14.225.254.1", False), ("https://ar.baoyenbai.vn/", False),
+])
+def test_links_no_phone_can_open_are_told_apart(url, local):
+    from markers.deeplink import phones_cannot_reach
+
+    assert phones_cannot_reach(url) is local

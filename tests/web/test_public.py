@@ -432,3 +432,41 @@ def test_new_page_sharing_a_masthead_lists_the_published_page_it_could_be_confus
     unrelated = make_page(client, token, edition["id"], png_bytes(seed=22 + 40 * 3 + 1))
     assert all(c["page_id"] != published["page"]["id"] or c["score"] < 0.05
                for c in unrelated["rating"]["confusable"])
+
+
+@pytest.mark.parametrize("base, warned", [(None, True), ("https://baoyenbai.com.vn", False)])
+def test_sheets_and_the_print_desk_warn_while_qr_codes_point_where_phones_cannot_go(tmp_path, base, warned):
+    """Issue 24: with no public base URL every QR encoded http://127.0.0.1:8000/v/…, and nobody was warned."""
+    from dataclasses import replace
+
+    from builder import services as svc
+    from builder.config import Settings
+    from tests.conftest import make_app
+
+    settings = replace(Settings.from_env({"BAONHUNG_DATA_DIR": str(tmp_path / "d")}), base_url=base)
+    app = make_app(tmp_path / "d", SETTINGS=settings)
+    db = app.extensions["baonhung"].sessionmaker()
+    from builder import auth as auth_mod
+
+    user, _ = svc.create_user(db, svc.SYSTEM, "in@toasoan.vn", "admin", "mat-khau-that-dai-1")
+    _, token = auth_mod.issue_token(db, user, "t")
+    db.commit()
+    db.close()
+    client = app.test_client()
+    make_publication(client, token)
+    edition = make_edition(client, token)
+    make_page(client, token, edition["id"], png_bytes(620, 877, seed=51))
+    r = client.get(f"/api/v1/editions/{edition['id']}/sheet.pdf?lang=en", headers=auth(token))
+    assert r.status_code == 200
+    (tmp_path / "s.pdf").write_bytes(r.data)
+    text = subprocess.run(["pdftotext", str(tmp_path / "s.pdf"), "-"], capture_output=True, text=True).stdout
+    assert ("NOT FOR PRINT" in text) is warned, text[:300]
+    from tests.web.test_ui import sign_in
+
+    db = app.extensions["baonhung"].sessionmaker()
+    from builder.models import User
+
+    sign_in(client, db, db.get(User, user.id))
+    db.close()
+    page = client.get("/print").get_data(as_text=True)
+    assert ('id="unreachable-base-url"' in page) is warned
