@@ -24,6 +24,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Số báo đang chờ duyệt nên không sửa được. Biên tập viên cần trả lại trước.",
         "en": "The edition is in review and cannot be edited. An editor must send it back first.",
     },
+    "no_changes": {
+        "vi": "Số báo chưa thay đổi gì kể từ khi xuất bản phiên bản {version}: không có gì mới để duyệt hay xuất bản.",
+        "en": "Nothing has changed since version {version} was published: there is nothing new to review or publish.",
+    },
     "wrong_status": {
         "vi": "Không thể làm việc này khi số báo ở trạng thái «{status_vi}».",
         "en": "Not possible while the edition is '{status}'.",

@@ -377,6 +377,9 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
     if not edition.pages:
         raise ServiceError("empty_edition", http_status=409)
     snapshot = snapshot_edition(edition)
+    if edition.published_version is not None and snapshot == edition.published_version.snapshot:
+        # resubmitted with no change: an identical version would only be noise in the history
+        raise ServiceError("no_changes", http_status=409, version=edition.published_version.version)
     published = _published_store(settings)
     published_at = utcnow().isoformat() + "Z"
     try:

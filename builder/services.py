@@ -337,12 +337,22 @@ def delete_edition(db: Session, actor: Actor, edition: Edition) -> None:
     db.commit()
 
 
+def unchanged_since_published(edition: Edition) -> bool:
+    """True when the edition is exactly what its published version froze (nothing to review or publish again)."""
+    from .publish import snapshot_edition
+
+    version = edition.published_version
+    return version is not None and snapshot_edition(edition) == version.snapshot
+
+
 def submit_for_review(db: Session, actor: Actor, edition: Edition) -> Edition:
     require_role(actor, CONTENT_WRITERS)
     if edition.status != EditionStatus.draft.value:
         raise ServiceError("wrong_status", http_status=409, status=edition.status)
     if not edition.pages:
         raise ServiceError("empty_edition", http_status=409)
+    if unchanged_since_published(edition):
+        raise ServiceError("no_changes", http_status=409, version=edition.published_version.version)
     edition.status = EditionStatus.in_review.value
     edition.review_comment = ""
     audit(db, actor, "edition.submit", "edition", edition.id)

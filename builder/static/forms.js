@@ -72,3 +72,12 @@ if (slug && pubName) {
       .toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 80);
   });
 }
+
+// A publish takes seconds per page: the button says so and cannot be pressed twice meanwhile.
+for (const button of document.querySelectorAll('button[data-busy]')) {
+  button.form.addEventListener('submit', () => {
+    button.disabled = true;
+    button.textContent = button.dataset.busy;
+    button.setAttribute('aria-busy', 'true');
+  });
+}

@@ -94,6 +94,8 @@ def role_label(role: str) -> str:
 def status_label(edition: Edition) -> str:
     if edition.status == "in_review":
         return _("In review")
+    if svc.unchanged_since_published(edition):
+        return _("Published, no changes since")
     return _("Draft")
 
 
@@ -215,7 +217,7 @@ def edition(edition_id):
                             .order_by(PublishFailure.at.desc()).limit(10)).all()
     users = {u.id: u.email for u in db().scalars(select(User)).all()}
     return render_template("edition.html", edition=ed, versions=versions, failures=failures, users=users,
-                           presets=PAGE_PRESETS)
+                           presets=PAGE_PRESETS, unchanged=svc.unchanged_since_published(ed))
 
 
 @ui_bp.post("/editions/<edition_id>/pages")

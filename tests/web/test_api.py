@@ -611,3 +611,22 @@ def test_a_too_long_url_is_a_json_414(client, users):
     r = client.get("/api/v1/publications?x=" + "a" * 5000, headers=auth(users.tokens["editor"], "en"))
     assert r.status_code == 414 and r.get_json()["error"] == "bad_request" and "4096" in r.get_json()["message"]
     assert client.get("/api/v1/publications?x=" + "a" * 3000, headers=auth(users.tokens["editor"])).status_code == 200
+
+
+def test_no_empty_version_after_a_publish_without_changes(client, users, page_png):
+    """Issue 24: resubmitting and publishing with no change made a version identical to the previous one."""
+    designer, editor = users.tokens["designer"], users.tokens["editor"]
+    make_publication(client, designer)
+    edition = make_edition(client, designer)
+    page = make_page(client, designer, edition["id"], page_png)
+    client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer))
+    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).status_code == 200
+    r = client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer, "en"))
+    assert r.status_code == 409 and r.get_json()["error"] == "no_changes" and "version 1" in r.get_json()["message"]
+    client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(designer),
+                json={"kind": "link", "url": "https://example.org", "x_mm": 10, "y_mm": 10, "width_mm": 30,
+                      "height_mm": 20})
+    assert client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer)).status_code == 200
+    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).status_code == 200
+    body = client.get(f"/api/v1/editions/{edition['id']}", headers=auth(editor)).get_json()
+    assert body["published_version"] == 2

@@ -858,3 +858,14 @@ def test_file_pickers_offer_what_the_server_takes(ui_app, db, content):
     edition = client.get(f"/editions/{content['edition'].id}").get_data(as_text=True)
     page_accept = re.search(r'name="image" accept="([^"]+)"', edition).group(1)
     assert {".jpg", ".jpeg", ".png", ".pdf"} <= set(page_accept.split(","))
+
+
+def test_a_published_edition_without_changes_says_so_and_offers_no_resubmit(ui_app, db, content):
+    from builder import publish as publish_mod
+
+    edition = content["edition"]
+    svc.submit_for_review(db, svc.SYSTEM, edition)
+    publish_mod.publish_edition(db, ui_app.extensions["baonhung"].store, ui_app.extensions["baonhung"].settings,
+                                svc.SYSTEM, edition, ui_app.extensions["baonhung"].bundle_options)
+    html = client_as(ui_app, db, "designer").get(f"/editions/{edition.id}").get_data(as_text=True)
+    assert "Đã xuất bản, chưa có thay đổi" in html and 'id="submit-review"' not in html
