@@ -418,7 +418,9 @@ def test_print_desk_downloads_the_edition_sheet_and_a_qr_code(server, browser, t
     page.wait_for_url(re.compile(r"paper=A3"))
 
     with page.expect_download() as sheet:
-        page.locator(f"#edition-{edition_id} a[href='/api/v1/editions/{edition_id}/sheet.pdf?paper=A3']").click()
+        # the sheet carries the QR size and level picked above (issue 24)
+        page.locator(f"#edition-{edition_id} a[href='/api/v1/editions/{edition_id}/sheet.pdf"
+                     f"?paper=A3&size_mm=18&ecc=M']").click()
     sheet_path = tmp_path / "sheet.pdf"
     sheet.value.save_as(sheet_path)
     assert sheet_path.read_bytes().startswith(b"%PDF")
