@@ -88,11 +88,20 @@ def sweep_after_crash(db: Session, settings: Settings, store: AssetStore) -> dic
     import shutil
     import time
 
+    from .gc import collect_garbage
+
     published_dir = settings.data_dir / "published"
-    done = {"index_tmp": 0, "store_tmp": 0, "temp_dirs": 0, "interrupted": 0}
+    done = {"index_tmp": 0, "store_tmp": 0, "temp_dirs": 0, "interrupted": 0, "unreferenced_blobs": 0}
     with _publish_lock(published_dir, blocking=False) as held:
         if not held:
             return done  # a publish is running: its files are not leftovers
+        catalog_path = published_dir / "catalog.json"
+        try:
+            catalog = json.loads(catalog_path.read_text(encoding="utf-8")) if catalog_path.exists() else {}
+        except (OSError, ValueError):
+            catalog = None  # unreadable: no blob is collected on a guess
+        if catalog is not None:
+            done["unreferenced_blobs"] = len(collect_garbage(db, store, catalog))
         for tmp in published_dir.glob(".index-*.tmp"):
             tmp.unlink(missing_ok=True)
             done["index_tmp"] += 1

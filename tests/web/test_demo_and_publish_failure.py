@@ -165,3 +165,38 @@ def test_start_up_cleans_what_a_killed_publish_left_and_records_it(tmp_path, use
         for d in (stale, fresh):
             if d.exists():
                 d.rmdir()
+
+
+def test_unreferenced_blobs_older_than_a_day_are_collected_and_nothing_in_use(app, client, users, tmp_path):
+    """Issue 25: a killed publish left 7 unreferenced blobs in the store for ever. The sweep collects blobs nothing
+    refers to once they are a day old; every blob of the published edition, its drafts and manifests stays."""
+    import os
+    import time
+
+    from builder.app import sweep_leftovers
+
+    designer, editor = users.tokens["designer"], users.tokens["editor"]
+    make_publication(client, designer)
+    edition = make_edition(client, designer)
+    page = make_page(client, designer, edition["id"], png_bytes(620, 877, seed=15))
+    client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(designer), content_type="multipart/form-data",
+                data={"kind": "link", "url": "https://example.org", **PLACEMENT})
+    client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer))
+    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).status_code == 200
+    state = app.extensions["baonhung"]
+    store = state.store
+    old = time.time() - 2 * 24 * 3600
+    in_use = sorted(store.keys())
+    for key in in_use:  # everything is old now: only references keep a blob
+        os.utime(store.path(key), (old, old))
+    orphan_old = store.put_bytes(b"left by a killed publish")
+    os.utime(store.path(orphan_old), (old, old))
+    orphan_new = store.put_bytes(b"an upload whose row is not committed yet")
+    swept = sweep_leftovers(state)
+    assert swept["unreferenced_blobs"] == 1
+    assert not store.exists(orphan_old) and store.exists(orphan_new)
+    assert all(store.exists(k) for k in in_use)
+    manifest = client.get(f"/pub/pages/{page['id']}/manifest.json").get_json()
+    assert client.get(manifest["bundles"]["full"]["url"]).status_code == 200
+    editor_view = client.get(f"/api/v1/pages/{page['id']}", headers=auth(designer))
+    assert editor_view.status_code == 200
