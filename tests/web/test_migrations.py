@@ -92,3 +92,39 @@ def test_pages_sharing_a_number_are_renumbered_when_the_constraint_comes(empty_d
         numbers = dict(conn.execute(text("SELECT id, number FROM pages ORDER BY id")).fetchall())
     engine.dispose()
     assert numbers == {1: 70, 2: 72, 3: 71, 4: 73}
+
+
+def test_migration_0003_keeps_every_overlay_of_the_pages_it_rebuilds(tmp_path):
+    """SQLite rebuilds the pages table to add the constraint: the overlays that reference its rows must survive
+    (migrations run with foreign keys off, so the rebuild's DROP TABLE cascades nowhere)."""
+    from sqlalchemy import text
+
+    from tests.conftest import auth, make_app, png_bytes
+    from tests.web.test_api import make_edition, make_page, make_publication
+
+    data = tmp_path / "d"
+    app = make_app(data)
+    from builder import auth as auth_mod, services as svc
+
+    db = app.extensions["baonhung"].sessionmaker()
+    user, _ = svc.create_user(db, svc.SYSTEM, "m@toasoan.vn", "admin", "mat-khau-that-dai-1")
+    _, token = auth_mod.issue_token(db, user, "t")
+    db.commit()
+    db.close()
+    client = app.test_client()
+    make_publication(client, token)
+    edition = make_edition(client, token)
+    page = make_page(client, token, edition["id"], png_bytes(620, 877, seed=61))
+    r = client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(token),
+                    json={"kind": "link", "url": "https://example.org", "x_mm": 5, "y_mm": 5, "width_mm": 20,
+                          "height_mm": 20})
+    assert r.status_code == 201
+    app.extensions["baonhung"].engine.dispose()
+    url = f"sqlite:///{data / 'baonhung.sqlite3'}"
+    downgrade(url, "0002")
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM overlays")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM pages")).scalar() == 1
+    engine.dispose()
