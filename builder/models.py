@@ -17,8 +17,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+# Ids are never reused (issue 24: the audit log showed "overlay.delete #12", then "overlay.create #12" for another
+# overlay). PostgreSQL's sequences never reuse; SQLite does unless a table is AUTOINCREMENT (migration 0004).
+NO_REUSE = {"sqlite_autoincrement": True}
+
+
 class Base(DeclarativeBase):
-    pass
+    __table_args__ = NO_REUSE
 
 
 class Role(str, enum.Enum):
@@ -104,7 +109,7 @@ class Publication(Base):
 
 class Edition(Base):
     __tablename__ = "editions"
-    __table_args__ = (UniqueConstraint("publication_id", "number", name="uq_edition_number"),)
+    __table_args__ = (UniqueConstraint("publication_id", "number", name="uq_edition_number"), NO_REUSE)
     id: Mapped[int] = mapped_column(primary_key=True)
     publication_id: Mapped[int] = mapped_column(ForeignKey("publications.id", ondelete="CASCADE"), index=True)
     date: Mapped[dt.date] = mapped_column(Date)
@@ -131,7 +136,7 @@ class Edition(Base):
 class Page(Base):
     __tablename__ = "pages"
     # two uploads racing for the same number: the database refuses the second (a 409), not two pages numbered 70
-    __table_args__ = (UniqueConstraint("edition_id", "number", name="uq_page_number"),)
+    __table_args__ = (UniqueConstraint("edition_id", "number", name="uq_page_number"), NO_REUSE)
     id: Mapped[int] = mapped_column(primary_key=True)
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer)
@@ -183,7 +188,7 @@ class PublishedVersion(Base):
     """An immutable published state of an edition: the frozen snapshot and its manifest in the store."""
 
     __tablename__ = "published_versions"
-    __table_args__ = (UniqueConstraint("edition_id", "version", name="uq_published_version"),)
+    __table_args__ = (UniqueConstraint("edition_id", "version", name="uq_published_version"), NO_REUSE)
     id: Mapped[int] = mapped_column(primary_key=True)
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)

@@ -630,3 +630,14 @@ def test_no_empty_version_after_a_publish_without_changes(client, users, page_pn
     assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).status_code == 200
     body = client.get(f"/api/v1/editions/{edition['id']}", headers=auth(editor)).get_json()
     assert body["published_version"] == 2
+
+
+def test_ids_are_never_reused(client, users, page):
+    """Issue 24: deleting the newest overlay and adding one gave the new one the deleted one's id, so the audit log's
+    "overlay.delete #12" and "overlay.create #12" spoke of two overlays."""
+    token = users.tokens["designer"]
+    body = {"kind": "link", "url": "https://example.org", "x_mm": 5, "y_mm": 5, "width_mm": 20, "height_mm": 20}
+    first = client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(token), json=body).get_json()["id"]
+    assert client.delete(f"/api/v1/overlays/{first}", headers=auth(token)).status_code == 204
+    second = client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(token), json=body).get_json()["id"]
+    assert second > first
