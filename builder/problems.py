@@ -17,8 +17,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Đăng nhập sai quá nhiều lần. Hãy thử lại sau {seconds} giây.",
         "en": "Too many failed logins. Try again in {seconds} seconds.",
     },
-    "missing_field": {"vi": "Thiếu trường bắt buộc: {field}.", "en": "Missing required field: {field}."},
-    "invalid_field": {"vi": "Giá trị không hợp lệ cho {field}: {reason_vi}", "en": "Invalid value for {field}: {reason}"},
+    "missing_field": {"vi": "Thiếu trường bắt buộc: {field_vi}.", "en": "Missing required field: {field_en}."},
+    "invalid_field": {"vi": "Giá trị không hợp lệ cho {field_vi}: {reason_vi}", "en": "Invalid value for {field_en}: {reason}"},
     "conflict": {"vi": "{detail_vi}", "en": "{detail}"},
     "locked_for_review": {
         "vi": "Số báo đang chờ duyệt nên không sửa được. Biên tập viên cần trả lại trước.",
@@ -62,6 +62,24 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 STATUS_VI = {"draft": "bản nháp", "in_review": "chờ duyệt", "published": "đã xuất bản"}
+# What a designer calls each field (issue 24: messages said "Giá trị không hợp lệ cho url"); the field's own name
+# follows in brackets for API clients. A field without a label is shown by its name.
+FIELD_LABELS = {
+    "url": ("địa chỉ liên kết", "the link address"), "kind": ("loại nội dung", "the overlay kind"),
+    "name": ("tên", "the name"), "slug": ("đường dẫn", "the address name"), "title": ("tiêu đề", "the title"),
+    "date": ("ngày", "the date"), "number": ("số", "the number"), "email": ("email", "the email"),
+    "role": ("vai trò", "the role"), "image": ("tệp trang báo", "the page file"), "file": ("tệp", "the file"),
+    "x_mm": ("vị trí ngang", "the x position"), "y_mm": ("vị trí dọc", "the y position"),
+    "width_mm": ("chiều rộng", "the width"), "height_mm": ("chiều cao", "the height"),
+    "rotation_deg": ("góc xoay", "the rotation"), "elevation_mm": ("độ nổi", "the elevation"),
+    "scale": ("tỉ lệ", "the scale"), "preset": ("khổ giấy", "the paper size"), "pdf_page": ("trang PDF", "the PDF page"),
+    "size_mm": ("cỡ mã QR", "the QR size"), "ecc": ("mức sửa lỗi", "the error correction level"),
+    "logo": ("logo", "the logo"), "stock": ("mô hình có sẵn", "the stock model"), "comment": ("nhận xét", "the comment"),
+    "current_password": ("mật khẩu hiện tại", "the current password"),
+    "new_password": ("mật khẩu mới", "the new password"), "password": ("mật khẩu", "the password"),
+    "expires_days": ("số ngày hiệu lực", "the days of validity"), "limit": ("số dòng", "the number of lines"),
+    "format": ("định dạng", "the format"),
+}
 WHAT_VI = {
     "publication": "ấn phẩm",
     "edition": "số báo",
@@ -98,6 +116,11 @@ class ServiceError(Exception):
         if what in WHAT_VI:
             values["what"] = WHAT_VI[what]
         values.setdefault("reason_vi", values.get("reason", ""))
+        if "field" in values:
+            field = str(values["field"])
+            vi, en = FIELD_LABELS.get(field, (field, field))
+            values.setdefault("field_vi", f"{vi} ({field})" if vi != field else field)
+            values.setdefault("field_en", f"{en} ({field})" if en != field else field)
         values.setdefault("detail_vi", values.get("detail", ""))
         if "status" in values:
             values.setdefault("status_vi", STATUS_VI.get(values["status"], values["status"]))

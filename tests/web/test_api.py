@@ -641,3 +641,11 @@ def test_ids_are_never_reused(client, users, page):
     assert client.delete(f"/api/v1/overlays/{first}", headers=auth(token)).status_code == 204
     second = client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(token), json=body).get_json()["id"]
     assert second > first
+
+
+def test_error_messages_name_fields_as_a_designer_does(client, users, page):
+    """Issue 24: messages mixed in raw field names ("Giá trị không hợp lệ cho url: …")."""
+    body = {"kind": "link", "url": "ftp://x", "x_mm": 5, "y_mm": 5, "width_mm": 20, "height_mm": 20}
+    for lang, label in (("vi", "địa chỉ liên kết (url)"), ("en", "the link address (url)")):
+        r = client.post(f"/api/v1/pages/{page['id']}/overlays", json=body, headers=auth(users.tokens["designer"], lang))
+        assert r.status_code == 400 and label in r.get_json()["message"]

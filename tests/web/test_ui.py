@@ -257,7 +257,8 @@ def test_a_bad_form_value_comes_back_as_a_message(ui_app, db):
     response = client.post("/publications", data={"name": "X", "slug": "Có Dấu", "csrf_token": token},
                            headers={"Referer": "http://localhost/publications"}, follow_redirects=True)
     assert response.request.path == "/publications"
-    assert "Giá trị không hợp lệ cho slug" in response.get_data(as_text=True)
+    # a designer's word for the field first, its name after it (issue 24: the message said "cho slug")
+    assert "Giá trị không hợp lệ cho đường dẫn (slug)" in response.get_data(as_text=True)
 
 
 def test_print_desk_cannot_create_a_publication(ui_app, db):
