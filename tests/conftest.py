@@ -45,6 +45,20 @@ def make_app(data_dir: Path, database_url: str | None = None, **config):
     return create_app({"DATA_DIR": data_dir, "TESTING": True, **config})
 
 
+def admin_token(app, email: str = "admin@toasoan.vn") -> tuple[int, str]:
+    """A new admin account in ``app`` and an API token of theirs: (user id, bearer secret)."""
+    from builder import auth as auth_mod, services as svc
+
+    db = app.extensions["baonhung"].sessionmaker()
+    try:
+        user, _ = svc.create_user(db, svc.SYSTEM, email, "admin", "mat-khau-that-dai-1")
+        _, secret = auth_mod.issue_token(db, user, "test")
+        db.commit()
+        return user.id, secret
+    finally:
+        db.close()
+
+
 @dataclass
 class Users:
     tokens: dict  # role -> bearer token

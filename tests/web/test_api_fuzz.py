@@ -12,8 +12,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from builder import auth, services as svc
-from tests.conftest import make_app
+from tests.conftest import admin_token, make_app
 
 FUZZ_EXAMPLES = int(os.environ.get("BAONHUNG_FUZZ_EXAMPLES", 12))
 
@@ -22,11 +21,7 @@ FUZZ_EXAMPLES = int(os.environ.get("BAONHUNG_FUZZ_EXAMPLES", 12))
 def fuzz_app(tmp_path_factory):
     app = make_app(tmp_path_factory.mktemp("fuzz") / "data")
     app.config["PROPAGATE_EXCEPTIONS"] = False  # a fault is answered (and counted as a 5xx), as in production
-    db = app.extensions["baonhung"].sessionmaker()
-    admin, _ = svc.create_user(db, svc.SYSTEM, "fuzz@toasoan.vn", "admin", "mat-khau-that-dai-1")
-    _, secret = auth.issue_token(db, admin, "fuzz")
-    db.commit()
-    db.close()
+    _, secret = admin_token(app, "fuzz@toasoan.vn")
     app.config["FUZZ_TOKEN"] = secret
     # real objects, so that half of the generated requests reach them instead of a 404
     from tests.conftest import png_bytes

@@ -99,18 +99,12 @@ def test_migration_0003_keeps_every_overlay_of_the_pages_it_rebuilds(tmp_path):
     (migrations run with foreign keys off, so the rebuild's DROP TABLE cascades nowhere)."""
     from sqlalchemy import text
 
-    from tests.conftest import auth, make_app, png_bytes
+    from tests.conftest import admin_token, auth, make_app, png_bytes
     from tests.web.test_api import make_edition, make_page, make_publication
 
     data = tmp_path / "d"
     app = make_app(data)
-    from builder import auth as auth_mod, services as svc
-
-    db = app.extensions["baonhung"].sessionmaker()
-    user, _ = svc.create_user(db, svc.SYSTEM, "m@toasoan.vn", "admin", "mat-khau-that-dai-1")
-    _, token = auth_mod.issue_token(db, user, "t")
-    db.commit()
-    db.close()
+    _, token = admin_token(app)
     client = app.test_client()
     make_publication(client, token)
     edition = make_edition(client, token)

@@ -439,19 +439,12 @@ def test_sheets_and_the_print_desk_warn_while_qr_codes_point_where_phones_cannot
     """Issue 24: with no public base URL every QR encoded http://127.0.0.1:8000/v/…, and nobody was warned."""
     from dataclasses import replace
 
-    from builder import services as svc
     from builder.config import Settings
-    from tests.conftest import make_app
+    from tests.conftest import admin_token, make_app
 
     settings = replace(Settings.from_env({"BAONHUNG_DATA_DIR": str(tmp_path / "d")}), base_url=base)
     app = make_app(tmp_path / "d", SETTINGS=settings)
-    db = app.extensions["baonhung"].sessionmaker()
-    from builder import auth as auth_mod
-
-    user, _ = svc.create_user(db, svc.SYSTEM, "in@toasoan.vn", "admin", "mat-khau-that-dai-1")
-    _, token = auth_mod.issue_token(db, user, "t")
-    db.commit()
-    db.close()
+    user_id, token = admin_token(app, "in@toasoan.vn")
     client = app.test_client()
     make_publication(client, token)
     edition = make_edition(client, token)
@@ -466,7 +459,7 @@ def test_sheets_and_the_print_desk_warn_while_qr_codes_point_where_phones_cannot
     db = app.extensions["baonhung"].sessionmaker()
     from builder.models import User
 
-    sign_in(client, db, db.get(User, user.id))
+    sign_in(client, db, db.get(User, user_id))
     db.close()
     page = client.get("/print").get_data(as_text=True)
     assert ('id="unreachable-base-url"' in page) is warned
