@@ -1,12 +1,9 @@
 // Loads opencv.js (the in-browser tracker's library) once; resolves {cv}.
 //
-// spec: {js, wasm} from the page config. With `wasm` (our own build, scripts/build-opencv-js.sh: only what the
-// tracker calls, its WebAssembly in a file of its own), the module's wasm is fetched and compiled while it streams
-// in (WebAssembly.instantiateStreaming, off the main thread) instead of being decoded from base64 inside the script.
-// Resolved with a box: resolving with `cv` itself would adopt the module's then() (Emscripten modules are thenables)
-// and can hang.
+// spec: {js, wasm} from the page config: our own build (scripts/build-opencv-js.sh: only what the tracker calls), its
+// WebAssembly in a file of its own, fetched and compiled while it streams in (WebAssembly.instantiateStreaming, off
+// the main thread). Resolved with a box: an Emscripten module may be a thenable, which a promise would adopt.
 
-const POLL_MS = 50;
 let loading = null;
 
 function addScript(src) {
@@ -17,13 +14,6 @@ function addScript(src) {
     script.onload = resolve;
     script.onerror = () => reject(new Error(`${src} failed to load`));
     document.head.appendChild(script);
-  });
-}
-
-function poll(ready) {
-  return new Promise((resolve) => {
-    const check = () => (ready() ? resolve() : setTimeout(check, POLL_MS));
-    check();
   });
 }
 
@@ -42,28 +32,23 @@ async function instantiate(wasmUrl, imports, done) {
 export function loadOpenCV(spec) {
   if (loading) return loading;
   loading = (async () => {
-    if (spec.wasm) {
-      // Our build (MODULARIZE'd, wrapped in a UMD by OpenCV's make_umd.py) runs its factory on the global `Module`
-      // when the script loads and defines window.cv as the ready promise: the functions land on `Module` itself.
-      // We instantiate the wasm ourselves; onRuntimeInitialized says the bindings are usable.
-      let initialized, failed;
-      const ready = new Promise((resolve, reject) => { initialized = resolve; failed = reject; });
-      const module = {
-        instantiateWasm(imports, done) {
-          instantiate(spec.wasm, imports, done).catch(failed);
-          return {};
-        },
-        onRuntimeInitialized() { initialized(); },
-        onAbort(what) { failed(new Error(`opencv.js aborted: ${what}`)); },
-      };
-      window.Module = module;
-      await addScript(spec.js);
-      await ready;
-      return { cv: module };
-    }
-    await addScript(spec.js);  // a single-file build: window.cv, usable once it has cv.Mat
-    await poll(() => window.cv && window.cv.Mat);
-    return { cv: window.cv };
+    // The build (MODULARIZE'd, wrapped in a UMD by OpenCV's make_umd.py) runs its factory on the global `Module`
+    // when the script loads and defines window.cv as the ready promise: the functions land on `Module` itself.
+    // We instantiate the wasm ourselves; onRuntimeInitialized says the bindings are usable.
+    let initialized, failed;
+    const ready = new Promise((resolve, reject) => { initialized = resolve; failed = reject; });
+    const module = {
+      instantiateWasm(imports, done) {
+        instantiate(spec.wasm, imports, done).catch(failed);
+        return {};
+      },
+      onRuntimeInitialized() { initialized(); },
+      onAbort(what) { failed(new Error(`opencv.js aborted: ${what}`)); },
+    };
+    window.Module = module;
+    await addScript(spec.js);
+    await ready;
+    return { cv: module };
   })();
   return loading;
 }
