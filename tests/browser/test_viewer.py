@@ -215,6 +215,37 @@ def test_the_viewer_follows_lang_en_and_remembers_it(server):
             browser.close()
 
 
+def test_a_video_overlay_keeps_its_poster_until_the_video_has_a_frame(server):
+    """Seen on the phone profile: the video's box was black on the paper for the seconds its file took to arrive."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page()
+            page.goto(f"{server}/v/{CODE}?nosw=1")
+            kept, replaced = page.evaluate("""async () => {
+                const THREE = await import('three');
+                const { attachOverlay } = await import('/v/static/media.js');
+                const make = (src) => {
+                    const poster = new THREE.MeshBasicMaterial({ color: 0x336699 });
+                    const mesh = new THREE.Mesh(new THREE.PlaneGeometry(1, 1), poster);
+                    attachOverlay({ id: '1', kind: 'video', spec: { src }, object: mesh },
+                                  { resolve: (s) => s, offerUnmute: () => {} });
+                    return { mesh, poster };
+                };
+                const missing = make('/pub/a/never-there.mp4');  // no frame ever comes
+                const manifest = await (await fetch('/pub/pages/p1/manifest.json')).json();
+                const real = make(manifest.media.find((m) => (m.mime || '').startsWith('video/')).url);
+                await new Promise((r) => setTimeout(r, 3000));
+                return [missing.mesh.material === missing.poster, real.mesh.material !== real.poster];
+            }""")
+        finally:
+            browser.close()
+    assert kept, "the poster should stay while the video has no frame"
+    assert replaced, "the video should replace the poster once it has a frame"
+
+
 def test_recognition_client_waits_as_long_as_a_429_says(server):
     """A refused request (429) carries Retry-After: the viewer sends nothing more until then (issue 25)."""
     from playwright.sync_api import sync_playwright

@@ -76,10 +76,16 @@ function videoController(overlay, ctx) {
   tex.colorSpace = THREE.SRGBColorSpace;
   tex.flipY = false;  // glTF UVs have their origin at the image's top-left
   const key = spec.chroma_key;
-  for (const mesh of meshesOf(overlay.object)) {
-    if (key) mesh.material = chromaKeyMaterial(tex, key);
-    else mesh.material = new THREE.MeshBasicMaterial({ map: tex, side: THREE.DoubleSide, toneMapped: false });
-  }
+  // The bundle's own material (its poster) stays until the video has a frame: on a phone network the video arrives
+  // seconds after the first overlay, and a video texture without data draws a black box on the paper.
+  const useVideo = () => {
+    for (const mesh of meshesOf(overlay.object)) {
+      if (key) mesh.material = chromaKeyMaterial(tex, key);
+      else mesh.material = new THREE.MeshBasicMaterial({ map: tex, side: THREE.DoubleSide, toneMapped: false });
+    }
+  };
+  if (el.readyState >= 2) useVideo();
+  else el.addEventListener("loadeddata", useVideo, { once: true });
   const wantsSound = !alwaysMuted;  // videos start muted (autoplay rule); "tap for sound" is always offered
   return {
     element: el,
