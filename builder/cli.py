@@ -147,9 +147,10 @@ def cmd_serve(args) -> int:
         return 2
     upgrade(s.database_url)
     options = {"bind": f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}",
-               "workers": 1, "threads": args.threads, "worker_class": "gthread", "timeout": 120,
+               "workers": 1, "threads": args.threads, "worker_class": "builder.serve_worker.JsonErrorWorker", "timeout": 120,
                "accesslog": "-", "errorlog": "-", "loglevel": "info",
-               # gunicorn's largest request line; the app answers longer-than-MAX_URL_CHARS URLs with its JSON 414
+               # gunicorn's largest request line; the app answers longer-than-MAX_URL_CHARS URLs with its JSON 414,
+               # gunicorn the longer ones in the same shape (builder/serve_worker.py)
                "limit_request_line": 8190}
     scheme = "http"
     if args.https:

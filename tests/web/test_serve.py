@@ -62,3 +62,47 @@ def test_serve_https_answers_over_tls_and_prints_a_scannable_qr(tmp_path):
     art = [ln for ln in lines[1:] if ln and set(ln) <= set("█▀▄ \xa0")]
     texts = [r.text for r in zxingcpp.read_barcodes(_ascii_qr_to_image(art))]
     assert texts and texts[0].startswith("https://") and texts[0].endswith(f":{port}/v/")
+
+
+def _raw_request(port: int, request_line: str, extra_headers: str = "") -> tuple[int, dict, bytes]:
+    """One HTTP/1.1 request on a raw socket (urllib refuses what these tests send); status, headers, body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"{request_line}\r\nHost: 127.0.0.1\r\n{extra_headers}Connection: close\r\n\r\n".encode("latin-1"))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def test_serve_answers_its_own_refusals_in_the_json_error_shape(tmp_path):
+    """gunicorn refuses a request line past 8,190 bytes and oversized headers before the app sees them; the served
+    worker answers those in the product's one error shape too, not gunicorn's HTML page (issue 25)."""
+    import json
+
+    port = _free_port()
+    env = {"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen([sys.executable, "-m", "builder.cli", "serve", "--port", str(port)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v/", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        cases = [(f"GET /api/v1/publications?q={'a' * 5000} HTTP/1.1", "", 414),   # the app's own limit (4096)
+                 (f"GET /api/v1/publications?q={'a' * 9000} HTTP/1.1", "", 414),   # gunicorn's (8190)
+                 ("GET /v/ HTTP/1.1", f"X-Big: {'b' * 9000}\r\n", 431),           # one header past 8190 bytes
+                 ("GET /v/ HTTP/1.1", "".join(f"X-H{i}: 1\r\n" for i in range(120)), 431)]  # past 100 headers
+        for line, headers, expected in cases:
+            status, head, body = _raw_request(port, line, headers)
+            assert status == expected, (line[:40], status, body[:200])
+            assert head["content-type"].startswith("application/json"), head
+            payload = json.loads(body)
+            assert set(payload) == {"error", "message"} and payload["message"], payload
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
