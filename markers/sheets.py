@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from PIL import Image
-from reportlab.lib.pagesizes import A3, A4, landscape
+from reportlab.lib.pagesizes import A0, A1, A2, A3, A4, landscape
 from reportlab.lib.utils import ImageReader, simpleSplit
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen import canvas as rl_canvas  # noqa: F401  (type of _Sheet.canvas)
@@ -40,7 +40,8 @@ from .qr import (
 )
 
 __all__ = [
-    "EditionSheet", "SheetPage", "edition_sheet_pdf", "marker_test_sheet_pdf", "PAPER_SIZES_MM",
+    "EditionSheet", "SheetPage", "edition_sheet_pdf", "marker_test_sheet_pdf", "marker_sheet_layout", "PAPER_SIZES_MM",
+    "TEST_SHEET_PAPERS",
     # re-exported so the web layer can import every print-desk function from one module
     "qr_svg", "qr_pdf", "qr_png", "qr_print_checks", "PrintCheck", "QR_FORMATS",
 ]
@@ -48,6 +49,11 @@ __all__ = [
 # reportlab's sizes are in points; keep mm for layout. A4 = 210 × 297 mm = 595.28 × 841.89 pt.
 PAPER_SIZES_PT = {"A4": A4, "A3": A3}
 PAPER_SIZES_MM = {name: (w / PT_PER_MM, h / PT_PER_MM) for name, (w, h) in PAPER_SIZES_PT.items()}
+# A marker test sheet must show the page at its real size (a phone recognizes the printed page at the distance and
+# size readers will hold it): it takes the smallest of these, from the one asked for, that holds the page at 1:1
+# with its header, QR footer and crop marks (an A4 page needs A3). Print shops and plotters have A2-A0.
+TEST_SHEET_PAPERS_PT = {"A4": A4, "A3": A3, "A2": A2, "A1": A1, "A0": A0}
+TEST_SHEET_PAPERS = tuple(TEST_SHEET_PAPERS_PT)
 MARGIN_MM = 12.0            # inside the non-printable border of office printers (≈ 5 mm) with room to spare
 HEADER_MM = 22.0
 FOOTER_MM = 16.0
@@ -88,8 +94,8 @@ TEXTS = {
     "warning": ("CẢNH BÁO", "WARNING"),
     "info": ("LƯU Ý", "NOTE"),
     "test_title": ("Tờ in thử marker", "Marker test sheet"),
-    "scale_full": ("Tỉ lệ 100 % — kích thước thật {w:g} × {h:g} mm",
-                   "Scale 100 % — actual size {w:g} × {h:g} mm"),
+    "scale_full": ("Tỉ lệ 100 % — kích thước thật {w:g} × {h:g} mm — in trên khổ {paper}, không co giãn",
+                   "Scale 100 % — actual size {w:g} × {h:g} mm — print on {paper}, no scaling"),
     "scale_reduced": ("Thu nhỏ còn {p:.0f} % để vừa khổ {paper} (trang thật {w:g} × {h:g} mm)",
                       "Reduced to {p:.0f} % to fit {paper} (real page {w:g} × {h:g} mm)"),
     "test_steps": ("In tờ này, đặt phẳng, mở liên kết bằng điện thoại rồi hướng camera vào ảnh trang.",
@@ -327,10 +333,10 @@ class _Sheet:
         return y_mm
 
 
-def _paper_mm(paper: str, orientation: str = "portrait") -> tuple[float, float]:
-    if paper not in PAPER_SIZES_PT:
-        raise ValueError(f"paper must be one of {sorted(PAPER_SIZES_PT)}, got {paper!r}")
-    size = PAPER_SIZES_PT[paper] if orientation == "portrait" else landscape(PAPER_SIZES_PT[paper])
+def _paper_mm(paper: str, orientation: str = "portrait", sizes: dict = PAPER_SIZES_PT) -> tuple[float, float]:
+    if paper not in sizes:
+        raise ValueError(f"paper must be one of {sorted(sizes)}, got {paper!r}")
+    size = sizes[paper] if orientation == "portrait" else landscape(sizes[paper])
     return size[0] / PT_PER_MM, size[1] / PT_PER_MM
 
 
@@ -473,12 +479,46 @@ def _crop_marks(s: _Sheet, x, y, w, h) -> None:
             c.line(s.x(cx), s.y(cy + dy * o), s.x(cx), s.y(cy + dy * (o + length)))  # vertical mark
 
 
+@dataclass(frozen=True)
+class MarkerSheetLayout:
+    """Where a marker test sheet puts the page: paper name and orientation, paper size and the image area (mm),
+    and the scale the page is printed at (1.0 unless even the largest paper is too small)."""
+    paper: str
+    orientation: str
+    scale: float
+    paper_mm: tuple[float, float]
+    area_mm: tuple[float, float]
+
+
+def marker_sheet_layout(width_mm: float, height_mm: float, paper: str = "A4") -> MarkerSheetLayout:
+    """The smallest paper of TEST_SHEET_PAPERS, from ``paper`` up, that holds a width x height mm page at 100 %
+    (either orientation) with the sheet's margins, header, footer and crop marks; the largest one, scaled down to
+    fit, when none does."""
+    if paper not in TEST_SHEET_PAPERS_PT:
+        raise ValueError(f"paper must be one of {list(TEST_SHEET_PAPERS)}, got {paper!r}")
+
+    def fit(name, orientation):
+        pw, ph = _paper_mm(name, orientation, TEST_SHEET_PAPERS_PT)
+        avail_w = pw - 2 * MARGIN_MM - 2 * TEST_MARK_SPACE_MM
+        avail_h = ph - 2 * MARGIN_MM - TEST_HEADER_MM - TEST_FOOTER_MM - 2 * TEST_MARK_SPACE_MM
+        return MarkerSheetLayout(name, orientation, min(1.0, avail_w / width_mm, avail_h / height_mm), (pw, ph),
+                               (avail_w, avail_h))
+
+    candidates = TEST_SHEET_PAPERS[TEST_SHEET_PAPERS.index(paper):]
+    best = None
+    for name in candidates:
+        best = max(fit(name, "portrait"), fit(name, "landscape"), key=lambda f: f.scale)
+        if best.scale >= 1.0:
+            break
+    return best
+
+
 def marker_test_sheet_pdf(page_image: bytes, width_mm: float, height_mm: float, stars: int | None,
                           warnings=(), url: str = "", paper: str = "A4", lang: str = "vi", *,
                           title: str = "") -> bytes:
-    """Vector PDF to print and try with a phone before press: the page image at 100 % when it fits the paper,
-    otherwise scaled down to fit (orientation chosen for the larger scale, scale printed on the sheet), with
-    crop marks at the trim corners; the marker rating (``stars`` 0..5 or None) and ``warnings``
+    """Vector PDF to print and try with a phone before press: the page image at 100 % on the smallest paper from
+    ``paper`` up that holds it (``marker_sheet_layout``; scaled down only beyond A0), the scale and paper printed on
+    the sheet, with crop marks at the trim corners; the marker rating (``stars`` 0..5 or None) and ``warnings``
     ((severity, translated text), ...); and the QR of ``url`` with the AR badge.
     """
     lang = _check_lang(lang)
@@ -491,14 +531,9 @@ def marker_test_sheet_pdf(page_image: bytes, width_mm: float, height_mm: float, 
         raise ValueError("url (the page's deep link) is required for the test QR")
     image = _read_image(page_image, "page image")
     layout = qr_layout(url, TEST_QR_MM, "M", None, MIN_QUIET_ZONE_MODULES)
-
-    def fit(orientation):
-        pw, ph = _paper_mm(paper, orientation)
-        avail_w = pw - 2 * MARGIN_MM - 2 * TEST_MARK_SPACE_MM
-        avail_h = ph - 2 * MARGIN_MM - TEST_HEADER_MM - TEST_FOOTER_MM - 2 * TEST_MARK_SPACE_MM
-        return min(1.0, avail_w / width_mm, avail_h / height_mm), orientation, pw, ph, avail_w, avail_h
-
-    scale, orientation, pw, ph, avail_w, avail_h = max(fit("portrait"), fit("landscape"), key=lambda f: f[0])
+    sheet = marker_sheet_layout(width_mm, height_mm, paper)
+    scale, paper = sheet.scale, sheet.paper
+    (pw, ph), (avail_w, avail_h) = sheet.paper_mm, sheet.area_mm
     buf = io.BytesIO()
     canvas = new_pdf_canvas(buf, pw, ph, f"{_t('test_title', lang)} — {title or url}", lang)
     s = _Sheet(canvas, pw, ph, lang)

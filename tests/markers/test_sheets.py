@@ -19,6 +19,7 @@ from markers.sheets import (
     EditionSheet,
     SheetPage,
     edition_sheet_pdf,
+    marker_sheet_layout,
     marker_test_sheet_pdf,
 )
 
@@ -243,21 +244,42 @@ def test_small_page_prints_at_actual_size_with_crop_marks_and_decodable_qr():
     assert decode(render(pdf)[0]) == [TEST_URL]
 
 
-def test_large_page_is_scaled_to_fit_and_the_scale_is_printed(tmp_path, artifacts_dir):
-    pdf = marker_test_sheet_pdf(page_image(6, 1120, 1600, ".jpg"), 280, 400, None, [], TEST_URL, paper="A4")
+def test_an_a4_page_is_tested_at_actual_size_on_a3_paper(tmp_path, artifacts_dir):
+    """Issue 24: the test sheet of an A4 page asked for on A4 shrank it to 64 %, so it did not test the real size."""
+    pdf = marker_test_sheet_pdf(page_image(6, 1240, 1754, ".jpg"), 210, 297, 3, [], TEST_URL, paper="A4")
+    assert pdfium.PdfDocument(pdf)[0].get_size() == pytest.approx(PAPER_PT["A3"], abs=0.01)
     left, bottom, right, top = image_rect_mm(pdf)
-    scale = (right - left) / 280
-    assert scale < 1 and (top - bottom) / 400 == pytest.approx(scale, rel=1e-3)
-    assert left > 0 and bottom > 0 and right < 210 and top < 297
+    assert right - left == pytest.approx(210, abs=0.05) and top - bottom == pytest.approx(297, abs=0.05)
+    assert left > 0 and bottom > 0 and right < 297 and top < 420
     text = page_text(pdf)
-    assert f"Thu nhỏ còn {scale * 100:.0f} %" in text and "chưa đánh giá" in text
+    assert "Tỉ lệ 100 %" in text and "khổ A3" in text and "Thu nhỏ" not in text
     (raster,) = pdftoppm(pdf, tmp_path)
+    assert raster.shape == (round(420 / 25.4 * DPI), round(297 / 25.4 * DPI))  # poppler agrees on the paper
     assert decode(raster) == [TEST_URL]
-    Image.fromarray(raster).save(artifacts_dir / "marker_test_sheet_A4.png", dpi=(DPI, DPI))
+    Image.fromarray(raster).save(artifacts_dir / "marker_test_sheet_A4_page.png", dpi=(DPI, DPI))
+
+
+@pytest.mark.parametrize("size_mm, paper, expected", [
+    ((100, 140), "A4", "A4"), ((210, 297), "A4", "A3"), ((210, 297), "A3", "A3"), ((280, 400), "A4", "A2"),
+    ((420, 297), "A4", "A2"), ((297, 420), "A3", "A2")])
+def test_the_test_sheet_takes_the_smallest_paper_holding_the_page_at_actual_size(size_mm, paper, expected):
+    layout = marker_sheet_layout(*size_mm, paper)
+    assert layout.paper == expected and layout.scale == 1.0
+    assert min(layout.area_mm) >= min(size_mm) and max(layout.area_mm) >= max(size_mm)
+
+
+def test_a_page_larger_than_a0_is_scaled_to_fit_and_the_scale_is_printed():
+    pdf = marker_test_sheet_pdf(page_image(6, 1120, 1568, ".jpg"), 1000, 1400, None, [], TEST_URL, paper="A4")
+    left, bottom, right, top = image_rect_mm(pdf)
+    scale = (right - left) / 1000
+    assert scale < 1 and (top - bottom) / 1400 == pytest.approx(scale, rel=1e-3)
+    assert left > 0 and bottom > 0 and right < 841 and top < 1189
+    text = page_text(pdf)
+    assert f"Thu nhỏ còn {scale * 100:.0f} %" in text and "A0" in text and "chưa đánh giá" in text
 
 
 def test_landscape_page_gets_landscape_paper():
-    pdf = marker_test_sheet_pdf(page_image(7, 800, 560), 400, 280, 2, [], TEST_URL, paper="A3", lang="en")
+    pdf = marker_test_sheet_pdf(page_image(7, 800, 436), 330, 180, 2, [], TEST_URL, paper="A3", lang="en")
     assert pdfium.PdfDocument(pdf)[0].get_size() == pytest.approx(PAPER_PT["A3"][::-1], abs=0.01)
     assert "Marker test sheet" in page_text(pdf)
     assert decode(render(pdf)[0]) == [TEST_URL]
