@@ -1,0 +1,627 @@
+"""Readership analytics, the newsroom's side (issue 26): daily rollups of the raw events and the query layer the
+dashboard, the JSON API and the CSV export are built on. No Flask here.
+
+Reading: every function takes an :class:`EventsReader` (the events store's engine and the newsroom's map of
+edition → publication), a :class:`Scope` and an inclusive range of Asia/Ho_Chi_Minh days, and reads the daily
+aggregates (``event_daily``) for the days already rolled up and the raw ``events`` for the others, through the
+same aggregate SQL, so a number is the same before and after its day is rolled up.
+
+Public functions (the dashboard's contract)::
+
+    reader = open_reader(settings, db)                      # EventsReader
+    report(reader, Scope(edition_id=12), first, last)       -> Report      (.to_dict() for JSON)
+    breakdown(reader, Scope(edition_id=12), first, last)    -> list[BreakdownRow]   children of the scope:
+        publications of the site, editions of a publication, pages of an edition, overlays of a page; by sessions
+    heatmap(reader, page_id, first, last, width_mm, height_mm, cell_mm=10) -> HeatMap  aim points in a mm grid
+    daily_series(reader, scope, first, last)                -> list[DayRow]  sessions / readers / recognized a day
+    report_csv(report, rows, series, lang="vi")             -> bytes   UTF-8 with BOM (Excel shows the diacritics)
+    rollup(reader, today)                                   -> RollupResult   (CLI ``baonhung analytics rollup``)
+
+Units: times in ms, days as ``datetime.date`` (Asia/Ho_Chi_Minh), page positions in mm from the top-left, y down.
+Unique readers of a range are the sum of each day's unique readers: the salt changes daily, so one reader on two
+days counts twice (by design, as in Plausible). A scope's sessions are the distinct sessions with an event in it.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import asdict, dataclass, field
+from typing import Mapping
+
+from sqlalchemy import and_, delete, insert, select, text
+from sqlalchemy.engine import Engine
+
+from viewer_api import eventstore as es
+
+# ------------------------------------------------------------------------------------------------ metrics
+METRICS = {"events": 1, "sum_n": 2, "sessions": 3, "visitors": 4, "funnel": 5, "device": 6, "entry": 7, "hour": 8,
+           "ttr": 9, "heat": 10}
+T = es.EVENT_TYPES
+FUNNEL_STEPS = (  # (name, event types that put a session on the step)
+    ("opened", (T["opened"],)),
+    ("camera", (T["camera_started"],)),
+    ("recognized", (T["recognized"],)),
+    ("engaged", (T["overlay_activated"], T["media_progress"], T["model_interaction"], T["panorama_entered"],
+                 T["link_opened"], T["reaction"])),
+)
+GAVE_UP_KEY = len(FUNNEL_STEPS) + 1  # funnel metric key of the sessions that gave up (not a step of the funnel)
+SUMMED_TYPES = (T["recognized"], T["dwell"], T["recognition_given_up"], T["dropped"])  # their n (ms, count) summed
+# Time-to-recognition histogram: upper bounds (ms) of its buckets; the last bucket is everything above 30 s.
+TTR_BOUNDS_MS = (250, 500, 750, 1000, 1500, 2000, 3000, 5000, 8000, 13000, 20000, 30000)
+HEAT_CELL_MM = 5  # rollups keep aim points in 5 mm cells; a heat-map's cell is a multiple of it
+HEAT_ROW = 1000  # heat key = (x_mm // 5) + (y_mm // 5) * 1000 (pages are at most 2000 mm: 400 cells a side)
+FINAL_AFTER_DAYS = 8  # a day gets no more events 7 days (the ingest's max age) after it ends: then it is final
+MAX_RANGE_DAYS = 3660  # a query covers at most ten years
+LEVELS = ("site", "publication", "edition", "page", "overlay")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a number is about. All zero: the whole site. Ids are the newsroom's (published ones)."""
+
+    publication_id: int = 0
+    edition_id: int = 0
+    page_id: int = 0
+    overlay_id: int = 0
+
+    @property
+    def level(self) -> str:
+        if self.overlay_id:
+            return "overlay"
+        if self.page_id:
+            return "page"
+        if self.edition_id:
+            return "edition"
+        return "publication" if self.publication_id else "site"
+
+    def key(self) -> tuple[int, int, int, int]:
+        return self.publication_id, self.edition_id, self.page_id, self.overlay_id
+
+
+CHILD_LEVEL = {"site": "publication", "publication": "edition", "edition": "page", "page": "overlay"}
+
+
+class AnalyticsError(ValueError):
+    """A query the layer cannot answer (a range too long, a cell size not a multiple of 5 mm); ``field`` names the
+    parameter."""
+
+    def __init__(self, field_name: str, reason: str, reason_vi: str):
+        super().__init__(f"{field_name}: {reason}")
+        self.field, self.reason, self.reason_vi = field_name, reason, reason_vi
+
+
+@dataclass
+class EventsReader:
+    """The events store as the newsroom reads it: ``engine`` (full rights) and ``editions`` (edition id →
+    publication id, from the newsroom database)."""
+
+    engine: Engine
+    editions: Mapping[int, int]
+
+
+def open_reader(settings, db) -> EventsReader:
+    """A reader on the configured events store (its tables created if missing), with the newsroom's editions."""
+    from .models import Edition
+
+    engine = _engine_for(settings)
+    editions = {eid: pid for eid, pid in db.execute(select(Edition.id, Edition.publication_id)).all()}
+    return EventsReader(engine, editions)
+
+
+_engines: dict[str, Engine] = {}
+
+
+def _engine_for(settings) -> Engine:
+    url = settings.events_url or es.default_events_url(settings.data_dir)
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = es.make_events_engine(url)
+        es.create_schema(engine)
+    return engine
+
+
+# ------------------------------------------------------------------------------------------------ aggregate SQL
+def _mapping_cte(editions: Mapping[int, int]) -> str:
+    pairs = ", ".join(f"({int(e)}, {int(p)})" for e, p in sorted(editions.items())) or "(0, 0)"
+    return f"WITH m(edition_id, publication_id) AS (VALUES {pairs}) "
+
+
+_LEVEL_SQL = {  # selected columns (publication, edition, page, overlay), join, condition
+    "site": ("0, 0, 0, 0", "", "1 = 1"),
+    "publication": ("m.publication_id, 0, 0, 0", "JOIN m ON m.edition_id = e.edition_id", "1 = 1"),
+    "edition": ("m.publication_id, e.edition_id, 0, 0", "JOIN m ON m.edition_id = e.edition_id", "1 = 1"),
+    "page": ("m.publication_id, e.edition_id, e.page_id, 0", "JOIN m ON m.edition_id = e.edition_id",
+             "e.page_id IS NOT NULL"),
+    "overlay": ("m.publication_id, e.edition_id, e.page_id, e.overlay_id", "JOIN m ON m.edition_id = e.edition_id",
+                "e.overlay_id IS NOT NULL"),
+}
+
+
+def _ttr_bucket_sql() -> str:
+    whens = " ".join(f"WHEN e.n <= {b} THEN {i}" for i, b in enumerate(TTR_BOUNDS_MS))
+    return f"CASE {whens} ELSE {len(TTR_BOUNDS_MS)} END"
+
+
+def _aggregate(conn, editions: Mapping[int, int], level: str, t0: int, t1: int, where: str = "1 = 1",
+               params: dict | None = None) -> list[tuple]:
+    """Aggregate rows ``(publication, edition, page, overlay, metric, day, key, n)`` of the raw events with
+    t0 <= t < t1 at one level, restricted by ``where`` (SQL on alias e). The rollup stores exactly these."""
+    cols, join, cond = _LEVEL_SQL[level]
+    day = es.sql_day("e.t")
+    base = f"FROM events e {join} WHERE e.t >= :t0 AND e.t < :t1 AND {cond} AND ({where})"
+    grouped = ", ".join(c for c in cols.split(", ") if c != "0")  # a literal integer in GROUP BY is a position
+    group = f"GROUP BY {grouped + ', ' if grouped else ''}{day}"
+    p = {"t0": t0, "t1": t1, **(params or {})}
+    cte = _mapping_cte(editions) if join else ""
+    out: list[tuple] = []
+    M = METRICS
+
+    def run(sql: str) -> list:
+        return conn.execute(text(cte + sql), p).all()
+
+    for r in run(f"SELECT {cols}, {day}, e.type * 1000 + COALESCE(e.k, 0), COUNT(*) {base} "
+                 f"{group}, e.type * 1000 + COALESCE(e.k, 0)"):
+        out.append((*r[:4], M["events"], *r[4:]))
+    summed = ", ".join(str(x) for x in SUMMED_TYPES)
+    for r in run(f"SELECT {cols}, {day}, e.type * 1000 + COALESCE(e.k, 0), SUM(e.n) {base} AND e.type IN ({summed}) "
+                 f"{group}, e.type * 1000 + COALESCE(e.k, 0)"):
+        out.append((*r[:4], M["sum_n"], *r[4:]))
+    steps = ", ".join(f"COUNT(DISTINCT CASE WHEN e.type IN ({', '.join(map(str, types))}) THEN e.session END)"
+                      for _name, types in (*FUNNEL_STEPS, ("gave_up", (T["recognition_given_up"],))))
+    reader_rows = f"{base} AND e.type <> {T['dropped']}"
+    for r in run(f"SELECT {cols}, {day}, COUNT(DISTINCT e.session), COUNT(DISTINCT e.visitor), {steps} "
+                 f"{reader_rows} {group}"):
+        g, d = r[:4], r[4]
+        out.append((*g, M["sessions"], d, 0, r[5]))
+        out.append((*g, M["visitors"], d, 0, r[6]))
+        for i, n in enumerate(r[7:], start=1):
+            if n:
+                out.append((*g, M["funnel"], d, i, n))
+    for metric, key_sql in (("device", f"e.ctx & {es.DEVICE_MASK}"), ("entry", "e.ctx / 1024"),
+                            ("hour", es.sql_hour("e.t"))):
+        for r in run(f"SELECT {cols}, {day}, {key_sql}, COUNT(DISTINCT e.session) {reader_rows} {group}, {key_sql}"):
+            out.append((*r[:4], M[metric], *r[4:]))
+    for r in run(f"SELECT {cols}, {day}, {_ttr_bucket_sql()}, COUNT(*) {base} AND e.type = {T['recognized']} "
+                 f"{group}, {_ttr_bucket_sql()}"):
+        out.append((*r[:4], M["ttr"], *r[4:]))
+    if level == "page":
+        heat = f"(e.x_mm / {HEAT_CELL_MM}) + (e.y_mm / {HEAT_CELL_MM}) * {HEAT_ROW}"
+        for r in run(f"SELECT {cols}, {day}, {heat}, COUNT(*) {base} AND e.type = {T['aim']} {group}, {heat}"):
+            out.append((*r[:4], M["heat"], *r[4:]))
+    return [tuple(int(v) for v in r) for r in out]
+
+
+# ------------------------------------------------------------------------------------------------ rollup
+@dataclass(frozen=True)
+class RollupResult:
+    days_rolled: int  # days (re)computed into event_daily
+    rows_written: int
+    raw_deleted: int  # raw events older than the retention, removed after their day was final
+
+
+def rollup(reader: EventsReader, today: dt.date, retention_days: int = 90, first: dt.date | None = None) -> RollupResult:
+    """Roll the raw events of every completed day up into ``event_daily`` (replacing that day's rows), then delete
+    raw events older than ``retention_days`` whose day is final.
+
+    A day is recomputed on every run until it is final (FINAL_AFTER_DAYS after it: the ingest accepts events up to
+    7 days old), so late events from an offline queue are counted; a final day is never touched again. ``first``:
+    the earliest day to consider (default: the earliest raw event)."""
+    if not 8 <= retention_days <= 36500:
+        raise AnalyticsError("retention_days", "must be between 8 and 36500", "phải từ 8 đến 36500")
+    today_n = es.day_of_date(today)
+    engine = reader.engine
+    with engine.connect() as conn:
+        t_min = conn.execute(select(es.events.c.t).order_by(es.events.c.t).limit(1)).scalar()
+        final_days = set(conn.execute(select(es.rolled_days.c.day).where(es.rolled_days.c.final == 1)).scalars())
+    start = es.day_of_date(first) if first else (es.vn_day(t_min) if t_min is not None else today_n)
+    days_rolled = rows_written = 0
+    for day in range(start, today_n):
+        if day in final_days:
+            continue
+        rows = []
+        with engine.connect() as conn:
+            for level in LEVELS:
+                rows += _aggregate(conn, reader.editions, level, es.day_start_ms(day), es.day_start_ms(day + 1))
+        final = 1 if day <= today_n - FINAL_AFTER_DAYS else 0
+        with engine.begin() as conn:
+            conn.execute(delete(es.event_daily).where(es.event_daily.c.day == day))
+            if rows:
+                conn.execute(insert(es.event_daily), [dict(zip(_DAILY_COLS, r)) for r in rows])
+            conn.execute(delete(es.rolled_days).where(es.rolled_days.c.day == day))
+            conn.execute(insert(es.rolled_days), [{"day": day, "final": final}])
+        days_rolled += 1
+        rows_written += len(rows)
+    cutoff_day = today_n - retention_days
+    with engine.begin() as conn:
+        final_days = set(conn.execute(select(es.rolled_days.c.day).where(es.rolled_days.c.final == 1)).scalars())
+        deletable = [d for d in final_days if d < cutoff_day]
+        raw_deleted = 0
+        if deletable:
+            upto = es.day_start_ms(min(max(deletable) + 1, cutoff_day))
+            # only days that are final and rolled up: the raw events of any other day stay
+            first_missing = next((d for d in range(start, cutoff_day) if d not in final_days), None)
+            if first_missing is not None:
+                upto = min(upto, es.day_start_ms(first_missing))
+            raw_deleted = conn.execute(delete(es.events).where(es.events.c.t < upto)).rowcount or 0
+    return RollupResult(days_rolled, rows_written, raw_deleted)
+
+
+_DAILY_COLS = ("publication_id", "edition_id", "page_id", "overlay_id", "metric", "day", "key", "n")
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def _check_range(first: dt.date, last: dt.date) -> tuple[int, int]:
+    if last < first:
+        raise AnalyticsError("to", "must not be before 'from'", "không được trước ngày bắt đầu")
+    if (last - first).days + 1 > MAX_RANGE_DAYS:
+        raise AnalyticsError("to", f"a range covers at most {MAX_RANGE_DAYS} days", f"tối đa {MAX_RANGE_DAYS} ngày")
+    return es.day_of_date(first), es.day_of_date(last)
+
+
+def _scope_filter(scope: Scope, editions: Mapping[int, int]) -> tuple[str, dict]:
+    """SQL (alias e) keeping the raw events of ``scope`` (children included)."""
+    parts, params = [], {}
+    if scope.publication_id and not scope.edition_id:
+        ids = [e for e, p in sorted(editions.items()) if p == scope.publication_id] or [0]
+        parts.append(f"e.edition_id IN ({', '.join(str(int(i)) for i in ids)})")
+    for col, value in (("edition_id", scope.edition_id), ("page_id", scope.page_id), ("overlay_id", scope.overlay_id)):
+        if value:
+            parts.append(f"e.{col} = :{col}")
+            params[col] = value
+    return " AND ".join(parts) or "1 = 1", params
+
+
+def _rows(reader: EventsReader, scope: Scope, level: str, first_day: int, last_day: int,
+          metrics: tuple[int, ...] | None = None) -> list[tuple]:
+    """Aggregate rows of ``level`` inside ``scope`` (the scope's own level, or its children's) for the days, from
+    the rollups where a day is rolled up and from the raw events otherwise."""
+    with reader.engine.connect() as conn:
+        rolled = set(conn.execute(select(es.rolled_days.c.day).where(
+            and_(es.rolled_days.c.day >= first_day, es.rolled_days.c.day <= last_day))).scalars())
+        d = es.event_daily.c
+        q = select(d.publication_id, d.edition_id, d.page_id, d.overlay_id, d.metric, d.day, d.key, d.n).where(
+            d.day >= first_day, d.day <= last_day)
+        q = q.where(*_level_conditions(d, scope, level))
+        if metrics:
+            q = q.where(d.metric.in_(metrics))
+        out = [tuple(r) for r in conn.execute(q).all()] if rolled else []
+        raw_days = [day for day in range(first_day, last_day + 1) if day not in rolled]
+        if raw_days:
+            where, params = _scope_filter(scope, reader.editions)
+            for start, end in _spans(raw_days):
+                raw = _aggregate(conn, reader.editions, level, es.day_start_ms(start), es.day_start_ms(end + 1),
+                                 where, params)
+                out += [r for r in raw if (not metrics or r[4] in metrics) and _in_scope(r, scope, level)]
+    return out
+
+
+def _level_conditions(d, scope: Scope, level: str) -> list:
+    """event_daily rows of ``level`` within ``scope``."""
+    depth = LEVELS.index(level)
+    cols = (d.publication_id, d.edition_id, d.page_id, d.overlay_id)
+    wanted = scope.key()
+    conds = []
+    for i, col in enumerate(cols):
+        if i < depth:  # a column fixed by the level: equal to the scope's value when it names one, else non-zero
+            conds.append(col == wanted[i] if wanted[i] else col != 0)
+        else:
+            conds.append(col == 0)
+    return conds
+
+
+def _in_scope(row: tuple, scope: Scope, level: str) -> bool:
+    depth = LEVELS.index(level)
+    return all(not scope.key()[i] or row[i] == scope.key()[i] for i in range(depth))
+
+
+def _spans(days: list[int]):
+    start = prev = days[0]
+    for day in days[1:]:
+        if day != prev + 1:
+            yield start, prev
+            start = day
+        prev = day
+    yield start, prev
+
+
+# ------------------------------------------------------------------------------------------------ report
+@dataclass
+class Report:
+    """The numbers of one scope over a range of days (see the module docstring for their definitions)."""
+
+    scope: dict
+    first: str
+    last: str
+    sessions: int = 0
+    unique_readers: int = 0
+    events: dict = field(default_factory=dict)  # event type name -> count
+    camera: dict = field(default_factory=dict)  # started / denied / unavailable
+    recognized: int = 0
+    recognition_success_rate: float | None = None  # sessions that recognized / (those + sessions that gave up)
+    recognized_by_stage: dict = field(default_factory=dict)  # stage -> count
+    recognized_scoped: int = 0  # found in the QR's edition
+    recognized_archive: int = 0  # found in the whole archive
+    ttr_histogram: list = field(default_factory=list)  # [{"le_ms": bound or None, "n": count}]
+    ttr_mean_ms: float | None = None
+    ttr_median_ms: int | None = None  # upper bound of the bucket holding the median
+    ttr_p90_ms: int | None = None
+    given_up: int = 0
+    dwell_ms: int = 0  # time on paper, summed
+    dwell_per_session_ms: float | None = None
+    overlays_shown: int = 0
+    overlay_activations: int = 0
+    media_quartiles: dict = field(default_factory=dict)  # "25" / "50" / "75" / "100" -> plays reaching it
+    media_completion_rate: float | None = None  # reached 100 % / reached 25 %
+    links_shown: int = 0
+    links_opened: int = 0
+    link_click_through: float | None = None  # link_opened / link overlays shown
+    model_interactions: int = 0
+    panoramas_entered: int = 0
+    fallbacks: dict = field(default_factory=dict)  # photo_upload / no_camera_3d
+    reactions: dict = field(default_factory=dict)  # useful / not_useful
+    devices: list = field(default_factory=list)  # [{"device_class", "os", "browser", "sessions"}], by sessions
+    device_classes: dict = field(default_factory=dict)  # phone / tablet / desktop / unknown -> sessions
+    entry: dict = field(default_factory=dict)  # qr / archive / offline / unknown -> sessions
+    hours: list = field(default_factory=list)  # 24 session counts, Asia/Ho_Chi_Minh hours
+    funnel: list = field(default_factory=list)  # [{"step", "sessions"}]
+    dropped: dict = field(default_factory=dict)  # reason -> events the ingest dropped (site scope only)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_NAMES = {
+    "stage": {v: k for k, v in es.RECOGNITION_STAGES.items()},
+    "class": {0: "unknown", **{v: k for k, v in es.DEVICE_CLASSES.items()}},
+    "os": {0: "other", **{v: k for k, v in es.OS_FAMILIES.items()}},
+    "browser": {0: "other", **{v: k for k, v in es.BROWSER_FAMILIES.items()}},
+    "entry": {0: "unknown", **{v: k for k, v in es.ENTRIES.items()}},
+    "drop": {v: k for k, v in es.DROP_REASONS.items()},
+}
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def _quantile_bound(hist: list[int], q: float) -> int | None:
+    total = sum(hist)
+    if not total:
+        return None
+    acc = 0
+    for i, n in enumerate(hist):
+        acc += n
+        if acc >= q * total:
+            return TTR_BOUNDS_MS[i] if i < len(TTR_BOUNDS_MS) else None
+    return None
+
+
+def _count(acc: dict, name: str, k: int | None, metric: str = "events") -> int:
+    """Events of type ``name`` (of category ``k``, or all categories) in folded ``acc``; metric "sum_n": their n."""
+    m, code = METRICS[metric], T[name] * 1000
+    if k is not None:
+        return acc.get((m, code + k), 0)
+    return sum(n for (mm, key), n in acc.items() if mm == m and code <= key < code + 1000)
+
+
+def _fold(rows: list[tuple]) -> dict:
+    """(metric, key) -> n summed over days and rows."""
+    acc: dict = {}
+    for r in rows:
+        acc[(r[4], r[6])] = acc.get((r[4], r[6]), 0) + r[7]
+    return acc
+
+
+def report(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date) -> Report:
+    """All the numbers of ``scope`` for the days ``first``..``last`` (inclusive, Asia/Ho_Chi_Minh)."""
+    d0, d1 = _check_range(first, last)
+    acc = _fold(_rows(reader, scope, scope.level, d0, d1))
+    M = METRICS
+
+    def ev(name: str, k: int | None = None, metric: str = "events") -> int:
+        return _count(acc, name, k, metric)
+
+    rep = Report(scope=asdict(scope), first=first.isoformat(), last=last.isoformat())
+    rep.sessions = acc.get((M["sessions"], 0), 0)
+    rep.unique_readers = acc.get((M["visitors"], 0), 0)
+    rep.events = {name: ev(name) for name in T if name != "dropped"}
+    rep.camera = {"started": ev("camera_started"), "denied": ev("camera_denied"),
+                  "unavailable": ev("camera_unavailable")}
+    rep.recognized = ev("recognized")
+    funnel = {i: acc.get((M["funnel"], i), 0) for i in range(1, GAVE_UP_KEY + 1)}
+    rep.recognition_success_rate = _ratio(funnel[3], funnel[3] + funnel[GAVE_UP_KEY])
+    rep.recognized_by_stage = {name: ev("recognized", code * 2) + ev("recognized", code * 2 + 1)
+                               for name, code in es.RECOGNITION_STAGES.items()}
+    rep.recognized_scoped = sum(ev("recognized", c * 2 + 1) for c in es.RECOGNITION_STAGES.values())
+    rep.recognized_archive = sum(ev("recognized", c * 2) for c in es.RECOGNITION_STAGES.values())
+    hist = [acc.get((M["ttr"], i), 0) for i in range(len(TTR_BOUNDS_MS) + 1)]
+    rep.ttr_histogram = [{"le_ms": TTR_BOUNDS_MS[i] if i < len(TTR_BOUNDS_MS) else None, "n": n}
+                         for i, n in enumerate(hist)]
+    rep.ttr_mean_ms = round(ev("recognized", metric="sum_n") / rep.recognized, 1) if rep.recognized else None
+    rep.ttr_median_ms = _quantile_bound(hist, 0.5)
+    rep.ttr_p90_ms = _quantile_bound(hist, 0.9)
+    rep.given_up = ev("recognition_given_up")
+    rep.dwell_ms = ev("dwell", metric="sum_n")
+    rep.dwell_per_session_ms = round(rep.dwell_ms / rep.sessions, 1) if rep.sessions else None
+    rep.overlays_shown = ev("overlay_shown")
+    rep.overlay_activations = ev("overlay_activated")
+    rep.media_quartiles = {str(q): ev("media_progress", q) for q in es.QUARTILES}
+    rep.media_completion_rate = _ratio(rep.media_quartiles["100"], rep.media_quartiles["25"])
+    rep.links_shown = ev("overlay_shown", es.OVERLAY_KIND_CODES["link"])
+    rep.links_opened = ev("link_opened")
+    rep.link_click_through = _ratio(rep.links_opened, rep.links_shown)
+    rep.model_interactions = ev("model_interaction")
+    rep.panoramas_entered = ev("panorama_entered")
+    rep.fallbacks = {name: ev("fallback_used", code) for name, code in es.FALLBACK_MODES.items()}
+    rep.reactions = {name: ev("reaction", code) for name, code in es.REACTIONS.items()}
+    devices = []
+    classes: dict = {}
+    for (m, key), n in acc.items():
+        if m == M["device"]:
+            cls, os_, br, _entry = es.unpack_ctx(key)
+            devices.append({"device_class": _NAMES["class"][cls], "os": _NAMES["os"].get(os_, "other"),
+                            "browser": _NAMES["browser"].get(br, "other"), "sessions": n})
+            classes[_NAMES["class"][cls]] = classes.get(_NAMES["class"][cls], 0) + n
+    rep.devices = sorted(devices, key=lambda x: (-x["sessions"], x["device_class"], x["os"], x["browser"]))
+    rep.device_classes = {name: classes.get(name, 0) for name in ("phone", "tablet", "desktop", "unknown")}
+    rep.entry = {name: acc.get((M["entry"], code), 0) for code, name in _NAMES["entry"].items()}
+    rep.hours = [acc.get((M["hour"], h), 0) for h in range(24)]
+    rep.funnel = [{"step": name, "sessions": funnel[i]} for i, (name, _t) in enumerate(FUNNEL_STEPS, start=1)]
+    rep.dropped = ({name: ev("dropped", code, "sum_n") for code, name in _NAMES["drop"].items()}
+                   if scope.level == "site" else {})
+    return rep
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    """One child of a scope (a publication, edition, page or overlay) over the range."""
+
+    level: str
+    id: int
+    sessions: int
+    unique_readers: int
+    recognized: int
+    dwell_ms: int
+    overlays_shown: int
+    overlay_activations: int
+    links_opened: int
+    media_25: int
+    media_100: int
+    useful: int
+    not_useful: int
+    aim_points: int
+
+
+def breakdown(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date) -> list[BreakdownRow]:
+    """The children of ``scope`` (publications of the site, editions of a publication, pages of an edition,
+    overlays of a page), most sessions first: the dashboard's top pages and per-overlay table."""
+    if scope.level == "overlay":
+        raise AnalyticsError("scope", "an overlay has no parts to break down", "lớp phủ không chia nhỏ được nữa")
+    d0, d1 = _check_range(first, last)
+    level = CHILD_LEVEL[scope.level]
+    depth = LEVELS.index(level) - 1
+    per: dict[int, dict] = {}
+    M = METRICS
+    for r in _rows(reader, scope, level, d0, d1):
+        child = r[depth]
+        acc = per.setdefault(child, {})
+        acc[(r[4], r[6])] = acc.get((r[4], r[6]), 0) + r[7]
+    out = []
+    for child, acc in per.items():
+        def ev(name, k=None, metric="events"):
+            return _count(acc, name, k, metric)
+
+        out.append(BreakdownRow(level, child, acc.get((M["sessions"], 0), 0), acc.get((M["visitors"], 0), 0),
+                                ev("recognized"), ev("dwell", metric="sum_n"), ev("overlay_shown"),
+                                ev("overlay_activated"), ev("link_opened"), ev("media_progress", 25),
+                                ev("media_progress", 100), ev("reaction", 1), ev("reaction", 0), ev("aim")))
+    return sorted(out, key=lambda r: (-r.sessions, r.id))
+
+
+@dataclass(frozen=True)
+class DayRow:
+    date: str
+    sessions: int
+    unique_readers: int
+    recognized: int
+
+
+def daily_series(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date) -> list[DayRow]:
+    """Sessions, unique readers and recognized pages per day (every day of the range, zeros included)."""
+    d0, d1 = _check_range(first, last)
+    M = METRICS
+    per: dict[int, dict] = {d: {} for d in range(d0, d1 + 1)}
+    for r in _rows(reader, scope, scope.level, d0, d1, (M["sessions"], M["visitors"], M["events"])):
+        acc = per[r[5]]
+        if r[4] == M["events"]:
+            if T["recognized"] * 1000 <= r[6] < T["recognized"] * 1000 + 1000:
+                acc["recognized"] = acc.get("recognized", 0) + r[7]
+        else:
+            acc[r[4]] = acc.get(r[4], 0) + r[7]
+    return [DayRow(es.date_of_day(d).isoformat(), a.get(M["sessions"], 0), a.get(M["visitors"], 0),
+                   a.get("recognized", 0)) for d, a in per.items()]
+
+
+@dataclass(frozen=True)
+class HeatMap:
+    """Aim points of a page counted in a grid: ``cells[row][col]``, row 0 at the page's top, col 0 at its left;
+    cell (r, c) covers x in [c * cell_mm, (c + 1) * cell_mm) mm and y in [r * cell_mm, (r + 1) * cell_mm) mm."""
+
+    page_id: int
+    cell_mm: int
+    width_mm: float
+    height_mm: float
+    cells: list
+    total: int
+    max: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def heatmap(reader: EventsReader, page_id: int, first: dt.date, last: dt.date, width_mm: float, height_mm: float,
+            cell_mm: int = 10) -> HeatMap:
+    """Where readers aimed on a page: the frame centres of its aim events in a grid of ``cell_mm`` (a multiple of
+    5 mm, 5–100) over the page (``width_mm`` × ``height_mm``, 1–2000 mm)."""
+    if not (5 <= cell_mm <= 100 and cell_mm % HEAT_CELL_MM == 0):
+        raise AnalyticsError("cell_mm", "must be a multiple of 5 between 5 and 100", "phải là bội của 5, từ 5 đến 100")
+    if not (1 <= width_mm <= 2000 and 1 <= height_mm <= 2000):
+        raise AnalyticsError("width_mm", "page sizes are 1-2000 mm", "kích thước trang từ 1 đến 2000 mm")
+    d0, d1 = _check_range(first, last)
+    cols = int(-(-width_mm // cell_mm))
+    rows_n = int(-(-height_mm // cell_mm))
+    grid = [[0] * cols for _ in range(rows_n)]
+    factor = cell_mm // HEAT_CELL_MM
+    scope = Scope(page_id=page_id)
+    total = 0
+    for r in _rows(reader, scope, "page", d0, d1, (METRICS["heat"],)):
+        if r[2] != page_id:
+            continue
+        cx, cy = (r[6] % HEAT_ROW) // factor, (r[6] // HEAT_ROW) // factor
+        if cy < rows_n and cx < cols:
+            grid[cy][cx] += r[7]
+            total += r[7]
+    return HeatMap(page_id, cell_mm, width_mm, height_mm, grid, total, max((max(row) for row in grid), default=0))
+
+
+# ------------------------------------------------------------------------------------------------ CSV
+CSV_HEADERS = {
+    "vi": ("Mục", "Mã", "Phiên", "Bạn đọc", "Nhận diện", "Thời gian trên trang (giây)", "Lớp phủ hiện",
+           "Lượt chạm lớp phủ", "Mở liên kết", "Xem 25%", "Xem hết", "Hữu ích", "Không hữu ích", "Điểm ngắm"),
+    "en": ("Level", "Id", "Sessions", "Readers", "Recognized", "Time on paper (s)", "Overlays shown",
+           "Overlay taps", "Links opened", "Played 25%", "Played 100%", "Useful", "Not useful", "Aim points"),
+}
+LEVEL_NAMES = {"vi": {"site": "Toàn trang", "publication": "Ấn phẩm", "edition": "Số báo", "page": "Trang",
+                      "overlay": "Lớp phủ"},
+               "en": {"site": "Site", "publication": "Publication", "edition": "Edition", "page": "Page",
+                      "overlay": "Overlay"}}
+
+
+def report_csv(rep: Report, rows: list[BreakdownRow], series: list[DayRow], lang: str = "vi",
+               names: Mapping[tuple[str, int], str] | None = None) -> bytes:
+    """The report as CSV for Excel: UTF-8 with a BOM; the scope's totals, its children (``names`` gives each a
+    title, e.g. a page's "Trang 3 — Thời sự"), then the days."""
+    lang = lang if lang in CSV_HEADERS else "vi"
+    names = names or {}
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    head = CSV_HEADERS[lang]
+    w.writerow((*head, "Tên" if lang == "vi" else "Name"))
+    scope_level = Scope(**rep.scope).level
+    scope_id = max(rep.scope.values()) if scope_level != "site" else 0
+    w.writerow((LEVEL_NAMES[lang][scope_level], scope_id, rep.sessions, rep.unique_readers, rep.recognized,
+                round(rep.dwell_ms / 1000, 1), rep.overlays_shown, rep.overlay_activations, rep.links_opened,
+                rep.media_quartiles.get("25", 0), rep.media_quartiles.get("100", 0), rep.reactions.get("useful", 0),
+                rep.reactions.get("not_useful", 0), rep.events.get("aim", 0),
+                names.get((scope_level, scope_id), "")))
+    for r in rows:
+        w.writerow((LEVEL_NAMES[lang][r.level], r.id, r.sessions, r.unique_readers, r.recognized,
+                    round(r.dwell_ms / 1000, 1), r.overlays_shown, r.overlay_activations, r.links_opened, r.media_25,
+                    r.media_100, r.useful, r.not_useful, r.aim_points, names.get((r.level, r.id), "")))
+    w.writerow(())
+    w.writerow(("Ngày", "Phiên", "Bạn đọc", "Nhận diện") if lang == "vi" else ("Date", "Sessions", "Readers",
+                                                                              "Recognized"))
+    for d in series:
+        w.writerow((d.date, d.sessions, d.unique_readers, d.recognized))
+    return "\ufeff".encode("utf-8") + buf.getvalue().encode("utf-8")

@@ -1,0 +1,301 @@
+"""The readership events store (issue 26): its tables, its integer codes, the daily salt, and the append path.
+
+A store of its own, separate from the newsroom database: an SQLite file in the data directory by default
+(``<data>/analytics/events.sqlite3``), PostgreSQL by ``BAONHUNG_EVENTS_URL``. The public side only appends to the
+``events`` table (in PostgreSQL as a role that may INSERT into it and nothing else, see :func:`ingest_role_sql`); the
+newsroom side rolls raw events up into ``event_daily`` and reads both (``builder.analytics``). No Flask here.
+
+One raw event is one compact row (no IP address, no User-Agent, no session id in clear)::
+
+    t          BIGINT    event time, ms since the Unix epoch (UTC), as the viewer recorded it
+    type       SMALLINT  EVENT_TYPES code
+    edition_id INTEGER   published edition, NULL when the viewer knew none yet (archive entry before a page)
+    page_id    INTEGER   published page, or NULL
+    overlay_id INTEGER   published overlay, or NULL
+    visitor    INTEGER   32-bit keyed hash of (daily salt, address, User-Agent, publication): unique readers per day
+    session    INTEGER   32-bit keyed hash of (daily salt, the viewer's in-memory session id): sessions
+    ctx        SMALLINT  device class, OS family, browser family and entry, packed by :func:`pack_ctx`
+    k          SMALLINT  the type's category (stage+scope, quartile, overlay kind, gesture, mode, reaction, reason)
+    n          INTEGER   the type's quantity (ms to recognition, dwell ms, ms before giving up, dropped count)
+    x_mm, y_mm SMALLINT  aim events: the frame centre on the page, whole millimetres from its top-left (y down)
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import (BigInteger, Column, Index, Integer, MetaData, PrimaryKeyConstraint, SmallInteger, Table,
+                        create_engine, event)
+from sqlalchemy.engine import Engine
+
+# ------------------------------------------------------------------------------------------------ time (Vietnam)
+# Asia/Ho_Chi_Minh has been UTC+7 without daylight saving since 1975, so a reader's day and hour are integer
+# arithmetic on the epoch milliseconds, the same in Python and in SQL (tests check it against zoneinfo).
+VN_OFFSET_MS = 7 * 3600 * 1000
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+
+
+def vn_day(t_ms: int) -> int:
+    """Day number (days since 1970-01-01) of an epoch-ms instant, in Asia/Ho_Chi_Minh."""
+    return (t_ms + VN_OFFSET_MS) // DAY_MS
+
+
+def day_of_date(d: dt.date) -> int:
+    return (d - dt.date(1970, 1, 1)).days
+
+
+def date_of_day(day: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=day)
+
+
+def day_start_ms(day: int) -> int:
+    """Epoch ms of 00:00 Asia/Ho_Chi_Minh on ``day``."""
+    return day * DAY_MS - VN_OFFSET_MS
+
+
+def sql_day(col: str = "t") -> str:
+    """SQL for vn_day() of an epoch-ms column (integer division in SQLite and PostgreSQL; t is positive)."""
+    return f"(({col} + {VN_OFFSET_MS}) / {DAY_MS})"
+
+
+def sql_hour(col: str = "t") -> str:
+    return f"((({col} + {VN_OFFSET_MS}) / {HOUR_MS}) % 24)"
+
+
+# ------------------------------------------------------------------------------------------------ codes
+# Integer codes are stored, names travel on the wire. Codes are never reused or renumbered (rows keep them forever).
+EVENT_TYPES = {
+    "opened": 1, "camera_started": 2, "camera_denied": 3, "camera_unavailable": 4, "recognized": 5, "dwell": 6,
+    "overlay_shown": 7, "overlay_activated": 8, "media_progress": 9, "model_interaction": 10,
+    "panorama_entered": 11, "link_opened": 12, "fallback_used": 13, "recognition_given_up": 14, "reaction": 15,
+    "aim": 16,
+    "dropped": 100,  # written by the server: events of an accepted batch it dropped, k = DROP_REASONS, n = count
+}
+TYPE_NAMES = {v: k for k, v in EVENT_TYPES.items()}
+RECOGNITION_STAGES = {"server": 1, "redetect": 2, "offline": 3, "photo": 4}  # recognized.k = stage * 2 + scoped
+GESTURES = {"rotate": 1, "zoom": 2, "tap": 3, "move": 4}
+FALLBACK_MODES = {"photo_upload": 1, "no_camera_3d": 2}
+REACTIONS = {"not_useful": 0, "useful": 1}
+QUARTILES = (25, 50, 75, 100)  # media_progress.k is the quartile itself
+OVERLAY_KIND_CODES = {"model3d": 1, "video": 2, "audio": 3, "animated_image": 4, "image": 5, "panorama360": 6,
+                      "link": 7}
+DROP_REASONS = {"unknown_edition": 1, "unknown_page": 2, "unknown_overlay": 3, "wrong_kind": 4, "stale": 5,
+                "future": 6, "outside_page": 7}
+ENTRIES = {"qr": 1, "archive": 2, "offline": 3}  # 0: not said
+DEVICE_CLASSES = {"phone": 1, "tablet": 2, "desktop": 3}  # 0: unknown
+OS_FAMILIES = {"android": 1, "ios": 2, "ipados": 3, "windows": 4, "macos": 5, "linux": 6, "chromeos": 7}  # 0 other
+BROWSER_FAMILIES = {"chrome": 1, "safari": 2, "firefox": 3, "samsung": 4, "edge": 5, "opera": 6, "coccoc": 7,
+                    "zalo": 8, "facebook": 9, "webview": 10, "uc": 11, "miui": 12}  # 0 other
+
+
+def pack_ctx(device_class: int, os_family: int, browser: int, entry: int) -> int:
+    """Session context in one SMALLINT: bits 0-1 device class, 2-5 OS family, 6-9 browser family, 10-11 entry."""
+    for value, top, name in ((device_class, 3, "device class"), (os_family, 15, "OS family"),
+                             (browser, 15, "browser family"), (entry, 3, "entry")):
+        if not 0 <= value <= top:
+            raise ValueError(f"{name} code {value} outside 0..{top}")
+    return device_class | os_family << 2 | browser << 6 | entry << 10
+
+
+def unpack_ctx(ctx: int) -> tuple[int, int, int, int]:
+    """(device class, OS family, browser family, entry) of a packed ctx."""
+    return ctx & 3, (ctx >> 2) & 15, (ctx >> 6) & 15, (ctx >> 10) & 3
+
+
+DEVICE_MASK = (1 << 10) - 1  # ctx & DEVICE_MASK: the device part (class, OS, browser) without the entry
+
+# ------------------------------------------------------------------------------------------------ tables
+metadata = MetaData()
+events = Table(
+    "events", metadata,
+    Column("t", BigInteger, nullable=False),
+    Column("type", SmallInteger, nullable=False),
+    Column("edition_id", Integer),
+    Column("page_id", Integer),
+    Column("overlay_id", Integer),
+    Column("visitor", Integer, nullable=False),
+    Column("session", Integer, nullable=False),
+    Column("ctx", SmallInteger, nullable=False),
+    Column("k", SmallInteger),
+    Column("n", Integer),
+    Column("x_mm", SmallInteger),
+    Column("y_mm", SmallInteger),
+    Index("ix_events_t", "t"),  # the one index: rollups and today's raw part read a time range
+)
+# Daily aggregates, kept forever. One row per (publication, edition, page, overlay, metric, day, key); 0 in an id
+# column means "all of the level above" (publication 0 = the whole site). See builder.analytics for the metrics.
+event_daily = Table(
+    "event_daily", metadata,
+    Column("publication_id", Integer, nullable=False),
+    Column("edition_id", Integer, nullable=False),
+    Column("page_id", Integer, nullable=False),
+    Column("overlay_id", Integer, nullable=False),
+    Column("metric", SmallInteger, nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("key", Integer, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    PrimaryKeyConstraint("publication_id", "edition_id", "page_id", "overlay_id", "metric", "day", "key",
+                         name="pk_event_daily"),
+)
+# The days whose raw events have been rolled up (a day with no event is rolled up too: its absence is an answer).
+rolled_days = Table(
+    "event_rolled_days", metadata,
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("final", SmallInteger, nullable=False),  # 1 once no event can arrive for the day any more
+)
+
+
+def default_events_url(data_dir: Path) -> str:
+    return f"sqlite:///{Path(data_dir) / 'analytics' / 'events.sqlite3'}"
+
+
+def make_events_engine(url: str) -> Engine:
+    """An engine on the events store. SQLite: WAL (the newsroom reads while the public side appends) and
+    synchronous=NORMAL (a commit is not fsynced; a power cut may lose the last moments of events, never the file)."""
+    if url.startswith("sqlite"):
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the events store's tables (idempotent). Run by the newsroom side with the owner's URL."""
+    metadata.create_all(engine)
+
+
+INGEST_ROLE = "baonhung_ingest"
+
+
+def ingest_role_sql(role: str = INGEST_ROLE, password: str = "", owner: str | None = None) -> list[str]:
+    """PostgreSQL statements making ``role`` a login that can INSERT into ``events`` and nothing else (no SELECT,
+    UPDATE, DELETE, TRUNCATE; nothing on the other tables; no CREATE in the schema). Run them as the store's owner.
+    ``password`` empty: a role without a password (peer or certificate authentication)."""
+    import re
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
+        raise ValueError(f"role name {role!r}: lower-case letters, digits and _ only")
+    quoted_pw = "'" + password.replace("'", "''") + "'"
+    stmts = [
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
+        f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT; END IF; END $$",
+        f"ALTER ROLE {role} LOGIN NOINHERIT" + (f" PASSWORD {quoted_pw}" if password else ""),
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}",
+        f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {role}",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT INSERT ON events TO {role}",
+    ]
+    return stmts
+
+
+# ------------------------------------------------------------------------------------------------ daily salt
+SALT_BYTES = 32
+
+
+class SaltStore:
+    """The day's random salt for reader and session hashes, one file per Asia/Ho_Chi_Minh day in ``directory``
+    (shared by every process of the public side, as the published catalog is). Asking for a day deletes every
+    other day's salt: yesterday's hashes cannot be recomputed, so a reader cannot be followed from day to day
+    (Plausible's model). The salt never enters a database."""
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        self._lock = threading.Lock()
+        self._current: tuple[int, bytes] | None = None
+
+    def _path(self, day: int) -> Path:
+        return self.dir / f"salt-{date_of_day(day).isoformat()}"
+
+    def salt_for(self, day: int) -> bytes:
+        current = self._current
+        if current is not None and current[0] == day:
+            return current[1]
+        with self._lock:
+            current = self._current
+            if current is not None and current[0] == day:
+                return current[1]
+            salt = self._load_or_create(day)
+            self._current = (day, salt)
+            for other in self.dir.glob("salt-*"):
+                if other.name != self._path(day).name:
+                    other.unlink(missing_ok=True)
+            return salt
+
+    def _load_or_create(self, day: int) -> bytes:
+        path = self._path(day)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first: use theirs
+            for _ in range(50):
+                data = path.read_bytes()
+                if len(data) == SALT_BYTES:
+                    return data
+                threading.Event().wait(0.01)  # it is being written
+            raise RuntimeError(f"salt file {path} is not {SALT_BYTES} bytes") from None
+        salt = secrets.token_bytes(SALT_BYTES)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(salt)
+        return salt
+
+    def days_kept(self) -> list[str]:
+        return sorted(p.name for p in self.dir.glob("salt-*"))
+
+
+def keyed_hash32(salt: bytes, *parts: str) -> int:
+    """A signed 32-bit BLAKE2b hash of ``parts`` keyed by ``salt`` (fits INTEGER in SQLite and PostgreSQL).
+    32 bits: among 100,000 readers of one publication in a day ~1 pair collides (1 in 10^5 undercounted)."""
+    h = hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=4, key=salt[:64])
+    return int.from_bytes(h.digest(), "big", signed=True)
+
+
+# ------------------------------------------------------------------------------------------------ appending
+@dataclass(frozen=True)
+class EventRow:
+    t: int
+    type: int
+    edition_id: int | None
+    page_id: int | None
+    overlay_id: int | None
+    visitor: int
+    session: int
+    ctx: int
+    k: int | None = None
+    n: int | None = None
+    x_mm: int | None = None
+    y_mm: int | None = None
+
+
+COLUMNS = ("t", "type", "edition_id", "page_id", "overlay_id", "visitor", "session", "ctx", "k", "n", "x_mm", "y_mm")
+
+
+class EventWriter:
+    """Appends rows to ``events`` in one transaction per batch: INSERT only, nothing read back (so the limited
+    PostgreSQL role suffices)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._insert = events.insert()
+
+    def append(self, rows: list[EventRow]) -> None:
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(self._insert, [{c: getattr(r, c) for c in COLUMNS} for r in rows])
