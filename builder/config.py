@@ -32,6 +32,11 @@ class Settings:
     trusted_proxies: int = 0  # reverse proxies in front that set X-Forwarded-For/-Proto (nginx: 1)
     ratelimit_storage: str = "memory://"  # counters shared by several processes: redis://host:6379
     max_request_mb: int = 210  # hard cap on a request body (largest per-kind upload limit + form overhead)
+    events_url: str = ""  # readership events store (issue 26); empty: SQLite <data>/analytics/events.sqlite3
+    events_ingest_url: str = ""  # the public side's append-only connection (PostgreSQL: the INSERT-only role)
+    events_retention_days: int = 90  # raw events kept this long, then only their daily aggregates
+    events_rate_per_minute: int = 600  # event batches per client address per minute (a viewer sends ~4)
+    events_session_rate_per_minute: int = 30  # per viewer page load
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -65,5 +70,22 @@ class Settings:
             trusted_proxies=int(env.get("BAONHUNG_TRUSTED_PROXIES", 0)),
             ratelimit_storage=env.get("BAONHUNG_RATELIMIT_STORAGE", "memory://"),
             max_request_mb=int(env.get("BAONHUNG_MAX_REQUEST_MB", 210)),
+            events_url=env.get("BAONHUNG_EVENTS_URL", ""),
+            events_ingest_url=env.get("BAONHUNG_EVENTS_INGEST_URL", ""),
+            events_retention_days=_ranged(env, "BAONHUNG_EVENTS_RETENTION_DAYS", 90, 8, 36500),
+            events_rate_per_minute=_ranged(env, "BAONHUNG_EVENTS_RATE", 600, 1, 1_000_000),
+            events_session_rate_per_minute=_ranged(env, "BAONHUNG_EVENTS_SESSION_RATE", 30, 1, 1_000_000),
             extra={k: v for k, v in env.items() if k.startswith("BAONHUNG_MAX_")},
         )
+
+
+def _ranged(env: dict, name: str, default: int, low: int, high: int) -> int:
+    """An integer setting within [low, high]; ConfigError (naming it) otherwise."""
+    raw = env.get(name, "")
+    try:
+        value = int(raw) if raw != "" else default
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, not {value}")
+    return value

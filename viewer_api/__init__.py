@@ -10,6 +10,10 @@ def register_public(app, state) -> None:
 
     app.register_blueprint(public_bp)
     state.csrf_exempt_blueprints.add(public_bp.name)
+    from .events_api import events_bp  # readership events (issue 26): append-only, its own store
+
+    app.register_blueprint(events_bp)
+    state.csrf_exempt_blueprints.add(events_bp.name)
     try:
         from .viewer import viewer_bp
     except ImportError:  # the viewer blueprint lands separately; the public API works without it

@@ -28,17 +28,18 @@ class Verdict:
 
 
 class RecognizeLimits:
-    def __init__(self, storage_uri: str, per_address: int, per_session: int):
+    def __init__(self, storage_uri: str, per_address: int, per_session: int, namespace: str = "recognize"):
         self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self.namespace = namespace  # counters of another endpoint (events) live under their own name
         self.per_address = RateLimitItemPerMinute(per_address)
         self.per_session = RateLimitItemPerMinute(per_session)
 
     def check(self, address: str, session: str | None) -> Verdict:
         """Count one request; refused when its session or its address is over its limit (the session first, so
         one greedy viewer does not use up its address's share)."""
-        checks = [(self.per_address, "recognize:addr", address or "-")]
+        checks = [(self.per_address, f"{self.namespace}:addr", address or "-")]
         if session and SESSION_RE.match(session):
-            checks.insert(0, (self.per_session, "recognize:session", session))
+            checks.insert(0, (self.per_session, f"{self.namespace}:session", session))
         for item, *key in checks:
             if not self.limiter.test(item, *key):
                 reset = self.limiter.get_window_stats(item, *key).reset_time

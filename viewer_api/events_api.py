@@ -1,0 +1,89 @@
+"""``POST /api/v1/events``: the phone viewer's readership events (issue 26). No login, rate-limited per client,
+answers 204 at once; the work is in ``ingest.py``. The body schema is ``schemas/events.schema.json``.
+
+Answers: 204 (headers ``X-Events-Stored`` / ``X-Events-Dropped`` say what happened), 400 (not JSON, not the
+schema, more than 100 events), 413 (body over 64 KB), 422 (no event names a published page; nothing stored),
+429 with ``Retry-After``. Errors are ``{"error", "message"}`` in the Accept-Language (vi default, en).
+"""
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from . import eventstore as es
+from .ingest import MAX_BODY_BYTES, BatchError, Client, PublishedLookup, ingest_batch, parse_batch
+from .public import _cors, _error
+
+events_bp = Blueprint("events", __name__)
+
+
+class EventsState:
+    """The public side's handles on the events store: the append-only writer, the salt, the published lookup and
+    the rate limits (one per app)."""
+
+    def __init__(self, state):
+        from .ratelimit import RecognizeLimits
+
+        s = state.settings
+        url = s.events_ingest_url or s.events_url or es.default_events_url(s.data_dir)
+        self.engine = es.make_events_engine(url)
+        if not s.events_ingest_url:
+            es.create_schema(self.engine)  # one connection for both sides (the default): it owns the tables
+        self.writer = es.EventWriter(self.engine)
+        self.salts = es.SaltStore(s.data_dir / "analytics" / "salts")
+        self.lookup = PublishedLookup(state.published, state.store)
+        self.limits = RecognizeLimits(s.ratelimit_storage, s.events_rate_per_minute, s.events_session_rate_per_minute,
+                                      namespace="events")
+
+
+def events_state() -> EventsState:
+    ev = current_app.extensions.get("baonhung_events")
+    if ev is None:
+        ev = current_app.extensions["baonhung_events"] = EventsState(current_app.extensions["baonhung"])
+    return ev
+
+
+def _opted_out() -> bool:
+    return request.headers.get("DNT", "").strip() == "1" or request.headers.get("Sec-GPC", "").strip() == "1"
+
+
+@events_bp.post("/api/v1/events")
+def post_events():
+    ev = events_state()
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        return _batch_error(BatchError("too_large", 413, f"Gói sự kiện quá lớn (tối đa {MAX_BODY_BYTES // 1024} KB).",
+                                       f"The event batch is too large (at most {MAX_BODY_BYTES // 1024} KB)."))
+    request.max_content_length = MAX_BODY_BYTES  # a body without a length is refused once it passes the cap
+    try:
+        body = request.stream.read(MAX_BODY_BYTES + 1)
+    except RequestEntityTooLarge:
+        body = b"x" * (MAX_BODY_BYTES + 1)
+    try:
+        batch = parse_batch(body)
+    except BatchError as exc:
+        return _batch_error(exc)
+    verdict = ev.limits.check(request.remote_addr or "", batch["session"])
+    if not verdict.allowed:
+        response, status = _error("rate_limited", 429, "Quá nhiều yêu cầu. Hãy thử lại sau ít giây.",
+                                  "Too many requests. Try again in a few seconds.")
+        response.headers["Retry-After"] = str(verdict.retry_after_s)
+        return response, status
+    client = Client(request.remote_addr or "", request.headers.get("User-Agent", ""), _opted_out())
+    try:
+        result = ingest_batch(batch, client, ev.lookup, ev.salts, ev.writer, int(time.time() * 1000))
+    except BatchError as exc:
+        return _batch_error(exc)
+    response = _cors(current_app.response_class(status=204))
+    response.headers["X-Events-Stored"] = str(result.stored)
+    response.headers["X-Events-Dropped"] = str(result.dropped_total)
+    response.headers["Access-Control-Expose-Headers"] += ", X-Events-Stored, X-Events-Dropped"
+    return response
+
+
+def _batch_error(exc: BatchError):
+    response, status = _error(exc.code, exc.status, exc.vi, exc.en)
+    if status == 413:
+        response.headers["Connection"] = "close"  # the rest of the body is not read
+    return response, status

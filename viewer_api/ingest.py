@@ -1,0 +1,305 @@
+"""Readership events in: one batch checked against ``schemas/events.schema.json``, each event checked against what
+is published, the reader reduced to two daily hashes and a coarse device class, the rows appended (issue 26).
+
+No Flask here: ``events_api.py`` parses the request and calls :func:`ingest_batch`. The client's address and
+User-Agent enter only :func:`ingest_batch` and leave only as a keyed hash and a device class.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+
+from . import eventstore as es
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "events.schema.json"
+MAX_BODY_BYTES = 64 * 1024  # 100 events of ~200 bytes of JSON each, with room; a larger body is a 413
+MAX_EVENTS = 100  # per batch (the schema's maxItems): the viewer sends every ~15 s and on page hide
+MAX_AGE_MS = 7 * es.DAY_MS  # an offline queue may hold events this long; older ones are dropped (and counted)
+MAX_SKEW_MS = 5 * 60 * 1000  # a phone's clock may run this far ahead of the server's
+MAX_UA_CHARS = 512  # longer User-Agents are parsed on their first 512 characters (the families are near the start)
+
+
+class BatchError(ValueError):
+    """A batch refused whole (nothing stored): ``code``, HTTP ``status``, and the message in vi and en."""
+
+    def __init__(self, code: str, status: int, vi: str, en: str, detail: str = ""):
+        super().__init__(f"{code}: {en} {detail}".strip())
+        self.code, self.status, self.vi, self.en, self.detail = code, status, vi, en, detail
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def parse_batch(body: bytes) -> dict:
+    """The batch as a dict, checked against the schema; BatchError (400) otherwise."""
+    if len(body) > MAX_BODY_BYTES:
+        raise BatchError("too_large", 413, f"Gói sự kiện quá lớn (tối đa {MAX_BODY_BYTES // 1024} KB).",
+                         f"The event batch is too large (at most {MAX_BODY_BYTES // 1024} KB).")
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BatchError("invalid_json", 400, "Nội dung không phải JSON hợp lệ (UTF-8).",
+                         "The body is not valid JSON (UTF-8).") from None
+    if isinstance(data, dict) and isinstance(data.get("events"), list) and len(data["events"]) > MAX_EVENTS:
+        raise BatchError("too_many_events", 400, f"Tối đa {MAX_EVENTS} sự kiện mỗi lần gửi.",
+                         f"At most {MAX_EVENTS} events per batch.")
+    error = next(iter(sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(batch)"
+        raise BatchError("invalid_events", 400, f"Gói sự kiện không đúng lược đồ tại «{where}».",
+                         f"The event batch does not match the schema at '{where}': {error.message[:200]}",
+                         detail=where)
+    return data
+
+
+# ------------------------------------------------------------------------------------------------ device class
+# ua-parser families (uap-core regexes) to our coarse codes; anything else is "other" (0).
+_OS_OF = {"Android": "android", "iOS": "ios", "Windows": "windows", "Mac OS X": "macos", "Linux": "linux",
+          "Ubuntu": "linux", "Chrome OS": "chromeos", "Fedora": "linux"}
+_BROWSER_OF = {"Chrome": "chrome", "Chrome Mobile": "chrome", "Chrome Mobile iOS": "chrome", "HeadlessChrome": "chrome",
+               "Chromium": "chrome", "Safari": "safari", "Mobile Safari": "safari", "Mobile Safari UI/WKWebView": "webview",
+               "Firefox": "firefox", "Firefox Mobile": "firefox", "Firefox iOS": "firefox",
+               "Samsung Internet": "samsung", "Edge": "edge", "Edge Mobile": "edge", "Opera": "opera",
+               "Opera Mobile": "opera", "Coc Coc": "coccoc", "Facebook": "facebook", "Chrome Mobile WebView": "webview",
+               "UC Browser": "uc", "MiuiBrowser": "miui"}
+# uap-core marks crawlers with device family "Spider"; these HTTP tools are not readers either. Headless Chromium
+# is not dropped: it is how the product's own browser tests (and accessibility checkers) read pages.
+BOT_BROWSER_FAMILIES = frozenset({"curl", "Wget", "Python Requests", "Python-urllib", "Go-http-client", "okhttp",
+                                  "Apache-HttpClient", "Java", "libwww-perl", "PhantomJS", "aiohttp", "httpx",
+                                  "node-fetch", "axios"})
+
+
+@dataclass(frozen=True)
+class Device:
+    device_class: int
+    os_family: int
+    browser: int
+    bot: bool
+
+
+@lru_cache(maxsize=4096)
+def classify_user_agent(user_agent: str) -> Device:
+    """Coarse device class of a User-Agent (ua-parser, uap-core's regexes): phone / tablet / desktop, OS family,
+    browser family, and whether it is an obvious bot. Phone vs tablet: an iPad, a device uap-core names a tablet,
+    or Android without "Mobile" (Google's rule for its own browsers) is a tablet."""
+    from ua_parser import parse
+
+    ua = user_agent[:MAX_UA_CHARS]
+    if not ua.strip():
+        return Device(0, 0, 0, True)
+    result = parse(ua)
+    browser = result.user_agent.family if result.user_agent else "Other"
+    os_name = result.os.family if result.os else "Other"
+    device = result.device
+    if (device is not None and device.family == "Spider") or browser in BOT_BROWSER_FAMILIES:
+        return Device(0, 0, 0, True)
+    brand = (device.brand or "") if device else ""
+    family = (device.family or "") if device else ""
+    if "iPad" in ua or family == "iPad" or "Tablet" in brand or "tablet" in family.lower():
+        device_class = "tablet"
+    elif os_name == "Android":
+        device_class = "phone" if "Mobile" in ua else "tablet"
+    elif os_name in ("iOS",) or "Mobi" in ua:
+        device_class = "phone"
+    elif os_name in ("Windows", "Mac OS X", "Linux", "Ubuntu", "Chrome OS", "Fedora"):
+        device_class = "desktop"
+    else:
+        device_class = None
+    os_key = _OS_OF.get(os_name)
+    if os_key == "ios" and device_class == "tablet":
+        os_key = "ipados"
+    browser_key = "zalo" if "Zalo" in ua else _BROWSER_OF.get(browser)
+    return Device(es.DEVICE_CLASSES.get(device_class, 0), es.OS_FAMILIES.get(os_key, 0),
+                  es.BROWSER_FAMILIES.get(browser_key, 0), False)
+
+
+# ------------------------------------------------------------------------------------------------ published ids
+@dataclass(frozen=True)
+class PublishedPage:
+    page_id: int
+    edition_id: int
+    publication: str  # the publication's slug (from the catalog)
+    width_mm: float
+    height_mm: float
+    overlays: dict  # overlay id -> kind
+
+
+class PublishedLookup:
+    """What the viewer may name: published editions, pages and their overlays, from the published catalog and the
+    page manifests (read from the store once per manifest, which is immutable)."""
+
+    def __init__(self, published, store):
+        self.published = published
+        self.store = store
+        self._pages: dict[str, PublishedPage] = {}  # manifest sha -> page
+        self._lock = threading.Lock()
+
+    def edition_publication(self, edition_id: int) -> str | None:
+        entry = self.published.catalog()["editions"].get(str(edition_id))
+        return entry.get("publication", "") if entry else None
+
+    def page(self, page_id: int) -> PublishedPage | None:
+        entry = self.published.page_entry(page_id)
+        if entry is None:
+            return None
+        sha = entry["manifest"]
+        cached = self._pages.get(sha)
+        if cached is None:
+            manifest = json.loads(self.store.path(sha).read_bytes())
+            edition_id = int(entry["edition_id"])
+            cached = PublishedPage(int(page_id), edition_id, self.edition_publication(edition_id) or "",
+                                   float(manifest.get("width_mm") or 0), float(manifest.get("height_mm") or 0),
+                                   {int(o["id"]): o["kind"] for o in manifest.get("overlays", [])
+                                    if str(o.get("id", "")).isdigit()})
+            with self._lock:
+                if len(self._pages) > 50_000:
+                    self._pages.clear()
+                self._pages[sha] = cached
+        return cached
+
+
+# ------------------------------------------------------------------------------------------------ ingest
+@dataclass(frozen=True)
+class Client:
+    """Who sent the batch, as the request says it. Used for the hashes and the device class, then forgotten."""
+
+    address: str
+    user_agent: str
+    opted_out: bool = False  # DNT: 1 or Sec-GPC: 1
+
+
+@dataclass
+class IngestResult:
+    stored: int = 0
+    dropped: dict = field(default_factory=dict)  # reason -> count
+    ignored: str = ""  # "bot" | "opted_out" when the whole batch was ignored (204, nothing stored)
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+
+# Which overlay kinds each overlay event may name (a quartile of a 3D model is a viewer bug, not a reading).
+KINDS_FOR = {"media_progress": {"video", "audio"}, "model_interaction": {"model3d"},
+             "panorama_entered": {"panorama360"}, "link_opened": {"link"}}
+UNKNOWN_ID_REASONS = ("unknown_edition", "unknown_page", "unknown_overlay")
+
+
+def _category_and_quantity(ev: dict, kind: str | None) -> tuple[int | None, int | None]:
+    typ = ev["type"]
+    if typ == "recognized":
+        return es.RECOGNITION_STAGES[ev["stage"]] * 2 + int(ev["scoped"]), ev["ms"]
+    if typ in ("dwell", "recognition_given_up"):
+        return None, ev["ms"]
+    if typ == "overlay_shown":
+        return es.OVERLAY_KIND_CODES.get(kind or "", 0), None
+    if typ == "media_progress":
+        return ev["quartile"], None
+    if typ == "model_interaction":
+        return es.GESTURES[ev["gesture"]], None
+    if typ == "fallback_used":
+        return es.FALLBACK_MODES[ev["mode"]], None
+    if typ == "reaction":
+        return es.REACTIONS[ev["value"]], None
+    return None, None
+
+
+def ingest_batch(batch: dict, client: Client, lookup: PublishedLookup, salts: es.SaltStore, writer: es.EventWriter,
+                 now_ms: int) -> IngestResult:
+    """Check each event of a schema-valid ``batch`` against what is published and append the ones that pass.
+
+    Dropped (and counted in one ``dropped`` row per reason when anything is stored): events older than 7 days or
+    more than 5 minutes in the future, naming an edition / page / overlay that is not published (or not on that
+    page), an overlay of the wrong kind for the event, an aim point off the page. A batch in which nothing passes
+    because it names unknown ids is refused whole: BatchError 422, nothing stored. Bots and readers who opted out
+    (DNT / GPC) get ``ignored`` and nothing is stored."""
+    if client.opted_out:
+        return IngestResult(ignored="opted_out")
+    device = classify_user_agent(client.user_agent or "")
+    if device.bot:
+        return IngestResult(ignored="bot")
+    salt = salts.salt_for(es.vn_day(now_ms))  # today's salt, whatever day the event happened (it is gone tomorrow)
+    session = es.keyed_hash32(salt, "session", batch["session"])
+    ctx = es.pack_ctx(device.device_class, device.os_family, device.browser, es.ENTRIES[batch["entry"]])
+    visitors: dict[str, int] = {}
+
+    def visitor(publication: str) -> int:
+        if publication not in visitors:
+            visitors[publication] = es.keyed_hash32(salt, "reader", client.address, client.user_agent, publication)
+        return visitors[publication]
+
+    rows: list[es.EventRow] = []
+    dropped: dict[str, int] = {}
+
+    def drop(reason: str) -> None:
+        dropped[reason] = dropped.get(reason, 0) + 1
+
+    for ev in batch["events"]:
+        t = ev["t"]
+        if t < now_ms - MAX_AGE_MS:
+            drop("stale")
+            continue
+        if t > now_ms + MAX_SKEW_MS:
+            drop("future")
+            continue
+        edition_id = ev.get("edition")
+        page_id = ev.get("page")
+        overlay_id = ev.get("overlay")
+        publication = ""
+        kind = None
+        if page_id is not None:
+            page = lookup.page(page_id)
+            if page is None:
+                drop("unknown_page")
+                continue
+            if edition_id is not None and edition_id != page.edition_id:
+                drop("unknown_edition")
+                continue
+            edition_id, publication = page.edition_id, page.publication
+            if overlay_id is not None:
+                kind = page.overlays.get(overlay_id)
+                if kind is None:
+                    drop("unknown_overlay")
+                    continue
+                if ev["type"] in KINDS_FOR and kind not in KINDS_FOR[ev["type"]]:
+                    drop("wrong_kind")
+                    continue
+            if ev["type"] == "aim" and not (ev["x_mm"] <= page.width_mm and ev["y_mm"] <= page.height_mm):
+                drop("outside_page")
+                continue
+        elif overlay_id is not None:
+            drop("unknown_overlay")  # an overlay is named by its page
+            continue
+        elif edition_id is not None:
+            publication = lookup.edition_publication(edition_id)
+            if publication is None:
+                drop("unknown_edition")
+                continue
+        k, n = _category_and_quantity(ev, kind)
+        x = y = None
+        if ev["type"] == "aim":
+            x, y = int(ev["x_mm"]), int(ev["y_mm"])  # whole millimetres (floor): the heat-map's cells are 5 mm
+        rows.append(es.EventRow(t, es.EVENT_TYPES[ev["type"]], edition_id, page_id, overlay_id,
+                                visitor(publication), session, ctx, k, n, x, y))
+    if not rows:
+        unknown = sum(dropped.get(r, 0) for r in UNKNOWN_ID_REASONS) + dropped.get("wrong_kind", 0)
+        if unknown:
+            raise BatchError("unknown_ids", 422,
+                             "Không sự kiện nào nêu trang, số báo hay lớp phủ đang xuất bản; không lưu gì.",
+                             "No event names a published edition, page or overlay; nothing was stored.",
+                             detail=json.dumps(dropped, sort_keys=True))
+        return IngestResult(0, dropped)
+    for reason, count in dropped.items():
+        rows.append(es.EventRow(now_ms, es.EVENT_TYPES["dropped"], None, None, None, 0, session, ctx,
+                                es.DROP_REASONS[reason], count))
+    writer.append(rows)
+    return IngestResult(len(rows) - len(dropped), dropped)
