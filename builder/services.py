@@ -415,7 +415,8 @@ def add_page(db: Session, store: AssetStore, limits: UploadLimits, actor: Actor,
         number = 1 + max((p.number for p in edition.pages), default=0)
     if any(p.number == number for p in edition.pages):
         raise Conflict(f"page {number} exists in this edition", f"trang {number} đã có trong số báo này")
-    rating, heatmap_png = rate_page_image(asset.data, width_mm, height_mm, published_index, published_pages)
+    rating, heatmap_png = rate_page_image(asset.data, width_mm, height_mm, published_index, published_pages,
+                                          name_page=lambda page_id: published_page_numbers(db, page_id))
     blobs = _NewBlobs(store)
     try:
         image_sha = blobs.put(asset.data)
@@ -439,42 +440,56 @@ def add_page(db: Session, store: AssetStore, limits: UploadLimits, actor: Actor,
 CONFUSABLE_WARN_SCORE = 0.05  # share of the page's features shared with a published page worth telling the designer
 
 
+def published_page_numbers(db: Session, page_id: int) -> tuple[int, int] | None:
+    """(edition number, page number) of a published page as readers know it ("Số 2 · Trang 1"): from the edition's
+    published version, or its current rows when that version no longer lists it; None for an unknown page."""
+    page = db.get(Page, int(page_id))
+    if page is None:
+        return None
+    version = page.edition.published_version
+    snapshot = version.snapshot if version is not None else None
+    if snapshot:
+        for entry in snapshot.get("pages", []):
+            if int(entry["id"]) == page.id:
+                return int(snapshot["edition"]["number"]), int(entry["number"])
+    return int(page.edition.number), int(page.number)
+
+
 def rate_page_image(image_bytes: bytes, width_mm: float, height_mm: float, published_index=None,
-                    published_pages: dict | None = None) -> tuple[dict, bytes]:
+                    published_pages: dict | None = None, name_page=None) -> tuple[dict, bytes]:
     """Marker quality of a page image: the rating as a JSON-able dict (both languages) and a heat-map PNG.
 
     With ``published_index``, ``rating["confusable"]`` lists published pages sharing content with this one (same
-    masthead, ad or template): {page_id, edition_id, score, region_mm [x, y, w, h] on this page}, most similar
-    first, and a warning reason names the closest.
+    masthead, ad or template): {page_id, edition_id, edition_number, page_number, score, region_mm [x, y, w, h] on
+    this page}, most similar first; the closest one from CONFUSABLE_WARN_SCORE on is named in a reason (by
+    ``name_page(page_id) -> (edition number, page number)``) and costs stars as a near-duplicate
+    (``markers.rating.lookalike_factor``). Each reason: {code, severity, stars_lost, vi, en}.
     """
     import cv2
 
     from markers import feature_heatmap_png, rate_page, train_page
+    from markers.rating import LookAlike
 
     image = cv2.imdecode(np.frombuffer(image_bytes, np.uint8), cv2.IMREAD_COLOR)
-    rating = rate_page(image, width_mm, height_mm)
-    reasons = [{"code": r.code, "severity": r.severity, "vi": r.text("vi"), "en": r.text("en")}
-               for r in rating.reasons]
     confusable = []
     if published_index is not None and len(published_index):
         marker = train_page(image, width_mm, height_mm, "draft")
         for c in published_index.confusable_with(marker, top=5):
             entry = (published_pages or {}).get(str(c.page_id), {})
+            numbers = name_page(int(c.page_id)) if name_page is not None else None
             confusable.append({"page_id": int(c.page_id), "edition_id": entry.get("edition_id"),
+                               "edition_number": numbers[0] if numbers else None,
+                               "page_number": numbers[1] if numbers else None,
                                "score": round(float(c.score), 4),
                                "region_mm": [round(float(v), 1) for v in c.region]})
-        worst = next((c for c in confusable if c["score"] >= CONFUSABLE_WARN_SCORE), None)
-        if worst is not None:
-            x, y, w, h = worst["region_mm"]
-            reasons.append({
-                "code": "confusable", "severity": "warning",
-                "vi": (f"Trang có phần giống trang đã xuất bản #{worst['page_id']} ({worst['score']:.0%} điểm đặc trưng, "
-                       f"vùng {w:.0f}×{h:.0f} mm tại {x:.0f},{y:.0f} mm — có thể là măng-sét hoặc quảng cáo chung). "
-                       "Nội dung riêng của trang phải đủ nhiều để không bị nhầm."),
-                "en": (f"Part of this page matches published page #{worst['page_id']} ({worst['score']:.0%} of its "
-                       f"features, a {w:.0f}×{h:.0f} mm area at {x:.0f},{y:.0f} mm — likely a shared masthead or ad). "
-                       "The page's own content must be enough to tell them apart."),
-            })
+    worst = next((c for c in confusable if c["score"] >= CONFUSABLE_WARN_SCORE), None)
+    lookalike = None
+    if worst is not None:
+        lookalike = LookAlike(worst["score"], worst["edition_number"] or 0, worst["page_number"] or 0,
+                              tuple(worst["region_mm"]))
+    rating = rate_page(image, width_mm, height_mm, lookalike)
+    reasons = [{"code": r.code, "severity": r.severity, "stars_lost": int(r.values.get("stars_lost", 0)),
+                "vi": r.text("vi"), "en": r.text("en")} for r in rating.reasons]
     return {"stars": int(rating.stars), "score": round(float(rating.score), 3), "reasons": reasons,
             "confusable": confusable}, feature_heatmap_png(image)
 

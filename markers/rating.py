@@ -36,6 +36,15 @@ REPEAT_HAMMING = 24  # two features this close in descriptor space but far apart
 REPEAT_MIN_DIST_FRAC = 0.05  # ... at least 5% of the page's long side apart
 HIGH_REPEATS = 0.25  # share of repeated features that costs a star
 MIN_RESOLUTION_PX = 1000  # long side of the uploaded page image below which detail is lost
+LOW_RESOLUTION_FACTOR = 0.8  # a low-resolution upload loses a fifth of its score (detail below the scan's pixels)
+# A look-alike of a published page (share of this page's features that one map places on it, from
+# RecognitionIndex.confusable_with): pages sharing only a masthead or an ad measured 0.08-0.10 and are told so
+# without losing stars; near-duplicates (the same page re-exported, a quarter or half of it changed) measured
+# 0.43-1.0 and a page with three quarters changed 0.19. At LOOKALIKE_DUPLICATE_SHARE and above the page keeps only
+# LOOKALIKE_FLOOR of its score (a phone would show the published page's overlays); in between it falls linearly.
+LOOKALIKE_FREE_SHARE = 0.12
+LOOKALIKE_DUPLICATE_SHARE = 0.40
+LOOKALIKE_FLOOR = 0.2
 
 _TEXT = {
     "few_features": {
@@ -68,6 +77,38 @@ _TEXT = {
         "vi": "{percent}% điểm đặc trưng lặp lại ở nhiều chỗ (họa tiết, chữ giống nhau); dễ gây nhầm lẫn.",
         "en": "{percent}% of the features repeat in several places (patterns, identical text); they cause confusion.",
     },
+    "fewer_features": {
+        "vi": "Trang có {count} điểm đặc trưng; từ {good} điểm mới đạt điểm tối đa. Thêm ảnh hoặc hình có chi tiết rõ nét.",
+        "en": "The page has {count} features; full marks take {good}. Add photos or detailed graphics.",
+    },
+    "partial_coverage": {
+        "vi": "Điểm đặc trưng phủ {percent}% diện tích trang; từ {good}% mới đạt điểm tối đa. Thêm chi tiết vào vùng trống.",
+        "en": "Features cover {percent}% of the page; full marks take {good}%. Add detail to the empty areas.",
+    },
+    "some_low_contrast": {
+        "vi": "Trang có {strong} góc nét đậm mà ảnh chụp điện thoại giữ được; từ {good} mới đạt điểm tối đa. "
+              "Tăng độ tương phản của ảnh và chữ.",
+        "en": "The page has {strong} strong corners that survive a phone photo; full marks take {good}. "
+              "Increase the contrast of images and text.",
+    },
+    "some_repeats": {
+        "vi": "{percent}% điểm đặc trưng lặp lại ở nhiều chỗ (họa tiết, chữ giống nhau); dễ gây nhầm lẫn.",
+        "en": "{percent}% of the features repeat in several places (patterns, identical text); they cause confusion.",
+    },
+    "confusable": {
+        "vi": "Trang có phần giống trang đã xuất bản {page_vi} ({percent}% điểm đặc trưng, vùng {w}×{h} mm tại "
+              "{x},{y} mm — có thể là măng-sét hoặc quảng cáo chung). Nội dung riêng của trang phải đủ nhiều để "
+              "không bị nhầm.",
+        "en": "Part of this page matches published page {page_en} ({percent}% of its features, a {w}×{h} mm area at "
+              "{x},{y} mm — likely a shared masthead or ad). The page's own content must be enough to tell them "
+              "apart.",
+    },
+    "near_duplicate": {
+        "vi": "Trang gần như trùng với trang đã xuất bản {page_vi} ({percent}% điểm đặc trưng giống nhau): điện "
+              "thoại sẽ nhận nhầm thành trang đó. Hãy thay đổi nội dung trang hoặc gỡ trang cũ.",
+        "en": "The page is nearly the same as published page {page_en} ({percent}% of its features match): phones "
+              "will take it for that page. Change the page's content or unpublish the old one.",
+    },
     "low_resolution": {
         "vi": "Ảnh trang có độ phân giải thấp ({long_side} px); hãy tải lên bản ít nhất {minimum} px.",
         "en": "The page image has a low resolution ({long_side} px); upload at least {minimum} px.",
@@ -80,6 +121,10 @@ _REGION_VI = {
     "top left": "góc trên bên trái", "top right": "góc trên bên phải", "bottom left": "góc dưới bên trái",
     "bottom right": "góc dưới bên phải", "centre": "ở giữa", "top centre": "giữa phía trên",
     "bottom centre": "giữa phía dưới", "middle left": "giữa bên trái", "middle right": "giữa bên phải",
+}
+_STARS_LOST = {
+    "vi": lambda n: f" Mất {n} sao.",
+    "en": lambda n: f" Costs {n} star{'s' if n > 1 else ''}.",
 }
 NO_FEATURES = 20  # below: the page is essentially blank
 WEAK_REGION_COVERAGE = 0.3  # a page half / ninth with fewer covered cells than this is named as weak
@@ -122,7 +167,55 @@ class Reason:
         if "regions" in values:
             values["regions_vi"] = ", ".join(_REGION_VI.get(r, r) for r in values["regions"])
             values["regions_en"] = ", ".join(values["regions"])
-        return texts.get(lang, texts["vi"]).format(**values)
+        if "edition_number" in values:
+            values["page_vi"] = f"Số {values['edition_number']} · Trang {values['page_number']}"
+            values["page_en"] = f"No. {values['edition_number']} · page {values['page_number']}"
+        lang = lang if lang in texts else "vi"
+        text = texts[lang].format(**values)
+        lost = int(values.get("stars_lost") or 0)
+        return text + _STARS_LOST[lang](lost) if lost else text
+
+
+@dataclass(frozen=True)
+class LookAlike:
+    """A published page this one could be mistaken for (``RecognitionIndex.confusable_with``).
+    share: fraction of this page's features one map places on it (0..1); edition_number / page_number: how the
+    newsroom names it ("Số 2 · Trang 1"); region_mm: (x, y, w, h) of the shared area on this page, in page mm."""
+    share: float
+    edition_number: int
+    page_number: int
+    region_mm: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+
+def lookalike_factor(share: float) -> float:
+    """Score multiplier for sharing ``share`` of the features with a published page: 1 up to
+    LOOKALIKE_FREE_SHARE, LOOKALIKE_FLOOR from LOOKALIKE_DUPLICATE_SHARE, linear between."""
+    t = (share - LOOKALIKE_FREE_SHARE) / (LOOKALIKE_DUPLICATE_SHARE - LOOKALIKE_FREE_SHARE)
+    return float(1 - (1 - LOOKALIKE_FLOOR) * np.clip(t, 0, 1))
+
+
+def apportion_lost_stars(lost: int, factors: dict[str, float]) -> dict[str, int]:
+    """Split ``lost`` stars among the score's factors (name -> multiplier in (0, 1]) by their share of the score's
+    loss: the score is their product, so each factor's share is its -log (largest remainder, ties by name order).
+    A factor of 0 takes every lost star. Returns name -> stars (summing to ``lost`` when any factor is below 1)."""
+    out = {k: 0 for k in factors}
+    if lost <= 0:
+        return out
+    zero = [k for k, f in factors.items() if f <= 0]
+    if zero:
+        out[zero[0]] = lost
+        return out
+    weights = {k: -np.log(min(f, 1.0)) for k, f in factors.items()}
+    total = sum(weights.values())
+    if total <= 0:
+        return out
+    exact = {k: lost * w / total for k, w in weights.items()}
+    for k, v in exact.items():
+        out[k] = int(np.floor(v))
+    rest = lost - sum(out.values())
+    for k in sorted(exact, key=lambda k: exact[k] - out[k], reverse=True)[:rest]:
+        out[k] += 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -164,8 +257,15 @@ def _local_contrast(g: np.ndarray) -> float:
     return float(np.sqrt(np.maximum(var, 0)).mean())
 
 
-def rate_page(image: np.ndarray, width_mm: float, height_mm: float) -> PageRating:
-    """Rate a page as a marker: 0-5 stars, a score in [0, 1] and the reasons. image: BGR/grey uint8."""
+def rate_page(image: np.ndarray, width_mm: float, height_mm: float,
+              lookalike: LookAlike | None = None) -> PageRating:
+    """Rate a page as a marker: 0-5 stars, a score in [0, 1] and the reasons. image: BGR/grey uint8.
+
+    The score is a product of factors (feature count, coverage, strong corners, repeats, resolution and, with
+    ``lookalike``, the published page it resembles most). Every star lost is named: the lost stars are split among
+    the factors (``apportion_lost_stars``) and each factor that lost any has a warning or error reason whose
+    ``values["stars_lost"]`` says how many (and whose text says so); the reasons' stars_lost sum to 5 - stars.
+    """
     gray = as_gray(image)
     g, xy, desc = _page_features(gray)
     h, w = g.shape
@@ -182,34 +282,70 @@ def rate_page(image: np.ndarray, width_mm: float, height_mm: float) -> PageRatin
     s_cover = float(np.clip(coverage / GOOD_COVERAGE, 0, 1))
     s_strong = float(np.clip(strong / GOOD_STRONG, 0, 1))
     s_repeat = float(np.clip(1 - repeats / (2 * HIGH_REPEATS), 0, 1))
-    score = (s_count * (0.45 + 0.55 * s_cover) * (STRONG_FLOOR + (1 - STRONG_FLOOR) * s_strong)
-             * (0.3 + 0.7 * s_repeat))
+    factors = {  # name -> multiplier of the score
+        "features": s_count,
+        "coverage": 0.45 + 0.55 * s_cover,
+        "contrast": STRONG_FLOOR + (1 - STRONG_FLOOR) * s_strong,
+        "repeats": 0.3 + 0.7 * s_repeat,
+        "resolution": LOW_RESOLUTION_FACTOR if max(gray.shape) < MIN_RESOLUTION_PX else 1.0,
+        "lookalike": lookalike_factor(lookalike.share) if lookalike is not None else 1.0,
+    }
+    score = float(np.clip(np.prod(list(factors.values())), 0, 1))
+    stars = int(round(5 * score))
+    lost = apportion_lost_stars(5 - stars, factors)
 
-    reasons: list[Reason] = []
-    if max(gray.shape) < MIN_RESOLUTION_PX:
-        reasons.append(Reason("low_resolution", "warning", {"long_side": int(max(gray.shape)),
-                                                            "minimum": MIN_RESOLUTION_PX}))
-        score *= 0.8
+    # (factor, reason): the factor's own finding, or its milder form when it lost a star without crossing the
+    # threshold of its warning (a page must not show only praise beside a missing star).
+    found: list[tuple[str | None, Reason]] = []
+    if factors["resolution"] < 1:
+        found.append(("resolution", Reason("low_resolution", "warning", {"long_side": int(max(gray.shape)),
+                                                                        "minimum": MIN_RESOLUTION_PX})))
     if count < NO_FEATURES:
-        reasons.append(Reason("no_features", "error", {"count": count}))
+        found.append(("features", Reason("no_features", "error", {"count": count})))
     elif count < FEW_FEATURES:
-        reasons.append(Reason("few_features", "error", {"count": count}))
+        found.append(("features", Reason("few_features", "error", {"count": count})))
+    elif lost["features"]:
+        found.append(("features", Reason("fewer_features", "warning", {"count": count, "good": GOOD_FEATURES})))
     elif strong >= FEW_STRONG:  # a faint page has its features too, but its low-contrast warning is what counts
-        reasons.append(Reason("good_features", "info", {"count": count}))
+        found.append((None, Reason("good_features", "info", {"count": count})))
     regions = weak_regions((per_cell >= MIN_CELL_FEATURES).reshape(rows, cols))
     if count >= NO_FEATURES and (coverage < POOR_COVERAGE or regions):
-        reasons.append(Reason("uneven_coverage", "warning" if coverage > 0.2 else "error",
-                              {"percent": round(100 * coverage), "regions": regions}))
+        found.append(("coverage", Reason("uneven_coverage", "warning" if coverage > 0.2 else "error",
+                                         {"percent": round(100 * coverage), "regions": regions})))
+    elif count >= NO_FEATURES and lost["coverage"]:
+        found.append(("coverage", Reason("partial_coverage", "warning", {"percent": round(100 * coverage),
+                                                                         "good": round(100 * GOOD_COVERAGE)})))
     elif count >= NO_FEATURES:  # a blank page's "no features" says it all
-        reasons.append(Reason("good_coverage", "info", {"percent": round(100 * coverage)}))
+        found.append((None, Reason("good_coverage", "info", {"percent": round(100 * coverage)})))
     if strong < FEW_STRONG and count >= NO_FEATURES:
-        reasons.append(Reason("low_contrast", "warning", {"contrast": round(_local_contrast(g), 1)}))
+        found.append(("contrast", Reason("low_contrast", "warning", {"contrast": round(_local_contrast(g), 1)})))
+    elif lost["contrast"]:
+        found.append(("contrast", Reason("some_low_contrast", "warning", {"strong": strong, "good": GOOD_STRONG})))
     if repeats > HIGH_REPEATS:
-        reasons.append(Reason("repeated_patterns", "warning", {"percent": round(100 * repeats)}))
+        found.append(("repeats", Reason("repeated_patterns", "warning", {"percent": round(100 * repeats)})))
+    elif lost["repeats"]:
+        found.append(("repeats", Reason("some_repeats", "warning", {"percent": round(100 * repeats)})))
+    if lookalike is not None:
+        x, y, rw, rh = lookalike.region_mm
+        values = {"percent": round(100 * lookalike.share), "edition_number": lookalike.edition_number,
+                  "page_number": lookalike.page_number, "x": round(x), "y": round(y), "w": round(rw), "h": round(rh)}
+        if lookalike.share >= LOOKALIKE_DUPLICATE_SHARE:
+            found.append(("lookalike", Reason("near_duplicate", "error", values)))
+        else:
+            found.append(("lookalike", Reason("confusable", "warning", values)))
+
+    named = {f for f, _ in found if f is not None}
+    for name, n in lost.items():  # a factor that lost a star without a finding (cannot happen by the rules above)
+        if n and name not in named:
+            raise AssertionError(f"factor {name} lost {n} stars without a reason")
+    reasons = []
+    for name, r in found:
+        if name is not None and lost.get(name):
+            r = Reason(r.code, r.severity, {**r.values, "stars_lost": lost[name]})
+        reasons.append(r)
     order = {"error": 0, "warning": 1, "info": 2}
-    reasons.sort(key=lambda r: order[r.severity])
-    score = float(np.clip(score, 0, 1))
-    return PageRating(int(round(5 * score)), score, tuple(reasons))
+    reasons.sort(key=lambda r: (order[r.severity], -int(r.values.get("stars_lost", 0))))
+    return PageRating(stars, score, tuple(reasons))
 
 
 def feature_heatmap_png(image: np.ndarray) -> bytes:

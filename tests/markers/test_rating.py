@@ -60,3 +60,69 @@ def test_a_soft_scan_keeps_its_stars():
     page = generate_page(22)
     soft = rate_page(cv2.GaussianBlur(page, (0, 0), 4.0), 297, 420)
     assert soft.stars >= 4 and not any(r.code == "low_contrast" for r in soft.reasons)
+
+
+def _stars_lost(rating) -> int:
+    return sum(int(r.values.get("stars_lost", 0)) for r in rating.reasons)
+
+
+def test_every_star_lost_is_named_by_a_reason():
+    """Issue 24: a page got stars taken away with only praise ("many features", "evenly covered") beside them."""
+    tile = generate_page(5)[100:300, 100:300]
+    pages = [generate_page(9), _faded(generate_page(21)), blank_page(), photo_rich_page(2),
+             np.tile(tile, (9, 6, 1))[:1754, :1240], cv2.resize(generate_page(4), (500, 707))]
+    for image in pages:
+        rating = rate_page(image, 297, 420)
+        assert _stars_lost(rating) == 5 - rating.stars, [(r.code, r.values) for r in rating.reasons]
+        for r in rating.reasons:
+            lost = int(r.values.get("stars_lost", 0))
+            if lost:
+                assert r.severity in ("warning", "error")
+                assert f"Mất {lost} sao." in r.text("vi") and f"Costs {lost} star" in r.text("en")
+    # generate_page(9) rated 4 stars beside only "many features" and "features cover 98 %"; its repeats cost the star
+    nine = rate_page(generate_page(9), 297, 420)
+    assert nine.stars == 4 and [r.code for r in nine.reasons if r.values.get("stars_lost")] == ["some_repeats"]
+
+
+def test_lost_stars_are_split_by_each_factors_share_of_the_score():
+    from markers.rating import apportion_lost_stars
+
+    # score = 0.8 * 0.93 * 0.73 * 0.72 = 0.39 -> 2 stars, 3 lost; contrast and repeats cost most, coverage least
+    lost = apportion_lost_stars(3, {"features": 0.8, "coverage": 0.93, "contrast": 0.73, "repeats": 0.72})
+    assert lost == {"features": 1, "coverage": 0, "contrast": 1, "repeats": 1}
+    assert apportion_lost_stars(5, {"features": 0.0, "coverage": 0.5}) == {"features": 5, "coverage": 0}
+    assert sum(apportion_lost_stars(0, {"features": 0.5}).values()) == 0
+
+
+def test_a_near_duplicate_of_a_published_page_loses_stars_and_names_it_as_the_newsroom_does():
+    from markers import RecognitionIndex, train_page
+    from markers.rating import LookAlike
+
+    published = generate_page(21, template=21)
+    index = RecognitionIndex()
+    index.add(train_page(published, 297, 420, 7))
+    reexported = cv2.imdecode(cv2.imencode(".jpg", published, [cv2.IMWRITE_JPEG_QUALITY, 70])[1], cv2.IMREAD_COLOR)
+    (twin,) = [c for c in index.confusable_with(train_page(reexported, 297, 420, "draft")) if c.page_id == "7"]
+    alone = rate_page(reexported, 297, 420)
+    rating = rate_page(reexported, 297, 420, LookAlike(twin.score, 2, 1, twin.region))
+    assert alone.stars >= 3 and rating.stars <= 1
+    reason = rating.reasons[0]
+    assert reason.code == "near_duplicate" and reason.severity == "error"
+    assert "Số 2 · Trang 1" in reason.text("vi") and "No. 2 · page 1" in reason.text("en")
+    assert "#" not in reason.text("vi") + reason.text("en")  # never the internal id
+    assert _stars_lost(rating) == 5 - rating.stars
+
+
+def test_a_page_sharing_only_a_masthead_keeps_its_stars_but_is_told_which_page():
+    from markers import RecognitionIndex, train_page
+    from markers.rating import LookAlike
+    from markers.synth import generate_masthead_sharing_page
+
+    index = RecognitionIndex()
+    index.add(train_page(generate_page(21, template=21), 297, 420, 7))
+    sibling = generate_masthead_sharing_page(seed=5021, template=21)
+    (twin,) = [c for c in index.confusable_with(train_page(sibling, 297, 420, "draft")) if c.page_id == "7"]
+    rating = rate_page(sibling, 297, 420, LookAlike(twin.score, 2, 3, twin.region))
+    assert rating.stars == rate_page(sibling, 297, 420).stars
+    reason = next(r for r in rating.reasons if r.code == "confusable")
+    assert "Số 2 · Trang 3" in reason.text("vi") and "măng-sét" in reason.text("vi")

@@ -428,10 +428,26 @@ def test_new_page_sharing_a_masthead_lists_the_published_page_it_could_be_confus
     assert y < 120  # the shared part is the masthead at the top of the page
     reason = next(r for r in page["rating"]["reasons"] if r["code"] == "confusable")
     assert reason["severity"] == "warning" and "măng-sét" in reason["vi"] and "masthead" in reason["en"]
+    # named as the newsroom knows it (issue 24), not "published page #<id>"
+    assert "Số 1 · Trang 1" in reason["vi"] and "No. 1 · page 1" in reason["en"] and "#" not in reason["vi"]
+    assert confusable[0]["edition_number"] == 1 and confusable[0]["page_number"] == 1
 
     unrelated = make_page(client, token, edition["id"], png_bytes(seed=22 + 40 * 3 + 1))
     assert all(c["page_id"] != published["page"]["id"] or c["score"] < 0.05
                for c in unrelated["rating"]["confusable"])
+
+
+def test_a_near_duplicate_of_a_published_page_loses_its_stars_and_every_lost_star_is_named(client, users, published):
+    """Issue 24: the same page uploaded again (a phone would show the published page's overlays) kept 3 stars."""
+    token = users.tokens["designer"]
+    edition = make_edition(client, token, number=2)
+    again = make_page(client, token, edition["id"], png_bytes(seed=21))
+    rating = again["rating"]
+    assert rating["stars"] <= 1
+    first = rating["reasons"][0]
+    assert first["code"] == "near_duplicate" and first["severity"] == "error" and first["stars_lost"] >= 3
+    assert "Số 1 · Trang 1" in first["vi"] and "No. 1 · page 1" in first["en"]
+    assert sum(r["stars_lost"] for r in rating["reasons"]) == 5 - rating["stars"]
 
 
 @pytest.mark.parametrize("base, warned", [(None, True), ("https://baoyenbai.com.vn", False)])
