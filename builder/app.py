@@ -138,6 +138,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(sheets_bp)
     app.register_blueprint(ui_bp)
+    from .web.analytics import analytics_bp  # readership analytics, JSON and CSV (issue 26)
+
+    app.register_blueprint(analytics_bp)
 
     from viewer_api import register_public
 

@@ -133,6 +133,7 @@ def openapi_document() -> dict:
                                    "400": {"description": "not an image, or tilted not 0 / 1"},
                                    "413": {"description": "too large"}, "429": {"description": "rate exceeded"}}}},
     }
+    paths.update(__import__("builder.web.analytics", fromlist=["openapi_paths"]).openapi_paths())  # issue 26
     return {
         "openapi": "3.1.0",
         "info": {"title": "Báo Nhúng API", "version": "1.0.0",
