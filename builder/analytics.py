@@ -625,3 +625,42 @@ def report_csv(rep: Report, rows: list[BreakdownRow], series: list[DayRow], lang
     for d in series:
         w.writerow((d.date, d.sessions, d.unique_readers, d.recognized))
     return "\ufeff".encode("utf-8") + buf.getvalue().encode("utf-8")
+
+
+# ------------------------------------------------------------------------------------------------ schedule
+ROLLUP_EVERY_S = 3600  # hourly, like the publish sweeper: a day is rolled up within the hour after it ends
+
+
+def rollup_configured(settings, db_session, today: dt.date | None = None) -> RollupResult:
+    """The rollup of the configured events store, with the newsroom's editions (CLI and the server's schedule)."""
+    from viewer_api.eventstore import date_of_day, vn_day
+    import time
+
+    reader = open_reader(settings, db_session)
+    today = today or date_of_day(vn_day(int(time.time() * 1000)))
+    return rollup(reader, today, settings.events_retention_days)
+
+
+def start_rollup_schedule(settings, sessionmaker, log, every_s: float = ROLLUP_EVERY_S):
+    """A daemon thread running the rollup now and then every ``every_s`` seconds (the serving process calls this
+    once). Returns the Event that stops it."""
+    import threading
+
+    stop = threading.Event()
+
+    def loop():
+        while True:
+            db_session = sessionmaker()
+            try:
+                result = rollup_configured(settings, db_session)
+                if result.days_rolled or result.raw_deleted:
+                    log.info("analytics rollup: %s", result)
+            except Exception:  # noqa: BLE001 - a failed run must not end the schedule; the next one retries
+                log.exception("analytics rollup failed")
+            finally:
+                db_session.close()
+            if stop.wait(every_s):
+                return
+
+    threading.Thread(target=loop, name="baonhung-analytics-rollup", daemon=True).start()
+    return stop

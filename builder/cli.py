@@ -8,6 +8,8 @@ Examples::
     baonhung serve --host 0.0.0.0 --port 8000 [--https]
     baonhung backup baonhung-2026-12-07.tar.gz      # while the server runs
     baonhung restore baonhung-2026-12-07.tar.gz     # into an empty data dir/database, server stopped
+    baonhung analytics rollup                       # raw readership events -> daily aggregates (also hourly in serve)
+    baonhung analytics ingest-role --apply          # PostgreSQL: the public side's INSERT-only role
 """
 from __future__ import annotations
 
@@ -108,6 +110,64 @@ def cmd_restore(args) -> int:
     return 0
 
 
+def cmd_analytics(args) -> int:
+    """Readership analytics (issue 26): roll raw events up, or make the public side's INSERT-only role."""
+    from viewer_api import eventstore as es
+
+    s = _settings()
+    if args.action == "rollup":
+        import datetime as dt
+
+        from .analytics import AnalyticsError, rollup_configured
+
+        today = None
+        if args.today:
+            try:
+                today = dt.date.fromisoformat(args.today)
+            except ValueError:
+                print(f"error: --today {args.today!r} is not a date YYYY-MM-DD", file=sys.stderr)
+                return 2
+        db = _session(s)
+        try:
+            result = rollup_configured(s, db, today)
+        except AnalyticsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            db.close()
+        print(f"rolled up {result.days_rolled} day(s) into {result.rows_written} aggregate rows; "
+              f"deleted {result.raw_deleted} raw events older than {s.events_retention_days} days")
+        return 0
+    import os
+
+    password = os.environ.get(args.password_env, "") if args.password_env else ""
+    try:
+        statements = es.ingest_role_sql(args.role, password)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    url = s.events_url or es.default_events_url(s.data_dir)
+    if not args.apply:
+        for stmt in statements:
+            print(stmt + ";")
+        return 0
+    if not url.startswith("postgresql"):
+        print("error: --apply needs BAONHUNG_EVENTS_URL to name a PostgreSQL events store (SQLite has no roles)",
+              file=sys.stderr)
+        return 2
+    from sqlalchemy import text
+
+    engine = es.make_events_engine(url)
+    es.create_schema(engine)
+    with engine.begin() as conn:
+        for stmt in statements:
+            conn.execute(text(stmt))
+    engine.dispose()
+    print(f"role {args.role} can now INSERT into events and nothing else; give the public side "
+          f"BAONHUNG_EVENTS_INGEST_URL=postgresql+psycopg://{args.role}:...@host/db")
+    return 0
+
+
 def lan_address() -> str:
     """The address other devices on the LAN reach this machine at (no packet is sent: UDP connect only)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -181,6 +241,9 @@ def cmd_serve(args) -> int:
             # searches FAISS) must not leave thread pools in a master that forks.
             app = create_app({"SETTINGS": s})  # sweeps what an interrupted run left, then every hour:
             start_sweeper(app)
+            from .analytics import start_rollup_schedule  # readership rollups, now and every hour (issue 26)
+
+            start_rollup_schedule(s, app.extensions["baonhung"].sessionmaker, app.logger)
             if args.https:
                 app.config["SESSION_COOKIE_SECURE"] = True
             return app
@@ -220,6 +283,15 @@ def main(argv=None) -> int:
     p.add_argument("file")
     p.add_argument("--force", action="store_true", help="replace a data directory / database that has content")
     p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("analytics", help="readership analytics: rollup, or the public side's PostgreSQL role")
+    p.add_argument("action", choices=["rollup", "ingest-role"])
+    p.add_argument("--today", help="rollup: the day to count as today, YYYY-MM-DD (default: today in Vietnam)")
+    p.add_argument("--role", default="baonhung_ingest", help="ingest-role: the role's name")
+    p.add_argument("--password-env", help="ingest-role: the environment variable holding the role's password")
+    p.add_argument("--apply", action="store_true", help="ingest-role: run the SQL on BAONHUNG_EVENTS_URL "
+                                                         "(default: print it)")
+    p.set_defaults(func=cmd_analytics)
 
     p = sub.add_parser("db", help="database migrations")
     p.add_argument("action", choices=["upgrade", "downgrade"])

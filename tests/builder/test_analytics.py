@@ -185,3 +185,23 @@ def test_csv_has_a_bom_and_round_trips_vietnamese_text(reader):
     table = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert table[0][0] == "Mục" and table[1][:3] == ["Số báo", "10", "2"]
     assert table[2][0] == "Trang" and table[2][-1] == "Trang 1 — Thời sự Yên Bái"
+
+
+def test_the_cli_rolls_up_the_configured_store_and_prints_the_ingest_role_sql(tmp_path, monkeypatch, capsys):
+    from builder.cli import main
+
+    data = tmp_path / "var"
+    monkeypatch.setenv("BAONHUNG_DATA_DIR", str(data))
+    engine = es.make_events_engine(es.default_events_url(data))
+    es.create_schema(engine)
+    es.EventWriter(engine).append(fixture_rows())
+    assert main(["analytics", "rollup", "--today", (DAY + dt.timedelta(days=2)).isoformat()]) == 0
+    assert "rolled up 2 day(s)" in capsys.readouterr().out
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(es.rolled_days)).scalar() == 2
+    assert main(["analytics", "rollup", "--today", "yesterday"]) == 2
+    assert main(["analytics", "ingest-role", "--role", "bn_ingest"]) == 0
+    sql = capsys.readouterr().out
+    assert "GRANT INSERT ON events TO bn_ingest;" in sql and "SELECT" not in sql.split("GRANT", 1)[1]
+    assert main(["analytics", "ingest-role", "--role", "Robert'); DROP TABLE events;--"]) == 2
+    engine.dispose()
