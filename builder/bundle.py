@@ -26,9 +26,9 @@ Scene conventions (what the viewer relies on; see builder/frame.py for the page 
   * Meshes never sit on the page or overlay node itself but on a child (``page-plane``, ``quad/<id>``):
     meshopt compression (KHR_mesh_quantization) rewrites the transform of a node holding a mesh, and the
     overlay node's transform must stay exactly the editor placement.
-  * Quads (video, animated image, image, 360°, link) lie on the paper, box-sized, face +Y, unlit material
-    with the poster/image as base colour texture. Audio is an empty node. 3D models hang under a child
-    node ``fit/<id>`` that scales the model to fit the box footprint and stands it on the paper
+  * Quads (video, animated image, image, 360°, link, audio) lie on the paper, box-sized, face +Y, unlit material
+    with the poster/image as base colour texture (audio: a play button, :func:`audio_placeholder`). 3D models
+    hang under a child node ``fit/<id>`` that scales the model to fit the box footprint and stands it on the paper
     (``options["fit"] = "contain"`` default, or ``"none"`` for the model's own metres). The model's whole
     default scene is grafted there (skeleton roots included), so skinned meshes follow the placement even
     though glTF ignores a skinned mesh node's own parents (the validator's NODE_SKINNED_MESH_NON_ROOT
@@ -715,6 +715,51 @@ def link_placeholder(width_mm: float, height_mm: float, px: int = 256) -> Image.
     return image
 
 
+AUDIO_CONTROL_RGB = (232, 87, 46)  # the viewer's accent colour (viewer.css --accent): a button, not a picture
+AUDIO_WIDE_ASPECT = 1.6           # wider boxes than this put the bar beside the button, narrower ones below it
+
+
+def audio_control_layout(w: float, h: float) -> dict:
+    """Where the parts of a sound control sit in a ``w`` × ``h`` px image: the round button (centre, radius) and
+    the progress bar (x0, x1, y, thickness). The same layout as the viewer's live control (media.js)."""
+    if w / h >= AUDIO_WIDE_ASPECT:
+        r = h * 0.34
+        return {"cx": h * 0.5, "cy": h * 0.5, "r": r, "bar": (h * 0.98, w - h * 0.3, h * 0.62, max(2.0, h * 0.09)),
+                "speaker": (h * 0.98, h * 0.32, h * 0.16)}
+    s = min(w, h)
+    r = s * 0.3
+    return {"cx": w / 2, "cy": h * 0.44, "r": r, "bar": (w * 0.14, w * 0.86, h * 0.86, max(2.0, s * 0.06)),
+            "speaker": None}
+
+
+def audio_placeholder(width_mm: float, height_mm: float, px: int = 512) -> Image.Image:
+    """The sound control at rest, in the box's aspect ratio: accent panel, white round play button with an empty
+    progress ring, an empty progress bar (and a speaker sign when the box is wide)."""
+    aspect = max(width_mm, 1e-3) / max(height_mm, 1e-3)
+    w, h = (px, max(16, round(px / aspect))) if aspect >= 1 else (max(16, round(px * aspect)), px)
+    image = Image.new("RGB", (w, h), AUDIO_CONTROL_RGB)
+    draw = ImageDraw.Draw(image)
+    lay = audio_control_layout(w, h)
+    cx, cy, r = lay["cx"], lay["cy"], lay["r"]
+    ring = max(2, round(r * 0.14))
+    draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=(246, 190, 170), width=ring)  # the empty ring
+    inner = r - ring * 1.6
+    draw.ellipse([cx - inner, cy - inner, cx + inner, cy + inner], fill="white")
+    t = inner * 0.5  # play triangle, its centroid on the button's centre
+    draw.polygon([(cx - t * 0.6, cy - t), (cx - t * 0.6, cy + t), (cx + t * 1.0, cy)], fill=AUDIO_CONTROL_RGB)
+    x0, x1, y, thick = lay["bar"]
+    draw.rounded_rectangle([x0, y - thick / 2, x1, y + thick / 2], radius=thick / 2, fill=(246, 190, 170))
+    if lay["speaker"]:
+        sx, sy, ss = lay["speaker"]
+        draw.rectangle([sx, sy - ss * 0.3, sx + ss * 0.4, sy + ss * 0.3], fill="white")
+        draw.polygon([(sx + ss * 0.4, sy - ss * 0.3), (sx + ss, sy - ss), (sx + ss, sy + ss),
+                      (sx + ss * 0.4, sy + ss * 0.3)], fill="white")
+        for k in (1.5, 2.2):
+            draw.arc([sx + ss - ss * k * 0.5, sy - ss * k * 0.5, sx + ss + ss * k * 0.5, sy + ss * k * 0.5],
+                     -45, 45, fill="white", width=max(2, round(ss * 0.18)))
+    return image
+
+
 # --------------------------------------------------------------------------------------------- build context
 @dataclass
 class _BuildContext:
@@ -838,10 +883,14 @@ def _build_video(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None
 
 
 def _build_audio(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None:
+    """A sound is heard, not seen: its quad shows a play button where the designer placed it (the designer's poster
+    image, or :func:`audio_placeholder`). The viewer draws the live control (play/pause, progress) over it."""
     path = _require_asset(spec)
     mime = guess_mime(path, spec.asset_mime)
     media = ctx.add_media(path, mime, spec.id)
-    ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(src=media.name, mime=mime, poster=False)
+    poster = _poster_image(spec, ctx) or audio_placeholder(spec.width_mm, spec.height_mm)
+    ctx.attach_mesh(node_index, ctx.textured_quad(spec, poster), f"quad/{spec.id}")
+    ctx.doc.json["nodes"][node_index]["extras"]["overlay"].update(src=media.name, mime=mime, poster=True)
 
 
 def _build_animated_image(spec: OverlaySpec, ctx: _BuildContext, node_index: int) -> None:

@@ -161,5 +161,5 @@ def test_overlay_objects_sit_at_the_editor_placement_in_three_js(loaded, served_
 
 def test_page_plane_is_hidden_and_media_overlays_have_geometry(loaded):
     assert loaded["page"]["visible"] is False and loaded["page"]["extras"]["role"] == "page"
-    assert loaded["overlays"]["audio-3"]["meshes"] == 0
+    assert loaded["overlays"]["audio-3"]["meshes"] == 1  # its play button (issue 24: it was an empty node)
     assert loaded["overlays"]["video-2"]["meshes"] == 1 and loaded["overlays"]["model-1"]["meshes"] >= 1

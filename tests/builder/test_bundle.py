@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import struct
@@ -16,8 +17,8 @@ import trimesh
 from PIL import Image
 
 from builder import frame
-from builder.bundle import (BundleBuildError, BundleOptions, OverlaySpec, PageSpec, build_page_bundle,
-                            overlay_nodes)
+from builder.bundle import (AUDIO_CONTROL_RGB, BundleBuildError, BundleOptions, OverlaySpec, PageSpec,
+                            build_page_bundle, overlay_nodes)
 from builder.compress import decode_glb
 from builder.glb import GlbDocument, read_glb, write_glb
 from builder.gltf_validator import validate_gltf
@@ -400,10 +401,42 @@ def test_video_keeps_designer_playback_options_and_gets_a_poster(raw_bundle):
     assert extras["mime"] == "video/mp4" and extras["src"].endswith(".mp4")
 
 
-def test_audio_overlay_is_an_empty_node(raw_bundle):
-    node = overlay_nodes(gltf_json(raw_bundle.glb_raw))["a1"]
-    assert "mesh" not in node and not node.get("children")
-    assert node["extras"]["overlay"]["mime"] == "audio/mp4"
+def test_audio_overlay_shows_a_play_button_on_its_box(raw_bundle, page):
+    """Issue 24: an audio overlay was an empty node, nothing on the paper to see or tap."""
+    glb = read_glb(raw_bundle.glb_raw.read_bytes())
+    doc = glb.json
+    node = overlay_nodes(doc)["a1"]
+    assert node["extras"]["overlay"]["mime"] == "audio/mp4" and node["extras"]["overlay"]["poster"] is True
+    assert "mesh" not in node  # the overlay node keeps the editor placement; its quad hangs on a child
+    quad = doc["nodes"][node["children"][0]]
+    assert quad["name"] == "quad/a1"
+    prim = doc["meshes"][quad["mesh"]]["primitives"][0]
+    positions = read_positions(glb, prim["attributes"]["POSITION"])
+    spec = next(o for o in page.overlays if o.id == "a1")
+    assert np.ptp(positions[:, 0]) * 1000 == pytest.approx(spec.width_mm, abs=1e-3)
+    assert np.ptp(positions[:, 2]) * 1000 == pytest.approx(spec.height_mm, abs=1e-3)
+    material = doc["materials"][prim["material"]]
+    assert "KHR_materials_unlit" in material["extensions"]
+    image = doc["images"][doc["textures"][material["pbrMetallicRoughness"]["baseColorTexture"]["index"]]["source"]]
+    view = doc["bufferViews"][image["bufferView"]]
+    button = np.asarray(Image.open(io.BytesIO(glb.bin[view["byteOffset"]:view["byteOffset"] + view["byteLength"]]))
+                        .convert("RGB")).astype(int)
+    accent = np.abs(button - np.array(AUDIO_CONTROL_RGB)).max(axis=2) < 24
+    white = button.min(axis=2) > 230
+    assert accent.mean() > 0.4 and white.mean() > 0.05, "an accent panel with a white play button"
+    h, w = accent.shape
+    assert white[h // 2 - h // 8: h // 2 + h // 8, w // 2 - w // 8: w // 2 + w // 8].mean() > 0.3  # button centred
+
+
+def test_an_audio_poster_chosen_by_the_designer_is_its_button(tmp_path, inputs):
+    spec = OverlaySpec("a2", "audio", 10, 10, 30, 30, asset_path=inputs["audio"], asset_mime="audio/mp4",
+                       poster_path=inputs["poster"])
+    bundle = build_page_bundle(PageSpec("pa", 1, PAGE_W, PAGE_H, inputs["page"], (spec,)),
+                               BundleOptions(compress=False), tmp_path)
+    doc = gltf_json(bundle.glb_raw)
+    assert validate_gltf(bundle.glb_raw.read_bytes()).errors == 0
+    quad = doc["nodes"][overlay_nodes(doc)["a2"]["children"][0]]
+    assert [i["name"] for i in doc["images"]] == ["page-preview", "poster/a2"] and quad["name"] == "quad/a2"
 
 
 def test_link_carries_its_url_and_a_placeholder_poster(raw_bundle):
