@@ -126,13 +126,14 @@ def _timestamp(value: datetime | str) -> str:
 def page_manifest(*, page_id, number: int, width_mm: float, height_mm: float, bundle_full: dict,
                   bundle_lite: dict, media: Iterable[dict], marker_url: str, published_at: datetime | str,
                   edition_id=None, title: str | None = None, code: str | None = None,
-                  preview_url: str | None = None, overlays: Iterable[dict] = (),
+                  preview_url: str | None = None, thumbnail_url: str | None = None, overlays: Iterable[dict] = (),
                   warnings: Iterable[dict] = ()) -> dict:
     """Manifest of one published page (validated against the schema before it is returned).
 
     bundle_full / bundle_lite : ``{"url", "sha256", "bytes"[, "mime"]}`` of the stored GLBs.
     media : ``{"name", "url", "sha256", "bytes", "mime", "overlay_id"}`` per :class:`builder.bundle.MediaFile`
         (``name`` = the ``src`` in the GLB); ``streamed`` is derived from the MIME type.
+    preview_url : the full page image; thumbnail_url : a small copy of it for page lists (the viewer's no-camera list).
     overlays : ``{"id", "kind"[, "name"]}``; warnings : ``{"code", "message", ...}`` (build warnings, shown to
         the designer). Ids are written as strings, the same strings as ``extras.overlay.id`` in the GLB.
     """
@@ -154,6 +155,7 @@ def page_manifest(*, page_id, number: int, width_mm: float, height_mm: float, bu
         } for m in media],
         "marker_url": marker_url,
         "preview_url": preview_url,
+        "thumbnail_url": thumbnail_url,
         "overlays": [{"id": _id(o["id"]), "kind": o["kind"], "name": o.get("name")} for o in overlays],
         "warnings": [dict(w) for w in warnings],
     }
@@ -184,6 +186,7 @@ def edition_manifest(*, edition: dict, pages: Iterable[dict], published_at: date
             "code": page.get("code"), "width_mm": page["width_mm"], "height_mm": page["height_mm"],
             "manifest_url": manifest_url_for(page["page_id"]), "bundles": page["bundles"],
             "marker_url": page["marker_url"], "preview_url": page.get("preview_url"),
+            "thumbnail_url": page.get("thumbnail_url"),
         })
     manifest = {
         "schema_version": SCHEMA_VERSION,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import gzip
+import io
 import json
 import logging
 import secrets
@@ -46,6 +47,10 @@ SERVER_FAULTS = (OSError, MemoryError, subprocess.TimeoutExpired, ValidatorUnava
 
 GZIP_MIN_BYTES = 1024  # below this gzip's header costs more than it saves
 GZIP_EXTS = ("glb", "json", "bin")
+# Page lists (the viewer's no-camera "pick a page") show a page 7 rem (~112 CSS px) wide: 320 px covers a phone's
+# 2-3x screen, ~15-30 KB as JPEG instead of the 1-1.4 MB page image.
+THUMBNAIL_WIDTH_PX = 320
+THUMBNAIL_JPEG_QUALITY = 80
 
 
 def _published_store(settings: Settings):
@@ -156,6 +161,28 @@ def snapshot_edition(edition: Edition) -> dict:
     }
 
 
+def page_thumbnail(image: bytes, width_px: int = THUMBNAIL_WIDTH_PX) -> bytes:
+    """A small JPEG of a page image (bytes of a stored JPEG or PNG page), ``width_px`` wide (never enlarged),
+    flattened on white. JPEG pages are decoded at a reduced size (libjpeg's DCT scaling) to begin with."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image)) as im:
+        im.draft("RGB", (width_px * 2, width_px * 4))  # JPEG only: decode at 1/2..1/8 when that is still ≥ 2x
+        im.load()
+        if im.mode in ("RGBA", "LA", "P"):
+            im = im.convert("RGBA")
+            flat = Image.new("RGB", im.size, "white")
+            flat.paste(im, mask=im.getchannel("A"))
+            im = flat
+        else:
+            im = im.convert("RGB")
+        if im.width > width_px:
+            im = im.resize((width_px, max(1, round(im.height * width_px / im.width))), Image.LANCZOS)
+        out = io.BytesIO()
+        im.save(out, "JPEG", quality=THUMBNAIL_JPEG_QUALITY, optimize=True, progressive=True)
+    return out.getvalue()
+
+
 class _Artifacts:
     """Blobs written for one publish; they are immutable and content-addressed, so a failed publish
     leaves only unreferenced blobs behind (never a half-written file)."""
@@ -217,6 +244,7 @@ def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str
         marker_sha = artifacts.put(marker.to_bytes(), "bin")
         browser_sha = artifacts.put(json.dumps(browser_marker(marker), separators=(",", ":")).encode(), "json")
         preview_sha = artifacts.add_existing(page["image_sha"])
+        thumbnail_sha = artifacts.put(page_thumbnail(store.read(page["image_sha"])), "jpg")
         with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}bundle-") as work:
             bundle = build_page_bundle(_page_spec(page, store), options, Path(work))
             full_sha = artifacts.put_file(bundle.glb_full, "glb")
@@ -235,6 +263,7 @@ def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str
             bundle_lite={"url": f"/pub/a/{lite_sha}.glb", "sha256": lite_sha, "bytes": sizes["lite"]},
             media=media, marker_url=f"/pub/a/{browser_sha}.json",
             preview_url=f"/pub/a/{preview_sha}.{'png' if page['image_mime'] == 'image/png' else 'jpg'}",
+            thumbnail_url=f"/pub/a/{thumbnail_sha}.jpg",
             code=page["code"], published_at=published_at, warnings=warnings,
             overlays=[{"id": o["id"], "kind": o["kind"], "name": o["name"]} for o in page["overlays"]])
         manifest_sha = artifacts.put(json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode(), "json")

@@ -110,3 +110,33 @@ def test_media_src_in_the_glb_resolves_to_the_manifest_media_url(tmp_path):
     assert media["sha256"] == hashlib.sha256(audio.read_bytes()).hexdigest()
     assert media["url"] == content_url(media["sha256"], "mp3") and media["streamed"] is True
     assert m["bundles"]["full"]["sha256"] == hashlib.sha256(bundle.glb_full.read_bytes()).hexdigest()
+
+
+def test_page_lists_read_a_small_thumbnail_from_the_edition_manifest():
+    """Issue 24: the viewer's no-camera page list showed the full page images (1.1-1.4 MB each)."""
+    page = page_manifest(**page_kwargs(thumbnail_url=f"/pub/a/{SHA_B}.jpg"))
+    edition = edition_manifest(edition={"id": 3, "title": "Số 1"}, pages=[page], published_at=WHEN)
+    entry = edition["pages"][0]
+    assert entry["thumbnail_url"] == f"/pub/a/{SHA_B}.jpg" and entry["preview_url"] == f"/pub/a/{SHA_A}.jpg"
+    with pytest.raises(ManifestError):
+        validate_manifest({**page, "thumbnail_url": 7})
+
+
+def test_a_page_thumbnail_is_a_small_jpeg_of_the_page_flattened_on_white():
+    import io
+
+    from builder.publish import THUMBNAIL_WIDTH_PX, page_thumbnail
+
+    rng = np.random.default_rng(24)
+    noisy = rng.integers(0, 255, (1754, 1240, 3), dtype=np.uint8)  # A4 at 150 dpi, as hard to compress as it gets
+    for fmt, image in (("JPEG", Image.fromarray(noisy)), ("PNG", Image.fromarray(noisy).convert("RGBA"))):
+        buf = io.BytesIO()
+        image.save(buf, fmt)
+        thumb = page_thumbnail(buf.getvalue())
+        with Image.open(io.BytesIO(thumb)) as im:
+            assert im.format == "JPEG" and im.size == (THUMBNAIL_WIDTH_PX, round(1754 * THUMBNAIL_WIDTH_PX / 1240))
+        assert len(thumb) < 120_000 < len(buf.getvalue()) // 10
+    clear = io.BytesIO()
+    Image.new("RGBA", (100, 50), (0, 0, 0, 0)).save(clear, "PNG")
+    with Image.open(io.BytesIO(page_thumbnail(clear.getvalue()))) as im:
+        assert im.size == (100, 50) and np.asarray(im.convert("L")).min() > 240  # never enlarged; transparent is white
