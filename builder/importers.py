@@ -1007,6 +1007,9 @@ def _validated_meta(data: bytes, doc: Mapping[str, Any], filename: str, source: 
             "count": report.warnings, "first": report.first_messages(3, "warning")[:3]}})
     if meta["size_m"] and max(meta["size_m"]) > HUGE_MODEL_M:
         meta["warnings"].append({"code": "model_very_large", "values": {"size_m": meta["size_m"]}})
+    # glTF's default material is white and fully metallic: lit only by what it reflects, plain grey metal at best
+    if any("material" not in prim for mesh in doc.get("meshes", []) for prim in mesh.get("primitives", [])):
+        meta["warnings"].append({"code": "model_no_material", "values": {"filename": filename}})
     return meta
 
 

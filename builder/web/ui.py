@@ -468,6 +468,8 @@ def _warning_strings() -> dict:
         "gltf_validator_warnings": _("The glTF validator reported %(count)s warnings.", count="{count}"),
         "model_very_large": _("Very large model (%(size)s m across): check its units, or lower its scale.",
                               size="{size}"),
+        "model_no_material": _("%(filename)s has no material: it will look like plain grey metal. Give it a material "
+                               "in your 3D software and export it again.", filename="{filename}"),
         "animated_image_single_frame": _("%(file)s has a single frame: it will not move.", file="{file}"),
         "over_budget_full": _("The full bundle is %(size)s MB, over its %(budget)s MB budget.",
                               size="{size}", budget="{budget}"),

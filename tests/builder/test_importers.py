@@ -389,6 +389,23 @@ def test_glb_with_validator_warnings_is_accepted_and_the_warnings_are_shown():
     assert warning["values"]["count"] >= 1 and "ALPHA_CUTOFF" in warning["values"]["first"][0]
 
 
+def test_a_model_without_a_material_is_accepted_with_a_warning_naming_the_file():
+    """Issue 24: such a model renders as glTF's default material, white and fully metallic (nearly black without an
+    environment to reflect); the designer is told at upload."""
+    doc, binary = read_glb(build_stock_glb("arrow"))
+    del doc["materials"]
+    for mesh in doc["meshes"]:
+        for prim in mesh["primitives"]:
+            prim.pop("material", None)
+    asset = inspect_upload("model3d", write_glb(doc, binary), "mui-ten.glb", LIMITS)
+    assert {"code": "model_no_material", "values": {"filename": "mui-ten.glb"}} in asset.meta["warnings"]
+
+
+def test_a_model_with_its_materials_gets_no_material_warning():
+    asset = inspect_upload("model3d", build_stock_glb("arrow"), "arrow.glb", LIMITS)
+    assert "model_no_material" not in {w["code"] for w in asset.meta["warnings"]}
+
+
 def test_embedded_gltf_passes_through_untouched():
     data = gltf_embedded_bytes()
     asset = inspect_upload("model3d", data, "m.gltf", LIMITS)
