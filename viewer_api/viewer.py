@@ -39,6 +39,8 @@ VENDOR_FILES: dict[str, str] = {
     "three/addons/loaders/DRACOLoader.js": "three/examples/jsm/loaders/DRACOLoader.js",
     "three/addons/utils/BufferGeometryUtils.js": "three/examples/jsm/utils/BufferGeometryUtils.js",
     "three/addons/controls/OrbitControls.js": "three/examples/jsm/controls/OrbitControls.js",
+    # image-based light for lit 3D models (renderer.js); imported with the renderer, after the first frame
+    "three/addons/environments/RoomEnvironment.js": "three/examples/jsm/environments/RoomEnvironment.js",
     "three/addons/libs/meshopt_decoder.module.js": "three/examples/jsm/libs/meshopt_decoder.module.js",
     "three/addons/libs/draco/gltf/draco_decoder.js": "three/examples/jsm/libs/draco/gltf/draco_decoder.js",
     "three/addons/libs/draco/gltf/draco_decoder.wasm": "three/examples/jsm/libs/draco/gltf/draco_decoder.wasm",
@@ -66,7 +68,7 @@ FIRST_MODULES = ("events.js", "camera.js", "recognition.js", "tracker.js", "pose
                  "manifest.js", "renderer.js", "media.js")
 FIRST_VENDOR = ("three/three.module.min.js", "three/addons/loaders/GLTFLoader.js", "three/addons/loaders/DRACOLoader.js",
                 "three/addons/libs/meshopt_decoder.module.js", "three/addons/utils/BufferGeometryUtils.js",
-                "three/addons/controls/OrbitControls.js")
+                "three/addons/controls/OrbitControls.js", "three/addons/environments/RoomEnvironment.js")
 
 viewer_bp = Blueprint(
     "viewer",

@@ -8,16 +8,30 @@ import * as THREE from 'three';
 import {GLTFLoader} from 'three/addons/loaders/GLTFLoader.js';
 import {OrbitControls} from 'three/addons/controls/OrbitControls.js';
 import {MeshoptDecoder} from 'three/addons/libs/meshopt_decoder.module.js';
+import {RoomEnvironment} from 'three/addons/environments/RoomEnvironment.js';
 
 const MM = 0.001; // metres per millimetre
+// Lit as the reader's viewer lights it (viewer_api/static/viewer/renderer.js): an image-based environment, as a
+// product viewer does, so a model without a material (glTF's default is fully metallic) or a metallic one shows its
+// shape instead of rendering nearly black, plus one directional light as a shading cue; Khronos PBR Neutral tone
+// mapping keeps base colours true and rolls the bright room's highlights off.
+const ENV_BLUR_SIGMA = 0.04;
+const SUN_INTENSITY = 0.8;
+const ENV_INTENSITY = 0.6; // as the viewer: at 1 the bright room turns a white model into a near-white disc
 
 export async function createPreview(container) {
   const renderer = new THREE.WebGLRenderer({antialias: true, alpha: true, preserveDrawingBuffer: true});
   renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
+  renderer.toneMapping = THREE.NeutralToneMapping;
   container.replaceChildren(renderer.domElement);
   const scene = new THREE.Scene();
-  scene.add(new THREE.HemisphereLight(0xffffff, 0x8a8f99, 2.2));
-  const sun = new THREE.DirectionalLight(0xffffff, 1.6);
+  const pmrem = new THREE.PMREMGenerator(renderer);
+  const room = new RoomEnvironment();
+  scene.environment = pmrem.fromScene(room, ENV_BLUR_SIGMA).texture;
+  scene.environmentIntensity = ENV_INTENSITY;
+  room.dispose();
+  pmrem.dispose();
+  const sun = new THREE.DirectionalLight(0xffffff, SUN_INTENSITY);
   sun.position.set(0.3, 1, 0.5);
   scene.add(sun);
   const camera = new THREE.PerspectiveCamera(40, 1, 0.001, 50);
@@ -55,6 +69,7 @@ export async function createPreview(container) {
   }
 
   return {
+    renderer, scene, camera, // for tests: what is drawn and how it is lit
     async show(o) {
       const model = await load(o.asset.url);
       const wM = o.width_mm * MM, hM = o.height_mm * MM;

@@ -42,6 +42,7 @@ VENDOR_FILES: dict[str, str] = {
     "three/examples/jsm/utils/BufferGeometryUtils.js": "three/examples/jsm/utils/BufferGeometryUtils.js",
     "three/examples/jsm/libs/meshopt_decoder.module.js": "three/examples/jsm/libs/meshopt_decoder.module.js",
     "three/examples/jsm/controls/OrbitControls.js": "three/examples/jsm/controls/OrbitControls.js",
+    "three/examples/jsm/environments/RoomEnvironment.js": "three/examples/jsm/environments/RoomEnvironment.js",
 }
 
 # Default box of a new overlay: centred on the page, this share of the page width, and this height/width ratio
@@ -404,6 +405,7 @@ def _import_map() -> dict:
         "three/addons/loaders/GLTFLoader.js": vendor("three/examples/jsm/loaders/GLTFLoader.js"),
         "three/addons/controls/OrbitControls.js": vendor("three/examples/jsm/controls/OrbitControls.js"),
         "three/addons/libs/meshopt_decoder.module.js": vendor("three/examples/jsm/libs/meshopt_decoder.module.js"),
+        "three/addons/environments/RoomEnvironment.js": vendor("three/examples/jsm/environments/RoomEnvironment.js"),
         # GLTFLoader imports '../utils/BufferGeometryUtils.js' relative to itself: same vendor tree, no mapping.
     }}
 

@@ -595,3 +595,303 @@ def test_fast_hand_motion_with_motion_blur_and_a_wide_lens_stays_registered(serv
     assert len(shown) >= 0.8 * len(page_frames)
     errs = overlay_errors(frames, gt, {ov["id"]: overlay_corners_mm(ov) for ov in OVERLAYS})
     assert np.median(errs) <= MEDIAN_PX and np.percentile(errs, 90) <= P90_PX
+
+
+# ---------- the demo edition without a camera on a portrait phone (issue 24) ----------
+
+PHONE = {"width": 390, "height": 844}
+THUMBNAIL_MAX_BYTES = 60_000   # a 320 px JPEG of a page; the page images themselves are 1.1-1.4 MB
+FIGHT_TOLERANCE = 24           # per channel: what two renders of the same opaque overlay may differ by (none, in fact)
+
+# Inside each flat overlay's footprint (shrunk to 80%: its edges are blended by texture filtering), how many pixels
+# change when the paper under it is hidden? With depth fighting, the paper wins some of them in stripes. Measured
+# with the depth range of the camera path (pose.js: near 0.01 m, far 100 m), the coarsest the viewer uses, from the
+# view the reader gets, from farther away and from a grazing angle (where fighting is worst).
+PAPER_SHOWS_THROUGH_JS = """() => {
+  const r = window.__baonhung.debug.renderer;
+  for (const o of r.overlays) if (o.controller) o.controller.hide();  // still frames: two renders must agree
+  const gl = r.renderer.getContext();
+  const W = gl.drawingBufferWidth, H = gl.drawingBufferHeight, sx = W / r.width, sy = H / r.height;
+  const grab = () => {
+    r.renderer.render(r.scene, r.camera);
+    const px = new Uint8Array(W * H * 4);
+    gl.readPixels(0, 0, W, H, gl.RGBA, gl.UNSIGNED_BYTE, px);
+    return px;
+  };
+  const inside = (poly, x, y) => {
+    let sign = 0;
+    for (let i = 0; i < 4; i++) {
+      const [ax, ay] = poly[i], [bx, by] = poly[(i + 1) % 4];
+      const c = Math.sign((bx - ax) * (y - ay) - (by - ay) * (x - ax));
+      if (c && sign && c !== sign) return false;
+      sign = sign || c;
+    }
+    return true;
+  };
+  const out = {};
+  const measure = () => {
+    const withPaper = grab();
+    for (const p of r.pagePlanes) p.visible = false;
+    const bare = grab();
+    for (const p of r.pagePlanes) p.visible = true;
+    for (const o of r.overlayCorners()) {
+      if (o.kind === 'model3d' || !o.corners) continue;
+      const mx = o.corners.reduce((a, p) => a + p[0], 0) / 4, my = o.corners.reduce((a, p) => a + p[1], 0) / 4;
+      const poly = o.corners.map(([x, y]) => [mx + 0.8 * (x - mx), my + 0.8 * (y - my)]);
+      const seen = out[o.id] = out[o.id] || { kind: o.kind, n: 0, changed: 0 };
+      for (let y = Math.floor(Math.min(...poly.map((p) => p[1]))); y <= Math.max(...poly.map((p) => p[1])); y++) {
+        for (let x = Math.floor(Math.min(...poly.map((p) => p[0]))); x <= Math.max(...poly.map((p) => p[0])); x++) {
+          if (x < 0 || y < 0 || x >= r.width || y >= r.height || !inside(poly, x + 0.5, y + 0.5)) continue;
+          const i = 4 * ((H - 1 - Math.floor((y + 0.5) * sy)) * W + Math.floor((x + 0.5) * sx));
+          seen.n++;
+          if (Math.max(...[0, 1, 2].map((k) => Math.abs(withPaper[i + k] - bare[i + k]))) > TOLERANCE) seen.changed++;
+        }
+      }
+    }
+  };
+  const cam = r.camera, saved = { p: cam.position.clone(), near: cam.near, far: cam.far };
+  cam.near = 0.01; cam.far = 100; cam.updateProjectionMatrix();
+  const d = saved.p.length();
+  for (const [y, z] of [[saved.p.y, saved.p.z], [saved.p.y * 2.5, saved.p.z * 2.5], [d * 0.35, d * 0.95]]) {
+    cam.position.set(0, y, z); cam.lookAt(0, 0, 0); cam.updateMatrixWorld(true);
+    measure();
+  }
+  cam.position.copy(saved.p); cam.lookAt(0, 0, 0); cam.near = saved.near; cam.far = saved.far;
+  cam.updateProjectionMatrix();
+  return out;
+}""".replace("TOLERANCE", str(FIGHT_TOLERANCE))
+
+
+def _crop(png: bytes, corners) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    c = np.array(corners)
+    x0, y0 = np.floor(c.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(c.max(axis=0)).astype(int)
+    return img[max(0, y0):y1, max(0, x0):x1].astype(int)
+
+
+@pytest.fixture(scope="module")
+def demo_phone_3d(demo):
+    """The demo edition's link opened on a 390x844 phone screen, "without a camera": its page list, then its page in
+    the plain 3D view, its sound played and paused. What a reader saw is recorded once for the tests below, with
+    screenshots in test-artifacts/ (viewer-phone-list.png, viewer-phone-3d.png, viewer-phone-audio.png)."""
+    from playwright.sync_api import sync_playwright
+
+    out = {"errors": []}
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page(viewport=PHONE)
+            page.on("pageerror", lambda e: out["errors"].append(str(e)))
+            requested = []
+            page.on("request", lambda r: requested.append(r.url))
+            page.goto(f"{demo['base']}/v/{demo['code']}?nosw=1")
+            page.click("#no-camera")
+            wait_state(page, "s.state === 'fallback'", 20)
+            page.wait_for_function("() => [...document.querySelectorAll('#page-list img')]"
+                                   ".every((i) => i.complete && i.naturalWidth > 0)", timeout=20000)
+            out["list_images"] = page.evaluate("""() => [...document.querySelectorAll('#page-list img')].map((i) => ({
+                src: i.src, naturalWidth: i.naturalWidth,
+                bytes: performance.getEntriesByName(i.src)[0].encodedBodySize }))""")
+            out["list_requests"] = list(requested)
+            out["edition"] = page.evaluate("() => fetch(JSON.parse(document.getElementById('viewer-config')"
+                                           ".textContent).editionManifestUrl).then((r) => r.json())")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "viewer-phone-list.png"))
+            page.click("button.page-choice")
+            st = wait_state(page, "s.state === 'view3d'", 30)
+            page.wait_for_timeout(1000)
+            out["state"] = page.evaluate(STATE_JS)
+            out["page_corners"] = page.evaluate("() => window.__baonhung.pageCorners")
+            page.screenshot(path=str(ARTIFACTS / "viewer-phone-3d.png"))
+            audio = next(o for o in st["overlays"] if o["kind"] == "audio")
+            out["audio_corners"] = audio["corners"]
+            if audio["corners"] is not None:
+                centre = np.array(audio["corners"]).mean(axis=0)
+                before = page.screenshot()
+                page.mouse.click(float(centre[0]), float(centre[1]))
+                wait_state(page, f"s.media.some(m => m.id === '{audio['id']}' && !m.paused && m.currentTime > 0.6)", 10)
+                playing = page.screenshot(path=str(ARTIFACTS / "viewer-phone-audio.png"))
+                out["audio_crops"] = (_crop(before, audio["corners"]), _crop(playing, audio["corners"]))
+                page.mouse.click(float(centre[0]), float(centre[1]))
+                out["audio_paused"] = wait_state(page, f"s.media.some(m => m.id === '{audio['id']}' && m.paused)", 10)
+            out["paper_shows_through"] = page.evaluate(PAPER_SHOWS_THROUGH_JS)
+        finally:
+            browser.close()
+    return out
+
+
+def test_the_3d_view_shows_the_whole_page_on_a_portrait_phone(demo_phone_3d):
+    """Issue 24: the page was fitted to the screen's height only, so a portrait phone cut off its sides."""
+    corners = np.array(demo_phone_3d["page_corners"])
+    assert not demo_phone_3d["errors"], demo_phone_3d["errors"]
+    assert (corners[:, 0] >= 0).all() and (corners[:, 0] <= PHONE["width"]).all(), corners
+    assert (corners[:, 1] >= 0).all() and (corners[:, 1] <= PHONE["height"]).all(), corners
+    assert np.ptp(corners[:, 0]) >= 0.8 * PHONE["width"], "the page should still fill the screen's width"
+
+
+def test_flat_overlays_never_fight_the_paper_for_depth(demo_phone_3d):
+    """Issue 24: overlays at elevation 0 lie in the paper's plane and flickered in stripes where the paper won."""
+    seen = demo_phone_3d["paper_shows_through"]
+    assert {v["kind"] for v in seen.values()} >= {"video", "animated_image", "link", "audio"}
+    for overlay_id, v in seen.items():
+        assert v["n"] > 50 and v["changed"] == 0, (overlay_id, v)
+
+
+def test_an_audio_overlay_is_a_sound_control_that_plays_and_pauses_on_the_paper(demo_phone_3d):
+    """Issue 24: an audio overlay showed nothing on the paper. It shows a button where the designer placed it; a tap
+    plays the sound and the control shows it (pause sign, progress), another tap pauses it."""
+    assert demo_phone_3d["audio_corners"] is not None, "the audio overlay should have a visible footprint"
+    before, playing = demo_phone_3d["audio_crops"]
+    accent = np.array([46, 87, 232])  # BGR of the viewer's accent colour, the control's panel
+    assert (np.abs(before - accent).max(axis=2) < 40).mean() > 0.3, "a clear accent-coloured control on the paper"
+    assert np.abs(before - playing).max(axis=2).astype(bool).mean() > 0.02, "playing should change the control"
+    assert any(m["kind"] == "audio" and m["paused"] and m["progress"] > 0 for m in demo_phone_3d["audio_paused"]["media"])
+
+
+def test_the_no_camera_page_list_loads_small_thumbnails(demo_phone_3d):
+    """Issue 24 (6): the page list used the full page images (1.1-1.4 MB) as thumbnails."""
+    pages = demo_phone_3d["edition"]["pages"]
+    images = demo_phone_3d["list_images"]
+    assert [i["src"].split("/pub/")[1] for i in images] == [p["thumbnail_url"].split("/pub/")[1] for p in pages]
+    for image in images:
+        assert image["naturalWidth"] <= 320 and 0 < image["bytes"] <= THUMBNAIL_MAX_BYTES, image
+    full = [p["preview_url"].split("/pub/")[1] for p in pages]
+    assert not [u for u in demo_phone_3d["list_requests"] if any(f in u for f in full)]
+
+
+# ---------- 3D models are lit by an environment, in the viewer and in the editor's preview (issue 24) ----------
+
+# Mean brightness (0-1, sRGB) of a white model's pixels: lit by two lights only, 0.30 (no material) and 0.15
+# (metallic); lit by the room environment without tone mapping, 0.998 — a flat white disc, no shape left.
+LIT_LUMA = (0.45, 0.97)
+
+
+def _sphere_glb(material: dict | None) -> bytes:
+    """A 5 cm sphere with glTF's default material (none given: white, fully metallic) or with ``material``."""
+    import trimesh
+
+    from builder.glb import read_glb as read, write_glb as write
+
+    doc = read(trimesh.creation.icosphere(subdivisions=3, radius=0.05).export(file_type="glb"))
+    doc.json.pop("materials", None)
+    for mesh in doc.json["meshes"]:
+        for prim in mesh["primitives"]:
+            prim.pop("material", None)
+            if material:
+                prim["material"] = 0
+    if material:
+        doc.json["materials"] = [material]
+    return write(doc)
+
+
+@pytest.fixture(scope="module")
+def model_bundle(tmp_path_factory):
+    """A page bundle (builder.bundle, uncompressed) with two white spheres: one with no material, one metallic."""
+    from builder.bundle import BundleOptions, OverlaySpec, PageSpec, build_page_bundle
+
+    root = tmp_path_factory.mktemp("models")
+    (root / "bare.glb").write_bytes(_sphere_glb(None))
+    (root / "metal.glb").write_bytes(_sphere_glb({"pbrMetallicRoughness": {
+        "baseColorFactor": [0.95, 0.95, 0.95, 1], "metallicFactor": 1.0, "roughnessFactor": 0.35}}))
+    cv2.imwrite(str(root / "page.png"), np.full((297, 210, 3), 250, np.uint8))
+    spheres = (OverlaySpec("bare", "model3d", 20, 100, 80, 80, asset_path=root / "bare.glb"),
+               OverlaySpec("metal", "model3d", 110, 100, 80, 80, asset_path=root / "metal.glb"))
+    bundle = build_page_bundle(PageSpec("mp", 1, 210, 297, root / "page.png", spheres),
+                               BundleOptions(compress=False), root / "bundle")
+    return bundle.glb_raw.read_bytes()
+
+
+# The mean brightness of each overlay's model pixels (those drawn over a transparent clear colour, paper hidden).
+MODEL_LUMA_JS = """(gl, W, H, boxes) => {
+  const px = new Uint8Array(W * H * 4);
+  gl.readPixels(0, 0, W, H, gl.RGBA, gl.UNSIGNED_BYTE, px);
+  const out = {};
+  for (const [id, [x0, y0, x1, y1]] of Object.entries(boxes)) {
+    let sum = 0, n = 0;
+    for (let y = Math.max(0, y0); y < Math.min(H, y1); y++) for (let x = Math.max(0, x0); x < Math.min(W, x1); x++) {
+      const i = 4 * ((H - 1 - y) * W + x);
+      if (px[i + 3] < 250) continue;
+      sum += (0.2126 * px[i] + 0.7152 * px[i + 1] + 0.0722 * px[i + 2]) / 255; n++;
+    }
+    out[id] = { luma: n ? sum / n : 0, n };
+  }
+  return out;
+}"""
+
+
+def test_models_without_a_material_or_metallic_are_lit_in_the_viewer_and_the_editor_preview(server, model_bundle):
+    """Issue 24: with two lights and no environment, glTF's default material (fully metallic) and metallic models
+    rendered nearly black in the viewer and in the editor's 3D preview (builder/static/preview3d.js)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page(viewport={"width": 640, "height": 480})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.route("**/models-test.glb", lambda route: route.fulfill(body=model_bundle,
+                                                                       content_type="model/gltf-binary"))
+            page.route("**/editor-preview3d.js", lambda route: route.fulfill(
+                body=(REPO / "builder/static/preview3d.js").read_text(encoding="utf-8"),
+                content_type="text/javascript"))
+            page.goto(f"{server}/v/{CODE}?nosw=1")
+            viewer = page.evaluate("""async (lumaSrc) => {
+                const luma = eval(lumaSrc);
+                const THREE = await import('three');
+                const { PageRenderer } = await import('/v/static/renderer.js');
+                const canvas = document.createElement('canvas');
+                document.body.appendChild(canvas);
+                const r = new PageRenderer(canvas);
+                r.renderer.setAnimationLoop(null);
+                r.setViewport(400, 300);
+                await r.loadBundle('/models-test.glb');
+                r.enterView3d(210, 297);
+                for (const p of r.pagePlanes) p.visible = false;
+                r.renderer.setClearColor(0x000000, 0);
+                r.renderer.render(r.scene, r.camera);
+                const gl = r.renderer.getContext(), W = gl.drawingBufferWidth, H = gl.drawingBufferHeight;
+                const boxes = {};
+                for (const o of r.overlays) {
+                  const b = new THREE.Box3().setFromObject(o.object), pts = [];
+                  for (const x of [b.min.x, b.max.x]) for (const y of [b.min.y, b.max.y]) for (const z of [b.min.z, b.max.z]) {
+                    const p = new THREE.Vector3(x, y, z).project(r.camera);
+                    pts.push([(p.x + 1) / 2 * W, (1 - p.y) / 2 * H]);
+                  }
+                  boxes[o.id] = [Math.floor(Math.min(...pts.map((p) => p[0]))), Math.floor(Math.min(...pts.map((p) => p[1]))),
+                                 Math.ceil(Math.max(...pts.map((p) => p[0]))), Math.ceil(Math.max(...pts.map((p) => p[1])))];
+                }
+                return luma(gl, W, H, boxes);
+            }""", MODEL_LUMA_JS)
+            editor = {}
+            for which in ("bare", "metal"):
+                editor[which] = page.evaluate("""async ([lumaSrc, which]) => {
+                    const luma = eval(lumaSrc);
+                    const { createPreview } = await import('/editor-preview3d.js');
+                    const box = document.createElement('div');
+                    box.style.width = '400px';
+                    document.body.appendChild(box);
+                    const preview = await createPreview(box);
+                    await preview.show({ id: which, asset: { url: '/models-test.glb' }, width_mm: 210, height_mm: 297 });
+                    // only the chosen sphere and no paper: the others hidden
+                    preview.scene.traverse((o) => {
+                      if (o.userData && o.userData.overlay) o.visible = o.userData.overlay.id === which;
+                      if (o.userData && (o.userData.role === 'page')) o.visible = false;
+                      if (o.isMesh && o.geometry.type === 'PlaneGeometry') o.visible = false;
+                    });
+                    preview.renderer.setAnimationLoop(null);
+                    preview.renderer.setClearColor(0x000000, 0);
+                    preview.renderer.render(preview.scene, preview.camera);
+                    const gl = preview.renderer.getContext();
+                    return luma(gl, gl.drawingBufferWidth, gl.drawingBufferHeight,
+                                { [which]: [0, 0, gl.drawingBufferWidth, gl.drawingBufferHeight] })[which];
+                }""", [MODEL_LUMA_JS, which])
+        finally:
+            browser.close()
+    assert not errors, errors
+    print(f"model brightness: viewer {viewer}, editor preview {editor}")
+    for where, seen in (("viewer", viewer), ("editor", editor)):
+        for which in ("bare", "metal"):
+            assert seen[which]["n"] > 200, (where, which, seen)
+            assert LIT_LUMA[0] <= seen[which]["luma"] <= LIT_LUMA[1], (where, which, seen)

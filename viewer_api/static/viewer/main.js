@@ -490,8 +490,18 @@ async function pickPage(p) {
   ui.fullCanvas();
   const info = await showPage(p.manifestUrl, p.pageId);
   renderer.enterView3d(info.widthMm, info.heightMm);
-  renderer.controls.addEventListener("change", () => { S.overlays = renderer.overlayCorners(); });
-  S.overlays = renderer.overlayCorners();  // canvas px = CSS px of the window here (for tests: where to tap)
+  const measure = () => {
+    S.overlays = renderer.overlayCorners();  // canvas px = CSS px of the window here (for tests: where to tap)
+    S.pageCorners = renderer.pageCorners();
+  };
+  renderer.controls.addEventListener("change", measure);
+  // a phone turned (or a window resized) frames the whole page again at the new shape
+  window.addEventListener("resize", () => {
+    renderer.setViewport(window.innerWidth, window.innerHeight);
+    renderer.fitView3d();
+    measure();
+  });
+  measure();
   S.overlaysVisible = true;
   setState("view3d");
   ui.setStatus("status.view3d");

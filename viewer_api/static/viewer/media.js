@@ -1,6 +1,6 @@
 // Media stage: what each overlay kind does once its node is on the page.
 //   video / animated_image : <video> texture on the overlay quad (muted autoplay, loop; chroma key in a shader)
-//   audio                  : plays on tap
+//   audio                  : a sound control on its quad (play/pause button, progress); plays/pauses on tap
 //   image / model3d        : drawn from the GLB itself (model animations run in the renderer's AnimationMixer)
 //   panorama360            : tap opens a full-screen 360° view (device orientation on phones, drag on computers)
 //   link                   : tap opens the URL
@@ -52,6 +52,14 @@ export function chromaKeyMaterial(texture, options) {
   });
 }
 
+// A material put in place of the bundle's keeps its depth order on the paper (renderer.js liftFlatOverlay).
+function keepDepthOrder(next, previous) {
+  next.polygonOffset = previous.polygonOffset;
+  next.polygonOffsetFactor = previous.polygonOffsetFactor;
+  next.polygonOffsetUnits = previous.polygonOffsetUnits;
+  return next;
+}
+
 function meshesOf(object) {
   const out = [];
   object.traverse((o) => { if (o.isMesh) out.push(o); });
@@ -80,8 +88,9 @@ function videoController(overlay, ctx) {
   // seconds after the first overlay, and a video texture without data draws a black box on the paper.
   const useVideo = () => {
     for (const mesh of meshesOf(overlay.object)) {
-      if (key) mesh.material = chromaKeyMaterial(tex, key);
-      else mesh.material = new THREE.MeshBasicMaterial({ map: tex, side: THREE.DoubleSide, toneMapped: false });
+      const next = key ? chromaKeyMaterial(tex, key)
+        : new THREE.MeshBasicMaterial({ map: tex, side: THREE.DoubleSide, toneMapped: false });
+      mesh.material = keepDepthOrder(next, mesh.material);
     }
   };
   if (el.readyState >= 2) useVideo();
@@ -107,18 +116,136 @@ function videoController(overlay, ctx) {
   };
 }
 
+// The sound control drawn on the audio overlay's quad (the bundle's own poster is the same control at rest,
+// builder/bundle.py audio_placeholder, with the same layout): a round play/pause button inside a progress ring, and
+// a progress bar with the time. Redrawn on every change of state and, while playing, on every display frame.
+const AUDIO_ACCENT = "#e8572e";        // viewer.css --accent, as the bundle's poster
+const AUDIO_TRACK = "#f6beaa";         // the unplayed part of the ring and bar
+const AUDIO_WIDE_ASPECT = 1.6;         // as bundle.py: wider boxes put the bar beside the button
+const AUDIO_CANVAS_LONG_SIDE = 512;    // px: sharp on a phone at arm's length, 1 MB of texture at most
+
+function audioLayout(w, h) {
+  if (w / h >= AUDIO_WIDE_ASPECT) {
+    return { cx: h * 0.5, cy: h * 0.5, r: h * 0.34, bar: [h * 0.98, w - h * 0.3, h * 0.62, Math.max(2, h * 0.09)],
+             text: [h * 0.98, h * 0.36, h * 0.22] };
+  }
+  const s = Math.min(w, h);
+  return { cx: w / 2, cy: h * 0.44, r: s * 0.3, bar: [w * 0.14, w * 0.86, h * 0.86, Math.max(2, s * 0.06)], text: null };
+}
+
+function clock(seconds) {
+  const t = Math.max(0, Math.floor(seconds || 0));
+  return `${Math.floor(t / 60)}:${String(t % 60).padStart(2, "0")}`;
+}
+
+export function drawAudioControl(g, w, h, { playing, fraction, elapsed, duration }) {
+  const { cx, cy, r, bar, text } = audioLayout(w, h);
+  const ring = Math.max(2, Math.round(r * 0.14));
+  g.fillStyle = AUDIO_ACCENT;
+  g.fillRect(0, 0, w, h);
+  g.lineCap = "round";
+  g.lineWidth = ring;
+  g.strokeStyle = AUDIO_TRACK;
+  g.beginPath(); g.arc(cx, cy, r - ring / 2, 0, 2 * Math.PI); g.stroke();
+  if (fraction > 0) {
+    g.strokeStyle = "#fff";
+    g.beginPath(); g.arc(cx, cy, r - ring / 2, -Math.PI / 2, -Math.PI / 2 + 2 * Math.PI * fraction); g.stroke();
+  }
+  const inner = r - ring * 1.6;
+  g.fillStyle = "#fff";
+  g.beginPath(); g.arc(cx, cy, inner, 0, 2 * Math.PI); g.fill();
+  g.fillStyle = AUDIO_ACCENT;
+  const t = inner * 0.5;
+  if (playing) {  // pause: two bars
+    g.fillRect(cx - t * 0.75, cy - t, t * 0.5, 2 * t);
+    g.fillRect(cx + t * 0.25, cy - t, t * 0.5, 2 * t);
+  } else {        // play: a triangle, its centroid on the button's centre
+    g.beginPath(); g.moveTo(cx - t * 0.6, cy - t); g.lineTo(cx - t * 0.6, cy + t); g.lineTo(cx + t, cy); g.closePath(); g.fill();
+  }
+  const [x0, x1, y, thick] = bar;
+  g.lineWidth = thick;
+  g.strokeStyle = AUDIO_TRACK;
+  g.beginPath(); g.moveTo(x0, y); g.lineTo(x1, y); g.stroke();
+  if (fraction > 0) {
+    g.strokeStyle = "#fff";
+    g.beginPath(); g.moveTo(x0, y); g.lineTo(x0 + (x1 - x0) * fraction, y); g.stroke();
+  }
+  if (text) {
+    const [tx, ty, size] = text;
+    const label = duration ? `${clock(elapsed)} / ${clock(duration)}` : clock(elapsed);
+    g.fillStyle = "#fff";
+    g.textBaseline = "middle";
+    g.font = `600 ${Math.round(size)}px system-ui, sans-serif`;
+    const room = x1 - tx, used = g.measureText(label).width;  // the time ends where the bar ends
+    if (used > room) g.font = `600 ${Math.floor(size * room / used)}px system-ui, sans-serif`;
+    g.fillText(label, tx, ty);
+  }
+}
+
+// The box-sized quad of an audio node that has none (bundles published before issue 24): in the node's XZ plane,
+// facing +Y, its image upright on the page (v = 0, the image's top row, toward the page's top at -Z), as bundle.py
+// lays every quad. Pulled toward the camera like the flat overlays renderer.js lifts (the last overlay's step).
+function audioQuad(spec, material) {
+  const g = new THREE.PlaneGeometry((Number(spec.width_mm) || 20) / 1000, (Number(spec.height_mm) || 20) / 1000);
+  g.rotateX(-Math.PI / 2);  // XY plane -> XZ plane, normal +Y; PlaneGeometry's v = 1 edge now lies toward -Z
+  const uv = g.attributes.uv;
+  for (let i = 0; i < uv.count; i++) uv.setY(i, 1 - uv.getY(i));
+  material.polygonOffset = true;
+  material.polygonOffsetFactor = -1;
+  material.polygonOffsetUnits = -64;
+  return new THREE.Mesh(g, material);
+}
+
 function audioController(overlay, ctx) {
+  const spec = overlay.spec;
   const el = new Audio();
   el.preload = "auto";
-  el.loop = !!overlay.spec.loop;
-  el.src = ctx.resolve(overlay.spec.src);
+  el.loop = !!spec.loop;
+  el.src = ctx.resolve(spec.src);
+  // the live control replaces the bundle's poster at once (it shows the same control at rest)
+  const aspect = Math.max(1e-3, Number(spec.width_mm) || 1) / Math.max(1e-3, Number(spec.height_mm) || 1);
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(aspect >= 1 ? AUDIO_CANVAS_LONG_SIDE : AUDIO_CANVAS_LONG_SIDE * aspect);
+  canvas.height = Math.round(aspect >= 1 ? AUDIO_CANVAS_LONG_SIDE / aspect : AUDIO_CANVAS_LONG_SIDE);
+  const g = canvas.getContext("2d");
+  const tex = new THREE.CanvasTexture(canvas);
+  tex.colorSpace = THREE.SRGBColorSpace;
+  tex.flipY = false;  // glTF UVs have their origin at the image's top-left
+  const material = new THREE.MeshBasicMaterial({ map: tex, side: THREE.DoubleSide, toneMapped: false });
+  const meshes = meshesOf(overlay.object);
+  for (const mesh of meshes) mesh.material = keepDepthOrder(material, mesh.material);
+  if (!meshes.length) overlay.object.add(audioQuad(spec, material));  // a bundle published before audio had a quad
+  let frame = null;
+  const progress = () => (el.duration > 0 && Number.isFinite(el.duration) ? Math.min(1, el.currentTime / el.duration) : 0);
+  const draw = () => {
+    drawAudioControl(g, canvas.width, canvas.height, { playing: !el.paused, fraction: progress(),
+                                                       elapsed: el.currentTime, duration: el.duration });
+    tex.needsUpdate = true;
+  };
+  const animate = () => {
+    draw();
+    frame = el.paused ? null : requestAnimationFrame(animate);
+  };
+  const onChange = () => {
+    if (!el.paused && frame === null) frame = requestAnimationFrame(animate);
+    draw();
+  };
+  for (const type of ["play", "pause", "ended", "loadedmetadata", "seeked", "emptied"]) el.addEventListener(type, onChange);
+  draw();
   return {
     element: el,
     show() {},
     hide() { el.pause(); },
     tap() { if (el.paused) el.play().catch(() => {}); else el.pause(); },
-    state() { return { id: overlay.id, kind: overlay.kind, currentTime: el.currentTime, paused: el.paused, muted: el.muted }; },
-    dispose() { el.pause(); },
+    state() {
+      return { id: overlay.id, kind: overlay.kind, currentTime: el.currentTime, paused: el.paused, muted: el.muted,
+               progress: progress() };
+    },
+    dispose() {
+      el.pause();
+      if (frame !== null) cancelAnimationFrame(frame);
+      tex.dispose();
+    },
   };
 }
 

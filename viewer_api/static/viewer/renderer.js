@@ -12,6 +12,29 @@ import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
 import { DRACOLoader } from "three/addons/loaders/DRACOLoader.js";
 import { MeshoptDecoder } from "three/addons/libs/meshopt_decoder.module.js";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
+import { RoomEnvironment } from "three/addons/environments/RoomEnvironment.js";
+
+// Image-based light for lit (PBR) models, as a product viewer lights them: without it a model with no material
+// (glTF's default is fully metallic) or a metallic one reflects nothing but two lights and renders nearly black.
+// Khronos PBR Neutral tone mapping, made for product viewers: base colours stay true, highlights of the bright room
+// roll off instead of clipping (untoned, a white model was a flat white disc). Only lit materials are tone mapped:
+// the paper, posters, videos and images (unlit) are shown as they are.
+const ENV_BLUR_SIGMA = 0.04;      // RoomEnvironment's usual blur: soft reflections, no visible room edges
+const SUN_INTENSITY = 0.8;        // one directional light on top of the environment: a shading cue, not the light
+const ENV_INTENSITY = 0.6;        // the room is bright: at 1 a white model is a near-white disc with little shape
+// Depth order on the paper. Overlays at elevation 0 lie exactly in the page plane: two coplanar surfaces give the
+// depth test equal depths up to interpolation noise, seen as flickering stripes (depth fighting). The paper is
+// therefore drawn first and never writes depth (nothing can lose to it; it cannot hide what lies above it), and each
+// flat overlay is pulled toward the camera by a polygon offset growing with its order, so overlays overlapping each
+// other at one elevation keep the page's order too. A polygon offset is in depth-buffer steps and slope, so unlike a
+// lift in millimetres it holds at any distance and viewing angle; a lift would also move the overlay on the paper.
+const PAPER_RENDER_ORDER = -1;
+const OVERLAY_OFFSET_STEP = 2;    // depth-buffer units between successive flat overlays (1 is the resolvable minimum)
+// The plain 3D view: the page seen from above at this direction (up and toward the reader), fitted to the screen
+// in both directions with this share of the half-screen kept free.
+const VIEW3D_DIRECTION = new THREE.Vector3(0, 1.1, 0.75).normalize();
+const VIEW3D_FILL = 0.9;
+const VIEW3D_FOV = 50;
 
 export function overlaySpecOf(object) {
   const ud = object.userData || {};
@@ -23,6 +46,29 @@ export function isPagePlane(object) {
   return !!(ud.page_plane || ud.pagePlane || ud.role === "page" || (ud.page && !ud.overlay));
 }
 
+// The paper is drawn before everything and writes no depth: no overlay can fight it (see PAPER_RENDER_ORDER).
+// It is opaque (a page image with an alpha channel would otherwise move it to three.js's transparent pass, drawn
+// after the overlays and over them).
+function layPaper(mesh) {
+  mesh.renderOrder = PAPER_RENDER_ORDER;
+  for (const m of [].concat(mesh.material)) {
+    if (!m) continue;
+    m.depthWrite = false;
+    m.transparent = false;
+  }
+}
+
+// A flat overlay (quad on the paper) of the page's i-th overlay: pulled toward the camera by a polygon offset.
+// media.js copies it onto the materials it puts in place (keepDepthOrder).
+function liftFlatOverlay(material, i) {
+  for (const m of [].concat(material)) {
+    if (!m) continue;
+    m.polygonOffset = true;
+    m.polygonOffsetFactor = -1;
+    m.polygonOffsetUnits = -OVERLAY_OFFSET_STEP * (i + 1);
+  }
+}
+
 export class PageRenderer {
   constructor(canvas, { dracoPath } = {}) {
     this.canvas = canvas;
@@ -30,6 +76,7 @@ export class PageRenderer {
     this.renderer = new THREE.WebGLRenderer({ canvas, alpha: true, antialias: false, powerPreference: "high-performance" });
     this.renderer.setClearColor(0x000000, 0);
     this.renderer.outputColorSpace = THREE.SRGBColorSpace;
+    this.renderer.toneMapping = THREE.NeutralToneMapping;
     this.scene = new THREE.Scene();
     this.camera = new THREE.PerspectiveCamera(60, 4 / 3, 0.01, 100);
     this.camera.matrixAutoUpdate = false;
@@ -38,8 +85,8 @@ export class PageRenderer {
     this.pageRoot.visible = false;
     this.scene.add(this.pageRoot);
     // Light for lit (PBR) models such as the stock pin; bundle quads are unlit (KHR_materials_unlit) and ignore it.
-    this.scene.add(new THREE.HemisphereLight(0xffffff, 0x666666, 1.4));
-    const sun = new THREE.DirectionalLight(0xffffff, 0.9);
+    // The environment (scene.environment) is made when a bundle holds a lit material (lightModels).
+    const sun = new THREE.DirectionalLight(0xffffff, SUN_INTENSITY);
     sun.position.set(0.3, 1, 0.5);
     this.scene.add(sun);
     this.loader = new GLTFLoader();
@@ -81,11 +128,38 @@ export class PageRenderer {
       if (spec) this.overlays.push({ id: String(spec.id), kind: spec.kind, spec, object: o, controller: null });
       else if (isPagePlane(o)) { this.pagePlanes.push(o); o.visible = false; }
     });
+    gltf.scene.traverse((o) => {  // images (unlit: KHR_materials_unlit) are shown as they are, never tone mapped
+      if (o.isMesh) for (const m of [].concat(o.material)) if (m && m.isMeshBasicMaterial) m.toneMapped = false;
+    });
+    for (const plane of this.pagePlanes) plane.traverse((m) => { if (m.isMesh) layPaper(m); });
+    this.overlays.forEach((o, i) => {
+      if (o.kind === "model3d") return;
+      o.object.traverse((m) => { if (m.isMesh) liftFlatOverlay(m.material, i); });
+    });
+    this.lightModels(gltf.scene);
     if (gltf.animations && gltf.animations.length) {
       this.mixer = new THREE.AnimationMixer(gltf.scene);
       for (const clip of gltf.animations) this.mixer.clipAction(clip).play();
     }
     return this.overlays;
+  }
+
+  // scene.environment from three.js's RoomEnvironment (PMREM), made once, only when a lit material is shown: the
+  // first overlay of a page of videos and images never waits for it.
+  lightModels(root) {
+    if (this.scene.environment) return;
+    let lit = false;
+    root.traverse((o) => {
+      if (!o.isMesh) return;
+      for (const m of [].concat(o.material)) if (m && (m.isMeshStandardMaterial || m.isMeshPhongMaterial || m.isMeshLambertMaterial)) lit = true;
+    });
+    if (!lit) return;
+    const pmrem = new THREE.PMREMGenerator(this.renderer);
+    const room = new RoomEnvironment();
+    this.scene.environment = pmrem.fromScene(room, ENV_BLUR_SIGMA).texture;
+    this.scene.environmentIntensity = ENV_INTENSITY;
+    room.dispose();
+    pmrem.dispose();
   }
 
   clear() {
@@ -128,25 +202,64 @@ export class PageRenderer {
     this.pageRoot.matrix.identity();
     this.pageRoot.updateMatrixWorld(true);
     this.camera.matrixAutoUpdate = true;
-    const size = Math.max(widthMm, heightMm) / 1000;
-    this.camera.fov = 50;
-    this.camera.aspect = this.width / this.height;
-    this.camera.near = 0.01; this.camera.far = 50;
-    this.camera.position.set(0, size * 1.1, size * 0.75);
-    this.camera.lookAt(0, 0, 0);
-    this.camera.updateProjectionMatrix();
+    this.view3dPage = { widthMm, heightMm };
     this.controls = new OrbitControls(this.camera, this.canvas);
-    this.controls.target.set(0, 0, 0);
-    this.controls.update();
+    this.controls.maxPolarAngle = Math.PI / 2 - 0.05;  // stay above the table: the paper is seen from its front
+    this.fitView3d();
     this.renderer.setClearColor(0x202020, 1);
     this.setVisible(true);
+  }
+
+  // Frame the whole page in the 3D view, in both directions, whatever the screen's shape (a portrait phone is
+  // limited by the page's width, a landscape screen by its depth): the camera looks at the page centre from
+  // VIEW3D_DIRECTION and backs off until the four corners project inside VIEW3D_FILL of the screen. Called again
+  // when the screen turns or resizes.
+  fitView3d() {
+    if (this.mode !== "view3d" || !this.view3dPage) return;
+    const w = this.view3dPage.widthMm / 1000, h = this.view3dPage.heightMm / 1000;
+    const cam = this.camera;
+    cam.fov = VIEW3D_FOV;
+    cam.aspect = this.width / this.height;
+    const corners = [[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]].map(([x, z]) => new THREE.Vector3(x, 0, z));
+    const fits = (distance) => {
+      cam.position.copy(VIEW3D_DIRECTION).multiplyScalar(distance);
+      cam.lookAt(0, 0, 0);
+      cam.updateMatrixWorld(true);
+      cam.updateProjectionMatrix();
+      return corners.every((c) => {
+        const p = c.clone().project(cam);
+        return p.z < 1 && Math.abs(p.x) <= VIEW3D_FILL && Math.abs(p.y) <= VIEW3D_FILL;
+      });
+    };
+    // the projected page only shrinks as the camera backs off: bisect the distance at which it just fits
+    let lo = 0.01, hi = 100 * Math.max(w, h);
+    for (let i = 0; i < 50; i++) { const mid = (lo + hi) / 2; if (fits(mid)) hi = mid; else lo = mid; }
+    fits(hi);
+    cam.near = hi / 100; cam.far = hi * 20;
+    cam.updateProjectionMatrix();
+    this.controls.target.set(0, 0, 0);
+    this.controls.minDistance = hi * 0.25;
+    this.controls.maxDistance = hi * 3;
+    this.controls.update();
+  }
+
+  // The page's corners [tl, tr, br, bl] projected to canvas px (the plain 3D view: is the whole page on screen?).
+  pageCorners() {
+    if (!this.view3dPage) return null;
+    const w = this.view3dPage.widthMm / 1000, h = this.view3dPage.heightMm / 1000;
+    this.camera.updateMatrixWorld(true);
+    return [[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]].map(([x, z]) => {
+      const p = new THREE.Vector3(x, 0, z).applyMatrix4(this.pageRoot.matrixWorld).project(this.camera);
+      return [(p.x + 1) / 2 * this.width, (1 - p.y) / 2 * this.height];
+    });
   }
 
   _addPaper(widthMm, heightMm) {
     const g = new THREE.PlaneGeometry(widthMm / 1000, heightMm / 1000);
     g.rotateX(-Math.PI / 2);  // XY plane -> XZ plane, normal +Y (out of the paper)
     const paper = new THREE.Mesh(g, new THREE.MeshStandardMaterial({ color: 0xf4f1ea, roughness: 0.9 }));
-    paper.position.y = -0.0005;
+    layPaper(paper);
+    this.pagePlanes.push(paper);
     this.pageRoot.add(paper);
   }
 
