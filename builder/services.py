@@ -376,8 +376,47 @@ def send_back(db: Session, actor: Actor, edition: Edition, comment: str) -> Edit
 
 # --------------------------------------------------------------------------------------- pages
 
+# Sizes a page is snapped to when an image's dpi or a PDF's box comes within SNAP_TOLERANCE of one of them (a 150 dpi
+# A4 scan is 1240 x 1754 px = 209.97 x 296.99 mm; a PDF exported from InDesign says 209.97 x 297.01 mm).
+STANDARD_PAGE_SIZES: dict[str, tuple[float, float]] = {"A5": (148.0, 210.0), **PAGE_PRESETS, "A2": (420.0, 594.0)}
+SNAP_TOLERANCE = 0.01
+# 72 and 96 dpi are the defaults screens, cameras and screenshot tools write, not a print resolution: an image at
+# those would be sized as a poster. Below this the designer's chosen size is used instead.
+MIN_PRINT_DPI = 100.0
+
+
+def standard_size_name(width_mm: float, height_mm: float) -> str | None:
+    """Name of the standard size (either orientation) within SNAP_TOLERANCE of width x height mm, else None."""
+    for name, (w, h) in STANDARD_PAGE_SIZES.items():
+        for a, b in ((w, h), (h, w)):
+            if abs(width_mm - a) <= SNAP_TOLERANCE * a and abs(height_mm - b) <= SNAP_TOLERANCE * b:
+                return name
+    return None
+
+
+def snap_page_size(width_mm: float, height_mm: float) -> tuple[float, float]:
+    """The standard size (in the page's orientation) when within SNAP_TOLERANCE, else rounded to 0.1 mm."""
+    name = standard_size_name(width_mm, height_mm)
+    if name is None:
+        return round(float(width_mm), 1), round(float(height_mm), 1)
+    w, h = STANDARD_PAGE_SIZES[name]
+    return (float(w), float(h)) if (width_mm <= height_mm) == (w <= h) else (float(h), float(w))
+
+
+def page_size_from_file(meta: dict) -> tuple[float, float] | None:
+    """Physical size a page file states itself, snapped (``snap_page_size``): a PDF's page box, or an image's pixel
+    size at its dpi (from MIN_PRINT_DPI on); None when it states none."""
+    if meta.get("source") == "pdf" and meta.get("width_mm") and meta.get("height_mm"):
+        return snap_page_size(float(meta["width_mm"]), float(meta["height_mm"]))
+    dpi = float(meta.get("dpi") or 0)
+    if dpi >= MIN_PRINT_DPI and meta.get("width_px") and meta.get("height_px"):
+        return snap_page_size(meta["width_px"] / dpi * 25.4, meta["height_px"] / dpi * 25.4)
+    return None
+
+
 def resolve_page_size(values: dict, meta: dict) -> tuple[float, float]:
-    """Physical page size in mm: typed values win, then a preset, then the PDF's own size."""
+    """Physical page size in mm: typed values win, then a preset, then the size the file states (a PDF's page box,
+    an image's dpi; ``page_size_from_file``)."""
     width = _number(values, "width_mm", required=False, lo=20, hi=MAX_PAGE_MM)
     height = _number(values, "height_mm", required=False, lo=20, hi=MAX_PAGE_MM)
     preset = (values.get("preset") or "").strip()
@@ -389,8 +428,13 @@ def resolve_page_size(values: dict, meta: dict) -> tuple[float, float]:
             raise InvalidField("preset", f"one of {', '.join(PAGE_PRESETS)}", f"một trong {', '.join(PAGE_PRESETS)}")
         w, h = PAGE_PRESETS[key]
         return float(w), float(h)
-    if meta.get("width_mm") and meta.get("height_mm"):
-        return float(meta["width_mm"]), float(meta["height_mm"])
+    stated = page_size_from_file(meta)
+    if stated is not None:
+        return stated
+    if meta.get("width_px"):  # an image without a print resolution
+        raise InvalidField("preset", "this image does not say its print size (it has no resolution in dpi): "
+                                     "choose a page size",
+                           "ảnh này không cho biết khổ in (không có độ phân giải dpi): hãy chọn khổ trang")
     raise MissingField("width_mm")
 
 

@@ -17,12 +17,18 @@ const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
 const PLACEMENT = ['x_mm', 'y_mm', 'width_mm', 'height_mm', 'rotation_deg', 'elevation_mm', 'scale'];
 const MIN_SIZE_MM = 1; // the service refuses smaller boxes
 const SNAP_DEG = 15; // rotation step with Shift held
+// A box within this relative difference of its file's height/width has the file's shape (0.1 mm rounding of a
+// small box); such a box starts with its proportions locked.
+const ASPECT_TOLERANCE = 0.02;
+// Kinds drawn as their file on the paper (builder/services.py MEDIA_SHAPED_KINDS): their box keeps the file's shape.
+const MEDIA_SHAPED = ['video', 'animated_image', 'image'];
 const SAVE_DELAY_MS = 400; // typing in a field saves once the designer pauses
 // Plain glyphs that every system font has (no emoji font needed on the newsroom's PCs).
 const ICONS = {model3d: '⬢', video: '▶', audio: '♪', animated_image: '✦', image: '▣', panorama360: '360°', link: '↗'};
 
 const overlays = new Map(page.overlays.map((o) => [o.id, o]));
 const boxes = new Map();
+const aspectChoice = new Map(); // overlay id -> the designer's lock choice (true: keep the file's shape)
 let selectedId = null;
 let mode = root.dataset.mode;
 
@@ -30,6 +36,29 @@ const round1 = (v) => Math.round(v * 10) / 10; // placement precision: 0.1 mm, 0
 const roundField = (key, v) => (key === 'scale' ? Math.round(v * 100) / 100 : round1(v));
 const pxPerMm = () => stage.clientWidth / page.width_mm;
 const fmt = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => values[k] ?? '');
+
+// height / width of the file an overlay shows (pixel size from the server's upload checks), or null.
+function fileAspect(o) {
+  const meta = o && o.asset && o.asset.meta;
+  if (!MEDIA_SHAPED.includes(o && o.kind) || !meta || !(meta.width > 0 && meta.height > 0)) return null;
+  return meta.height / meta.width;
+}
+
+// Locked unless the designer unlocked it; a box already stretched away from its file's shape starts unlocked.
+function aspectLocked(o) {
+  const a = fileAspect(o);
+  if (a === null) return false;
+  if (aspectChoice.has(o.id)) return aspectChoice.get(o.id);
+  return Math.abs(o.height_mm / o.width_mm - a) <= ASPECT_TOLERANCE * a;
+}
+
+function ratioText(o) {
+  const m = o.asset.meta;
+  const gcd = (a, b) => (b ? gcd(b, a % b) : a);
+  const g = gcd(m.width, m.height);
+  const [w, h] = [m.width / g, m.height / g];
+  return w <= 32 && h <= 32 ? `${w}:${h}` : `${(m.width / m.height).toFixed(2)}:1`;
+}
 
 // ------------------------------------------------------------------------------------------ drawing
 
@@ -189,9 +218,8 @@ function fillFields(o) {
   field('chroma_key').value = opt.chroma_key || '#00ff00';
   field('url').value = o.url || '';
   field('label').value = opt.label || '';
-  for (const el of form.querySelectorAll('[data-kinds]')) {
-    el.hidden = !el.dataset.kinds.split(' ').includes(o.kind);
-  }
+  showKinds(form, o.kind);
+  showAspectLock(o);
   const meta = (o.asset && o.asset.meta) || {};
   const bits = [];
   if (meta.duration_s) bits.push(`${Number(meta.duration_s).toFixed(1)} s`);
@@ -202,8 +230,38 @@ function fillFields(o) {
   document.getElementById('placement-title').textContent = `${T.kinds[o.kind] || o.kind} #${o.id}`;
 }
 
+// Fields of other kinds are hidden and disabled: a hidden field is neither validated nor sent (a hidden invalid
+// one made every save log "An invalid form control is not focusable").
+function showKinds(container, kind) {
+  for (const el of container.querySelectorAll('[data-kinds]')) el.hidden = !el.dataset.kinds.split(' ').includes(kind);
+  for (const c of container.querySelectorAll('input, select, textarea')) {
+    c.disabled = readonly || c.parentElement.closest('[hidden]') !== container.closest('[hidden]');
+  }
+}
+
+const lockButton = document.getElementById('aspect-lock');
+
+function showAspectLock(o) {
+  if (!lockButton) return;
+  const a = fileAspect(o);
+  lockButton.hidden = a === null;
+  if (a === null) return;
+  const on = aspectLocked(o);
+  lockButton.setAttribute('aria-pressed', String(on));
+  lockButton.classList.toggle('on', on);
+  lockButton.textContent = fmt(on ? T.aspect_locked : T.aspect_unlocked, {ratio: ratioText(o)}); // on: dark, like a pressed toggle
+}
+
+// The URL names the overlay shown in the side panel (?selected=), so a reload keeps it; never one that is gone.
+function rememberSelection(id) {
+  const url = new URL(location.href);
+  if (id) url.searchParams.set('selected', id); else url.searchParams.delete('selected');
+  if (url.href !== location.href) history.replaceState(history.state, '', url);
+}
+
 function select(id, focus = false) {
   selectedId = id;
+  if (root.dataset.ready === 'yes') rememberSelection(overlays.has(id) ? id : null);
   for (const [bid, box] of boxes) box.classList.toggle('selected', bid === id);
   renderList();
   const o = overlays.get(id);
@@ -315,6 +373,7 @@ function onPointerDown(event, id) {
   const handle = event.target.dataset.handle || 'move';
   const s = pxPerMm();
   const start = {px: event.clientX, py: event.clientY, ...o};
+  const keepShape = aspectLocked(o); // decided once per drag (the box's ratio changes under the pointer)
   const rect = stage.getBoundingClientRect();
   box.setPointerCapture(event.pointerId);
   box.classList.add('dragging');
@@ -333,7 +392,8 @@ function onPointerDown(event, id) {
       const c = Math.cos(r), sn = Math.sin(r);
       let w = Math.max(MIN_SIZE_MM, start.width_mm + (dx * c + dy * sn));
       let h = Math.max(MIN_SIZE_MM, start.height_mm + (-dx * sn + dy * c));
-      if (e.shiftKey) h = w * start.height_mm / start.width_mm; // keep the proportions
+      if (keepShape) h = Math.max(MIN_SIZE_MM, w * fileAspect(o)); // the file's shape (the lock toggle frees it)
+      else if (e.shiftKey) h = w * start.height_mm / start.width_mm; // keep the proportions
       // Keep the rotated top-left corner where it was: the centre moves by R·(dw/2, dh/2).
       const hw = (w - start.width_mm) / 2, hh = (h - start.height_mm) / 2;
       const cx = start.x_mm + start.width_mm / 2 + hw * c - hh * sn;
@@ -473,7 +533,14 @@ if (form) {
     if (PLACEMENT.includes(name)) {
       const v = parseFloat(event.target.value);
       if (!Number.isFinite(v)) return;
+      const keepShape = (name === 'width_mm' || name === 'height_mm') && aspectLocked(o);
       o[name] = v;
+      if (keepShape) { // the other side follows, in the file's shape
+        const a = fileAspect(o);
+        const other = name === 'width_mm' ? 'height_mm' : 'width_mm';
+        o[other] = round1(name === 'width_mm' ? v * a : v / a);
+        field(other).value = o[other];
+      }
       placeBox(o);
       if (o.kind === 'model3d') update3d(o);
     } else if (['autoplay', 'loop', 'muted'].includes(name)) {
@@ -491,16 +558,31 @@ if (form) {
     event.preventDefault();
     if (selectedId) save(selectedId);
   });
+  lockButton?.addEventListener('click', () => {
+    const o = overlays.get(selectedId);
+    if (!o || readonly || fileAspect(o) === null) return;
+    const on = !aspectLocked(o);
+    aspectChoice.set(o.id, on);
+    if (on) { // locking puts the box back in the file's shape, keeping its width
+      o.height_mm = round1(o.width_mm * fileAspect(o));
+      placeBox(o);
+      syncFieldsFromModel(o);
+      save(o.id);
+    }
+    showAspectLock(o);
+  });
   document.getElementById('delete-overlay').addEventListener('click', async () => {
     const id = selectedId;
-    if (!id || !window.confirm(T.confirm_delete)) return;
+    const o = overlays.get(id);
+    if (!o || !window.confirm(fmt(T.confirm_delete, {name: labelText(o)}))) return;
     try {
       await api('DELETE', `/api/v1/overlays/${id}`);
       overlays.delete(id);
       boxes.get(id)?.remove();
       boxes.delete(id);
       select(null);
-      setState(T.deleted, 'ok');
+      setState(fmt(T.deleted, {name: labelText(o)}), 'ok'); // shown outside the (now hidden) placement form
+      root.dataset.deleted = String(id); // lets tests wait for a completed delete
     } catch (err) {
       setState(fmt(T.save_failed, {reason: err.message}), 'error');
     }
@@ -568,7 +650,10 @@ confToggle?.addEventListener('click', () => {
     confBox = document.createElement('div');
     confBox.className = 'confusable-region';
     const label = document.createElement('span');
-    label.textContent = fmt(T.confusable_label, {page: confusable.page_id, score: Math.round(confusable.score * 100)});
+    const twin = confusable.edition_number && confusable.page_number
+      ? fmt(T.published_page, {edition: confusable.edition_number, page: confusable.page_number})
+      : fmt(T.published_page_id, {page: confusable.page_id}); // ratings made before pages were named
+    label.textContent = fmt(T.confusable_label, {page: twin, score: Math.round(confusable.score * 100)});
     confBox.append(label);
     stage.querySelector('#page-image').after(confBox);
     placeConfusable();
@@ -703,6 +788,7 @@ function start() {
   renderList();
   const wanted = Number(root.dataset.selected);
   select(overlays.has(wanted) ? wanted : null);
+  rememberSelection(overlays.has(wanted) ? wanted : null); // a stale ?selected= (a deleted overlay) leaves the URL
   if (mode === 'preview') setMode('preview');
   new ResizeObserver(placeAll).observe(stage);
   if (new URLSearchParams(location.search).has('shared')) confToggle?.click(); // linked from the edition page

@@ -15,19 +15,22 @@ if (preset) {
     for (const el of typed) {
       const on = preset.value === el.dataset.showWhen;
       el.hidden = !on;
-      for (const input of el.querySelectorAll('input')) input.required = on;
+      for (const input of el.querySelectorAll('input')) {
+        input.required = on;
+        input.disabled = !on; // neither validated nor sent while hidden
+      }
     }
   };
   preset.addEventListener('change', sync);
   sync();
-  // A PDF knows its own size: choosing one selects "From the PDF"; an image needs a size, A3 unless chosen.
+  // A PDF knows its own size: choosing one selects "From the file" unless a size is typed. An image keeps the
+  // designer's last choice (the server remembers it); "From the file" reads the image's dpi.
   const file = preset.form.querySelector('input[type=file]');
   file?.addEventListener('change', () => {
     const chosen = file.files[0];
     if (!chosen) return;
     const isPdf = chosen.type === 'application/pdf' || /\.pdf$/i.test(chosen.name);
     if (isPdf && preset.value !== 'custom') preset.value = '';
-    if (!isPdf && preset.value === '') preset.value = 'A3';
     sync();
   });
 }
@@ -47,6 +50,11 @@ if (addForm) {
     }
     for (const el of addForm.querySelectorAll('[data-source]')) {
       if (k === 'model3d') el.hidden = el.dataset.source !== source;
+    }
+    // A hidden field is neither validated nor sent (a hidden required or invalid one blocks the post with only a
+    // console error, "An invalid form control is not focusable").
+    for (const c of addForm.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+      c.disabled = c.closest('[hidden]') !== null;
     }
     const needsFile = k !== 'link' && !(k === 'model3d' && source === 'stock');
     file.required = needsFile;

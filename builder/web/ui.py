@@ -46,7 +46,8 @@ VENDOR_FILES: dict[str, str] = {
 }
 
 # Default box of a new overlay: centred on the page, this share of the page width, and this height/width ratio
-# per kind (video 16:9, a link is a button, a sound a square tap target).
+# per kind (a link is a button, a sound a square tap target); a video or image takes its file's ratio, and the
+# video's 16:9 only applies when its file's size is unknown.
 NEW_OVERLAY_WIDTH_SHARE = 0.3
 NEW_OVERLAY_ASPECT = {"model3d": 1.0, "video": 9 / 16, "audio": 1.0, "animated_image": 1.0, "image": 0.75,
                       "panorama360": 0.5, "link": 0.3}
@@ -54,6 +55,7 @@ QR_SIZES_MM = (15, 20, 25, 30, 40)
 QR_ECC = ("L", "M", "Q", "H")
 PAPERS = ("A4", "A3")
 AUDIT_PAGE_SIZE = 200
+PAGE_SIZE_CHOICE = "page_size_choice"  # session key: the page size the designer last uploaded with
 
 
 def roles_required(allowed):
@@ -84,7 +86,25 @@ def _roles():
         "role_label": role_label,
         "status_label": status_label,
         "marker_sheet_url": _marker_sheet_url,
+        "page_size_label": page_size_label,
+        "published_page_label": published_page_label,
+        "test_sheet_paper": _test_sheet_paper,
     }
+
+
+def page_size_label(width_mm: float, height_mm: float) -> str:
+    """A page size as a designer reads it: "210 × 297 mm (A4)", or "250.5 × 350 mm" for a size of its own."""
+    text = f"{round(width_mm, 1):g} × {round(height_mm, 1):g} mm"
+    name = svc.standard_size_name(width_mm, height_mm)
+    return f"{text} ({name})" if name else text
+
+
+def published_page_label(entry: dict) -> str:
+    """A published page as the newsroom names it ("Số 2 · Trang 1"); its id only for ratings made before numbers
+    were recorded."""
+    if entry.get("edition_number") and entry.get("page_number"):
+        return _("No. %(edition)s · Page %(page)s", edition=entry["edition_number"], page=entry["page_number"])
+    return _("published page #%(page)s", page=entry.get("page_id"))
 
 
 def role_label(role: str) -> str:
@@ -162,7 +182,10 @@ def dashboard():
     pubs = db().scalars(select(Publication).order_by(Publication.name)).all()
     review = db().scalars(select(Edition).where(Edition.status == "in_review").order_by(Edition.date.desc())).all()
     recent = db().scalars(select(Edition).order_by(Edition.updated_at.desc()).limit(8)).all()
-    return render_template("dashboard.html", publications=pubs, in_review=review, recent=recent)
+    # Drafts an editor sent back keep the comment until they are submitted again: the designers' to-do list.
+    sent_back = db().scalars(select(Edition).where(Edition.status == "draft", Edition.review_comment != "")
+                             .order_by(Edition.updated_at.desc())).all() if g.user.role in svc.CONTENT_WRITERS else []
+    return render_template("dashboard.html", publications=pubs, in_review=review, recent=recent, sent_back=sent_back)
 
 
 # ----------------------------------------------------------------------------- publications, editions
@@ -218,7 +241,8 @@ def edition(edition_id):
                             .order_by(PublishFailure.at.desc()).limit(10)).all()
     users = {u.id: u.email for u in db().scalars(select(User)).all()}
     return render_template("edition.html", edition=ed, versions=versions, failures=failures, users=users,
-                           presets=PAGE_PRESETS, unchanged=svc.unchanged_since_published(ed))
+                           presets=PAGE_PRESETS, unchanged=svc.unchanged_since_published(ed),
+                           size_choice=session.get(PAGE_SIZE_CHOICE) or {"preset": ""})
 
 
 @ui_bp.post("/editions/<edition_id>/pages")
@@ -230,14 +254,17 @@ def upload_page(edition_id):
     if not data:
         raise MissingField("image")
     values = _form()
+    choice = {"preset": values.get("preset") or ""}
     if values.get("preset") == "custom":
         values.pop("preset")
+        choice.update(width_mm=values.get("width_mm"), height_mm=values.get("height_mm"))
     else:
         values.pop("width_mm", None)
         values.pop("height_mm", None)
     published = current_app.extensions["baonhung"].published
     page = svc.add_page(db(), store(), _limits(), actor(), ed, data, upload.filename, values,
                         published.index(), published.catalog()["pages"])
+    session[PAGE_SIZE_CHOICE] = choice  # the next upload form starts from it
     flash(_("Page %(number)s uploaded.", number=page.number), "ok")
     return redirect(url_for("ui.edition", edition_id=ed.id) + f"#page-{page.id}")
 
@@ -363,11 +390,13 @@ def _render_editor(page: Page, preview_only: bool):
 
 
 def default_box(kind: str, page: Page) -> dict:
-    """A new overlay's box in page mm: centred, NEW_OVERLAY_WIDTH_SHARE of the page width, kind's aspect."""
+    """A new overlay's size in page mm: NEW_OVERLAY_WIDTH_SHARE of the page width; the kind's aspect, except for
+    kinds shown as their file (video, images), whose height the service takes from the file's shape. The service
+    centres it on the page."""
     width = round(page.width_mm * NEW_OVERLAY_WIDTH_SHARE, 1)
-    height = round(width * NEW_OVERLAY_ASPECT.get(kind, 1.0), 1)
-    return {"x_mm": round((page.width_mm - width) / 2, 1), "y_mm": round((page.height_mm - height) / 2, 1),
-            "width_mm": width, "height_mm": height}
+    if kind in svc.MEDIA_SHAPED_KINDS:
+        return {"width_mm": width}
+    return {"width_mm": width, "height_mm": round(width * NEW_OVERLAY_ASPECT.get(kind, 1.0), 1)}
 
 
 @ui_bp.post("/pages/<page_id>/overlays")
@@ -391,7 +420,8 @@ def add_overlay(page_id):
     upload = request.files.get("file")
     data = upload.read() if upload is not None and upload.filename and not from_stock else None
     overlay = svc.add_overlay(db(), store(), _limits(), actor(), page, values, data,
-                              upload.filename if upload is not None else "")
+                              upload.filename if upload is not None else "", centre=True,
+                              default_aspect=NEW_OVERLAY_ASPECT.get(values.get("kind", ""), 1.0))
     flash(_("Overlay added: %(kind)s.", kind=kind_label(overlay.kind)), "ok")
     return redirect(url_for("ui.page_editor", page_id=page.id, selected=overlay.id))
 
@@ -432,13 +462,18 @@ def _editor_strings() -> dict:
     """Texts the editor script shows, translated on the server (the script has no catalog of its own)."""
     return {
         "saving": _("Saving…"), "saved": _("Saved."), "save_failed": _("Could not save: %(reason)s", reason="{reason}"),
-        "deleted": _("Overlay deleted."), "confirm_delete": _("Delete this overlay?"),
+        "deleted": _("Overlay “%(name)s” deleted.", name="{name}"),
+        "confirm_delete": _("Delete the overlay “%(name)s”? This cannot be undone.", name="{name}"),
         "no_selection": _("Select an overlay on the page or in the list to edit it."),
         "preview3d_failed": _("The 3D preview could not load: %(reason)s", reason="{reason}"),
         "kinds": {k: kind_label(k) for k in OVERLAY_KINDS},
         "play": _("Tap to play"), "open_link": _("Open link"), "panorama": _("Tap to enter 360°"),
         "size": _size_strings(), "warnings": _warning_strings(),
-        "confusable_label": _("Like published page #%(page)s (%(score)s%%)", page="{page}", score="{score}"),
+        "confusable_label": _("Like %(page)s (%(score)s%%)", page="{page}", score="{score}"),
+        "published_page": _("No. %(edition)s · Page %(page)s", edition="{edition}", page="{page}"),
+        "published_page_id": _("published page #%(page)s", page="{page}"),
+        "aspect_locked": _("File proportions kept (%(ratio)s)", ratio="{ratio}"),
+        "aspect_unlocked": _("Free proportions (file %(ratio)s)", ratio="{ratio}"),
     }
 
 
@@ -639,6 +674,16 @@ def _qr_url(page_id: int, fmt: str, size_mm: float, ecc: str) -> str:
 def _sheet_url(edition_id: int, paper: str, size_mm: float = 22.0, ecc: str = "M") -> str:
     """The edition sheet with the QR size and error correction the print desk picked."""
     return f"/api/v1/editions/{edition_id}/sheet.pdf?paper={paper}&size_mm={_fmt_size(size_mm)}&ecc={ecc}"
+
+
+def _test_sheet_paper(width_mm: float | None, height_mm: float | None, paper: str = "A4") -> str:
+    """The paper a page's marker test sheet prints on at 100 %, from ``paper`` up (an A4 page needs A3); ``paper``
+    itself for a page of unknown size (a published snapshot that did not record it)."""
+    from markers.sheets import marker_sheet_layout
+
+    if not width_mm or not height_mm:
+        return paper
+    return marker_sheet_layout(width_mm, height_mm, paper).paper
 
 
 def _marker_sheet_url(page_id: int, paper: str) -> str:

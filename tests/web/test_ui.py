@@ -818,17 +818,25 @@ def test_a_look_alike_page_shows_its_reason_a_link_and_the_editor_toggle(ui_app,
         {"code": "confusable", "severity": "warning", "vi": "Trang có phần giống trang đã xuất bản #77",
          "en": "Part of this page matches published page #77"}],
         "confusable": [{"page_id": 12, "edition_id": 3, "score": 0.31, "region_mm": [10, 10, 100, 40]},
-                       {"page_id": 77, "edition_id": 9, "score": 0.62, "region_mm": [20, 15, 257, 60]}]}
+                       {"page_id": 77, "edition_id": 9, "edition_number": 5, "page_number": 4, "score": 0.62,
+                        "region_mm": [20, 15, 257, 60]}]}
     db.commit()
     client = client_as(ui_app, db, "designer")
     edition = client.get(f"/editions/{content['edition'].id}").get_data(as_text=True)
     assert 'class="sev-warning">Trang có phần giống trang đã xuất bản #77' in edition
-    assert 'href="/pages/77/preview"' in edition and "So sánh với trang đã xuất bản #77" in edition
+    # named as the newsroom names it (issue 24), not by its internal id
+    assert 'href="/pages/77/preview"' in edition and "So sánh với Số 5 · Trang 4" in edition
     assert f'href="/pages/{page.id}/editor?shared=1"' in edition
     editor = client.get(f"/pages/{page.id}/editor").get_data(as_text=True)
     assert 'id="confusable-toggle"' in editor and "Vùng giống nhau" in editor
     strings = json.loads(htmllib.unescape(re.search(r"data-strings='([^']*)'", editor).group(1)))
-    assert strings["confusable_label"] == "Giống trang đã xuất bản #{page} ({score}%)"
+    assert strings["confusable_label"] == "Giống {page} ({score}%)"
+    assert strings["published_page"] == "Số {edition} · Trang {page}"
+    # a rating made before pages were named still links, by id
+    page.rating = {**page.rating, "confusable": [{"page_id": 77, "edition_id": 9, "score": 0.62,
+                                                  "region_mm": [20, 15, 257, 60]}]}
+    db.commit()
+    assert "So sánh với trang đã xuất bản #77" in client.get(f"/editions/{content['edition'].id}").get_data(as_text=True)
 
 
 def test_an_admin_resetting_their_own_password_stays_signed_in_here(ui_app, db):
