@@ -650,9 +650,49 @@ def _check_url(raw) -> str:
     return url
 
 
+# Kinds whose box shows the file itself on the paper: a new box takes the file's aspect ratio (pixel size from the
+# upload checks), so a 4:3 video is not stretched to 16:9.
+MEDIA_SHAPED_KINDS = ("video", "animated_image", "image")
+
+
+def media_aspect(kind: str, meta: dict) -> float | None:
+    """height / width of the file shown by an overlay of ``kind`` (upload facts ``meta``: width, height in px),
+    or None when the kind is not shown as its file or the size is unknown."""
+    if kind not in MEDIA_SHAPED_KINDS:
+        return None
+    w, h = meta.get("width"), meta.get("height")
+    if not (isinstance(w, (int, float)) and isinstance(h, (int, float)) and w > 0 and h > 0):
+        return None
+    return float(h) / float(w)
+
+
+def _box_from_file(values: dict, aspect: float | None, page: Page, centre: bool) -> dict:
+    """Placement values completed from the file's shape: a missing height (or width) follows the other side at
+    ``aspect``; with ``centre``, a missing x / y centres the box on the page."""
+    values = dict(values)
+    missing = lambda key: values.get(key) in (None, "")  # noqa: E731
+    if aspect is not None:
+        if missing("height_mm") and not missing("width_mm"):
+            values["height_mm"] = round(_number(values, "width_mm", lo=1, hi=MAX_PAGE_MM) * aspect, 1)
+        elif missing("width_mm") and not missing("height_mm"):
+            values["width_mm"] = round(_number(values, "height_mm", lo=1, hi=MAX_PAGE_MM) / aspect, 1)
+    if centre and not missing("width_mm") and not missing("height_mm"):
+        if missing("x_mm"):
+            values["x_mm"] = round((page.width_mm - _number(values, "width_mm", lo=1, hi=MAX_PAGE_MM)) / 2, 1)
+        if missing("y_mm"):
+            values["y_mm"] = round((page.height_mm - _number(values, "height_mm", lo=1, hi=MAX_PAGE_MM)) / 2, 1)
+    return values
+
+
 def add_overlay(db: Session, store: AssetStore, limits: UploadLimits, actor: Actor, page: Page, values: dict,
-                data: bytes | None = None, filename: str = "") -> Overlay:
-    """Add an overlay from an upload (``data``), a stock model (``values['stock']``) or a URL (links)."""
+                data: bytes | None = None, filename: str = "", *, centre: bool = False,
+                default_aspect: float | None = None) -> Overlay:
+    """Add an overlay from an upload (``data``), a stock model (``values['stock']``) or a URL (links).
+
+    The box is in page mm (x_mm, y_mm, width_mm, height_mm, ...). For a video, animated image or image given only
+    its width (or height), the other side follows the file's aspect ratio (``default_aspect``, height / width, when
+    the file's size is unknown or the kind has no file shape); ``centre`` centres a box given no x / y.
+    """
     require_role(actor, CONTENT_WRITERS)
     _require_editable(page.edition)
     kind = values.get("kind") or ""
@@ -663,25 +703,33 @@ def add_overlay(db: Session, store: AssetStore, limits: UploadLimits, actor: Act
         raise MissingField("kind")
     if kind not in OVERLAY_KINDS:
         raise InvalidField("kind", f"one of {', '.join(OVERLAY_KINDS)}", f"một trong {', '.join(OVERLAY_KINDS)}")
+    asset = None
+    url = stock = None
+    if kind == "link":
+        url = _check_url(values.get("url"))
+    elif kind == "model3d" and values.get("stock") and not data:
+        stock = str(values["stock"])
+        if stock not in STOCK_NAMES or not (STOCK_DIR / f"{stock}.glb").is_file():
+            raise InvalidField("stock", f"one of {', '.join(STOCK_NAMES)}", f"một trong {', '.join(STOCK_NAMES)}")
+    else:
+        if not data:
+            raise MissingField("file")
+        asset = inspect_upload(kind, data, filename or kind, limits)
+    aspect = media_aspect(kind, asset.meta if asset is not None else {})
+    values = _box_from_file(values, aspect if aspect is not None else default_aspect, page, centre)
     placement = _placement(values, page, None)
     options = _options(kind, values, None)
     overlay = Overlay(kind=kind, name=_text(values, "name", required=False, max_len=200) or "",
                       options=options, asset_meta={}, **placement)
     blobs = _NewBlobs(store)
     try:
-        if kind == "link":
-            overlay.url = _check_url(values.get("url"))
-        elif kind == "model3d" and values.get("stock") and not data:
-            stock = str(values["stock"])
-            if stock not in STOCK_NAMES or not (STOCK_DIR / f"{stock}.glb").is_file():
-                raise InvalidField("stock", f"one of {', '.join(STOCK_NAMES)}", f"một trong {', '.join(STOCK_NAMES)}")
+        if url is not None:
+            overlay.url = url
+        elif stock is not None:
             overlay.stock = stock
             overlay.asset_sha = blobs.put((STOCK_DIR / f"{stock}.glb").read_bytes())
             overlay.asset_mime = "model/gltf-binary"
         else:
-            if not data:
-                raise MissingField("file")
-            asset = inspect_upload(kind, data, filename or kind, limits)
             overlay.asset_sha = blobs.put(asset.data)
             overlay.asset_mime = asset.mime
             overlay.asset_meta = _jsonable(asset.meta)
