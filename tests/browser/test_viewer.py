@@ -848,6 +848,7 @@ def test_models_without_a_material_or_metallic_are_lit_in_the_viewer_and_the_edi
                 r.setViewport(400, 300);
                 await r.loadBundle('/models-test.glb');
                 r.enterView3d(210, 297);
+                r._frame();  // the first frame that shows the page; the environment is made after it
                 for (const p of r.pagePlanes) p.visible = false;
                 r.renderer.setClearColor(0x000000, 0);
                 r.renderer.render(r.scene, r.camera);

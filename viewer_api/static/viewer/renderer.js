@@ -97,6 +97,7 @@ export class PageRenderer {
       this.loader.setDRACOLoader(draco);
     }
     this.mixer = null;
+    this.pendingEnvironment = null;  // a loaded scene whose lit materials want the environment (lightModels)
     this.clock = new THREE.Clock();
     this.overlays = [];     // {id, kind, spec, object, controller}
     this.pagePlanes = [];
@@ -136,7 +137,7 @@ export class PageRenderer {
       if (o.kind === "model3d") return;
       o.object.traverse((m) => { if (m.isMesh) liftFlatOverlay(m.material, i); });
     });
-    this.lightModels(gltf.scene);
+    this.pendingEnvironment = gltf.scene;  // made after the first frame that shows it (lightModels, _frame)
     if (gltf.animations && gltf.animations.length) {
       this.mixer = new THREE.AnimationMixer(gltf.scene);
       for (const clip of gltf.animations) this.mixer.clipAction(clip).play();
@@ -144,8 +145,9 @@ export class PageRenderer {
     return this.overlays;
   }
 
-  // scene.environment from three.js's RoomEnvironment (PMREM), made once, only when a lit material is shown: the
-  // first overlay of a page of videos and images never waits for it.
+  // scene.environment from three.js's RoomEnvironment (PMREM), made once, only when a lit material is shown, and
+  // only after the first frame that shows the page (~130 ms of a 2-core laptop's software GL, ~390 ms at 6x CPU
+  // throttling): the first overlay never waits for it; lit models brighten a frame later.
   lightModels(root) {
     if (this.scene.environment) return;
     let lit = false;
@@ -169,6 +171,7 @@ export class PageRenderer {
     if (this.gltf) this.pageRoot.remove(this.gltf.scene);
     this.gltf = null;
     this.mixer = null;
+    this.pendingEnvironment = null;
     this.pageRoot.visible = false;
   }
 
@@ -323,5 +326,10 @@ export class PageRenderer {
     if (this.mixer && this.pageRoot.visible) this.mixer.update(dt);
     if (this.controls) this.controls.update();
     this.renderer.render(this.scene, this.camera);
+    if (this.pendingEnvironment && this.pageRoot.visible) {
+      this.lightModels(this.pendingEnvironment);
+      this.pendingEnvironment = null;
+      this.dirty = true;
+    }
   }
 }
