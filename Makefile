@@ -6,7 +6,7 @@ HOST  ?= 127.0.0.1
 PORT  ?= 8000
 export BAONHUNG_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test test-slow lock audit bench-load deps deps-system deps-python deps-node bench-recognition bench-rating bench-bundle bench-viewer opencv-js clean
+.PHONY: run test test-slow lock audit bench-load deps deps-system deps-python deps-node bench-recognition bench-rating bench-bundle bench-viewer bench-analytics opencv-js clean
 
 .venv/bin/python:
 	python3 -m venv .venv
@@ -88,6 +88,11 @@ bench-viewer: deps
 
 bench-load: deps
 	$(PY) bench/bench_load.py $(BENCH_ARGS)
+
+# Readership analytics (issue 26): ingestion beside recognize traffic, bytes per event, dashboard at 10 M events
+# (BENCH_ARGS="--events 1000000" for a quick run).
+bench-analytics: deps
+	$(PY) bench/bench_analytics.py $(BENCH_ARGS)
 
 # The viewer's opencv.js (only the tracker's functions, separate .wasm), rebuilt from source into viewer_api/vendor/opencv
 # (committed; ~15 min on 2 cores). Inputs and output hashes: viewer_api/vendor/opencv/BUILD-INFO.json.

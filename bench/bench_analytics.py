@@ -1,0 +1,255 @@
+"""Readership analytics (make bench-analytics, issue 26).
+
+1. Ingestion: the real server (`baonhung serve`, gunicorn, 1 worker, 8 threads, demo edition) on loopback; sender
+   threads POST batches of 20 events of the demo page to /api/v1/events (each its own X-Forwarded-For, the server
+   told of one proxy, the event rate limits raised for the bench) while readers send camera frames to
+   /api/v1/recognize beside them (bench_load's frames: the demo page and real photos from ../shared/data).
+   Measures events stored per second and the p50/p95 latency of the event posts.
+2. Storage and dashboard: --events raw events (default 10,000,000) generated in a SQLite events store (executemany
+   in chunks; 120 days, one edition every 2 days of 8 pages with 3 overlays, readers on recent editions), bytes per
+   raw event (the file over the rows), the rollup of every completed day, then the dashboard's queries for one
+   edition (report + its pages + its days) over the last 30 days: the rolled-up days and today's raw events.
+Ends with one RESULT line.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_load import Server, free_port, frames, reader  # noqa: E402
+
+BATCH = 20
+UA = "Mozilla/5.0 (Linux; Android 14; SM-A546E) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36"
+
+
+def sender(port: int, page: int, overlays: list[int], stop_at: float, out: dict, lock, idx: int):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    rng = np.random.default_rng(idx)
+    while time.monotonic() < stop_at:
+        now = int(time.time() * 1000)
+        events = []
+        for i in range(BATCH):
+            kind = int(rng.integers(4))
+            if kind == 0:
+                events.append({"type": "aim", "t": now - i * 50, "page": page, "x_mm": float(rng.uniform(0, 200)),
+                               "y_mm": float(rng.uniform(0, 280))})
+            elif kind == 1:
+                events.append({"type": "dwell", "t": now - i * 50, "page": page, "ms": int(rng.integers(100, 15000))})
+            elif kind == 2 and overlays:
+                events.append({"type": "overlay_shown", "t": now - i * 50, "page": page,
+                               "overlay": overlays[int(rng.integers(len(overlays)))]})
+            else:
+                events.append({"type": "recognized", "t": now - i * 50, "page": page, "ms": int(rng.integers(200, 5000)),
+                               "stage": "server", "scoped": True})
+        body = json.dumps({"v": 1, "session": f"bench-{idx}-{secrets.token_hex(4)}", "entry": "qr", "events": events})
+        t0 = time.monotonic()
+        try:
+            conn.request("POST", "/api/v1/events", body=body, headers={
+                "Content-Type": "application/json", "User-Agent": UA, "X-Forwarded-For": f"10.0.{idx}.{now % 250}"})
+            resp = conn.getresponse()
+            resp.read()
+            ms = (time.monotonic() - t0) * 1000
+            with lock:
+                out["ms"].append(ms)
+                out["codes"].append(resp.status)
+                out["stored"] += int(resp.getheader("X-Events-Stored") or 0)
+        except (OSError, http.client.HTTPException):
+            with lock:
+                out["errors"] += 1
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.close()
+
+
+def ingestion(seconds: float, senders: int, readers: int) -> dict:
+    from builder.db import upgrade
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-analytics-"))
+    data = tmp / "data"
+    upgrade(f"sqlite:///{data / 'baonhung.sqlite3'}")
+    subprocess.run([str(REPO / ".venv" / "bin" / "baonhung"), "demo", "--password", "bench-analytics-password"],
+                   env={**os.environ, "BAONHUNG_DATA_DIR": str(data)}, check=True, capture_output=True)
+    photos = frames()
+    port = free_port()
+    server = Server(data, port, {"BAONHUNG_TRUSTED_PROXIES": "1", "BAONHUNG_EVENTS_RATE": "1000000",
+                                 "BAONHUNG_EVENTS_SESSION_RATE": "1000000"})
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/pub/editions/1/manifest.json")
+        edition = json.loads(c.getresponse().read())
+        page_url = edition["pages"][0]["manifest_url"]
+        c.request("GET", page_url)
+        page = json.loads(c.getresponse().read())
+        page_id = int(page_url.split("/")[-2])
+        overlays = [int(o["id"]) for o in page.get("overlays", [])]
+        out = {"ms": [], "codes": [], "stored": 0, "errors": 0}
+        rec = {"ms": [], "codes": [], "conn_errors": 0}
+        lock = threading.Lock()
+        stop_at = time.monotonic() + seconds
+        threads = [threading.Thread(target=reader, args=(port, photos, stop_at, f"10.9.0.{i}", rec, lock))
+                   for i in range(readers)]
+        threads += [threading.Thread(target=sender, args=(port, page_id, overlays, stop_at, out, lock, i))
+                    for i in range(senders)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - t0
+    finally:
+        server.stop()
+    ms = sorted(out["ms"])
+    return {"events_s": out["stored"] / elapsed, "posts": len(ms), "p50": ms[len(ms) // 2] if ms else float("nan"),
+            "p95": ms[int(len(ms) * 0.95)] if ms else float("nan"), "non204": sum(c != 204 for c in out["codes"]),
+            "errors": out["errors"], "recognize_req_s": len(rec["codes"]) / elapsed,
+            "recognize_p95": sorted(rec["ms"])[int(len(rec["ms"]) * 0.95)] if rec["ms"] else float("nan")}
+
+
+COMMON_CTX = np.array([c | e << 10 for c in (1 | 1 << 2 | 1 << 6, 1 | 1 << 2 | 4 << 6, 1 | 2 << 2 | 2 << 6,
+                                               1 | 1 << 2 | 8 << 6, 2 | 3 << 2 | 2 << 6, 3 | 4 << 2 | 7 << 6)
+                       for e in (1, 2)])
+
+
+def generate(engine, n: int, days: int, today: int, seed: int = 26) -> dict:
+    """n raw events over ``days`` days ending ``today`` (a Vietnamese day number)."""
+    from viewer_api import eventstore as es
+
+    rng = np.random.default_rng(seed)
+    editions = {e: 1 for e in range(1, days // 2 + 2)}
+    chunk = 200_000
+    raw = engine.raw_connection()
+    cur = raw.cursor()
+    T = es.EVENT_TYPES
+    types = np.array([T["opened"], T["camera_started"], T["recognized"], T["dwell"], T["overlay_shown"],
+                      T["overlay_activated"], T["media_progress"], T["aim"], T["aim"], T["aim"], T["link_opened"]])
+    done = 0
+    while done < n:
+        m = min(chunk, n - done)
+        day = today - rng.integers(0, days, m)
+        t = (day * es.DAY_MS - es.VN_OFFSET_MS + rng.integers(6 * 3600_000, 23 * 3600_000, m)).astype(np.int64)
+        edition = np.clip(day // 2 - (today - days) // 2 - rng.integers(0, 7, m), 1, max(editions))
+        page = edition * 100 + rng.integers(1, 9, m)
+        typ = types[rng.integers(0, len(types), m)]
+        has_overlay = np.isin(typ, [T["overlay_shown"], T["overlay_activated"], T["media_progress"], T["link_opened"]])
+        overlay = page * 10 + rng.integers(1, 4, m)
+        session = rng.integers(-2**31, 2**31, m) % 40_000 + day * 40_000
+        visitor = session // 3
+        ctx = COMMON_CTX[rng.integers(0, len(COMMON_CTX), m)]  # a dozen device/entry mixes, as real readers have
+        k = np.where(typ == T["media_progress"], 25 * rng.integers(1, 5, m), np.where(typ == T["recognized"], 3, -1))
+        nval = np.where(np.isin(typ, [T["recognized"], T["dwell"]]), rng.integers(100, 20000, m), -1)
+        x = rng.integers(0, 297, m)
+        y = rng.integers(0, 420, m)
+        is_aim = typ == T["aim"]
+        rows = [(int(t[i]), int(typ[i]), int(edition[i]), int(page[i]) if typ[i] not in (1, 2) else None,
+                 int(overlay[i]) if has_overlay[i] else None, int(visitor[i] % 2**31), int(session[i] % 2**31),
+                 int(ctx[i]), int(k[i]) if k[i] >= 0 else None, int(nval[i]) if nval[i] >= 0 else None,
+                 int(x[i]) if is_aim[i] else None, int(y[i]) if is_aim[i] else None) for i in range(m)]
+        cur.executemany("INSERT INTO events (t, type, edition_id, page_id, overlay_id, visitor, session, ctx, k, n, "
+                        "x_mm, y_mm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        raw.commit()
+        done += m
+    cur.close()
+    raw.close()
+    return editions
+
+
+def dashboard(n: int, days: int) -> dict:
+    from builder import analytics as an
+    from viewer_api import eventstore as es
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-analytics-store-"))
+    path = tmp / "events.sqlite3"
+    engine = es.make_events_engine(f"sqlite:///{path}")
+    es.create_schema(engine)
+    today = es.vn_day(int(time.time() * 1000))
+    t0 = time.monotonic()
+    editions = generate(engine, n, days, today)
+    gen_s = time.monotonic() - t0
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    bytes_per_event = path.stat().st_size / n
+    reader = an.EventsReader(engine, editions)
+    t0 = time.monotonic()
+    result = an.rollup(reader, es.date_of_day(today), retention_days=days + 30)
+    rollup_s = time.monotonic() - t0
+    last = es.date_of_day(today)
+    first = last - dt.timedelta(days=29)
+    edition = max(editions)  # the newest edition: rolled-up days and today's raw events
+    timings = []
+    for _ in range(5):
+        t0 = time.monotonic()
+        an.report(reader, an.Scope(1, edition), first, last)
+        an.breakdown(reader, an.Scope(1, edition), first, last)
+        an.daily_series(reader, an.Scope(1, edition), first, last)
+        timings.append((time.monotonic() - t0) * 1000)
+    old = edition - 20  # an edition whose days are all rolled up
+    t0 = time.monotonic()
+    an.report(reader, an.Scope(1, old), first - dt.timedelta(days=60), last)
+    old_ms = (time.monotonic() - t0) * 1000
+    t0 = time.monotonic()
+    an.report(reader, an.Scope(), first, last)
+    site_ms = (time.monotonic() - t0) * 1000
+    engine.dispose()
+    for p in tmp.iterdir():
+        p.unlink()
+    tmp.rmdir()
+    return {"gen_s": gen_s, "bytes_per_event": bytes_per_event, "rollup_s": rollup_s, "rollup_rows": result.rows_written,
+            "dashboard_ms": statistics.median(timings), "dashboard_max_ms": max(timings), "old_edition_ms": old_ms,
+            "site_ms": site_ms}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=10_000_000, help="raw events stored for the dashboard (1e3-5e7)")
+    ap.add_argument("--days", type=int, default=120, help="days they span (10-365)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="length of the ingestion run (1-300)")
+    ap.add_argument("--senders", type=int, default=8, help="threads posting event batches (1-64)")
+    ap.add_argument("--readers", type=int, default=4, help="readers sending camera frames beside them (0-64)")
+    args = ap.parse_args()
+    if not (1_000 <= args.events <= 50_000_000 and 10 <= args.days <= 365 and 1 <= args.seconds <= 300
+            and 1 <= args.senders <= 64 and 0 <= args.readers <= 64):
+        ap.error("a value is out of its range (see --help)")
+    print(f"bench-analytics — ingestion {args.seconds:g} s ({args.senders} senders of {BATCH}-event batches, "
+          f"{args.readers} recognize readers beside them); dashboard at {args.events:,} events over {args.days} days",
+          flush=True)
+    ing = ingestion(args.seconds, args.senders, args.readers)
+    dash = dashboard(args.events, args.days)
+    print(f"{'measure':44s} {'value':>12s}  target")
+    rows = [("events ingested per second", f"{ing['events_s']:.0f}", ">= 5000"),
+            ("event post latency p50 / p95 (ms)", f"{ing['p50']:.1f} / {ing['p95']:.1f}", "p95 <= 20"),
+            ("event posts (non-204, connection errors)", f"{ing['posts']} ({ing['non204']}, {ing['errors']})", ""),
+            ("recognize beside it: req/s, p95 ms", f"{ing['recognize_req_s']:.1f}, {ing['recognize_p95']:.0f}", ""),
+            ("bytes per raw event (SQLite file / rows)", f"{dash['bytes_per_event']:.1f}", "<= 100"),
+            (f"generating {args.events:,} events (s)", f"{dash['gen_s']:.1f}", ""),
+            ("rollup of every completed day (s, rows)", f"{dash['rollup_s']:.1f}, {dash['rollup_rows']}", ""),
+            ("dashboard, newest edition, 30 days (ms median/max)",
+             f"{dash['dashboard_ms']:.0f} / {dash['dashboard_max_ms']:.0f}", "<= 300"),
+            ("report, older edition, 90 days (ms)", f"{dash['old_edition_ms']:.0f}", ""),
+            ("report, whole site, 30 days (ms)", f"{dash['site_ms']:.0f}", "")]
+    for name, value, target in rows:
+        print(f"{name:44s} {value:>12s}  {target}")
+    print(f"RESULT events_s={ing['events_s']:.0f} post_p95_ms={ing['p95']:.1f} post_p50_ms={ing['p50']:.1f} "
+          f"bytes_per_event={dash['bytes_per_event']:.1f} dashboard_ms={dash['dashboard_ms']:.0f} "
+          f"site_report_ms={dash['site_ms']:.0f} rollup_s={dash['rollup_s']:.1f} events={args.events}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
