@@ -135,6 +135,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .web.sheets import sheets_bp
     from .web.ui import ui_bp
 
+    from .web.validation import check_request_against_openapi
+
+    app.before_request(check_request_against_openapi)  # the authoring API's requests, against the OpenAPI document
     app.register_blueprint(api_bp)
     app.register_blueprint(sheets_bp)
     app.register_blueprint(ui_bp)

@@ -38,6 +38,13 @@ _CATALOG: dict[str, tuple[int, str, str]] = {
         "Kích thước trang không hợp lệ: {detail}.",
         "Invalid page size: {detail}.",
     ),
+    "page_too_small": (
+        400,
+        "Ảnh trang “{filename}” quá nhỏ ({width}×{height} điểm ảnh); cạnh ngắn cần ít nhất {min_px} điểm ảnh "
+        "để bạn đọc quét được.",
+        "Page image “{filename}” is too small ({width}×{height} px); its short side needs at least {min_px} px "
+        "for readers' phones to recognize it.",
+    ),
     # 413: too big
     "too_large": (
         413,

@@ -78,7 +78,8 @@ FIELD_LABELS = {
     "current_password": ("mật khẩu hiện tại", "the current password"),
     "new_password": ("mật khẩu mới", "the new password"), "password": ("mật khẩu", "the password"),
     "expires_days": ("số ngày hiệu lực", "the days of validity"), "limit": ("số dòng", "the number of lines"),
-    "format": ("định dạng", "the format"),
+    "format": ("định dạng", "the format"), "paper": ("khổ giấy in", "the paper"),
+    "autoplay": ("tự phát", "autoplay"), "loop": ("lặp lại", "loop"), "muted": ("tắt tiếng", "muted"),
 }
 WHAT_VI = {
     "publication": "ấn phẩm",

@@ -193,11 +193,21 @@ def test_every_kind_has_accepted_formats():
 
 @pytest.mark.parametrize("fmt, pil", [("png", "PNG"), ("jpeg", "JPEG")])
 def test_page_image_reports_pixels_and_dpi(fmt, pil):
-    data = image_bytes(pil, (120, 170), dpi=(300, 300))
+    data = image_bytes(pil, (240, 340), dpi=(300, 300))
     asset = inspect_upload("page", data, "trang1.bin", LIMITS)
     assert (asset.mime, asset.data) == (f"image/{fmt}", data)
-    assert asset.meta["width_px"] == 120 and asset.meta["height_px"] == 170
+    assert asset.meta["width_px"] == 240 and asset.meta["height_px"] == 340
     assert asset.meta["dpi"] == pytest.approx(300, abs=0.5)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (199, 2000), (2000, 150)])
+def test_a_page_image_too_small_to_recognize_is_refused_with_its_size(size):
+    """Issue 25's fuzzing: a 1x1 PNG page reached the marker trainer and failed there as a server error."""
+    with pytest.raises(InvalidAssetError) as exc:
+        inspect_upload("page", image_bytes("PNG", size), "nho.png", LIMITS)
+    err = exc.value
+    assert (err.code, err.http_status) == ("page_too_small", 400)
+    assert f"{size[0]}×{size[1]}" in err.message("vi") and "200 px" in err.message("en")
 
 
 def test_pdf_page_is_rendered_at_150_dpi_with_size_from_the_pdf():
@@ -284,19 +294,19 @@ def test_still_image_formats_are_accepted(pil, mime):
 
 @pytest.mark.parametrize("kind", ["page", "image"])
 def test_sideways_phone_photo_is_stored_upright_without_its_orientation_tag(kind):
-    img = Image.new("RGB", (60, 40), "white")
-    img.paste((255, 0, 0), (0, 0, 10, 10))  # red mark at the stored top-left
+    img = Image.new("RGB", (300, 200), "white")  # a page's short side is at least 200 px
+    img.paste((255, 0, 0), (0, 0, 50, 50))  # red mark at the stored top-left
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to display"
     buf = io.BytesIO()
     img.save(buf, format="JPEG", exif=exif, quality=95)
     asset = inspect_upload(kind, buf.getvalue(), "phone.jpg", LIMITS)
     with Image.open(io.BytesIO(asset.data)) as out:
-        assert out.size == (40, 60) and out.getexif().get(0x0112, 1) == 1
-        r, g, b = out.convert("RGB").getpixel((35, 4))  # the mark is now at the top-right
+        assert out.size == (200, 300) and out.getexif().get(0x0112, 1) == 1
+        r, g, b = out.convert("RGB").getpixel((175, 20))  # the mark is now at the top-right
         assert r > 200 and g < 80
     assert asset.meta["exif_orientation_applied"] == 6
-    assert (asset.meta.get("width_px") or asset.meta.get("width")) == 40
+    assert (asset.meta.get("width_px") or asset.meta.get("width")) == 200
 
 
 def test_panorama_flags_a_picture_that_is_not_two_to_one():

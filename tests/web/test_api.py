@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import struct
 import subprocess
 import zipfile
@@ -649,3 +650,69 @@ def test_error_messages_name_fields_as_a_designer_does(client, users, page):
     for lang, label in (("vi", "địa chỉ liên kết (url)"), ("en", "the link address (url)")):
         r = client.post(f"/api/v1/pages/{page['id']}/overlays", json=body, headers=auth(users.tokens["designer"], lang))
         assert r.status_code == 400 and label in r.get_json()["message"]
+
+
+# ------------------------------------------------------------------- requests checked against the OpenAPI document
+
+def test_every_api_route_is_in_the_openapi_document(app):
+    """The document is the source of truth for inputs (builder/web/validation.py): a route missing from it would go
+    unchecked, so every route of the authoring API must be in it, with each of its methods."""
+    from builder.web.openapi import openapi_document
+
+    doc = openapi_document()["paths"]
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.split(".")[0] not in ("api", "sheets") or rule.endpoint == "api.openapi":
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            if method.lower() not in doc.get(path, {}):
+                missing.append(f"{method} {path}")
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("method, path, body, field_en, field_vi, reason_en", [
+    # ranges the document states and the services never saw: the comment used to be cut at 4,000 characters
+    ("POST", "/api/v1/editions/{edition}/send-back", {"comment": "x" * 4001}, "the comment (comment)",
+     "nhận xét (comment)", "at most 4000 characters"),
+    ("PATCH", "/api/v1/overlays/{overlay}", {"scale": 1000}, "the scale (scale)", "tỉ lệ (scale)",
+     "a number from 0.01 to 100"),
+    ("PATCH", "/api/v1/overlays/{overlay}", {"autoplay": "maybe"}, "for autoplay:", "tự phát (autoplay)",
+     "true or false"),
+    ("GET", "/api/v1/audit?limit=0", None, "the number of lines (limit)", "số dòng (limit)",
+     "a whole number from 1 to 1000"),
+    ("GET", "/api/v1/pages/{page}/qr.svg?ecc=X", None, "the error correction level (ecc)", "mức sửa lỗi (ecc)",
+     "one of: L, M, Q, H"),
+    ("GET", "/api/v1/pages/{page}/marker-sheet.pdf?paper=B5", None, "the paper (paper)", "khổ giấy in (paper)",
+     "one of: A4"),
+])
+def test_requests_are_checked_against_the_openapi_document(client, users, page, method, path, body, field_en,
+                                                           field_vi, reason_en):
+    token = users.tokens["admin"]
+    overlay = client.post(f"/api/v1/pages/{page['id']}/overlays", json={**_LINK, "url": "https://example.org"},
+                          headers=auth(token)).get_json()
+    url = path.format(page=page["id"], overlay=overlay["id"], edition=page["edition_id"])
+    before = client.get(f"/api/v1/overlays/{overlay['id']}", headers=auth(token)).get_json()
+    r = client.open(url, method=method, json=body, headers=auth(token, "en"))
+    assert r.status_code == 400 and r.get_json()["error"] == "invalid_field", r.get_json()
+    assert field_en in r.get_json()["message"] and reason_en in r.get_json()["message"]
+    vi = client.open(url, method=method, json=body, headers=auth(token, "vi")).get_json()["message"]
+    assert vi.startswith("Giá trị không hợp lệ cho") and field_vi in vi
+    assert client.get(f"/api/v1/overlays/{overlay['id']}", headers=auth(token)).get_json() == before
+
+
+def test_form_fields_are_checked_like_json_fields(client, users, page):
+    """A multipart form's text fields are read as the document types them: "12" is a number, "abc" is refused."""
+    token = users.tokens["designer"]
+    form = {**{k: str(v) for k, v in _LINK.items()}, "url": "https://example.org", "width_mm": "abc"}
+    r = client.post(f"/api/v1/pages/{page['id']}/overlays", data=form, content_type="multipart/form-data",
+                    headers=auth(token, "en"))
+    assert r.status_code == 400 and "the width (width_mm): must be a number of millimetres from 1 to 2000" in r.get_json()["message"]
+    form["width_mm"] = "30"
+    assert client.post(f"/api/v1/pages/{page['id']}/overlays", data=form, content_type="multipart/form-data",
+                       headers=auth(token)).status_code == 201
+
+
+def test_a_request_without_credentials_is_refused_before_its_body_is_judged(client, page):
+    r = client.patch(f"/api/v1/overlays/1", json={"scale": "not a number"})
+    assert r.status_code == 401
