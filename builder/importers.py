@@ -1192,6 +1192,11 @@ def _check_dae(data: bytes, filename: str) -> None:
                                                      "kind": "model3d", "accepted": _accepted_labels("model3d")}) from exc
 
 
+# A model converted from a format without colours (STL, a plain PLY or OBJ) gets a light grey matte material: the
+# designer could not have given it one, so it is not warned about (issue 24: every STL warned "no material").
+CONVERTED_BASE_COLOR = (200, 200, 200, 255)
+
+
 def _trimesh_to_glb(load: Callable[[], Any], filename: str) -> bytes:
     """Load with trimesh and export a clean GLB; refuse empty or unparsable models."""
     import trimesh
@@ -1212,6 +1217,11 @@ def _trimesh_to_glb(load: Callable[[], Any], filename: str) -> bytes:
     for name in [n for n, g in scene.geometry.items() if not (isinstance(g, trimesh.Trimesh) and len(g.faces))]:
         scene.delete_geometry(name)  # points and lines: nothing to draw in AR
     scene.metadata.clear()
+    for g in meshes:
+        if g.visual.kind is None:  # STL, plain PLY/OBJ: no colour at all, which glTF would draw as white metal
+            g.visual = trimesh.visual.TextureVisuals(material=trimesh.visual.material.PBRMaterial(
+                name="baonhung-matte", baseColorFactor=CONVERTED_BASE_COLOR, metallicFactor=0.0,
+                roughnessFactor=0.8))
     try:
         glb = scene.export(file_type="glb", include_normals=True)
     except Exception as exc:

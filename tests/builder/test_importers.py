@@ -727,3 +727,17 @@ def test_damaged_files_give_typed_errors_never_crashes(media):
                 assert err.http_status in (400, 413, 415, 422)
                 outcomes["refused"] += 1
     assert outcomes["refused"] > 30  # the mutations really damage files
+
+
+@pytest.mark.parametrize("fmt", ["stl", "ply", "obj"])
+def test_a_colourless_mesh_file_is_converted_with_a_matte_material_and_no_warning(fmt):
+    """STL has no materials at all: converted as is it drew as glTF's white metal and every STL upload warned about
+    a material the designer could not have given it. It gets a light grey matte one instead."""
+    data = trimesh.creation.box(extents=(0.1, 0.1, 0.1)).export(file_type=fmt)
+    asset = inspect_upload("model3d", data if isinstance(data, bytes) else data.encode(), f"hop.{fmt}", LIMITS)
+    assert "model_no_material" not in {w["code"] for w in asset.meta["warnings"]}
+    doc, _ = read_glb(asset.data)
+    prims = [p for mesh in doc["meshes"] for p in mesh["primitives"]]
+    assert prims and all("material" in p for p in prims)
+    pbr = doc["materials"][prims[0]["material"]]["pbrMetallicRoughness"]
+    assert pbr.get("metallicFactor", 1.0) == 0.0 and pbr["baseColorFactor"][:3] == pytest.approx([200 / 255] * 3, abs=0.01)
