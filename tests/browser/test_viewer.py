@@ -703,6 +703,11 @@ def demo_phone_3d(demo):
             page.wait_for_timeout(1000)
             out["state"] = page.evaluate(STATE_JS)
             out["page_corners"] = page.evaluate("() => window.__baonhung.pageCorners")
+            out["pills"] = page.evaluate("""() => ['unmute', 'hint', 'back'].map((id) => document.getElementById(id))
+                .filter((el) => el && el.getClientRects().length > 0).map((el) => ({id: el.id, height: el.offsetHeight,
+                    lineHeight: parseFloat(getComputedStyle(el).lineHeight) || 20,
+                    padding: parseFloat(getComputedStyle(el).paddingTop) + parseFloat(getComputedStyle(el).paddingBottom),
+                    right: el.getBoundingClientRect().right, left: el.getBoundingClientRect().left}))""")
             page.screenshot(path=str(ARTIFACTS / "viewer-phone-3d.png"))
             audio = next(o for o in st["overlays"] if o["kind"] == "audio")
             out["audio_corners"] = audio["corners"]
@@ -728,6 +733,16 @@ def test_the_3d_view_shows_the_whole_page_on_a_portrait_phone(demo_phone_3d):
     assert (corners[:, 0] >= 0).all() and (corners[:, 0] <= PHONE["width"]).all(), corners
     assert (corners[:, 1] >= 0).all() and (corners[:, 1] <= PHONE["height"]).all(), corners
     assert np.ptp(corners[:, 0]) >= 0.8 * PHONE["width"], "the page should still fill the screen's width"
+
+
+def test_the_viewers_pill_buttons_keep_their_label_on_one_line_on_a_phone(demo_phone_3d):
+    """"♪ Chạm để bật tiếng" wrapped onto two lines at 390 px: a box centred with left: 50% is only offered half the
+    screen's width. Each visible pill (sound, hint, back) is one line tall and inside the screen."""
+    pills = demo_phone_3d["pills"]
+    assert any(p["id"] == "unmute" for p in pills), pills
+    for p in pills:
+        assert p["height"] - p["padding"] < 1.5 * p["lineHeight"], p
+        assert p["left"] >= 0 and p["right"] <= PHONE["width"], p
 
 
 def test_flat_overlays_never_fight_the_paper_for_depth(demo_phone_3d):
