@@ -33,10 +33,32 @@ class BatchError(ValueError):
 
 
 @lru_cache(maxsize=1)
-def _validator() -> jsonschema.Draft202012Validator:
+def _schema() -> dict:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+    return schema
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    """The pure-Python validator: only for a batch the compiled one refused, to name the first wrong field."""
+    return jsonschema.Draft202012Validator(_schema())
+
+
+@lru_cache(maxsize=1)
+def _fast_validator():
+    """The schema compiled by jsonschema-rs (Rust): ~0.1 ms for a batch of 20 where the Python validator takes
+    ~11 ms (it was 85 % of an event post's time). It only says yes or no; a refusal is explained by the other."""
+    import jsonschema_rs
+
+    return jsonschema_rs.Draft202012Validator(_schema())
+
+
+def _valid_fast(data) -> bool:
+    try:
+        return _fast_validator().is_valid(data)
+    except (ValueError, OverflowError):  # a value the Rust side cannot represent (an integer past 64 bits)
+        return False
 
 
 def parse_batch(body: bytes) -> dict:
@@ -52,13 +74,15 @@ def parse_batch(body: bytes) -> dict:
     if isinstance(data, dict) and isinstance(data.get("events"), list) and len(data["events"]) > MAX_EVENTS:
         raise BatchError("too_many_events", 400, f"Tối đa {MAX_EVENTS} sự kiện mỗi lần gửi.",
                          f"At most {MAX_EVENTS} events per batch.")
+    if _valid_fast(data):
+        return data
     error = next(iter(sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))), None)
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(batch)"
-        raise BatchError("invalid_events", 400, f"Gói sự kiện không đúng lược đồ tại «{where}».",
-                         f"The event batch does not match the schema at '{where}': {error.message[:200]}",
-                         detail=where)
-    return data
+    if error is None:  # the two disagree at an edge (Python's "$" also matches before a final newline): refused
+        raise BatchError("invalid_events", 400, "Gói sự kiện không đúng lược đồ.",
+                         "The event batch does not match the schema.", detail="(batch)")
+    where = "/".join(str(p) for p in error.absolute_path) or "(batch)"
+    raise BatchError("invalid_events", 400, f"Gói sự kiện không đúng lược đồ tại «{where}».",
+                     f"The event batch does not match the schema at '{where}': {error.message[:200]}", detail=where)
 
 
 # ------------------------------------------------------------------------------------------------ device class

@@ -144,6 +144,32 @@ def test_a_malformed_batch_is_a_400_in_the_error_shape_and_stores_nothing(s, bod
     assert stored(s) == []
 
 
+def test_the_compiled_schema_check_agrees_with_the_reference_validator():
+    """The batch is checked by jsonschema-rs (fast) and explained by jsonschema (a refusal names the field); both
+    must say the same of good and bad batches, and an integer past 64 bits is refused, not a 500."""
+    from viewer_api.ingest import BatchError, _validator, _valid_fast, parse_batch
+
+    t = now_ms()
+    good = {"v": 1, "session": "sess-abcdef12", "entry": "qr",
+            "events": [{"type": "recognized", "t": t, "page": 3, "ms": 800, "stage": "server", "scoped": True},
+                       {"type": "aim", "t": t, "page": 3, "x_mm": 10.5, "y_mm": 20},
+                       {"type": "media_progress", "t": t, "page": 3, "overlay": 9, "quartile": 75}]}
+    bad = [{**good, "v": 2}, {**good, "entry": "web"}, {**good, "session": "x"}, {**good, "events": []},
+           {**good, "extra": 1}, {**good, "events": [{"type": "aim", "t": t, "page": 3, "x_mm": 10}]},
+           {**good, "events": [{"type": "media_progress", "t": t, "page": 3, "overlay": 9, "quartile": 30}]},
+           {**good, "events": [{"type": "opened", "t": 10 ** 30}]}, [], "batch"]
+    assert _valid_fast(good) and not list(_validator().iter_errors(good))
+    assert parse_batch(json.dumps(good).encode()) == good
+    for body in bad:
+        assert not _valid_fast(body) and list(_validator().iter_errors(body)), body
+        with pytest.raises(BatchError) as exc:
+            parse_batch(json.dumps(body).encode())
+        assert exc.value.status == 400 and exc.value.code == "invalid_events"
+    # Python's "$" matches before a final newline, Rust's does not: refused either way, with a message
+    with pytest.raises(BatchError):
+        parse_batch(json.dumps({**good, "session": "sess-abcdef12\n"}).encode())
+
+
 def test_errors_are_vietnamese_by_default(s):
     r = post(s, None, raw=b"[]")
     assert r.status_code == 400 and "lược đồ" in r.get_json()["message"]
