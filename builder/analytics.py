@@ -671,3 +671,31 @@ def start_rollup_schedule(settings, sessionmaker, log, every_s: float = ROLLUP_E
 
     threading.Thread(target=loop, name="baonhung-analytics-rollup", daemon=True).start()
     return stop
+
+
+# ------------------------------------------------------------------------------------------------ top pages
+def top_pages(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date, limit: int = 10) -> list[BreakdownRow]:
+    """The pages inside ``scope`` (the site, a publication or an edition) with the most sessions, as
+    :class:`BreakdownRow` of level "page", at most ``limit`` (1–100). One read of the page-level rows for the whole
+    scope, however many editions it holds (the dashboard's "top pages" of a publication or of the site)."""
+    if scope.level in ("page", "overlay"):
+        raise AnalyticsError("scope", "top pages are asked of the site, a publication or an edition",
+                             "chỉ xếp hạng trang của toàn trang, một ấn phẩm hoặc một số báo")
+    if not 1 <= limit <= 100:
+        raise AnalyticsError("limit", "must be between 1 and 100", "phải từ 1 đến 100")
+    d0, d1 = _check_range(first, last)
+    per: dict[int, dict] = {}
+    for r in _rows(reader, scope, "page", d0, d1):
+        acc = per.setdefault(r[2], {})
+        acc[(r[4], r[6])] = acc.get((r[4], r[6]), 0) + r[7]
+    M = METRICS
+    out = []
+    for page_id, acc in per.items():
+        def ev(name, k=None, metric="events"):
+            return _count(acc, name, k, metric)
+
+        out.append(BreakdownRow("page", page_id, acc.get((M["sessions"], 0), 0), acc.get((M["visitors"], 0), 0),
+                                ev("recognized"), ev("dwell", metric="sum_n"), ev("overlay_shown"),
+                                ev("overlay_activated"), ev("link_opened"), ev("media_progress", 25),
+                                ev("media_progress", 100), ev("reaction", 1), ev("reaction", 0), ev("aim")))
+    return sorted(out, key=lambda r: (-r.sessions, r.id))[:limit]
