@@ -144,6 +144,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .web.analytics import analytics_bp  # readership analytics, JSON and CSV (issue 26)
 
     app.register_blueprint(analytics_bp)
+    from .web.dashboard import dashboard_bp  # the newsroom's readership dashboard over it (issue 26)
+
+    app.register_blueprint(dashboard_bp)
 
     from viewer_api import register_public
 
