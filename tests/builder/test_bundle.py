@@ -270,7 +270,7 @@ def test_quad_corners_land_on_the_rotated_editor_box(page, raw_bundle):
             np.testing.assert_allclose(on_page[:, :2], editor_corners(spec), atol=0.1, err_msg=spec.id)
             np.testing.assert_allclose(on_page[:, 2], spec.elevation_mm, atol=0.1)
             checked += 1
-    assert checked == 5  # video, animated image, image, 360°, link
+    assert checked == 6  # video, animated image, image, 360°, link, audio (its sound control, issue 24)
 
 
 def test_animations_and_skins_of_a_grafted_model_survive_packaging(inputs, raw_bundle, compressed_bundle):
