@@ -37,6 +37,8 @@ class Settings:
     events_retention_days: int = 90  # raw events kept this long, then only their daily aggregates
     events_rate_per_minute: int = 600  # event batches per client address per minute (a viewer sends ~4)
     events_session_rate_per_minute: int = 30  # per viewer page load
+    events_ack: str = "committed"  # 204 once the batch's group commit is done; "queued": once it is queued
+    events_queue_max: int = 50_000  # events waiting for the writer's transaction; a batch past it is a 503
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -75,8 +77,18 @@ class Settings:
             events_retention_days=_ranged(env, "BAONHUNG_EVENTS_RETENTION_DAYS", 90, 8, 36500),
             events_rate_per_minute=_ranged(env, "BAONHUNG_EVENTS_RATE", 600, 1, 1_000_000),
             events_session_rate_per_minute=_ranged(env, "BAONHUNG_EVENTS_SESSION_RATE", 30, 1, 1_000_000),
+            events_ack=_choice(env, "BAONHUNG_EVENTS_ACK", "committed", ("committed", "queued")),
+            events_queue_max=_ranged(env, "BAONHUNG_EVENTS_QUEUE_MAX", 50_000, 100, 1_000_000),
             extra={k: v for k, v in env.items() if k.startswith("BAONHUNG_MAX_")},
         )
+
+
+def _choice(env: dict, name: str, default: str, choices: tuple[str, ...]) -> str:
+    """A setting among ``choices``; ConfigError (naming it and them) otherwise."""
+    value = env.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 def _ranged(env: dict, name: str, default: int, low: int, high: int) -> int:

@@ -3,7 +3,7 @@ answers 204 at once; the work is in ``ingest.py``. The body schema is ``schemas/
 
 Answers: 204 (headers ``X-Events-Stored`` / ``X-Events-Dropped`` say what happened), 400 (not JSON, not the
 schema, more than 100 events), 413 (body over 64 KB), 422 (no event names a published page; nothing stored),
-429 with ``Retry-After``. Errors are ``{"error", "message"}`` in the Accept-Language (vi default, en).
+429 with ``Retry-After``, 503 with ``Retry-After`` when the group-commit writer's queue is full (nothing stored). Errors are ``{"error", "message"}`` in the Accept-Language (vi default, en).
 """
 from __future__ import annotations
 
@@ -31,7 +31,10 @@ class EventsState:
         self.engine = es.make_events_engine(url)
         if not s.events_ingest_url:
             es.create_schema(self.engine)  # one connection for both sides (the default): it owns the tables
-        self.writer = es.EventWriter(self.engine)
+        # group commit: one writer thread, many batches per transaction, a bounded queue (a full one is a 503)
+        self.writer = es.GroupCommitWriter(self.engine, ack=s.events_ack, max_queued_events=s.events_queue_max,
+                                           max_transaction_events=min(es.MAX_TRANSACTION_EVENTS, s.events_queue_max),
+                                           log=current_app.logger)
         self.salts = es.SaltStore(s.data_dir / "analytics" / "salts")
         self.lookup = PublishedLookup(state.published, state.store)
         self.limits = RecognizeLimits(s.ratelimit_storage, s.events_rate_per_minute, s.events_session_rate_per_minute,
@@ -75,6 +78,12 @@ def post_events():
         result = ingest_batch(batch, client, ev.lookup, ev.salts, ev.writer, int(time.time() * 1000))
     except BatchError as exc:
         return _batch_error(exc)
+    except es.WriterFull as exc:  # the store is behind (or the server is stopping): nothing stored, come back
+        current_app.logger.warning("events refused: %s", exc)
+        response, status = _error("busy", 503, "Máy chủ đang bận ghi sự kiện. Hãy gửi lại sau ít giây.",
+                                  "The server is busy writing events. Send them again in a few seconds.")
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response, status
     response = _cors(current_app.response_class(status=204))
     response.headers["X-Events-Stored"] = str(result.stored)
     response.headers["X-Events-Dropped"] = str(result.dropped_total)

@@ -21,11 +21,15 @@ One raw event is one compact row (no IP address, no User-Agent, no session id in
 """
 from __future__ import annotations
 
+import atexit
+import collections
 import datetime as dt
 import hashlib
+import operator
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -286,16 +290,194 @@ class EventRow:
 COLUMNS = ("t", "type", "edition_id", "page_id", "overlay_id", "visitor", "session", "ctx", "k", "n", "x_mm", "y_mm")
 
 
+_row_values = operator.attrgetter(*COLUMNS)
+
+
+def _insert_sql(engine: Engine) -> str:
+    """The driver-level INSERT of one row (tuples, no per-row dict): "?" for SQLite, "%s" for psycopg."""
+    marks = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":{i}", "named": ":c{i}"}
+    mark = marks.get(engine.dialect.paramstyle, "%s")
+    values = ", ".join(mark.format(i=i + 1) for i in range(len(COLUMNS)))
+    return f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({values})"
+
+
+def _insert_rows(engine: Engine, sql: str, rows: list[EventRow]) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql(sql, [_row_values(r) for r in rows])
+
+
 class EventWriter:
-    """Appends rows to ``events`` in one transaction per batch: INSERT only, nothing read back (so the limited
+    """Appends rows to ``events`` in one transaction per call: INSERT only, nothing read back (so the limited
     PostgreSQL role suffices)."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._insert = events.insert()
+        self._sql = _insert_sql(engine)
+
+    def append(self, rows: list[EventRow]) -> None:
+        if rows:
+            _insert_rows(self.engine, self._sql, rows)
+
+
+class WriterFull(RuntimeError):
+    """The group-commit writer's queue holds its limit (the store is slower than the readers, or it is closing):
+    the batch is refused whole, nothing stored; ask again in ``retry_after_s`` (HTTP 503 + Retry-After)."""
+
+    def __init__(self, reason: str, retry_after_s: int = 2):
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
+class _Pending:
+    __slots__ = ("rows", "done", "error")
+
+    def __init__(self, rows: list[EventRow], wait: bool):
+        self.rows = rows
+        self.done = threading.Event() if wait else None
+        self.error: BaseException | None = None
+
+
+# Group commit: limits of the queue (events waiting for their transaction; ~200 bytes each in memory, so ~10 MB at
+# most) and of one transaction; how long a request waits for its commit before it is told to come back.
+MAX_QUEUED_EVENTS = 50_000
+MAX_TRANSACTION_EVENTS = 5_000
+COMMIT_WAIT_S = 10.0
+FLUSH_WAIT_S = 30.0  # close(): at most this long to write what is queued
+
+
+class GroupCommitWriter:
+    """Appends from many request threads, written by one thread in few transactions (group commit).
+
+    A request's rows go into a bounded in-memory queue; the writer thread takes everything queued (at most
+    ``max_transaction_events`` rows) into one INSERT transaction, then the next lot: under load one commit carries
+    many batches, when idle each batch is written at once. ``ack``:
+
+    - ``"committed"`` (default): :meth:`append` returns once the transaction holding the rows has committed (an
+      error of that transaction is raised in the request); a 204 means stored. Past ``commit_wait_s`` it raises
+      WriterFull (the rows may still be written: the viewer does not resend, so no double count is made).
+    - ``"queued"``: :meth:`append` returns once the rows are queued. Faster to answer, but events answered 204 and
+      not yet committed (at most the queue, ~a transaction's time under load) are lost if the process dies
+      (kill -9, out of memory, power cut); a normal stop writes them (:meth:`close`, also at interpreter exit).
+      A failed transaction is retried once, then its rows are dropped and counted in ``lost``.
+
+    A full queue (``max_queued_events``) raises :class:`WriterFull`: never unbounded memory. INSERT only, like
+    :class:`EventWriter`."""
+
+    def __init__(self, engine: Engine, ack: str = "committed", max_queued_events: int = MAX_QUEUED_EVENTS,
+                 max_transaction_events: int = MAX_TRANSACTION_EVENTS, commit_wait_s: float = COMMIT_WAIT_S,
+                 log=None):
+        if ack not in ("committed", "queued"):
+            raise ValueError(f"ack {ack!r}: 'committed' or 'queued'")
+        if not (1 <= max_transaction_events <= max_queued_events):
+            raise ValueError("need 1 <= max_transaction_events <= max_queued_events")
+        self.engine = engine
+        self.ack = ack
+        self.max_queued_events = max_queued_events
+        self.max_transaction_events = max_transaction_events
+        self.commit_wait_s = commit_wait_s
+        self.log = log
+        self._sql = _insert_sql(engine)
+        self._cond = threading.Condition()
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._queued_events = 0
+        self._busy = False  # the writer thread holds rows it has not committed yet
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self.transactions = 0  # committed (for tests and the bench)
+        self.lost = 0  # events of "queued" batches whose transaction failed twice
+
+    @property
+    def queued_events(self) -> int:
+        return self._queued_events
 
     def append(self, rows: list[EventRow]) -> None:
         if not rows:
             return
-        with self.engine.begin() as conn:
-            conn.execute(self._insert, [{c: getattr(r, c) for c in COLUMNS} for r in rows])
+        pending = _Pending(rows, self.ack == "committed")
+        with self._cond:
+            if self._closing:
+                raise WriterFull("the events writer is closing")
+            if self._queued_events + len(rows) > self.max_queued_events:
+                raise WriterFull(f"{self._queued_events} events wait to be written (limit {self.max_queued_events})")
+            self._queue.append(pending)
+            self._queued_events += len(rows)
+            if self._thread is None:  # started by the first append: never in a process that forks afterwards
+                self._thread = threading.Thread(target=self._run, name="baonhung-events-writer", daemon=True)
+                self._thread.start()
+                atexit.register(self.close)
+            self._cond.notify()
+        if pending.done is None:
+            return
+        if not pending.done.wait(self.commit_wait_s):
+            raise WriterFull(f"the events store did not commit within {self.commit_wait_s:g} s")
+        if pending.error is not None:
+            raise pending.error
+
+    def _take(self) -> list[_Pending] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closing:
+                    return None
+                self._cond.wait()
+            lot, n = [], 0
+            while self._queue and (not lot or n + len(self._queue[0].rows) <= self.max_transaction_events):
+                p = self._queue.popleft()
+                lot.append(p)
+                n += len(p.rows)
+            self._queued_events -= n
+            self._busy = True
+            return lot
+
+    def _run(self) -> None:
+        while True:
+            lot = self._take()
+            if lot is None:
+                return
+            rows = [r for p in lot for r in p.rows]
+            error = None
+            for attempt in range(2):
+                try:
+                    _insert_rows(self.engine, self._sql, rows)
+                    error = None
+                    break
+                except Exception as exc:  # noqa: BLE001 - told to the waiting requests, or logged and counted
+                    error = exc
+                    if attempt == 0 and self.ack == "queued":
+                        time.sleep(0.2)
+                    else:
+                        break
+            with self._cond:
+                self._busy = False
+                if error is None:
+                    self.transactions += 1
+                elif self.ack == "queued":
+                    self.lost += len(rows)
+                self._cond.notify_all()
+            if error is not None and self.log is not None:
+                self.log.error("events writer: a transaction of %d events failed: %s", len(rows), error)
+            for p in lot:
+                if p.done is not None:
+                    p.error = error
+                    p.done.set()
+
+    def flush(self, timeout: float = FLUSH_WAIT_S) -> bool:
+        """Wait until everything appended so far is written (or failed); False when ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                    return not (self._queue or self._busy)
+                self._cond.wait(left)
+        return True
+
+    def close(self, timeout: float = FLUSH_WAIT_S) -> bool:
+        """Write what is queued, then stop the thread; later appends raise WriterFull. True when all was written."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            atexit.unregister(self.close)
+        return not (self._queue or self._busy)

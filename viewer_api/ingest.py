@@ -237,7 +237,7 @@ def _category_and_quantity(ev: dict, kind: str | None) -> tuple[int | None, int 
     return None, None
 
 
-def ingest_batch(batch: dict, client: Client, lookup: PublishedLookup, salts: es.SaltStore, writer: es.EventWriter,
+def ingest_batch(batch: dict, client: Client, lookup: PublishedLookup, salts: es.SaltStore, writer,
                  now_ms: int) -> IngestResult:
     """Check each event of a schema-valid ``batch`` against what is published and append the ones that pass.
 
@@ -245,7 +245,8 @@ def ingest_batch(batch: dict, client: Client, lookup: PublishedLookup, salts: es
     more than 5 minutes in the future, naming an edition / page / overlay that is not published (or not on that
     page), an overlay of the wrong kind for the event, an aim point off the page. A batch in which nothing passes
     because it names unknown ids is refused whole: BatchError 422, nothing stored. Bots and readers who opted out
-    (DNT / GPC) get ``ignored`` and nothing is stored."""
+    (DNT / GPC) get ``ignored`` and nothing is stored. ``writer``: an :class:`~viewer_api.eventstore.EventWriter` or
+    a :class:`~viewer_api.eventstore.GroupCommitWriter` (whose WriterFull passes through: nothing stored)."""
     if client.opted_out:
         return IngestResult(ignored="opted_out")
     device = classify_user_agent(client.user_agent or "")
@@ -260,6 +261,13 @@ def ingest_batch(batch: dict, client: Client, lookup: PublishedLookup, salts: es
         if publication not in visitors:
             visitors[publication] = es.keyed_hash32(salt, "reader", client.address, client.user_agent, publication)
         return visitors[publication]
+
+    pages: dict[int, PublishedPage | None] = {}  # one catalog look-up per page of the batch, not per event
+
+    def published_page(page_id: int) -> PublishedPage | None:
+        if page_id not in pages:
+            pages[page_id] = lookup.page(page_id)
+        return pages[page_id]
 
     rows: list[es.EventRow] = []
     dropped: dict[str, int] = {}
@@ -281,7 +289,7 @@ def ingest_batch(batch: dict, client: Client, lookup: PublishedLookup, salts: es
         publication = ""
         kind = None
         if page_id is not None:
-            page = lookup.page(page_id)
+            page = published_page(page_id)
             if page is None:
                 drop("unknown_page")
                 continue

@@ -183,5 +183,6 @@ def openapi_paths() -> dict:
                       "400": {"description": "not JSON, not the schema, over 100 events"},
                       "413": {"description": "body over 64 KB"},
                       "422": {"description": "no event names a published page; nothing stored"},
-                      "429": {"description": "rate exceeded (Retry-After)"}}}}
+                      "429": {"description": "rate exceeded (Retry-After)"},
+                      "503": {"description": "the events writer's queue is full; nothing stored (Retry-After)"}}}}
     return paths

@@ -1,0 +1,168 @@
+"""The events store's group-commit writer (issue 26): many batches per transaction from one thread, a bounded queue
+whose overflow is a 503 with Retry-After (nothing stored), a 204 after the commit by default, and what is queued
+written when the writer closes — also when the process just exits."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.web.test_events import PHONE_UA, _engine, batch, post, site  # noqa: F401  (the module's published site)
+from viewer_api import eventstore as es
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def rows(n: int, t: int = 1_800_000_000_000) -> list[es.EventRow]:
+    return [es.EventRow(t + i, es.EVENT_TYPES["opened"], 1, None, None, 7, 8, 1) for i in range(n)]
+
+
+def count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(es.events)).scalar()
+
+
+@pytest.fixture
+def store(tmp_path):
+    path = tmp_path / "events.sqlite3"
+    engine = es.make_events_engine(f"sqlite:///{path}")
+    es.create_schema(engine)
+    yield engine, path
+    engine.dispose()
+
+
+class Blocked:
+    """Another connection holding SQLite's write lock: the writer's transaction waits (busy timeout) until
+    release()."""
+
+    def __init__(self, path: Path):
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def release(self):
+        self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_batches_waiting_for_a_busy_store_go_in_one_transaction_and_each_append_returns_after_its_commit(store):
+    engine, path = store
+    writer = es.GroupCommitWriter(engine)  # ack="committed"
+    lock = Blocked(path)
+    returned = []
+    threads = [threading.Thread(target=lambda i=i: (writer.append(rows(20, 1_800_000_000_000 + i * 100)),
+                                                    returned.append(i))) for i in range(8)]
+    threads[0].start()
+    wait_for(lambda: writer.transactions == 0 and writer.queued_events == 0 and writer._busy)  # in the blocked one
+    for t in threads[1:]:
+        t.start()
+    wait_for(lambda: writer.queued_events == 7 * 20)  # seven batches queued behind it
+    assert returned == [] and count(engine) == 0  # nobody was answered before the commit
+    lock.release()
+    for t in threads:
+        t.join(10)
+    assert sorted(returned) == list(range(8)) and count(engine) == 160
+    assert writer.transactions == 2  # the first batch alone, then the seven that waited, together
+    assert writer.close()
+
+
+def test_a_full_queue_refuses_the_batch_whole_and_memory_stays_bounded(store):
+    engine, path = store
+    writer = es.GroupCommitWriter(engine, ack="queued", max_queued_events=100, max_transaction_events=50)
+    lock = Blocked(path)
+    writer.append(rows(20))
+    wait_for(lambda: writer.queued_events == 0)  # taken by the writer, which waits for the lock
+    for _ in range(5):
+        writer.append(rows(20))
+    assert writer.queued_events == 100
+    with pytest.raises(es.WriterFull) as exc:
+        writer.append(rows(1))
+    assert exc.value.retry_after_s >= 1 and writer.queued_events == 100
+    lock.release()
+    assert writer.flush(10) and count(engine) == 120  # everything accepted, nothing of the refused batch
+    assert writer.transactions == 4  # 20, then 100 queued events in lots of at most 50 rows (40, 40, 20)
+    assert writer.close()
+
+
+def test_close_writes_what_is_queued_and_later_appends_are_refused(store):
+    engine, path = store
+    writer = es.GroupCommitWriter(engine, ack="queued")
+    lock = Blocked(path)
+    for i in range(3):
+        writer.append(rows(20, 1_800_000_000_000 + i * 100))
+    threading.Timer(0.3, lock.release).start()
+    assert writer.close(10) and count(engine) == 60
+    with pytest.raises(es.WriterFull):
+        writer.append(rows(1))
+
+
+def test_events_queued_when_the_process_exits_are_written_before_it_ends(store):
+    engine, path = store
+    script = f"""
+import sqlite3, sys, threading
+sys.path.insert(0, {str(REPO)!r})
+from viewer_api import eventstore as es
+engine = es.make_events_engine("sqlite:///{path}")
+lock = sqlite3.connect({str(path)!r}, isolation_level=None, check_same_thread=False)
+lock.execute("BEGIN IMMEDIATE")
+writer = es.GroupCommitWriter(engine, ack="queued")
+for i in range(5):
+    writer.append([es.EventRow(1_800_000_000_000 + i * 100 + j, 1, 1, None, None, 7, 8, 1) for j in range(20)])
+threading.Timer(0.5, lambda: (lock.execute("ROLLBACK"), lock.close())).start()
+# the script ends here, without close(): the interpreter's exit flushes the queue
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert count(engine) == 100
+
+
+def test_a_failed_transaction_is_raised_in_the_request_that_waits_for_it(store):
+    engine, _path = store
+    writer = es.GroupCommitWriter(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE events")
+    with pytest.raises(Exception, match="events"):
+        writer.append(rows(3))
+    assert writer.close()
+
+
+def test_the_endpoint_answers_503_with_retry_after_when_the_queue_is_full(site):  # noqa: F811
+    from viewer_api.events_api import events_state
+
+    app = site["app"]
+    with app.app_context():
+        ev = events_state()
+    engine = _engine(site)
+    with engine.begin() as conn:
+        conn.execute(es.events.delete())
+    previous = ev.writer
+    ev.writer = es.GroupCommitWriter(engine, ack="queued", max_queued_events=100, max_transaction_events=100)
+    lock = Blocked(site["data"] / "analytics" / "events.sqlite3")
+    try:
+        t = int(time.time() * 1000) - 1000
+        twenty = [{"type": "recognized", "t": t, "page": site["page"], "ms": 900, "stage": "server", "scoped": True}] * 20
+        codes = [post(site, batch(site, *twenty, session=f"sess-full-{i:04d}")).status_code for i in range(8)]
+        # the first batch is taken by the writer (blocked), five more fill the queue, then 503s
+        assert codes == [204] * 6 + [503] * 2, codes
+        r = post(site, batch(site, *twenty, session="sess-full-last"), headers={"Accept-Language": "en"})
+        assert r.status_code == 503 and r.get_json()["error"] == "busy" and int(r.headers["Retry-After"]) >= 1
+        vi = post(site, batch(site, *twenty, session="sess-full-vi"))
+        assert "bận" in vi.get_json()["message"]
+    finally:
+        lock.release()
+        assert ev.writer.close(10)
+        ev.writer = previous
+    assert count(engine) == 6 * 20  # every 204 stored, no 503 batch
