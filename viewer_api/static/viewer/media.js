@@ -66,6 +66,49 @@ function meshesOf(object) {
   return out;
 }
 
+// ---------- progress quartiles of a video / audio overlay (readership analytics, issue 26) ----------
+// media:quartile {pageId, id, kind, quartile} when a play reaches 25/50/75/100 % of the clip, each once per play. A
+// play begins at the start of the clip: a looping video that wraps around, or a clip started again after its end,
+// is a new play (the wrap itself completes the old one). Read on timeupdate (~4 a second), never per frame.
+const QUARTILES = [25, 50, 75, 100];
+const END_SLACK_S = 0.3;   // timeupdate fires every ~250 ms: within this of the end counts as the end
+
+export function watchQuartiles(el, overlay, pageId) {
+  let reached = 0;          // highest quartile emitted in this play
+  let last = 0;             // currentTime at the previous timeupdate
+  const report = (upTo) => {
+    for (const q of QUARTILES) {
+      if (q > reached && q <= upTo) {
+        reached = q;
+        emit("media:quartile", { pageId, id: overlay.id, kind: overlay.kind, quartile: q });
+      }
+    }
+  };
+  const onTime = () => {
+    const d = el.duration, t = el.currentTime;
+    if (!(d > 0) || !Number.isFinite(d)) return;
+    if (t + END_SLACK_S < last && last >= d * 0.75) {  // wrapped around (loop): the old play reached its end
+      report(100);
+      reached = 0;
+    }
+    last = t;
+    report(t >= d - END_SLACK_S ? 100 : Math.floor((100 * t) / d));
+  };
+  const onEnded = () => { report(100); last = el.duration || 0; };
+  const onPlay = () => {  // started again from the beginning (after its end, or a replay): a new play
+    if (el.currentTime < END_SLACK_S) reached = 0;
+    last = el.currentTime;
+  };
+  el.addEventListener("timeupdate", onTime);
+  el.addEventListener("ended", onEnded);
+  el.addEventListener("play", onPlay);
+  return () => {
+    el.removeEventListener("timeupdate", onTime);
+    el.removeEventListener("ended", onEnded);
+    el.removeEventListener("play", onPlay);
+  };
+}
+
 // ---------- controllers (one per overlay) ----------
 
 function videoController(overlay, ctx) {
@@ -96,6 +139,7 @@ function videoController(overlay, ctx) {
   if (el.readyState >= 2) useVideo();
   else el.addEventListener("loadeddata", useVideo, { once: true });
   const wantsSound = !alwaysMuted;  // videos start muted (autoplay rule); "tap for sound" is always offered
+  const unwatch = overlay.kind === "video" ? watchQuartiles(el, overlay, ctx.pageId) : () => {};
   return {
     element: el,
     show() {
@@ -112,7 +156,7 @@ function videoController(overlay, ctx) {
       if (!alwaysMuted && el.muted) this.unmute();
     },
     state() { return { id: overlay.id, kind: overlay.kind, currentTime: el.currentTime, paused: el.paused, muted: el.muted }; },
-    dispose() { el.pause(); el.removeAttribute("src"); el.load(); tex.dispose(); },
+    dispose() { unwatch(); el.pause(); el.removeAttribute("src"); el.load(); tex.dispose(); },
   };
 }
 
@@ -231,6 +275,7 @@ function audioController(overlay, ctx) {
     draw();
   };
   for (const type of ["play", "pause", "ended", "loadedmetadata", "seeked", "emptied"]) el.addEventListener(type, onChange);
+  const unwatch = watchQuartiles(el, overlay, ctx.pageId);
   draw();
   return {
     element: el,
@@ -242,6 +287,7 @@ function audioController(overlay, ctx) {
                progress: progress() };
     },
     dispose() {
+      unwatch();
       el.pause();
       if (frame !== null) cancelAnimationFrame(frame);
       tex.dispose();
@@ -252,7 +298,7 @@ function audioController(overlay, ctx) {
 function panoramaController(overlay, ctx) {
   return {
     show() {}, hide() {},
-    tap() { openPanorama(ctx.resolve(overlay.spec.src), overlay.spec); },
+    tap() { openPanorama(ctx.resolve(overlay.spec.src), overlay.spec, { id: overlay.id, pageId: ctx.pageId }); },
     state() { return { id: overlay.id, kind: overlay.kind }; },
     dispose() {},
   };
@@ -302,11 +348,12 @@ function orientationQuaternion(alpha, beta, gamma, screenAngle) {
   return q;
 }
 
-export async function openPanorama(url, spec = {}) {
+// from: {id, pageId} of the overlay opened (panorama:open carries them for the readership analytics)
+export async function openPanorama(url, spec = {}, from = {}) {
   const section = document.getElementById("panorama");
   const canvas = document.getElementById("panorama-gl");
   section.hidden = false;
-  emit("panorama:open", { url });
+  emit("panorama:open", { url, id: from.id ?? null, pageId: from.pageId ?? null });
   // iOS asks for motion permission, and only inside a user gesture (this runs from the tap).
   if (window.DeviceOrientationEvent && typeof DeviceOrientationEvent.requestPermission === "function") {
     try { await DeviceOrientationEvent.requestPermission(); } catch (e) { /* drag still works */ }
