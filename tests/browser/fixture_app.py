@@ -342,6 +342,14 @@ def create_fixture_app(fixture: Fixture) -> Flask:
                         "pages": [{"page_id": pid, "number": i + 1, "manifest_url": f"/pub/pages/{pid}/manifest.json"}
                                   for i, pid in enumerate(fixture.pages)]})
 
+    app.config["EVENT_BATCHES"] = []  # readership batches the viewer sent (analytics.js): parsed JSON bodies
+
+    @app.post("/api/v1/events")
+    def events():
+        """Like the real endpoint for the viewer: 204 (the fixture's ids are not published ids; nothing is stored)."""
+        app.config["EVENT_BATCHES"].append(json.loads(request.get_data() or b"null"))
+        return "", 204
+
     @app.post("/api/v1/recognize")
     def recognize():
         data = request.files["image"].read() if "image" in request.files else request.get_data()

@@ -39,6 +39,11 @@ const KNOWN_PAGES_KEY = "baonhung.knownPages";
 const SLOW_FRAME_MS = Number(params.get("slowms") ?? 24);
 const SLOW_CHECK_FRAMES = 45;
 const SLOW_LONG_SIDE = 480;
+// Readership analytics (analytics.js, issue 26) is imported only once the main thread is idle after the first overlay
+// (or the no-camera panel), never in the first seconds: at the latest ANALYTICS_LATEST_MS after this module ran,
+// for a reader who never gets an overlay (it still hears every earlier event: events.js keeps them).
+const ANALYTICS_LATEST_MS = 8000;
+const ANALYTICS_IDLE_TIMEOUT_MS = 3000;  // requestIdleCallback's bound: a busy tracker leaves little idle time
 
 const config = JSON.parse(document.getElementById("viewer-config").textContent);
 const ui = new ViewerUI();
@@ -97,6 +102,7 @@ let serverPose = null;           // {pageId, pose, at}: the last server answer d
 let serverFocal = null;          // FocalEstimator of the processing size, for server poses
 let lastMatch = null;            // {match, grey, at}: the last server match, to seed the tracker when it arrives
 let recognizing = false;         // a frame is being encoded or sent (never two at once)
+let foundPageId = null;          // the page followed since its last target:found (null: none, or lost)
 const trackedFrameMs = [];
 
 function setState(s) {
@@ -184,6 +190,7 @@ async function loadPage(manifestUrl) {
 
 function mediaContext(info) {
   return {
+    pageId: info.pageId,
     resolve: (src) => resolveMedia(info, src),
     offerUnmute: () => {
       if (unmuteOffered) return;
@@ -221,7 +228,7 @@ async function showPage(manifestUrl, pageId) {
   S.bundleLoaded = true;
   ui.progress(null);
   rememberPage(info);
-  emit("page:ready", { pageId: info.pageId });
+  emit("page:ready", { pageId: info.pageId, editionId: info.editionId, widthMm: info.widthMm, heightMm: info.heightMm });
   return info;
 }
 
@@ -252,6 +259,10 @@ async function recognizeFrame(now) {
     return;
   }
   if (S.metrics.firstMatchAt === null) S.metrics.firstMatchAt = performance.now();
+  if (!(S.state === "tracking" && S.pageId === match.pageId)) {
+    emit("page:recognized", { pageId: match.pageId, editionId: match.editionId, stage: "server",
+                              scoped: scopedMatch(match.editionId) });
+  }
   lastMatch = { match, grey: sentGrey, at: performance.now() };
   if ((match.pageId !== S.pageId || !page) && loadingPageId !== match.pageId) {
     loadingPageId = match.pageId;
@@ -292,6 +303,11 @@ async function tryKnownPageOffline() {
   } finally {
     loadingPageId = null;
   }
+}
+
+// Found in the edition the QR code named (the recognize request's scope), not elsewhere in the archive.
+function scopedMatch(editionId) {
+  return !!config.scope && editionId != null && String(editionId) === String(config.editionId);
 }
 
 function waitFor(pred, timeoutMs) {
@@ -346,6 +362,11 @@ function onFrame(img, now) {
   let p = null;
   if (result) {
     p = pose.update(result.corners, result.H, now / 1000);
+    if (result.mode === "redetect" && !(S.state === "tracking" && foundPageId === page.pageId)) {
+      // found by the browser alone: a page known on this device while offline, or found again by re-detection
+      emit("page:recognized", { pageId: page.pageId, editionId: page.editionId,
+                                stage: recognition.offline ? "offline" : "redetect", scoped: scopedMatch(page.editionId) });
+    }
   } else if (!tracker && serverPose && page && serverPose.pageId === page.pageId
              && performance.now() - serverPose.at < SERVER_LOST_MS) {
     p = serverPose.pose;
@@ -364,12 +385,17 @@ function onFrame(img, now) {
     record.points = result.points;
     record.corners = p.corners;
     record.rawCorners = result.corners;
+    if (foundPageId !== page.pageId) {
+      foundPageId = page.pageId;
+      emit("target:found", { pageId: page.pageId });
+    }
     if (S.bundleLoaded) {
-      renderer.setVisible(true);
+      showOverlays(page.pageId);
       if (S.metrics.firstOverlayAt === null) {
         S.metrics.firstOverlayAt = performance.now();
         S.metrics.firstOverlayMode = result.mode;
         loadTracker();  // the first overlay is on the paper: now the tracker may take the network
+        loadAnalytics();  // and, when the main thread is idle, the readership analytics
       }
       S.overlays = renderer.overlayCorners();
       record.overlays = S.overlays;
@@ -378,7 +404,7 @@ function onFrame(img, now) {
     } else {
       setState("loading");
     }
-    emit("target:update", { pageId: page.pageId, corners: p.corners, homography: result.H,
+    emit("target:update", { pageId: page.pageId, corners: p.corners, homography: result.H, frameSize,
                             pose: { modelView: p.modelView, projection: p.projection, focal: p.focal } });
   } else {
     lostFrames++;
@@ -392,6 +418,7 @@ function onFrame(img, now) {
         S.overlays = [];
         setState("lost");
         ui.setStatus("status.lost");
+        foundPageId = null;
         emit("target:lost", { pageId: S.pageId });
       }
     }
@@ -443,6 +470,7 @@ async function startCamera(tapAt = performance.now(), early = null) {
   try {
     size = await camera.start(early);
   } catch (err) {
+    emit("camera:error", { reason: err.reason || "unavailable" });
     showFallback(err.reason || "unavailable");
     return;
   }
@@ -471,8 +499,10 @@ async function editionPages() {
 }
 
 async function showFallback(reason) {
+  if (camera.stream) emit("camera:stopped", {});
   camera.stop();
   registerServiceWorker();
+  loadAnalytics();
   S.fallbackReason = reason;
   ui.setStatus("status.ready");
   ui.showFallback(reason, await editionPages(), pickPage, uploadPhoto);
@@ -488,8 +518,10 @@ async function pickPage(p) {
   await rendererReady();
   renderer.setViewport(window.innerWidth, window.innerHeight);
   ui.fullCanvas();
+  emit("fallback:used", { mode: "no_camera_3d", pageId: p.pageId });
   const info = await showPage(p.manifestUrl, p.pageId);
   renderer.enterView3d(info.widthMm, info.heightMm);
+  emit("overlays:shown", { pageId: info.pageId, overlays: renderer.overlays.map((o) => ({ id: o.id, kind: o.kind })) });
   const measure = () => {
     S.overlays = renderer.overlayCorners();  // canvas px = CSS px of the window here (for tests: where to tap)
     S.pageCorners = renderer.pageCorners();
@@ -509,6 +541,7 @@ async function pickPage(p) {
 
 async function uploadPhoto(file) {
   ui.setStatus("status.photo.working");
+  emit("fallback:used", { mode: "photo_upload" });
   const bitmap = await createImageBitmap(file);
   const s = Math.min(1, PHOTO_LONG_SIDE / Math.max(bitmap.width, bitmap.height));
   const w = Math.round(bitmap.width * s), h = Math.round(bitmap.height * s);
@@ -519,6 +552,8 @@ async function uploadPhoto(file) {
   // a still photo is taken once: worth the tilted look's extra time
   const match = await recognition.recognize(blob, { width: w, height: h }, performance.now(), { tilted: true });
   if (!match) { ui.setStatus("status.photo.nomatch"); S.state = "fallback"; S.photoMatch = false; return; }
+  emit("page:recognized", { pageId: match.pageId, editionId: match.editionId, stage: "photo",
+                            scoped: scopedMatch(match.editionId) });
   ui.hideFallback();
   setState("loading");
   const img = document.getElementById("photo");
@@ -532,7 +567,7 @@ async function uploadPhoto(file) {
   // a still photo needs no tracker: the pose comes from the server's homography alone
   const p = poseFromHomography(match.homography, new FocalEstimator(w, h), w, h, info.widthMm, info.heightMm);
   renderer.setPose(p);
-  renderer.setVisible(true);
+  showOverlays(info.pageId);
   S.corners = p.corners;
   S.photoSize = [w, h];
   S.overlays = renderer.overlayCorners();
@@ -547,8 +582,28 @@ document.getElementById("gl").addEventListener("click", (e) => {
   if (!hit || !hit.controller) return;
   hit.controller.tap();
   S.lastActivated = { id: hit.id, kind: hit.kind };
-  emit("overlay:activate", { id: hit.id, kind: hit.kind });
+  emit("overlay:activate", { id: hit.id, kind: hit.kind, pageId: S.pageId });
 });
+
+// The page's overlays are made visible; overlays:shown when they were not.
+function showOverlays(pageId) {
+  if (renderer.visible) return;
+  renderer.setVisible(true);
+  emit("overlays:shown", { pageId, overlays: renderer.overlays.map((o) => ({ id: o.id, kind: o.kind })) });
+}
+
+// ---------- readership analytics (issue 26): after the first overlay, when the main thread is idle ----------
+let analyticsLoad = null;
+function loadAnalytics() {
+  if (analyticsLoad) return;
+  analyticsLoad = new Promise((resolve) => {
+    const idle = window.requestIdleCallback || ((fn) => setTimeout(fn, 200));
+    idle(resolve, { timeout: ANALYTICS_IDLE_TIMEOUT_MS });
+  }).then(() => import("./analytics.js"))
+    .then((m) => { S.analytics = m.startAnalytics({ config, ui, offlineAtOpen: !!boot.offline }); })
+    .catch((err) => { S.error = String(err); });
+}
+setTimeout(loadAnalytics, ANALYTICS_LATEST_MS);
 
 on("page:ready", ({ pageId }) => { S.readyPageId = pageId; });
 

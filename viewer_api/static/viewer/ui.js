@@ -34,6 +34,18 @@ const TEXTS = {
     "media.unmute": "♪ Chạm để bật tiếng",
     "media.close": "Đóng ✕",
     "ui.back": "← Quay lại",
+    "privacy.link": "Thống kê ẩn danh",
+    "privacy.title": "Thống kê ẩn danh",
+    "privacy.what": "Để tòa soạn biết trang nào được đọc, trình xem đếm: lúc mở, camera có bật được không, trang nào được nhận ra và sau bao lâu, thời gian xem trên trang giấy, nội dung nào hiện, được chạm, phát đến 25/50/75/100 %, chỗ giữa khung hình trên trang, và nút “Hữu ích?” nếu bạn bấm.",
+    "privacy.anon": "Không ai bị nhận diện: không lưu địa chỉ IP hay thông tin trình duyệt, không cookie; mã phiên ngẫu nhiên chỉ nằm trong bộ nhớ và mất khi đóng trang.",
+    "privacy.off": "Muốn tắt: bật “Không theo dõi” (Do Not Track) hoặc Global Privacy Control trong trình duyệt — khi đó không gửi gì.",
+    "privacy.state.on": "Hiện tại: đang đếm ẩn danh.",
+    "privacy.state.off": "Hiện tại: đã tắt — trình duyệt của bạn yêu cầu không theo dõi, không gửi gì.",
+    "privacy.close": "Đóng",
+    "reaction.ask": "Hữu ích?",
+    "reaction.useful": "Có",
+    "reaction.notuseful": "Không",
+    "reaction.thanks": "Cảm ơn bạn!",
   },
   en: {
     "status.loading": "Loading…",
@@ -67,10 +79,27 @@ const TEXTS = {
     "media.unmute": "♪ Tap for sound",
     "media.close": "Close ✕",
     "ui.back": "← Back",
+    "privacy.link": "Anonymous statistics",
+    "privacy.title": "Anonymous statistics",
+    "privacy.what": "So the newsroom knows which pages are read, the viewer counts: when it opens, whether the camera starts, which page is recognized and how fast, time spent on the paper, which content shows, is tapped or plays to 25/50/75/100 %, where the frame centre falls on the page, and the “Useful?” button if you tap it.",
+    "privacy.anon": "No one is identified: no IP address or browser details are stored, no cookies; a random session id lives only in memory and is gone when the page closes.",
+    "privacy.off": "To switch it off: turn on Do Not Track or Global Privacy Control in your browser — then nothing is sent.",
+    "privacy.state.on": "Now: counting anonymously.",
+    "privacy.state.off": "Now: off — your browser asks not to be tracked, nothing is sent.",
+    "privacy.close": "Close",
+    "reaction.ask": "Useful?",
+    "reaction.useful": "Yes",
+    "reaction.notuseful": "No",
+    "reaction.thanks": "Thank you!",
   },
 };
 
 const $ = (id) => document.getElementById(id);
+
+// The reader asked not to be tracked (Do Not Track or Global Privacy Control): the viewer sends no readership events.
+export function readerOptedOut() {
+  return navigator.doNotTrack === "1" || window.doNotTrack === "1" || navigator.globalPrivacyControl === true;
+}
 
 export class ViewerUI {
   constructor() {
@@ -82,6 +111,10 @@ export class ViewerUI {
     this.statusKey = "status.loading";
     this.fallbackReasonKey = "fallback.body";
     $("lang").addEventListener("click", () => this.setLanguage(this.lang === "vi" ? "en" : "vi"));
+    // the reader notice of the readership analytics (issue 26): a small link opening a short panel
+    $("privacy-state").dataset.i18n = readerOptedOut() ? "privacy.state.off" : "privacy.state.on";
+    $("privacy-link").addEventListener("click", () => { $("privacy-panel").hidden = !$("privacy-panel").hidden; });
+    $("privacy-close").addEventListener("click", () => { $("privacy-panel").hidden = true; });
     this.applyLanguage();
   }
 
