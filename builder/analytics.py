@@ -146,9 +146,11 @@ def _ttr_bucket_sql() -> str:
 
 
 def _aggregate(conn, editions: Mapping[int, int], level: str, t0: int, t1: int, where: str = "1 = 1",
-               params: dict | None = None) -> list[tuple]:
+               params: dict | None = None, metrics: tuple[int, ...] | None = None) -> list[tuple]:
     """Aggregate rows ``(publication, edition, page, overlay, metric, day, key, n)`` of the raw events with
-    t0 <= t < t1 at one level, restricted by ``where`` (SQL on alias e). The rollup stores exactly these."""
+    t0 <= t < t1 at one level, restricted by ``where`` (SQL on alias e). The rollup stores exactly these.
+    ``metrics``: only these (METRICS codes); each query is a scan of the range, so a reader asking for a few metrics
+    runs only the queries that make them."""
     cols, join, cond = _LEVEL_SQL[level]
     day = es.sql_day("e.t")
     base = f"FROM events e {join} WHERE e.t >= :t0 AND e.t < :t1 AND {cond} AND ({where})"
@@ -158,38 +160,48 @@ def _aggregate(conn, editions: Mapping[int, int], level: str, t0: int, t1: int, 
     cte = _mapping_cte(editions) if join else ""
     out: list[tuple] = []
     M = METRICS
+    wanted = set(metrics) if metrics else set(M.values())
 
     def run(sql: str) -> list:
         return conn.execute(text(cte + sql), p).all()
 
-    for r in run(f"SELECT {cols}, {day}, e.type * 1000 + COALESCE(e.k, 0), COUNT(*) {base} "
-                 f"{group}, e.type * 1000 + COALESCE(e.k, 0)"):
-        out.append((*r[:4], M["events"], *r[4:]))
-    summed = ", ".join(str(x) for x in SUMMED_TYPES)
-    for r in run(f"SELECT {cols}, {day}, e.type * 1000 + COALESCE(e.k, 0), SUM(e.n) {base} AND e.type IN ({summed}) "
-                 f"{group}, e.type * 1000 + COALESCE(e.k, 0)"):
-        out.append((*r[:4], M["sum_n"], *r[4:]))
+    if wanted & {M["events"], M["sum_n"]}:  # counts and sums of n by type and category, in one scan
+        summed = ", ".join(str(x) for x in SUMMED_TYPES)
+        for r in run(f"SELECT {cols}, {day}, e.type * 1000 + COALESCE(e.k, 0), COUNT(*), "
+                     f"SUM(CASE WHEN e.type IN ({summed}) THEN e.n END) {base} "
+                     f"{group}, e.type * 1000 + COALESCE(e.k, 0)"):
+            if M["events"] in wanted:
+                out.append((*r[:4], M["events"], r[4], r[5], r[6]))
+            if M["sum_n"] in wanted and r[5] // 1000 in SUMMED_TYPES and r[7] is not None:
+                out.append((*r[:4], M["sum_n"], r[4], r[5], r[7]))
     steps = ", ".join(f"COUNT(DISTINCT CASE WHEN e.type IN ({', '.join(map(str, types))}) THEN e.session END)"
                       for _name, types in (*FUNNEL_STEPS, ("gave_up", (T["recognition_given_up"],))))
     reader_rows = f"{base} AND e.type <> {T['dropped']}"
-    for r in run(f"SELECT {cols}, {day}, COUNT(DISTINCT e.session), COUNT(DISTINCT e.visitor), {steps} "
-                 f"{reader_rows} {group}"):
-        g, d = r[:4], r[4]
-        out.append((*g, M["sessions"], d, 0, r[5]))
-        out.append((*g, M["visitors"], d, 0, r[6]))
-        for i, n in enumerate(r[7:], start=1):
-            if n:
-                out.append((*g, M["funnel"], d, i, n))
+    if wanted & {M["sessions"], M["visitors"], M["funnel"]}:
+        for r in run(f"SELECT {cols}, {day}, COUNT(DISTINCT e.session), COUNT(DISTINCT e.visitor), {steps} "
+                     f"{reader_rows} {group}"):
+            g, d = r[:4], r[4]
+            if M["sessions"] in wanted:
+                out.append((*g, M["sessions"], d, 0, r[5]))
+            if M["visitors"] in wanted:
+                out.append((*g, M["visitors"], d, 0, r[6]))
+            if M["funnel"] in wanted:
+                for i, n in enumerate(r[7:], start=1):
+                    if n:
+                        out.append((*g, M["funnel"], d, i, n))
     # who and when, down to pages (per overlay they would multiply the rows for little: an overlay's readers are
     # its page's)
     for metric, key_sql in ((("device", f"e.ctx & {es.DEVICE_MASK}"), ("entry", "e.ctx / 1024"),
                              ("hour", es.sql_hour("e.t"))) if level != "overlay" else ()):
-        for r in run(f"SELECT {cols}, {day}, {key_sql}, COUNT(DISTINCT e.session) {reader_rows} {group}, {key_sql}"):
-            out.append((*r[:4], M[metric], *r[4:]))
-    for r in run(f"SELECT {cols}, {day}, {_ttr_bucket_sql()}, COUNT(*) {base} AND e.type = {T['recognized']} "
-                 f"{group}, {_ttr_bucket_sql()}"):
-        out.append((*r[:4], M["ttr"], *r[4:]))
-    if level == "page":
+        if M[metric] in wanted:
+            for r in run(f"SELECT {cols}, {day}, {key_sql}, COUNT(DISTINCT e.session) {reader_rows} {group}, "
+                         f"{key_sql}"):
+                out.append((*r[:4], M[metric], *r[4:]))
+    if M["ttr"] in wanted:
+        for r in run(f"SELECT {cols}, {day}, {_ttr_bucket_sql()}, COUNT(*) {base} AND e.type = {T['recognized']} "
+                     f"{group}, {_ttr_bucket_sql()}"):
+            out.append((*r[:4], M["ttr"], *r[4:]))
+    if level == "page" and M["heat"] in wanted:
         heat = f"(e.x_mm / {HEAT_CELL_MM}) + (e.y_mm / {HEAT_CELL_MM}) * {HEAT_ROW}"
         for r in run(f"SELECT {cols}, {day}, {heat}, COUNT(*) {base} AND e.type = {T['aim']} {group}, {heat}"):
             out.append((*r[:4], M["heat"], *r[4:]))
@@ -298,8 +310,8 @@ def _rows(reader: EventsReader, scope: Scope, level: str, first_day: int, last_d
             where, params = _scope_filter(scope, reader.editions)
             for start, end in _spans(raw_days):
                 raw = _aggregate(conn, reader.editions, level, es.day_start_ms(start), es.day_start_ms(end + 1),
-                                 where, params)
-                out += [r for r in raw if (not metrics or r[4] in metrics) and _in_scope(r, scope, level)]
+                                 where, params, metrics)
+                out += [r for r in raw if _in_scope(r, scope, level)]
     return out
 
 
@@ -510,7 +522,8 @@ def breakdown(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date)
     depth = LEVELS.index(level) - 1
     per: dict[int, dict] = {}
     M = METRICS
-    for r in _rows(reader, scope, level, d0, d1):
+    # a row needs only counts, sums, sessions and readers: not the aim cells, funnel, devices and hours
+    for r in _rows(reader, scope, level, d0, d1, (M["events"], M["sum_n"], M["sessions"], M["visitors"])):
         child = r[depth]
         acc = per.setdefault(child, {})
         acc[(r[4], r[6])] = acc.get((r[4], r[6]), 0) + r[7]

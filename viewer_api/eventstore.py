@@ -130,7 +130,9 @@ events = Table(
     Column("n", Integer),
     Column("x_mm", SmallInteger),
     Column("y_mm", SmallInteger),
-    Index("ix_events_t", "t"),  # the one index: rollups and today's raw part read a time range
+    Index("ix_events_t", "t"),  # rollups read a time range of every edition
+    # the dashboard's raw part (today, not rolled up yet) of one edition / page: its rows only, not the whole day's
+    Index("ix_events_edition_t", "edition_id", "t"),
 )
 # Daily aggregates, kept forever. One row per (publication, edition, page, overlay, metric, day, key); 0 in an id
 # column means "all of the level above" (publication 0 = the whole site). See builder.analytics for the metrics.
@@ -179,8 +181,11 @@ def make_events_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the events store's tables (idempotent). Run by the newsroom side with the owner's URL."""
+    """Create the events store's tables and indexes (idempotent: an index added since a store was made is created
+    then). Run by the newsroom side with the owner's URL."""
     metadata.create_all(engine)
+    for index in events.indexes:
+        index.create(engine, checkfirst=True)
 
 
 INGEST_ROLE = "baonhung_ingest"
