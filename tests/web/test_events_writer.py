@@ -154,7 +154,9 @@ def test_the_endpoint_answers_503_with_retry_after_when_the_queue_is_full(site):
     try:
         t = int(time.time() * 1000) - 1000
         twenty = [{"type": "recognized", "t": t, "page": site["page"], "ms": 900, "stage": "server", "scoped": True}] * 20
-        codes = [post(site, batch(site, *twenty, session=f"sess-full-{i:04d}")).status_code for i in range(8)]
+        codes = [post(site, batch(site, *twenty, session="sess-full-first")).status_code]
+        wait_for(lambda: ev.writer.queued_events == 0 and ev.writer._busy)  # taken, waiting for the lock
+        codes += [post(site, batch(site, *twenty, session=f"sess-full-{i:04d}")).status_code for i in range(7)]
         # the first batch is taken by the writer (blocked), five more fill the queue, then 503s
         assert codes == [204] * 6 + [503] * 2, codes
         r = post(site, batch(site, *twenty, session="sess-full-last"), headers={"Accept-Language": "en"})
