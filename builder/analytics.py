@@ -146,65 +146,86 @@ def _ttr_bucket_sql() -> str:
 
 
 def _aggregate(conn, editions: Mapping[int, int], level: str, t0: int, t1: int, where: str = "1 = 1",
-               params: dict | None = None, metrics: tuple[int, ...] | None = None) -> list[tuple]:
+               params: dict | None = None, metrics: tuple[int, ...] | None = None,
+               single_scan: bool = False) -> list[tuple]:
     """Aggregate rows ``(publication, edition, page, overlay, metric, day, key, n)`` of the raw events with
     t0 <= t < t1 at one level, restricted by ``where`` (SQL on alias e). The rollup stores exactly these.
-    ``metrics``: only these (METRICS codes); each query is a scan of the range, so a reader asking for a few metrics
-    runs only the queries that make them."""
+
+    ``metrics``: only these (METRICS codes): a reader asking for a few runs only the aggregates that make them.
+    ``single_scan``: one statement reading the events once (a MATERIALIZED CTE of the range's rows, then every
+    aggregate over it with UNION ALL) instead of one query, hence one read of the rows, per aggregate. For the
+    query layer's raw part (an edition's day: the rows are scattered among the day's other editions, so reading
+    them is most of the cost); the rollup keeps separate queries (a month of every edition is too many rows to
+    materialize)."""
     cols, join, cond = _LEVEL_SQL[level]
     day = es.sql_day("e.t")
-    base = f"FROM events e {join} WHERE e.t >= :t0 AND e.t < :t1 AND {cond} AND ({where})"
-    grouped = ", ".join(c for c in cols.split(", ") if c != "0")  # a literal integer in GROUP BY is a position
-    group = f"GROUP BY {grouped + ', ' if grouped else ''}{day}"
-    p = {"t0": t0, "t1": t1, **(params or {})}
-    cte = _mapping_cte(editions) if join else ""
-    out: list[tuple] = []
     M = METRICS
     wanted = set(metrics) if metrics else set(M.values())
-
-    def run(sql: str) -> list:
-        return conn.execute(text(cte + sql), p).all()
-
-    if wanted & {M["events"], M["sum_n"]}:  # counts and sums of n by type and category, in one scan
-        summed = ", ".join(str(x) for x in SUMMED_TYPES)
-        for r in run(f"SELECT {cols}, {day}, e.type * 1000 + COALESCE(e.k, 0), COUNT(*), "
-                     f"SUM(CASE WHEN e.type IN ({summed}) THEN e.n END) {base} "
-                     f"{group}, e.type * 1000 + COALESCE(e.k, 0)"):
-            if M["events"] in wanted:
-                out.append((*r[:4], M["events"], r[4], r[5], r[6]))
-            if M["sum_n"] in wanted and r[5] // 1000 in SUMMED_TYPES and r[7] is not None:
-                out.append((*r[:4], M["sum_n"], r[4], r[5], r[7]))
-    steps = ", ".join(f"COUNT(DISTINCT CASE WHEN e.type IN ({', '.join(map(str, types))}) THEN e.session END)"
-                      for _name, types in (*FUNNEL_STEPS, ("gave_up", (T["recognition_given_up"],))))
-    reader_rows = f"{base} AND e.type <> {T['dropped']}"
+    summed = ", ".join(str(x) for x in SUMMED_TYPES)
+    steps = [f"COUNT(DISTINCT CASE WHEN e.type IN ({', '.join(map(str, types))}) THEN e.session END)"
+             for _name, types in (*FUNNEL_STEPS, ("gave_up", (T["recognition_given_up"],)))]
+    readers = f"e.type <> {T['dropped']}"
+    arms: list[tuple[str, str | None, list[str], str]] = []  # (name, key SQL, aggregate SQLs, extra condition)
+    if wanted & {M["events"], M["sum_n"]}:  # counts and sums of n by type and category, in one pass
+        arms.append(("n", "e.type * 1000 + COALESCE(e.k, 0)",
+                     ["COUNT(*)", f"SUM(CASE WHEN e.type IN ({summed}) THEN e.n END)"], ""))
     if wanted & {M["sessions"], M["visitors"], M["funnel"]}:
-        for r in run(f"SELECT {cols}, {day}, COUNT(DISTINCT e.session), COUNT(DISTINCT e.visitor), {steps} "
-                     f"{reader_rows} {group}"):
-            g, d = r[:4], r[4]
-            if M["sessions"] in wanted:
-                out.append((*g, M["sessions"], d, 0, r[5]))
-            if M["visitors"] in wanted:
-                out.append((*g, M["visitors"], d, 0, r[6]))
-            if M["funnel"] in wanted:
-                for i, n in enumerate(r[7:], start=1):
-                    if n:
-                        out.append((*g, M["funnel"], d, i, n))
+        arms.append(("readers", None, ["COUNT(DISTINCT e.session)", "COUNT(DISTINCT e.visitor)", *steps], readers))
     # who and when, down to pages (per overlay they would multiply the rows for little: an overlay's readers are
     # its page's)
     for metric, key_sql in ((("device", f"e.ctx & {es.DEVICE_MASK}"), ("entry", "e.ctx / 1024"),
                              ("hour", es.sql_hour("e.t"))) if level != "overlay" else ()):
         if M[metric] in wanted:
-            for r in run(f"SELECT {cols}, {day}, {key_sql}, COUNT(DISTINCT e.session) {reader_rows} {group}, "
-                         f"{key_sql}"):
-                out.append((*r[:4], M[metric], *r[4:]))
+            arms.append((metric, key_sql, ["COUNT(DISTINCT e.session)"], readers))
     if M["ttr"] in wanted:
-        for r in run(f"SELECT {cols}, {day}, {_ttr_bucket_sql()}, COUNT(*) {base} AND e.type = {T['recognized']} "
-                     f"{group}, {_ttr_bucket_sql()}"):
-            out.append((*r[:4], M["ttr"], *r[4:]))
+        arms.append(("ttr", _ttr_bucket_sql(), ["COUNT(*)"], f"e.type = {T['recognized']}"))
     if level == "page" and M["heat"] in wanted:
-        heat = f"(e.x_mm / {HEAT_CELL_MM}) + (e.y_mm / {HEAT_CELL_MM}) * {HEAT_ROW}"
-        for r in run(f"SELECT {cols}, {day}, {heat}, COUNT(*) {base} AND e.type = {T['aim']} {group}, {heat}"):
-            out.append((*r[:4], M["heat"], *r[4:]))
+        arms.append(("heat", f"(e.x_mm / {HEAT_CELL_MM}) + (e.y_mm / {HEAT_CELL_MM}) * {HEAT_ROW}", ["COUNT(*)"],
+                     f"e.type = {T['aim']}"))
+    if not arms:
+        return []
+    p = {"t0": t0, "t1": t1, **(params or {})}
+    cte = _mapping_cte(editions) if join else ""
+    rows_where = f"e.t >= :t0 AND e.t < :t1 AND {cond} AND ({where})"
+    results: list[tuple[int, tuple]] = []  # (arm index, (g1, g2, g3, g4, day, key, values...))
+    if single_scan:
+        width = max(len(a[2]) for a in arms)
+        rows_sql = (f"SELECT {', '.join(f'{c} AS g{i}' for i, c in enumerate(cols.split(', ')))}, e.t, e.type, e.k, "
+                    f"e.n, e.session, e.visitor, e.ctx, e.x_mm, e.y_mm FROM events e {join} WHERE {rows_where}")
+        selects = []
+        for i, (_name, key_sql, aggs, extra) in enumerate(arms):
+            values = ", ".join([*aggs, *["NULL"] * (width - len(aggs))])
+            selects.append(f"SELECT {i}, e.g0, e.g1, e.g2, e.g3, {day}, {key_sql or 0}, {values} FROM s e "
+                           f"{'WHERE ' + extra if extra else ''} GROUP BY e.g0, e.g1, e.g2, e.g3, {day}"
+                           f"{', ' + key_sql if key_sql else ''}")
+        with_sql = f"{cte.rstrip() + ',' if cte else 'WITH'} s AS MATERIALIZED ({rows_sql}) "
+        for r in conn.execute(text(with_sql + " UNION ALL ".join(selects)), p).all():
+            results.append((r[0], tuple(r[1:])))
+    else:
+        grouped = ", ".join(c for c in cols.split(", ") if c != "0")  # a literal integer in GROUP BY is a position
+        for i, (_name, key_sql, aggs, extra) in enumerate(arms):
+            group = f"GROUP BY {grouped + ', ' if grouped else ''}{day}{', ' + key_sql if key_sql else ''}"
+            sql = (f"{cte}SELECT {cols}, {day}, {key_sql or 0}, {', '.join(aggs)} FROM events e {join} "
+                   f"WHERE {rows_where}{' AND ' + extra if extra else ''} {group}")
+            results += [(i, tuple(r)) for r in conn.execute(text(sql), p).all()]
+    out: list[tuple] = []
+    for i, r in results:
+        name, g, d, key, values = arms[i][0], r[:4], r[4], r[5], r[6:]
+        if name == "n":
+            if M["events"] in wanted:
+                out.append((*g, M["events"], d, key, values[0]))
+            if M["sum_n"] in wanted and key // 1000 in SUMMED_TYPES and values[1] is not None:
+                out.append((*g, M["sum_n"], d, key, values[1]))
+        elif name == "readers":
+            if M["sessions"] in wanted:
+                out.append((*g, M["sessions"], d, 0, values[0]))
+            if M["visitors"] in wanted:
+                out.append((*g, M["visitors"], d, 0, values[1]))
+            if M["funnel"] in wanted:
+                out += [(*g, M["funnel"], d, step, n) for step, n in enumerate(values[2:2 + len(steps)], start=1)
+                        if n]
+        else:
+            out.append((*g, M[name], d, key, values[0]))
     return [tuple(int(v) for v in r) for r in out]
 
 
@@ -310,7 +331,7 @@ def _rows(reader: EventsReader, scope: Scope, level: str, first_day: int, last_d
             where, params = _scope_filter(scope, reader.editions)
             for start, end in _spans(raw_days):
                 raw = _aggregate(conn, reader.editions, level, es.day_start_ms(start), es.day_start_ms(end + 1),
-                                 where, params, metrics)
+                                 where, params, metrics, single_scan=True)
                 out += [r for r in raw if _in_scope(r, scope, level)]
     return out
 

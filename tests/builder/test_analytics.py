@@ -205,3 +205,20 @@ def test_the_cli_rolls_up_the_configured_store_and_prints_the_ingest_role_sql(tm
     assert "GRANT INSERT ON events TO bn_ingest;" in sql and "SELECT" not in sql.split("GRANT", 1)[1]
     assert main(["analytics", "ingest-role", "--role", "Robert'); DROP TABLE events;--"]) == 2
     engine.dispose()
+
+
+@pytest.mark.parametrize("level", an.LEVELS)
+def test_one_scan_and_one_query_per_aggregate_give_the_same_rows(reader, level):
+    """The query layer reads raw events once for every aggregate (a MATERIALIZED CTE); the rollup runs one query per
+    aggregate. Both, every metric or a few, give the same rows."""
+    t0, t1 = es.day_start_ms(es.day_of_date(DAY)), es.day_start_ms(es.day_of_date(DAY) + 1)
+    M = an.METRICS
+    with reader.engine.connect() as conn:
+        for metrics in (None, (M["events"], M["sum_n"], M["sessions"], M["visitors"]), (M["heat"],), (M["funnel"],)):
+            for where, params in (("1 = 1", {}), ("e.edition_id = :edition_id", {"edition_id": 10})):
+                args = (conn, reader.editions, level, t0, t1, where, params, metrics)
+                separate, single = an._aggregate(*args), an._aggregate(*args, single_scan=True)
+                assert sorted(single) == sorted(separate), (level, metrics, where)
+                if metrics:
+                    assert {r[4] for r in separate} <= set(metrics)
+        assert an._aggregate(conn, reader.editions, level, t0, t1)  # the fixture has rows at every level
