@@ -24,7 +24,7 @@ class EventsState:
     the rate limits (one per app)."""
 
     def __init__(self, state):
-        from .ratelimit import RecognizeLimits
+        from .ratelimit import events_limits
 
         s = state.settings
         url = s.events_ingest_url or s.events_url or es.default_events_url(s.data_dir)
@@ -37,8 +37,7 @@ class EventsState:
                                            log=current_app.logger)
         self.salts = es.SaltStore(s.data_dir / "analytics" / "salts")
         self.lookup = PublishedLookup(state.published, state.store)
-        self.limits = RecognizeLimits(s.ratelimit_storage, s.events_rate_per_minute, s.events_session_rate_per_minute,
-                                      namespace="events")
+        self.limits = events_limits(s.ratelimit_storage, s.events_rate_per_minute, s.events_session_rate_per_minute)
 
 
 def events_state() -> EventsState:
