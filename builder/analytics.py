@@ -330,8 +330,18 @@ def _rows(reader: EventsReader, scope: Scope, level: str, first_day: int, last_d
         if raw_days:
             where, params = _scope_filter(scope, reader.editions)
             for start, end in _spans(raw_days):
-                raw = _aggregate(conn, reader.editions, level, es.day_start_ms(start), es.day_start_ms(end + 1),
-                                 where, params, metrics, single_scan=True)
+                t0, t1 = es.day_start_ms(start), es.day_start_ms(end + 1)
+                span_where = where
+                if scope.page_id and not scope.edition_id:
+                    # a page's events all carry its edition (the ingest writes the page's own): with it the read
+                    # takes the (edition_id, t) index instead of every event of the days (heatmap's scope)
+                    edition_id = conn.execute(text("SELECT edition_id FROM events WHERE t >= :t0 AND t < :t1 AND "
+                                                   "page_id = :page_id LIMIT 1"),
+                                              {"t0": t0, "t1": t1, "page_id": scope.page_id}).scalar()
+                    if edition_id is None:
+                        continue  # no raw event of the page in the span
+                    span_where = f"{where} AND e.edition_id = {int(edition_id)}"
+                raw = _aggregate(conn, reader.editions, level, t0, t1, span_where, params, metrics, single_scan=True)
                 out += [r for r in raw if _in_scope(r, scope, level)]
     return out
 

@@ -148,6 +148,8 @@ event_daily = Table(
     Column("n", BigInteger, nullable=False),
     PrimaryKeyConstraint("publication_id", "edition_id", "page_id", "overlay_id", "metric", "day", "key",
                          name="pk_event_daily"),
+    # a page's rows without its edition (heatmap(page_id)): the primary key cannot serve "publication <> 0"
+    Index("ix_event_daily_page", "page_id", "metric", "day"),
 )
 # The days whose raw events have been rolled up (a day with no event is rolled up too: its absence is an answer).
 rolled_days = Table(
@@ -184,7 +186,7 @@ def create_schema(engine: Engine) -> None:
     """Create the events store's tables and indexes (idempotent: an index added since a store was made is created
     then). Run by the newsroom side with the owner's URL."""
     metadata.create_all(engine)
-    for index in events.indexes:
+    for index in (*events.indexes, *event_daily.indexes):
         index.create(engine, checkfirst=True)
 
 
