@@ -156,6 +156,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     def _inject():
         from flask import g
 
-        return {"current_user": g.get("user"), "lang": common.lang()}
+        return {"current_user": g.get("user"), "lang": common.lang(), "lang_switch_url": common.lang_switch_url}
 
     return app

@@ -220,3 +220,12 @@ def close_db(_exc=None) -> None:
     session_ = g.pop("db", None)
     if session_ is not None:
         session_.close()
+
+
+def lang_switch_url(code: str) -> str:
+    """This page again in language ``code``, keeping its other query parameters (a dashboard's date range was lost
+    when the toggle linked to a bare ``?lang=``)."""
+    from urllib.parse import urlencode
+
+    args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"] + [("lang", code)]
+    return "?" + urlencode(args)

@@ -196,6 +196,15 @@ def test_one_language_rule_the_browser_language_is_not_a_choice(ui_app, db):
     assert '<html lang="en">' in client.get("/", headers=english_browser).get_data(as_text=True)  # the choice stays
 
 
+def test_the_language_toggle_keeps_the_pages_other_query_parameters(ui_app, db):
+    """The dashboard's date range was lost on switching language: the toggle linked to a bare ?lang=."""
+    client = client_as(ui_app, db, "editor")
+    page = client.get("/?from=2026-12-01&to=2026-12-07&lang=vi").get_data(as_text=True)
+    hrefs = {lang: href.replace("&amp;", "&") for href, lang in re.findall(r'<a href="([^"]+)" lang="(vi|en)"', page)}
+    assert hrefs["en"] == "?from=2026-12-01&to=2026-12-07&lang=en"
+    assert hrefs["vi"] == "?from=2026-12-01&to=2026-12-07&lang=vi"
+
+
 def test_a_wrong_password_is_refused_with_a_message(ui_app, db):
     client = client_as(ui_app, db, None)
     token = csrf_of(client, "/login")
