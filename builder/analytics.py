@@ -29,7 +29,7 @@ import io
 from dataclasses import asdict, dataclass, field
 from typing import Mapping
 
-from sqlalchemy import and_, delete, insert, select, text
+from sqlalchemy import and_, delete, func, insert, literal, select, text
 from sqlalchemy.engine import Engine
 
 from viewer_api import eventstore as es
@@ -313,19 +313,24 @@ def _scope_filter(scope: Scope, editions: Mapping[int, int]) -> tuple[str, dict]
 
 
 def _rows(reader: EventsReader, scope: Scope, level: str, first_day: int, last_day: int,
-          metrics: tuple[int, ...] | None = None) -> list[tuple]:
+          metrics: tuple[int, ...] | None = None, by_day: bool = True) -> list[tuple]:
     """Aggregate rows of ``level`` inside ``scope`` (the scope's own level, or its children's) for the days, from
-    the rollups where a day is rolled up and from the raw events otherwise."""
+    the rollups where a day is rolled up and from the raw events otherwise. ``by_day`` False: the rolled-up days
+    come summed in SQL, one row per (ids, metric, key) with ``first_day`` as its day (for callers that add the days
+    up anyway: 30 days of a busy edition are ~30x fewer rows to fetch and fold)."""
     with reader.engine.connect() as conn:
         rolled = set(conn.execute(select(es.rolled_days.c.day).where(
             and_(es.rolled_days.c.day >= first_day, es.rolled_days.c.day <= last_day))).scalars())
         d = es.event_daily.c
-        q = select(d.publication_id, d.edition_id, d.page_id, d.overlay_id, d.metric, d.day, d.key, d.n).where(
-            d.day >= first_day, d.day <= last_day)
-        q = q.where(*_level_conditions(d, scope, level))
+        ids = (d.publication_id, d.edition_id, d.page_id, d.overlay_id, d.metric)
+        if by_day:
+            q = select(*ids, d.day, d.key, d.n)
+        else:
+            q = select(*ids, literal(first_day), d.key, func.sum(d.n)).group_by(*ids, d.key)
+        q = q.where(d.day >= first_day, d.day <= last_day, *_level_conditions(d, scope, level))
         if metrics:
             q = q.where(d.metric.in_(metrics))
-        out = [tuple(r) for r in conn.execute(q).all()] if rolled else []
+        out = [tuple(int(v) for v in r) for r in conn.execute(q).all()] if rolled else []
         raw_days = [day for day in range(first_day, last_day + 1) if day not in rolled]
         if raw_days:
             where, params = _scope_filter(scope, reader.editions)
@@ -466,7 +471,7 @@ def _fold(rows: list[tuple]) -> dict:
 def report(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date) -> Report:
     """All the numbers of ``scope`` for the days ``first``..``last`` (inclusive, Asia/Ho_Chi_Minh)."""
     d0, d1 = _check_range(first, last)
-    acc = _fold(_rows(reader, scope, scope.level, d0, d1))
+    acc = _fold(_rows(reader, scope, scope.level, d0, d1, by_day=False))
     M = METRICS
 
     def ev(name: str, k: int | None = None, metric: str = "events") -> int:
@@ -554,7 +559,8 @@ def breakdown(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date)
     per: dict[int, dict] = {}
     M = METRICS
     # a row needs only counts, sums, sessions and readers: not the aim cells, funnel, devices and hours
-    for r in _rows(reader, scope, level, d0, d1, (M["events"], M["sum_n"], M["sessions"], M["visitors"])):
+    for r in _rows(reader, scope, level, d0, d1, (M["events"], M["sum_n"], M["sessions"], M["visitors"]),
+                   by_day=False):
         child = r[depth]
         acc = per.setdefault(child, {})
         acc[(r[4], r[6])] = acc.get((r[4], r[6]), 0) + r[7]
@@ -626,7 +632,7 @@ def heatmap(reader: EventsReader, page_id: int, first: dt.date, last: dt.date, w
     factor = cell_mm // HEAT_CELL_MM
     scope = Scope(page_id=page_id)
     total = 0
-    for r in _rows(reader, scope, "page", d0, d1, (METRICS["heat"],)):
+    for r in _rows(reader, scope, "page", d0, d1, (METRICS["heat"],), by_day=False):
         if r[2] != page_id:
             continue
         cx, cy = (r[6] % HEAT_ROW) // factor, (r[6] // HEAT_ROW) // factor
