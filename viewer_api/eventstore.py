@@ -344,7 +344,7 @@ class _Pending:
         self.error: BaseException | None = None
 
 
-# Group commit: limits of the queue (events waiting for their transaction; ~200 bytes each in memory, so ~10 MB at
+# Group commit: limits of the queue (events waiting for their transaction; ~320 bytes each in memory, so ~16 MB at
 # most) and of one transaction; how long a request waits for its commit before it is told to come back.
 MAX_QUEUED_EVENTS = 50_000
 MAX_TRANSACTION_EVENTS = 5_000
