@@ -432,6 +432,35 @@ def test_batches_kept_offline_or_refused_with_429_are_sent_later_with_their_orig
     assert resent["body"]["session"] == refused["body"]["session"] == late["body"]["session"]
 
 
+def test_a_reader_who_leaves_before_any_overlay_is_still_counted(demo):
+    """analytics.js loads after the first overlay (or at 8 s): a reader who opened the viewer and switched away at
+    once left no trace, so the funnel's "opened" undercounted early leavers. Hiding the page loads it at once and it
+    reports what the bus logged with a beacon."""
+    from playwright.sync_api import sync_playwright
+
+    posts = demo["posts"]
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, clip=demo["y4m"])
+        try:
+            context, page, errors = open_viewer(browser, demo)
+            posts.reset()
+            page.goto(f"{demo['base']}/v/{demo['code']}?process=640&nosw=1")
+            page.wait_for_timeout(1000)
+            assert page.evaluate("() => !(window.__baonhung && window.__baonhung.analytics)"), "not loaded yet"
+            hidden_at = time.monotonic() - posts.t0
+            page.evaluate("""() => { Object.defineProperty(document, 'visibilityState', {value: 'hidden',
+                                                                                         configurable: true});
+                                     document.dispatchEvent(new Event('visibilitychange')); }""")
+            wait_until(lambda: posts.posts and posts.posts[0]["status"], 5, "the leaving reader's batch")
+            assert not errors, errors
+        finally:
+            browser.close()
+    first = posts.posts[0]
+    assert first["at"] - hidden_at < 4.0 and first["mode"] == "no-cors", first  # a beacon, soon after hiding
+    assert first["status"] == 204
+    assert [e["type"] for e in first["body"]["events"]][:1] == ["opened"] and first["body"]["entry"] == "qr"
+
+
 # ---------- pieces checked alone, in the browser ----------
 
 def test_the_frame_centre_maps_to_page_mm_through_the_inverse_homography(demo):

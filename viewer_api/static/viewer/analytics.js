@@ -357,6 +357,10 @@ export function startAnalytics({ config, ui, offlineAtOpen = false }) {
   });
   window.addEventListener("pagehide", () => reporter.flush({ hiding: true }));
   window.addEventListener("online", () => reporter.flush());
+  if (document.visibilityState === "hidden") {  // loaded because the reader is leaving (main.js): report at once
+    reporter.closeStretch();
+    reporter.flush({ hiding: true });
+  }
   return {
     active: true,
     queued: () => reporter.queue.length,

@@ -594,9 +594,10 @@ function showOverlays(pageId) {
 
 // ---------- readership analytics (issue 26): after the first overlay, when the main thread is idle ----------
 let analyticsLoad = null;
-function loadAnalytics() {
+function loadAnalytics({ now = false } = {}) {
   if (analyticsLoad) return;
   analyticsLoad = new Promise((resolve) => {
+    if (now) { resolve(); return; }
     const idle = window.requestIdleCallback || ((fn) => setTimeout(fn, 200));
     idle(resolve, { timeout: ANALYTICS_IDLE_TIMEOUT_MS });
   }).then(() => import("./analytics.js"))
@@ -604,6 +605,12 @@ function loadAnalytics() {
     .catch((err) => { S.error = String(err); });
 }
 setTimeout(loadAnalytics, ANALYTICS_LATEST_MS);
+// A reader who leaves (switches app, closes the tab) before that still counts: analytics.js is fetched at once when
+// the page is hidden and reports what the bus logged (opened, camera, given up) with a beacon. A hidden page keeps
+// running for a moment, enough for a 6 KB module; a page torn down at once is still lost.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") loadAnalytics({ now: true });
+});
 
 on("page:ready", ({ pageId }) => { S.readyPageId = pageId; });
 
