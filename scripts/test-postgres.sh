@@ -32,7 +32,7 @@ done
 $AS_PG psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='baonhung_test'" | grep -q 1 \
   || $AS_PG psql -qc "CREATE ROLE baonhung_test LOGIN PASSWORD 'baonhung_test'" >/dev/null
 # the analytics test makes the public side's INSERT-only role (builder/analytics, issue 26)
-$AS_PG psql -qc "ALTER ROLE baonhung_test CREATEROLE" >/dev/null
+$AS_PG psql -qc "ALTER ROLE baonhung_test CREATEROLE CREATEDB" >/dev/null  # a database per test module (tests/conftest.py pg_url)
 $AS_PG psql -qtAc "SELECT 1 FROM pg_database WHERE datname='baonhung_test'" | grep -q 1 \
   || $AS_PG psql -qc "CREATE DATABASE baonhung_test OWNER baonhung_test" >/dev/null
 echo "postgresql+psycopg://baonhung_test:baonhung_test@127.0.0.1:5432/baonhung_test"

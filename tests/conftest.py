@@ -150,3 +150,28 @@ def png_bytes(w=1240, h=1754, seed=3) -> bytes:
 
 def upload(data: bytes, name: str):
     return (io.BytesIO(data), name)
+
+
+@pytest.fixture(scope="module")
+def pg_url(request):
+    """A PostgreSQL database of this test module and pytest worker alone, made empty (BAONHUNG_TEST_POSTGRES_URL
+    names the server; make test starts one). Modules that shared one database dropped each other's tables when two
+    workers ran them at once ("relation events does not exist", "tuple concurrently deleted")."""
+    import re
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = os.environ.get("BAONHUNG_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("BAONHUNG_TEST_POSTGRES_URL not set (make test sets it)")
+    module = re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1])
+    name = f"bn_{module}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"[:63]
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -16,20 +16,21 @@ from tests.builder.test_analytics import DAY, EDITIONS, fixture_rows
 from viewer_api import eventstore as es
 
 PG_URL = os.environ.get("BAONHUNG_TEST_POSTGRES_URL")
-ROLE, PASSWORD = "baonhung_ingest_test", "ingest-only-pw"
+# roles are the server's, not a database's: one per pytest worker
+ROLE, PASSWORD = f"baonhung_ingest_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}", "ingest-only-pw"
 pytestmark = [pytest.mark.xdist_group("postgres"),
               pytest.mark.skipif(not PG_URL, reason="BAONHUNG_TEST_POSTGRES_URL not set (make test sets it)")]
 
 
 @pytest.fixture
-def pg():
-    owner = create_engine(PG_URL)
+def pg(pg_url):
+    owner = create_engine(pg_url)
     es.metadata.drop_all(owner)
     es.create_schema(owner)
     with owner.begin() as conn:
         for stmt in es.ingest_role_sql(ROLE, PASSWORD):
             conn.execute(text(stmt))
-    ingest = create_engine(make_url(PG_URL).set(username=ROLE, password=PASSWORD))
+    ingest = create_engine(make_url(pg_url).set(username=ROLE, password=PASSWORD))
     yield owner, ingest
     ingest.dispose()
     es.metadata.drop_all(owner)

@@ -18,12 +18,13 @@ def empty_db(request, tmp_path):
         return
     if not PG_URL:
         pytest.skip("BAONHUNG_TEST_POSTGRES_URL not set (make test sets it)")
-    engine = create_engine(PG_URL)
+    url = request.getfixturevalue("pg_url")  # this module's own database (tests/conftest.py)
+    engine = create_engine(url)
     meta = MetaData()
-    meta.reflect(engine)  # start from an empty database: drop whatever an earlier run left
+    meta.reflect(engine)  # start from an empty database: drop whatever an earlier test left
     meta.drop_all(engine)
     engine.dispose()
-    yield PG_URL
+    yield url
 
 
 @pytest.mark.xdist_group("postgres")
