@@ -155,7 +155,7 @@ function videoController(overlay, ctx) {
       if (el.paused) el.play().catch(() => {});
       if (!alwaysMuted && el.muted) this.unmute();
     },
-    state() { return { id: overlay.id, kind: overlay.kind, currentTime: el.currentTime, paused: el.paused, muted: el.muted }; },
+    state() { return { id: overlay.id, kind: overlay.kind, currentTime: el.currentTime, duration: el.duration, paused: el.paused, muted: el.muted }; },
     dispose() { unwatch(); el.pause(); el.removeAttribute("src"); el.load(); tex.dispose(); },
   };
 }
