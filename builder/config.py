@@ -39,7 +39,24 @@ class Settings:
     events_session_rate_per_minute: int = 30  # per viewer page load
     events_ack: str = "committed"  # 204 once the batch's group commit is done; "queued": once it is queued
     events_queue_max: int = 50_000  # events waiting for the writer's transaction; a batch past it is a 503
+    # issue 27: premium overlays and reader accounts
+    smtp_host: str = ""  # empty: mail is not sent but written to <data>/outbox/*.eml (development)
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_tls: str = "starttls"  # starttls | ssl | none (none: loopback servers only, as the tests' aiosmtpd)
+    mail_from: str = "Báo Nhúng <no-reply@localhost>"
+    premium_url_ttl_s: int = 300  # life of a signed premium URL; also the longest a revocation takes to bite
+    entitlements_secret: str = ""  # HMAC key of the entitlements API (the payment system's); empty: API off
     extra: dict = field(default_factory=dict)
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for one purpose ("premium-url", "subscription-codes", ...) derived from the secret key, so one
+        secret never signs two kinds of thing."""
+        import hashlib
+        import hmac
+
+        return hmac.new(self.secret_key.encode(), b"baonhung/" + purpose.encode(), hashlib.sha256).digest()
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":
@@ -79,8 +96,24 @@ class Settings:
             events_session_rate_per_minute=_ranged(env, "BAONHUNG_EVENTS_SESSION_RATE", 30, 1, 1_000_000),
             events_ack=_choice(env, "BAONHUNG_EVENTS_ACK", "committed", ("committed", "queued")),
             events_queue_max=_ranged(env, "BAONHUNG_EVENTS_QUEUE_MAX", 50_000, 100, 1_000_000),
+            smtp_host=env.get("BAONHUNG_SMTP_HOST", "").strip(),
+            smtp_port=_ranged(env, "BAONHUNG_SMTP_PORT", 587, 1, 65535),
+            smtp_user=env.get("BAONHUNG_SMTP_USER", ""),
+            smtp_password=env.get("BAONHUNG_SMTP_PASSWORD", ""),
+            smtp_tls=_choice(env, "BAONHUNG_SMTP_TLS", "starttls", ("starttls", "ssl", "none")),
+            mail_from=env.get("BAONHUNG_MAIL_FROM", "") or "Báo Nhúng <no-reply@localhost>",
+            premium_url_ttl_s=_ranged(env, "BAONHUNG_PREMIUM_URL_TTL", 300, 30, 600),
+            entitlements_secret=_entitlements_secret(env),
             extra={k: v for k, v in env.items() if k.startswith("BAONHUNG_MAX_")},
         )
+
+
+def _entitlements_secret(env: dict) -> str:
+    value = env.get("BAONHUNG_ENTITLEMENTS_SECRET", "").strip()
+    if value and len(value) < 32:
+        raise ConfigError("BAONHUNG_ENTITLEMENTS_SECRET must be at least 32 characters "
+                          "(generate one with: python -c 'import secrets; print(secrets.token_hex(32))')")
+    return value
 
 
 def _choice(env: dict, name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -42,6 +42,12 @@ class EditionStatus(str, enum.Enum):
 
 
 OVERLAY_KINDS = ("model3d", "video", "audio", "animated_image", "image", "panorama360", "link")
+# Issue 27: who may see an overlay. A premium overlay shows its teaser to everyone and the real thing to entitled
+# readers only; its bytes are published apart from free ones (builder.premium).
+ACCESS_LEVELS = ("free", "premium")
+# What a reader without the right sees in place of a premium overlay: its poster (or the first frame), the first
+# ``teaser_seconds`` of its video, or a blurred still of its 3D model. None = the kind's default.
+TEASER_KINDS = ("poster", "clip", "blur")
 
 
 class User(Base):
@@ -105,6 +111,17 @@ class Publication(Base):
     editions: Mapped[list["Edition"]] = relationship(
         back_populates="publication", cascade="all, delete-orphan", order_by="Edition.date.desc()"
     )
+
+
+class PublicationMember(Base):
+    """A designer's publication (issue 26: designers read the readership of their own publications only)."""
+
+    __tablename__ = "publication_members"
+    __table_args__ = (UniqueConstraint("publication_id", "user_id", name="uq_publication_member"), NO_REUSE)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publications.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Edition(Base):
@@ -179,6 +196,9 @@ class Overlay(Base):
     poster_sha: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
     stock: Mapped[Optional[str]] = mapped_column(String(40), nullable=True)
     url: Mapped[Optional[str]] = mapped_column(String(2000), nullable=True)
+    access: Mapped[str] = mapped_column(String(10), default="free", server_default="free")
+    teaser: Mapped[Optional[str]] = mapped_column(String(10), nullable=True)
+    teaser_seconds: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     page: Mapped[Page] = relationship(back_populates="overlays")
@@ -223,3 +243,123 @@ class AuditEntry(Base):
     target_id: Mapped[str] = mapped_column(String(40), default="")
     address: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# ------------------------------------------------------------------------------------------------ readers (issue 27)
+# Readers are a different kind of account from newsroom staff: another table, another cookie, and no role; nothing of
+# the authoring UI or API accepts them.
+
+class Reader(Base):
+    __tablename__ = "readers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    external_id: Mapped[Optional[str]] = mapped_column(String(100), unique=True, nullable=True)  # the payment system's
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    language: Mapped[str] = mapped_column(String(5), default="vi")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ReaderSession(Base):
+    """A signed-in reader. The cookie carries the secret; only its SHA-256 is stored (as staff sessions)."""
+
+    __tablename__ = "reader_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+
+
+class ReaderLoginAttempt(Base):
+    """Failed reader sign-ins per (email, address), for throttling; deleted on success."""
+
+    __tablename__ = "reader_login_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class PasswordReset(Base):
+    """An emailed password-reset link: only the SHA-256 of its token is stored; single use, short-lived."""
+
+    __tablename__ = "password_resets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    used_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+
+
+class Entitlement(Base):
+    """A reader's right to a publication's premium overlays (publication_id NULL: every publication) from
+    ``starts_at`` until ``expires_at`` (NULL: no end) unless revoked. source: "code" | "api" | "admin"."""
+
+    __tablename__ = "entitlements"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id", ondelete="CASCADE"), index=True)
+    publication_id: Mapped[Optional[int]] = mapped_column(ForeignKey("publications.id", ondelete="CASCADE"),
+                                                          nullable=True, index=True)
+    source: Mapped[str] = mapped_column(String(10))
+    source_ref: Mapped[str] = mapped_column(String(100), default="")  # code batch/serial, external reference
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+
+class CodeBatch(Base):
+    """A batch of subscription codes for subscriber copies: ``count`` codes, each redeemable until
+    ``redeem_until`` by at most ``max_redemptions`` readers, each redemption granting ``days`` of access."""
+
+    __tablename__ = "code_batches"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    publication_id: Mapped[Optional[int]] = mapped_column(ForeignKey("publications.id", ondelete="CASCADE"),
+                                                          nullable=True, index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    count: Mapped[int] = mapped_column(Integer)
+    days: Mapped[int] = mapped_column(Integer)
+    max_redemptions: Mapped[int] = mapped_column(Integer, default=1)
+    redeem_until: Mapped[dt.datetime] = mapped_column(DateTime)
+    created_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    codes: Mapped[list["SubscriptionCode"]] = relationship(back_populates="batch", cascade="all, delete-orphan",
+                                                           order_by="SubscriptionCode.serial")
+
+
+class SubscriptionCode(Base):
+    """One printed code. Only its SHA-256 is stored; the code itself is derived again from the batch with a server key
+    when the batch is exported (builder.premium)."""
+
+    __tablename__ = "subscription_codes"
+    __table_args__ = (UniqueConstraint("batch_id", "serial", name="uq_code_serial"), NO_REUSE)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("code_batches.id", ondelete="CASCADE"), index=True)
+    serial: Mapped[int] = mapped_column(Integer)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    redemptions: Mapped[int] = mapped_column(Integer, default=0)
+    batch: Mapped[CodeBatch] = relationship(back_populates="codes")
+
+
+class CodeRedemption(Base):
+    __tablename__ = "code_redemptions"
+    __table_args__ = (UniqueConstraint("code_id", "reader_id", name="uq_code_reader"), NO_REUSE)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_id: Mapped[int] = mapped_column(ForeignKey("subscription_codes.id", ondelete="CASCADE"), index=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ApiNonce(Base):
+    """Nonces of signed entitlement-API requests already seen (replay protection); kept past the time window."""
+
+    __tablename__ = "api_nonces"
+    __table_args__ = (UniqueConstraint("key_id", "nonce", name="uq_api_nonce"), NO_REUSE)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(40))
+    nonce: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
