@@ -107,6 +107,8 @@ class Publication(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(80), unique=True, index=True)
+    # Issue 27: an edition's premium overlays become free this many days after the edition's date (NULL: never).
+    premium_free_after_days: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     editions: Mapped[list["Edition"]] = relationship(
         back_populates="publication", cascade="all, delete-orphan", order_by="Edition.date.desc()"

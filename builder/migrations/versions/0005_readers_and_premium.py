@@ -169,6 +169,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_code_redemptions_code_id'), ['code_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_code_redemptions_reader_id'), ['reader_id'], unique=False)
 
+    with op.batch_alter_table('publications', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('premium_free_after_days', sa.Integer(), nullable=True))
+
     with op.batch_alter_table('overlays', schema=None) as batch_op:
         batch_op.add_column(sa.Column('access', sa.String(length=10), server_default='free', nullable=False))
         batch_op.add_column(sa.Column('teaser', sa.String(length=10), nullable=True))
@@ -179,6 +182,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     
+    with op.batch_alter_table('publications', schema=None) as batch_op:
+        batch_op.drop_column('premium_free_after_days')
+
     with op.batch_alter_table('overlays', schema=None) as batch_op:
         batch_op.drop_column('teaser_seconds')
         batch_op.drop_column('teaser')
