@@ -59,6 +59,84 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Too many requests. Try again in a few seconds.",
     },
     "bad_request": {"vi": "Yêu cầu không hợp lệ: {detail_vi}", "en": "Bad request: {detail}"},
+    # issue 27: an overlay's access level and teaser (builder/services.py KIND_TEASERS)
+    "access_not_for_links": {
+        "vi": "Lớp phủ liên kết không thể dành cho bạn đọc đăng ký: liên kết luôn miễn phí (access phải là free).",
+        "en": "A link overlay cannot be premium: links are always free (access must be free).",
+    },
+    "teaser_not_for_kind": {
+        "vi": "Lớp phủ {kind_vi} không dùng được phần xem thử «{teaser}». Chọn một trong: {allowed}.",
+        "en": "A {kind_en} overlay cannot show the teaser '{teaser}'. Choose one of: {allowed}.",
+    },
+    "teaser_needs_poster": {
+        "vi": "Phần xem thử «poster» cần ảnh bìa, nhưng lớp phủ {kind_vi} này chưa có ảnh bìa. Hãy chọn «{default}» "
+              "hoặc để mặc định.",
+        "en": "The poster teaser needs a poster image, and this {kind_en} overlay has none. Choose '{default}' or "
+              "leave the default.",
+    },
+    # issue 27: subscription codes and the signed entitlements API (builder/entitlements.py)
+    "bad_code": {
+        "vi": "Mã không đúng dạng: mã gồm 12 ký tự chữ và số, dạng XXXX-XXXX-XXXX (không có chữ O, I và số 0, 1).",
+        "en": "That is not a code: a code has 12 letters and digits, as XXXX-XXXX-XXXX (no O, I, 0 or 1).",
+    },
+    "code_unknown": {
+        "vi": "Không có mã này. Hãy kiểm tra lại từng ký tự trên tờ báo.",
+        "en": "There is no such code. Check each character against the printed copy.",
+    },
+    "code_expired": {
+        "vi": "Mã này đã hết hạn hoặc không còn hiệu lực.",
+        "en": "This code has expired or is no longer valid.",
+    },
+    "code_used_up": {
+        "vi": "Mã này đã được dùng hết số lần cho phép.",
+        "en": "This code has been redeemed as many times as it allows.",
+    },
+    "code_already_redeemed": {
+        "vi": "Bạn đã dùng mã này rồi.",
+        "en": "You have already redeemed this code.",
+    },
+    "signature_missing": {
+        "vi": "Thiếu chữ ký: cần các tiêu đề X-BaoNhung-Timestamp, X-BaoNhung-Nonce và X-BaoNhung-Signature.",
+        "en": "Unsigned request: the X-BaoNhung-Timestamp, X-BaoNhung-Nonce and X-BaoNhung-Signature headers are "
+              "required.",
+    },
+    "signature_invalid": {
+        "vi": "Chữ ký không hợp lệ (HMAC-SHA256 của timestamp, nonce và nội dung với khoá bí mật của API).",
+        "en": "Invalid signature (HMAC-SHA256 of the timestamp, nonce and body with the API's secret).",
+    },
+    "timestamp_stale": {
+        "vi": "Yêu cầu quá cũ hoặc đồng hồ lệch quá 300 giây so với máy chủ.",
+        "en": "The request is stale or its clock differs from the server's by more than 300 seconds.",
+    },
+    "nonce_replayed": {
+        "vi": "Nonce này đã được dùng: mỗi yêu cầu cần một nonce mới.",
+        "en": "This nonce was already used: every request needs a new one.",
+    },
+    "entitlements_api_off": {
+        "vi": "API quyền đọc chưa bật: quản trị viên cần đặt BAONHUNG_ENTITLEMENTS_SECRET.",
+        "en": "The entitlements API is off: the administrator must set BAONHUNG_ENTITLEMENTS_SECRET.",
+    },
+    # issue 27: reader accounts (builder/readers.py, viewer_api/readers_api.py)
+    "email_taken": {
+        "vi": "Email này đã có tài khoản bạn đọc. Hãy đăng nhập, hoặc dùng «Quên mật khẩu».",
+        "en": "This email already has a reader account. Sign in, or use 'Forgot password'.",
+    },
+    "sign_in_required": {
+        "vi": "Cần đăng nhập tài khoản bạn đọc.",
+        "en": "Sign in to your reader account first.",
+    },
+    "reset_token_invalid": {
+        "vi": "Liên kết đặt lại mật khẩu không đúng hoặc đã được dùng. Hãy yêu cầu một liên kết mới.",
+        "en": "The password-reset link is wrong or was already used. Ask for a new one.",
+    },
+    "reset_token_expired": {
+        "vi": "Liên kết đặt lại mật khẩu đã hết hạn. Hãy yêu cầu một liên kết mới.",
+        "en": "The password-reset link has expired. Ask for a new one.",
+    },
+    "body_too_large": {
+        "vi": "Nội dung yêu cầu quá lớn (tối đa {limit_kb} KB).",
+        "en": "The request body is too large (at most {limit_kb} KB).",
+    },
 }
 
 STATUS_VI = {"draft": "bản nháp", "in_review": "chờ duyệt", "published": "đã xuất bản"}
@@ -80,6 +158,18 @@ FIELD_LABELS = {
     "expires_days": ("số ngày hiệu lực", "the days of validity"), "limit": ("số dòng", "the number of lines"),
     "format": ("định dạng", "the format"), "paper": ("khổ giấy in", "the paper"),
     "autoplay": ("tự phát", "autoplay"), "loop": ("lặp lại", "loop"), "muted": ("tắt tiếng", "muted"),
+    "count": ("số mã", "the number of codes"), "days": ("số ngày", "the days"),
+    "max_redemptions": ("số bạn đọc mỗi mã", "the readers per code"), "redeem_until": ("hạn nhập mã", "the last day"),
+    "publication": ("ấn phẩm", "the publication"), "external_id": ("mã khách hàng", "the external id"),
+    "reference": ("tham chiếu", "the reference"), "action": ("thao tác", "the action"),
+    "access": ("quyền xem", "the access level"), "teaser": ("phần xem thử", "the teaser"),
+    "teaser_seconds": ("số giây xem thử", "the teaser's length in seconds"),
+}
+# Overlay kinds as a message names them (issue 27: "Lớp phủ mô hình 3D không dùng được ...").
+KIND_NAMES = {
+    "model3d": ("mô hình 3D", "3D model"), "video": ("video", "video"), "audio": ("âm thanh", "audio"),
+    "animated_image": ("ảnh động", "animated image"), "image": ("ảnh", "image"),
+    "panorama360": ("ảnh toàn cảnh 360°", "360° panorama"), "link": ("liên kết", "link"),
 }
 WHAT_VI = {
     "publication": "ấn phẩm",
@@ -90,6 +180,8 @@ WHAT_VI = {
     "token": "mã truy cập",
     "code": "mã liên kết",
     "asset": "tệp",
+    "reader": "bạn đọc",
+    "code_batch": "lô mã",
 }
 
 
@@ -125,6 +217,10 @@ class ServiceError(Exception):
         values.setdefault("detail_vi", values.get("detail", ""))
         if "status" in values:
             values.setdefault("status_vi", STATUS_VI.get(values["status"], values["status"]))
+        if "kind" in values:
+            kind_vi, kind_en = KIND_NAMES.get(str(values["kind"]), (values["kind"], values["kind"]))
+            values.setdefault("kind_vi", kind_vi)
+            values.setdefault("kind_en", kind_en)
         return template.format_map(values)
 
     def __str__(self) -> str:

@@ -14,6 +14,10 @@ def register_public(app, state) -> None:
 
     app.register_blueprint(events_bp)
     state.csrf_exempt_blueprints.add(events_bp.name)
+    from .readers_api import readers_bp  # reader accounts (issue 27): their own double-submit CSRF check
+
+    app.register_blueprint(readers_bp)
+    state.csrf_exempt_blueprints.add(readers_bp.name)
     try:
         from .viewer import viewer_bp
     except ImportError:  # the viewer blueprint lands separately; the public API works without it
