@@ -53,8 +53,8 @@ def compose(settings: Settings, to: str, kind: str, lang: str, **values) -> Emai
     message["Date"] = formatdate(localtime=False)
     domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = make_msgid(domain=domain)
-    message["Content-Language"] = "en" if lang == "en" else "vi"
     message.set_content(body.format(**values), charset="utf-8", cte="quoted-printable")
+    message["Content-Language"] = "en" if lang == "en" else "vi"  # after set_content, which drops Content-* headers
     return message
 
 
