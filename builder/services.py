@@ -21,8 +21,8 @@ from markers.deeplink import new_code
 
 from . import auth
 from .importers import PAGE_PRESETS, UploadLimits, inspect_upload
-from .models import (OVERLAY_KINDS, ROLES, ApiToken, AuditEntry, Edition, EditionStatus, Overlay, Page,
-                     Publication, User, utcnow)
+from .models import (ACCESS_LEVELS, OVERLAY_KINDS, ROLES, TEASER_KINDS, ApiToken, AuditEntry, Edition, EditionStatus,
+                     Overlay, Page, Publication, User, utcnow)
 from .problems import Conflict, Forbidden, InvalidField, MissingField, NotFound, ServiceError
 from .storage import AssetStore, sha256_bytes
 
@@ -650,6 +650,81 @@ def _check_url(raw) -> str:
     return url
 
 
+# ----------------------------------------------------------------------- access and teasers (issue 27)
+
+# What a reader without the right may see of a premium overlay of each kind, the kind's default first
+# (docs/PREMIUM.md). A link has none: it cannot be premium.
+KIND_TEASERS: dict[str, tuple[str, ...]] = {
+    "video": ("clip", "poster"),
+    "audio": ("clip", "poster"),
+    "model3d": ("blur", "poster"),
+    "panorama360": ("blur", "poster"),
+    "animated_image": ("poster", "blur"),  # poster: its first frame
+    "image": ("blur", "poster"),
+}
+# Kinds whose `poster` teaser shows a poster the designer uploaded (nothing to fall back on without one); a video's
+# poster is taken from its file, an animated image's is its first frame, a sound's is its play button.
+POSTER_UPLOAD_KINDS = ("model3d", "image")
+TEASER_SECONDS_RANGE = (1, 30)  # a clip teaser: at least a second to be seen, at most half a minute given away
+DEFAULT_TEASER_SECONDS = 5
+
+
+def effective_teaser(kind: str, teaser: str | None) -> str | None:
+    """The teaser an overlay of ``kind`` shows when premium: its own choice, else the kind's default (None for a
+    link, which has none)."""
+    allowed = KIND_TEASERS.get(kind, ())
+    if teaser in allowed:
+        return teaser
+    return allowed[0] if allowed else None
+
+
+def _access_fields(kind: str, values: dict, current: Overlay | None, has_poster: bool) -> dict:
+    """access, teaser, teaser_seconds from ``values`` (absent: kept, or the defaults for a new overlay), checked
+    against the kind: a link cannot be premium nor have a teaser; a teaser must be one of the kind's; a model's or
+    an image's poster teaser needs its poster. Raises before anything is changed."""
+    out = {"access": current.access if current is not None else "free",
+           "teaser": current.teaser if current is not None else None,
+           "teaser_seconds": current.teaser_seconds if current is not None else DEFAULT_TEASER_SECONDS}
+    if "access" in values and values["access"] not in (None, ""):
+        access = values["access"]
+        if not isinstance(access, str) or access.strip() not in ACCESS_LEVELS:
+            raise InvalidField("access", f"one of {', '.join(ACCESS_LEVELS)}",
+                               f"một trong {', '.join(ACCESS_LEVELS)}")
+        out["access"] = access.strip()
+    if "teaser" in values:
+        teaser = values["teaser"]
+        if teaser in (None, ""):
+            out["teaser"] = None
+        elif not isinstance(teaser, str) or teaser.strip() not in TEASER_KINDS:
+            raise InvalidField("teaser", f"one of {', '.join(TEASER_KINDS)}, or null for the kind's default",
+                               f"một trong {', '.join(TEASER_KINDS)}, hoặc null (mặc định của loại)")
+        else:
+            teaser = teaser.strip()
+            allowed = KIND_TEASERS.get(kind, ())
+            if teaser not in allowed:
+                raise ServiceError("teaser_not_for_kind", kind=kind, teaser=teaser,
+                                   allowed=", ".join(allowed) or "-")
+            if teaser == "poster" and kind in POSTER_UPLOAD_KINDS and not has_poster:
+                raise ServiceError("teaser_needs_poster", kind=kind, default=allowed[0])
+            out["teaser"] = teaser
+    if "teaser_seconds" in values and values["teaser_seconds"] not in (None, ""):
+        raw = values["teaser_seconds"]
+        lo, hi = TEASER_SECONDS_RANGE
+        try:
+            if isinstance(raw, bool) or float(raw) != int(float(raw)):
+                raise ValueError
+            seconds = int(float(raw))
+        except (TypeError, ValueError, OverflowError):
+            seconds = lo - 1
+        if not lo <= seconds <= hi:
+            raise InvalidField("teaser_seconds", f"a whole number of seconds from {lo} to {hi}",
+                               f"một số giây nguyên từ {lo} đến {hi}")
+        out["teaser_seconds"] = seconds
+    if kind == "link" and out["access"] == "premium":
+        raise ServiceError("access_not_for_links")
+    return out
+
+
 # Kinds whose box shows the file itself on the paper: a new box takes the file's aspect ratio (pixel size from the
 # upload checks), so a 4:3 video is not stretched to 16:9.
 MEDIA_SHAPED_KINDS = ("video", "animated_image", "image")
@@ -719,8 +794,9 @@ def add_overlay(db: Session, store: AssetStore, limits: UploadLimits, actor: Act
     values = _box_from_file(values, aspect if aspect is not None else default_aspect, page, centre)
     placement = _placement(values, page, None)
     options = _options(kind, values, None)
+    access = _access_fields(kind, values, None, has_poster=bool(asset is not None and asset.derived.get("poster")))
     overlay = Overlay(kind=kind, name=_text(values, "name", required=False, max_len=200) or "",
-                      options=options, asset_meta={}, **placement)
+                      options=options, asset_meta={}, **placement, **access)
     blobs = _NewBlobs(store)
     try:
         if url is not None:
@@ -739,7 +815,8 @@ def add_overlay(db: Session, store: AssetStore, limits: UploadLimits, actor: Act
         page.overlays.append(overlay)
         db.flush()
         audit(db, actor, "overlay.create", "overlay", overlay.id, page=page.id, kind=kind,
-              asset=overlay.asset_sha, stock=overlay.stock, url=overlay.url)
+              asset=overlay.asset_sha, stock=overlay.stock, url=overlay.url, access=overlay.access,
+              teaser=overlay.teaser, teaser_seconds=overlay.teaser_seconds)
         db.commit()
     except BaseException:  # no row and no new file survive a failure
         db.rollback()
@@ -766,14 +843,16 @@ def update_overlay(db: Session, actor: Actor, overlay: Overlay, values: dict) ->
     _require_editable(overlay.page.edition)
     placement = _placement(values, overlay.page, overlay)
     options = _options(overlay.kind, values, overlay.options)
-    for key, value in placement.items():
+    access = _access_fields(overlay.kind, values, overlay, has_poster=bool(overlay.poster_sha))
+    name = (_text(values, "name", required=False, max_len=200) or "") if "name" in values else overlay.name
+    url = _check_url(values.get("url")) if overlay.kind == "link" and "url" in values else overlay.url
+    changed_access = {key: [getattr(overlay, key), value] for key, value in access.items()
+                      if getattr(overlay, key) != value}  # [before, after], for the audit log
+    for key, value in {**placement, **access}.items():
         setattr(overlay, key, value)
     overlay.options = options
-    if "name" in values:
-        overlay.name = _text(values, "name", required=False, max_len=200) or ""
-    if overlay.kind == "link" and "url" in values:
-        overlay.url = _check_url(values.get("url"))
-    audit(db, actor, "overlay.update", "overlay", overlay.id, fields=sorted(values))
+    overlay.name, overlay.url = name, url
+    audit(db, actor, "overlay.update", "overlay", overlay.id, fields=sorted(values), **changed_access)
     db.commit()
     return overlay
 

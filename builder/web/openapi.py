@@ -3,7 +3,8 @@ for their inputs — every request to the authoring API is checked against it be
 (builder/web/validation.py): types, ranges, lengths, enums, required fields."""
 from __future__ import annotations
 
-from ..services import MAX_ELEVATION_MM, MAX_ID, MAX_PAGE_MM, MAX_URL_LENGTH
+from ..models import ACCESS_LEVELS, TEASER_KINDS
+from ..services import MAX_ELEVATION_MM, MAX_ID, MAX_PAGE_MM, MAX_URL_LENGTH, TEASER_SECONDS_RANGE
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 PLACEMENT = {
@@ -27,6 +28,17 @@ OVERLAY_OPTIONS = {
     "animate": {"type": "boolean"},
     "chroma_key": {"type": ["string", "null"], "pattern": "^(#[0-9a-fA-F]{6}|none|)$",
                    "description": "#rrggbb made transparent in a video, or none"},
+}
+# Issue 27: who may see the overlay, and what a reader without the right sees instead (docs/PREMIUM.md).
+OVERLAY_ACCESS = {
+    "access": {"type": "string", "enum": list(ACCESS_LEVELS),
+               "description": "free (default) or premium: for subscribers only; a link cannot be premium"},
+    "teaser": {"type": ["string", "null"], "enum": [*TEASER_KINDS, None],
+               "description": "what readers without a subscription see: poster, clip (the first teaser_seconds) or "
+                              "blur (a blurred still); null: the kind's default (video, audio: clip; animated image: "
+                              "poster; model, image, 360°: blur)"},
+    "teaser_seconds": {"type": "integer", "minimum": TEASER_SECONDS_RANGE[0], "maximum": TEASER_SECONDS_RANGE[1],
+                       "description": "length of a clip teaser"},
 }
 TEXT = {"type": "string", "maxLength": 300}
 # Path parameters by name: ids are positive database keys (a 26-digit id overflowed into a 500, issue 25).
@@ -167,11 +179,12 @@ def openapi_document() -> dict:
             "post": _op("Add an overlay", "201",
                         _json_or_multipart({"kind": {"type": "string", "enum": list(OVERLAY_KINDS)},
                                             "file": file_, "stock": {"type": "string", "enum": list(STOCK_NAMES)},
-                                            **PLACEMENT, **OVERLAY_OPTIONS},
+                                            **PLACEMENT, **OVERLAY_OPTIONS, **OVERLAY_ACCESS},
                                            ("kind", "x_mm", "y_mm", "width_mm", "height_mm")), WRITERS, ("page_id",))},
         "/api/v1/overlays/{overlay_id}": {
             "get": _op("An overlay", params=("overlay_id",)),
-            "patch": _op("Move, resize, rotate or change options", body=_json({**PLACEMENT, **OVERLAY_OPTIONS}),
+            "patch": _op("Move, resize, rotate or change options, access and teaser",
+                         body=_json({**PLACEMENT, **OVERLAY_OPTIONS, **OVERLAY_ACCESS}),
                          roles=WRITERS, params=("overlay_id",)),
             "delete": _op("Delete an overlay", "204", roles=WRITERS, params=("overlay_id",))},
         "/api/v1/editions/{edition_id}/sheet.pdf": {

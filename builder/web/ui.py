@@ -474,6 +474,38 @@ def _editor_strings() -> dict:
         "published_page_id": _("published page #%(page)s", page="{page}"),
         "aspect_locked": _("File proportions kept (%(ratio)s)", ratio="{ratio}"),
         "aspect_unlocked": _("Free proportions (file %(ratio)s)", ratio="{ratio}"),
+        "premium": _premium_strings(),
+    }
+
+
+def _premium_strings() -> dict:
+    """Issue 27: an overlay's access level and teaser in the editor; with the rules the service checks
+    (builder/services.py KIND_TEASERS, POSTER_UPLOAD_KINDS), so the form offers only what it accepts."""
+    seconds = "{seconds}"
+    return {
+        "kind_teasers": {k: list(v) for k, v in svc.KIND_TEASERS.items()},
+        "poster_upload_kinds": list(svc.POSTER_UPLOAD_KINDS),
+        "badge": _("For subscribers"),
+        "names": {"clip": _("First seconds"), "poster": _("Poster"), "blur": _("Blurred still")},
+        "default": _("%(teaser)s (default)", teaser="{teaser}"),
+        "needs_poster": _("%(teaser)s (needs a poster image)", teaser="{teaser}"),
+        # what a reader without a subscription sees, by "kind.teaser"
+        "explain": {
+            "video.clip": _("Readers without a subscription see the first %(seconds)s s of the video, then the lock.",
+                            seconds=seconds),
+            "video.poster": _("Readers without a subscription see the video's poster frame with a lock."),
+            "audio.clip": _("Readers without a subscription hear the first %(seconds)s s, then the lock.",
+                            seconds=seconds),
+            "audio.poster": _("Readers without a subscription see the play button with a lock, and hear nothing."),
+            "model3d.blur": _("Readers without a subscription see a blurred still of the model with a lock."),
+            "model3d.poster": _("Readers without a subscription see the poster image with a lock."),
+            "panorama360.blur": _("Readers without a subscription see a blurred still of the panorama with a lock."),
+            "panorama360.poster": _("Readers without a subscription see the panorama's poster with a lock."),
+            "animated_image.poster": _("Readers without a subscription see the first frame, still, with a lock."),
+            "animated_image.blur": _("Readers without a subscription see a blurred still with a lock."),
+            "image.blur": _("Readers without a subscription see a blurred copy of the image with a lock."),
+            "image.poster": _("Readers without a subscription see the poster image with a lock."),
+        },
     }
 
 

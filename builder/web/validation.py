@@ -122,7 +122,7 @@ def _reason(kind: str, bound, schema: dict, field: str = "") -> tuple[str, str]:
         en, vi = zip(*(names.get(t, (t, t)) for t in types))
         return f"must be {' or '.join(en)}", f"phải là {' hoặc '.join(vi)}"
     if kind == "enum":
-        listed = ", ".join(str(v) for v in bound)
+        listed = ", ".join("null" if v is None else str(v) for v in bound)  # JSON's name for None
         return f"must be one of: {listed}", f"phải là một trong: {listed}"
     if kind == "maxLength":
         return f"at most {bound} characters", f"tối đa {bound} ký tự"
