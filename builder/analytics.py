@@ -421,6 +421,10 @@ class Report:
     hours: list = field(default_factory=list)  # 24 session counts, Asia/Ho_Chi_Minh hours
     funnel: list = field(default_factory=list)  # [{"step", "sessions"}]
     dropped: dict = field(default_factory=dict)  # reason -> events the ingest dropped (site scope only)
+    # premium overlays (issue 27): teasers shown, locks tapped, codes redeemed after a lock tap in the same session
+    # (attributed to the overlay tapped last), their rates; "redeemed" also counts redemptions without a lock tap
+    # (named by no page: in the site's report only)
+    premium: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -525,6 +529,11 @@ def report(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date) ->
     rep.funnel = [{"step": name, "sessions": funnel[i]} for i, (name, _t) in enumerate(FUNNEL_STEPS, start=1)]
     rep.dropped = ({name: ev("dropped", code, "sum_n") for code, name in _NAMES["drop"].items()}
                    if scope.level == "site" else {})
+    impressions, taps = ev("premium_impression"), ev("premium_lock_tap")
+    after_tap = ev("premium_redeemed", 1)
+    rep.premium = {"impressions": impressions, "lock_taps": taps, "redeemed_after_lock_tap": after_tap,
+                   "redeemed": ev("premium_redeemed"), "lock_tap_rate": _ratio(taps, impressions),
+                   "redemption_rate": _ratio(after_tap, taps)}
     return rep
 
 
@@ -546,6 +555,23 @@ class BreakdownRow:
     useful: int
     not_useful: int
     aim_points: int
+    premium_impressions: int = 0
+    premium_lock_taps: int = 0
+    premium_redeemed: int = 0  # after a lock tap of this child's premium overlay, in the same session
+
+
+def _breakdown_row(level: str, ident: int, acc: dict) -> BreakdownRow:
+    """One child's row from its folded (metric, key) -> n."""
+    M = METRICS
+
+    def ev(name, k=None, metric="events"):
+        return _count(acc, name, k, metric)
+
+    return BreakdownRow(level, ident, acc.get((M["sessions"], 0), 0), acc.get((M["visitors"], 0), 0),
+                        ev("recognized"), ev("dwell", metric="sum_n"), ev("overlay_shown"), ev("overlay_activated"),
+                        ev("link_opened"), ev("media_progress", 25), ev("media_progress", 100), ev("reaction", 1),
+                        ev("reaction", 0), ev("aim"), ev("premium_impression"), ev("premium_lock_tap"),
+                        ev("premium_redeemed", 1))
 
 
 def breakdown(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date) -> list[BreakdownRow]:
@@ -566,13 +592,7 @@ def breakdown(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date)
         acc[(r[4], r[6])] = acc.get((r[4], r[6]), 0) + r[7]
     out = []
     for child, acc in per.items():
-        def ev(name, k=None, metric="events"):
-            return _count(acc, name, k, metric)
-
-        out.append(BreakdownRow(level, child, acc.get((M["sessions"], 0), 0), acc.get((M["visitors"], 0), 0),
-                                ev("recognized"), ev("dwell", metric="sum_n"), ev("overlay_shown"),
-                                ev("overlay_activated"), ev("link_opened"), ev("media_progress", 25),
-                                ev("media_progress", 100), ev("reaction", 1), ev("reaction", 0), ev("aim")))
+        out.append(_breakdown_row(level, child, acc))
     return sorted(out, key=lambda r: (-r.sessions, r.id))
 
 
@@ -645,9 +665,11 @@ def heatmap(reader: EventsReader, page_id: int, first: dt.date, last: dt.date, w
 # ------------------------------------------------------------------------------------------------ CSV
 CSV_HEADERS = {
     "vi": ("Mục", "Mã", "Phiên", "Bạn đọc", "Nhận diện", "Thời gian trên trang (giây)", "Lớp phủ hiện",
-           "Lượt chạm lớp phủ", "Mở liên kết", "Xem 25%", "Xem hết", "Hữu ích", "Không hữu ích", "Điểm ngắm"),
+           "Lượt chạm lớp phủ", "Mở liên kết", "Xem 25%", "Xem hết", "Hữu ích", "Không hữu ích", "Điểm ngắm",
+           "Lượt xem thử (trả phí)", "Chạm ổ khóa", "Đổi mã sau khi chạm khóa"),
     "en": ("Level", "Id", "Sessions", "Readers", "Recognized", "Time on paper (s)", "Overlays shown",
-           "Overlay taps", "Links opened", "Played 25%", "Played 100%", "Useful", "Not useful", "Aim points"),
+           "Overlay taps", "Links opened", "Played 25%", "Played 100%", "Useful", "Not useful", "Aim points",
+           "Premium teasers shown", "Lock taps", "Redeemed after a lock tap"),
 }
 LEVEL_NAMES = {"vi": {"site": "Toàn trang", "publication": "Ấn phẩm", "edition": "Số báo", "page": "Trang",
                       "overlay": "Lớp phủ"},
@@ -670,12 +692,14 @@ def report_csv(rep: Report, rows: list[BreakdownRow], series: list[DayRow], lang
     w.writerow((LEVEL_NAMES[lang][scope_level], scope_id, rep.sessions, rep.unique_readers, rep.recognized,
                 round(rep.dwell_ms / 1000, 1), rep.overlays_shown, rep.overlay_activations, rep.links_opened,
                 rep.media_quartiles.get("25", 0), rep.media_quartiles.get("100", 0), rep.reactions.get("useful", 0),
-                rep.reactions.get("not_useful", 0), rep.events.get("aim", 0),
+                rep.reactions.get("not_useful", 0), rep.events.get("aim", 0), rep.premium.get("impressions", 0),
+                rep.premium.get("lock_taps", 0), rep.premium.get("redeemed_after_lock_tap", 0),
                 names.get((scope_level, scope_id), "")))
     for r in rows:
         w.writerow((LEVEL_NAMES[lang][r.level], r.id, r.sessions, r.unique_readers, r.recognized,
                     round(r.dwell_ms / 1000, 1), r.overlays_shown, r.overlay_activations, r.links_opened, r.media_25,
-                    r.media_100, r.useful, r.not_useful, r.aim_points, names.get((r.level, r.id), "")))
+                    r.media_100, r.useful, r.not_useful, r.aim_points, r.premium_impressions, r.premium_lock_taps,
+                    r.premium_redeemed, names.get((r.level, r.id), "")))
     w.writerow(())
     w.writerow(("Ngày", "Phiên", "Bạn đọc", "Nhận diện") if lang == "vi" else ("Date", "Sessions", "Readers",
                                                                               "Recognized"))
@@ -742,11 +766,5 @@ def top_pages(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date,
         acc[(r[4], r[6])] = acc.get((r[4], r[6]), 0) + r[7]
     out = []
     for page_id, acc in per.items():
-        def ev(name, k=None, metric="events"):
-            return _count(acc, name, k, metric)
-
-        out.append(BreakdownRow("page", page_id, acc.get((M["sessions"], 0), 0), acc.get((M["visitors"], 0), 0),
-                                ev("recognized"), ev("dwell", metric="sum_n"), ev("overlay_shown"),
-                                ev("overlay_activated"), ev("link_opened"), ev("media_progress", 25),
-                                ev("media_progress", 100), ev("reaction", 1), ev("reaction", 0), ev("aim")))
+        out.append(_breakdown_row("page", page_id, acc))
     return sorted(out, key=lambda r: (-r.sessions, r.id))[:limit]

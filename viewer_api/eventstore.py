@@ -79,6 +79,9 @@ EVENT_TYPES = {
     "overlay_shown": 7, "overlay_activated": 8, "media_progress": 9, "model_interaction": 10,
     "panorama_entered": 11, "link_opened": 12, "fallback_used": 13, "recognition_given_up": 14, "reaction": 15,
     "aim": 16,
+    # premium overlays (issue 27): a teaser drawn (once per overlay and session), its lock tapped, a code redeemed
+    # (k = 1 when after a lock tap of the same session, whose page and overlay it then names; 0 otherwise)
+    "premium_impression": 17, "premium_lock_tap": 18, "premium_redeemed": 19,
     "dropped": 100,  # written by the server: events of an accepted batch it dropped, k = DROP_REASONS, n = count
 }
 TYPE_NAMES = {v: k for k, v in EVENT_TYPES.items()}
@@ -90,7 +93,7 @@ QUARTILES = (25, 50, 75, 100)  # media_progress.k is the quartile itself
 OVERLAY_KIND_CODES = {"model3d": 1, "video": 2, "audio": 3, "animated_image": 4, "image": 5, "panorama360": 6,
                       "link": 7}
 DROP_REASONS = {"unknown_edition": 1, "unknown_page": 2, "unknown_overlay": 3, "wrong_kind": 4, "stale": 5,
-                "future": 6, "outside_page": 7}
+                "future": 6, "outside_page": 7, "not_premium": 8}
 ENTRIES = {"qr": 1, "archive": 2, "offline": 3}  # 0: not said
 DEVICE_CLASSES = {"phone": 1, "tablet": 2, "desktop": 3}  # 0: unknown
 OS_FAMILIES = {"android": 1, "ios": 2, "ipados": 3, "windows": 4, "macos": 5, "linux": 6, "chromeos": 7}  # 0 other

@@ -155,6 +155,7 @@ class PublishedPage:
     width_mm: float
     height_mm: float
     overlays: dict  # overlay id -> kind
+    premium: frozenset = frozenset()  # ids of the overlays the manifest marks "access": "premium" (issue 27)
 
 
 class PublishedLookup:
@@ -183,7 +184,9 @@ class PublishedLookup:
             cached = PublishedPage(int(page_id), edition_id, self.edition_publication(edition_id) or "",
                                    float(manifest.get("width_mm") or 0), float(manifest.get("height_mm") or 0),
                                    {int(o["id"]): o["kind"] for o in manifest.get("overlays", [])
-                                    if str(o.get("id", "")).isdigit()})
+                                    if str(o.get("id", "")).isdigit()},
+                                   frozenset(int(o["id"]) for o in manifest.get("overlays", [])
+                                             if str(o.get("id", "")).isdigit() and o.get("access") == "premium"))
             with self._lock:
                 if len(self._pages) > 50_000:
                     self._pages.clear()
@@ -216,6 +219,8 @@ class IngestResult:
 KINDS_FOR = {"media_progress": {"video", "audio"}, "model_interaction": {"model3d"},
              "panorama_entered": {"panorama360"}, "link_opened": {"link"}}
 UNKNOWN_ID_REASONS = ("unknown_edition", "unknown_page", "unknown_overlay")
+# Events only a premium overlay can have (its teaser, its lock); on a free one they are a viewer bug or a forgery.
+PREMIUM_TYPES = frozenset({"premium_impression", "premium_lock_tap", "premium_redeemed"})
 
 
 def _category_and_quantity(ev: dict, kind: str | None) -> tuple[int | None, int | None]:
@@ -234,6 +239,8 @@ def _category_and_quantity(ev: dict, kind: str | None) -> tuple[int | None, int 
         return es.FALLBACK_MODES[ev["mode"]], None
     if typ == "reaction":
         return es.REACTIONS[ev["value"]], None
+    if typ == "premium_redeemed":
+        return int("overlay" in ev), None  # 1: after a lock tap of this session (the overlay it names)
     return None, None
 
 
@@ -243,7 +250,8 @@ def ingest_batch(batch: dict, client: Client, lookup: PublishedLookup, salts: es
 
     Dropped (and counted in one ``dropped`` row per reason when anything is stored): events older than 7 days or
     more than 5 minutes in the future, naming an edition / page / overlay that is not published (or not on that
-    page), an overlay of the wrong kind for the event, an aim point off the page. A batch in which nothing passes
+    page), an overlay of the wrong kind for the event, a premium event of an overlay the page does not mark premium, an
+    aim point off the page. A batch in which nothing passes
     because it names unknown ids is refused whole: BatchError 422, nothing stored. Bots and readers who opted out
     (DNT / GPC) get ``ignored`` and nothing is stored. ``writer``: an :class:`~viewer_api.eventstore.EventWriter` or
     a :class:`~viewer_api.eventstore.GroupCommitWriter` (whose WriterFull passes through: nothing stored)."""
@@ -305,6 +313,9 @@ def ingest_batch(batch: dict, client: Client, lookup: PublishedLookup, salts: es
                 if ev["type"] in KINDS_FOR and kind not in KINDS_FOR[ev["type"]]:
                     drop("wrong_kind")
                     continue
+                if ev["type"] in PREMIUM_TYPES and overlay_id not in page.premium:
+                    drop("not_premium")
+                    continue
             if ev["type"] == "aim" and not (ev["x_mm"] <= page.width_mm and ev["y_mm"] <= page.height_mm):
                 drop("outside_page")
                 continue
@@ -323,7 +334,7 @@ def ingest_batch(batch: dict, client: Client, lookup: PublishedLookup, salts: es
         rows.append(es.EventRow(t, es.EVENT_TYPES[ev["type"]], edition_id, page_id, overlay_id,
                                 visitor(publication), session, ctx, k, n, x, y))
     if not rows:
-        unknown = sum(dropped.get(r, 0) for r in UNKNOWN_ID_REASONS) + dropped.get("wrong_kind", 0)
+        unknown = sum(dropped.get(r, 0) for r in (*UNKNOWN_ID_REASONS, "wrong_kind", "not_premium"))
         if unknown:
             raise BatchError("unknown_ids", 422,
                              "Không sự kiện nào nêu trang, số báo hay lớp phủ đang xuất bản; không lưu gì.",

@@ -173,7 +173,8 @@ def _render(level: Level):
         json_url=url_for(f"analytics.{level.api_endpoint}", **level.view_args, **kw),
         child_csv=lambda n: _child_csv(child_level, n, kw),
         level_url=lambda **extra: url_for(level.endpoint, **level.view_args, **extra),
-        has_data=bool(rep.sessions or any(rep.events.values())))
+        has_data=bool(rep.sessions or any(rep.events.values())),
+        has_premium=bool(rep.premium["impressions"] or rep.premium["lock_taps"] or rep.premium["redeemed"]))
 
 
 def _heat_svg(p: Page, heat: an.HeatMap):

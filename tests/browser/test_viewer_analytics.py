@@ -579,3 +579,41 @@ def test_the_reader_notice_is_small_and_readable_on_a_390_px_phone_in_both_langu
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_premium_teasers_lock_taps_and_redemptions_are_reported_from_the_bus(demo):
+    """premium.js (issue 27) emits premium:teaser_shown / premium:lock_tap {overlay_id} and premium:redeemed {}:
+    a teaser once per overlay and session, every lock tap, and a redemption naming the lock tapped last (none
+    before the first tap). The page is the one overlays:shown listed the overlay on."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page()
+            page.goto(f"{demo['base']}/v/?nosw=1")
+            got = page.evaluate("""async () => {
+                const m = await import('/v/static/analytics.js');
+                const r = new m.Reporter({ config: { editionId: 7 }, entry: "qr", openedAt: 1800000000000 });
+                const at = 1800000001000;
+                r.handle("premium:redeemed", { at });                                     // no lock tapped yet
+                r.handle("overlays:shown", { at, pageId: "70", overlays: [{ id: 701, kind: "video" },
+                                                                           { id: 702, kind: "model3d" }] });
+                r.handle("premium:teaser_shown", { at: at + 1, overlay_id: 701 });
+                r.handle("premium:teaser_shown", { at: at + 2, overlay_id: 701 });        // again: not reported
+                r.handle("premium:teaser_shown", { at: at + 3, overlay_id: "702" });
+                r.handle("premium:lock_tap", { at: at + 4, overlay_id: 701 });
+                r.handle("premium:lock_tap", { at: at + 5, overlay_id: 702 });
+                r.handle("premium:redeemed", { at: at + 6 });
+                r.handle("premium:teaser_shown", { at: at + 7, overlay_id: "p1" });      // not a published id
+                return r.queue.filter((e) => e.type.startsWith("premium_")); }""")
+        finally:
+            browser.close()
+    t = 1800000001000
+    assert got == [
+        {"type": "premium_redeemed", "t": t},
+        {"type": "premium_impression", "t": t + 1, "page": 70, "overlay": 701},
+        {"type": "premium_impression", "t": t + 3, "page": 70, "overlay": 702},
+        {"type": "premium_lock_tap", "t": t + 4, "page": 70, "overlay": 701},
+        {"type": "premium_lock_tap", "t": t + 5, "page": 70, "overlay": 702},
+        {"type": "premium_redeemed", "t": t + 6, "page": 70, "overlay": 702}]

@@ -34,7 +34,9 @@ const SESSION_BYTES = 12;          // 96 random bits -> 16 characters of base64u
 
 const LISTENED = ["camera:started", "camera:error", "camera:stopped", "page:recognized", "page:ready",
                   "overlays:shown", "overlay:activate", "media:quartile", "panorama:open", "fallback:used",
-                  "target:found", "target:update", "target:lost"];
+                  "target:found", "target:update", "target:lost",
+                  // premium overlays (premium.js, issue 27; docs/PREMIUM.md): {overlay_id}, {overlay_id}, {}
+                  "premium:teaser_shown", "premium:lock_tap", "premium:redeemed"];
 
 // A published id (the schema's 1..2^31-1 integers), or null: ids of test fixtures ("p1") are not reported.
 export function publishedId(value) {
@@ -87,6 +89,8 @@ export class Reporter {
     this.stretch = null;           // {pageId, since, lastSeen, live}: the page followed on the paper now
     this.dwell = new Map();        // page id -> tracked ms not yet reported
     this.currentPage = null;
+    this.teasersShown = new Set(); // "page/overlay" whose premium teaser was reported in this session
+    this.lastLockTap = null;       // {page, overlay} of the last lock tapped in this session: a redemption's cause
     const edition = publishedId(config.editionId);
     this.add({ type: "opened", t: Math.round(openedAt), ...(entry === "qr" && edition ? { edition } : {}) });
   }
@@ -157,6 +161,14 @@ export class Reporter {
       case "target:update":
         this.tracked(String(d.pageId), at, name === "target:update", d);
         break;
+      case "premium:teaser_shown":
+      case "premium:lock_tap":
+        this.premium(name, d, at);
+        break;
+      case "premium:redeemed":
+        // after a lock tap of this session: attributed to that overlay (the "redemptions after a lock tap")
+        this.add({ type: "premium_redeemed", t: at, ...(this.lastLockTap || {}) });
+        break;
       case "target:lost":
         // heard late (replayed), a stretch has no frame times: it ended LOST_HIDE_MS before this (main.js)
         if (this.stretch && !this.stretch.live) this.stretch.lastSeen = Math.max(this.stretch.lastSeen, at - LOST_HIDE_MS);
@@ -170,6 +182,21 @@ export class Reporter {
   overlayEvent(type, pageId, overlayId, at, extra = {}) {
     const page = publishedId(pageId), overlay = publishedId(overlayId);
     if (page && overlay) this.add({ type, t: at, page, overlay, ...extra });
+  }
+
+  // A premium overlay's teaser drawn (reported once per overlay and session) or its lock tapped. The bus names the
+  // overlay only: its page is the one overlays:shown listed it on, else the page followed now.
+  premium(name, d, at) {
+    const pageId = d.pageId ?? (this.kinds.get(String(d.overlay_id)) || {}).pageId ?? this.currentPage;
+    const page = publishedId(pageId), overlay = publishedId(d.overlay_id);
+    if (!page || !overlay) return;
+    if (name === "premium:lock_tap") {
+      this.lastLockTap = { page, overlay };
+      this.add({ type: "premium_lock_tap", t: at, page, overlay });
+    } else if (!this.teasersShown.has(`${page}/${overlay}`)) {
+      this.teasersShown.add(`${page}/${overlay}`);
+      this.add({ type: "premium_impression", t: at, page, overlay });
+    }
   }
 
   activated(d, at) {

@@ -18,6 +18,7 @@
 //   media:quartile   {pageId, id, kind, quartile: 25|50|75|100}  (a video / audio overlay reached it, once per play)
 //   fallback:used    {mode: "photo_upload"|"no_camera_3d", pageId?}
 //   panorama:open    {url, id?, pageId?}      panorama:close {}
+//   premium:teaser_shown {overlay_id}  premium:lock_tap {overlay_id}  premium:redeemed {}  (premium.js, issue 27)
 //
 // A module loaded late (analytics.js, after the first overlay) still hears what happened before it: every event but
 // the per-frame target:update is kept in a short log with its wall-clock time (`at`, Date.now()) and replayed to it.
