@@ -127,15 +127,19 @@ def page_manifest(*, page_id, number: int, width_mm: float, height_mm: float, bu
                   bundle_lite: dict, media: Iterable[dict], marker_url: str, published_at: datetime | str,
                   edition_id=None, title: str | None = None, code: str | None = None,
                   preview_url: str | None = None, thumbnail_url: str | None = None, overlays: Iterable[dict] = (),
-                  warnings: Iterable[dict] = ()) -> dict:
+                  warnings: Iterable[dict] = (), premium: dict | None = None) -> dict:
     """Manifest of one published page (validated against the schema before it is returned).
 
     bundle_full / bundle_lite : ``{"url", "sha256", "bytes"[, "mime"]}`` of the stored GLBs.
     media : ``{"name", "url", "sha256", "bytes", "mime", "overlay_id"}`` per :class:`builder.bundle.MediaFile`
         (``name`` = the ``src`` in the GLB); ``streamed`` is derived from the MIME type.
     preview_url : the full page image; thumbnail_url : a small copy of it for page lists (the viewer's no-camera list).
-    overlays : ``{"id", "kind"[, "name"]}``; warnings : ``{"code", "message", ...}`` (build warnings, shown to
-        the designer). Ids are written as strings, the same strings as ``extras.overlay.id`` in the GLB.
+    overlays : ``{"id", "kind"[, "name", "access", "teaser"]}`` (``access`` "free" by default; a premium overlay
+        names its ``teaser``, which is what the free bundle holds in its place); warnings : ``{"code", "message",
+        ...}`` (build warnings, shown to the designer). Ids are written as strings, the same strings as
+        ``extras.overlay.id`` in the GLB.
+    premium : ``{"overlays": [ids], "url": "/api/v1/reader/pages/<id>/premium"}`` when the page has a premium part
+        (issue 27, builder.premium), else None.
     """
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -156,10 +160,19 @@ def page_manifest(*, page_id, number: int, width_mm: float, height_mm: float, bu
         "marker_url": marker_url,
         "preview_url": preview_url,
         "thumbnail_url": thumbnail_url,
-        "overlays": [{"id": _id(o["id"]), "kind": o["kind"], "name": o.get("name")} for o in overlays],
+        "overlays": [_overlay_entry(o) for o in overlays],
         "warnings": [dict(w) for w in warnings],
+        "premium": None if premium is None else {"overlays": [_id(i) for i in premium["overlays"]],
+                                                 "url": premium["url"]},
     }
     return validate_manifest(manifest)
+
+
+def _overlay_entry(o: dict) -> dict:
+    entry = {"id": _id(o["id"]), "kind": o["kind"], "name": o.get("name"), "access": o.get("access", "free")}
+    if entry["access"] == "premium":
+        entry["teaser"] = o.get("teaser")
+    return entry
 
 
 def page_manifest_for_bundle(page: PageSpec, bundle: PageBundle, *, marker_url: str,

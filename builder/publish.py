@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 
 from markers import INDEX_VERSION, MARKER_VERSION, PageMarker, RecognitionIndex, browser_marker, train_page
 
-from .bundle import BundleOptions, OverlaySpec, PageSpec, build_page_bundle
+from . import premium
+from .bundle import BundleOptions, OverlaySpec, PageBundle, PageSpec, build_page_bundle
 from .config import Settings
 from .manifest import edition_manifest, page_manifest
 from .models import AuditEntry, Edition, EditionStatus, Page, PublishedVersion, PublishFailure, utcnow
@@ -138,7 +139,9 @@ def sweep_after_crash(db: Session, settings: Settings, store: AssetStore) -> dic
 
 
 def snapshot_page(p: Page) -> dict:
-    """One page and its overlays exactly as they are now (the unit that gets frozen)."""
+    """One page and its overlays exactly as they are now (the unit that gets frozen). ``teaser`` is the one a premium
+    overlay gets (the kind's default when the designer chose none or one the overlay cannot have,
+    :func:`builder.premium.effective_teaser`)."""
     return {
         "id": p.id, "number": p.number, "title": p.title, "width_mm": p.width_mm, "height_mm": p.height_mm,
         "image_sha": p.image_sha, "image_mime": p.image_mime, "code": p.code, "rating": p.rating,
@@ -146,7 +149,9 @@ def snapshot_page(p: Page) -> dict:
             "id": o.id, "kind": o.kind, "name": o.name, "x_mm": o.x_mm, "y_mm": o.y_mm, "width_mm": o.width_mm,
             "height_mm": o.height_mm, "rotation_deg": o.rotation_deg, "elevation_mm": o.elevation_mm,
             "scale": o.scale, "options": o.options or {}, "asset_sha": o.asset_sha, "asset_mime": o.asset_mime,
-            "poster_sha": o.poster_sha, "stock": o.stock, "url": o.url,
+            "poster_sha": o.poster_sha, "stock": o.stock, "url": o.url, "access": o.access or "free",
+            "teaser": premium.effective_teaser(o.kind, o.teaser, o.poster_sha is not None),
+            "teaser_seconds": premium.teaser_seconds(o.teaser_seconds),
         } for o in p.overlays],
     }
 
@@ -154,7 +159,8 @@ def snapshot_page(p: Page) -> dict:
 def snapshot_edition(edition: Edition) -> dict:
     """The frozen content of an edition, as published (also stored on the PublishedVersion row)."""
     return {
-        "edition": {"id": edition.id, "publication": edition.publication.slug, "publication_name": edition.publication.name,
+        "edition": {"id": edition.id, "publication": edition.publication.slug, "publication_id": edition.publication_id,
+                    "publication_name": edition.publication.name,
                     "date": edition.date.isoformat(), "number": edition.number, "title": edition.title,
                     "code": edition.code},
         "pages": [snapshot_page(p) for p in edition.pages],
@@ -230,12 +236,32 @@ def _ext_of(name: str) -> str:
     return name.rsplit(".", 1)[-1].lower() if "." in name else "bin"
 
 
+def _store_premium_part(page_id, split: premium.PageSplit, bundle: PageBundle, store: AssetStore) -> tuple[str, list]:
+    """The premium part of a page in the store, apart from the free artifacts (never in ``edition_artifacts``, so
+    ``/pub/a/`` cannot serve it): its bundle pair, its media and the part document. Returns (part document's sha,
+    the shas of the bundles and media — the premium set ``/pub/p/`` may serve)."""
+    bundles = {}
+    for variant, path in (("full", bundle.glb_full), ("lite", bundle.glb_lite)):
+        bundles[variant] = {"sha256": store.put_file(path), "bytes": path.stat().st_size, "ext": "glb"}
+    media = [{"name": m.name, "sha256": store.put_file(m.path), "ext": _ext_of(m.name), "mime": m.mime,
+              "bytes": m.bytes, "overlay_id": m.overlay_id, "streamed": m.streamed} for m in bundle.media]
+    doc = {"page_id": str(page_id), "bundles": bundles, "media": media, "overlays": list(split.premium_ids)}
+    part_sha = store.put_bytes(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode())
+    return part_sha, sorted({b["sha256"] for b in bundles.values()} | {m["sha256"] for m in media})
+
+
 def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str,
                             options: BundleOptions = BundleOptions()) -> tuple[dict, _Artifacts, dict]:
-    """Steps 2–3: markers, bundles and manifests for every page. Returns (catalog entries, artifacts, markers)."""
+    """Steps 2–3: markers, bundles and manifests for every page. Returns (catalog entries, artifacts, markers).
+
+    A page with premium overlays (``builder.premium``) gets its free bundles from the free spec (teasers in place
+    of the premium overlays) and a premium part stored apart: ``entries["premium_pages"]`` (page id → part) and
+    ``entries["premium_artifacts"]`` (its blobs) are not in ``artifacts``."""
     artifacts = _Artifacts(store)
     ed = snapshot["edition"]
     page_entries: dict[str, dict] = {}
+    premium_pages: dict[str, dict] = {}
+    premium_blobs: set[str] = set()
     markers = {}
     page_manifests = []
     for page in snapshot["pages"]:
@@ -246,7 +272,15 @@ def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str
         preview_sha = artifacts.add_existing(page["image_sha"])
         thumbnail_sha = artifacts.put(page_thumbnail(store.read(page["image_sha"])), "jpg")
         with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}bundle-") as work:
-            bundle = build_page_bundle(_page_spec(page, store), options, Path(work))
+            split = premium.split_page(_page_spec(page, store), premium.rules_of(page), Path(work) / "teasers",
+                                       options)
+            if split.premium is not None:
+                part_bundle = build_page_bundle(split.premium, options, Path(work) / "premium")
+                part_sha, part_blobs = _store_premium_part(page["id"], split, part_bundle, store)
+                premium_pages[str(page["id"])] = {"part": part_sha, "publication_id": ed.get("publication_id"),
+                                                  "edition_id": ed["id"]}
+                premium_blobs.update(part_blobs)
+            bundle = build_page_bundle(split.free, options, Path(work) / "free")
             full_sha = artifacts.put_file(bundle.glb_full, "glb")
             lite_sha = artifacts.put_file(bundle.glb_lite, "glb")
             media = []
@@ -265,14 +299,28 @@ def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str
             preview_url=f"/pub/a/{preview_sha}.{'png' if page['image_mime'] == 'image/png' else 'jpg'}",
             thumbnail_url=f"/pub/a/{thumbnail_sha}.jpg",
             code=page["code"], published_at=published_at, warnings=warnings,
-            overlays=[{"id": o["id"], "kind": o["kind"], "name": o["name"]} for o in page["overlays"]])
+            overlays=[_manifest_overlay(o) for o in page["overlays"]],
+            premium={"overlays": list(split.premium_ids), "url": f"/api/v1/reader/pages/{page['id']}/premium"}
+            if split.premium is not None else None)
         manifest_sha = artifacts.put(json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode(), "json")
         page_manifests.append(manifest)
         page_entries[str(page["id"])] = {"manifest": manifest_sha, "marker": marker_sha,
                                          "browser_marker": browser_sha, "edition_id": ed["id"], "code": page["code"]}
     edition_doc = edition_manifest(edition=ed, pages=page_manifests, published_at=published_at)
     edition_sha = artifacts.put(json.dumps(edition_doc, ensure_ascii=False, separators=(",", ":")).encode(), "json")
-    return {"edition": edition_sha, "pages": page_entries}, artifacts, markers
+    # a blob both free and premium (the same file on a free overlay too) stays in both sets: /pub/a/ serves it as
+    # free content, and the part's signed URLs keep working
+    entries = {"edition": edition_sha, "pages": page_entries, "premium_pages": premium_pages,
+               "premium_artifacts": sorted(premium_blobs)}
+    return entries, artifacts, markers
+
+
+def _manifest_overlay(o: dict) -> dict:
+    """An overlay as the page manifest lists it: a premium one with its teaser."""
+    entry = {"id": o["id"], "kind": o["kind"], "name": o["name"], "access": o.get("access", "free")}
+    if entry["access"] == "premium":
+        entry["teaser"] = o.get("teaser") or premium.effective_teaser(o["kind"], None, False)
+    return entry
 
 
 def check_page_bundle(page: Page, store: AssetStore, options: BundleOptions = BundleOptions()) -> dict:
@@ -298,11 +346,17 @@ def check_page_bundle(page: Page, store: AssetStore, options: BundleOptions = Bu
 
 def _next_catalog(current: dict, edition_id: int, publication: str, code: str, version: int | None,
                   entries: dict | None, artifacts: _Artifacts | None, index_name: str | None) -> dict:
-    """The catalog with one edition replaced (``entries``) or removed (``entries is None``)."""
+    """The catalog with one edition replaced (``entries``) or removed (``entries is None``), its premium part
+    (``premium_pages``, ``premium_artifacts``) with it."""
     cat = json.loads(json.dumps(current))  # deep copy
     old_pages = [pid for pid, e in cat["pages"].items() if int(e["edition_id"]) == edition_id]
     for pid in old_pages:
         cat["pages"].pop(pid)
+    premium_pages = cat.setdefault("premium_pages", {})
+    for pid in [pid for pid, e in premium_pages.items() if int(e["edition_id"]) == edition_id]:
+        premium_pages.pop(pid)
+    premium_per_edition = cat.setdefault("premium_artifacts", {})
+    premium_per_edition.pop(str(edition_id), None)
     cat["codes"] = {c: t for c, t in cat["codes"].items() if int(t["edition_id"]) != edition_id}
     cat["editions"].pop(str(edition_id), None)
     if entries is not None:
@@ -312,6 +366,9 @@ def _next_catalog(current: dict, edition_id: int, publication: str, code: str, v
         for pid, entry in entries["pages"].items():
             cat["pages"][pid] = entry
             cat["codes"][entry["code"]] = {"edition_id": edition_id, "page_id": int(pid)}
+        premium_pages.update(entries.get("premium_pages", {}))
+        if entries.get("premium_artifacts"):
+            premium_per_edition[str(edition_id)] = list(entries["premium_artifacts"])
     # The servable blobs are those listed for a published edition (viewer_api.published derives the set).
     per_edition = cat.setdefault("edition_artifacts", {})
     gz = cat.setdefault("gzip", {})

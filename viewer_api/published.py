@@ -13,6 +13,8 @@ Catalog format (``CATALOG_VERSION`` 1)::
      "codes":    {"K7MQ2XA": {"edition_id": 12, "page_id": null}},
      "edition_artifacts": {"12": [sha, ...]},   # every blob a published edition references (servable)
      "gzip":     {sha: sha_of_its_gzip_copy},   # pre-compressed copies of JSON/GLB/marker blobs
+     "premium_pages": {"40": {"part": sha, "publication_id": 3, "edition_id": 12}},  # issue 27: premium parts
+     "premium_artifacts": {"12": [sha, ...]},   # their blobs: served only by signed URL (/pub/p/), never /pub/a/
      "index":    "index-<sha256>.bnx" | null}
 """
 from __future__ import annotations
@@ -51,6 +53,7 @@ class PublishedStore:
         self._index = None
         self._index_name = None
         self._blobs_for: tuple[dict, frozenset] | None = None
+        self._premium_for: tuple[dict, frozenset] | None = None
 
     # -------------------------------------------------------------------------------- reading
     def catalog(self) -> dict:
@@ -108,6 +111,23 @@ class PublishedStore:
             blobs = frozenset(k for keys in cat.get("edition_artifacts", {}).values() for k in keys)
             cached = self._blobs_for = (cat, blobs)
         return cached[1]
+
+    def premium_blobs(self) -> frozenset:
+        """Union of the catalog's premium artifact lists (the blobs a signed URL may name), once per catalog."""
+        cat = self.catalog()
+        cached = self._premium_for
+        if cached is None or cached[0] is not cat:
+            blobs = frozenset(k for keys in cat.get("premium_artifacts", {}).values() for k in keys)
+            cached = self._premium_for = (cat, blobs)
+        return cached[1]
+
+    def is_premium_blob(self, sha: str) -> bool:
+        """True when ``sha`` belongs to the premium part of a published page."""
+        return sha in self.premium_blobs()
+
+    def premium_page(self, page_id) -> dict | None:
+        """``{"part": sha, "publication_id", "edition_id"}`` of a published page's premium part, or None."""
+        return self.catalog().get("premium_pages", {}).get(str(page_id))
 
     def gzip_copy(self, sha: str) -> str | None:
         """SHA-256 of the pre-compressed copy of a published blob, if publishing made one."""

@@ -52,7 +52,8 @@ def test_page_manifest_has_sizes_bundles_media_marker_and_utc_time():
     assert m["media"][0]["streamed"] is True and m["media"][0]["overlay_id"] == "5"
     assert m["marker_url"].endswith(".json")
     assert m["published_at"] == "2026-11-25T22:30:00Z"
-    assert m["overlays"] == [{"id": "5", "kind": "video", "name": "Clip"}]
+    assert m["overlays"] == [{"id": "5", "kind": "video", "name": "Clip", "access": "free"}]
+    assert m["premium"] is None
 
 
 def test_page_manifest_accepts_an_iso_string_time():
@@ -66,6 +67,10 @@ def test_page_manifest_accepts_an_iso_string_time():
     ({"marker_url": "javascript:alert(1)"}, "marker_url"),
     ({"overlays": [{"id": 1, "kind": "hologram"}]}, "overlays/0/kind"),
     ({"published_at": "yesterday"}, "published_at"),
+    ({"overlays": [{"id": 1, "kind": "video", "access": "paid"}]}, "overlays/0/access"),
+    ({"overlays": [{"id": 1, "kind": "video", "access": "premium", "teaser": "trailer"}]}, "overlays/0/teaser"),
+    ({"premium": {"overlays": [], "url": "/api/v1/reader/pages/12/premium"}}, "premium"),
+    ({"premium": {"overlays": ["5"], "url": "https://elsewhere.example/part"}}, "premium"),
 ])
 def test_invalid_page_manifest_is_refused_naming_the_field(change, needle):
     with pytest.raises(ManifestError) as info:
@@ -140,3 +145,23 @@ def test_a_page_thumbnail_is_a_small_jpeg_of_the_page_flattened_on_white():
     Image.new("RGBA", (100, 50), (0, 0, 0, 0)).save(clear, "PNG")
     with Image.open(io.BytesIO(page_thumbnail(clear.getvalue()))) as im:
         assert im.size == (100, 50) and np.asarray(im.convert("L")).min() > 240  # never enlarged; transparent is white
+
+
+def test_a_premium_overlay_is_listed_with_its_teaser_and_the_premium_part_is_named():
+    m = page_manifest(**page_kwargs(
+        overlays=[{"id": 5, "kind": "video", "name": "Clip", "access": "premium", "teaser": "clip"},
+                  {"id": 6, "kind": "link", "name": "Web"}],
+        premium={"overlays": [5], "url": "/api/v1/reader/pages/12/premium"}))
+    assert m["overlays"] == [{"id": "5", "kind": "video", "name": "Clip", "access": "premium", "teaser": "clip"},
+                             {"id": "6", "kind": "link", "name": "Web", "access": "free"}]
+    assert m["premium"] == {"overlays": ["5"], "url": "/api/v1/reader/pages/12/premium"}
+
+
+def test_a_premium_overlay_without_a_teaser_and_a_free_one_with_one_are_refused():
+    m = page_manifest(**page_kwargs(overlays=[{"id": 5, "kind": "video", "access": "premium", "teaser": "clip"}]))
+    m["overlays"][0].pop("teaser")
+    with pytest.raises(ManifestError):
+        validate_manifest(m)
+    m["overlays"][0].update(access="free", teaser="clip")
+    with pytest.raises(ManifestError):
+        validate_manifest(m)
