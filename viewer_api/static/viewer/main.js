@@ -10,8 +10,11 @@
 // until the in-browser tracker has loaded (asked for once the first overlay is on the paper);
 // the service worker is registered only then, so its precaching never competes with the first scan.
 //
+// Premium overlays (issue 27): premium.js is imported once a page whose manifest has a premium part is on the paper
+// (never before the first overlay); it draws the locks, the reader sheet, and loads the part for entitled readers.
+//
 // State for tests and debugging: window.__baonhung = {state, pageId, editionId, corners, overlaysVisible,
-// overlays: [{id, kind, corners}], media: [...], frames: [...per processed frame...], metrics: {...}}.
+// overlays: [{id, kind, corners}], media: [...], frames: [...per processed frame...], metrics: {...}, premium: {...}}.
 
 import { emit, on } from "./events.js";
 import { Camera, PROCESS_LONG_SIDE, toGrey } from "./camera.js";
@@ -79,11 +82,13 @@ const S = {
   metrics: { tapAt: null, firstFrameAt: null, firstRecognizeAt: null, firstMatchAt: null, firstOverlayAt: null,
              firstOverlayMode: null, trackerReadyAt: null, trackMs: [], redetectMs: [], recognizeMs: [],
              frameTimes: [], bundleBytes: 0 },
+  premium: {},  // premium.js's state (issue 27)
 };
 // media state is read live from the overlay controllers (current time, paused, muted)
 Object.defineProperty(S, "media", {
   enumerable: true,
-  get: () => (renderer ? renderer.overlays.map((o) => (o.controller ? o.controller.state() : { id: o.id, kind: o.kind }))
+  get: () => (renderer ? renderer.overlays.map((o) => ({ ...(o.controller ? o.controller.state() : { id: o.id, kind: o.kind }),
+                                                         premium: !!o.premium, hidden: !!o.hidden }))
     : []),
 });
 window.__baonhung = S;
@@ -225,6 +230,7 @@ async function showPage(manifestUrl, pageId) {
     throw err;
   }
   renderer.attachControllers((o) => attachOverlay(o, mediaContext(info)));
+  premiumFor(info);
   S.bundleLoaded = true;
   ui.progress(null);
   rememberPage(info);
@@ -424,6 +430,7 @@ function onFrame(img, now) {
     }
   }
   S.overlaysVisible = !!(renderer && renderer.visible);
+  if (premium) premium.onFrame(S.overlaysVisible ? S.overlays : null);
   record.visible = S.overlaysVisible;
   if (renderer) renderer.requestRender();
   record.ms = performance.now() - tFrame0;
@@ -525,6 +532,7 @@ async function pickPage(p) {
   const measure = () => {
     S.overlays = renderer.overlayCorners();  // canvas px = CSS px of the window here (for tests: where to tap)
     S.pageCorners = renderer.pageCorners();
+    if (premium) premium.onFrame(S.overlays);
   };
   renderer.controls.addEventListener("change", measure);
   // a phone turned (or a window resized) frames the whole page again at the new shape
@@ -572,6 +580,7 @@ async function uploadPhoto(file) {
   S.photoSize = [w, h];
   S.overlays = renderer.overlayCorners();
   S.overlaysVisible = true;
+  if (premium) premium.onFrame(S.overlays);
   setState("photo");
   ui.setStatus("status.photo");
 }
@@ -580,10 +589,35 @@ async function uploadPhoto(file) {
 document.getElementById("gl").addEventListener("click", (e) => {
   const hit = renderer && renderer.pick(e.clientX, e.clientY);
   if (!hit || !hit.controller) return;
+  if (premium && premium.onOverlayTap(hit)) return;  // a locked teaser: the reader sheet
   hit.controller.tap();
   S.lastActivated = { id: hit.id, kind: hit.kind };
   emit("overlay:activate", { id: hit.id, kind: hit.kind, pageId: S.pageId });
 });
+
+// ---------- premium overlays (issue 27): premium.js for a page with a premium part ----------
+let premium = null, premiumLoad = null;
+function premiumFor(info) {
+  if (!info.premium && !premiumLoad) return;
+  if (!premiumLoad) {
+    premiumLoad = import("./premium.js").then((m) => {
+      premium = new m.PremiumViewer({ renderer, ui, state: S.premium,
+                                      bind: (o, resolve) => attachOverlay(o, { ...mediaContext(page), resolve }) });
+      // a still view (photo, 3D view) measures its overlays when they change, not every frame
+      premium.onChange = () => {
+        if (S.state !== "view3d" && S.state !== "photo") return;
+        S.overlays = renderer.overlayCorners();
+        premium.onFrame(S.overlays);
+      };
+      return premium;
+    });
+  }
+  premiumLoad.then((p) => {
+    if (page !== info) return;
+    p.setPage(info);
+    p.onFrame(S.overlaysVisible ? S.overlays : null);
+  }).catch((err) => { S.error = String(err); });
+}
 
 // The page's overlays are made visible; overlays:shown when they were not.
 function showOverlays(pageId) {

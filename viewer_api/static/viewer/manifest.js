@@ -3,7 +3,8 @@
 // only this module adapts. Everything else sees the normalized shapes below.
 //
 //   PageInfo    {pageId, editionId, widthMm, heightMm, bundleUrl, bundleBytes, markerUrl, media: [{src,url,mime}],
-//                manifestUrl, title, number, raw}
+//                manifestUrl, title, number, overlays: [{id, kind, access, teaser}],
+//                premium: {overlays: [ids], url} | null (issue 27: the page's premium part, for entitled readers), raw}
 //   EditionInfo {editionId, title, pages: [{pageId, number, title, manifestUrl, thumbnailUrl}], raw}
 //   Marker      {widthMm, heightMm, imagePx: [w, h], keypointsMm: Float32Array(2N), descriptors: Uint8Array(32N), count}
 
@@ -13,7 +14,9 @@ function abs(url, base) {
   return url ? new URL(url, base || location.href).href : null;
 }
 
-function pickBundle(bundle, base) {
+// {url, bytes} of the bundle this device should load: lite on a slow link, else full (the page's bundles, and a
+// premium part's, issue 27)
+export function pickBundle(bundle, base) {
   if (!bundle) return { url: null, bytes: 0 };
   if (typeof bundle === "string") return { url: abs(bundle, base), bytes: 0 };
   const conn = navigator.connection;
@@ -44,6 +47,10 @@ export function normalizePage(raw, manifestUrl) {
     title: raw.title || null,
     number: raw.number ?? raw.page_number ?? null,
     imageUrl: abs(raw.image_url || raw.preview_url || (raw.preview && raw.preview.url), base),
+    overlays: (raw.overlays || []).map((o) => ({ id: String(o.id), kind: o.kind, access: o.access || "free",
+                                                 teaser: o.teaser || null })),
+    premium: raw.premium && raw.premium.url
+      ? { overlays: (raw.premium.overlays || []).map(String), url: abs(raw.premium.url, base) } : null,
     raw,
   };
 }

@@ -289,6 +289,8 @@ function audioController(overlay, ctx) {
     dispose() {
       unwatch();
       el.pause();
+      el.removeAttribute("src");  // the element lets go of the stream (and of a signed premium URL, issue 27)
+      el.load();
       if (frame !== null) cancelAnimationFrame(frame);
       tex.dispose();
     },

@@ -6,6 +6,10 @@
 // GLB conventions (builder/bundle.py): overlay nodes carry extras.overlay = {id, kind, src, …} (GLTFLoader puts
 // extras into userData); the page plane node is hidden by default. Node names are rewritten by GLTFLoader, so we
 // key on extras only.
+//
+// Parts (issue 27): a premium part is one more GLB of the same conventions, parsed by the same loader and hung on the
+// same page root (loadPart / removePart); its overlays join `overlays` with `premium: true`. The free bundle's teaser
+// nodes of those overlays are hidden meanwhile (setHidden): a hidden overlay is not shown, measured or picked.
 
 import * as THREE from "three";
 import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
@@ -69,6 +73,29 @@ function liftFlatOverlay(material, i) {
   }
 }
 
+// The GPU resources under a root: {geometries, materials, textures} (Sets; added to `into` when given).
+export function resourcesOf(root, into = { geometries: new Set(), materials: new Set(), textures: new Set() }) {
+  root.traverse((o) => {
+    if (o.geometry) into.geometries.add(o.geometry);
+    for (const m of [].concat(o.material || [])) {
+      into.materials.add(m);
+      for (const value of Object.values(m)) if (value && value.isTexture) into.textures.add(value);
+      if (m.uniforms) for (const u of Object.values(m.uniforms)) if (u && u.value && u.value.isTexture) into.textures.add(u.value);
+    }
+  });
+  return into;
+}
+
+// Release them (a decoded ImageBitmap is closed too: its memory outlives the texture otherwise).
+export function disposeResources({ geometries, materials, textures }) {
+  for (const g of geometries) g.dispose();
+  for (const m of materials) m.dispose();
+  for (const t of textures) {
+    t.dispose();
+    if (t.image && typeof t.image.close === "function") t.image.close();
+  }
+}
+
 export class PageRenderer {
   constructor(canvas, { dracoPath } = {}) {
     this.canvas = canvas;
@@ -99,7 +126,8 @@ export class PageRenderer {
     this.mixer = null;
     this.pendingEnvironment = null;  // a loaded scene whose lit materials want the environment (lightModels)
     this.clock = new THREE.Clock();
-    this.overlays = [];     // {id, kind, spec, object, controller}
+    this.overlays = [];     // {id, kind, spec, object, controller[, premium, hidden]}
+    this.parts = [];        // loaded parts (loadPart): {scene, overlays, mixer}
     this.pagePlanes = [];
     this.gltf = null;
     this.width = 640; this.height = 480;
@@ -164,7 +192,69 @@ export class PageRenderer {
     pmrem.dispose();
   }
 
+  // Parse a part (a GLB's bytes) with the bundle loader and hang it on the page root beside the bundle. Its overlays
+  // are appended to `overlays` (flagged premium) and returned in the part; controllers are attached by the caller
+  // (attachControllers(factory, part.overlays)). Nothing of the part is cached by three.js (THREE.Cache is off).
+  async loadPart(bytes) {
+    const gltf = await this.loader.parseAsync(bytes, "");
+    // resources as loaded: the media controllers put their own materials in place of some, which are then no longer
+    // reachable from the scene but still hold GPU memory
+    const part = { scene: gltf.scene, overlays: [], mixer: null, resources: resourcesOf(gltf.scene) };
+    gltf.scene.traverse((o) => {
+      const spec = overlaySpecOf(o);
+      if (spec) part.overlays.push({ id: String(spec.id), kind: spec.kind, spec, object: o, controller: null, premium: true });
+      else if (isPagePlane(o)) o.visible = false;
+    });
+    gltf.scene.traverse((o) => {
+      if (o.isMesh) for (const m of [].concat(o.material)) if (m && m.isMeshBasicMaterial) m.toneMapped = false;
+    });
+    // depth order after the bundle's flat overlays (see OVERLAY_OFFSET_STEP)
+    part.overlays.forEach((o, i) => {
+      if (o.kind === "model3d") return;
+      o.object.traverse((m) => { if (m.isMesh) liftFlatOverlay(m.material, this.overlays.length + i); });
+    });
+    if (gltf.animations && gltf.animations.length) {
+      part.mixer = new THREE.AnimationMixer(gltf.scene);
+      for (const clip of gltf.animations) part.mixer.clipAction(clip).play();
+    }
+    this.pageRoot.add(gltf.scene);
+    this.overlays.push(...part.overlays);
+    this.parts.push(part);
+    if (!this.pendingEnvironment) this.pendingEnvironment = gltf.scene;
+    this.requestRender();
+    return part;
+  }
+
+  // Take a part off the page: its controllers disposed (media emptied), its overlays forgotten, and every GPU
+  // resource of it released (geometries, materials, textures; decoded images closed). False if it was not attached.
+  removePart(part) {
+    const at = this.parts.indexOf(part);
+    if (at < 0) return false;
+    this.parts.splice(at, 1);
+    for (const o of part.overlays) if (o.controller) { o.controller.dispose(); o.controller = null; }
+    this.overlays = this.overlays.filter((o) => !part.overlays.includes(o));
+    this.pageRoot.remove(part.scene);
+    disposeResources(resourcesOf(part.scene, part.resources));
+    if (part.mixer) { part.mixer.stopAllAction(); part.mixer.uncacheRoot(part.scene); }
+    if (this.pendingEnvironment === part.scene) this.pendingEnvironment = null;
+    this.requestRender();
+    return true;
+  }
+
+  // Hide (or show again) the bundle's nodes of these overlay ids (the teasers of a loaded premium part).
+  setHidden(ids, hidden) {
+    const wanted = new Set([...ids].map(String));
+    for (const o of this.overlays) {
+      if (o.premium || !wanted.has(o.id) || !!o.hidden === hidden) continue;
+      o.hidden = hidden;
+      o.object.visible = !hidden;
+      if (o.controller) (hidden || !this.pageRoot.visible ? o.controller.hide() : o.controller.show());
+    }
+    this.requestRender();
+  }
+
   clear() {
+    for (const part of [...this.parts]) this.removePart(part);
     for (const o of this.overlays) if (o.controller) o.controller.dispose();
     this.overlays = [];
     this.pagePlanes = [];
@@ -189,7 +279,7 @@ export class PageRenderer {
   setVisible(visible) {
     if (this.pageRoot.visible === visible) return;
     this.pageRoot.visible = visible;
-    for (const o of this.overlays) if (o.controller) (visible ? o.controller.show() : o.controller.hide());
+    for (const o of this.overlays) if (o.controller && !o.hidden) (visible ? o.controller.show() : o.controller.hide());
   }
 
   get visible() {
@@ -266,9 +356,12 @@ export class PageRenderer {
     this.pageRoot.add(paper);
   }
 
-  // Overlay controllers hang off the renderer so visibility changes reach them.
-  attachControllers(factory) {
-    for (const o of this.overlays) o.controller = factory(o);
+  // Overlay controllers hang off the renderer so visibility changes reach them (all overlays, or those given).
+  attachControllers(factory, overlays = this.overlays) {
+    for (const o of overlays) {
+      o.controller = factory(o);
+      if (this.pageRoot.visible && !o.hidden && o.controller) o.controller.show();
+    }
   }
 
   // Overlay footprints [tl,tr,br,bl] projected to canvas px (OpenCV pixel convention), for tests and hit hints.
@@ -277,6 +370,7 @@ export class PageRenderer {
     this.pageRoot.updateMatrixWorld(true);
     const vp = new THREE.Matrix4().multiplyMatrices(this.camera.projectionMatrix, this.camera.matrixWorldInverse);
     for (const o of this.overlays) {
+      if (o.hidden) continue;
       const box = new THREE.Box3();
       // footprint in the page frame: box of the overlay's meshes expressed in pageRoot coordinates
       const toPage = new THREE.Matrix4().copy(this.pageRoot.matrixWorld).invert();
@@ -286,14 +380,15 @@ export class PageRenderer {
         const rel = new THREE.Matrix4().multiplyMatrices(toPage, m.matrixWorld);
         box.union(m.geometry.boundingBox.clone().applyMatrix4(rel));
       });
-      if (box.isEmpty()) { out.push({ id: o.id, kind: o.kind, corners: null }); continue; }
+      const tag = o.premium ? { premium: true } : {};
+      if (box.isEmpty()) { out.push({ id: o.id, kind: o.kind, corners: null, ...tag }); continue; }
       const y = box.min.y;
       const pts = [[box.min.x, box.min.z], [box.max.x, box.min.z], [box.max.x, box.max.z], [box.min.x, box.max.z]];
       const corners = pts.map(([x, z]) => {
         const v = new THREE.Vector3(x, y, z).applyMatrix4(this.pageRoot.matrixWorld).applyMatrix4(vp);
         return [(v.x + 1) / 2 * this.width - 0.5, (1 - v.y) / 2 * this.height - 0.5];
       });
-      out.push({ id: o.id, kind: o.kind, corners });
+      out.push({ id: o.id, kind: o.kind, corners, ...tag });
     }
     return out;
   }
@@ -309,7 +404,7 @@ export class PageRenderer {
     for (const h of hits) {
       for (let o = h.object; o; o = o.parent) {
         const ov = this.overlays.find((x) => x.object === o);
-        if (ov) return ov;
+        if (ov && !ov.hidden) return ov;
       }
     }
     return null;
@@ -324,6 +419,7 @@ export class PageRenderer {
     this.dirty = false;
     const dt = this.clock.getDelta();
     if (this.mixer && this.pageRoot.visible) this.mixer.update(dt);
+    if (this.pageRoot.visible) for (const part of this.parts) if (part.mixer) part.mixer.update(dt);
     if (this.controls) this.controls.update();
     this.renderer.render(this.scene, this.camera);
     if (this.pendingEnvironment && this.pageRoot.visible) {

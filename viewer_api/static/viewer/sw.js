@@ -6,11 +6,36 @@
 //     file is stored in the background, then are answered from the cache by slicing the requested range
 //   manifests (/pub/pages/…, /pub/editions/…) and viewer pages: network first, cache when offline
 //   POST /api/v1/recognize: network only (the viewer falls back to markers it already has)
+//   /pub/p/… (premium media and parts behind signed URLs) and /api/v1/reader/… (the reader's account and the premium
+//     part documents): never cached, never answered from a cache — passed through to the network untouched. The
+//     message {type: "purge-private"} (premium.js, at sign-out) deletes any such entry from every cache all the same
+//     (one left by an older worker) and answers {type: "purged", removed} on the port it came with.
 
 const VERSION = "__CACHE_VERSION__";
 const SHELL = __SHELL_URLS__;
 const SHELL_CACHE = `baonhung-shell-${VERSION}`;
 const PUB_CACHE = "baonhung-pub-v1";  // content-addressed: never needs a new name
+const PRIVATE_PATHS = ["/pub/p/", "/api/v1/reader/"];  // issue 27: a reader's own bytes, never kept here
+
+function isPrivate(url) {
+  const path = new URL(url).pathname;
+  return PRIVATE_PATHS.some((p) => path.startsWith(p));
+}
+
+async function purgePrivate() {
+  let removed = 0;
+  for (const name of await caches.keys()) {
+    const cache = await caches.open(name);
+    for (const req of await cache.keys()) if (isPrivate(req.url) && await cache.delete(req)) removed++;
+  }
+  return removed;
+}
+
+self.addEventListener("message", (event) => {
+  if (!event.data || event.data.type !== "purge-private") return;
+  const reply = event.ports && event.ports[0];
+  event.waitUntil(purgePrivate().then((removed) => { if (reply) reply.postMessage({ type: "purged", removed }); }));
+});
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(SHELL_CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
@@ -82,6 +107,7 @@ self.addEventListener("fetch", (event) => {
   if (req.method !== "GET") return;
   const url = new URL(req.url);
   if (url.origin !== self.location.origin) return;
+  if (isPrivate(req.url)) return;  // network only: the browser fetches it as if there were no worker
   if (url.pathname.startsWith("/pub/a/") && req.headers.has("range")) { event.respondWith(rangedMedia(event)); return; }
   if (url.pathname.startsWith("/pub/a/")) { event.respondWith(cacheFirst(req, PUB_CACHE)); return; }
   if (url.pathname.startsWith("/pub/")) { event.respondWith(networkFirst(req, PUB_CACHE)); return; }
