@@ -137,6 +137,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Nội dung yêu cầu quá lớn (tối đa {limit_kb} KB).",
         "en": "The request body is too large (at most {limit_kb} KB).",
     },
+    # issue 27: the premium part and its signed URLs (viewer_api/premium.py)
+    "not_entitled": {
+        "vi": "Nội dung này dành cho bạn đọc đăng ký. Hãy nhập mã đăng ký in trên báo hoặc đăng ký gói đọc.",
+        "en": "This content is for subscribers. Redeem the code printed in your copy or subscribe.",
+    },
+    "premium_not_found": {
+        "vi": "Trang này không có (hoặc không còn) nội dung dành cho bạn đọc đăng ký.",
+        "en": "This page has no (or no longer has) content for subscribers.",
+    },
+    "premium_link_invalid": {
+        "vi": "Liên kết nội dung đăng ký không hợp lệ hoặc đã hết hạn. Hãy mở lại trang để lấy liên kết mới.",
+        "en": "The subscriber content link is invalid or has expired. Open the page again for a new link.",
+    },
 }
 
 STATUS_VI = {"draft": "bản nháp", "in_review": "chờ duyệt", "published": "đã xuất bản"}
@@ -182,6 +195,7 @@ WHAT_VI = {
     "asset": "tệp",
     "reader": "bạn đọc",
     "code_batch": "lô mã",
+    "member": "thành viên",
 }
 
 

@@ -3,7 +3,9 @@
 ``GET /api/v1/analytics/{site | publications/<slug> | editions/<id> | pages/<id> | overlays/<id>}[.csv]``
 ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (Asia/Ho_Chi_Minh days, inclusive; default the last 30 days), and
 ``GET /api/v1/analytics/pages/<id>/heatmap?cell_mm=10``. Token auth (or the session cookie) like the rest of the
-API; roles admin and editor. Designers are refused for now: the model does not record who owns a publication.
+API. Admins and editors read every publication and the site; a designer reads the publications they are a member
+of (``builder.members``; an editor adds them on the publication's page): any other id answers 404 as an id that
+does not exist would, and the site 403. The print desk is refused (403).
 """
 from __future__ import annotations
 
@@ -12,13 +14,15 @@ import datetime as dt
 from flask import Blueprint, Response, jsonify, request
 
 from .. import analytics as an
+from .. import members
 from .. import services as svc
 from ..models import Edition, Overlay, Page
-from ..problems import InvalidField
+from ..problems import Forbidden, InvalidField, NotFound
 from .common import actor, db, lang, login_required, settings
 
 analytics_bp = Blueprint("analytics", __name__, url_prefix="/api/v1/analytics")
-READERS = ("admin", "editor")
+READERS = members.READ_ALL  # every publication and the site
+MEMBER_READERS = members.MEMBER_ROLES  # their member publications only
 DEFAULT_DAYS = 30
 
 
@@ -52,8 +56,20 @@ def _range() -> tuple[dt.date, dt.date]:
 
 
 def _reader():
-    svc.require_role(actor(), READERS)
+    svc.require_role(actor(), (*READERS, *MEMBER_READERS))
     return an.open_reader(settings(), db())
+
+
+def require_readable(scope: an.Scope, ident) -> None:
+    """A designer reads their member publications only: another publication's id (or anything inside it) is a
+    404 exactly like an id that does not exist (``ident`` as asked), the whole site a 403."""
+    readable = members.readable_publications(db(), actor())
+    if readable is None:
+        return
+    if scope.level == "site":
+        raise Forbidden(actor().role)
+    if scope.publication_id not in readable:
+        raise NotFound(scope.level, str(ident)[:40])
 
 
 def _names(scope: an.Scope) -> dict:
@@ -69,8 +85,9 @@ def _names(scope: an.Scope) -> dict:
 
 
 def _answer(scope_of, kw: dict, csv: bool):
-    reader = _reader()  # the role first: a designer learns nothing, not even which ids exist
+    reader = _reader()  # the role first: the print desk learns nothing, not even which ids exist
     scope = scope_of(**kw)
+    require_readable(scope, next(iter(kw.values()), ""))
     first, last = _range()
     try:
         rep = an.report(reader, scope, first, last)
@@ -134,6 +151,7 @@ def _overlay_scope(overlay_id):
 def page_heatmap(page_id):
     reader = _reader()
     page = svc.get_or_404(db(), Page, page_id, "page")
+    require_readable(an.Scope(page.edition.publication_id, page.edition_id, page.id), page_id)
     first, last = _range()
     raw = request.args.get("cell_mm", "10")
     if not raw.isdigit() or not 5 <= int(raw) <= 100 or int(raw) % an.HEAT_CELL_MM:
@@ -155,7 +173,9 @@ def openapi_paths() -> dict:
         content = ({"text/csv": {"schema": {"type": "string"}}} if csv
                    else {"application/json": {"schema": {"type": "object"}}})
         return {"get": {
-            "summary": summary, "description": "Roles: admin, editor.", "security": [{"bearer": []}],
+            "summary": summary,
+            "description": "Roles: admin, editor; a designer for the publications they are a member of (others: 404, "
+                           "the site: 403).", "security": [{"bearer": []}],
             "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
             + rng + list(extra),
             "responses": {"200": {"description": "OK", "content": content},

@@ -6,8 +6,9 @@
 inclusive; default the last 30), ``?cell_mm=`` for the heat-map. Thin: parse, call ``builder.analytics``, name the
 ids, render ``templates/analytics.html`` (charts from ``builder.charts``, server-rendered SVG).
 
-Roles admin and editor, as the JSON API (``builder/web/analytics.py``): designers are refused with a page saying
-why — the model records no owner of a publication, so "their own publications" cannot be told yet.
+Who reads it, as the JSON API (``builder/web/analytics.py``): admins and editors everything; a designer the
+publications they are a member of (``builder.members``; ``/analytics`` lists them), any other id a 404 as if it did
+not exist; the print desk gets a 403 page telling whom to ask.
 """
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ from sqlalchemy import select
 
 from .. import analytics as an
 from .. import charts
+from .. import members
 from .. import services as svc
 from ..models import Edition, Overlay, Page, Publication
 from ..problems import InvalidField
-from .analytics import READERS, _range, _today
-from .common import db, lang, login_required, settings
+from .analytics import MEMBER_READERS, READERS, _range, _today, require_readable
+from .common import actor, db, lang, login_required, settings
 from .ui import kind_label
 
 dashboard_bp = Blueprint("readership", __name__, url_prefix="/analytics")
@@ -38,7 +40,7 @@ TOP_PAGES = 10
 @dashboard_bp.app_context_processor
 def _nav():
     user = g.get("user")
-    return {"can_read_analytics": user is not None and user.role in READERS}
+    return {"can_read_analytics": user is not None and user.role in (*READERS, *MEMBER_READERS)}
 
 
 # ------------------------------------------------------------------------------------------------ parsing
@@ -66,8 +68,9 @@ def _cell_mm() -> int:
 
 
 def _guard():
-    """Editors and admins only; a designer (or the print desk) gets a page saying why, not a bare 403."""
-    if g.user.role not in READERS:
+    """Editors, admins and designers (these for their member publications, checked per view); the print desk gets
+    a page saying whom to ask, not a bare 403."""
+    if g.user.role not in (*READERS, *MEMBER_READERS):
         return render_template("analytics_refused.html"), 403
     return None
 
@@ -205,7 +208,8 @@ def _child_csv(child_level: str, named: Named, kw: dict) -> str | None:
 
 
 def _site_crumb() -> tuple[str, str]:
-    return _("All publications"), url_for("readership.site", **_keep_range())
+    label = _("Your publications") if g.user.role in MEMBER_READERS else _("All publications")
+    return label, url_for("readership.site", **_keep_range())
 
 
 def _keep_range() -> dict:
@@ -215,6 +219,13 @@ def _keep_range() -> dict:
 @dashboard_bp.get("")
 @login_required
 def site():
+    if (refused := _guard()) is not None:
+        return refused
+    readable = members.readable_publications(db(), actor())
+    if readable is not None:  # a designer: not the whole site, the publications they are a member of
+        pubs = db().scalars(select(Publication).where(Publication.id.in_(readable or [0]))
+                            .order_by(Publication.name)).all()
+        return render_template("analytics_mine.html", publications=pubs, range_args=_keep_range())
     return _render(Level(an.Scope(), _("All publications"), "readership.site", {}, "site"))
 
 
@@ -224,6 +235,7 @@ def publication(slug):
     if (refused := _guard()) is not None:
         return refused
     pub = svc.publication_by_slug(db(), slug)
+    require_readable(an.Scope(pub.id), slug)
     return _render(Level(an.Scope(pub.id), pub.name, "readership.publication", {"slug": pub.slug}, "publication",
                          [_site_crumb()]))
 
@@ -234,6 +246,7 @@ def edition(edition_id):
     if (refused := _guard()) is not None:
         return refused
     e = svc.get_or_404(db(), Edition, edition_id, "edition")
+    require_readable(an.Scope(e.publication_id, e.id), edition_id)
     crumbs = [_site_crumb(), (e.publication.name, url_for("readership.publication", slug=e.publication.slug,
                                                           **_keep_range()))]
     return _render(Level(an.Scope(e.publication_id, e.id), edition_label(e), "readership.edition",
@@ -247,6 +260,7 @@ def page(page_id):
         return refused
     p = svc.get_or_404(db(), Page, page_id, "page")
     e = p.edition
+    require_readable(an.Scope(e.publication_id, e.id, p.id), page_id)
     crumbs = [_site_crumb(), (e.publication.name, url_for("readership.publication", slug=e.publication.slug,
                                                           **_keep_range())),
               (edition_label(e), url_for("readership.edition", edition_id=e.id, **_keep_range()))]
@@ -261,6 +275,7 @@ def overlay(overlay_id):
         return refused
     o = svc.get_or_404(db(), Overlay, overlay_id, "overlay")
     p, e = o.page, o.page.edition
+    require_readable(an.Scope(e.publication_id, e.id, p.id, o.id), overlay_id)
     crumbs = [_site_crumb(), (e.publication.name, url_for("readership.publication", slug=e.publication.slug,
                                                           **_keep_range())),
               (edition_label(e), url_for("readership.edition", edition_id=e.id, **_keep_range())),

@@ -208,7 +208,36 @@ def create_publication():
 @ui_bp.get("/publications/<slug>")
 @login_required
 def publication(slug):
-    return render_template("publication.html", pub=svc.publication_by_slug(db(), slug))
+    from .. import members
+
+    pub = svc.publication_by_slug(db(), slug)
+    manage = g.user.role in members.MEMBER_MANAGERS
+    return render_template("publication.html", pub=pub, can_manage_members=manage,
+                           members=members.members(db(), pub) if manage else [],
+                           member_candidates=members.candidates(db(), pub) if manage else [])
+
+
+@ui_bp.post("/publications/<slug>/members")
+@roles_required(("admin", "editor"))
+def add_publication_member(slug):
+    """Make a designer a member of the publication: they read its readership numbers (issue 26)."""
+    from .. import members
+
+    pub = svc.publication_by_slug(db(), slug)
+    members.add_member(db(), actor(), pub, request.form.get("user_id"))
+    flash(_("Designer added to the publication."), "ok")
+    return redirect(url_for("ui.publication", slug=pub.slug) + "#members")
+
+
+@ui_bp.post("/publications/<slug>/members/<user_id>/remove")
+@roles_required(("admin", "editor"))
+def remove_publication_member(slug, user_id):
+    from .. import members
+
+    pub = svc.publication_by_slug(db(), slug)
+    members.remove_member(db(), actor(), pub, user_id)
+    flash(_("Designer removed from the publication."), "ok")
+    return redirect(url_for("ui.publication", slug=pub.slug) + "#members")
 
 
 @ui_bp.post("/publications/<slug>/edit")
