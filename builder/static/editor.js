@@ -25,6 +25,9 @@ const MEDIA_SHAPED = ['video', 'animated_image', 'image'];
 const SAVE_DELAY_MS = 400; // typing in a field saves once the designer pauses
 // Plain glyphs that every system font has (no emoji font needed on the newsroom's PCs).
 const ICONS = {model3d: '⬢', video: '▶', audio: '♪', animated_image: '✦', image: '▣', panorama360: '360°', link: '↗'};
+// Issue 27: access levels and teasers, with the service's rules (builder/services.py KIND_TEASERS, default first).
+const P = T.premium;
+const TEASER_SECONDS = [1, 30]; // builder/services.py TEASER_SECONDS_RANGE
 
 const overlays = new Map(page.overlays.map((o) => [o.id, o]));
 const boxes = new Map();
@@ -74,6 +77,43 @@ function labelText(o) {
   return `${T.kinds[o.kind] || o.kind}${o.name ? ' · ' + o.name : ''}`;
 }
 
+// A padlock drawn as SVG (no emoji font needed): the mark of a premium overlay on the canvas and in the list.
+function lockIcon(size = 12) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  for (const [k, v] of Object.entries({viewBox: '0 0 16 16', width: size, height: size, 'aria-hidden': 'true'})) {
+    svg.setAttribute(k, String(v));
+  }
+  const shackle = document.createElementNS(NS, 'path');
+  for (const [k, v] of Object.entries({d: 'M5 7.5V5a3 3 0 0 1 6 0v2.5', fill: 'none', stroke: 'currentColor',
+    'stroke-width': '2'})) shackle.setAttribute(k, v);
+  const body = document.createElementNS(NS, 'rect');
+  for (const [k, v] of Object.entries({x: '2.5', y: '7', width: '11', height: '8', rx: '1.5', fill: 'currentColor'})) {
+    body.setAttribute(k, v);
+  }
+  svg.append(shackle, body);
+  return svg;
+}
+
+// The lock badge of a premium overlay ("Dành cho bạn đọc đăng ký"), added or removed as its access changes.
+function markAccess(o) {
+  const box = boxes.get(o.id);
+  if (!box) return;
+  const premium = o.access === 'premium';
+  box.classList.toggle('premium', premium);
+  let lock = box.querySelector('.ovl-lock');
+  if (premium && !lock) {
+    lock = document.createElement('span');
+    lock.className = 'ovl-lock';
+    lock.title = P.badge;
+    lock.append(lockIcon(), Object.assign(document.createElement('span'), {textContent: P.badge}));
+    box.append(lock);
+  } else if (!premium && lock) {
+    lock.remove();
+  }
+  box.setAttribute('aria-label', `${T.kinds[o.kind] || o.kind} ${o.name || ''}${premium ? ' · ' + P.badge : ''}`.trim());
+}
+
 function boxContent(o) {
   const frag = document.createDocumentFragment();
   const posterUrl = o.poster_url || (['image', 'animated_image', 'panorama360'].includes(o.kind)
@@ -121,6 +161,7 @@ function makeBox(o) {
   box.addEventListener('keydown', (e) => onKey(e, o.id));
   box.addEventListener('click', (e) => onPreviewClick(e, o.id));
   placeBox(o);
+  markAccess(o);
   return box;
 }
 
@@ -159,6 +200,11 @@ function renderList() {
     b.type = 'button';
     b.className = 'link' + (o.id === selectedId ? ' on' : '');
     b.textContent = `${ICONS[o.kind] || ''} ${labelText(o)}`;
+    if (o.access === 'premium') {
+      const mark = Object.assign(document.createElement('span'), {className: 'lock-mark', title: P.badge});
+      mark.append(lockIcon(11));
+      b.append(' ', mark);
+    }
     b.addEventListener('click', () => select(o.id, true));
     li.append(b);
     const warnings = assetWarnings(o);
@@ -219,6 +265,7 @@ function fillFields(o) {
   field('url').value = o.url || '';
   field('label').value = opt.label || '';
   showKinds(form, o.kind);
+  fillAccess(o);
   showAspectLock(o);
   const meta = (o.asset && o.asset.meta) || {};
   const bits = [];
@@ -237,6 +284,44 @@ function showKinds(container, kind) {
   for (const c of container.querySelectorAll('input, select, textarea')) {
     c.disabled = readonly || c.parentElement.closest('[hidden]') !== container.closest('[hidden]');
   }
+}
+
+// Access and teaser (issue 27): "Free" / "For subscribers"; when premium, the kind's teasers (its default first and
+// marked so; a poster the overlay lacks is offered disabled), the clip's seconds, and one line saying what readers
+// without a subscription will see.
+function teaserOptions(o) {
+  const allowed = P.kind_teasers[o.kind] || [];
+  const select = field('teaser');
+  select.replaceChildren();
+  allowed.forEach((t, i) => {
+    const needsPoster = t === 'poster' && P.poster_upload_kinds.includes(o.kind) && !o.poster_url;
+    const name = P.names[t] || t;
+    const text = i === 0 ? fmt(P.default, {teaser: name}) : needsPoster ? fmt(P.needs_poster, {teaser: name}) : name;
+    select.append(Object.assign(document.createElement('option'), {value: t, textContent: text, disabled: needsPoster}));
+  });
+  select.value = allowed.includes(o.teaser) ? o.teaser : (allowed[0] || '');
+}
+
+function showAccess(o) {
+  const fieldset = document.getElementById('access-fields');
+  if (!fieldset || fieldset.hidden) return;
+  const premium = o.access === 'premium';
+  const teaser = field('teaser').value;
+  for (const el of fieldset.querySelectorAll('[data-premium]')) {
+    el.hidden = !premium || (el.dataset.teaser !== undefined && el.dataset.teaser !== teaser);
+    for (const c of el.querySelectorAll('input, select')) c.disabled = readonly || el.hidden;
+  }
+  const explain = P.explain[`${o.kind}.${teaser}`];
+  document.getElementById('teaser-hint').textContent = explain ? fmt(explain, {seconds: o.teaser_seconds}) : '';
+}
+
+function fillAccess(o) {
+  if (!field('access-free')) return;
+  field('access-free').checked = o.access !== 'premium';
+  field('access-premium').checked = o.access === 'premium';
+  teaserOptions(o);
+  field('teaser_seconds').value = o.teaser_seconds ?? 5;
+  showAccess(o);
 }
 
 const lockButton = document.getElementById('aspect-lock');
@@ -305,6 +390,11 @@ function payload(o) {
   if (o.kind === 'link') {
     body.url = o.url || '';
     body.label = opt.label || '';
+  } else {
+    body.access = o.access === 'premium' ? 'premium' : 'free';
+    if ((P.kind_teasers[o.kind] || []).includes(o.teaser)) body.teaser = o.teaser;
+    const seconds = Math.round(Number(o.teaser_seconds));
+    if (seconds >= TEASER_SECONDS[0] && seconds <= TEASER_SECONDS[1]) body.teaser_seconds = seconds;
   }
   return body;
 }
@@ -336,6 +426,7 @@ async function save(id) {
     const box = boxes.get(id);
     box.querySelector('.ovl-badge').textContent = badgeText(fresh);
     box.querySelector('.ovl-label').textContent = labelText(fresh);
+    markAccess(fresh);
     renderList();
     if (id === selectedId) {
       fillFields(fresh);
@@ -350,6 +441,8 @@ async function save(id) {
       const saved = await api('GET', `/api/v1/overlays/${id}`);
       overlays.set(id, saved);
       placeBox(saved);
+      markAccess(saved);
+      renderList();
       if (id === selectedId) fillFields(saved);
     } catch { /* keep the local state; the message above says it is not saved */ }
     root.dataset.refused = String(Date.now()); // lets tests wait for a refused save
@@ -551,6 +644,18 @@ if (form) {
       o.options = {...o.options, label: event.target.value};
     } else if (name === 'name' || name === 'url') {
       o[name] = event.target.value;
+    } else if (name === 'access') {
+      o.access = field('access-premium').checked ? 'premium' : 'free';
+      showAccess(o);
+      markAccess(o); // the lock shows at once; the save follows on 'change'
+      if (o.kind === 'model3d') update3d(o);
+    } else if (name === 'teaser') {
+      o.teaser = event.target.value;
+      showAccess(o);
+    } else if (name === 'teaser_seconds') {
+      const v = parseInt(event.target.value, 10);
+      if (Number.isFinite(v)) o.teaser_seconds = v;
+      showAccess(o);
     }
   });
   form.addEventListener('change', () => selectedId && saveSoon(selectedId));
@@ -603,7 +708,7 @@ async function update3d(o) {
   try {
     if (!viewer3d) {
       const {createPreview} = await import('./preview3d.js');
-      viewer3d = await createPreview(document.getElementById('preview3d'));
+      viewer3d = await createPreview(document.getElementById('preview3d'), {lockLabel: P.badge});
     }
     await viewer3d.show(o);
   } catch (err) {

@@ -18,8 +18,41 @@ const MM = 0.001; // metres per millimetre
 const ENV_BLUR_SIGMA = 0.04;
 const SUN_INTENSITY = 0.8;
 const ENV_INTENSITY = 0.6; // as the viewer: at 1 the bright room turns a white model into a near-white disc
+// A premium overlay (issue 27) carries a lock label above its model, as the canvas shows it on the box.
+const LOCK_PX = 64; // label texture height; its width follows the text
+const LOCK_HEIGHT_SHARE = 0.09; // label height as a share of the view's span: readable, never hiding the model
+const LOCK_COLOUR = '#8a5a00'; // app.css --premium
+const LOCK_AT_HEIGHT = 0.8; // share of the model's height: inside the view the camera frames (above it was cut off)
 
-export async function createPreview(container) {
+// The lock label as a canvas texture: a padlock and the text ("Dành cho bạn đọc đăng ký") on a rounded pill.
+function lockTexture(label) {
+  const canvas = document.createElement('canvas');
+  const ctx = canvas.getContext('2d');
+  const font = `600 ${Math.round(LOCK_PX * 0.45)}px system-ui, sans-serif`;
+  ctx.font = font;
+  const pad = LOCK_PX * 0.3, icon = LOCK_PX * 0.5;
+  canvas.width = Math.ceil(pad * 3 + icon + ctx.measureText(label).width);
+  canvas.height = LOCK_PX;
+  ctx.font = font;
+  ctx.fillStyle = LOCK_COLOUR;
+  ctx.beginPath();
+  ctx.roundRect(0, 0, canvas.width, canvas.height, LOCK_PX / 2);
+  ctx.fill();
+  const x = pad, y = (LOCK_PX - icon) / 2; // padlock: shackle arc over a body, in white
+  ctx.strokeStyle = ctx.fillStyle = '#fff';
+  ctx.lineWidth = icon * 0.13;
+  ctx.beginPath();
+  ctx.arc(x + icon / 2, y + icon * 0.42, icon * 0.26, Math.PI, 0);
+  ctx.stroke();
+  ctx.fillRect(x + icon * 0.12, y + icon * 0.42, icon * 0.76, icon * 0.58);
+  ctx.textBaseline = 'middle';
+  ctx.fillText(label, x + icon + pad, LOCK_PX / 2 + 1);
+  const texture = new THREE.CanvasTexture(canvas);
+  texture.colorSpace = THREE.SRGBColorSpace;
+  return {texture, aspect: canvas.width / canvas.height};
+}
+
+export async function createPreview(container, {lockLabel = 'Premium'} = {}) {
   const renderer = new THREE.WebGLRenderer({antialias: true, alpha: true, preserveDrawingBuffer: true});
   renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
   renderer.toneMapping = THREE.NeutralToneMapping;
@@ -47,6 +80,7 @@ export async function createPreview(container) {
   loader.setMeshoptDecoder(MeshoptDecoder);
   const cache = new Map(); // asset url -> loaded scene
   let holder = null;
+  let lock = null; // the lock label sprite, made on first use
 
   function resize() {
     const w = container.clientWidth || 300;
@@ -88,6 +122,23 @@ export async function createPreview(container) {
       holder.rotation.y = -(o.rotation_deg || 0) * Math.PI / 180;
       scene.add(holder);
       const span = Math.max(wM, hM, size.y * fit);
+      const premium = o.access === 'premium';
+      if (premium && !lock) {
+        const {texture, aspect} = lockTexture(lockLabel);
+        lock = new THREE.Sprite(new THREE.SpriteMaterial({map: texture, depthTest: false, transparent: true,
+          toneMapped: false})); // its colour as the canvas badge's
+        lock.userData.aspect = aspect;
+        lock.renderOrder = 10; // drawn over the model, never hidden inside it
+        lock.name = 'premium-lock';
+      }
+      if (lock) {
+        lock.visible = premium;
+        const h = span * LOCK_HEIGHT_SHARE;
+        lock.scale.set(h * lock.userData.aspect, h, 1);
+        lock.position.set(0, holder.position.y + size.y * fit * LOCK_AT_HEIGHT, 0);
+        if (!lock.parent) scene.add(lock);
+      }
+      container.dataset.locked = premium ? 'yes' : 'no';
       camera.position.set(span * 0.9, span * 1.1, span * 1.4);
       controls.target.set(0, size.y * fit * 0.4, 0);
       controls.update();
