@@ -14,7 +14,6 @@ CSRF and rate limits, calls it and serializes.
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -22,12 +21,11 @@ import secrets
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
-from sqlalchemy import or_, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from builder import readers
+from builder import entitlements, readers
 from builder.mail import MailSender, compose
-from builder.models import Entitlement, Publication, Reader, utcnow
+from builder.models import Reader
 from builder.problems import InvalidField, LoginThrottled, MissingField, ServiceError, error_payload
 from builder.web.common import db
 
@@ -212,24 +210,12 @@ def _ensure_csrf_cookie(response):
     return response
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
-
-
-def _entitlement_json(row: Entitlement) -> dict:
-    slug = db().scalar(select(Publication.slug).where(Publication.id == row.publication_id)) \
-        if row.publication_id is not None else None
-    return {"publication": slug, "expires_at": _iso(row.expires_at)}
-
-
 def _me(reader: Reader | None) -> dict:
     if reader is None:
         return {"signed_in": False}
-    now = utcnow()
-    rows = db().scalars(select(Entitlement).where(
-        Entitlement.reader_id == reader.id, Entitlement.revoked_at.is_(None), Entitlement.starts_at <= now,
-        or_(Entitlement.expires_at.is_(None), Entitlement.expires_at > now)).order_by(Entitlement.id)).all()
-    return {"signed_in": True, "email": reader.email, "entitlements": [_entitlement_json(r) for r in rows]}
+    rows = entitlements.live_entitlements(db(), reader.id)  # in force, and renewals that start later
+    return {"signed_in": True, "email": reader.email,
+            "entitlements": [entitlements.describe(db(), row) for row in rows]}
 
 
 def _signed_in_response(reader: Reader, status: int):
@@ -319,9 +305,9 @@ def password_reset_confirm():
 
 @readers_bp.post("/api/v1/reader/redeem")
 def redeem():
-    """A printed subscription code for the signed-in reader: 200 ``{"entitlement": {...}}``; the errors are those
-    of ``builder.entitlements.redeem_code`` (404 code_unknown, 410 code_expired, 409 code_used_up /
-    code_already_redeemed)."""
+    """A printed subscription code for the signed-in reader: 200 ``{"entitlement": {"publication", "starts_at",
+    "expires_at"}}``; the errors are those of ``builder.entitlements.redeem_code`` (400 bad_code, 404 code_unknown,
+    410 code_expired, 409 code_used_up / code_already_redeemed)."""
     body = _body("code")
     reader = current_reader(db())
     if reader is None:
@@ -329,10 +315,8 @@ def redeem():
     _rate_limit("redeem", session_binding())
     if len(body["code"]) > 64:
         raise InvalidField("code", "at most 64 characters", "tối đa 64 ký tự")
-    from builder.entitlements import redeem_code
-
-    entitlement = redeem_code(db(), reader, body["code"], request.remote_addr or "")
-    return jsonify({"entitlement": _entitlement_json(entitlement)})
+    entitlement = entitlements.redeem_code(db(), reader, body["code"], request.remote_addr or "")
+    return jsonify({"entitlement": entitlements.describe(db(), entitlement)})
 
 
 # ------------------------------------------------------------------------------------------ the reset page

@@ -384,9 +384,10 @@ def test_session_binding_is_the_cookies_sha256_and_current_reader_reads_the_sess
         assert session_binding() is None and current_reader(db()) is None
 
 
-def test_me_lists_the_live_entitlements_only(app):
+def test_me_lists_the_live_and_coming_entitlements_only(app):
     client = signed_up(app)
     now = utcnow()
+    later = (now + dt.timedelta(days=30)).replace(microsecond=0)
     db = db_of(app)
     try:
         reader = db.scalar(select(Reader))
@@ -400,16 +401,19 @@ def test_me_lists_the_live_entitlements_only(app):
             Entitlement(reader_id=reader.id, publication_id=pub.id, source="code",
                         expires_at=now - dt.timedelta(days=1)),  # expired
             Entitlement(reader_id=reader.id, publication_id=pub.id, source="code", revoked_at=now),  # revoked
-            Entitlement(reader_id=reader.id, publication_id=pub.id, source="code",
-                        starts_at=now + dt.timedelta(days=2)),  # not yet
+            Entitlement(reader_id=reader.id, publication_id=pub.id, source="code", starts_at=later,
+                        expires_at=later + dt.timedelta(days=30)),  # a renewal, from when the first one ends
         ])
         db.commit()
     finally:
         db.close()
-    assert me(client)["entitlements"] == [
-        {"publication": "bao-sang", "expires_at": until.isoformat() + "Z"},
+    z = lambda t: t.isoformat() + "Z"  # noqa: E731
+    assert [{k: e[k] for k in ("publication", "expires_at")} for e in me(client)["entitlements"]] == [
+        {"publication": "bao-sang", "expires_at": z(until)},
         {"publication": None, "expires_at": None},
+        {"publication": "bao-sang", "expires_at": z(later + dt.timedelta(days=30))},
     ]
+    assert me(client)["entitlements"][2]["starts_at"] == z(later)
 
 
 # ------------------------------------------------------------------------------------------ password reset
@@ -571,3 +575,86 @@ def test_the_reset_page_speaks_vietnamese_by_default_and_english_on_request(app)
     assert client.get_cookie("baonhung_session") is None  # nothing of the staff session on a reader page
     en = client.get(f"/reader/reset?token={token}", headers={"Accept-Language": "en"})
     assert "Choose a new password" in en.get_data(as_text=True)
+
+
+# ------------------------------------------------------------------------------------------ redeeming a code
+
+def code_batch(app, count=2, max_redemptions=1, days=30, slug="bao-sang"):
+    """A publication and a batch of codes for it, made by an editor: (publication id, batch id, [codes])."""
+    from builder import entitlements
+    from builder import services as svc
+    from builder.services import Actor
+
+    db = db_of(app)
+    try:
+        pub = db.scalar(select(Publication).where(Publication.slug == slug))
+        if pub is None:
+            pub = Publication(name="Báo Sáng", slug=slug)
+            db.add(pub)
+            db.commit()
+        editor, _ = svc.create_user(db, svc.SYSTEM, f"editor{count}{max_redemptions}@toasoan.vn", "editor", PASSWORD)
+        db.commit()
+        batch, codes = entitlements.create_batch(db, Actor.of(editor, ""), pub.id, count, days, max_redemptions,
+                                                 (dt.date.today() + dt.timedelta(days=60)).isoformat(), "thử",
+                                                 settings=app.extensions["baonhung"].settings)
+        return pub.id, batch.id, [code for _serial, code in codes]
+    finally:
+        db.close()
+
+
+def test_a_signed_in_reader_redeems_a_printed_code_once(app):
+    _pub, _batch, codes = code_batch(app)
+    client = signed_up(app)
+    typed = codes[0].lower().replace("-", " ")  # as a reader types it off the paper
+    response = post(client, "/api/v1/reader/redeem", {"code": typed})
+    assert response.status_code == 200, response.get_json()
+    entitlement = response.get_json()["entitlement"]
+    assert entitlement["publication"] == "bao-sang"
+    expires = dt.datetime.fromisoformat(entitlement["expires_at"].removesuffix("Z"))
+    assert abs((expires - utcnow()) - dt.timedelta(days=30)) < dt.timedelta(minutes=1)
+    assert response.headers["Cache-Control"] == "no-store"
+    assert [e["publication"] for e in me(client)["entitlements"]] == ["bao-sang"]
+    again = post(client, "/api/v1/reader/redeem?lang=en", {"code": codes[0]})
+    assert again.status_code == 409 and again.get_json() == {
+        "error": "code_already_redeemed", "message": "You have already redeemed this code."}
+    other = signed_up(app, "ban.khac@example.vn")
+    used_up = post(other, "/api/v1/reader/redeem", {"code": codes[0]})
+    assert used_up.status_code == 409 and used_up.get_json()["error"] == "code_used_up"
+    assert me(other)["entitlements"] == []
+
+
+def test_redeeming_is_refused_without_a_reader_or_a_real_code_and_grants_nothing(app):
+    from builder.models import CodeBatch, CodeRedemption
+
+    _pub, batch_id, codes = code_batch(app)
+    anonymous = browser(app)
+    response = post(anonymous, "/api/v1/reader/redeem", {"code": codes[0]})
+    assert response.status_code == 401 and response.get_json()["error"] == "sign_in_required"
+    client = signed_up(app)
+    refused = {
+        "ABCD": (400, "bad_code"),
+        "2345-6789-ABCD": (404, "code_unknown"),  # well formed, not printed (2 codes of 2^60)
+        "x" * 65: (400, "invalid_field"),
+    }
+    for code, (status, error) in refused.items():
+        response = post(client, "/api/v1/reader/redeem", {"code": code})
+        assert (response.status_code, response.get_json()["error"]) == (status, error), code
+    assert client.post("/api/v1/reader/redeem", json={"code": codes[0]}).status_code == 403  # no CSRF header
+    db = db_of(app)
+    try:
+        db.get(CodeBatch, batch_id).redeem_until = utcnow() - dt.timedelta(seconds=1)  # its last day is past
+        db.commit()
+    finally:
+        db.close()
+    expired = post(client, "/api/v1/reader/redeem", {"code": codes[1]})
+    assert expired.status_code == 410 and expired.get_json()["error"] == "code_expired"
+    assert count(app, CodeRedemption) == 0 and count(app, Entitlement) == 0
+    assert me(client)["entitlements"] == []
+
+
+def test_code_guessing_is_rate_limited_per_session(app):
+    code_batch(app)
+    client = signed_up(app)
+    statuses = [post(client, "/api/v1/reader/redeem", {"code": f"2345-6789-AB{c}{c}"}).status_code
+                for c in "CDEFGHJKLMN"]
+    assert statuses[:10] == [404] * 10 and statuses[10] == 429
