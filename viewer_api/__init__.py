@@ -18,6 +18,10 @@ def register_public(app, state) -> None:
 
     app.register_blueprint(readers_bp)
     state.csrf_exempt_blueprints.add(readers_bp.name)
+    from .premium import premium_bp  # premium parts (issue 27): GET only, signed URLs bound to the reader cookie
+
+    app.register_blueprint(premium_bp)
+    state.csrf_exempt_blueprints.add(premium_bp.name)
     try:
         from .viewer import viewer_bp
     except ImportError:  # the viewer blueprint lands separately; the public API works without it

@@ -1,0 +1,129 @@
+"""The premium part of published pages (issue 27): handed out to entitled readers only, its bytes served only by
+short-lived signed URLs. Contract: docs/PREMIUM.md "Serving the premium part".
+
+- ``GET /api/v1/reader/pages/<page_id>/premium``: 404 ``premium_not_found`` (page not published, or no premium part),
+  401 ``sign_in_required``, 403 ``not_entitled`` (read from the database on every call, so a revocation stops new
+  parts at once); 200 the part document (``builder.publish``) with a ``url`` signed for this reader session on each
+  bundle and media entry, ``expires_at`` and ``expires_in`` (seconds, for a phone whose clock is off). ``Cache-Control: no-store, private``.
+- ``GET /pub/p/<sha>.<ext>?exp=&sig=``: checked **without a database read** (``builder.premium.check_signature``:
+  HMAC over name, expiry and the SHA-256 of the reader cookie; expiry in the future and within the TTL), then the
+  blob must be in the published catalog's premium set. 403 ``premium_link_invalid`` for a bad, expired or foreign
+  URL, 404 for a blob that is not premium and published — a JSON error either way, never a premium byte. Range
+  requests work (``send_file`` conditional). ``Cache-Control: private, no-store``; no CORS headers, and
+  ``Cross-Origin-Resource-Policy: same-origin``: no other site may embed the bytes.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from flask import Blueprint, current_app, jsonify, request, send_file
+
+from builder.premium import check_signature, sign_url
+from builder.problems import ServiceError, error_payload
+
+from .public import EXT_MIME
+from .readers_api import current_reader, session_binding
+
+premium_bp = Blueprint("premium", __name__)
+
+NO_STORE = "private, no-store"
+LANGS = ("vi", "en")
+HEX64 = re.compile(r"[0-9a-f]{64}")
+# Premium media keep the extension of their upload: the public side's types plus the few it never serves.
+PREMIUM_EXT_MIME = {**EXT_MIME, "mov": "video/quicktime", "flac": "audio/flac", "avif": "image/avif"}
+PART_CACHE_MAX = 1024  # part documents are immutable and ~1 KB: keep the last few hundred pages' in memory
+
+_now = time.time  # the clock of URL expiry (tests move it)
+
+
+def _state():
+    return current_app.extensions["baonhung"]
+
+
+def _key() -> bytes:
+    key = current_app.extensions.get("baonhung_premium_url_key")
+    if key is None:
+        key = current_app.extensions["baonhung_premium_url_key"] = _state().settings.derived_key("premium-url")
+    return key
+
+
+def _lang() -> str:
+    asked = request.args.get("lang")
+    if asked in LANGS:
+        return asked
+    best = request.accept_languages.best_match(LANGS) if request.accept_languages else None
+    return best or "vi"
+
+
+@premium_bp.errorhandler(ServiceError)
+def _service_error(err: ServiceError):
+    response = jsonify(error_payload(err, _lang()))
+    response.status_code = err.http_status
+    return response
+
+
+@premium_bp.after_request
+def _private(response):
+    response.headers["Cache-Control"] = NO_STORE
+    response.headers["Vary"] = "Cookie, Accept-Language"
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    response.headers.pop("Access-Control-Allow-Origin", None)
+    return response
+
+
+def _part(sha: str) -> dict:
+    cache = current_app.extensions.setdefault("baonhung_premium_parts", {})
+    if sha not in cache:
+        if len(cache) >= PART_CACHE_MAX:
+            cache.clear()
+        cache[sha] = json.loads(_state().store.read(sha))
+    return cache[sha]
+
+
+@premium_bp.get("/api/v1/reader/pages/<int:page_id>/premium")
+def premium_part(page_id: int):
+    from builder.entitlements import is_entitled
+    from builder.web.common import db
+
+    state = _state()
+    entry = state.published.premium_page(page_id)
+    if entry is None:
+        raise ServiceError("premium_not_found", http_status=404)
+    session = db()
+    reader = current_reader(session)
+    binding = session_binding()
+    if reader is None or binding is None:
+        raise ServiceError("sign_in_required", http_status=401)
+    if not is_entitled(session, reader.id, entry.get("publication_id")):
+        raise ServiceError("not_entitled", http_status=403)
+    part = _part(entry["part"])
+    ttl = state.settings.premium_url_ttl_s
+    exp = int(_now()) + ttl
+    key = _key()
+    doc = {
+        "page_id": part["page_id"],
+        "overlays": list(part["overlays"]),
+        "bundles": {variant: {**b, "url": sign_url(key, b["sha256"], b["ext"], exp, binding)}
+                    for variant, b in part["bundles"].items()},
+        "media": [{**m, "url": sign_url(key, m["sha256"], m["ext"], exp, binding)} for m in part["media"]],
+        "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp)),
+        "expires_in": ttl,
+    }
+    return jsonify(doc)
+
+
+@premium_bp.get("/pub/p/<sha>.<ext>")
+def premium_blob(sha: str, ext: str):
+    """A premium blob by signed URL. No database read on this path: the signature, the clock and the catalog."""
+    state = _state()
+    if not check_signature(_key(), f"{sha}.{ext}", request.args.get("exp"), request.args.get("sig"),
+                           session_binding(), _now(), state.settings.premium_url_ttl_s):
+        raise ServiceError("premium_link_invalid", http_status=403)
+    if ext not in PREMIUM_EXT_MIME or not HEX64.fullmatch(sha) or not state.published.is_premium_blob(sha):
+        raise ServiceError("premium_not_found", http_status=404)
+    path = state.store.path(sha)
+    if not path.is_file():
+        raise ServiceError("premium_not_found", http_status=404)
+    return send_file(path, mimetype=PREMIUM_EXT_MIME[ext], conditional=True, etag=sha, max_age=0)
