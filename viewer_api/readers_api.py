@@ -354,6 +354,7 @@ def reset_page():
     body = current_app.jinja_env.get_template("viewer/reader_reset.html").render( lang=lang, t=RESET_PAGE_TEXT[lang], token=token if status == "ok" else "",
         status=status, nonce=nonce, min_length=readers.MIN_PASSWORD_LENGTH, max_length=readers.MAX_PASSWORD_LENGTH,
         script=url_for("viewer.static", filename="reader_reset.js"),
+        favicon=url_for("viewer.static", filename="favicon.svg"),
         confirm_url=url_for("readers.password_reset_confirm", lang=lang), viewer_url=url_for("viewer.index"),
         other_url="?" + urlencode({"token": token, "lang": "en" if lang == "vi" else "vi"}))
     response = current_app.response_class(body, status=200 if status == "ok" else 410 if status == "expired" else 400,
