@@ -7,7 +7,9 @@ CSRF and rate limits, calls it and serializes.
   the reader side never reads the staff session.
 - CSRF (double submit): every POST needs the cookie ``baonhung_reader_csrf`` (random, readable by the page's script,
   SameSite=Strict; set by ``GET /api/v1/reader/me`` and the reset page) equal to the header ``X-CSRF-Token``, and a
-  present ``Origin`` must be this server's; else 403 ``csrf``. Bodies are JSON objects of at most MAX_BODY_BYTES.
+  present ``Origin`` must be this server's (its host URL as the request sees it, or BAONHUNG_BASE_URL's origin:
+  behind a TLS proxy set BAONHUNG_TRUSTED_PROXIES or BAONHUNG_BASE_URL); else 403 ``csrf``. Bodies are JSON objects
+  of at most MAX_BODY_BYTES.
 - ``current_reader(db)`` (a DB read) and ``session_binding()`` (no DB read) serve ``viewer_api/premium.py``.
 - Errors: ``{"error": code, "message": text}`` in ``?lang=`` or Accept-Language (vi default); 429 with Retry-After.
   Every answer is ``Cache-Control: no-store``.
@@ -177,7 +179,7 @@ def _body(*fields: str) -> dict:
         raise RequestEntityTooLarge()
     try:
         body = json.loads(raw.decode("utf-8")) if raw else None
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser
         body = None
     if request.mimetype != "application/json" or not isinstance(body, dict):
         raise ServiceError("bad_request", detail="the body must be a JSON object",
@@ -247,7 +249,11 @@ def _mail_sender() -> MailSender:
 
 @readers_bp.get("/api/v1/reader/me")
 def me():
-    return _ensure_csrf_cookie(jsonify(_me(current_reader(db()))))
+    reader = current_reader(db())
+    response = jsonify(_me(reader))
+    if reader is None and _cookie_secret():
+        _clear_session(response)  # its session ended (signed out elsewhere, password reset): forget the cookie
+    return _ensure_csrf_cookie(response)
 
 
 @readers_bp.post("/api/v1/reader/signup")

@@ -156,9 +156,10 @@ def test_sign_up_refuses_bad_input_and_stores_nothing(app):
     response = client.post("/api/v1/reader/signup", data="email=a@example.vn", headers={CSRF: csrf_of(client)},
                            content_type="application/x-www-form-urlencoded")
     assert (response.status_code, response.get_json()["error"]) == (400, "bad_request")
-    response = client.post("/api/v1/reader/signup", data="[1, 2", headers={CSRF: csrf_of(client)},
-                           content_type="application/json")
-    assert (response.status_code, response.get_json()["error"]) == (400, "bad_request")
+    for raw in ("[1, 2", "[" * 16_000, '"a@example.vn"', b"\xff\xfe"):
+        response = client.post("/api/v1/reader/signup", data=raw, headers={CSRF: csrf_of(client)},
+                               content_type="application/json")
+        assert (response.status_code, response.get_json()["error"]) == (400, "bad_request"), raw[:10]
     assert count(app, Reader) == 0 and count(app, ReaderSession) == 0
     assert client.get_cookie("baonhung_reader") is None
 
@@ -199,6 +200,9 @@ def test_sign_out_ends_the_session_on_the_server(app):
     assert "Max-Age=0" in set_cookie_header(response, "baonhung_reader")
     assert me(client) == {"signed_in": False}
     thief = browser(app)
+    thief.set_cookie("baonhung_reader", secret)
+    assert "Max-Age=0" in set_cookie_header(thief.get("/api/v1/reader/me"), "baonhung_reader")  # a dead cookie is
+    # forgotten
     thief.set_cookie("baonhung_reader", secret)  # a copy of the cookie taken before sign-out
     assert me(thief) == {"signed_in": False}
     db = db_of(app)
