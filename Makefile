@@ -6,7 +6,7 @@ HOST  ?= 127.0.0.1
 PORT  ?= 8000
 export BAONHUNG_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test test-slow lock audit bench-load deps deps-system deps-python deps-node bench-recognition bench-rating bench-bundle bench-viewer bench-analytics opencv-js clean
+.PHONY: run test test-slow lock audit bench-load deps deps-system deps-python deps-node bench-recognition bench-rating bench-bundle bench-viewer bench-analytics bench-premium opencv-js clean
 
 .venv/bin/python:
 	python3 -m venv .venv
@@ -93,6 +93,11 @@ bench-load: deps
 # (BENCH_ARGS="--events 1000000" for a quick run).
 bench-analytics: deps
 	$(PY) bench/bench_analytics.py $(BENCH_ARGS)
+
+# Premium overlays (issue 27): the signed-URL check in µs (pure and through the app) and the publish time with and
+# without premium overlays (BENCH_ARGS="--requests 200 --repeat 1" for a quick run).
+bench-premium: deps
+	$(PY) bench/bench_premium.py $(BENCH_ARGS)
 
 # The viewer's opencv.js (only the tracker's functions, separate .wasm), rebuilt from source into viewer_api/vendor/opencv
 # (committed; ~15 min on 2 cores). Inputs and output hashes: viewer_api/vendor/opencv/BUILD-INFO.json.

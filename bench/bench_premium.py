@@ -1,0 +1,214 @@
+"""Premium benchmark (issue 27): what the signed-URL check costs, and what premium overlays add to a publish.
+
+Measures, on a throw-away data directory (bench/out/premium):
+  check      the pure signed-URL check (builder.premium.check_signature: HMAC-SHA256 + expiry), µs per call
+  sign       signing one URL (what the part endpoint does per bundle and medium), µs per call
+  /pub/p     a full signed request through the product's Flask app (test client, no network): cookie → binding,
+             check, catalog premium set, send_file of a 1 KB Range of the premium video; µs per request
+  /pub/a     the same 1 KB Range of a free published blob (the teaser clip), for comparison: the difference is
+             what the premium path adds
+  part       GET /api/v1/reader/pages/<id>/premium (reader session and entitlement read from the database, URLs
+             signed), ms per request
+  publish    publishing the same page (a link, a 10 s video, a stock 3D model) with every overlay free, and with the
+             video and the model premium (teaser clip + blurred still + a second bundle pair), seconds, production
+             bundle options (gltf-transform compression and Khronos validation), median of --repeat
+
+Ends with one ``RESULT key=value …`` line.
+
+    .venv/bin/python bench/bench_premium.py [--checks 200000] [--requests 2000] [--repeat 3]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import logging
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from builder.premium import check_signature, sign_url  # noqa: E402
+
+OUT = REPO / "bench" / "out" / "premium"
+VIDEO_SECONDS = 10
+RANGE = "bytes=0-1023"
+
+
+def per_call_us(fn, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def video_bytes(hz: int) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "v.mp4"
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                        f"testsrc2=size=640x360:rate=25:duration={VIDEO_SECONDS}", "-f", "lavfi", "-i",
+                        f"sine=frequency={hz}:duration={VIDEO_SECONDS}", "-c:a", "aac", "-pix_fmt", "yuv420p",
+                        "-c:v", "libx264", "-shortest", "-movflags", "+faststart", str(path)],
+                       check=True, capture_output=True)
+        return path.read_bytes()
+
+
+def page_png(seed: int) -> bytes:
+    import cv2
+
+    from markers.synth import generate_page
+
+    ok, buf = cv2.imencode(".png", generate_page(seed))
+    assert ok
+    return buf.tobytes()
+
+
+class Site:
+    """The product's app on a fresh data directory, with an editor and a designer."""
+
+    def __init__(self, data_dir: Path):
+        from builder import services as svc
+        from builder.app import create_app
+        from builder.db import upgrade
+
+        url = f"sqlite:///{data_dir / 'baonhung.sqlite3'}"
+        upgrade(url)
+        self.app = create_app({"DATA_DIR": data_dir, "TESTING": True, "DATABASE_URL": url})
+        self.client = self.app.test_client()
+        self.tokens = {}
+        db = self.app.extensions["baonhung"].sessionmaker()
+        try:
+            for role in ("designer", "editor"):
+                user, _ = svc.create_user(db, svc.SYSTEM, f"{role}@bench.vn", role, "mat-khau-bench-dai-1")
+                _, self.tokens[role] = svc.issue_token(db, svc.SYSTEM, user, "bench")
+        finally:
+            db.close()
+        self._post("/api/v1/publications", json={"name": "Báo Bench", "slug": "bao-bench"})
+        self.number = 0
+
+    def _post(self, path, role="designer", **kw):
+        r = self.client.post(path, headers={"Authorization": f"Bearer {self.tokens[role]}"}, **kw)
+        assert r.status_code in (200, 201), (path, r.get_json())
+        return r.get_json()
+
+    def publish_page(self, premium: bool, seed: int, hz: int) -> tuple[float, dict]:
+        """A new edition with one page (link, video, stock model); returns (publish seconds, page)."""
+        import io
+
+        from builder.models import Overlay
+
+        self.number += 1
+        edition = self._post("/api/v1/publications/bao-bench/editions",
+                             json={"date": "2026-12-07", "number": self.number, "title": "Bench"})
+        page = self._post(f"/api/v1/editions/{edition['id']}/pages", content_type="multipart/form-data",
+                          data={"image": (io.BytesIO(page_png(seed)), "p.png"), "width_mm": "297", "height_mm": "420"})
+        box = {"x_mm": "20", "y_mm": "30", "width_mm": "100", "height_mm": "60"}
+        ids = []
+        for kind, data in (("link", {"url": "https://example.org"}),
+                           ("video", {"file": (io.BytesIO(video_bytes(hz)), "v.mp4")}), ("model3d", {"stock": "pin"})):
+            ids.append(self._post(f"/api/v1/pages/{page['id']}/overlays", content_type="multipart/form-data",
+                                  data={"kind": kind, **data, **box})["id"])
+        if premium:
+            db = self.app.extensions["baonhung"].sessionmaker()
+            try:
+                for overlay_id in ids[1:]:
+                    db.get(Overlay, overlay_id).access = "premium"
+                db.commit()
+            finally:
+                db.close()
+        self._post(f"/api/v1/editions/{edition['id']}/submit")
+        start = time.perf_counter()
+        self._post(f"/api/v1/editions/{edition['id']}/publish", role="editor")
+        return time.perf_counter() - start, page
+
+    def reader_client(self):
+        from builder.models import Entitlement, Reader, ReaderSession, utcnow
+
+        token = secrets.token_urlsafe(32)
+        db = self.app.extensions["baonhung"].sessionmaker()
+        try:
+            row = Reader(email=f"{secrets.token_hex(4)}@bench.vn", password_hash="-")
+            db.add(row)
+            db.flush()
+            db.add(ReaderSession(reader_id=row.id, token_hash=hashlib.sha256(token.encode()).hexdigest()))
+            db.add(Entitlement(reader_id=row.id, publication_id=None, source="admin",
+                               expires_at=utcnow() + dt.timedelta(days=1)))
+            db.commit()
+        finally:
+            db.close()
+        client = self.app.test_client()
+        client.set_cookie("baonhung_reader", token)
+        return client
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checks", type=int, default=200_000, help="pure checks and signings timed")
+    ap.add_argument("--requests", type=int, default=2000, help="requests through the Flask app per path")
+    ap.add_argument("--repeat", type=int, default=3, help="publishes per variant (median)")
+    args = ap.parse_args()
+    logging.disable(logging.WARNING)
+
+    key, sha, binding = secrets.token_bytes(32), secrets.token_hex(32), hashlib.sha256(b"cookie").hexdigest()
+    now = time.time()
+    url = sign_url(key, sha, "mp4", int(now) + 300, binding)
+    exp, sig = url.split("exp=")[1].split("&")[0], url.split("sig=")[1]
+    assert check_signature(key, f"{sha}.mp4", exp, sig, binding, now, 300)
+    check_us = per_call_us(lambda: check_signature(key, f"{sha}.mp4", exp, sig, binding, now, 300), args.checks)
+    bad_us = per_call_us(lambda: check_signature(key, f"{sha}.mp4", exp, "A" * 43, binding, now, 300), args.checks)
+    sign_us = per_call_us(lambda: sign_url(key, sha, "mp4", int(now) + 300, binding), args.checks)
+
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir(parents=True)
+    site = Site(OUT / "data")
+    free_s, premium_s = [], []
+    page = None
+    for i in range(args.repeat):
+        seconds, _ = site.publish_page(False, 30 + i, 300 + 10 * i)
+        free_s.append(seconds)
+        seconds, page = site.publish_page(True, 60 + i, 600 + 10 * i)
+        premium_s.append(seconds)
+
+    reader = site.reader_client()
+    part_path = f"/api/v1/reader/pages/{page['id']}/premium"
+    part = reader.get(part_path).get_json()
+    premium_url = next(m["url"] for m in part["media"] if m["mime"].startswith("video/"))
+    manifest = site.client.get(f"/pub/pages/{page['id']}/manifest.json").get_json()
+    free_url = next(m["url"] for m in manifest["media"] if m["mime"].startswith("video/"))
+    for target in (premium_url, free_url):
+        r = reader.get(target, headers={"Range": RANGE})
+        assert r.status_code == 206 and len(r.data) == 1024, (target, r.status_code)
+    n = args.requests
+    pub_p_us = per_call_us(lambda: reader.get(premium_url, headers={"Range": RANGE}).close(), n)
+    pub_a_us = per_call_us(lambda: reader.get(free_url, headers={"Range": RANGE}).close(), n)
+    forged = premium_url.rsplit("sig=", 1)[0] + "sig=" + "A" * 43
+    pub_p_bad_us = per_call_us(lambda: reader.get(forged).close(), n)
+    part_ms = per_call_us(lambda: reader.get(part_path).close(), max(50, n // 10)) / 1000
+
+    print(f"# signed-URL check: {args.checks:,} calls; Flask test client (no network): {n:,} requests each, "
+          f"{RANGE}; publish: median of {args.repeat}")
+    print(f"{'what':<34} {'cost':>12}")
+    rows = [("check (valid), pure", f"{check_us:.2f} µs"), ("check (forged), pure", f"{bad_us:.2f} µs"),
+            ("sign one URL", f"{sign_us:.2f} µs"), ("GET /pub/p (signed, Range)", f"{pub_p_us:.0f} µs"),
+            ("GET /pub/a (free, Range)", f"{pub_a_us:.0f} µs"), ("GET /pub/p (forged) → 403", f"{pub_p_bad_us:.0f} µs"),
+            ("GET part (DB + signing)", f"{part_ms:.2f} ms"),
+            ("publish, all free", f"{statistics.median(free_s):.2f} s"),
+            ("publish, video + model premium", f"{statistics.median(premium_s):.2f} s")]
+    for what, cost in rows:
+        print(f"{what:<34} {cost:>12}")
+    print(f"RESULT check_us={check_us:.2f} check_forged_us={bad_us:.2f} sign_us={sign_us:.2f} "
+          f"pub_p_us={pub_p_us:.0f} pub_a_us={pub_a_us:.0f} pub_p_extra_us={pub_p_us - pub_a_us:.0f} "
+          f"pub_p_forged_us={pub_p_bad_us:.0f} part_ms={part_ms:.2f} publish_free_s={statistics.median(free_s):.2f} "
+          f"publish_premium_s={statistics.median(premium_s):.2f} "
+          f"publish_extra_s={statistics.median(premium_s) - statistics.median(free_s):.2f}")
+
+
+if __name__ == "__main__":
+    main()
