@@ -147,6 +147,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .web.dashboard import dashboard_bp  # the newsroom's readership dashboard over it (issue 26)
 
     app.register_blueprint(dashboard_bp)
+    from .web.readers_admin import entitlements_api_bp, readers_admin_bp  # reader entitlements (issue 27)
+
+    app.register_blueprint(readers_admin_bp)
+    app.register_blueprint(entitlements_api_bp)
+    state.csrf_exempt_blueprints.add(entitlements_api_bp.name)  # HMAC-signed, no cookie: the signature is its guard
 
     from viewer_api import register_public
 

@@ -452,10 +452,14 @@ def redeem_code(db: Session, reader: Reader, code, address: str = "") -> Entitle
     normalised = normalise_code(code)
     if normalised is None:
         raise CodeError("bad_code")
-    row = db.scalar(select(SubscriptionCode).where(SubscriptionCode.code_hash == code_hash(normalised)))
-    if row is None:
+    # populate_existing: the session keeps objects across commits (expire_on_commit off); a batch revoked since it
+    # was loaded must be read as it is now
+    found = db.execute(select(SubscriptionCode, CodeBatch).join(CodeBatch, CodeBatch.id == SubscriptionCode.batch_id)
+                       .where(SubscriptionCode.code_hash == code_hash(normalised))
+                       .execution_options(populate_existing=True)).first()
+    if found is None:
         raise CodeError("code_unknown")
-    batch = row.batch
+    row, batch = found
     now = utcnow()
     if batch.revoked_at is not None or batch.redeem_until <= now:
         raise CodeError("code_expired")
@@ -550,7 +554,7 @@ def verify_signed_request(db: Session, secret: str, timestamp: str | None, nonce
     then failed is still a replay). Raises SignatureError (401) — then nothing was written. Also prunes nonces
     older than NONCE_KEEP_S."""
     if not secret:
-        raise ServiceError("entitlements_api_off", 503)
+        raise ServiceError("entitlements_api_off", 404)  # off: as if absent (a 5xx would read as a fault)
     if not timestamp or not nonce or not signature:
         raise SignatureError("signature_missing")
     now = time.time() if now is None else now

@@ -225,6 +225,7 @@ def openapi_document() -> dict:
                                    "413": {"description": "too large"}, "429": {"description": "rate exceeded"}}}},
     }
     paths.update(__import__("builder.web.analytics", fromlist=["openapi_paths"]).openapi_paths())  # issue 26
+    paths.update(__import__("builder.web.readers_admin", fromlist=["openapi_paths"]).openapi_paths())  # issue 27
     return {
         "openapi": "3.1.0",
         "info": {"title": "Báo Nhúng API", "version": "1.0.0",
