@@ -212,6 +212,7 @@ async function showPage(manifestUrl, pageId) {
   if (renderer) renderer.setVisible(false);
   const { info, bundle, marker: markerLoad } = await loadPage(manifestUrl);
   page = info;
+  if (info.premium) premiumModule().then((p) => p.prepare(info)).catch(() => {});  // while the bundle downloads
   marker = null;
   S.editionId = info.editionId || S.editionId;
   if (tracker) tracker.setPage(info, null);
@@ -597,8 +598,7 @@ document.getElementById("gl").addEventListener("click", (e) => {
 
 // ---------- premium overlays (issue 27): premium.js for a page with a premium part ----------
 let premium = null, premiumLoad = null;
-function premiumFor(info) {
-  if (!info.premium && !premiumLoad) return;
+function premiumModule() {
   if (!premiumLoad) {
     premiumLoad = import("./premium.js").then((m) => {
       premium = new m.PremiumViewer({ renderer, ui, state: S.premium,
@@ -612,7 +612,12 @@ function premiumFor(info) {
       return premium;
     });
   }
-  premiumLoad.then((p) => {
+  return premiumLoad;
+}
+
+function premiumFor(info) {
+  if (!info.premium && !premiumLoad) return;
+  premiumModule().then((p) => {
     if (page !== info) return;
     p.setPage(info);
     p.onFrame(S.overlaysVisible ? S.overlays : null);

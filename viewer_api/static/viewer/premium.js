@@ -72,8 +72,11 @@ function padlock() {
   return svg;
 }
 
-// expires_at of a part: unix seconds or an ISO time -> ms since the epoch (null when absent or unreadable)
-function expiryMs(value) {
+// When a part's URLs expire, in ms since the epoch on this device's clock: from expires_in (seconds, immune to a
+// phone's clock being off), else expires_at (unix seconds or an ISO time); null when the document says neither.
+function expiryMs(doc, receivedAt) {
+  if (typeof doc.expires_in === "number") return receivedAt + doc.expires_in * 1000;
+  const value = doc.expires_at;
   if (typeof value === "number") return value * 1000;
   if (typeof value === "string") { const t = Date.parse(value); return Number.isNaN(t) ? null : t; }
   return null;
@@ -96,6 +99,7 @@ export class PremiumViewer {
     this.docAt = 0;
     this.timer = null;
     this.loading = null;
+    this.early = null;        // {info, answers: Promise<[me, part]>} asked for while the free bundle downloads
     this.shown = new Set();   // overlay ids whose teaser_shown was emitted (this visit)
     this.badges = new Map();  // overlay id -> button
     this.layer = document.getElementById("locks");
@@ -108,6 +112,15 @@ export class PremiumViewer {
     this.onChange = () => {};  // main.js: the overlays changed (a still view re-measures them)
     this.account = document.getElementById("reader-open");
     this.account.addEventListener("click", () => this.sheet.open());
+  }
+
+  // A page with a premium part is being loaded (its manifest is in, its free bundle downloading): ask who the reader is
+  // and for the part now, both at once, so a subscriber's part is known when the free bundle is on the paper.
+  prepare(info) {
+    if (!info.premium) return;
+    const answers = Promise.all([this.api.me(), this.api.part(info.premium.url)]);
+    answers.catch(() => {});
+    this.early = { info, answers };
   }
 
   // A page was put on the paper (info: PageInfo of manifest.js, with .premium) or none has premium (null).
@@ -183,17 +196,19 @@ export class PremiumViewer {
   // ---------- the reader and the part ----------
   async refresh() {
     const page = this.page;
-    let me;
+    const early = this.early && this.early.info === page ? this.early.answers : null;
+    this.early = null;
+    let me, part = null;
     try {
-      me = await this.api.me();
+      [me, part] = early ? await early : [await this.api.me(), null];
     } catch (err) {
       this.S.state = "locked";
       this.S.error = String(err);
       return;
     }
-    this.setReader(me.ok ? me.data : { signed_in: false });
     if (page !== this.page) return;
-    if (this.S.reader.signed_in) await this.loadPart();
+    this.setReader(me.ok ? me.data : { signed_in: false });
+    if (this.S.reader.signed_in) await this.loadPart(part);
     else this.S.state = "locked";
   }
 
@@ -205,18 +220,19 @@ export class PremiumViewer {
     this.sheet.update(this.S.reader, !!this.part);
   }
 
-  // GET the part; entitled: load and attach it. Resolves the API's answer (the sheet shows its message).
-  loadPart() {
+  // GET the part (or take the answer already in: `answered`); entitled: load and attach it. Resolves the API's
+  // answer (the sheet shows its message).
+  loadPart(answered = null) {
     if (this.loading) return this.loading;
-    this.loading = this._loadPart().finally(() => { this.loading = null; });
+    this.loading = this._loadPart(answered).finally(() => { this.loading = null; });
     return this.loading;
   }
 
-  async _loadPart() {
+  async _loadPart(answered) {
     const page = this.page;
     if (!page || this.part) return { ok: true };
     this.S.state = "loading";
-    const answer = await this.api.part(page.premium.url);
+    const answer = answered || await this.api.part(page.premium.url);
     if (page !== this.page) return answer;
     if (answer.status === 401) this.setReader({ signed_in: false });
     if (!answer.ok) {
@@ -255,7 +271,7 @@ export class PremiumViewer {
   takeDocument(doc) {
     this.doc = doc;
     this.docAt = Date.now();
-    const exp = expiryMs(doc.expires_at);
+    const exp = expiryMs(doc, this.docAt);
     this.S.part = { expiresAt: exp, renewals: this.S.part ? this.S.part.renewals : 0,
                     recoveries: this.S.part ? this.S.part.recoveries : 0 };
     clearTimeout(this.timer);
