@@ -59,7 +59,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Too many requests. Try again in a few seconds.",
     },
     "bad_request": {"vi": "Yêu cầu không hợp lệ: {detail_vi}", "en": "Bad request: {detail}"},
-    # issue 27: an overlay's access level and teaser (builder/services.py KIND_TEASERS)
+    # issue 27: an overlay's access level and teaser (builder/premium.py TEASERS_BY_KIND)
     "access_not_for_links": {
         "vi": "Lớp phủ liên kết không thể dành cho bạn đọc đăng ký: liên kết luôn miễn phí (access phải là free).",
         "en": "A link overlay cannot be premium: links are always free (access must be free).",

@@ -23,6 +23,8 @@ from . import auth
 from .importers import PAGE_PRESETS, UploadLimits, inspect_upload
 from .models import (ACCESS_LEVELS, OVERLAY_KINDS, ROLES, TEASER_KINDS, ApiToken, AuditEntry, Edition, EditionStatus,
                      Overlay, Page, Publication, User, utcnow)
+from .premium import (DEFAULT_TEASER_SECONDS, POSTER_REQUIRED, TEASER_SECONDS_MAX, TEASER_SECONDS_MIN,
+                      TEASERS_BY_KIND)
 from .problems import Conflict, Forbidden, InvalidField, MissingField, NotFound, ServiceError
 from .storage import AssetStore, sha256_bytes
 
@@ -652,32 +654,8 @@ def _check_url(raw) -> str:
 
 # ----------------------------------------------------------------------- access and teasers (issue 27)
 
-# What a reader without the right may see of a premium overlay of each kind, the kind's default first
-# (docs/PREMIUM.md). A link has none: it cannot be premium.
-KIND_TEASERS: dict[str, tuple[str, ...]] = {
-    "video": ("clip", "poster"),
-    "audio": ("clip", "poster"),
-    "model3d": ("blur", "poster"),
-    "panorama360": ("blur", "poster"),
-    "animated_image": ("poster", "blur"),  # poster: its first frame
-    "image": ("blur", "poster"),
-}
-# Kinds whose `poster` teaser shows a poster the designer uploaded (nothing to fall back on without one); a video's
-# poster is taken from its file, an animated image's is its first frame, a sound's is its play button.
-POSTER_UPLOAD_KINDS = ("model3d", "image")
-TEASER_SECONDS_RANGE = (1, 30)  # a clip teaser: at least a second to be seen, at most half a minute given away
-DEFAULT_TEASER_SECONDS = 5
-
-
-def effective_teaser(kind: str, teaser: str | None) -> str | None:
-    """The teaser an overlay of ``kind`` shows when premium: its own choice, else the kind's default (None for a
-    link, which has none)."""
-    allowed = KIND_TEASERS.get(kind, ())
-    if teaser in allowed:
-        return teaser
-    return allowed[0] if allowed else None
-
-
+# What a reader without the right may see of a premium overlay of each kind (the kind's default first), and which
+# kinds' poster teaser needs an uploaded poster: one table, builder.premium's, that publishing follows too.
 def _access_fields(kind: str, values: dict, current: Overlay | None, has_poster: bool) -> dict:
     """access, teaser, teaser_seconds from ``values`` (absent: kept, or the defaults for a new overlay), checked
     against the kind: a link cannot be premium nor have a teaser; a teaser must be one of the kind's; a model's or
@@ -700,16 +678,16 @@ def _access_fields(kind: str, values: dict, current: Overlay | None, has_poster:
                                f"một trong {', '.join(TEASER_KINDS)}, hoặc null (mặc định của loại)")
         else:
             teaser = teaser.strip()
-            allowed = KIND_TEASERS.get(kind, ())
+            allowed = TEASERS_BY_KIND.get(kind, ())
             if teaser not in allowed:
                 raise ServiceError("teaser_not_for_kind", kind=kind, teaser=teaser,
                                    allowed=", ".join(allowed) or "-")
-            if teaser == "poster" and kind in POSTER_UPLOAD_KINDS and not has_poster:
+            if teaser == "poster" and kind in POSTER_REQUIRED and not has_poster:
                 raise ServiceError("teaser_needs_poster", kind=kind, default=allowed[0])
             out["teaser"] = teaser
     if "teaser_seconds" in values and values["teaser_seconds"] not in (None, ""):
         raw = values["teaser_seconds"]
-        lo, hi = TEASER_SECONDS_RANGE
+        lo, hi = TEASER_SECONDS_MIN, TEASER_SECONDS_MAX
         try:
             if isinstance(raw, bool) or float(raw) != int(float(raw)):
                 raise ValueError

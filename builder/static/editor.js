@@ -25,9 +25,9 @@ const MEDIA_SHAPED = ['video', 'animated_image', 'image'];
 const SAVE_DELAY_MS = 400; // typing in a field saves once the designer pauses
 // Plain glyphs that every system font has (no emoji font needed on the newsroom's PCs).
 const ICONS = {model3d: '⬢', video: '▶', audio: '♪', animated_image: '✦', image: '▣', panorama360: '360°', link: '↗'};
-// Issue 27: access levels and teasers, with the service's rules (builder/services.py KIND_TEASERS, default first).
+// Issue 27: access levels and teasers, with the service's rules (builder/premium.py TEASERS_BY_KIND, default first).
 const P = T.premium;
-const TEASER_SECONDS = [1, 30]; // builder/services.py TEASER_SECONDS_RANGE
+const TEASER_SECONDS = [1, 30]; // builder/premium.py TEASER_SECONDS_MIN, TEASER_SECONDS_MAX
 
 const overlays = new Map(page.overlays.map((o) => [o.id, o]));
 const boxes = new Map();

@@ -4,7 +4,8 @@ for their inputs — every request to the authoring API is checked against it be
 from __future__ import annotations
 
 from ..models import ACCESS_LEVELS, TEASER_KINDS
-from ..services import MAX_ELEVATION_MM, MAX_ID, MAX_PAGE_MM, MAX_URL_LENGTH, TEASER_SECONDS_RANGE
+from ..premium import TEASER_SECONDS_MAX, TEASER_SECONDS_MIN
+from ..services import MAX_ELEVATION_MM, MAX_ID, MAX_PAGE_MM, MAX_URL_LENGTH
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 PLACEMENT = {
@@ -37,7 +38,7 @@ OVERLAY_ACCESS = {
                "description": "what readers without a subscription see: poster, clip (the first teaser_seconds) or "
                               "blur (a blurred still); null: the kind's default (video, audio: clip; animated image: "
                               "poster; model, image, 360°: blur)"},
-    "teaser_seconds": {"type": "integer", "minimum": TEASER_SECONDS_RANGE[0], "maximum": TEASER_SECONDS_RANGE[1],
+    "teaser_seconds": {"type": "integer", "minimum": TEASER_SECONDS_MIN, "maximum": TEASER_SECONDS_MAX,
                        "description": "length of a clip teaser"},
 }
 TEXT = {"type": "string", "maxLength": 300}

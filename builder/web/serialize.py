@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import url_for
 
 from ..models import Edition, Overlay, Page, Publication
-from ..services import KIND_TEASERS, effective_teaser
+from ..premium import TEASERS_BY_KIND, effective_teaser
 
 
 def _asset_url(sha: str | None, mime: str | None = None) -> str | None:
@@ -82,7 +82,7 @@ def overlay_json(o: Overlay) -> dict:
         # issue 27: "teaser" is the one shown when premium (the kind's default unless the designer chose), "teasers"
         # those the kind allows (default first); a link has none
         "access": o.access or "free",
-        "teaser": effective_teaser(o.kind, o.teaser),
-        "teasers": list(KIND_TEASERS.get(o.kind, ())),
+        "teaser": effective_teaser(o.kind, o.teaser, o.poster_sha is not None),
+        "teasers": list(TEASERS_BY_KIND.get(o.kind, ())),
         "teaser_seconds": o.teaser_seconds,
     }

@@ -25,6 +25,7 @@ from .. import services as svc
 from ..importers import PAGE_PRESETS, KIND_FORMATS, accept_attribute
 from ..models import (OVERLAY_KINDS, ROLES, ApiToken, AuditEntry, Edition, Page, Publication,
                       PublishedVersion, PublishFailure, User)
+from ..premium import POSTER_REQUIRED, TEASERS_BY_KIND
 from ..problems import Forbidden, MissingField, PublishFailed, ServiceError
 from ..services import Actor, audit
 from .common import CSP_DEFAULT, actor, client_address, db, lang, login_required, safe_next, settings, store
@@ -509,11 +510,11 @@ def _editor_strings() -> dict:
 
 def _premium_strings() -> dict:
     """Issue 27: an overlay's access level and teaser in the editor; with the rules the service checks
-    (builder/services.py KIND_TEASERS, POSTER_UPLOAD_KINDS), so the form offers only what it accepts."""
+    (builder/premium.py TEASERS_BY_KIND, POSTER_REQUIRED), so the form offers only what it accepts."""
     seconds = "{seconds}"
     return {
-        "kind_teasers": {k: list(v) for k, v in svc.KIND_TEASERS.items()},
-        "poster_upload_kinds": list(svc.POSTER_UPLOAD_KINDS),
+        "kind_teasers": {k: list(v) for k, v in TEASERS_BY_KIND.items()},
+        "poster_upload_kinds": list(POSTER_REQUIRED),
         "badge": _("For subscribers"),
         "names": {"clip": _("First seconds"), "poster": _("Poster"), "blur": _("Blurred still")},
         "default": _("%(teaser)s (default)", teaser="{teaser}"),
