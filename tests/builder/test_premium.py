@@ -330,3 +330,20 @@ def test_garbage_collection_keeps_the_premium_blobs_the_catalog_names(tmp_path):
     with Session(engine) as db:
         assert collect_garbage(db, store, catalog) == [orphan]
     assert store.exists(part) and store.exists(blob) and not store.exists(orphan)
+
+
+def test_compressed_free_and_premium_bundles_pass_the_validator_and_keep_the_split(split_page, tmp_path):
+    """Production options: gltf-transform compression, then every output decoded and validated (Khronos) by the
+    bundle builder itself — a failure raises here."""
+    from builder.compress import decode_glb
+
+    split = split_page["split"]
+    free = build_page_bundle(split.free, BundleOptions(), tmp_path / "free")
+    part = build_page_bundle(split.premium, BundleOptions(), tmp_path / "premium")
+    for path in (free.glb_full, free.glb_lite):
+        doc = read_glb(decode_glb(path.read_bytes()))
+        assert overlay_nodes(doc.json)["3"]["extras"]["overlay"]["kind"] == "image"
+        assert not any(str(n.get("name", "")).startswith("fit/") for n in doc.json["nodes"])
+    for path in (part.glb_full, part.glb_lite):
+        doc = read_glb(decode_glb(path.read_bytes()))
+        assert overlay_nodes(doc.json)["3"]["extras"]["overlay"]["kind"] == "model3d"
