@@ -662,3 +662,43 @@ def test_code_guessing_is_rate_limited_per_session(app):
     statuses = [post(client, "/api/v1/reader/redeem", {"code": f"2345-6789-AB{c}{c}"}).status_code
                 for c in "CDEFGHJKLMN"]
     assert statuses[:10] == [404] * 10 and statuses[10] == 429
+
+
+# ------------------------------------------------------------------------------------------ the domain's own limits
+
+def test_a_session_older_than_thirty_days_signs_no_one_in(app):
+    from builder import readers
+
+    client = signed_up(app)
+    secret = client.get_cookie("baonhung_reader").value
+    db = db_of(app)
+    try:
+        assert readers.session_reader(db, secret).email == "ban.doc@example.vn"
+        day_29 = utcnow() + dt.timedelta(days=29)
+        day_31 = utcnow() + dt.timedelta(days=31)
+        assert readers.session_reader(db, secret, now=day_29) is not None
+        assert readers.session_reader(db, secret, now=day_31) is None
+        db.scalar(select(Reader)).active = False  # a reader the newsroom switched off
+        db.commit()
+        assert readers.session_reader(db, secret) is None
+    finally:
+        db.close()
+    assert me(client) == {"signed_in": False}
+
+
+def test_a_reader_gets_at_most_three_reset_links_an_hour(app):
+    from builder import readers
+
+    signed_up(app)
+    db = db_of(app)
+    try:
+        now = utcnow()
+        issued = [readers.start_password_reset(db, "ban.doc@example.vn", now=now) for _ in range(4)]
+        assert [x is not None for x in issued] == [True, True, True, False]
+        assert readers.start_password_reset(db, "ban.doc@example.vn", now=now + dt.timedelta(minutes=61))
+        tokens = [x[1] for x in issued[:3]]
+        readers.confirm_password_reset(db, tokens[0], NEW_PASSWORD, now=now)
+        for other in tokens[1:]:  # setting a password uses up the reader's other open links
+            assert readers.reset_token_status(db, other, now=now) == "invalid"
+    finally:
+        db.close()
