@@ -342,7 +342,7 @@ def _fit(canvas, text: str, font: str, size: float, width_pt: float, min_size: f
 
     natural = stringWidth(text, font, size)
     if natural > width_pt:
-        size = max(min_size, size * width_pt / natural)
+        size = max(min_size, size * width_pt / natural * 0.995)  # a hair under: at exactly the width, rounding cut it
         while len(text) > 1 and stringWidth(text, font, size) > width_pt:
             text = text[:-2] + "…"
     return text, size

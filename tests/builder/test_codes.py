@@ -345,3 +345,69 @@ def test_grant_ranges_and_roles(db, pub):
             ent.revoke(db, svc.Actor(None, "x", role), reader, None)
     assert db.scalar(select(func.count()).select_from(Entitlement)) == 0
     assert db.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action != "user.create")) == 0
+
+
+def test_a_long_publication_name_shrinks_to_fit_its_card_rather_than_being_cut(db, state):
+    import pypdfium2 as pdfium
+
+    p = Publication(name="Báo Yên Bái — Chuyên đề Văn hoá Tây Bắc cuối tuần", slug="chuyen-de")
+    db.add(p)
+    db.commit()
+    batch, _codes = batch_of(db, state, p, count=1)
+    pdf = pdfium.PdfDocument(ent.batch_pdf(db, state.settings, batch))
+    try:
+        text = pdf[0].get_textpage().get_text_range()
+    finally:
+        pdf.close()
+    assert p.name in text and "…" not in text
+
+
+def test_readers_racing_on_postgresql_never_exceed_max_redemptions(pg_url, tmp_path):
+    """Twelve readers redeem one code allowing three at the same moment, each in its own session and thread: the
+    conditional UPDATE lets exactly three through (PostgreSQL: real concurrent transactions)."""
+    import threading
+
+    from tests.conftest import make_app
+
+    app = make_app(tmp_path / "pg", database_url=pg_url)
+    state = app.extensions["baonhung"]
+    db = state.sessionmaker()
+    try:
+        user, _ = svc.create_user(db, svc.SYSTEM, "editor@example.vn", "editor", "mat-khau-that-dai-1")
+        p = Publication(name="Báo", slug="bao")
+        db.add(p)
+        db.commit()
+        _batch, codes = ent.create_batch(db, svc.Actor.of(user), p.id, 1, 30, 3, future(), settings=state.settings)
+        reader_ids = [make_reader(db, f"r{i}@example.vn").id for i in range(12)]
+    finally:
+        db.close()
+    barrier = threading.Barrier(len(reader_ids))
+    outcomes = []
+
+    def redeem(reader_id):
+        session = state.sessionmaker()
+        try:
+            reader = session.get(Reader, reader_id)
+            barrier.wait()
+            try:
+                ent.redeem_code(session, reader, codes[0][1])
+                outcomes.append("ok")
+            except ServiceError as refused:
+                outcomes.append(refused.code)
+        finally:
+            session.close()
+
+    threads = [threading.Thread(target=redeem, args=(i,)) for i in reader_ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    db = state.sessionmaker()
+    try:
+        assert sorted(outcomes) == ["code_used_up"] * 9 + ["ok"] * 3
+        assert db.scalar(select(SubscriptionCode.redemptions)) == 3
+        assert db.scalar(select(func.count()).select_from(CodeRedemption)) == 3
+        assert db.scalar(select(func.count()).select_from(Entitlement)) == 3
+    finally:
+        db.close()
+        state.engine.dispose()
