@@ -5,8 +5,9 @@ readers only, its bytes only through signed URLs — and every way around that w
 Bypasses tried here: a guessed content address (/pub/a/<premium sha>), an expired URL, a forged signature, another
 reader's URL, no cookie, a tampered expiry, a tampered sha or extension, the free manifest and bundles (no premium
 bytes or shas in them), an unpublished edition's premium media, a revoked entitlement (part refused at once, issued
-URLs die at expiry), a signed-out session, Range requests with a valid and an invalid URL, a valid signature over a
-blob that is not premium (a draft upload, a free artifact)."""
+URLs die at expiry), a signed-out session, a deactivated reader's open session, Range requests with a valid and an
+invalid URL, a valid signature over a blob that is not premium (a draft upload, a free artifact), and the old part's
+URLs after a republish."""
 from __future__ import annotations
 
 import datetime as dt
@@ -453,3 +454,44 @@ def test_garbage_collection_keeps_the_published_premium_blobs(site):
         db.close()
     part = state.published.premium_page(site["page"]["id"])["part"]
     assert not (set(garbage) & (site["premium_shas"] | {part}))
+
+
+def test_a_republish_replaces_the_premium_part(site):
+    """The video made free and the edition published again: the part lists the model only, the video is a free
+    artifact now (served by /pub/a/, no longer by a signed URL), the old part's bundles are gone."""
+    app, client = site["app"], site["client"]
+    third = _publish_edition(app, client, site["tokens"], 3, 23)
+    _, token = reader(app, "xuat.ban.lai@example.vn")
+    reader_client = browser(app, token)
+    before = part_of({"page": third["page"]}, reader_client)
+    old_video = video_url(before)
+    db = _db(app)
+    try:
+        db.get(Overlay, third["ids"]["video"]).access = "free"
+        db.commit()
+    finally:
+        db.close()
+    designer, editor = site["tokens"]["designer"], site["tokens"]["editor"]
+    assert client.post(f"/api/v1/editions/{third['edition']['id']}/submit", headers=auth(designer)).status_code == 200
+    assert client.post(f"/api/v1/editions/{third['edition']['id']}/publish", headers=auth(editor)).status_code == 200
+    after = part_of({"page": third["page"]}, reader_client)
+    assert after["overlays"] == [str(third["ids"]["model3d"])] and after["media"] == []
+    assert reader_client.get(old_video).status_code == 404
+    assert reader_client.get(before["bundles"]["full"]["url"]).status_code == 404
+    video_sha = old_video.split("/pub/p/")[1].split(".")[0]
+    assert client.get(f"/pub/a/{video_sha}.mp4").status_code == 200
+    manifest = client.get(f"/pub/pages/{third['page']['id']}/manifest.json").get_json()
+    assert manifest["premium"]["overlays"] == [str(third["ids"]["model3d"])]
+
+
+def test_a_deactivated_readers_open_session_gets_no_part(site):
+    reader_id, token = reader(site["app"], "bi.khoa@example.vn")
+    client = browser(site["app"], token)
+    part_of(site, client)
+    db = _db(site["app"])
+    try:
+        db.get(Reader, reader_id).active = False
+        db.commit()
+    finally:
+        db.close()
+    refused(site, client.get(f"/api/v1/reader/pages/{site['page']['id']}/premium"), 401)
