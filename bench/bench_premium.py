@@ -9,6 +9,9 @@ Measures, on a throw-away data directory (bench/out/premium):
              what the premium path adds
   part       GET /api/v1/reader/pages/<id>/premium (reader session and entitlement read from the database, URLs
              signed), ms per request
+  first      the subscriber's extra wait before the first premium overlay, server side: the part request plus the
+             premium GLB (lite, the phone's first choice on a slow link) through the app, and that GLB's transfer at
+             SLOW_LINK_BPS; the viewer's parse and render are bench-viewer's
   publish    publishing the same page (a link, a 10 s video, a stock 3D model) with every overlay free, and with the
              video and the model premium (teaser clip + blurred still + a second bundle pair), seconds, production
              bundle options (gltf-transform compression and Khronos validation), median of --repeat
@@ -40,6 +43,7 @@ from builder.premium import check_signature, sign_url  # noqa: E402
 OUT = REPO / "bench" / "out" / "premium"
 VIDEO_SECONDS = 10
 RANGE = "bytes=0-1023"
+SLOW_LINK_BPS = 5_000_000  # a middling 4G / good 3G link, as bench_bundle
 
 
 def per_call_us(fn, n: int) -> float:
@@ -191,21 +195,28 @@ def main() -> None:
     forged = premium_url.rsplit("sig=", 1)[0] + "sig=" + "A" * 43
     pub_p_bad_us = per_call_us(lambda: reader.get(forged).close(), n)
     part_ms = per_call_us(lambda: reader.get(part_path).close(), max(50, n // 10)) / 1000
+    lite_url = reader.get(part_path).get_json()["bundles"]["lite"]["url"]
+    lite_bytes = len(reader.get(lite_url).data)
+    lite_ms = per_call_us(lambda: reader.get(lite_url).close(), max(50, n // 10)) / 1000
+    first_ms = part_ms + lite_ms + lite_bytes * 8 / SLOW_LINK_BPS * 1000
 
     print(f"# signed-URL check: {args.checks:,} calls; Flask test client (no network): {n:,} requests each, "
           f"{RANGE}; publish: median of {args.repeat}")
-    print(f"{'what':<34} {'cost':>12}")
+    print(f"{'what':<38} {'cost':>12}")
     rows = [("check (valid), pure", f"{check_us:.2f} µs"), ("check (forged), pure", f"{bad_us:.2f} µs"),
             ("sign one URL", f"{sign_us:.2f} µs"), ("GET /pub/p (signed, Range)", f"{pub_p_us:.0f} µs"),
             ("GET /pub/a (free, Range)", f"{pub_a_us:.0f} µs"), ("GET /pub/p (forged) → 403", f"{pub_p_bad_us:.0f} µs"),
             ("GET part (DB + signing)", f"{part_ms:.2f} ms"),
+            (f"GET premium lite GLB ({lite_bytes / 1000:.0f} KB)", f"{lite_ms:.2f} ms"),
+            (f"extra to 1st premium, {SLOW_LINK_BPS // 1_000_000} Mbit/s", f"{first_ms:.0f} ms"),
             ("publish, all free", f"{statistics.median(free_s):.2f} s"),
             ("publish, video + model premium", f"{statistics.median(premium_s):.2f} s")]
     for what, cost in rows:
-        print(f"{what:<34} {cost:>12}")
+        print(f"{what:<38} {cost:>12}")
     print(f"RESULT check_us={check_us:.2f} check_forged_us={bad_us:.2f} sign_us={sign_us:.2f} "
           f"pub_p_us={pub_p_us:.0f} pub_a_us={pub_a_us:.0f} pub_p_extra_us={pub_p_us - pub_a_us:.0f} "
-          f"pub_p_forged_us={pub_p_bad_us:.0f} part_ms={part_ms:.2f} publish_free_s={statistics.median(free_s):.2f} "
+          f"pub_p_forged_us={pub_p_bad_us:.0f} part_ms={part_ms:.2f} premium_lite_bytes={lite_bytes} "
+          f"first_premium_extra_ms={first_ms:.0f} publish_free_s={statistics.median(free_s):.2f} "
           f"publish_premium_s={statistics.median(premium_s):.2f} "
           f"publish_extra_s={statistics.median(premium_s) - statistics.median(free_s):.2f}")
 
