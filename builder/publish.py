@@ -3,7 +3,8 @@
 Order (each step only adds immutable, content-addressed blobs until the last two):
 1. snapshot the edition's pages and overlays (what is frozen);
 2. per page: train its marker data (``markers``), build its bundle (GLB full + lite + media,
-   ``builder.bundle``), write its page manifest;
+   ``builder.bundle``), write its page manifest; a page with premium overlays gets its free bundle with their
+   teasers and a premium part stored apart (``builder.premium``, issue 27);
 3. write the edition manifest; gzip copies of JSON/GLB for transfer;
 4. build the next recognition index (this edition's pages replaced) into a new file;
 5. one database transaction: the PublishedVersion row, the edition's published pointer, the audit entry;
@@ -256,7 +257,7 @@ def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str
 
     A page with premium overlays (``builder.premium``) gets its free bundles from the free spec (teasers in place
     of the premium overlays) and a premium part stored apart: ``entries["premium_pages"]`` (page id → part) and
-    ``entries["premium_artifacts"]`` (its blobs) are not in ``artifacts``."""
+    ``entries["premium_artifacts"]`` (its blobs) are never added to ``artifacts``."""
     artifacts = _Artifacts(store)
     ed = snapshot["edition"]
     page_entries: dict[str, dict] = {}
