@@ -392,7 +392,9 @@ function payload(o) {
     body.label = opt.label || '';
   } else {
     body.access = o.access === 'premium' ? 'premium' : 'free';
-    if ((P.kind_teasers[o.kind] || []).includes(o.teaser)) body.teaser = o.teaser;
+    // only a teaser the designer picked: the serialized one is the effective teaser, and sending it back would pin
+    // the kind's default as a choice (and log a change on every move)
+    if (o.teaserPicked && (P.kind_teasers[o.kind] || []).includes(o.teaser)) body.teaser = o.teaser;
     const seconds = Math.round(Number(o.teaser_seconds));
     if (seconds >= TEASER_SECONDS[0] && seconds <= TEASER_SECONDS[1]) body.teaser_seconds = seconds;
   }
@@ -651,6 +653,7 @@ if (form) {
       if (o.kind === 'model3d') update3d(o);
     } else if (name === 'teaser') {
       o.teaser = event.target.value;
+      o.teaserPicked = true;
       showAccess(o);
     } else if (name === 'teaser_seconds') {
       const v = parseInt(event.target.value, 10);

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.test_authoring import (ARTIFACTS, VIEWPORT, browser, log_in, page_png, server,  # noqa: F401
-                                          wait_saved, wait_until)
+                                          tiny_mp4, wait_saved, wait_until)
 
 pytestmark = pytest.mark.browser
 # Pixels of the 3D preview in the lock's colour (app.css --premium, #8a5a00), give or take antialiasing.
@@ -24,7 +24,7 @@ LOCK_PIXELS_JS = """(() => {
 })()"""
 
 
-def test_a_designer_makes_an_overlay_premium_and_the_lock_stays_after_a_reload(server, browser):
+def test_a_designer_makes_an_overlay_premium_and_the_lock_stays_after_a_reload(server, browser, tmp_path):
     from builder import services as svc
     from builder.app import create_app
 
@@ -39,7 +39,10 @@ def test_a_designer_makes_an_overlay_premium_and_the_lock_stays_after_a_reload(s
     model = svc.add_overlay(db, state.store, state.limits, svc.SYSTEM, page_row,
                             {"kind": "model3d", "stock": "pin", "name": "Ghim", "x_mm": 100, "y_mm": 150,
                              "width_mm": 80, "height_mm": 80})
-    page_id, model_id = page_row.id, model.id
+    video = svc.add_overlay(db, state.store, state.limits, svc.SYSTEM, page_row,
+                            {"kind": "video", "x_mm": 150, "y_mm": 300, "width_mm": 80},
+                            tiny_mp4(tmp_path / "clip.mp4").read_bytes(), "clip.mp4")
+    page_id, model_id, video_id = page_row.id, model.id, video.id
     db.close()
     errors: list[str] = []
 
@@ -82,6 +85,25 @@ def test_a_designer_makes_an_overlay_premium_and_the_lock_stays_after_a_reload(s
     assert page.locator("#f-access-premium").is_checked()
     assert page.locator("#overlay-list .lock-mark").count() == 1
 
+    # A premium video: its clip's length is asked for and explained; its poster frame needs no seconds.
+    page.locator(f".ovl[data-id='{video_id}']").click()
+    saves = page.locator("#editor").get_attribute("data-saved")
+    page.get_by_role("radio", name="Dành cho bạn đọc đăng ký").check()
+    wait_saved(page, saves)
+    assert teaser.input_value() == "clip" and page.locator("#f-teaser_seconds").input_value() == "5"
+    saves = page.locator("#editor").get_attribute("data-saved")
+    page.locator("#f-teaser_seconds").fill("8")
+    page.locator("#f-teaser_seconds").dispatch_event("change")
+    wait_saved(page, saves)
+    assert page.locator("#teaser-hint").inner_text() == "Bạn đọc chưa đăng ký xem 8 giây đầu của video, rồi thấy ổ khóa."
+    saves = page.locator("#editor").get_attribute("data-saved")
+    teaser.select_option("poster")
+    wait_saved(page, saves)
+    assert page.locator("#f-teaser_seconds").is_hidden()
+    saved = page.request.get(f"{base}/api/v1/overlays/{video_id}").json()
+    assert (saved["access"], saved["teaser"], saved["teaser_seconds"]) == ("premium", "poster", 8)
+    page.locator(f".ovl[data-id='{model_id}']").click()
+
     # Free again: the lock goes, and stays gone (in the 3D preview too).
     saves = page.locator("#editor").get_attribute("data-saved")
     page.get_by_role("radio", name="Miễn phí").check()
@@ -90,7 +112,8 @@ def test_a_designer_makes_an_overlay_premium_and_the_lock_stays_after_a_reload(s
     wait_until(page, LOCK_PIXELS_JS + " < 20")
     page.reload()
     page.wait_for_selector("#editor[data-ready=yes]")
-    assert page.locator(".ovl-lock").count() == 0
+    assert page.locator(f".ovl[data-id='{model_id}'] .ovl-lock").count() == 0
+    assert page.locator(f".ovl[data-id='{video_id}'] .ovl-lock").is_visible()
     assert page.request.get(f"{base}/api/v1/overlays/{model_id}").json()["access"] == "free"
     context.close()
     assert not errors, errors

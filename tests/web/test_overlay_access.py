@@ -3,7 +3,9 @@ editor's add form — per-kind rules (docs/PREMIUM.md), refusals that change not
 from __future__ import annotations
 
 import io
+import json
 import re
+from html import unescape as html_unescape
 
 import pytest
 from PIL import Image
@@ -212,7 +214,14 @@ def test_the_editors_add_form_makes_a_premium_overlay(app, client, users, page):
         db.close()
     html = client.get(f"/pages/{page['id']}/editor").get_data(as_text=True)
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
-    assert 'name="access"' in html
+    assert 'name="access"' in html and "Quyền xem" in html and "Dành cho bạn đọc đăng ký" in html
+    english = client.get(f"/pages/{page['id']}/editor?lang=en").get_data(as_text=True)
+    strings = json.loads(html_unescape(re.search(r"data-strings='([^']+)'", english).group(1)))["premium"]
+    assert "Access" in english and strings["badge"] == "For subscribers"
+    assert strings["kind_teasers"]["video"] == ["clip", "poster"] and strings["poster_upload_kinds"] == ["model3d", "image"]
+    assert strings["explain"]["video.clip"] == ("Readers without a subscription see the first {seconds} s of the video, "
+                                                "then the lock.")
+    client.get(f"/pages/{page['id']}/editor?lang=vi")
     r = client.post(f"/pages/{page['id']}/overlays", data={
         "csrf_token": csrf, "kind": "model3d", "source": "stock", "stock": "pin", "access": "premium"})
     assert r.status_code == 302, r.get_data(as_text=True)[:500]
