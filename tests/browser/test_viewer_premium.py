@@ -32,6 +32,16 @@ PREMIUM_JS = "() => JSON.parse(JSON.stringify(window.__baonhung.premium))"
 CACHED_URLS_JS = """async () => { const out = [];
   for (const name of await caches.keys()) for (const req of await (await caches.open(name)).keys()) out.push(req.url);
   return out; }"""
+# The premium video element of an overlay: its src and position; and a failure of it (as a network error would).
+PREMIUM_VIDEO_SRC_JS = """(id) => {
+  const o = window.__baonhung.debug.renderer.overlays.find((x) => x.id === id && x.premium);
+  const el = o.controller.element;
+  return { src: el.src, currentTime: el.currentTime, duration: el.duration }; }"""
+FAIL_PREMIUM_VIDEO_JS = """(id) => {
+  const o = window.__baonhung.debug.renderer.overlays.find((x) => x.id === id && x.premium);
+  const el = o.controller.element, before = { src: el.src, currentTime: el.currentTime };
+  el.dispatchEvent(new Event('error'));
+  return before; }"""
 # Is the URL answered from the HTTP cache alone? (only-if-cached needs mode same-origin; a miss rejects or is 504)
 HTTP_CACHED_JS = """async (url) => { try {
     const r = await fetch(url, { cache: 'only-if-cached', mode: 'same-origin', credentials: 'same-origin' });
@@ -87,7 +97,7 @@ def published(tmp_path_factory):
         db.close()
     server, base = serve_in_thread(app)
     img = cv2.imdecode(np.frombuffer(demo_page_png(), np.uint8), cv2.IMREAD_COLOR)
-    y4m = clipmod.make_clip(img, *DEMO_PAGE_MM, seconds_page=3.0, still=True).write(data / "page.y4m")
+    y4m = clipmod.make_clip(img, *DEMO_PAGE_MM, seconds_page=2.0, seconds_blank=0.0, still=True).write(data / "page.y4m")
     yield {"base": base, "code": code, "page_id": page_id, "free_id": free_id, "premium_id": premium_id,
            "codes": [c for _, c in codes], "y4m": y4m, "publish_s": time.monotonic() - t0}
     server.shutdown()
@@ -172,6 +182,15 @@ def test_a_reader_unlocks_a_premium_video_and_signing_out_leaves_nothing(publish
             assert advances(page, premium_id, premium=True) > 0.3, "the premium video plays on the paper"
             assert media_of(page, premium_id, premium=False)["hidden"], "its teaser is hidden"
             assert not page.evaluate("() => window.__baonhung.premium.badges.some(b => b.visible)")
+            # a premium media element that fails (a signed URL expiring mid-stream) gets a fresh URL and goes on
+            # from where it was: the part is asked for again, the element keeps its position
+            failed = page.evaluate(FAIL_PREMIUM_VIDEO_JS, premium_id)
+            wait_state(page, f"s.premium.part.recoveries === 1 && s.premium.part.renewals === 1", 10)
+            wait_state(page, f"s.media.some(m => m.id === '{premium_id}' && m.premium && !m.paused)", 10)
+            after = page.evaluate(PREMIUM_VIDEO_SRC_JS, premium_id)
+            assert after["src"] != failed["src"] and "sig=" in after["src"], "a newly signed URL"
+            # went on from there (modulo the loop: it may have wrapped meanwhile), not from the start
+            assert (after["currentTime"] - failed["currentTime"]) % after["duration"] < 1.5, (failed, after)
             names = [e["name"] for e in page.evaluate(BUS_JS)]
             assert names.count("premium:teaser_shown") == 1 and "premium:lock_tap" in names
             assert names.index("premium:lock_tap") < names.index("premium:redeemed")
@@ -188,7 +207,7 @@ def test_a_reader_unlocks_a_premium_video_and_signing_out_leaves_nothing(publish
             print(f"extra time to the first premium overlay (first free overlay -> premium video playing): "
                   f"{extra_ms:.0f} ms (part answered +{m['premium']['partAt'] - m['first']:.0f} ms, "
                   f"attached +{m['premium']['attachedAt'] - m['first']:.0f} ms)")
-            assert advances(page, premium_id, premium=True) > 0.3
+            assert advances(page, premium_id, premium=True) > 0.3, (page.evaluate(STATE_JS), page.evaluate(PREMIUM_JS))
 
             # --- sign out: the premium video is gone and nothing of it is kept ---------------------------------
             page.click("#reader-open")

@@ -26,7 +26,11 @@ import { ReaderApi, ReaderSheet } from "./reader_sheet.js";
 const RENEW_AT = 0.8;
 const RENEW_MIN_MS = 5000;        // never renew more often than this (a clock far off the server's)
 const RENEW_RETRY_MS = 15000;     // a renewal that could not reach the server is tried again after this
+const FRESH_MS = 1000;            // a media error within this of the last part: its URLs are retried as they are
 const MEDIA_RETRIES = 3;          // a media element failing again and again (not an expiry): given up after this
+// A subscriber's part bundle is fetched while the free bundle downloads only when it is this small (a video's quad
+// and poster are tens of KB); a bigger one (a 3D model) waits for the free bundle, which the first overlay needs.
+const PREFETCH_MAX_BYTES = 256 * 1024;
 const PURGE_TIMEOUT_MS = 2000;    // the service worker's answer to a purge is awaited this long
 export const PRIVATE_PATHS = ["/pub/p/", "/api/v1/reader/"];  // never cached (sw.js), purged at sign-out
 
@@ -72,6 +76,13 @@ function padlock() {
   return svg;
 }
 
+// The bytes of a part's bundle (never kept by the HTTP cache: no-store, and the server says so too).
+async function fetchBytes(url) {
+  const res = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+  if (!res.ok) throw new Error(`part bundle: HTTP ${res.status}`);
+  return res.arrayBuffer();
+}
+
 // When a part's URLs expire, in ms since the epoch on this device's clock: from expires_in (seconds, immune to a
 // phone's clock being off), else expires_at (unix seconds or an ISO time); null when the document says neither.
 function expiryMs(doc, receivedAt) {
@@ -99,7 +110,8 @@ export class PremiumViewer {
     this.docAt = 0;
     this.timer = null;
     this.loading = null;
-    this.early = null;        // {info, answers: Promise<[me, part]>} asked for while the free bundle downloads
+    this.early = null;        // {info, answers: Promise<[me, part]>, bundle: Promise<bytes | null>} asked for
+                              // while the free bundle downloads
     this.shown = new Set();   // overlay ids whose teaser_shown was emitted (this visit)
     this.badges = new Map();  // overlay id -> button
     this.layer = document.getElementById("locks");
@@ -119,8 +131,15 @@ export class PremiumViewer {
   prepare(info) {
     if (!info.premium) return;
     const answers = Promise.all([this.api.me(), this.api.part(info.premium.url)]);
+    const bundle = answers.then(([, part]) => {
+      if (!part.ok) return null;
+      this.S.metrics.partAt = performance.now();
+      const chosen = pickBundle(part.data.bundles, location.href);
+      return chosen.bytes && chosen.bytes <= PREFETCH_MAX_BYTES ? fetchBytes(chosen.url) : null;
+    });
     answers.catch(() => {});
-    this.early = { info, answers };
+    bundle.catch(() => {});
+    this.early = { info, answers, bundle };
   }
 
   // A page was put on the paper (info: PageInfo of manifest.js, with .premium) or none has premium (null).
@@ -196,11 +215,11 @@ export class PremiumViewer {
   // ---------- the reader and the part ----------
   async refresh() {
     const page = this.page;
-    const early = this.early && this.early.info === page ? this.early.answers : null;
+    const early = this.early && this.early.info === page ? this.early : null;
     this.early = null;
     let me, part = null;
     try {
-      [me, part] = early ? await early : [await this.api.me(), null];
+      [me, part] = early ? await early.answers : [await this.api.me(), null];
     } catch (err) {
       this.S.state = "locked";
       this.S.error = String(err);
@@ -208,7 +227,7 @@ export class PremiumViewer {
     }
     if (page !== this.page) return;
     this.setReader(me.ok ? me.data : { signed_in: false });
-    if (this.S.reader.signed_in) await this.loadPart(part);
+    if (this.S.reader.signed_in) await this.loadPart(part, early && early.bundle.catch(() => null));
     else this.S.state = "locked";
   }
 
@@ -220,15 +239,15 @@ export class PremiumViewer {
     this.sheet.update(this.S.reader, !!this.part);
   }
 
-  // GET the part (or take the answer already in: `answered`); entitled: load and attach it. Resolves the API's
-  // answer (the sheet shows its message).
-  loadPart(answered = null) {
+  // GET the part (or take the answer already in: `answered`, with its bundle's bytes maybe on their way:
+  // `prefetched`); entitled: load and attach it. Resolves the API's answer (the sheet shows its message).
+  loadPart(answered = null, prefetched = null) {
     if (this.loading) return this.loading;
-    this.loading = this._loadPart(answered).finally(() => { this.loading = null; });
+    this.loading = this._loadPart(answered, prefetched).finally(() => { this.loading = null; });
     return this.loading;
   }
 
-  async _loadPart(answered) {
+  async _loadPart(answered, prefetched) {
     const page = this.page;
     if (!page || this.part) return { ok: true };
     this.S.state = "loading";
@@ -241,16 +260,16 @@ export class PremiumViewer {
       this.sheet.update(this.S.reader, false);
       return answer;
     }
-    this.S.metrics.partAt = performance.now();
+    if (!answered) this.S.metrics.partAt = performance.now();
     this.takeDocument(answer.data);
-    const bundle = pickBundle(answer.data.bundles, location.href);
-    const res = await fetch(bundle.url, { credentials: "same-origin", cache: "no-store" });
-    if (!res.ok) {
+    let bytes;
+    try {
+      bytes = (prefetched && await prefetched) || await fetchBytes(pickBundle(answer.data.bundles, location.href).url);
+    } catch (err) {
       this.S.state = "locked";
-      this.S.error = `part bundle: HTTP ${res.status}`;
-      return { ok: false, status: res.status, message: null };
+      this.S.error = String(err);
+      return { ok: false, status: 0, message: null };
     }
-    const bytes = await res.arrayBuffer();
     if (page !== this.page || this.part) return answer;
     const part = await this.renderer.loadPart(bytes);
     if (page !== this.page || this.part) { this.renderer.removePart(part); return answer; }
@@ -324,7 +343,7 @@ export class PremiumViewer {
     el.addEventListener("error", async () => {
       if (!el.getAttribute("src") || !this.part || !this.part.overlays.includes(o) || ++failures > MEDIA_RETRIES) return;
       const at = el.currentTime, resume = !el.paused || this.renderer.visible;
-      if (Date.now() - this.docAt > RENEW_MIN_MS && !(await this.renew())) return;
+      if (Date.now() - this.docAt > FRESH_MS && !(await this.renew())) return;
       const url = this.resolve(o.spec.src, o);
       if (!url || !this.part || !this.part.overlays.includes(o)) return;
       el.addEventListener("loadedmetadata", () => {
