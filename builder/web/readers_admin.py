@@ -187,7 +187,7 @@ def api_entitlements():
     if length is not None and length > ent.MAX_API_BODY:
         raise ServiceError("bad_request", 413, detail=f"the body is larger than {ent.MAX_API_BODY} bytes",
                            detail_vi=f"nội dung lớn hơn {ent.MAX_API_BODY} byte")
-    body = request.get_data(cache=True)
+    body = request.stream.read(ent.MAX_API_BODY + 1)  # a chunked body has no length: read no more than the limit
     if len(body) > ent.MAX_API_BODY:
         raise ServiceError("bad_request", 413, detail=f"the body is larger than {ent.MAX_API_BODY} bytes",
                            detail_vi=f"nội dung lớn hơn {ent.MAX_API_BODY} byte")
