@@ -352,6 +352,8 @@ def test_with_dnt_or_gpc_the_viewer_sends_nothing_and_says_so(demo, signal):
             posts = demo["posts"]
             posts.reset()
             page.goto(f"{demo['base']}/v/{demo['code']}?process=640&nosw=1")
+            # events an earlier page load kept on the device before the reader opted out: dropped, never sent
+            page.evaluate(KEEP_ONE_EVENT_JS)
             page.click("#privacy-link")
             state_line = page.inner_text("#privacy-state")
             page.click("#privacy-close")
@@ -361,6 +363,7 @@ def test_with_dnt_or_gpc_the_viewer_sends_nothing_and_says_so(demo, signal):
             assert page.is_hidden("#reaction"), "no reaction control when nothing would be sent"
             page.evaluate("() => window.__baonhung.analytics.flush()")
             time.sleep(1.0)
+            kept = page.evaluate(PENDING_KEYS_JS)
             page.goto("about:blank")
             time.sleep(1.5)
             assert not errors, errors
@@ -368,10 +371,132 @@ def test_with_dnt_or_gpc_the_viewer_sends_nothing_and_says_so(demo, signal):
             browser.close()
     assert "đã tắt" in state_line
     assert posts.posts == []
+    assert kept == []
     assert len(stored_rows(demo)) == before
 
 
 # ---------- offline, and told to wait ----------
+
+PENDING_KEYS_JS = "() => Object.keys(localStorage).filter((k) => k.startsWith('baonhung.analytics.pending.'))"
+KEEP_ONE_EVENT_JS = """() => localStorage.setItem('baonhung.analytics.pending.earlier', JSON.stringify(
+    {v: 1, groups: [{entry: 'qr', events: [{type: 'opened', t: Date.now() - 60000}]}]}))"""
+
+
+def test_events_kept_offline_survive_a_reload_and_are_sent_with_their_original_times_without_the_session_id(demo):
+    """Offline, the unsent events go to localStorage (no session id in it); the page is closed while still offline;
+    back online, the next page load sends them with their original times, as a session of their own under a new
+    random id, then forgets them."""
+    from playwright.sync_api import sync_playwright
+
+    posts = demo["posts"]
+    url = f"{demo['base']}/v/{demo['code']}?process=640&nosw=1"
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, clip=demo["y4m"])
+        try:
+            context, page, errors = open_viewer(browser, demo)
+            posts.reset()
+            page.goto(url)
+            wait_state(page, "s.analytics && s.analytics.active", 40)  # loaded at 8 s at the latest
+            page.evaluate("() => window.__baonhung.analytics.flush()")
+            wait_until(lambda: posts.posts and posts.posts[-1]["status"] == 204, 10, "the first batch")
+            first_session = posts.posts[0]["body"]["session"]
+            n_online = len(posts.posts)
+            context.set_offline(True)
+            page.wait_for_function("() => navigator.onLine === false", timeout=5000)
+            emitted = page.evaluate("""async (pageId) => {
+                const ev = await import('/v/static/events.js');
+                ev.emit('fallback:used', { mode: 'no_camera_3d', pageId });
+                await new Promise((r) => setTimeout(r, 30));
+                ev.emit('fallback:used', { mode: 'photo_upload' });
+                return ev.log.filter((e) => e.name === 'fallback:used').map((e) => e.at); }""", demo["page_id"])
+            page.evaluate("() => window.__baonhung.analytics.flush()")
+            stored = page.evaluate("""() => Object.keys(localStorage).filter((k) => k.startsWith('baonhung.analytics.pending.'))
+                                          .map((k) => localStorage.getItem(k))""")
+            # the page goes while offline (a reload offline fails without unloading it; about:blank loads offline)
+            page.goto("about:blank")
+            time.sleep(0.5)
+            n_offline = len(posts.posts)
+            context.set_offline(False)
+            posts_before_reopen = len(posts.posts)
+            page.goto(url)
+            wait_until(lambda: any(e["type"] == "fallback_used" for p in posts.posts[posts_before_reopen:]
+                                   for e in p["body"]["events"]), 30,
+                       lambda: f"the kept events, sent by the next page load: {n_online} {n_offline} {stored} "
+                               f"{[(p['at'], p['status'], p['mode'], p['body']['session'], [e['type'] for e in p['body']['events']]) for p in posts.posts]}")
+            late = next(p for p in posts.posts[posts_before_reopen:]
+                        if any(e["type"] == "fallback_used" for e in p["body"]["events"]))
+            wait_until(lambda: late["status"] is not None, 10, "the answer")
+            left = page.evaluate(PENDING_KEYS_JS)
+            assert not errors, errors
+        finally:
+            browser.close()
+    assert n_offline == n_online, "nothing is sent while the browser is offline"
+    assert len(stored) == 1 and '"fallback_used"' in stored[0]
+    assert first_session not in stored[0] and '"session"' not in stored[0]
+    kept = [e for e in late["body"]["events"] if e["type"] == "fallback_used"]
+    assert sorted(e["t"] for e in kept) == sorted(emitted[-2:])  # the original times
+    assert {e.get("mode") for e in kept} == {"no_camera_3d", "photo_upload"}
+    assert late["status"] == 204 and late["body"]["entry"] == "qr"
+    assert late["body"]["session"] != first_session  # a new random id: the stored copy had none
+    sessions = {p["body"]["session"] for p in posts.posts[posts_before_reopen:]}
+    assert len(sessions) == 2, "the reopened page load's own events travel under its own session id"
+    assert left == []  # sent: forgotten
+    wait_until(lambda: {e["t"] for e in kept} <= {r._mapping["t"] for r in stored_rows(demo)}, 10,
+               "the kept events stored with their original times")
+
+
+def test_the_kept_queue_is_bounded_and_drops_its_oldest_events_first(demo):
+    """PendingStore + Reporter.persist alone: 700 events kept (past the 500 bound) keep the newest 500; a 200 KB cap
+    is held by dropping the oldest; a new page load takes every kept copy back (removing it), leaves out unreadable
+    ones and events older than the server's 7 days."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page()
+            page.goto(f"{demo['base']}/v/?nosw=1")
+            got = page.evaluate("""async () => {
+                const m = await import('/v/static/analytics.js');
+                localStorage.clear();
+                const now = Date.now();
+                const r = new m.Reporter({ config: {}, entry: "archive", openedAt: now, store: new m.PendingStore() });
+                r.queue.length = 0;
+                for (let i = 0; i < 700; i++) r.add({ type: "aim", t: now + i, page: 3, x_mm: 1, y_mm: 2 });
+                r.persist();
+                const keys = Object.keys(localStorage).filter((k) => k.startsWith(m.PENDING_PREFIX));
+                const doc = JSON.parse(localStorage.getItem(keys[0]));
+                const out = { keys: keys.length, kept: doc.groups[0].events.length, first: doc.groups[0].events[0].t - now,
+                              dropped: r.dropped, queued: r.pending(), bytes: localStorage.getItem(keys[0]).length };
+                // big events: the byte cap bites before the count (a new page load would take the first copy)
+                localStorage.clear();
+                const big = new m.Reporter({ config: {}, entry: "qr", openedAt: now, store: new m.PendingStore() });
+                big.queue.length = 0;
+                for (let i = 0; i < 400; i++) big.add({ type: "opened", t: now + i, pad: "x".repeat(1000) });
+                big.persist();
+                out.bigBytes = localStorage.getItem(big.store.key).length;
+                out.bigFirst = big.queue[0].t - now;
+                out.bigDropped = big.dropped;
+                // a new page load takes both copies back (and removes them); too old events are dropped
+                localStorage.setItem(m.PENDING_PREFIX + "old", JSON.stringify({ v: 1, groups: [{ entry: "qr",
+                    events: [{ type: "opened", t: now - 8 * 86400000 }, { type: "opened", t: now - 1000 }] }] }));
+                localStorage.setItem(m.PENDING_PREFIX + "junk", "{not json");
+                const next = new m.Reporter({ config: {}, entry: "qr", openedAt: now, store: new m.PendingStore() });
+                out.older = next.older.map((g) => [g.entry, g.events.length, typeof g.session]);
+                out.nextDropped = next.dropped;
+                out.keysAfter = Object.keys(localStorage).filter((k) => k.startsWith(m.PENDING_PREFIX)).length;
+                localStorage.clear();
+                return out; }""")
+        finally:
+            browser.close()
+    assert (got["keys"], got["kept"], got["first"], got["dropped"], got["queued"]) == (1, 500, 200, 200, 500)
+    assert got["bytes"] <= 200_000
+    assert got["bigBytes"] <= 200_000 and got["bigFirst"] > 0 and got["bigDropped"] == got["bigFirst"]
+    # oldest first: the kept copy from 1 s ago, then the big ones (the 8-day-old event dropped)
+    assert [o[:2] for o in got["older"]] == [["qr", 1], ["qr", 400 - got["bigDropped"]]]
+    assert all(o[2] == "string" for o in got["older"])
+    assert got["nextDropped"] == 1
+    assert got["keysAfter"] == 1  # only the new page load's own copy of what it took
 
 def test_batches_kept_offline_or_refused_with_429_are_sent_later_with_their_original_times(demo):
     from playwright.sync_api import sync_playwright

@@ -10,6 +10,9 @@
 // tells a refusal to wait (429 Retry-After) or a network down (the batch goes back into the queue, with its original
 // times, until the browser is online again) — and, when the page is hidden or left, with navigator.sendBeacon (the
 // page may be gone before any answer; fetch keepalive when the beacon is refused). A 4xx other than 429 is not retried.
+// What cannot be sent now (offline, told to wait, or left without a network) is also kept in localStorage, bounded
+// (PERSIST_MAX_EVENTS / PERSIST_MAX_BYTES, the oldest dropped and counted), without the session id; the next page load
+// sends it with its original times under a new random session id of its own (one per earlier page load, in memory).
 // Nothing here runs per camera frame but two assignments (dwell) and, at most once a second, the aim point.
 
 import { replayAndListen } from "./events.js";
@@ -20,6 +23,12 @@ const FLUSH_EVERY_MS = 15000;      // the schema's "every ~15 s": a reader's min
 const BATCH_MAX_EVENTS = 100;      // the server's cap per batch (events.schema.json maxItems)
 const BATCH_MAX_BYTES = 60000;     // under the server's 64 KB body cap, with room for the envelope
 const QUEUE_MAX = 1000;            // kept while offline or told to wait; the oldest go first (~an hour of reading)
+// Kept on the device for a later page load when they cannot be sent now: ~10 minutes of reading (aim points are one a
+// second), small next to localStorage's ~5 MB an origin shares with the viewer's own keys.
+const PERSIST_MAX_EVENTS = 500;
+const PERSIST_MAX_BYTES = 200000;
+const MAX_AGE_MS = 7 * 24 * 3600 * 1000;  // the server drops events older than this (viewer_api/ingest.py MAX_AGE_MS)
+const ENTRIES = ["qr", "archive", "offline"];
 const AIM_EVERY_MS = 1000;         // at most one aim point per second per page (schema: "at most one per second")
 // Tracked frames further apart than this are two stretches on the paper (a camera that gave no frame for so long while
 // the page was visible has stopped; the main thread's stalls while three.js or opencv.js load are shorter).
@@ -68,12 +77,15 @@ export function frameCentreOnPage(H, width, height) {
 
 export class Reporter {
   // config: the page's viewer config (code, editionId); entry: "qr" | "archive" | "offline"; openedAt: ms since the epoch
-  constructor({ config, entry, openedAt, url = EVENTS_URL }) {
+  // store: a PendingStore (null: nothing kept on the device)
+  constructor({ config, entry, openedAt, url = EVENTS_URL, store = null }) {
     this.url = url;
     this.entry = entry;
     this.session = randomSession();
     this.queue = [];
-    this.dropped = 0;              // events dropped from a full queue
+    this.older = [];               // [{session, entry, events}] kept by earlier page loads, oldest first
+    this.store = store;
+    this.dropped = 0;              // events dropped from a full queue (or too old when kept on the device)
     this.sent = 0;                 // events the server answered 204 for (or handed to a beacon)
     this.quietUntil = 0;           // Date.now() before which nothing is sent (429 Retry-After)
     this.inflight = null;
@@ -93,6 +105,13 @@ export class Reporter {
     this.lastLockTap = null;       // {page, overlay} of the last lock tapped in this session: a redemption's cause
     const edition = publishedId(config.editionId);
     this.add({ type: "opened", t: Math.round(openedAt), ...(entry === "qr" && edition ? { edition } : {}) });
+    if (store) {
+      const { groups, dropped } = store.takeAll(Date.now());
+      this.dropped += dropped;
+      // each earlier page load is its own session again, under a new random id that lives in memory only
+      this.older = groups.map((g) => ({ session: randomSession(), entry: g.entry, events: g.events }));
+      if (this.older.length) this.persist();  // taken from storage: kept there under this page load until sent
+    }
   }
 
   add(event) {
@@ -273,24 +292,66 @@ export class Reporter {
   }
 
   // ---------- sending ----------
-  // The next batch off the front of the queue: at most BATCH_MAX_EVENTS events and BATCH_MAX_BYTES of body.
-  takeBatch() {
-    let n = Math.min(BATCH_MAX_EVENTS, this.queue.length);
+  // Unsent events in groups of one page load each: the groups kept from earlier page loads (`older`, oldest first,
+  // each under a fresh random session id made now, in memory: the stored copy has none) and this page load's queue.
+  pending() {
+    return this.older.reduce((n, g) => n + g.events.length, 0) + this.queue.length;
+  }
+
+  nextGroup() {
+    while (this.older.length && !this.older[0].events.length) this.older.shift();
+    return this.older[0] || { session: this.session, entry: this.entry, events: this.queue };
+  }
+
+  // The next batch off the front of `group`: at most BATCH_MAX_EVENTS events and BATCH_MAX_BYTES of body.
+  takeBatch(group = this.nextGroup()) {
+    let n = Math.min(BATCH_MAX_EVENTS, group.events.length);
     let body;
     for (;;) {
-      body = JSON.stringify({ v: 1, session: this.session, entry: this.entry, events: this.queue.slice(0, n) });
+      body = JSON.stringify({ v: 1, session: group.session, entry: group.entry, events: group.events.slice(0, n) });
       if (body.length <= BATCH_MAX_BYTES || n === 1) break;
       n = Math.max(1, Math.floor(n / 2));
     }
-    return { events: this.queue.splice(0, n), body };
+    return { events: group.events.splice(0, n), body };
   }
 
-  putBack(events) {
-    this.queue.unshift(...events);
-    if (this.queue.length > QUEUE_MAX) {
+  putBack(group, events) {
+    group.events.unshift(...events);
+    if (group.events === this.queue && this.queue.length > QUEUE_MAX) {
       this.dropped += this.queue.length - QUEUE_MAX;
       this.queue.splice(0, this.queue.length - QUEUE_MAX);
     }
+  }
+
+  // Keep what is unsent on the device (offline, told to wait, or leaving without a network) so a reload or a later
+  // visit sends it; bounded, the oldest events dropped (and counted) first.
+  persist() {
+    if (!this.store) return;
+    const groups = () => [...this.older, { entry: this.entry, events: this.queue }].filter((g) => g.events.length);
+    const dropOldest = (n) => {
+      for (const g of groups()) {
+        const k = Math.min(n, g.events.length);
+        g.events.splice(0, k);
+        this.dropped += k;
+        n -= k;
+        if (!n) break;
+      }
+    };
+    const excess = this.pending() - PERSIST_MAX_EVENTS;
+    if (excess > 0) dropOldest(excess);
+    let json = PendingStore.serialize(groups());
+    while (json.length > PERSIST_MAX_BYTES && this.pending()) {
+      dropOldest(Math.max(1, Math.ceil(this.pending() / 10)));
+      json = PendingStore.serialize(groups());
+    }
+    this.store.save(this.pending() ? json : null);
+  }
+
+  // After a send: the stored copy follows what is left (nothing stored when nothing is left).
+  sync() {
+    if (!this.store || !this.store.saved) return;
+    if (this.pending()) this.persist();
+    else this.store.save(null);
   }
 
   // hiding: the page is being hidden or left (beacon, no answer awaited). Returns a promise settled when the fetch is.
@@ -298,9 +359,10 @@ export class Reporter {
     const now = Date.now();
     if (hiding) this.giveUp(now);
     this.reportDwell(now);
-    if (!this.queue.length || now < this.quietUntil || navigator.onLine === false) return Promise.resolve();
+    if (!this.pending()) { this.sync(); return Promise.resolve(); }
+    if (now < this.quietUntil || navigator.onLine === false) { this.persist(); return Promise.resolve(); }
     if (hiding) {
-      while (this.queue.length) {
+      while (this.pending()) {
         const { events, body } = this.takeBatch();
         const queued = navigator.sendBeacon && navigator.sendBeacon(this.url, body);
         if (!queued) {
@@ -309,10 +371,12 @@ export class Reporter {
         }
         this.sent += events.length;
       }
+      this.sync();
       return Promise.resolve();
     }
     if (this.inflight) return this.inflight;
-    const { events, body } = this.takeBatch();
+    const group = this.nextGroup();
+    const { events, body } = this.takeBatch(group);
     this.inflight = fetch(this.url, { method: "POST", body, keepalive: true, credentials: "omit",
                                       headers: { "Content-Type": "text/plain;charset=UTF-8" } })
       .then((res) => {
@@ -320,19 +384,98 @@ export class Reporter {
           const s = Number(res.headers.get("Retry-After"));
           const wait = Number.isFinite(s) && s > 0 ? Math.min(s, RETRY_AFTER_MAX_S) : RETRY_AFTER_DEFAULT_S;
           this.quietUntil = Date.now() + 1000 * wait;
-          this.putBack(events);
+          this.putBack(group, events);
+          this.persist();
           return false;
         }
-        if (res.status >= 500) { this.putBack(events); return false; }
+        if (res.status >= 500) { this.putBack(group, events); this.persist(); return false; }
         this.sent += events.length;  // 2xx; another 4xx is a batch the server will never take: not retried
+        this.sync();
         return true;
-      }, () => { this.putBack(events); return false; })  // network down: kept with their original times
+      }, () => { this.putBack(group, events); this.persist(); return false; })  // network down: kept, original times
       .then((ok) => {
         this.inflight = null;
-        if (ok && this.queue.length) return this.flush();  // more than one batch was waiting
+        if (ok && this.pending()) return this.flush();  // more than one batch was waiting
         return undefined;
       });
     return this.inflight;
+  }
+}
+
+// ---------- unsent events kept on the device (localStorage) ----------
+// One key per page load holding its unsent groups: {v: 1, groups: [{entry, events}]}. No session id is stored (the
+// reader notice: "a random session id lives only in memory"); the key's suffix is random per page load and only
+// lets two open viewers keep their own copies. A later page load takes every key (and removes it) at its start.
+export const PENDING_PREFIX = "baonhung.analytics.pending.";
+
+export class PendingStore {
+  constructor(storage = globalThis.localStorage) {
+    this.storage = storage;
+    this.key = PENDING_PREFIX + randomSession();
+    this.saved = false;  // the storage holds a copy of this page load's unsent events
+  }
+
+  static serialize(groups) {
+    return JSON.stringify({ v: 1, groups: groups.map((g) => ({ entry: g.entry, events: g.events })) });
+  }
+
+  // Every group kept by earlier page loads (their keys removed), oldest first; events past the server's age limit
+  // (or not in the shape this viewer sends) are left out and counted in `dropped`.
+  takeAll(now) {
+    const groups = [];
+    let dropped = 0;
+    const keys = [];
+    try {
+      for (let i = 0; i < this.storage.length; i++) {
+        const k = this.storage.key(i);
+        if (k && k.startsWith(PENDING_PREFIX) && k !== this.key) keys.push(k);
+      }
+      for (const k of keys) {
+        const raw = this.storage.getItem(k);
+        this.storage.removeItem(k);
+        let doc = null;
+        try { doc = JSON.parse(raw); } catch { doc = null; }
+        for (const g of (doc && doc.v === 1 && Array.isArray(doc.groups) ? doc.groups : [])) {
+          if (!g || !ENTRIES.includes(g.entry) || !Array.isArray(g.events)) continue;
+          const events = g.events.filter((e) => e && typeof e.type === "string" && Number.isInteger(e.t)
+                                                && e.t >= now - MAX_AGE_MS);
+          dropped += g.events.length - events.length;
+          if (events.length) groups.push({ entry: g.entry, events });
+        }
+      }
+    } catch {
+      return { groups, dropped };  // storage refused (private mode, disabled): what was read is kept
+    }
+    groups.sort((a, b) => a.events[0].t - b.events[0].t);
+    return { groups, dropped };
+  }
+
+  save(json) {
+    try {
+      if (json === null) {
+        if (this.saved) this.storage.removeItem(this.key);
+        this.saved = false;
+      } else {
+        this.storage.setItem(this.key, json);
+        this.saved = true;
+      }
+    } catch {
+      // storage full or refused: the events stay in memory (sent while this page lives)
+    }
+  }
+
+  // The reader opted out (DNT / GPC): nothing kept from before either.
+  static removeAll(storage = globalThis.localStorage) {
+    try {
+      const keys = [];
+      for (let i = 0; i < storage.length; i++) {
+        const k = storage.key(i);
+        if (k && k.startsWith(PENDING_PREFIX)) keys.push(k);
+      }
+      keys.forEach((k) => storage.removeItem(k));
+    } catch {
+      // no storage: nothing kept
+    }
   }
 }
 
@@ -369,10 +512,11 @@ function reactionControl(reporter, ui) {
 // {active, queued(), sent(), dropped(), flush()}.
 export function startAnalytics({ config, ui, offlineAtOpen = false }) {
   if (readerOptedOut()) {
+    PendingStore.removeAll();  // nothing sent, nothing kept: not even events kept before the reader opted out
     return { active: false, queued: () => 0, sent: () => 0, dropped: () => 0, flush: () => Promise.resolve() };
   }
   const entry = offlineAtOpen ? "offline" : (config.code ? "qr" : "archive");
-  const reporter = new Reporter({ config, entry, openedAt: performance.timeOrigin });
+  const reporter = new Reporter({ config, entry, openedAt: performance.timeOrigin, store: new PendingStore() });
   replayAndListen(LISTENED, (name, detail) => reporter.handle(name, detail));
   reactionControl(reporter, ui);
   setInterval(() => reporter.flush(), FLUSH_EVERY_MS);
@@ -387,10 +531,12 @@ export function startAnalytics({ config, ui, offlineAtOpen = false }) {
   if (document.visibilityState === "hidden") {  // loaded because the reader is leaving (main.js): report at once
     reporter.closeStretch();
     reporter.flush({ hiding: true });
+  } else if (reporter.older.length) {
+    reporter.flush();  // events kept by an earlier page load: sent now, not in FLUSH_EVERY_MS
   }
   return {
     active: true,
-    queued: () => reporter.queue.length,
+    queued: () => reporter.pending(),
     sent: () => reporter.sent,
     dropped: () => reporter.dropped,
     flush: () => reporter.flush(),
