@@ -151,7 +151,9 @@ def _service_error(exc: Exception) -> ServiceError:
         return InvalidField(field, en, vi)
     schema_errors = getattr(cause, "schema_errors", None)
     if schema_errors:
-        error = min(schema_errors, key=lambda e: len(e.absolute_path))
+        # the outermost error; of a field's, its enum before its type (null for access: "one of: free, premium"
+        # says more than "must be text")
+        error = min(schema_errors, key=lambda e: (len(e.absolute_path), e.validator != "enum"))
         field = exc.name if isinstance(exc, InvalidParameter) else _field_of(error)
         if field == "body" and error.validator == "type":
             return ServiceError("bad_request", detail="the body must be a JSON object",

@@ -100,6 +100,8 @@ def test_an_unknown_access_level_is_a_400_that_changes_nothing(app, client, user
     oid = _overlay(client, token, page, MODEL).get_json()["id"]
     before, snapshot = _get(client, token, oid), state_snapshot(app)
     for send in (lambda: client.patch(f"/api/v1/overlays/{oid}", json={"access": "vip"}, headers=auth(token, lang)),
+                 lambda: client.patch(f"/api/v1/overlays/{oid}", json={"access": None}, headers=auth(token, lang)),
+                 lambda: client.patch(f"/api/v1/overlays/{oid}", json={"access": 1}, headers=auth(token, lang)),
                  lambda: client.post(f"/api/v1/pages/{page['id']}/overlays", json={**MODEL, "access": "vip"},
                                      headers=auth(token, lang)),
                  lambda: client.post(f"/api/v1/pages/{page['id']}/overlays", data={**{k: str(v) for k, v in MODEL.items()},
