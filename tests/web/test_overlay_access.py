@@ -237,3 +237,14 @@ def test_the_editors_add_form_makes_a_premium_overlay(app, client, users, page):
         assert [(o.kind, o.access) for o in rows] == [("model3d", "premium")]
     finally:
         db.close()
+
+
+def test_only_content_writers_change_access_and_not_while_the_edition_is_in_review(client, users, page):
+    token = users.tokens["designer"]
+    oid = _overlay(client, token, page, MODEL).get_json()["id"]
+    r = client.patch(f"/api/v1/overlays/{oid}", json={"access": "premium"}, headers=auth(users.tokens["print_desk"]))
+    assert r.status_code == 403 and _get(client, token, oid)["access"] == "free"
+    assert client.post(f"/api/v1/editions/{page['edition_id']}/submit", headers=auth(token)).status_code == 200
+    r = client.patch(f"/api/v1/overlays/{oid}", json={"access": "premium"}, headers=auth(token))
+    assert r.status_code == 409 and r.get_json()["error"] == "locked_for_review"
+    assert _get(client, token, oid)["access"] == "free"
