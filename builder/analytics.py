@@ -46,7 +46,8 @@ FUNNEL_STEPS = (  # (name, event types that put a session on the step)
                  T["link_opened"], T["reaction"])),
 )
 GAVE_UP_KEY = len(FUNNEL_STEPS) + 1  # funnel metric key of the sessions that gave up (not a step of the funnel)
-SUMMED_TYPES = (T["recognized"], T["dwell"], T["recognition_given_up"], T["dropped"])  # their n (ms, count) summed
+SUMMED_TYPES = (T["recognized"], T["dwell"], T["recognition_given_up"], T["dropped"],
+                T["refused"])  # their n (ms, count) summed
 # Time-to-recognition histogram: upper bounds (ms) of its buckets; the last bucket is everything above 30 s.
 TTR_BOUNDS_MS = (250, 500, 750, 1000, 1500, 2000, 3000, 5000, 8000, 13000, 20000, 30000)
 HEAT_CELL_MM = 5  # rollups keep aim points in 5 mm cells; a heat-map's cell is a multiple of it
@@ -164,7 +165,7 @@ def _aggregate(conn, editions: Mapping[int, int], level: str, t0: int, t1: int, 
     summed = ", ".join(str(x) for x in SUMMED_TYPES)
     steps = [f"COUNT(DISTINCT CASE WHEN e.type IN ({', '.join(map(str, types))}) THEN e.session END)"
              for _name, types in (*FUNNEL_STEPS, ("gave_up", (T["recognition_given_up"],)))]
-    readers = f"e.type <> {T['dropped']}"
+    readers = f"e.type < {es.SERVER_TYPES_FROM}"  # not the server's dropped / refused rows
     arms: list[tuple[str, str | None, list[str], str]] = []  # (name, key SQL, aggregate SQLs, extra condition)
     if wanted & {M["events"], M["sum_n"]}:  # counts and sums of n by type and category, in one pass
         arms.append(("n", "e.type * 1000 + COALESCE(e.k, 0)",
@@ -421,6 +422,7 @@ class Report:
     hours: list = field(default_factory=list)  # 24 session counts, Asia/Ho_Chi_Minh hours
     funnel: list = field(default_factory=list)  # [{"step", "sessions"}]
     dropped: dict = field(default_factory=dict)  # reason -> events the ingest dropped (site scope only)
+    refused: dict = field(default_factory=dict)  # reason -> whole batches the endpoint refused (site scope only)
     # premium overlays (issue 27): teasers shown, locks tapped, codes redeemed after a lock tap in the same session
     # (attributed to the overlay tapped last), their rates; "redeemed" also counts redemptions without a lock tap
     # (named by no page: in the site's report only)
@@ -437,6 +439,7 @@ _NAMES = {
     "browser": {0: "other", **{v: k for k, v in es.BROWSER_FAMILIES.items()}},
     "entry": {0: "unknown", **{v: k for k, v in es.ENTRIES.items()}},
     "drop": {v: k for k, v in es.DROP_REASONS.items()},
+    "refused": {v: k for k, v in es.REFUSED_REASONS.items()},
 }
 
 
@@ -484,7 +487,7 @@ def report(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date) ->
     rep = Report(scope=asdict(scope), first=first.isoformat(), last=last.isoformat())
     rep.sessions = acc.get((M["sessions"], 0), 0)
     rep.unique_readers = acc.get((M["visitors"], 0), 0)
-    rep.events = {name: ev(name) for name in T if name != "dropped"}
+    rep.events = {name: ev(name) for name in T if T[name] < es.SERVER_TYPES_FROM}
     rep.camera = {"started": ev("camera_started"), "denied": ev("camera_denied"),
                   "unavailable": ev("camera_unavailable")}
     rep.recognized = ev("recognized")
@@ -528,6 +531,8 @@ def report(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date) ->
     rep.hours = [acc.get((M["hour"], h), 0) for h in range(24)]
     rep.funnel = [{"step": name, "sessions": funnel[i]} for i, (name, _t) in enumerate(FUNNEL_STEPS, start=1)]
     rep.dropped = ({name: ev("dropped", code, "sum_n") for code, name in _NAMES["drop"].items()}
+                   if scope.level == "site" else {})
+    rep.refused = ({name: ev("refused", code, "sum_n") for code, name in _NAMES["refused"].items()}
                    if scope.level == "site" else {})
     impressions, taps = ev("premium_impression"), ev("premium_lock_tap")
     after_tap = ev("premium_redeemed", 1)

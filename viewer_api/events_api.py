@@ -4,6 +4,10 @@ answers 204 at once; the work is in ``ingest.py``. The body schema is ``schemas/
 Answers: 204 (headers ``X-Events-Stored`` / ``X-Events-Dropped`` say what happened), 400 (not JSON, not the
 schema, more than 100 events), 413 (body over 64 KB), 422 (no event names a published page; nothing stored),
 429 with ``Retry-After``, 503 with ``Retry-After`` when the group-commit writer's queue is full (nothing stored). Errors are ``{"error", "message"}`` in the Accept-Language (vi default, en).
+
+Batches refused whole (400, 413, 422, 429, 503) and bots' batches are counted by reason in the process and written
+as "refused" rows at most once a minute (``eventstore.RefusalCounter``): how many and why, nothing of the batch.
+Readers who opted out (DNT / GPC) are not counted.
 """
 from __future__ import annotations
 
@@ -38,6 +42,17 @@ class EventsState:
         self.salts = es.SaltStore(s.data_dir / "analytics" / "salts")
         self.lookup = PublishedLookup(state.published, state.store)
         self.limits = events_limits(s.ratelimit_storage, s.events_rate_per_minute, s.events_session_rate_per_minute)
+        self.refusals = es.RefusalCounter()
+
+    def write_refusals(self, now_ms: int, force: bool = False) -> None:
+        """The refused batches counted since the last write, as "refused" rows (at most once a minute)."""
+        rows = self.refusals.take_due(now_ms, force)
+        if not rows:
+            return
+        try:
+            self.writer.append(rows)
+        except es.WriterFull:  # the store is behind: counted again, written with a later request
+            self.refusals.put_back(rows)
 
 
 def events_state() -> EventsState:
@@ -51,9 +66,23 @@ def _opted_out() -> bool:
     return request.headers.get("DNT", "").strip() == "1" or request.headers.get("Sec-GPC", "").strip() == "1"
 
 
+# BatchError codes -> the refusal reason counted in the "refused" rows (es.REFUSED_REASONS)
+_REFUSAL_OF = {"too_large": "too_large", "invalid_json": "invalid", "invalid_events": "invalid",
+               "too_many_events": "invalid", "unknown_ids": "unknown_ids"}
+
+
 @events_bp.post("/api/v1/events")
 def post_events():
     ev = events_state()
+    response, refusal = _post_events(ev)
+    if refusal:
+        ev.refusals.count(refusal)
+    ev.write_refusals(int(time.time() * 1000))
+    return response
+
+
+def _post_events(ev: EventsState):
+    """The answer, and why the batch was refused whole (a REFUSED_REASONS name) or None."""
     if (request.content_length or 0) > MAX_BODY_BYTES:
         return _batch_error(BatchError("too_large", 413, f"Gói sự kiện quá lớn (tối đa {MAX_BODY_BYTES // 1024} KB).",
                                        f"The event batch is too large (at most {MAX_BODY_BYTES // 1024} KB)."))
@@ -71,7 +100,7 @@ def post_events():
         response, status = _error("rate_limited", 429, "Quá nhiều yêu cầu. Hãy thử lại sau ít giây.",
                                   "Too many requests. Try again in a few seconds.")
         response.headers["Retry-After"] = str(verdict.retry_after_s)
-        return response, status
+        return (response, status), "rate_limited"
     client = Client(request.remote_addr or "", request.headers.get("User-Agent", ""), _opted_out())
     try:
         result = ingest_batch(batch, client, ev.lookup, ev.salts, ev.writer, int(time.time() * 1000))
@@ -82,16 +111,16 @@ def post_events():
         response, status = _error("busy", 503, "Máy chủ đang bận ghi sự kiện. Hãy gửi lại sau ít giây.",
                                   "The server is busy writing events. Send them again in a few seconds.")
         response.headers["Retry-After"] = str(exc.retry_after_s)
-        return response, status
+        return (response, status), "busy"
     response = _cors(current_app.response_class(status=204))
     response.headers["X-Events-Stored"] = str(result.stored)
     response.headers["X-Events-Dropped"] = str(result.dropped_total)
     response.headers["Access-Control-Expose-Headers"] += ", X-Events-Stored, X-Events-Dropped"
-    return response
+    return response, ("bot" if result.ignored == "bot" else None)
 
 
 def _batch_error(exc: BatchError):
     response, status = _error(exc.code, exc.status, exc.vi, exc.en)
     if status == 413:
         response.headers["Connection"] = "close"  # the rest of the body is not read
-    return response, status
+    return (response, status), _REFUSAL_OF.get(exc.code, "invalid")

@@ -82,7 +82,9 @@ EVENT_TYPES = {
     # premium overlays (issue 27): a teaser drawn (once per overlay and session), its lock tapped, a code redeemed
     # (k = 1 when after a lock tap of the same session, whose page and overlay it then names; 0 otherwise)
     "premium_impression": 17, "premium_lock_tap": 18, "premium_redeemed": 19,
-    "dropped": 100,  # written by the server: events of an accepted batch it dropped, k = DROP_REASONS, n = count
+    "dropped": 100,
+    "refused": 101,  # written by the server: whole batches it refused (nothing of them stored), k = REFUSED_REASONS,
+                     # n = batches since the last such row; no ids, visitor and session 0 (site report only)  # written by the server: events of an accepted batch it dropped, k = DROP_REASONS, n = count
 }
 TYPE_NAMES = {v: k for k, v in EVENT_TYPES.items()}
 RECOGNITION_STAGES = {"server": 1, "redetect": 2, "offline": 3, "photo": 4}  # recognized.k = stage * 2 + scoped
@@ -94,6 +96,10 @@ OVERLAY_KIND_CODES = {"model3d": 1, "video": 2, "audio": 3, "animated_image": 4,
                       "link": 7}
 DROP_REASONS = {"unknown_edition": 1, "unknown_page": 2, "unknown_overlay": 3, "wrong_kind": 4, "stale": 5,
                 "future": 6, "outside_page": 7, "not_premium": 8}
+# Why a whole batch was refused (POST /api/v1/events): counted in the process, written as "refused" rows. Readers
+# who opted out (DNT / GPC) are not counted at all.
+REFUSED_REASONS = {"invalid": 1, "too_large": 2, "unknown_ids": 3, "rate_limited": 4, "busy": 5, "bot": 6}
+SERVER_TYPES_FROM = 100  # types from here on are the server's own rows (dropped, refused), no reader's event
 ENTRIES = {"qr": 1, "archive": 2, "offline": 3}  # 0: not said
 DEVICE_CLASSES = {"phone": 1, "tablet": 2, "desktop": 3}  # 0: unknown
 OS_FAMILIES = {"android": 1, "ios": 2, "ipados": 3, "windows": 4, "macos": 5, "linux": 6, "chromeos": 7}  # 0 other
@@ -491,3 +497,42 @@ class GroupCommitWriter:
             thread.join(timeout)
             atexit.unregister(self.close)
         return not (self._queue or self._busy)
+
+
+# ------------------------------------------------------------------------------------------------ refused batches
+REFUSED_EVERY_S = 60.0  # refused batches are written at most once a minute: a flood of refusals is a few rows
+
+
+class RefusalCounter:
+    """Whole batches refused by the endpoint, counted in the process by reason and written as one "refused" row per
+    reason at most every ``every_s`` seconds (on a later request: :meth:`take_due`). Nothing of a refused batch is
+    stored; only how many there were and why."""
+
+    def __init__(self, every_s: float = REFUSED_EVERY_S, clock=time.monotonic):
+        self.every_s = every_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._last = clock()
+
+    def count(self, reason: str) -> None:
+        if reason not in REFUSED_REASONS:
+            raise ValueError(f"unknown refusal reason {reason!r}")
+        with self._lock:
+            self._counts[reason] = self._counts.get(reason, 0) + 1
+
+    def take_due(self, now_ms: int, force: bool = False) -> list[EventRow]:
+        """The rows to write now (and the counts reset), or [] when the last write was under ``every_s`` ago."""
+        with self._lock:
+            if not self._counts or (not force and self.clock() - self._last < self.every_s):
+                return []
+            counts, self._counts, self._last = self._counts, {}, self.clock()
+        return [EventRow(now_ms, EVENT_TYPES["refused"], None, None, None, 0, 0, 0, REFUSED_REASONS[r], n)
+                for r, n in sorted(counts.items())]
+
+    def put_back(self, rows: list[EventRow]) -> None:
+        """Rows that could not be written (the writer is full): counted again for the next write."""
+        names = {v: k for k, v in REFUSED_REASONS.items()}
+        with self._lock:
+            for r in rows:
+                self._counts[names[r.k]] = self._counts.get(names[r.k], 0) + r.n
