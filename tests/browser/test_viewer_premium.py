@@ -165,6 +165,19 @@ def test_a_reader_unlocks_a_premium_video_and_signing_out_leaves_nothing(publish
             page.click("#reader-auth-submit")
             page.wait_for_selector("#reader-error:not([hidden])")
             assert "ký tự" in page.inner_text("#reader-error")
+            page.click("#lang")  # in English: the sheet, the lock and the API's messages
+            page.click("#reader-auth-submit")
+            page.wait_for_function("document.querySelector('#reader-error').textContent.includes('characters')")
+            assert page.inner_text("#reader-auth-submit") == "Sign up"
+            assert page.locator(f".lock-badge[data-overlay-id='{premium_id}']").inner_text() == "For subscribers"
+            page.click("#lang")
+            # forgot password: the same answer whatever the address (no account enumeration), shown in the sheet
+            page.click("#reader-forgot")
+            page.fill("#reader-forgot-email", "chua-co@example.org")
+            page.click("#reader-forgot-submit")
+            page.wait_for_selector("#reader-notice:not([hidden])")
+            assert "liên kết" in page.inner_text("#reader-notice")
+            page.click("#reader-forgot-back")
             page.fill("#reader-password", READER_PASSWORD)
             page.click("#reader-auth-submit")
             page.wait_for_selector("#reader-account:not([hidden])")
@@ -224,6 +237,14 @@ def test_a_reader_unlocks_a_premium_video_and_signing_out_leaves_nothing(publish
             for url in set(private_urls):
                 assert page.evaluate(HTTP_CACHED_JS, url) == 0, f"{url} is servable from the HTTP cache"
             assert page.evaluate("() => window.__baonhung.premium.part") is None
+
+            # --- signing in again (the sheet's other mode) brings the premium video back, as the camera runs --------
+            assert page.locator("#reader-sheet").get_attribute("data-view") == "auth"  # the sheet stayed open
+            page.click("#reader-tab-signin")
+            page.fill("#reader-email", READER_EMAIL)
+            page.fill("#reader-password", READER_PASSWORD)
+            page.click("#reader-auth-submit")
+            wait_state(page, f"s.premium.state === 'entitled' && s.media.some(m => m.id === '{premium_id}' && m.premium)", 20)
             context.close()
         finally:
             browser.close()
