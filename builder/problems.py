@@ -177,6 +177,7 @@ FIELD_LABELS = {
     "reference": ("tham chiếu", "the reference"), "action": ("thao tác", "the action"),
     "access": ("quyền xem", "the access level"), "teaser": ("phần xem thử", "the teaser"),
     "teaser_seconds": ("số giây xem thử", "the teaser's length in seconds"),
+    "premium_free_after_days": ("số ngày đến khi miễn phí", "days until free"),
 }
 # Overlay kinds as a message names them (issue 27: "Lớp phủ mô hình 3D không dùng được ...").
 KIND_NAMES = {

@@ -279,7 +279,7 @@ def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str
                 part_bundle = build_page_bundle(split.premium, options, Path(work) / "premium")
                 part_sha, part_blobs = _store_premium_part(page["id"], split, part_bundle, store)
                 premium_pages[str(page["id"])] = {"part": part_sha, "publication_id": ed.get("publication_id"),
-                                                  "edition_id": ed["id"]}
+                                                  "edition_id": ed["id"], "edition_date": ed["date"]}
                 premium_blobs.update(part_blobs)
             bundle = build_page_bundle(split.free, options, Path(work) / "free")
             full_sha = artifacts.put_file(bundle.glb_full, "glb")
@@ -383,6 +383,40 @@ def _next_catalog(current: dict, edition_id: int, publication: str, code: str, v
     cat["index"] = index_name
     cat["updated_at"] = utcnow().isoformat() + "Z"
     return cat
+
+
+def _set_policy(catalog: dict, publication) -> None:
+    """The publication's premium policy in the catalog (the public side reads nothing else)."""
+    policies = catalog.setdefault("publication_policies", {})
+    if publication.premium_free_after_days:
+        policies[str(publication.id)] = {"premium_free_after_days": int(publication.premium_free_after_days)}
+    else:
+        policies.pop(str(publication.id), None)
+
+
+PREMIUM_FREE_AFTER_MAX_DAYS = 3650
+
+
+def set_premium_free_after(db: Session, settings: Settings, actor: Actor, publication, days) -> None:
+    """Make an edition's premium overlays free for everyone ``days`` after its date (None: never), for the
+    publication's published editions at once: the catalog carries the policy, so nothing is republished."""
+    from .services import _number
+
+    require_role(actor, PUBLISHERS)
+    value = _number({"premium_free_after_days": days}, "premium_free_after_days", required=False, lo=1,
+                    hi=PREMIUM_FREE_AFTER_MAX_DAYS, integer=True)
+    before = publication.premium_free_after_days
+    published = _published_store(settings)
+    with _publish_lock(published.dir):
+        publication.premium_free_after_days = value
+        audit(db, actor, "publication.premium_policy", "publication", publication.id,
+              premium_free_after_days=[before, value])
+        db.commit()
+        catalog = json.loads(json.dumps(published.catalog()))
+        _set_policy(catalog, publication)
+        if catalog != published.catalog():
+            catalog["updated_at"] = utcnow().isoformat() + "Z"
+            published.write_catalog(catalog)
 
 
 def _train_stored_page(store: AssetStore, image_key: str, width_mm: float, height_mm: float, page_id) -> PageMarker:
@@ -499,8 +533,10 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
             audit(db, actor, "edition.publish", "edition", edition.id, version=version_no,
                   manifest=entries["edition"], pages=len(snapshot["pages"]))
             db.commit()
-            published.write_catalog(_next_catalog(current, edition.id, edition.publication.slug, edition.code,
-                                                  version_no, entries, artifacts, index_name))
+            catalog = _next_catalog(current, edition.id, edition.publication.slug, edition.code,
+                                    version_no, entries, artifacts, index_name)
+            _set_policy(catalog, edition.publication)
+            published.write_catalog(catalog)
             _sweep_indexes(published.dir, keep=index_name)
             return version
     except ServiceError:

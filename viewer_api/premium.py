@@ -11,6 +11,9 @@ short-lived signed URLs. Contract: docs/PREMIUM.md "Serving the premium part".
   URL, 404 for a blob that is not premium and published — a JSON error either way, never a premium byte. Range
   requests work (``send_file`` conditional). ``Cache-Control: private, no-store``; no CORS headers, and
   ``Cross-Origin-Resource-Policy: same-origin``: no other site may embed the bytes.
+- A publication may make its premium overlays free N days after an edition's date (``premium_free_after_days``, in
+  the catalog's ``publication_policies``): from then on the part goes to anyone, with URLs bound to no session
+  (``&access=free``), which the media path accepts only for blobs of an edition that is free by now.
 """
 from __future__ import annotations
 
@@ -36,6 +39,8 @@ PREMIUM_EXT_MIME = {**EXT_MIME, "mov": "video/quicktime", "flac": "audio/flac", 
 PART_CACHE_MAX = 1024  # part documents are immutable and ~1 KB: keep the last few hundred pages' in memory
 
 _now = time.time  # the clock of URL expiry (tests move it)
+# The binding of URLs handed out while a part is free for everyone (a session binding is 64 hex digits: never this).
+PUBLIC_BINDING = "free-for-everyone"
 
 
 def _state():
@@ -91,25 +96,32 @@ def premium_part(page_id: int):
     entry = state.published.premium_page(page_id)
     if entry is None:
         raise ServiceError("premium_not_found", http_status=404)
-    session = db()
-    reader = current_reader(session)
-    binding = session_binding()
-    if reader is None or binding is None:
-        raise ServiceError("sign_in_required", http_status=401)
-    if not is_entitled(session, reader.id, entry.get("publication_id")):
-        raise ServiceError("not_entitled", http_status=403)
+    now = _now()
+    if state.published.premium_is_free(entry, now):
+        # the publication's premium overlays are free this many days after the edition's date: anyone, signed in or
+        # not, gets URLs bound to no session (the media path checks that the blob's edition is free by now)
+        binding, suffix = PUBLIC_BINDING, "&access=free"
+    else:
+        session = db()
+        reader = current_reader(session)
+        binding, suffix = session_binding(), ""
+        if reader is None or binding is None:
+            raise ServiceError("sign_in_required", http_status=401)
+        if not is_entitled(session, reader.id, entry.get("publication_id")):
+            raise ServiceError("not_entitled", http_status=403)
     part = _part(entry["part"])
     ttl = state.settings.premium_url_ttl_s
-    exp = int(_now()) + ttl
+    exp = int(now) + ttl
     key = _key()
     doc = {
         "page_id": part["page_id"],
         "overlays": list(part["overlays"]),
-        "bundles": {variant: {**b, "url": sign_url(key, b["sha256"], b["ext"], exp, binding)}
+        "bundles": {variant: {**b, "url": sign_url(key, b["sha256"], b["ext"], exp, binding) + suffix}
                     for variant, b in part["bundles"].items()},
-        "media": [{**m, "url": sign_url(key, m["sha256"], m["ext"], exp, binding)} for m in part["media"]],
+        "media": [{**m, "url": sign_url(key, m["sha256"], m["ext"], exp, binding) + suffix} for m in part["media"]],
         "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp)),
         "expires_in": ttl,
+        "free": bool(suffix),
     }
     return jsonify(doc)
 
@@ -118,9 +130,13 @@ def premium_part(page_id: int):
 def premium_blob(sha: str, ext: str):
     """A premium blob by signed URL. No database read on this path: the signature, the clock and the catalog."""
     state = _state()
+    now = _now()
+    public = request.args.get("access") == "free"
     if not check_signature(_key(), f"{sha}.{ext}", request.args.get("exp"), request.args.get("sig"),
-                           session_binding(), _now(), state.settings.premium_url_ttl_s):
+                           PUBLIC_BINDING if public else session_binding(), now, state.settings.premium_url_ttl_s):
         raise ServiceError("premium_link_invalid", http_status=403)
+    if public and not state.published.premium_blob_is_free(sha, now):
+        raise ServiceError("premium_link_invalid", http_status=403)  # the policy was changed back since
     if ext not in PREMIUM_EXT_MIME or not HEX64.fullmatch(sha) or not state.published.is_premium_blob(sha):
         raise ServiceError("premium_not_found", http_status=404)
     path = state.store.path(sha)

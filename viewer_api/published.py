@@ -13,12 +13,15 @@ Catalog format (``CATALOG_VERSION`` 1)::
      "codes":    {"K7MQ2XA": {"edition_id": 12, "page_id": null}},
      "edition_artifacts": {"12": [sha, ...]},   # every blob a published edition references (servable)
      "gzip":     {sha: sha_of_its_gzip_copy},   # pre-compressed copies of JSON/GLB/marker blobs
-     "premium_pages": {"40": {"part": sha, "publication_id": 3, "edition_id": 12}},  # issue 27: premium parts
+     "premium_pages": {"40": {"part": sha, "publication_id": 3, "edition_id": 12,   # issue 27: premium parts
+                              "edition_date": "2026-12-07"}},
      "premium_artifacts": {"12": [sha, ...]},   # their blobs: served only by signed URL (/pub/p/), never /pub/a/
+     "publication_policies": {"3": {"premium_free_after_days": 7}},  # premium parts free N days after the date
      "index":    "index-<sha256>.bnx" | null}
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import tempfile
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CATALOG_VERSION = 1
+VIETNAM = dt.timezone(dt.timedelta(hours=7))  # Asia/Ho_Chi_Minh: no daylight saving
 EMPTY_CATALOG = {"version": CATALOG_VERSION, "updated_at": None, "editions": {}, "pages": {}, "codes": {}, "index": None}
 
 
@@ -54,6 +58,7 @@ class PublishedStore:
         self._index_name = None
         self._blobs_for: tuple[dict, frozenset] | None = None
         self._premium_for: tuple[dict, frozenset] | None = None
+        self._free_for: tuple[dict, dict] | None = None
 
     # -------------------------------------------------------------------------------- reading
     def catalog(self) -> dict:
@@ -124,6 +129,40 @@ class PublishedStore:
     def is_premium_blob(self, sha: str) -> bool:
         """True when ``sha`` belongs to the premium part of a published page."""
         return sha in self.premium_blobs()
+
+    def premium_free_from(self, entry: dict) -> float | None:
+        """When a premium part becomes free for everyone (epoch seconds: midnight in Viet Nam of the edition's date
+        plus the publication's ``premium_free_after_days``), or None."""
+        policy = self.catalog().get("publication_policies", {}).get(str(entry.get("publication_id")))
+        days = policy.get("premium_free_after_days") if policy else None
+        if not days or not entry.get("edition_date"):
+            return None
+        day = dt.date.fromisoformat(entry["edition_date"]) + dt.timedelta(days=int(days))
+        return dt.datetime(day.year, day.month, day.day, tzinfo=VIETNAM).timestamp()
+
+    def premium_is_free(self, entry: dict, now: float) -> bool:
+        free_from = self.premium_free_from(entry)
+        return free_from is not None and now >= free_from
+
+    def premium_blob_is_free(self, sha: str, now: float) -> bool:
+        """True when a premium blob belongs to an edition whose premium part is free by now."""
+        cat = self.catalog()
+        cached = self._free_for
+        if cached is None or cached[0] is not cat:
+            by_edition = {}
+            for entry in cat.get("premium_pages", {}).values():
+                by_edition.setdefault(str(entry["edition_id"]), entry)
+            earliest: dict[str, float] = {}
+            for edition_id, blobs in cat.get("premium_artifacts", {}).items():
+                entry = by_edition.get(str(edition_id))
+                free_from = self.premium_free_from(entry) if entry else None
+                if free_from is None:
+                    continue
+                for blob in blobs:
+                    earliest[blob] = min(free_from, earliest.get(blob, free_from))
+            cached = self._free_for = (cat, earliest)
+        free_from = cached[1].get(sha)
+        return free_from is not None and now >= free_from
 
     def premium_page(self, page_id) -> dict | None:
         """``{"part": sha, "publication_id", "edition_id"}`` of a published page's premium part, or None."""

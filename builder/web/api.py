@@ -82,7 +82,14 @@ def get_publication(slug):
 @api_bp.patch("/publications/<slug>")
 @login_required
 def patch_publication(slug):
-    pub = svc.update_publication(db(), actor(), svc.publication_by_slug(db(), slug), _body())
+    body = _body()
+    pub = svc.publication_by_slug(db(), slug)
+    if "premium_free_after_days" in body:  # editors and admins: what readers get free (issue 27)
+        from ..publish import set_premium_free_after
+
+        set_premium_free_after(db(), settings(), actor(), pub, body.pop("premium_free_after_days"))
+    if body:
+        pub = svc.update_publication(db(), actor(), pub, body)
     return jsonify(publication_json(pub))
 
 

@@ -131,7 +131,13 @@ def openapi_document() -> dict:
                               ("name", "slug")), WRITERS)},
         "/api/v1/publications/{slug}": {
             "get": _op("A publication with its editions", params=("slug",)),
-            "patch": _op("Rename a publication", body=_json({"name": {"type": "string", "maxLength": 200}}),
+            "patch": _op("Rename a publication, or set when its premium overlays become free",
+                         body=_json({"name": {"type": "string", "maxLength": 200},
+                                     "premium_free_after_days": {
+                                         "type": ["integer", "null"], "minimum": 1, "maximum": 3650,
+                                         "description": "an edition's premium overlays become free for everyone "
+                                                        "this many days after its date (null: never); editors "
+                                                        "and admins"}}),
                          roles=WRITERS, params=("slug",)),
             "delete": _op("Delete a publication (none of its editions published)", "204", roles=PUBLISHERS, params=("slug",))},
         "/api/v1/publications/{slug}/editions": {

@@ -14,7 +14,8 @@ def _asset_url(sha: str | None, mime: str | None = None) -> str | None:
 
 
 def publication_json(pub: Publication, editions: bool = False) -> dict:
-    out = {"id": pub.id, "name": pub.name, "slug": pub.slug, "created_at": pub.created_at.isoformat() + "Z"}
+    out = {"id": pub.id, "name": pub.name, "slug": pub.slug, "created_at": pub.created_at.isoformat() + "Z",
+           "premium_free_after_days": pub.premium_free_after_days}
     if editions:
         out["editions"] = [edition_json(e) for e in pub.editions]
     return out

@@ -249,6 +249,18 @@ def update_publication(slug):
     return redirect(url_for("ui.publication", slug=pub.slug))
 
 
+@ui_bp.post("/publications/<slug>/premium-policy")
+@roles_required(svc.PUBLISHERS)
+def publication_premium_policy(slug):
+    """When an edition's premium overlays become free for everyone (issue 27): empty = never."""
+    from ..publish import set_premium_free_after
+
+    pub = svc.publication_by_slug(db(), slug)
+    set_premium_free_after(db(), settings(), actor(), pub, request.form.get("premium_free_after_days") or None)
+    flash(_("Premium policy saved."), "ok")
+    return redirect(url_for("ui.publication", slug=pub.slug) + "#premium")
+
+
 @ui_bp.post("/publications/<slug>/editions")
 @roles_required(svc.CONTENT_WRITERS)
 def create_edition(slug):
