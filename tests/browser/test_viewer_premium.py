@@ -98,9 +98,23 @@ def published(tmp_path_factory):
     server, base = serve_in_thread(app)
     img = cv2.imdecode(np.frombuffer(demo_page_png(), np.uint8), cv2.IMREAD_COLOR)
     y4m = clipmod.make_clip(img, *DEMO_PAGE_MM, seconds_page=2.0, seconds_blank=0.0, still=True).write(data / "page.y4m")
-    yield {"base": base, "code": code, "page_id": page_id, "free_id": free_id, "premium_id": premium_id,
+    yield {"app": app, "base": base, "code": code, "page_id": page_id, "free_id": free_id, "premium_id": premium_id,
            "codes": [c for _, c in codes], "y4m": y4m, "publish_s": time.monotonic() - t0}
     server.shutdown()
+
+
+def revoke_reader(app, email: str) -> None:
+    from sqlalchemy import select
+
+    from builder import services as svc
+    from builder.entitlements import revoke
+    from builder.models import Reader
+
+    db = app.extensions["baonhung"].sessionmaker()
+    try:
+        assert revoke(db, svc.SYSTEM, db.scalar(select(Reader).where(Reader.email == email)), None) == 1
+    finally:
+        db.close()
 
 
 def edition_redeem_until():
@@ -245,6 +259,14 @@ def test_a_reader_unlocks_a_premium_video_and_signing_out_leaves_nothing(publish
             page.fill("#reader-password", READER_PASSWORD)
             page.click("#reader-auth-submit")
             wait_state(page, f"s.premium.state === 'entitled' && s.media.some(m => m.id === '{premium_id}' && m.premium)", 20)
+
+            # --- the newsroom revokes the entitlement: the next renewal of the part (here: on a media error) is
+            # refused, and the open viewer takes the premium video off and shows the lock again
+            revoke_reader(published["app"], READER_EMAIL)
+            time.sleep(1.1)  # past the freshness of the last part (a fresher one is retried as it is)
+            page.evaluate(FAIL_PREMIUM_VIDEO_JS, premium_id)
+            wait_state(page, "s.premium.state === 'locked' && s.premium.part === null", 10)
+            assert media_of(page, premium_id, premium=True) is None
             context.close()
         finally:
             browser.close()
