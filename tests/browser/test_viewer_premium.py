@@ -11,6 +11,7 @@ nor servable from the HTTP cache.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,6 +20,7 @@ import pytest
 from tests.browser import clip as clipmod
 from tests.browser.fixture_app import STATE_JS, launch_chromium, serve_in_thread, wait_state
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("viewer-browser")]
 
 READER_EMAIL = "ban-doc@example.org"
@@ -170,6 +172,8 @@ def test_a_reader_unlocks_a_premium_video_and_signing_out_leaves_nothing(publish
             assert not [u for u in private_urls if "/pub/p/" in u], "no premium byte is asked for when signed out"
 
             # --- the lock opens the reader sheet over the camera; sign up; redeem the printed code -----------------
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "viewer-premium-locked.png"))
             page.locator(f".lock-badge[data-overlay-id='{premium_id}']").click()
             page.wait_for_selector("#reader-sheet:not([hidden])")
             frames_before = page.evaluate("() => window.__baonhung.frames.length")
@@ -195,6 +199,7 @@ def test_a_reader_unlocks_a_premium_video_and_signing_out_leaves_nothing(publish
             page.fill("#reader-password", READER_PASSWORD)
             page.click("#reader-auth-submit")
             page.wait_for_selector("#reader-account:not([hidden])")
+            page.screenshot(path=str(ARTIFACTS / "viewer-premium-sheet.png"))
             assert page.inner_text("#reader-who-email") == READER_EMAIL
             page.fill("#reader-code", "KHONG-CO-MA-NAY")
             page.click("#reader-redeem-submit")
@@ -208,6 +213,7 @@ def test_a_reader_unlocks_a_premium_video_and_signing_out_leaves_nothing(publish
             wait_state(page, f"s.media.some(m => m.id === '{premium_id}' && m.premium && m.currentTime > 0)", 20)
             assert advances(page, premium_id, premium=True) > 0.3, "the premium video plays on the paper"
             assert media_of(page, premium_id, premium=False)["hidden"], "its teaser is hidden"
+            page.screenshot(path=str(ARTIFACTS / "viewer-premium-entitled.png"))
             assert not page.evaluate("() => window.__baonhung.premium.badges.some(b => b.visible)")
             # a premium media element that fails (a signed URL expiring mid-stream) gets a fresh URL and goes on
             # from where it was: the part is asked for again, the element keeps its position

@@ -119,6 +119,7 @@ export class ReaderSheet {
   }
 
   show(view) {
+    if (this.root.dataset.view !== view) { this.error(null); this.notice(null); }  // they spoke of the other view
     $("reader-auth").hidden = view !== "auth";
     $("reader-forgot-form").hidden = view !== "forgot";
     $("reader-account").hidden = view !== "account";
