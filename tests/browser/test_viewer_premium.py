@@ -278,3 +278,89 @@ def test_a_reader_unlocks_a_premium_video_and_signing_out_leaves_nothing(publish
             browser.close()
     assert not errors, errors
     print(f"premium walk: {time.monotonic() - t_start:.1f} s")
+
+
+# ---------- the renderer's parts, alone (the fixture app's page bundle stands for a premium part) ----------
+
+PART_JS = """async ({ glbUrl, videoUrl }) => {
+  const { PageRenderer } = await import('/v/static/renderer.js');
+  const { attachOverlay } = await import('/v/static/media.js');
+  const canvas = document.createElement('canvas');
+  canvas.width = 640; canvas.height = 480;
+  document.body.appendChild(canvas);
+  const r = new PageRenderer(canvas);
+  r.setViewport(640, 480);
+  const frames = (n) => new Promise((res) => { const f = () => (n-- <= 0 ? res() : requestAnimationFrame(f)); f(); });
+  const memory = () => ({ ...r.renderer.info.memory });
+  // a video's texture is uploaded once the video has a frame: wait for it, then draw
+  const videoIn = (o) => new Promise((res) => { const el = o.controller.element;
+    if (el.readyState >= 2) res(); else el.addEventListener('loadeddata', res, { once: true }); });
+  await r.loadBundle(glbUrl);
+  r.attachControllers((o) => attachOverlay(o, { pageId: 'p1', resolve: () => videoUrl, offerUnmute() {} }));
+  r.enterView3d(210, 297);
+  await videoIn(r.overlays.find((o) => o.id === 'v1'));
+  r.requestRender();
+  await frames(3);
+  const base = memory(), freeIds = r.overlays.map((o) => o.id);
+  const part = await r.loadPart(await (await fetch(glbUrl)).arrayBuffer());
+  r.attachControllers((o) => attachOverlay(o, { pageId: 'p1', resolve: () => videoUrl, offerUnmute() {} }), part.overlays);
+  r.setHidden(['v1', 'i1'], true);
+  await videoIn(part.overlays.find((o) => o.id === 'v1'));
+  r.requestRender();
+  await frames(3);
+  const loaded = memory();
+  const video = part.overlays.find((o) => o.id === 'v1').controller.element;
+  const teaser = r.overlays.find((o) => o.id === 'v1' && !o.premium);
+  const measured = r.overlayCorners().filter((o) => o.id === 'v1').map((o) => !!o.premium);
+  const during = { partOverlays: part.overlays.map((o) => o.id), premiumFlags: part.overlays.every((o) => o.premium),
+                   overlays: r.overlays.length, teaserVisible: teaser.object.visible, teaserHidden: teaser.hidden,
+                   measured, videoSrc: video.getAttribute('src') };
+  r.setVisible(false); r.setVisible(true);  // a page lost and found again must not play a hidden teaser
+  during.teaserPausedAfterShow = teaser.controller.element.paused;
+  const removed = r.removePart(part), again = r.removePart(part);
+  r.setHidden(['v1', 'i1'], false);
+  r.requestRender();
+  await frames(3);
+  return { base, loaded, after: memory(), during, removed, again, freeIds, overlaysAfter: r.overlays.map((o) => o.id),
+           videoAfter: { src: video.getAttribute('src'), paused: video.paused, networkState: video.networkState },
+           teaserVisibleAfter: teaser.object.visible };
+}"""
+
+
+def test_a_part_is_hung_on_the_page_and_taken_off_with_its_gpu_resources_and_media(tmp_path):
+    """renderer.js loadPart / setHidden / removePart: the part's overlays join the page flagged premium; the hidden
+    teaser is neither drawn, measured nor played; taken off, its media element lets go of its URL and the GPU holds
+    as many geometries and textures as before it came."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.fixture_app import CODE, build_fixture, create_fixture_app
+
+    fixture = build_fixture(tmp_path / "fixture")
+    server, base = serve_in_thread(create_fixture_app(fixture))
+    urls = {name: f"{base}/pub/a/{pub}" for name, (pub, _) in fixture.files.items()}
+    try:
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            try:
+                page = browser.new_page()
+                errors = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(f"{base}/v/{CODE}?nosw=1")
+                out = page.evaluate(PART_JS, {"glbUrl": urls["page.glb"], "videoUrl": urls["greenscreen.mp4"]})
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+    assert not errors, errors
+    d = out["during"]
+    assert d["premiumFlags"] and sorted(d["partOverlays"]) == sorted(out["freeIds"])
+    assert d["overlays"] == 2 * len(out["freeIds"])
+    assert not d["teaserVisible"] and d["teaserHidden"] and d["measured"] == [True], "only the premium v1 is measured"
+    assert d["videoSrc"] and d["teaserPausedAfterShow"]
+    assert out["loaded"]["geometries"] > out["base"]["geometries"], "the part was drawn"
+    assert out["loaded"]["textures"] > out["base"]["textures"], "with its video"
+    assert out["removed"] is True and out["again"] is False
+    assert sorted(out["overlaysAfter"]) == sorted(out["freeIds"]) and out["teaserVisibleAfter"]
+    assert out["after"]["geometries"] == out["base"]["geometries"]
+    assert out["after"]["textures"] == out["base"]["textures"]
+    assert out["videoAfter"]["src"] is None and out["videoAfter"]["paused"]
