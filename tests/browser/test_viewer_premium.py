@@ -44,6 +44,17 @@ FAIL_PREMIUM_VIDEO_JS = """(id) => {
   const el = o.controller.element, before = { src: el.src, currentTime: el.currentTime };
   el.dispatchEvent(new Event('error'));
   return before; }"""
+# Entries as an older worker might have left them (a premium blob, a reader answer); and the purge asked of the worker.
+PLANT_JS = """async () => {
+  await (await caches.open('baonhung-pub-v1')).put('/pub/p/' + 'ab'.repeat(32) + '.mp4', new Response('premium'));
+  const shell = (await caches.keys()).find((n) => n.startsWith('baonhung-shell-'));
+  await (await caches.open(shell)).put('/api/v1/reader/me', new Response('{}'));
+  return 2; }"""
+SW_PURGE_JS = """() => new Promise((resolve) => {
+  const channel = new MessageChannel();
+  channel.port1.onmessage = (e) => resolve(e.data);
+  setTimeout(() => resolve(null), 5000);  // a worker that does not answer
+  navigator.serviceWorker.controller.postMessage({ type: 'purge-private' }, [channel.port2]); })"""
 # Is the URL answered from the HTTP cache alone? (only-if-cached needs mode same-origin; a miss rejects or is 504)
 HTTP_CACHED_JS = """async (url) => { try {
     const r = await fetch(url, { cache: 'only-if-cached', mode: 'same-origin', credentials: 'same-origin' });
@@ -242,6 +253,17 @@ def test_a_reader_unlocks_a_premium_video_and_signing_out_leaves_nothing(publish
                   f"attached +{m['premium']['attachedAt'] - m['first']:.0f} ms)")
             assert advances(page, premium_id, premium=True) > 0.3, (page.evaluate(STATE_JS), page.evaluate(PREMIUM_JS))
 
+            # --- the service worker runs and has cached this visit's free artifacts, none of the premium ones -------
+            wait_state(page, "s.offlineReady", 20)
+            cached = page.evaluate(CACHED_URLS_JS)
+            assert any("/pub/a/" in u for u in cached), "the service worker cached the free artifacts"
+            assert not [u for u in cached if "/pub/p/" in u or "/api/v1/reader/" in u], "premium bytes never cached"
+            # told to purge, it deletes any such entry (one an older worker may have left) and says how many
+            assert page.evaluate(PLANT_JS) == 2
+            assert page.evaluate(SW_PURGE_JS) == {"type": "purged", "removed": 2}
+            assert not [u for u in page.evaluate(CACHED_URLS_JS) if "/pub/p/" in u or "/api/v1/reader/" in u]
+            page.evaluate(PLANT_JS)  # and the sign-out purges them too
+
             # --- sign out: the premium video is gone and nothing of it is kept ---------------------------------
             page.click("#reader-open")
             page.wait_for_selector("#reader-account:not([hidden])")
@@ -250,9 +272,8 @@ def test_a_reader_unlocks_a_premium_video_and_signing_out_leaves_nothing(publish
             assert media_of(page, premium_id, premium=True) is None
             assert not media_of(page, premium_id, premium=False)["hidden"], "the teaser is back"
             wait_state(page, f"s.premium.badges.some(b => b.id === '{premium_id}' && b.visible)", 10)
-            wait_state(page, "s.offlineReady", 20)  # the service worker runs and cached what this visit loaded
             cached = page.evaluate(CACHED_URLS_JS)
-            assert cached, "the service worker cached the free artifacts"  # else the next check proves nothing
+            assert any("/pub/a/" in u for u in cached), "the free artifacts stay cached"
             assert not [u for u in cached if "/pub/p/" in u or "/api/v1/reader/" in u]
             for url in set(private_urls):
                 assert page.evaluate(HTTP_CACHED_JS, url) == 0, f"{url} is servable from the HTTP cache"
