@@ -120,3 +120,42 @@ def test_a_premium_event_of_a_published_free_overlay_is_a_422_and_stores_nothing
     rows = stored(s)
     assert sorted((es.TYPE_NAMES[row.type], row.k) for row in rows) == [
         ("dropped", es.DROP_REASONS["not_premium"]), ("premium_redeemed", 0)]
+
+
+def test_a_published_premium_overlay_takes_its_events_end_to_end(tmp_path):
+    """An overlay created premium through the API, published: the page manifest says so, and the public ingest
+    stores its teaser, lock tap and redemption (nothing dropped)."""
+    from dataclasses import replace
+
+    from builder.config import Settings
+    from tests.conftest import auth, make_app, png_bytes, user_with_token
+    from tests.web.test_api import make_edition, make_page, make_publication
+
+    data = tmp_path / "d"
+    settings = replace(Settings.from_env({"BAONHUNG_DATA_DIR": str(data)}), events_rate_per_minute=10_000,
+                       events_session_rate_per_minute=10_000)
+    app = make_app(data, SETTINGS=settings)
+    client = app.test_client()
+    token = user_with_token(app, "ed@example.vn", "editor")
+    make_publication(client, token)
+    edition = make_edition(client, token)
+    page = make_page(client, token, edition["id"], png_bytes(620, 877, seed=21))
+    r = client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(token), content_type="multipart/form-data",
+                    data={"kind": "model3d", "stock": "pin", "access": "premium", "x_mm": "20", "y_mm": "30",
+                          "width_mm": "60", "height_mm": "60"})
+    assert r.status_code == 201, r.get_json()
+    overlay = r.get_json()["id"]
+    client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(token))
+    r = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(token))
+    assert r.status_code == 200, r.get_json()
+    t = now_ms() - 5_000
+    body = {"v": 1, "session": "sess-premium2", "entry": "qr", "events": [
+        {"type": "premium_impression", "t": t, "page": page["id"], "overlay": overlay},
+        {"type": "premium_lock_tap", "t": t + 1000, "page": page["id"], "overlay": overlay},
+        {"type": "premium_redeemed", "t": t + 3000, "page": page["id"], "overlay": overlay}]}
+    r = client.post("/api/v1/events", data=json.dumps(body), content_type="text/plain",
+                    headers={"User-Agent": PHONE_UA}, environ_base={"REMOTE_ADDR": "203.0.113.5"})
+    assert r.status_code == 204 and r.headers["X-Events-Stored"] == "3" and r.headers["X-Events-Dropped"] == "0"
+    rep = client.get(f"/api/v1/analytics/overlays/{overlay}", headers=auth(token)).get_json()["report"]
+    assert rep["premium"]["impressions"] == 1 and rep["premium"]["lock_taps"] == 1
+    assert rep["premium"]["redeemed_after_lock_tap"] == 1
