@@ -15,7 +15,8 @@
 // is first on screen), premium:lock_tap {overlay_id}, premium:redeemed {}.
 //
 // State for tests and debugging: window.__baonhung.premium = {state, reader, entitled, overlays, badges, shown,
-// part: {expiresAt, renewals, recoveries}, metrics: {partAt, attachedAt, playingAt}, error}.
+// part: {expiresAt, bundleBytes, renewals, recoveries}, metrics: {askedAt, partAt, bytesAt, attachedAt, playingAt} (performance.now()
+// ms: part asked for, answered, its bundle's bytes in, attached, its first media playing), error}.
 
 import { emit } from "./events.js";
 import { pickBundle } from "./manifest.js";
@@ -101,7 +102,8 @@ export class PremiumViewer {
     this.ui = ui;
     this.bind = bind;
     this.S = Object.assign(state, { state: "none", reader: null, entitled: false, overlays: [], badges: [], shown: [],
-                                    part: null, metrics: { partAt: null, attachedAt: null, playingAt: null },
+                                    part: null, metrics: { askedAt: null, partAt: null, bytesAt: null, attachedAt: null,
+                                                             playingAt: null },
                                     error: null });
     this.api = new ReaderApi(() => ui.lang);
     this.page = null;
@@ -130,8 +132,10 @@ export class PremiumViewer {
   // and for the part now, both at once, so a subscriber's part is known when the free bundle is on the paper.
   prepare(info) {
     if (!info.premium) return;
-    const answers = Promise.all([this.api.me(), this.api.part(info.premium.url)]);
-    const bundle = answers.then(([, part]) => {
+    this.S.metrics.askedAt = performance.now();
+    const asked = this.api.part(info.premium.url);
+    const answers = Promise.all([this.api.me(), asked]);
+    const bundle = asked.then((part) => {
       if (!part.ok) return null;
       this.S.metrics.partAt = performance.now();
       const chosen = pickBundle(part.data.bundles, location.href);
@@ -271,6 +275,7 @@ export class PremiumViewer {
       return { ok: false, status: 0, message: null };
     }
     if (page !== this.page || this.part) return answer;
+    this.S.metrics.bytesAt = performance.now();
     const part = await this.renderer.loadPart(bytes);
     if (page !== this.page || this.part) { this.renderer.removePart(part); return answer; }
     this.part = part;
@@ -291,8 +296,8 @@ export class PremiumViewer {
     this.doc = doc;
     this.docAt = Date.now();
     const exp = expiryMs(doc, this.docAt);
-    this.S.part = { expiresAt: exp, renewals: this.S.part ? this.S.part.renewals : 0,
-                    recoveries: this.S.part ? this.S.part.recoveries : 0 };
+    this.S.part = { expiresAt: exp, bundleBytes: pickBundle(doc.bundles, location.href).bytes,
+                    renewals: this.S.part ? this.S.part.renewals : 0, recoveries: this.S.part ? this.S.part.recoveries : 0 };
     clearTimeout(this.timer);
     if (exp !== null) this.timer = setTimeout(() => this.renew(), Math.max(RENEW_MIN_MS, RENEW_AT * (exp - Date.now())));
   }
