@@ -386,3 +386,60 @@ def test_a_part_is_hung_on_the_page_and_taken_off_with_its_gpu_resources_and_med
     assert out["after"]["geometries"] == out["base"]["geometries"]
     assert out["after"]["textures"] == out["base"]["textures"]
     assert out["videoAfter"]["src"] is None and out["videoAfter"]["paused"]
+
+
+# ---------- renewal of the part's URLs (premium.js, the reader API answered by a stand-in) ----------
+
+RENEWAL_JS = """async () => {
+  const m = await import('/v/static/premium.js');
+  const removed = [], hidden = [];
+  const renderer = { canvas: document.getElementById('gl'), width: 640, height: 480, visible: true,
+                     removePart: (p) => { removed.push(p); return true; },
+                     setHidden: (ids, h) => hidden.push([ids, h]) };
+  const ui = { lang: 'vi', t: (k) => k };
+  const pv = new m.PremiumViewer({ renderer, ui, bind: () => null, state: {} });
+  const asked = [];
+  // the part endpoint: 200 with URLs good for 6.5 s (renewed at 80 %, 5.2 s), then 403 (the entitlement revoked)
+  const answers = [{ ok: true, status: 200, data: { bundles: {}, media: [], expires_in: 6.5 } },
+                   { ok: false, status: 403, data: { error: 'not_entitled' }, error: 'not_entitled' }];
+  pv.api.part = async (url) => { asked.push([url, performance.now()]); return answers.shift(); };
+  pv.page = { pageId: '9', premium: { overlays: ['5'], url: '/api/v1/reader/pages/9/premium' } };
+  pv.S.overlays = ['5'];
+  const part = { overlays: [] };
+  pv.part = part;
+  const t0 = performance.now();
+  pv.takeDocument({ bundles: {}, media: [], expires_in: 6.5 });
+  const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+  await wait(5600);
+  const first = { asked: asked.map(([u, t]) => [u, Math.round(t - t0)]), renewals: pv.S.part.renewals,
+                  expiresIn: Math.round(pv.S.part.expiresAt - Date.now()) };
+  await wait(5600);
+  return { first, asked: asked.map(([u, t]) => [u, Math.round(t - t0)]), removed: removed.length === 1 && removed[0] === part,
+           hidden, state: pv.S.state, entitled: pv.S.entitled, partAfter: pv.S.part };
+}"""
+
+
+def test_the_part_is_renewed_at_80_percent_of_its_life_and_a_refused_renewal_takes_it_off(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.fixture_app import CODE, build_fixture, create_fixture_app
+
+    fixture = build_fixture(tmp_path / "fixture")
+    server, base = serve_in_thread(create_fixture_app(fixture))
+    try:
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            try:
+                page = browser.new_page()
+                page.goto(f"{base}/v/{CODE}?nosw=1")
+                out = page.evaluate(RENEWAL_JS)
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+    (url, at), = out["first"]["asked"]
+    assert url == "/api/v1/reader/pages/9/premium" and 5100 <= at <= 5500, out  # 80 % of 6.5 s
+    assert out["first"]["renewals"] == 1 and 5000 <= out["first"]["expiresIn"] <= 6600, out
+    assert len(out["asked"]) == 2 and out["asked"][1][1] - at >= 5000, out  # the renewed part renewed again
+    assert out["removed"] and out["hidden"] == [[["5"], False]], out  # refused: taken off, the teasers shown
+    assert out["state"] == "locked" and not out["entitled"] and out["partAfter"] is None
