@@ -23,6 +23,7 @@ import secrets
 import subprocess
 import tempfile
 from contextlib import contextmanager
+from typing import Callable
 from pathlib import Path
 
 import cv2
@@ -41,6 +42,8 @@ from .errors import ValidatorUnavailableError
 from .problems import PublishFailed, ServerFault, ServiceError
 from .services import PUBLISHERS, Actor, audit, require_role
 from .storage import AssetStore, sha256_file
+# the catalog's format and its pure edits: the contract module both sides import
+from viewer_api.published import next_catalog as _next_catalog, set_policy as _set_policy
 
 log = logging.getLogger(__name__)
 # Failures of the server rather than of the edition's content: a 500 with an incident id, not the 422 that tells the
@@ -53,6 +56,8 @@ GZIP_EXTS = ("glb", "json", "bin")
 # 2-3x screen, ~15-30 KB as JPEG instead of the 1-1.4 MB page image.
 THUMBNAIL_WIDTH_PX = 320
 THUMBNAIL_JPEG_QUALITY = 80
+# A publish's progress report: (pages_done, pages_total), called page by page (builder.jobs records it).
+Progress = Callable[[int, int], None]
 
 
 def _published_store(settings: Settings):
@@ -252,8 +257,10 @@ def _store_premium_part(page_id, split: premium.PageSplit, bundle: PageBundle, s
 
 
 def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str,
-                            options: BundleOptions = BundleOptions()) -> tuple[dict, _Artifacts, dict]:
+                            options: BundleOptions = BundleOptions(),
+                            progress: Progress | None = None) -> tuple[dict, _Artifacts, dict]:
     """Steps 2–3: markers, bundles and manifests for every page. Returns (catalog entries, artifacts, markers).
+    ``progress(pages_done, pages_total)`` is called before the first page and after each page (a job's progress).
 
     A page with premium overlays (``builder.premium``) gets its free bundles from the free spec (teasers in place
     of the premium overlays) and a premium part stored apart: ``entries["premium_pages"]`` (page id → part) and
@@ -265,6 +272,8 @@ def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str
     premium_blobs: set[str] = set()
     markers = {}
     page_manifests = []
+    if progress is not None:
+        progress(0, len(snapshot["pages"]))
     for page in snapshot["pages"]:
         marker = _train_stored_page(store, page["image_sha"], page["width_mm"], page["height_mm"], page["id"])
         markers[page["id"]] = marker
@@ -307,6 +316,8 @@ def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str
         page_manifests.append(manifest)
         page_entries[str(page["id"])] = {"manifest": manifest_sha, "marker": marker_sha,
                                          "browser_marker": browser_sha, "edition_id": ed["id"], "code": page["code"]}
+        if progress is not None:
+            progress(len(page_entries), len(snapshot["pages"]))
     edition_doc = edition_manifest(edition=ed, pages=page_manifests, published_at=published_at)
     edition_sha = artifacts.put(json.dumps(edition_doc, ensure_ascii=False, separators=(",", ":")).encode(), "json")
     # a blob both free and premium (the same file on a free overlay too) stays in both sets: /pub/a/ serves it as
@@ -343,55 +354,6 @@ def check_page_bundle(page: Page, store: AssetStore, options: BundleOptions = Bu
             "contributors": [{"label": label, "bytes": size} for label, size in bundle.contributors[:5]],
             "warnings": [{"code": w.code, "message": w.message, **w.values} for w in bundle.warnings],
         }
-
-
-def _next_catalog(current: dict, edition_id: int, publication: str, code: str, version: int | None,
-                  entries: dict | None, artifacts: _Artifacts | None, index_name: str | None) -> dict:
-    """The catalog with one edition replaced (``entries``) or removed (``entries is None``), its premium part
-    (``premium_pages``, ``premium_artifacts``) with it."""
-    cat = json.loads(json.dumps(current))  # deep copy
-    old_pages = [pid for pid, e in cat["pages"].items() if int(e["edition_id"]) == edition_id]
-    for pid in old_pages:
-        cat["pages"].pop(pid)
-    premium_pages = cat.setdefault("premium_pages", {})
-    for pid in [pid for pid, e in premium_pages.items() if int(e["edition_id"]) == edition_id]:
-        premium_pages.pop(pid)
-    premium_per_edition = cat.setdefault("premium_artifacts", {})
-    premium_per_edition.pop(str(edition_id), None)
-    cat["codes"] = {c: t for c, t in cat["codes"].items() if int(t["edition_id"]) != edition_id}
-    cat["editions"].pop(str(edition_id), None)
-    if entries is not None:
-        cat["editions"][str(edition_id)] = {"manifest": entries["edition"], "code": code,
-                                            "publication": publication, "version": version}
-        cat["codes"][code] = {"edition_id": edition_id, "page_id": None}
-        for pid, entry in entries["pages"].items():
-            cat["pages"][pid] = entry
-            cat["codes"][entry["code"]] = {"edition_id": edition_id, "page_id": int(pid)}
-        premium_pages.update(entries.get("premium_pages", {}))
-        if entries.get("premium_artifacts"):
-            premium_per_edition[str(edition_id)] = list(entries["premium_artifacts"])
-    # The servable blobs are those listed for a published edition (viewer_api.published derives the set).
-    per_edition = cat.setdefault("edition_artifacts", {})
-    gz = cat.setdefault("gzip", {})
-    if entries is None:
-        per_edition.pop(str(edition_id), None)
-    else:
-        per_edition[str(edition_id)] = sorted(artifacts.keys)
-        gz.update(artifacts.gzip)
-    live = {key for keys in per_edition.values() for key in keys}
-    cat["gzip"] = {k: v for k, v in gz.items() if k in live}
-    cat["index"] = index_name
-    cat["updated_at"] = utcnow().isoformat() + "Z"
-    return cat
-
-
-def _set_policy(catalog: dict, publication) -> None:
-    """The publication's premium policy in the catalog (the public side reads nothing else)."""
-    policies = catalog.setdefault("publication_policies", {})
-    if publication.premium_free_after_days:
-        policies[str(publication.id)] = {"premium_free_after_days": int(publication.premium_free_after_days)}
-    else:
-        policies.pop(str(publication.id), None)
 
 
 PREMIUM_FREE_AFTER_MAX_DAYS = 3650
@@ -499,8 +461,8 @@ def _write_index(published_dir: Path, current: dict, edition_id: int, new_marker
     return _save_index(published_dir, index, str(edition_id))
 
 
-def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: Actor, edition: Edition,
-                    options: BundleOptions = BundleOptions()) -> PublishedVersion:
+def check_publishable(actor: Actor, edition: Edition) -> dict:
+    """What a publish refuses at once (role, status, no pages, nothing new); returns the edition's snapshot."""
     require_role(actor, PUBLISHERS)
     if edition.status != EditionStatus.in_review.value:
         raise ServiceError("wrong_status", http_status=409, status=edition.status)
@@ -510,6 +472,20 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
     if edition.published_version is not None and snapshot == edition.published_version.snapshot:
         # resubmitted with no change: an identical version would only be noise in the history
         raise ServiceError("no_changes", http_status=409, version=edition.published_version.version)
+    return snapshot
+
+
+def check_unpublishable(actor: Actor, edition: Edition) -> None:
+    """What an unpublish refuses at once (role, nothing published)."""
+    require_role(actor, PUBLISHERS)
+    if edition.published_version_id is None:
+        raise ServiceError("wrong_status", http_status=409, status=edition.status)
+
+
+def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: Actor, edition: Edition,
+                    options: BundleOptions = BundleOptions(), progress: Progress | None = None) -> PublishedVersion:
+    """Publish ``edition`` (steps 1-6 above). ``progress(pages_done, pages_total)``: see build_edition_artifacts."""
+    snapshot = check_publishable(actor, edition)
     published = _published_store(settings)
     published_at = utcnow().isoformat() + "Z"
     try:
@@ -518,7 +494,7 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
             db.refresh(edition)
             if edition.status != EditionStatus.in_review.value:
                 raise ServiceError("wrong_status", http_status=409, status=edition.status)
-            entries, artifacts, markers_ = build_edition_artifacts(snapshot, store, published_at, options)
+            entries, artifacts, markers_ = build_edition_artifacts(snapshot, store, published_at, options, progress)
             current = published.catalog()
             scopes = (f"edition:{edition.id}", f"publication:{edition.publication.slug}")
             index_name = _write_index(published.dir, current, edition.id, markers_, scopes, store)
@@ -576,9 +552,7 @@ def _without_paths(text: str, settings: Settings) -> str:
 
 
 def unpublish_edition(db: Session, store: AssetStore, settings: Settings, actor: Actor, edition: Edition) -> None:
-    require_role(actor, PUBLISHERS)
-    if edition.published_version_id is None:
-        raise ServiceError("wrong_status", http_status=409, status=edition.status)
+    check_unpublishable(actor, edition)
     published = _published_store(settings)
     with _publish_lock(published.dir):
         current = published.catalog()
