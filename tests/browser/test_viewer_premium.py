@@ -6,7 +6,10 @@ A signed-out reader sees the premium video's teaser with a lock while the free v
 in the reader sheet over the running camera, redeems a printed code; the premium video plays on the paper (without
 reloading the page). Opened again as a subscriber, the premium video follows the first free overlay (the extra
 time is printed). Signed out: the premium video is gone, the lock is back, and no premium byte is in CacheStorage
-nor servable from the HTTP cache.
+nor servable from the HTTP cache. Signed in again, then revoked: the open viewer takes the premium video off.
+
+Beside the walk: the renderer's parts alone (GPU resources and media released), and the renewal of the part's URLs.
+Not marked realtime: the camera shows a still page, nothing is timed against the clip.
 """
 from __future__ import annotations
 
