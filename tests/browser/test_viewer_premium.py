@@ -446,3 +446,43 @@ def test_the_part_is_renewed_at_80_percent_of_its_life_and_a_refused_renewal_tak
     assert len(out["asked"]) == 2 and out["asked"][1][1] - at >= 5000, out  # the renewed part renewed again
     assert out["removed"] and out["hidden"] == [[["5"], False]], out  # refused: taken off, the teasers shown
     assert out["state"] == "locked" and not out["entitled"] and out["partAfter"] is None
+
+
+def test_premium_overlays_free_for_everyone_after_the_publications_days_play_signed_out(published):
+    """A publication whose premium overlays become free one day after the edition's date (2026-12-07: free from
+    midnight in Viet Nam, 2026-12-07 17:00 UTC): a signed-out reader gets the premium video, no lock, no sheet."""
+    from playwright.sync_api import sync_playwright
+
+    from builder import services as svc
+    from builder.models import Publication
+    from builder.publish import set_premium_free_after
+
+    app = published["app"]
+    state = app.extensions["baonhung"]
+
+    def policy(days):
+        db = state.sessionmaker()
+        try:
+            set_premium_free_after(db, state.settings, svc.SYSTEM, db.query(Publication).one(), days)
+        finally:
+            db.close()
+
+    premium_id, errors, private_urls = published["premium_id"], [], []
+    policy(1)
+    try:
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw, clip=published["y4m"])
+            try:
+                context, page = open_viewer(browser, published, errors, private_urls)
+                wait_state(page, "s.overlaysVisible && s.premium.state === 'entitled'", 40)
+                wait_state(page, f"s.media.some(m => m.id === '{premium_id}' && m.premium && m.currentTime > 0)", 20)
+                assert advances(page, premium_id, premium=True) > 0.3, "the premium video plays, signed out"
+                assert not page.evaluate("() => window.__baonhung.premium.badges.some(b => b.visible)")
+                assert page.evaluate("() => window.__baonhung.premium.reader.signed_in") is False
+                assert any("access=free" in u for u in private_urls if "/pub/p/" in u)
+                assert not errors, errors
+                context.close()
+            finally:
+                browser.close()
+    finally:
+        policy(None)

@@ -231,7 +231,9 @@ export class PremiumViewer {
     }
     if (page !== this.page) return;
     this.setReader(me.ok ? me.data : { signed_in: false });
-    if (this.S.reader.signed_in) await this.loadPart(part, early && early.bundle.catch(() => null));
+    // signed in, or the part answered anyway: a publication may make its premium overlays free for everyone some
+    // days after the edition's date (the part then comes with URLs bound to no session, "free": true)
+    if (this.S.reader.signed_in || (part && part.ok)) await this.loadPart(part, early && early.bundle.catch(() => null));
     else this.S.state = "locked";
   }
 
