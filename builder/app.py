@@ -33,6 +33,7 @@ class BaoNhung:
     bundle_options: object  # builder.bundle.BundleOptions used when publishing
     published: object  # viewer_api.published.PublishedStore
     csrf_exempt_blueprints: set = field(default_factory=set)
+    jobs: object = None  # builder.jobs.JobQueue: publish / unpublish jobs (issue 28)
 
 
 SWEEP_EVERY_S = 3600
@@ -112,6 +113,10 @@ def create_app(test_config: dict | None = None) -> Flask:
                      limits=limits or UploadLimits.from_env(settings.extra),
                      bundle_options=bundle_options or BundleOptions(), published=PublishedStore(settings.data_dir))
     app.extensions["baonhung"] = state
+    from .jobs import JobQueue
+
+    # JOBS_IMMEDIATE (tests: on unless a test asks for the real queue): a job runs inside the request that queues it
+    state.jobs = JobQueue.create(state, immediate=bool(app.config.get("JOBS_IMMEDIATE", app.config.get("TESTING"))))
     from .publish import upgrade_index
 
     if upgrade_index(settings, store):

@@ -5,7 +5,8 @@ Examples::
     baonhung db upgrade
     baonhung create-user --email admin@toasoan.vn --role admin --token
     baonhung demo
-    baonhung serve --host 0.0.0.0 --port 8000 [--https]
+    baonhung serve --host 0.0.0.0 --port 8000 [--https] [--no-worker]
+    baonhung worker                                 # publish jobs (serve also runs them, unless --no-worker)
     baonhung backup baonhung-2026-12-07.tar.gz      # while the server runs
     baonhung restore baonhung-2026-12-07.tar.gz     # into an empty data dir/database, server stopped
     baonhung analytics rollup                       # raw readership events -> daily aggregates (also hourly in serve)
@@ -244,11 +245,34 @@ def cmd_serve(args) -> int:
             from .analytics import start_rollup_schedule  # readership rollups, now and every hour (issue 26)
 
             start_rollup_schedule(s, app.extensions["baonhung"].sessionmaker, app.logger)
+            if not args.no_worker:  # publish jobs in this process too: the one-machine default (issue 28)
+                from .jobs import start_consumer_thread
+
+                start_consumer_thread(app.extensions["baonhung"].jobs, app.logger)
             if args.https:
                 app.config["SESSION_COOKIE_SECURE"] = True
             return app
 
     _Server().run()
+    return 0
+
+
+def cmd_worker(args) -> int:
+    """Run publish / unpublish jobs from the queue (BAONHUNG_QUEUE_URL; default SQLite under the data directory)
+    until stopped: SIGINT finishes the running job first, SIGTERM stops at once (the job is run again by the next
+    worker's start, or marked failed after its second interruption)."""
+    import logging
+
+    from .app import create_app
+    from .db import upgrade
+    from .jobs import run_consumer
+
+    s = _settings()
+    upgrade(s.database_url)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app({"SETTINGS": s, "JOBS_IMMEDIATE": False})  # sweeps what an interrupted publish left
+    print(f"Báo Nhúng worker: jobs from {s.queue_url or s.data_dir / 'queue' / 'huey.db'}", flush=True)
+    run_consumer(app.extensions["baonhung"].jobs, workers=args.threads, logger=app.logger)
     return 0
 
 
@@ -261,7 +285,14 @@ def main(argv=None) -> int:
     p.add_argument("--port", type=int, default=8000, choices=range(1, 65536), metavar="1-65535")
     p.add_argument("--https", action="store_true", help="self-signed HTTPS so phones on the LAN allow the camera")
     p.add_argument("--threads", type=int, default=SERVE_THREADS)
+    p.add_argument("--no-worker", action="store_true",
+                   help="do not run publish jobs in this process (a separate `baonhung worker` runs them)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run publish / unpublish jobs from the queue (BAONHUNG_QUEUE_URL)")
+    p.add_argument("--threads", type=int, default=1, choices=range(1, 17), metavar="1-16",
+                   help="jobs at once (publishes of one data directory take turns on its publish lock)")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("create-user", help="create an account (the first admin comes from here)")
     p.add_argument("--email", required=True)

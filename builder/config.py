@@ -48,6 +48,8 @@ class Settings:
     mail_from: str = "Báo Nhúng <no-reply@localhost>"
     premium_url_ttl_s: int = 300  # life of a signed premium URL; also the longest a revocation takes to bite
     entitlements_secret: str = ""  # HMAC key of the entitlements API (the payment system's); empty: API off
+    # issue 28: the publish job queue; empty: SQLite at <data>/queue/huey.db; redis://… or postgresql://… (huey)
+    queue_url: str = ""
     extra: dict = field(default_factory=dict)
 
     def derived_key(self, purpose: str) -> bytes:
@@ -104,8 +106,17 @@ class Settings:
             mail_from=env.get("BAONHUNG_MAIL_FROM", "") or "Báo Nhúng <no-reply@localhost>",
             premium_url_ttl_s=_ranged(env, "BAONHUNG_PREMIUM_URL_TTL", 300, 30, 600),
             entitlements_secret=_entitlements_secret(env),
+            queue_url=_queue_url(env),
             extra={k: v for k, v in env.items() if k.startswith("BAONHUNG_MAX_")},
         )
+
+
+def _queue_url(env: dict) -> str:
+    value = env.get("BAONHUNG_QUEUE_URL", "").strip()
+    if value and not value.startswith(("redis://", "rediss://", "postgresql://", "postgresql+psycopg://")):
+        raise ConfigError(f"BAONHUNG_QUEUE_URL must be empty (SQLite under the data directory), redis://… or "
+                          f"postgresql://…, not {value!r}")
+    return value
 
 
 def _entitlements_secret(env: dict) -> str:

@@ -365,3 +365,35 @@ class ApiNonce(Base):
     key_id: Mapped[str] = mapped_column(String(40))
     nonce: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+# Issue 28: publishing (and unpublishing) runs as a background job (builder.jobs); the editor polls its row.
+JOB_KINDS = ("publish", "unpublish")
+JOB_STATUSES = ("queued", "running", "done", "failed")
+
+
+class Job(Base):
+    """One publish or unpublish of an edition, queued by the editor and run by a worker. ``active`` is True while
+    the job is queued or running and NULL after: the unique (edition_id, active) pair allows one active job per
+    edition (NULLs never collide, on SQLite and PostgreSQL alike). ``error``: {"code", "values"} of the
+    ServiceError that ended it (its message is rendered in the asker's language)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("edition_id", "active", name="uq_job_active_edition"), NO_REUSE)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    address: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    active: Mapped[Optional[bool]] = mapped_column(Boolean, default=True)
+    pages_done: Mapped[int] = mapped_column(Integer, default=0)
+    pages_total: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[Optional[dict]] = mapped_column(JSON)
+    version: Mapped[Optional[int]] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str] = mapped_column(String(200), default="")  # host:pid of the worker running it
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    heartbeat_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)

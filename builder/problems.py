@@ -150,6 +150,24 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Liên kết nội dung đăng ký không hợp lệ hoặc đã hết hạn. Hãy mở lại trang để lấy liên kết mới.",
         "en": "The subscriber content link is invalid or has expired. Open the page again for a new link.",
     },
+    # issue 28: a public process without (or cut off from) the readers database still serves free content
+    "readers_unavailable": {
+        "vi": "Tài khoản bạn đọc tạm thời không dùng được. Nội dung miễn phí vẫn xem được; hãy thử lại sau ít phút.",
+        "en": "Reader accounts are unavailable for the moment. Free content still works; try again in a few minutes.",
+    },
+    # issue 28: publishing as a background job (builder/jobs.py)
+    "job_active": {
+        "vi": "Số báo đang có việc #{job_id} chờ hoặc đang chạy (xuất bản / gỡ xuất bản). Hãy đợi việc đó xong rồi "
+              "thử lại.",
+        "en": "Job #{job_id} of this edition (publish / unpublish) is queued or running. Wait for it to finish, "
+              "then try again.",
+    },
+    "job_interrupted": {
+        "vi": "Việc xuất bản bị gián đoạn {attempts} lần (máy chủ xử lý dừng giữa chừng); phiên bản cũ vẫn đang phục "
+              "vụ bạn đọc. Hãy xuất bản lại.",
+        "en": "The publish was interrupted {attempts} times (the worker stopped mid-way); the previous version keeps "
+              "serving readers. Publish again.",
+    },
 }
 
 STATUS_VI = {"draft": "bản nháp", "in_review": "chờ duyệt", "published": "đã xuất bản"}
@@ -197,6 +215,7 @@ WHAT_VI = {
     "reader": "bạn đọc",
     "code_batch": "lô mã",
     "member": "thành viên",
+    "job": "việc xuất bản",
 }
 
 

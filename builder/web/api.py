@@ -9,8 +9,8 @@ from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 from .. import services as svc
 from ..models import AuditEntry, Edition, Overlay, Page, Publication
 from ..problems import MissingField, ServiceError
-from ..publish import check_page_bundle, publish_edition, unpublish_edition
-from .common import actor, db, login_required, settings, store
+from ..publish import check_page_bundle
+from .common import actor, db, lang, login_required, settings, store
 from .openapi import openapi_document
 from .serialize import edition_json, overlay_json, page_json, publication_json
 
@@ -154,22 +154,40 @@ def send_back_edition(edition_id):
 @api_bp.post("/editions/<edition_id>/publish")
 @login_required
 def publish(edition_id):
-    edition = svc.get_or_404(db(), Edition, edition_id, "edition")
-    from flask import current_app
-
-    version = publish_edition(db(), store(), settings(), actor(), edition,
-                              current_app.extensions["baonhung"].bundle_options)
-    payload = edition_json(edition)
-    payload["published_version"] = version.version
-    return jsonify(payload)
+    """Queue the edition's publish (checked at once: role, status) and answer 202 with the job to poll."""
+    return _job_accepted(_submit(edition_id, "publish"))
 
 
 @api_bp.post("/editions/<edition_id>/unpublish")
 @login_required
 def unpublish(edition_id):
+    return _job_accepted(_submit(edition_id, "unpublish"))
+
+
+def _submit(edition_id, kind: str):
+    from ..jobs import submit_job
+
     edition = svc.get_or_404(db(), Edition, edition_id, "edition")
-    unpublish_edition(db(), store(), settings(), actor(), edition)
-    return jsonify(edition_json(edition))
+    return submit_job(db(), current_app.extensions["baonhung"].jobs, actor(), edition, kind)
+
+
+def _job_accepted(job):
+    from ..jobs import job_json
+
+    response = jsonify(job_json(job, lang()))
+    response.status_code = 202
+    response.headers["Location"] = url_for("api.get_job", job_id=job.id)
+    return response
+
+
+@api_bp.get("/jobs/<job_id>")
+@login_required
+def get_job(job_id):
+    """A publish / unpublish job: its status and progress page by page (the editor's page polls it)."""
+    from ..jobs import job_json
+    from ..models import Job
+
+    return jsonify(job_json(svc.get_or_404(db(), Job, job_id, "job"), lang()))
 
 
 # ------------------------------------------------------------------------------------------ pages
@@ -277,21 +295,16 @@ def delete_overlay(overlay_id):
 @login_required
 def get_asset(sha):
     """A stored upload, for the editor's previews of drafts (authenticated; the public side never serves drafts)."""
+    from viewer_api.public import send_blob
+
     from ..storage import StorageError
 
-    st = store()
+    mime = request.args.get("type") if request.args.get("type") in _PREVIEW_TYPES else "application/octet-stream"
     try:
-        path = st.path(sha)
+        blob = store().send(sha, mime, etag=sha, cache_control="private, max-age=3600")
     except StorageError:
         abort(404)
-    if not path.is_file():
-        abort(404)
-    from flask import send_file
-
-    response = send_file(path, mimetype=request.args.get("type") if request.args.get("type") in _PREVIEW_TYPES
-                         else "application/octet-stream", conditional=True, etag=sha, max_age=3600)
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
+    return send_blob(blob)
 
 
 _PREVIEW_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif", "image/apng", "video/mp4", "video/webm",

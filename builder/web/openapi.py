@@ -155,9 +155,15 @@ def openapi_document() -> dict:
                         body=_json({"comment": {"type": "string", "maxLength": 4000}}, ("comment",)),
                         roles=PUBLISHERS, params=("edition_id",))},
         "/api/v1/editions/{edition_id}/publish": {
-            "post": _op("Publish: freeze an immutable version, build bundles and markers", roles=PUBLISHERS, params=("edition_id",))},
+            "post": _op("Publish: queue a job that freezes an immutable version and builds bundles and markers; "
+                        "202 with the job (Location: the job to poll), 409 while another job of the edition is "
+                        "queued or running", "202", roles=PUBLISHERS, params=("edition_id",))},
         "/api/v1/editions/{edition_id}/unpublish": {
-            "post": _op("Withdraw the published version", roles=PUBLISHERS, params=("edition_id",))},
+            "post": _op("Withdraw the published version: queue a job; 202 with the job", "202", roles=PUBLISHERS,
+                        params=("edition_id",))},
+        "/api/v1/jobs/{job_id}": {
+            "get": _op("A publish / unpublish job: {id, kind, edition_id, status: queued|running|done|failed, "
+                       "pages_done, pages_total, error: {error, message}|null, version}", params=("job_id",))},
         "/api/v1/editions/{edition_id}/pages": {
             "get": _op("List pages", params=("edition_id",)),
             "post": _op("Add a print page (JPEG, PNG or PDF)", "201",

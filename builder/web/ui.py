@@ -26,7 +26,7 @@ from ..importers import PAGE_PRESETS, KIND_FORMATS, accept_attribute
 from ..models import (OVERLAY_KINDS, ROLES, ApiToken, AuditEntry, Edition, Page, Publication,
                       PublishedVersion, PublishFailure, User)
 from ..premium import POSTER_REQUIRED, TEASERS_BY_KIND
-from ..problems import Forbidden, MissingField, PublishFailed, ServiceError
+from ..problems import Forbidden, MissingField, ServiceError
 from ..services import Actor, audit
 from .common import CSP_DEFAULT, actor, client_address, db, lang, login_required, safe_next, settings, store
 from .serialize import page_json
@@ -273,6 +273,21 @@ def _edition(edition_id) -> Edition:
     return svc.get_or_404(db(), Edition, edition_id, "edition")
 
 
+def _shown_job(ed: Edition) -> dict | None:
+    """The job the edition page follows: the edition's queued or running one, else the one named by ``?job=``
+    (the page the publish form leads to, or reloads when the job ends) — as the API answers it."""
+    from ..jobs import active_job, job_json
+    from ..models import Job
+
+    job = active_job(db(), ed.id)
+    named = request.args.get("job", "")
+    if job is None and named.isdigit() and len(named) <= 18:
+        job = db().get(Job, int(named))
+        if job is not None and job.edition_id != ed.id:
+            job = None
+    return job_json(job, lang()) if job is not None else None
+
+
 @ui_bp.get("/editions/<edition_id>")
 @login_required
 def edition(edition_id):
@@ -283,7 +298,7 @@ def edition(edition_id):
                             .order_by(PublishFailure.at.desc()).limit(10)).all()
     users = {u.id: u.email for u in db().scalars(select(User)).all()}
     return render_template("edition.html", edition=ed, versions=versions, failures=failures, users=users,
-                           presets=PAGE_PRESETS, unchanged=svc.unchanged_since_published(ed),
+                           presets=PAGE_PRESETS, unchanged=svc.unchanged_since_published(ed), job=_shown_job(ed),
                            size_choice=session.get(PAGE_SIZE_CHOICE) or {"preset": ""})
 
 
@@ -362,27 +377,28 @@ def send_back_edition(edition_id):
 @ui_bp.post("/editions/<edition_id>/publish")
 @roles_required(svc.PUBLISHERS)
 def publish_edition(edition_id):
-    from ..publish import publish_edition as publish
-
-    ed = _edition(edition_id)
-    try:
-        version = publish(db(), store(), settings(), actor(), ed)
-    except PublishFailed as err:  # recorded as a PublishFailure, listed on the edition page
-        flash(err.message(lang()), "error")
-    else:
-        flash(_("Published as version %(version)s.", version=version.version), "ok")
-    return redirect(url_for("ui.edition", edition_id=ed.id))
+    return _submit_job(edition_id, "publish")
 
 
 @ui_bp.post("/editions/<edition_id>/unpublish")
 @roles_required(svc.PUBLISHERS)
 def unpublish_edition(edition_id):
-    from ..publish import unpublish_edition as unpublish
+    return _submit_job(edition_id, "unpublish")
+
+
+def _submit_job(edition_id, kind: str):
+    """Queue a publish / unpublish job (refusals at once, as before) and show the edition page, which follows the
+    job's progress page by page. A job already finished (a queue that runs jobs at once) is reported right away."""
+    from ..jobs import job_json, submit_job
 
     ed = _edition(edition_id)
-    unpublish(db(), store(), settings(), actor(), ed)
-    flash(_("Unpublished. Readers no longer see this edition."), "ok")
-    return redirect(url_for("ui.edition", edition_id=ed.id))
+    job = submit_job(db(), current_app.extensions["baonhung"].jobs, actor(), ed, kind)
+    if job.status == "done":
+        flash(_("Published as version %(version)s.", version=job.version) if kind == "publish"
+              else _("Unpublished. Readers no longer see this edition."), "ok")
+    elif job.status == "failed":  # a failed publish is also listed with the edition's publish failures
+        flash(job_json(job, lang())["error"]["message"], "error")
+    return redirect(url_for("ui.edition", edition_id=ed.id, job=job.id))
 
 
 @ui_bp.post("/pages/<page_id>/delete")

@@ -80,7 +80,7 @@ def server(tmp_path_factory):
                           "y_mm": "300", "width_mm": "80", "height_mm": "30"})
     link = r.get_json()["id"]
     client.post(f"/api/v1/editions/{edition}/submit", headers=auth(token))
-    assert client.post(f"/api/v1/editions/{edition}/publish", headers=auth(token)).status_code == 200
+    assert client.post(f"/api/v1/editions/{edition}/publish", headers=auth(token)).status_code == 202
     ids = {"edition": edition, "page": page, "link": link}
     for i, body in enumerate(aim_sessions(ids)):
         r = client.post("/api/v1/events", data=json.dumps(body), content_type="text/plain",

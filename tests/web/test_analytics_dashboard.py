@@ -61,7 +61,7 @@ def publish_fixture_page(app, client, token) -> dict:
     audio = r.get_json()["id"]
     client.post(f"/api/v1/editions/{edition}/submit", headers=auth(token))
     r = client.post(f"/api/v1/editions/{edition}/publish", headers=auth(token))
-    assert r.status_code == 200, r.get_json()
+    assert r.status_code == 202 and r.get_json()["status"] == "done", r.get_json()
     return {"edition": edition, "page": page, "link": link, "audio": audio}
 
 

@@ -429,8 +429,12 @@ def test_publish_freezes_a_version_readers_keep_until_next_publish(client, users
     assert client.get(f"/pub/a/{draft_image}.png").status_code == 404
     _submit(client, designer, edition_id)
     r = client.post(f"/api/v1/editions/{edition_id}/publish", headers=auth(editor))
-    assert r.status_code == 200, r.get_json()
-    assert r.get_json()["published"] is True and r.get_json()["published_version"] == 1
+    assert r.status_code == 202, r.get_json()  # a job; the test app runs it before answering
+    job = r.get_json()
+    assert job["kind"] == "publish" and job["status"] == "done" and job["version"] == 1 and job["error"] is None
+    assert job["pages_done"] == job["pages_total"] == 1 and r.headers["Location"].endswith(f"/api/v1/jobs/{job['id']}")
+    body = client.get(f"/api/v1/editions/{edition_id}", headers=auth(editor)).get_json()
+    assert body["published"] is True and body["published_version"] == 1
     manifest = client.get(f"/pub/editions/{edition_id}/manifest.json").get_json()
     assert manifest["pages"][0]["page_id"] == str(page["id"])
     page_manifest = client.get(f"/pub/pages/{page['id']}/manifest.json").get_json()
@@ -445,7 +449,7 @@ def test_publish_freezes_a_version_readers_keep_until_next_publish(client, users
     publish = [e for e in entries if e["action"] == "edition.publish"]
     assert publish and publish[0]["user"] == "editor@example.vn" and publish[0]["detail"]["version"] == 1
     # unpublish: recorded, and readers get 404
-    assert client.post(f"/api/v1/editions/{edition_id}/unpublish", headers=auth(editor)).status_code == 200
+    assert client.post(f"/api/v1/editions/{edition_id}/unpublish", headers=auth(editor)).status_code == 202
     assert client.get(f"/pub/pages/{page['id']}/manifest.json").status_code == 404
     assert client.get(page_manifest["bundles"]["full"]["url"]).status_code == 404
     entries = client.get("/api/v1/audit", headers=auth(users.tokens["admin"])).get_json()["entries"]
@@ -603,7 +607,7 @@ def test_two_concurrent_publishes_after_one_submit_make_one_version(app, client,
     client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer))
     calls = [("POST", f"/api/v1/editions/{edition['id']}/publish", {"headers": auth(editor)})] * 2
     codes = sorted(code for code, _ in _concurrently(app, calls))
-    assert codes == [200, 409], codes
+    assert codes == [202, 409], codes
     body = client.get(f"/api/v1/editions/{edition['id']}", headers=auth(editor)).get_json()
     assert body["published_version"] == 1
 
@@ -621,14 +625,14 @@ def test_no_empty_version_after_a_publish_without_changes(client, users, page_pn
     edition = make_edition(client, designer)
     page = make_page(client, designer, edition["id"], page_png)
     client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer))
-    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).status_code == 200
+    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).status_code == 202
     r = client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer, "en"))
     assert r.status_code == 409 and r.get_json()["error"] == "no_changes" and "version 1" in r.get_json()["message"]
     client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(designer),
                 json={"kind": "link", "url": "https://example.org", "x_mm": 10, "y_mm": 10, "width_mm": 30,
                       "height_mm": 20})
     assert client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer)).status_code == 200
-    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).status_code == 200
+    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).status_code == 202
     body = client.get(f"/api/v1/editions/{edition['id']}", headers=auth(editor)).get_json()
     assert body["published_version"] == 2
 

@@ -41,7 +41,7 @@ def test_failed_publish_keeps_the_previous_version_and_records_why(client, users
     edition = make_edition(client, designer)
     page = make_page(client, designer, edition["id"], png_bytes(620, 877, seed=12))
     client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer))
-    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).status_code == 200
+    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).status_code == 202
     published = client.get(f"/pub/pages/{page['id']}/manifest.json").get_json()
     catalog_before = (app.extensions["baonhung"].published.catalog_path).read_bytes()
 
@@ -57,8 +57,10 @@ def test_failed_publish_keeps_the_previous_version_and_records_why(client, users
 
     monkeypatch.setattr(publish_mod, "build_page_bundle", broken)
     r = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor, "en"))
-    assert r.status_code == 422 and r.get_json()["error"] == "publish_failed"
-    assert "previous version keeps serving" in r.get_json()["message"]
+    job = r.get_json()  # a job: the test app runs it before answering
+    assert r.status_code == 202 and job["status"] == "failed" and job["error"]["error"] == "publish_failed"
+    assert "previous version keeps serving" in job["error"]["message"]
+    assert client.get(f"/api/v1/jobs/{job['id']}", headers=auth(editor, "en")).get_json() == job
     assert client.get(f"/pub/pages/{page['id']}/manifest.json").get_json() == published
     assert app.extensions["baonhung"].published.catalog_path.read_bytes() == catalog_before
     from sqlalchemy import select
@@ -73,7 +75,7 @@ def test_failed_publish_keeps_the_previous_version_and_records_why(client, users
     assert body["published_version"] == 1 and body["status"] == "in_review"
 
 
-def test_a_server_fault_during_publish_is_a_500_with_an_incident_not_a_path(app, client, users, monkeypatch, caplog):
+def test_a_server_fault_during_publish_fails_its_job_with_an_incident_not_a_path(app, client, users, monkeypatch, caplog):
     """Issue 25: with published/ unwritable, publish answered 422 with "PermissionError … '/…/published/…'"."""
     designer, editor = users.tokens["designer"], users.tokens["editor"]
     make_publication(client, designer)
@@ -89,8 +91,10 @@ def test_a_server_fault_during_publish_is_a_500_with_an_incident_not_a_path(app,
 
     monkeypatch.setattr(publish_mod, "_publish_lock", unwritable)
     r = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor, "en"))
-    body = r.get_json()
-    assert r.status_code == 500 and body["error"] == "server_error"
+    job = r.get_json()
+    assert r.status_code == 202 and job["status"] == "failed"
+    body = job["error"]
+    assert body["error"] == "server_error"
     assert "/" not in body["message"].replace("n/a", "") and "Permission" not in body["message"]
     incident = body["message"].split("Incident ")[1].split(":")[0]
     assert any(incident in rec.getMessage() for rec in caplog.records)  # the log line the admin looks up
@@ -102,7 +106,7 @@ def test_a_server_fault_during_publish_is_a_500_with_an_incident_not_a_path(app,
     failure = db.scalars(select(PublishFailure)).one()
     db.close()
     assert incident in failure.error and lock_path in failure.error  # the admins' record keeps the detail
-    vi = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor, "vi")).get_json()["message"]
+    vi = client.get(f"/api/v1/jobs/{job['id']}", headers=auth(editor, "vi")).get_json()["error"]["message"]
     assert "Mã sự cố" in vi
 
 
@@ -182,15 +186,15 @@ def test_unreferenced_blobs_older_than_a_day_are_collected_and_nothing_in_use(ap
     client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(designer), content_type="multipart/form-data",
                 data={"kind": "link", "url": "https://example.org", **PLACEMENT})
     client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer))
-    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).status_code == 200
+    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).status_code == 202
     state = app.extensions["baonhung"]
     store = state.store
     old = time.time() - 2 * 24 * 3600
-    in_use = sorted(store.keys())
+    in_use = sorted(store.list())
     for key in in_use:  # everything is old now: only references keep a blob
-        os.utime(store.path(key), (old, old))
+        os.utime(store._path(key), (old, old))
     orphan_old = store.put_bytes(b"left by a killed publish")
-    os.utime(store.path(orphan_old), (old, old))
+    os.utime(store._path(orphan_old), (old, old))
     orphan_new = store.put_bytes(b"an upload whose row is not committed yet")
     swept = sweep_leftovers(state)
     assert swept["unreferenced_blobs"] == 1

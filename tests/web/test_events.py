@@ -40,7 +40,7 @@ def site(tmp_path_factory):
     assert r.status_code == 201, r.get_json()
     overlay = r.get_json()
     client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(token))
-    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(token)).status_code == 200
+    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(token)).status_code == 202
     yield {"app": app, "client": client, "edition": edition["id"], "page": page["id"], "overlay": overlay["id"],
            "token": token, "data": data}
 

@@ -147,7 +147,7 @@ def test_a_published_premium_overlay_takes_its_events_end_to_end(tmp_path):
     overlay = r.get_json()["id"]
     client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(token))
     r = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(token))
-    assert r.status_code == 200, r.get_json()
+    assert r.status_code == 202 and r.get_json()["status"] == "done", r.get_json()
     t = now_ms() - 5_000
     body = {"v": 1, "session": "sess-premium2", "entry": "qr", "events": [
         {"type": "premium_impression", "t": t, "page": page["id"], "overlay": overlay},

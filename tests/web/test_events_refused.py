@@ -61,7 +61,7 @@ def test_rate_limited_batches_are_counted_and_the_site_dashboard_shows_refused_a
     edition = make_edition(client, token)
     page = make_page(client, token, edition["id"], png_bytes(620, 877, seed=21))
     client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(token))
-    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(token)).status_code == 200
+    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(token)).status_code == 202
     s = {"app": app, "client": client, "page": page["id"], "edition": edition["id"], "data": data}
     good = {"v": 1, "session": "sess-ratelim1", "entry": "qr",
             "events": [{"type": "dwell", "t": now_ms(), "page": page["id"], "ms": 1000},

@@ -66,7 +66,7 @@ def test_authoring_and_publishing_work_on_postgresql(empty_db, tmp_path):
     make_page(client, token, edition["id"], png_bytes(620, 877, seed=4))
     headers = {"Authorization": f"Bearer {token}"}
     assert client.post(f"/api/v1/editions/{edition['id']}/submit", headers=headers).status_code == 200
-    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=headers).status_code == 200
+    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=headers).status_code == 202
     assert client.get(f"/pub/editions/{edition['id']}/manifest.json").status_code == 200
     app.extensions["baonhung"].engine.dispose()
 

@@ -30,7 +30,7 @@ def published(client, users):
     assert r.status_code == 201, r.get_json()
     client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer))
     r = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor))
-    assert r.status_code == 200, r.get_json()
+    assert r.status_code == 202 and r.get_json()["status"] == "done", r.get_json()
     return {"edition": edition, "page": page}
 
 
