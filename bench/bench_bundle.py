@@ -232,7 +232,9 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 def fallback_app(store, gz: dict[str, str]):
     """Used only while the product's app cannot start: the same headers on a minimal static route."""
-    from flask import Flask, abort, request, send_file
+    from flask import Flask, abort, request
+
+    from viewer_api.public import send_blob
 
     app = Flask("bench_bundle_static")
     mimes = {"glb": "model/gltf-binary", "mp4": "video/mp4", "m4a": "audio/mp4", "jpg": "image/jpeg",
@@ -243,11 +245,10 @@ def fallback_app(store, gz: dict[str, str]):
         if ext not in mimes or not store.exists(sha):
             abort(404)
         if sha in gz and "gzip" in request.headers.get("Accept-Encoding", "") and "Range" not in request.headers:
-            response = send_file(store.path(gz[sha]), mimetype=mimes[ext], conditional=True, etag=f"{sha}-gz")
+            response = send_blob(store.send(gz[sha], mimes[ext], etag=f"{sha}-gz", cache_control=IMMUTABLE))
             response.headers["Content-Encoding"] = "gzip"
         else:
-            response = send_file(store.path(sha), mimetype=mimes[ext], conditional=True, etag=sha)
-        response.headers["Cache-Control"] = IMMUTABLE
+            response = send_blob(store.send(sha, mimes[ext], etag=sha, cache_control=IMMUTABLE))
         response.headers["Vary"] = "Accept-Encoding"
         return response
 

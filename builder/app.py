@@ -16,7 +16,7 @@ from .db import make_engine, make_sessionmaker
 from .i18n import compile_catalogs
 from .bundle import BundleOptions
 from .importers import UploadLimits
-from .storage import AssetStore, make_store
+from .storage import AssetStore, store_from_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,7 +106,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
 
     engine = make_engine(settings.database_url)
-    store = make_store(settings.storage_backend, root=settings.data_dir / "store")
+    store = store_from_settings(settings)
     from viewer_api.published import PublishedStore
 
     state = BaoNhung(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine), store=store,

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEV_SECRET = "dev-only-insecure-secret-key"  # used only when BAONHUNG_ENV=development
 
@@ -22,7 +24,13 @@ class Settings:
     database_url: str
     secret_key: str
     env: str = "development"  # development | production
-    storage_backend: str = "local"
+    storage_backend: str = "local"  # local | s3 (builder/storage.py, builder/storage_s3.py)
+    s3_endpoint: str = ""  # http(s)://host[:port] of an S3-compatible service; empty: AWS's own for the region
+    s3_bucket: str = ""  # required with s3
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""  # with the secret key, or neither (boto3's own chain: environment, instance role)
+    s3_secret_key: str = ""
+    s3_prefix: str = "blobs/"  # object names are <prefix><sha256>: the bucket may hold other things beside
     base_url: str = ""  # public URL used in QR deep links; empty = derived from the request
     login_max_failures: int = 5  # failures before the account+address pair is locked …
     login_lock_seconds: int = 300  # … for this long (throttle against password guessing)
@@ -48,6 +56,8 @@ class Settings:
     mail_from: str = "Báo Nhúng <no-reply@localhost>"
     premium_url_ttl_s: int = 300  # life of a signed premium URL; also the longest a revocation takes to bite
     entitlements_secret: str = ""  # HMAC key of the entitlements API (the payment system's); empty: API off
+    # issue 28: the public app's database, for the reader tables only; empty: DATABASE_URL; "none": no reader accounts
+    readers_database_url: str = ""
     # issue 28: the publish job queue; empty: SQLite at <data>/queue/huey.db; redis://… or postgresql://… (huey)
     queue_url: str = ""
     extra: dict = field(default_factory=dict)
@@ -81,7 +91,8 @@ class Settings:
             database_url=database_url,
             secret_key=secret,
             env=mode,
-            storage_backend=env.get("BAONHUNG_STORAGE", "local"),
+            storage_backend=_choice(env, "BAONHUNG_STORAGE", "local", ("local", "s3")),
+            **_s3_settings(env),
             base_url=env.get("BAONHUNG_BASE_URL", "").rstrip("/"),
             login_max_failures=int(env.get("BAONHUNG_LOGIN_MAX_FAILURES", 5)),
             login_lock_seconds=int(env.get("BAONHUNG_LOGIN_LOCK_SECONDS", 300)),
@@ -106,6 +117,7 @@ class Settings:
             mail_from=env.get("BAONHUNG_MAIL_FROM", "") or "Báo Nhúng <no-reply@localhost>",
             premium_url_ttl_s=_ranged(env, "BAONHUNG_PREMIUM_URL_TTL", 300, 30, 600),
             entitlements_secret=_entitlements_secret(env),
+            readers_database_url=env.get("BAONHUNG_READERS_DATABASE_URL", "").strip(),
             queue_url=_queue_url(env),
             extra={k: v for k, v in env.items() if k.startswith("BAONHUNG_MAX_")},
         )
@@ -125,6 +137,43 @@ def _entitlements_secret(env: dict) -> str:
         raise ConfigError("BAONHUNG_ENTITLEMENTS_SECRET must be at least 32 characters "
                           "(generate one with: python -c 'import secrets; print(secrets.token_hex(32))')")
     return value
+
+
+S3_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3's bucket naming rules (3-63 characters)
+S3_REGION_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+S3_PREFIX_RE = re.compile(r"^([A-Za-z0-9._-]{1,64}/){0,4}$")  # empty, or up to 4 plain path segments ending in "/"
+
+
+def _s3_settings(env: dict) -> dict:
+    """The S3 store's settings; ConfigError naming the variable when one is malformed, or when BAONHUNG_STORAGE=s3
+    lacks a bucket or has only one of the two keys."""
+    out = {
+        "s3_endpoint": env.get("BAONHUNG_S3_ENDPOINT", "").strip().rstrip("/"),
+        "s3_bucket": env.get("BAONHUNG_S3_BUCKET", "").strip(),
+        "s3_region": env.get("BAONHUNG_S3_REGION", "").strip() or "us-east-1",
+        "s3_access_key": env.get("BAONHUNG_S3_ACCESS_KEY", "").strip(),
+        "s3_secret_key": env.get("BAONHUNG_S3_SECRET_KEY", "").strip(),
+        "s3_prefix": env.get("BAONHUNG_S3_PREFIX", "blobs/").strip(),
+    }
+    endpoint = out["s3_endpoint"]
+    if endpoint:
+        parsed = urlsplit(endpoint)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/") \
+                or parsed.query or parsed.username:
+            raise ConfigError(f"BAONHUNG_S3_ENDPOINT must be http(s)://host[:port], not {endpoint!r}")
+    if out["s3_bucket"] and not S3_BUCKET_RE.match(out["s3_bucket"]):
+        raise ConfigError("BAONHUNG_S3_BUCKET must be 3-63 lowercase letters, digits, dots and hyphens, "
+                          f"not {out['s3_bucket']!r}")
+    if not S3_REGION_RE.match(out["s3_region"]):
+        raise ConfigError(f"BAONHUNG_S3_REGION must be a region name such as ap-southeast-1, not {out['s3_region']!r}")
+    if not S3_PREFIX_RE.match(out["s3_prefix"]):
+        raise ConfigError(f"BAONHUNG_S3_PREFIX must be empty or path segments ending in '/', not {out['s3_prefix']!r}")
+    if bool(out["s3_access_key"]) != bool(out["s3_secret_key"]):
+        raise ConfigError("BAONHUNG_S3_ACCESS_KEY and BAONHUNG_S3_SECRET_KEY go together: set both, or neither")
+    storage = env.get("BAONHUNG_STORAGE", "").strip().lower()
+    if storage == "s3" and not out["s3_bucket"]:
+        raise ConfigError("BAONHUNG_STORAGE=s3 needs BAONHUNG_S3_BUCKET")
+    return out
 
 
 def _choice(env: dict, name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -27,7 +27,7 @@ from .config import Settings
 from .importers import UploadLimits
 from .models import Publication, User
 from .publish import publish_edition
-from .storage import make_store
+from .storage import store_from_settings
 
 DEMO_SLUG = "bao-yen-bai"
 DEMO_ACCOUNTS = (("admin@baonhung.local", "admin"), ("editor@baonhung.local", "editor"),
@@ -136,7 +136,7 @@ def seed_demo(db: Session, settings: Settings, password: str | None = None) -> D
     for email, role in DEMO_ACCOUNTS:
         if db.scalar(select(User).where(User.email == email)) is None:
             svc.create_user(db, svc.SYSTEM, email, role, password, name=f"Demo {role}")
-    store = make_store(settings.storage_backend, root=settings.data_dir / "store")
+    store = store_from_settings(settings)
     limits = UploadLimits.from_env(settings.extra)
     pub = db.scalar(select(Publication).where(Publication.slug == DEMO_SLUG))
     if pub is None:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .models import Overlay, Page, PublishedVersion
-from .storage import AssetStore
+from .storage import AssetStore, StorageError
 
 HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
 MIN_AGE_S = 24 * 3600
@@ -58,13 +58,13 @@ def collect_garbage(db: Session, store: AssetStore, catalog: dict, min_age_s: fl
         return []
     cutoff = time.time() - min_age_s
     garbage = []
-    for key in list(store.keys()):
+    for key in list(store.list()):
         if key in refs:
             continue
         try:
-            if store.path(key).stat().st_mtime > cutoff:
+            if store.modified(key) > cutoff:
                 continue
-        except OSError:
+        except StorageError:  # gone meanwhile, or the store did not answer: nothing to delete
             continue
         garbage.append(key)
         if not dry_run:

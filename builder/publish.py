@@ -22,7 +22,7 @@ import logging
 import secrets
 import subprocess
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Callable
 from pathlib import Path
 
@@ -225,17 +225,22 @@ class _Artifacts:
         return key
 
 
-def _page_spec(page: dict, store: AssetStore) -> PageSpec:
+def _page_spec(page: dict, store: AssetStore, copies: ExitStack) -> PageSpec:
+    """The page as the bundle builder takes it; its files are the store's local copies, valid while ``copies`` is
+    open."""
+    def path(key):
+        return copies.enter_context(store.local_copy(key)) if key else None
+
     overlays = tuple(
         OverlaySpec(id=str(o["id"]), kind=o["kind"], x_mm=o["x_mm"], y_mm=o["y_mm"], width_mm=o["width_mm"],
                     height_mm=o["height_mm"], rotation_deg=o["rotation_deg"], elevation_mm=o["elevation_mm"],
                     scale=o["scale"], options=dict(o["options"]),
-                    asset_path=store.path(o["asset_sha"]) if o["asset_sha"] else None, asset_mime=o["asset_mime"],
-                    poster_path=store.path(o["poster_sha"]) if o["poster_sha"] else None, stock=o["stock"],
+                    asset_path=path(o["asset_sha"]), asset_mime=o["asset_mime"],
+                    poster_path=path(o["poster_sha"]), stock=o["stock"],
                     url=o["url"])
         for o in page["overlays"])
     return PageSpec(id=str(page["id"]), number=page["number"], width_mm=page["width_mm"],
-                    height_mm=page["height_mm"], image_path=store.path(page["image_sha"]), overlays=overlays)
+                    height_mm=page["height_mm"], image_path=path(page["image_sha"]), overlays=overlays)
 
 
 def _ext_of(name: str) -> str:
@@ -281,8 +286,8 @@ def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str
         browser_sha = artifacts.put(json.dumps(browser_marker(marker), separators=(",", ":")).encode(), "json")
         preview_sha = artifacts.add_existing(page["image_sha"])
         thumbnail_sha = artifacts.put(page_thumbnail(store.read(page["image_sha"])), "jpg")
-        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}bundle-") as work:
-            split = premium.split_page(_page_spec(page, store), premium.rules_of(page), Path(work) / "teasers",
+        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}bundle-") as work, ExitStack() as copies:
+            split = premium.split_page(_page_spec(page, store, copies), premium.rules_of(page), Path(work) / "teasers",
                                        options)
             if split.premium is not None:
                 part_bundle = build_page_bundle(split.premium, options, Path(work) / "premium")
@@ -339,8 +344,8 @@ def check_page_bundle(page: Page, store: AssetStore, options: BundleOptions = Bu
     """Build a draft page's bundle exactly as publishing would (nothing is stored) and report its sizes against
     the budgets, with warnings naming the biggest contributors — what a designer needs before sending for review.
     Raises BundleBuildError when the page cannot be packaged."""
-    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}bundle-check-") as work:
-        bundle = build_page_bundle(_page_spec(snapshot_page(page), store), options, Path(work))
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}bundle-check-") as work, ExitStack() as copies:
+        bundle = build_page_bundle(_page_spec(snapshot_page(page), store, copies), options, Path(work))
         streamed = sum(m.bytes for m in bundle.media if m.streamed)
         inline_media = sum(m.bytes for m in bundle.media if not m.streamed)
         return {

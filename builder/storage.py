@@ -1,7 +1,13 @@
 """Asset store: files addressed by their SHA-256, behind one interface.
 
-Modelled on CTFd's uploaders: one small interface, a local-disk implementation, chosen by a
-config key from a registry (S3 comes later and only has to implement the same methods).
+Modelled on CTFd's uploaders: one small interface, a local-disk and an S3 implementation, chosen by a config key
+from a registry (:data:`STORE_BACKENDS`; :func:`store_from_settings` builds the configured one).
+
+The interface (:class:`AssetStore`) is all a caller gets: ``put_bytes``/``put_file`` (return the key),
+``open`` (a binary stream), ``read``, ``exists``, ``size``, ``modified``, ``delete``, ``list`` (every key),
+``local_copy`` (a file path for a library that needs one, as a context manager) and ``send`` (a
+:class:`BlobSend` a web layer turns into a response with Range, ETag and 304; see ``viewer_api/public.py``
+``send_blob``). No caller outside this module (and :mod:`builder.storage_s3`) touches a blob's path.
 
 Layout of the local store (``root`` = ``$BAONHUNG_DATA_DIR/store``)::
 
@@ -10,16 +16,19 @@ Layout of the local store (``root`` = ``$BAONHUNG_DATA_DIR/store``)::
 Writes are atomic: the bytes go to a temporary file in the same directory, are flushed and
 fsync'ed, then renamed over the final name. A reader therefore sees either no file or the whole
 file, never a half-written one; an interrupted write leaves at most a ``.tmp-*`` file that
-:meth:`LocalDiskStore.sweep_temporaries` removes.
+:meth:`LocalDiskStore.sweep_temporaries` removes. (An S3 PUT is atomic per object, and a key is the
+content's digest, so two writers of one blob write the same bytes.)
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 COPY_CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough to bound memory per request
@@ -45,8 +54,33 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_key(key: str) -> str:
+    """``key`` when it is a lowercase hex SHA-256; StorageError otherwise (never a path outside the store)."""
+    if not isinstance(key, str) or not SHA256_RE.match(key):
+        raise StorageError(f"not a SHA-256 key: {key!r}", key if isinstance(key, str) else None)
+    return key
+
+
+@dataclass(frozen=True)
+class BlobSend:
+    """What a web layer needs to answer a GET for one blob, with no web framework in it.
+
+    ``open()`` gives a seekable binary stream of the whole blob (``size`` bytes); a Range request seeks it and reads
+    only the range (on S3 that is one ranged GetObject, issued on the first read — a 304 reads nothing).
+    ``etag`` is the strong validator (the key, or the key and a suffix), ``cache_control`` the header value or
+    None, ``conditional`` whether If-None-Match / Range are honoured."""
+
+    key: str
+    size: int
+    mime: str
+    etag: str
+    cache_control: str | None
+    conditional: bool
+    open: Callable[[], BinaryIO]
+
+
 class AssetStore:
-    """Interface every store implements. Keys are lowercase hex SHA-256 digests."""
+    """Interface every store implements. Keys are lowercase hex SHA-256 digests of the content."""
 
     def put_bytes(self, data: bytes) -> str:
         raise NotImplementedError
@@ -55,6 +89,7 @@ class AssetStore:
         raise NotImplementedError
 
     def open(self, key: str) -> BinaryIO:
+        """The blob as a readable, seekable binary stream (close it, or use it in ``with``)."""
         raise NotImplementedError
 
     def read(self, key: str) -> bytes:
@@ -67,11 +102,31 @@ class AssetStore:
     def size(self, key: str) -> int:
         raise NotImplementedError
 
+    def modified(self, key: str) -> float:
+        """When the blob was written (seconds since the epoch): garbage collection spares young blobs."""
+        raise NotImplementedError
+
     def delete(self, key: str) -> None:
         raise NotImplementedError
 
-    def keys(self) -> Iterator[str]:
+    def list(self) -> Iterator[str]:
+        """Every key in the store, in no particular order."""
         raise NotImplementedError
+
+    def local_copy(self, key: str) -> contextlib.AbstractContextManager[Path]:
+        """A context manager giving a file path holding the blob, for a library that needs a path (OpenCV, ffmpeg,
+        trimesh). The file must not be written to; it is valid only inside the ``with``."""
+        raise NotImplementedError
+
+    def send(self, key: str, mime: str, *, etag: str | None = None, cache_control: str | None = None,
+             conditional: bool = True) -> BlobSend:
+        """A :class:`BlobSend` for the blob; StorageError when there is no such blob."""
+        return BlobSend(key=key, size=self.size(key), mime=mime, etag=etag or key, cache_control=cache_control,
+                        conditional=conditional, open=lambda: self.open(key))
+
+    def sweep_temporaries(self) -> int:
+        """Remove leftovers of interrupted writes; returns how many were removed (none where writes are atomic)."""
+        return 0
 
 
 class LocalDiskStore(AssetStore):
@@ -81,14 +136,12 @@ class LocalDiskStore(AssetStore):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def path(self, key: str) -> Path:
-        """Filesystem path of a blob (local store only; used to stream files with Range support)."""
-        if not SHA256_RE.match(key or ""):
-            raise StorageError(f"not a SHA-256 key: {key!r}", key)
+    def _path(self, key: str) -> Path:
+        check_key(key)
         return self.root / key[:2] / key[2:4] / key
 
     def _atomic_write(self, key: str, write) -> str:
-        final = self.path(key)
+        final = self._path(key)
         if final.exists():
             return key
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -119,32 +172,44 @@ class LocalDiskStore(AssetStore):
 
     def open(self, key: str) -> BinaryIO:
         try:
-            return open(self.path(key), "rb")
+            return open(self._path(key), "rb")
         except FileNotFoundError as exc:
             raise StorageError(f"no blob {key}", key) from exc
 
     def exists(self, key: str) -> bool:
         try:
-            return self.path(key).is_file()
+            return self._path(key).is_file()
         except StorageError:
             return False
 
     def size(self, key: str) -> int:
         try:
-            return self.path(key).stat().st_size
+            return self._path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise StorageError(f"no blob {key}", key) from exc
+
+    def modified(self, key: str) -> float:
+        try:
+            return self._path(key).stat().st_mtime
         except FileNotFoundError as exc:
             raise StorageError(f"no blob {key}", key) from exc
 
     def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        self._path(key).unlink(missing_ok=True)
 
-    def keys(self) -> Iterator[str]:
+    def list(self) -> Iterator[str]:
         for p in self.root.glob("*/*/*"):
             if SHA256_RE.match(p.name):
                 yield p.name
 
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        path = self._path(key)
+        if not path.is_file():
+            raise StorageError(f"no blob {key}", key)
+        yield path  # the blob itself: no copy on local disk
+
     def sweep_temporaries(self) -> int:
-        """Remove leftovers of interrupted writes; returns how many were removed."""
         removed = 0
         for p in self.root.glob("*/*/.tmp-*"):
             p.unlink(missing_ok=True)
@@ -152,13 +217,33 @@ class LocalDiskStore(AssetStore):
         return removed
 
 
-STORE_BACKENDS = {"local": LocalDiskStore}
+def _s3_store(**options) -> AssetStore:
+    from .storage_s3 import S3Store  # boto3 is imported only when S3 is configured
+
+    return S3Store(**options)
+
+
+STORE_BACKENDS: dict[str, Callable[..., AssetStore]] = {"local": LocalDiskStore, "s3": _s3_store}
 
 
 def make_store(backend: str, **options) -> AssetStore:
     """Build the configured store; ``backend`` is a key of :data:`STORE_BACKENDS`."""
     try:
-        cls = STORE_BACKENDS[backend]
+        factory = STORE_BACKENDS[backend]
     except KeyError:
         raise StorageError(f"unknown storage backend {backend!r}; known: {sorted(STORE_BACKENDS)}") from None
-    return cls(**options)
+    return factory(**options)
+
+
+def store_options(settings) -> dict:
+    """The options of the configured backend, from :class:`builder.config.Settings`."""
+    if settings.storage_backend == "s3":
+        return {"endpoint": settings.s3_endpoint, "bucket": settings.s3_bucket, "region": settings.s3_region,
+                "access_key": settings.s3_access_key, "secret_key": settings.s3_secret_key,
+                "prefix": settings.s3_prefix}
+    return {"root": settings.data_dir / "store"}
+
+
+def store_from_settings(settings) -> AssetStore:
+    """The asset store ``settings`` configure (``BAONHUNG_STORAGE``: local disk under the data directory, or S3)."""
+    return make_store(settings.storage_backend, **store_options(settings))

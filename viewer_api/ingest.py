@@ -179,7 +179,7 @@ class PublishedLookup:
         sha = entry["manifest"]
         cached = self._pages.get(sha)
         if cached is None:
-            manifest = json.loads(self.store.path(sha).read_bytes())
+            manifest = json.loads(self.store.read(sha))
             edition_id = int(entry["edition_id"])
             cached = PublishedPage(int(page_id), edition_id, self.edition_publication(edition_id) or "",
                                    float(manifest.get("width_mm") or 0), float(manifest.get("height_mm") or 0),

@@ -9,7 +9,7 @@ short-lived signed URLs. Contract: docs/PREMIUM.md "Serving the premium part".
   HMAC over name, expiry and the SHA-256 of the reader cookie; expiry in the future and within the TTL), then the
   blob must be in the published catalog's premium set. 403 ``premium_link_invalid`` for a bad, expired or foreign
   URL, 404 for a blob that is not premium and published — a JSON error either way, never a premium byte. Range
-  requests work (``send_file`` conditional). ``Cache-Control: private, no-store``; no CORS headers, and
+  requests work (``AssetStore.send`` through ``public.send_blob``). ``Cache-Control: private, no-store``; no CORS headers, and
   ``Cross-Origin-Resource-Policy: same-origin``: no other site may embed the bytes.
 - A publication may make its premium overlays free N days after an edition's date (``premium_free_after_days``, in
   the catalog's ``publication_policies``): from then on the part goes to anyone, with URLs bound to no session
@@ -21,12 +21,14 @@ import json
 import re
 import time
 
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, current_app, jsonify, request
 
-from builder.premium import check_signature, sign_url
+from builder.premium_urls import check_signature, sign_url
 from builder.problems import ServiceError, error_payload
+from builder.storage import StorageError
 
-from .public import EXT_MIME
+from .public import EXT_MIME, send_blob
+from .readerdb import UNAVAILABLE_ERRORS, db, unavailable
 from .readers_api import current_reader, session_binding
 
 premium_bp = Blueprint("premium", __name__)
@@ -69,6 +71,14 @@ def _service_error(err: ServiceError):
     return response
 
 
+def _database_unavailable(err):
+    return _service_error(unavailable(err))
+
+
+for _error_class in UNAVAILABLE_ERRORS:  # no readers database, or it cannot be reached: 503, never a 500
+    premium_bp.register_error_handler(_error_class, _database_unavailable)
+
+
 @premium_bp.after_request
 def _private(response):
     response.headers["Cache-Control"] = NO_STORE
@@ -90,7 +100,6 @@ def _part(sha: str) -> dict:
 @premium_bp.get("/api/v1/reader/pages/<int:page_id>/premium")
 def premium_part(page_id: int):
     from builder.entitlements import is_entitled
-    from builder.web.common import db
 
     state = _state()
     entry = state.published.premium_page(page_id)
@@ -139,7 +148,8 @@ def premium_blob(sha: str, ext: str):
         raise ServiceError("premium_link_invalid", http_status=403)  # the policy was changed back since
     if ext not in PREMIUM_EXT_MIME or not HEX64.fullmatch(sha) or not state.published.is_premium_blob(sha):
         raise ServiceError("premium_not_found", http_status=404)
-    path = state.store.path(sha)
-    if not path.is_file():
-        raise ServiceError("premium_not_found", http_status=404)
-    return send_file(path, mimetype=PREMIUM_EXT_MIME[ext], conditional=True, etag=sha, max_age=0)
+    try:
+        blob = state.store.send(sha, PREMIUM_EXT_MIME[ext], etag=sha, cache_control=NO_STORE)
+    except StorageError:
+        raise ServiceError("premium_not_found", http_status=404) from None
+    return send_blob(blob)

@@ -1,8 +1,11 @@
 """Public endpoints: immutable content-addressed artifacts, manifests, and ``POST /api/v1/recognize``."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request, send_file
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import wrap_file
+
+from builder.storage import BlobSend, StorageError
 
 public_bp = Blueprint("public", __name__)
 
@@ -52,25 +55,72 @@ def _cors(response):
     return response
 
 
+def send_blob(blob: BlobSend) -> Response:
+    """The response for a store's :class:`BlobSend` (``AssetStore.send``): the stream with its length, ETag and
+    Cache-Control, and when conditional werkzeug's If-None-Match (304) and Range (206, 416) handling. The stream is
+    opened only when the body is sent (a 304 reads nothing from the store)."""
+    stream = _LazyStream(blob.open)
+    response = Response(wrap_file(request.environ, stream), mimetype=blob.mime, direct_passthrough=True)
+    response.content_length = blob.size
+    response.set_etag(blob.etag)
+    if blob.cache_control is not None:
+        response.headers["Cache-Control"] = blob.cache_control
+    if blob.conditional:
+        response = response.make_conditional(request, accept_ranges=True, complete_length=blob.size)
+        if response.status_code in (304, 412):
+            stream.close()
+    return response
+
+
+class _LazyStream:
+    """A file-like object that opens the store's stream on first use (seek, read)."""
+
+    def __init__(self, opener):
+        self._opener, self._fh = opener, None
+
+    def _file(self):
+        if self._fh is None:
+            self._fh = self._opener()
+        return self._fh
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file().seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file().tell() if self._fh is not None else 0
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file().read(size)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
 def _send_blob(sha: str, mime: str, compressible: bool, cache_control: str):
     """Send a published blob: its gzip copy when the client accepts gzip (and asks no byte range), else the blob
     itself with Range/ETag support."""
     state = _state()
     gz = state.published.gzip_copy(sha) if compressible else None
-    if gz and "gzip" in request.headers.get("Accept-Encoding", "") and "Range" not in request.headers:
-        response = send_file(state.store.path(gz), mimetype=mime, conditional=True, etag=f"{sha}-gz")
-        response.headers["Content-Encoding"] = "gzip"
-    else:
-        response = send_file(state.store.path(sha), mimetype=mime, conditional=True, etag=sha)
+    try:
+        if gz and "gzip" in request.headers.get("Accept-Encoding", "") and "Range" not in request.headers:
+            response = send_blob(state.store.send(gz, mime, etag=f"{sha}-gz", cache_control=cache_control))
+            response.headers["Content-Encoding"] = "gzip"
+        else:
+            response = send_blob(state.store.send(sha, mime, etag=sha, cache_control=cache_control))
+    except StorageError:
+        abort(404)
     response.headers["Vary"] = "Accept-Encoding"
-    response.headers["Cache-Control"] = cache_control
     return _cors(response)
 
 
-def _blob_kind(path, sha: str) -> str | None:
+def _blob_kind(store, sha: str) -> str | None:
     """The kind of a blob by its signature (cached: blobs are immutable)."""
     if sha not in _kind_cache:
-        with open(path, "rb") as fh:
+        with store.open(sha) as fh:
             head = fh.read(16)
         kind = next((k for offset, magic, k in _SIGNATURES if head[offset:offset + len(magic)] == magic), None)
         if kind is None and len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
@@ -86,9 +136,9 @@ def artifact(sha: str, ext: str):
     """A published blob, under its own type only. 404 for anything not in the published catalog (drafts share the
     store) and for an extension that is not the blob's."""
     state = _state()
-    if ext not in EXT_MIME or not state.published.is_published_blob(sha) or not state.store.path(sha).is_file():
+    if ext not in EXT_MIME or not state.published.is_published_blob(sha) or not state.store.exists(sha):
         abort(404)
-    if ext not in _EXTENSIONS_OF[_blob_kind(state.store.path(sha), sha)]:
+    if ext not in _EXTENSIONS_OF[_blob_kind(state.store, sha)]:
         abort(404)
     return _send_blob(sha, EXT_MIME[ext], ext in COMPRESSIBLE, IMMUTABLE)
 

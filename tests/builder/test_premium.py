@@ -321,7 +321,7 @@ def test_garbage_collection_keeps_the_premium_blobs_the_catalog_names(tmp_path):
     orphan = store.put_bytes(b"nobody's")
     old = time.time() - 3 * 24 * 3600
     for key in (part, blob, orphan):
-        os.utime(store.path(key), (old, old))
+        os.utime(store._path(key), (old, old))
     catalog = {"editions": {}, "pages": {}, "premium_pages": {"40": {"part": part, "publication_id": 1,
                                                                      "edition_id": 5}},
                "premium_artifacts": {"5": [blob]}}
