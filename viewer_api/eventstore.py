@@ -345,11 +345,11 @@ class WriterFull(RuntimeError):
 
 
 class _Pending:
-    __slots__ = ("rows", "done", "error")
+    __slots__ = ("rows", "finished", "error")
 
-    def __init__(self, rows: list[EventRow], wait: bool):
+    def __init__(self, rows: list[EventRow]):
         self.rows = rows
-        self.done = threading.Event() if wait else None
+        self.finished = False  # its transaction has committed or failed (set under the writer's lock)
         self.error: BaseException | None = None
 
 
@@ -362,19 +362,27 @@ FLUSH_WAIT_S = 30.0  # close(): at most this long to write what is queued
 
 
 class GroupCommitWriter:
-    """Appends from many request threads, written by one thread in few transactions (group commit).
+    """Appends from many request threads in few transactions (group commit).
 
-    A request's rows go into a bounded in-memory queue; the writer thread takes everything queued (at most
-    ``max_transaction_events`` rows) into one INSERT transaction, then the next lot: under load one commit carries
-    many batches, when idle each batch is written at once. ``ack``:
+    A request's rows go into a bounded in-memory queue and are written with whatever else is queued (at most
+    ``max_transaction_events`` rows) in one INSERT transaction: under load one commit carries many batches, when
+    idle each batch is written at once. ``ack``:
 
-    - ``"committed"`` (default): :meth:`append` returns once the transaction holding the rows has committed (an
-      error of that transaction is raised in the request); a 204 means stored. Past ``commit_wait_s`` it raises
-      WriterFull (the rows may still be written: the viewer does not resend, so no double count is made).
-    - ``"queued"``: :meth:`append` returns once the rows are queued. Faster to answer, but events answered 204 and
-      not yet committed (at most the queue, ~a transaction's time under load) are lost if the process dies
-      (kill -9, out of memory, power cut); a normal stop writes them (:meth:`close`, also at interpreter exit).
-      A failed transaction is retried once, then its rows are dropped and counted in ``lost``.
+    - ``"committed"`` (default), **leader-based**: the request that finds no transaction in progress is the leader:
+      in its own thread it takes the queue (its own rows among them), inserts and commits; requests arriving
+      meanwhile queue their rows and wait on a condition; when the leader is done the first waiting request whose
+      rows are still queued leads the next lot. :meth:`append` returns once the transaction holding the rows has
+      committed: a 204 means stored. An idle writer costs a request no thread hand-off at all (a writer thread cost
+      two GIL hand-offs per post, each a wait beside CPU-bound recognition threads). A failed transaction is rolled
+      back (nothing of it stored) and every batch in it gets :class:`WriterFull` (503). A request still queued after
+      ``commit_wait_s`` takes its rows out of the queue (never written) and gets WriterFull; one whose rows are in
+      the transaction being written when its time is up gets WriterFull too, and they may still be written (the
+      viewer does not resend, so nothing is counted twice).
+    - ``"queued"``: one writer thread writes the queue; :meth:`append` returns once the rows are queued. Faster to
+      answer, but events answered 204 and not yet committed (at most the queue, ~a transaction's time under load)
+      are lost if the process dies (kill -9, out of memory, power cut); a normal stop writes them (:meth:`close`,
+      also at interpreter exit). A failed transaction is retried once, then its rows are dropped and counted in
+      ``lost``.
 
     A full queue (``max_queued_events``) raises :class:`WriterFull`: never unbounded memory. INSERT only, like
     :class:`EventWriter`."""
@@ -396,9 +404,9 @@ class GroupCommitWriter:
         self._cond = threading.Condition()
         self._queue: collections.deque[_Pending] = collections.deque()
         self._queued_events = 0
-        self._busy = False  # the writer thread holds rows it has not committed yet
+        self._busy = False  # a transaction is being written (by a leader, or by the "queued" writer thread)
         self._closing = False
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # "queued" only
         self.transactions = 0  # committed (for tests and the bench)
         self.lost = 0  # events of "queued" batches whose transaction failed twice
 
@@ -409,7 +417,7 @@ class GroupCommitWriter:
     def append(self, rows: list[EventRow]) -> None:
         if not rows:
             return
-        pending = _Pending(rows, self.ack == "committed")
+        pending = _Pending(rows)
         with self._cond:
             if self._closing:
                 raise WriterFull("the events writer is closing")
@@ -417,64 +425,105 @@ class GroupCommitWriter:
                 raise WriterFull(f"{self._queued_events} events wait to be written (limit {self.max_queued_events})")
             self._queue.append(pending)
             self._queued_events += len(rows)
-            if self._thread is None:  # started by the first append: never in a process that forks afterwards
-                self._thread = threading.Thread(target=self._run, name="baonhung-events-writer", daemon=True)
-                self._thread.start()
-                atexit.register(self.close)
-            self._cond.notify()
-        if pending.done is None:
-            return
-        if not pending.done.wait(self.commit_wait_s):
-            raise WriterFull(f"the events store did not commit within {self.commit_wait_s:g} s")
+            if self.ack == "queued":
+                if self._thread is None:  # started by the first append: never in a process that forks afterwards
+                    self._thread = threading.Thread(target=self._run, name="baonhung-events-writer", daemon=True)
+                    self._thread.start()
+                    atexit.register(self.close)
+                self._cond.notify_all()
+                return
+            deadline = None
+            while not pending.finished:
+                if not self._busy:
+                    self._lead()  # writes the queue's head (this batch among it, unless the queue is long)
+                    continue
+                if deadline is None:
+                    deadline = time.monotonic() + self.commit_wait_s
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if pending in self._queue:  # not taken: out of the queue, never written
+                        self._queue.remove(pending)
+                        self._queued_events -= len(rows)
+                    raise WriterFull(f"the events store did not commit within {self.commit_wait_s:g} s")
+                self._cond.wait(left)
         if pending.error is not None:
-            raise pending.error
+            raise WriterFull(f"the events store could not write the batch: {pending.error}") from pending.error
 
-    def _take(self) -> list[_Pending] | None:
-        with self._cond:
-            while not self._queue:
-                if self._closing:
-                    return None
-                self._cond.wait()
-            lot, n = [], 0
-            while self._queue and (not lot or n + len(self._queue[0].rows) <= self.max_transaction_events):
-                p = self._queue.popleft()
-                lot.append(p)
-                n += len(p.rows)
-            self._queued_events -= n
-            self._busy = True
-            return lot
+    def _take(self) -> list[_Pending]:
+        """The queue's head up to a transaction's size (called holding the lock, with no transaction in progress)."""
+        lot, n = [], 0
+        while self._queue and (not lot or n + len(self._queue[0].rows) <= self.max_transaction_events):
+            p = self._queue.popleft()
+            lot.append(p)
+            n += len(p.rows)
+        self._queued_events -= n
+        self._busy = True
+        return lot
+
+    def _write(self, lot: list[_Pending], attempts: int) -> BaseException | None:
+        """One INSERT transaction of the lot's rows (called without the lock); the error, or None once committed."""
+        rows = [r for p in lot for r in p.rows]
+        error = None
+        for attempt in range(attempts):
+            try:
+                _insert_rows(self.engine, self._sql, rows)
+                return None
+            except Exception as exc:  # noqa: BLE001 - told to the waiting requests, or logged and counted
+                error = exc
+                if attempt + 1 < attempts:
+                    time.sleep(0.2)
+        return error
+
+    def _finish(self, lot: list[_Pending], error: BaseException | None) -> None:
+        """Called holding the lock: the lot's outcome to its requests, and the next one may begin."""
+        self._busy = False
+        if error is None:
+            self.transactions += 1
+        elif self.ack == "queued":
+            self.lost += sum(len(p.rows) for p in lot)
+        for p in lot:
+            p.error = error
+            p.finished = True
+        self._cond.notify_all()
+
+    def _log_failure(self, lot: list[_Pending], error: BaseException | None) -> None:
+        if error is not None and self.log is not None:
+            self.log.error("events writer: a transaction of %d events failed: %s", sum(len(p.rows) for p in lot),
+                           error)
+
+    def _lead(self) -> None:
+        """Write the queue's head in this thread (called holding the lock; the lock is released while writing)."""
+        lot = self._take()
+        error: BaseException | None = None
+        self._cond.release()
+        try:
+            error = self._write(lot, attempts=1)
+        except BaseException as exc:  # interrupted: the lot's requests must still be told, and the writer freed
+            error = exc
+            raise
+        finally:
+            self._cond.acquire()
+            self._finish(lot, error)
+            if error is not None:
+                self._cond.release()
+                try:
+                    self._log_failure(lot, error)
+                finally:
+                    self._cond.acquire()
 
     def _run(self) -> None:
+        """The "queued" writer thread: the queue, lot by lot, until closed and empty."""
         while True:
-            lot = self._take()
-            if lot is None:
-                return
-            rows = [r for p in lot for r in p.rows]
-            error = None
-            for attempt in range(2):
-                try:
-                    _insert_rows(self.engine, self._sql, rows)
-                    error = None
-                    break
-                except Exception as exc:  # noqa: BLE001 - told to the waiting requests, or logged and counted
-                    error = exc
-                    if attempt == 0 and self.ack == "queued":
-                        time.sleep(0.2)
-                    else:
-                        break
             with self._cond:
-                self._busy = False
-                if error is None:
-                    self.transactions += 1
-                elif self.ack == "queued":
-                    self.lost += len(rows)
-                self._cond.notify_all()
-            if error is not None and self.log is not None:
-                self.log.error("events writer: a transaction of %d events failed: %s", len(rows), error)
-            for p in lot:
-                if p.done is not None:
-                    p.error = error
-                    p.done.set()
+                while not self._queue:
+                    if self._closing:
+                        return
+                    self._cond.wait()
+                lot = self._take()
+            error = self._write(lot, attempts=2)
+            with self._cond:
+                self._finish(lot, error)
+            self._log_failure(lot, error)
 
     def flush(self, timeout: float = FLUSH_WAIT_S) -> bool:
         """Wait until everything appended so far is written (or failed); False when ``timeout`` passed first."""
@@ -482,13 +531,14 @@ class GroupCommitWriter:
         with self._cond:
             while self._queue or self._busy:
                 left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                if left <= 0 or (self.ack == "queued" and (self._thread is None or not self._thread.is_alive())):
                     return not (self._queue or self._busy)
                 self._cond.wait(left)
         return True
 
     def close(self, timeout: float = FLUSH_WAIT_S) -> bool:
-        """Write what is queued, then stop the thread; later appends raise WriterFull. True when all was written."""
+        """Write what is queued, then stop; later appends raise WriterFull. True when all was written. (With
+        "committed" the waiting requests write the queue themselves; this waits for them.)"""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -496,7 +546,8 @@ class GroupCommitWriter:
         if thread is not None:
             thread.join(timeout)
             atexit.unregister(self.close)
-        return not (self._queue or self._busy)
+            return not (self._queue or self._busy)
+        return self.flush(timeout)
 
 
 # ------------------------------------------------------------------------------------------------ refused batches

@@ -1,6 +1,8 @@
-"""The events store's group-commit writer (issue 26): many batches per transaction from one thread, a bounded queue
-whose overflow is a 503 with Retry-After (nothing stored), a 204 after the commit by default, and what is queued
-written when the writer closes — also when the process just exits."""
+"""The events store's group-commit writer (issue 26): many batches per transaction, a bounded queue whose overflow
+is a 503 with Retry-After (nothing stored), a 204 after the commit by default — written by the request that finds
+no transaction in progress (leader-based, no writer thread), a failed transaction a 503 for every batch in it with
+nothing of them stored — and with ack "queued" what is queued written when the writer closes, also when the
+process just exits."""
 from __future__ import annotations
 
 import json
@@ -134,7 +136,7 @@ def test_a_failed_transaction_is_raised_in_the_request_that_waits_for_it(store):
     writer = es.GroupCommitWriter(engine)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE events")
-    with pytest.raises(Exception, match="events"):
+    with pytest.raises(es.WriterFull, match="no such table: events"):  # the endpoint's 503
         writer.append(rows(3))
     assert writer.close()
 
@@ -168,3 +170,145 @@ def test_the_endpoint_answers_503_with_retry_after_when_the_queue_is_full(site):
         assert ev.writer.close(10)
         ev.writer = previous
     assert count(engine) == 6 * 20  # every 204 stored, no 503 batch
+
+
+# ------------------------------------------------------------------------------------------------ leader-based
+class Statements:
+    """The INSERTs the engine runs, with the thread that ran each (SQLAlchemy's before_cursor_execute)."""
+
+    def __init__(self, engine):
+        from sqlalchemy import event
+
+        self.seen: list[tuple[int, int]] = []  # (thread id, rows)
+        self.engine = engine
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _seen(conn, cursor, statement, parameters, context, executemany):
+            if statement.startswith("INSERT INTO events"):
+                self.seen.append((threading.get_ident(), len(parameters) if executemany else 1))
+
+        self._listener = _seen
+
+    def remove(self):
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._listener)
+
+
+def test_an_idle_writer_commits_the_batch_in_the_requests_own_thread_with_no_writer_thread(store):
+    engine, _path = store
+    writer = es.GroupCommitWriter(engine)
+    seen = Statements(engine)
+    try:
+        writer.append(rows(20))
+        writer.append(rows(5, 1_800_000_100_000))
+    finally:
+        seen.remove()
+    assert seen.seen == [(threading.get_ident(), 20), (threading.get_ident(), 5)]  # the caller led both
+    assert writer.transactions == 2 and count(engine) == 25
+    assert not any(t.name == "baonhung-events-writer" for t in threading.enumerate())
+    assert writer.close()
+
+
+def test_many_concurrent_appends_are_written_by_one_of_them_in_one_transaction(store):
+    engine, path = store
+    writer = es.GroupCommitWriter(engine)
+    seen = Statements(engine)
+    lock = Blocked(path)
+    idents: dict[int, int] = {}
+    done = []
+
+    def post(i):
+        idents[i] = threading.get_ident()
+        writer.append(rows(20, 1_800_000_000_000 + i * 100))
+        done.append(i)
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(13)]
+    try:
+        threads[0].start()
+        wait_for(lambda: writer._busy and writer.queued_events == 0)  # the leader, inside its blocked transaction
+        for t in threads[1:]:
+            t.start()
+        wait_for(lambda: writer.queued_events == 12 * 20)
+        assert done == [] and count(engine) == 0
+        lock.release()
+        for t in threads:
+            t.join(10)
+    finally:
+        seen.remove()
+    assert sorted(done) == list(range(13)) and count(engine) == 13 * 20
+    assert writer.transactions == 2
+    assert [n for _, n in seen.seen] == [20, 12 * 20]  # the leader's own batch, then the twelve that waited, at once
+    assert seen.seen[0][0] == idents[0]
+    assert seen.seen[1][0] in {idents[i] for i in range(1, 13)}  # a follower led the second lot: no writer thread
+    assert writer.close()
+
+
+def test_a_failed_transaction_fails_every_batch_in_it_with_writer_full_and_stores_none_of_them(store):
+    engine, path = store
+    with engine.begin() as conn:  # a row with visitor -1 makes its transaction fail (after other rows went in)
+        conn.exec_driver_sql("CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.visitor = -1 "
+                             "BEGIN SELECT RAISE(ABORT, 'poisoned row'); END")
+    writer = es.GroupCommitWriter(engine)
+    lock = Blocked(path)
+    outcome: dict[int, str] = {}
+
+    def post(i, batch_rows):
+        try:
+            writer.append(batch_rows)
+            outcome[i] = "stored"
+        except es.WriterFull as exc:
+            outcome[i] = f"full: {exc}"
+
+    poisoned = rows(20, 1_800_000_000_500)
+    poisoned[15] = replace(poisoned[15], visitor=-1)
+    threads = [threading.Thread(target=post, args=(0, rows(20)))]
+    threads[0].start()
+    wait_for(lambda: writer._busy and writer.queued_events == 0)
+    threads += [threading.Thread(target=post, args=(i, rows(20, 1_800_000_000_000 + i * 100))) for i in (1, 2, 3)]
+    threads.append(threading.Thread(target=post, args=(4, poisoned)))
+    for t in threads[1:]:
+        t.start()
+    wait_for(lambda: writer.queued_events == 4 * 20)
+    lock.release()
+    for t in threads:
+        t.join(10)
+    assert outcome[0] == "stored"
+    assert all(outcome[i].startswith("full:") and "poisoned row" in outcome[i] for i in (1, 2, 3, 4)), outcome
+    assert count(engine) == 20  # the first batch only: nothing of the failed lot, not even its rows before the bad one
+    writer.append(rows(3, 1_800_000_009_000))  # the writer goes on
+    assert count(engine) == 23 and writer.transactions == 2
+    assert writer.close()
+
+
+def test_a_batch_still_queued_when_its_wait_ends_is_taken_out_and_never_written(store):
+    engine, path = store
+    writer = es.GroupCommitWriter(engine, commit_wait_s=0.3)
+    lock = Blocked(path)
+    first = threading.Thread(target=writer.append, args=(rows(20),))
+    first.start()
+    wait_for(lambda: writer._busy and writer.queued_events == 0)
+    with pytest.raises(es.WriterFull, match="did not commit"):
+        writer.append(rows(7, 1_800_000_000_900))
+    assert writer.queued_events == 0
+    lock.release()
+    first.join(10)
+    assert writer.flush(5) and count(engine) == 20  # the late batch was not written after its 503
+    assert writer.close()
+
+
+def test_the_endpoint_answers_503_when_the_commit_fails_and_stores_nothing(site):  # noqa: F811
+    engine = _engine(site)
+    with engine.begin() as conn:
+        conn.execute(es.events.delete())
+        conn.exec_driver_sql("CREATE TRIGGER refuse_all BEFORE INSERT ON events "
+                             "BEGIN SELECT RAISE(ABORT, 'store refuses'); END")
+    try:
+        t = int(time.time() * 1000) - 1000
+        ev = {"type": "recognized", "t": t, "page": site["page"], "ms": 900, "stage": "server", "scoped": True}
+        r = post(site, batch(site, ev, ev, session="sess-commit-fails"), headers={"Accept-Language": "en"})
+        assert r.status_code == 503 and r.get_json()["error"] == "busy" and int(r.headers["Retry-After"]) >= 1
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER refuse_all")
+    assert count(engine) == 0
