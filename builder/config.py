@@ -141,7 +141,7 @@ def _entitlements_secret(env: dict) -> str:
 
 S3_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3's bucket naming rules (3-63 characters)
 S3_REGION_RE = re.compile(r"^[a-z0-9-]{1,32}$")
-S3_PREFIX_RE = re.compile(r"^([A-Za-z0-9._-]{1,64}/){0,4}$")  # empty, or up to 4 plain path segments ending in "/"
+S3_PREFIX_RE = re.compile(r"^((?!\.\.?/)[A-Za-z0-9._-]{1,64}/){0,4}$")  # empty, or up to 4 path segments ending in "/"
 
 
 def _s3_settings(env: dict) -> dict:

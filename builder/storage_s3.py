@@ -28,6 +28,7 @@ CONNECT_TIMEOUT_S = 5  # a bucket on the same network answers in milliseconds; f
 READ_TIMEOUT_S = 60  # a slow first byte of a large object on a busy store
 MAX_POOL = 32  # connections per process: gunicorn threads + a publish's writes
 RETRIES = 3  # botocore's "standard" retry mode: throttling and 5xx, with backoff
+LIST_PAGE = 1000  # keys per ListObjectsV2 answer (S3's own maximum)
 SIZE_CACHE_MAX = 100_000  # (size, mtime) of blobs seen, per process: blobs are immutable, a HEAD per hit is waste
 
 
@@ -220,7 +221,8 @@ class S3Store(AssetStore):
     def list(self) -> Iterator[str]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix, PaginationConfig={"PageSize": LIST_PAGE})
         try:
             for page in pages:
                 for obj in page.get("Contents", []):
