@@ -1,4 +1,4 @@
-"""The ``baonhung`` command: serve, create-user, demo, db upgrade|downgrade.
+"""The ``baonhung`` command: serve, serve-public, create-user, demo, db upgrade|downgrade.
 
 Examples::
 
@@ -276,6 +276,44 @@ def cmd_worker(args) -> int:
     return 0
 
 
+PUBLIC_WORKERS = 1  # one process per core is the usual count; each shares the index loaded before the fork
+
+
+def cmd_serve_public(args) -> int:
+    """Serve the public side alone (viewer_api.app.create_public_app) with gunicorn: published content, recognition,
+    readership events, reader accounts. No newsroom database, no migration, nothing written at start-up; the catalog
+    and index are loaded before gunicorn forks its workers (``preload_app``), so the workers share them."""
+    from gunicorn.app.base import BaseApplication
+
+    from viewer_api.app import create_public_app, warm_up
+
+    s = _settings()
+    if not _port_free(args.host, args.port):
+        print(f"error: port {args.port} on {args.host} is already in use (another server?). Choose another one: "
+              f"baonhung serve-public --port {args.port + 1}", file=sys.stderr)
+        return 2
+    options = {"bind": f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}",
+               "workers": args.workers, "threads": args.threads, "preload_app": True,
+               "worker_class": "builder.serve_worker.JsonErrorWorker", "timeout": 120,
+               "accesslog": "-", "errorlog": "-", "loglevel": "info", "limit_request_line": 8190}
+    print(f"Báo Nhúng public side serving on http://{args.host}:{args.port}  (viewer: /v/; "
+          f"{args.workers} worker(s) x {args.threads} threads)", flush=True)
+
+    class _Server(BaseApplication):
+        def load_config(self):
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            # in the master (preload_app): reads only — the catalog and the recognition index, then the fork
+            app = create_public_app(s)
+            warm_up(app)
+            return app
+
+    _Server().run()
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="baonhung", description="Báo Nhúng — AR for printed newspapers")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -293,6 +331,14 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, choices=range(1, 17), metavar="1-16",
                    help="jobs at once (publishes of one data directory take turns on its publish lock)")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("serve-public", help="serve the public side alone (viewer, published content, recognition, "
+                                            "reader accounts): any number of copies, no newsroom database")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001, choices=range(1, 65536), metavar="1-65535")
+    p.add_argument("--workers", type=int, default=PUBLIC_WORKERS, choices=range(1, 65), metavar="1-64")
+    p.add_argument("--threads", type=int, default=SERVE_THREADS, choices=range(1, 257), metavar="1-256")
+    p.set_defaults(func=cmd_serve_public)
 
     p = sub.add_parser("create-user", help="create an account (the first admin comes from here)")
     p.add_argument("--email", required=True)

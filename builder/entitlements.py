@@ -37,7 +37,7 @@ from . import auth
 from .models import (ApiNonce, CodeBatch, CodeRedemption, Entitlement, Publication, Reader, SubscriptionCode,
                      utcnow)
 from .problems import Conflict, InvalidField, MissingField, NotFound, ServiceError
-from .services import Actor, audit, require_role
+from .actors import Actor, audit, require_role
 
 # ------------------------------------------------------------------------------------------------ constants
 SOURCES = ("code", "api", "admin")

@@ -19,10 +19,8 @@ Signed URL: ``/pub/p/<sha>.<ext>?exp=<unix s>&sig=<base64url HMAC-SHA256(key, "<
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
-import hmac
 import io
 import json
 import math
@@ -37,6 +35,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageSequence
 from builder.bundle import (FFMPEG_TIMEOUT_S, BundleBuildError, BundleOptions, OverlaySpec, PageSpec,
                             audio_placeholder, extract_video_frame, guess_mime, load_model)
 from builder.procs import FFMPEG_MEMORY_MB, limited
+# signed URLs live apart, so the public app checks them without this module's bundle and image code
+from builder.premium_urls import PREMIUM_URL_PREFIX, SIGNATURE_SKEW_S, check_signature, sign_url, url_signature  # noqa: F401
 
 # Teasers a kind may have; the first is its default (docs/PREMIUM.md "Data"). A link cannot be premium.
 TEASERS_BY_KIND: dict[str, tuple[str, ...]] = {
@@ -64,8 +64,6 @@ LIGHT_DIRECTION = (-0.4, 0.8, 0.45)  # toward the light: above, from the upper l
 AMBIENT = 0.35                # the share of light every face gets, so faces turned away stay their colour
 FALLBACK_RGB = (190, 190, 190)  # a mesh without any colour information
 
-PREMIUM_URL_PREFIX = "/pub/p/"
-SIGNATURE_SKEW_S = 30  # clocks of two app servers may differ by this much; an exp beyond now + ttl + skew is forged
 
 
 # ------------------------------------------------------------------------------------------------ rules
@@ -418,36 +416,3 @@ def rules_of(page_snapshot: dict) -> dict[str, PremiumRule]:
             rules[str(o["id"])] = PremiumRule(o.get("teaser") or TEASERS_BY_KIND[o["kind"]][0],
                                               teaser_seconds(o.get("teaser_seconds")))
     return rules
-
-
-# ------------------------------------------------------------------------------------------------ signed URLs
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def url_signature(key: bytes, name: str, exp: int, binding: str) -> str:
-    """base64url HMAC-SHA256 of ``"<sha>.<ext>\\n<exp>\\n<binding>"`` (``name`` = ``<sha>.<ext>``)."""
-    return _b64(hmac.new(key, f"{name}\n{int(exp)}\n{binding}".encode("ascii"), hashlib.sha256).digest())
-
-
-def sign_url(key: bytes, sha: str, ext: str, exp: int, binding: str) -> str:
-    """The signed path of a premium blob for one reader session until ``exp`` (unix seconds)."""
-    name = f"{sha}.{ext}"
-    return f"{PREMIUM_URL_PREFIX}{name}?exp={int(exp)}&sig={url_signature(key, name, exp, binding)}"
-
-
-def check_signature(key: bytes, name: str, exp: str | None, sig: str | None, binding: str | None, now: float,
-                    ttl_s: int) -> bool:
-    """True when ``sig`` signs (``name``, ``exp``, ``binding``), ``exp`` is in the future and not beyond
-    now + ttl + SIGNATURE_SKEW_S. Pure: no database, no file. Constant-time comparison."""
-    if not binding or not sig or not exp or len(exp) > 12 or not exp.isdigit() or len(sig) > 64:
-        return False
-    expires = int(exp)
-    if not (now < expires <= now + ttl_s + SIGNATURE_SKEW_S):
-        return False
-    try:
-        name.encode("ascii")
-        sig.encode("ascii")
-    except UnicodeEncodeError:
-        return False
-    return hmac.compare_digest(url_signature(key, name, expires, binding), sig)

@@ -42,32 +42,9 @@ MAX_PAGE_MM = 2000.0  # a broadsheet spread is ~ 800 mm; anything past 2 m is a 
 MAX_ELEVATION_MM = 1000.0
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who is acting, and from where (for the audit log)."""
-
-    user_id: int | None
-    email: str
-    role: str
-    address: str = ""
-
-    @classmethod
-    def of(cls, user: User, address: str = "") -> "Actor":
-        return cls(user.id, user.email, user.role, address)
-
-
-SYSTEM = Actor(None, "system", "admin", "cli")
-
-
-def require_role(actor: Actor, allowed: Iterable[str]) -> None:
-    if actor.role not in allowed:
-        raise Forbidden(actor.role)
-
-
-def audit(db: Session, actor: Actor, action: str, target_type: str = "", target_id: Any = "",
-          **detail) -> None:
-    db.add(AuditEntry(user_id=actor.user_id, user_email=actor.email, action=action, target_type=target_type,
-                      target_id=str(target_id), address=actor.address, detail=detail))
+# Who acts, the role check and the audit entry: in builder.actors (the public app's reader side uses them without
+# the authoring services).
+from .actors import SYSTEM, Actor, audit, require_role  # noqa: E402,F401
 
 
 # ----------------------------------------------------------------------------------------- users

@@ -2,10 +2,15 @@
 
 It reads only the published catalog and the asset store (see ``published.py``) — never drafts, never
 the authoring database — so it can run as many stateless copies as traffic needs.
+
+Two apps register it, through ``register_public``: its own (``viewer_api.app.create_public_app``, served by
+``baonhung serve-public``) and the one-process newsroom app (``builder.app.create_app``, ``baonhung serve``).
 """
 
 
 def register_public(app, state) -> None:
+    """The public blueprints on ``app``; ``state`` (``app.extensions["baonhung"]``) carries ``settings``, ``store``,
+    ``published``, ``sessionmaker`` (the readers database, or None) and ``csrf_exempt_blueprints``."""
     from .public import public_bp
 
     app.register_blueprint(public_bp)

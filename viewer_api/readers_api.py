@@ -29,7 +29,8 @@ from builder import entitlements, readers
 from builder.mail import MailSender, compose
 from builder.models import Reader
 from builder.problems import InvalidField, LoginThrottled, MissingField, ServiceError, error_payload
-from builder.web.common import db
+
+from .readerdb import UNAVAILABLE_ERRORS, db, unavailable
 
 readers_bp = Blueprint("readers", __name__)
 
@@ -108,6 +109,14 @@ def _json_error(err: ServiceError):
 @readers_bp.errorhandler(ServiceError)
 def _service_error(err):
     return _json_error(err)
+
+
+def _database_unavailable(err):
+    return _json_error(unavailable(err))
+
+
+for _error_class in UNAVAILABLE_ERRORS:  # no readers database, or it cannot be reached: 503, never a 500
+    readers_bp.register_error_handler(_error_class, _database_unavailable)
 
 
 @readers_bp.errorhandler(RequestEntityTooLarge)
