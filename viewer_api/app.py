@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 
 from builder.config import Settings
 from builder.problems import ServerFault, ServiceError, error_payload
-from builder.storage import AssetStore, make_store
+from builder.storage import AssetStore, store_from_settings
 
 from . import register_public
 from .published import PublishedStore
@@ -98,7 +98,7 @@ def create_public_app(settings: Settings | None = None, test_config: dict | None
 
         engine = make_engine(url)
         sessionmaker = make_sessionmaker(engine)
-    store = make_store(settings.storage_backend, root=settings.data_dir / "store")
+    store = store_from_settings(settings)  # local disk or S3, as the newsroom app's
     state = PublicState(settings=settings, store=store, published=PublishedStore(settings.data_dir, create=False),
                         engine=engine, sessionmaker=sessionmaker)
     app.extensions["baonhung"] = state
