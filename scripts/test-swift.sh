@@ -13,6 +13,11 @@ STATE="${TMPDIR:-/tmp}/baonhung-test-swift"
 ACCESS="test%3Atester"  # tempauth user test:tester (the colon URL-quoted)
 SECRET="testing"
 
+healthy() {  # the proxy at $1 answers its healthcheck
+  python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + 'healthcheck', timeout=2)" "$1" \
+    >/dev/null 2>&1
+}
+
 stop() {
   if [ -d "$STATE" ]; then
     for pidfile in "$STATE"/run/*.pid; do
@@ -33,7 +38,7 @@ if [ "${1:-}" = stop ]; then
   exit 0
 fi
 
-if [ -f "$STATE/url" ] && curl -s -o /dev/null --max-time 2 "$(sed 's#//[^@]*@#//#' "$STATE/url")healthcheck"; then
+if [ -f "$STATE/url" ] && healthy "$(sed 's#//[^@]*@#//#' "$STATE/url")"; then
   cat "$STATE/url"
   exit 0
 fi
@@ -133,10 +138,10 @@ for server in account container object proxy; do
   echo $! > "$STATE/run/$server.pid"
 done
 for _ in $(seq 1 60); do
-  curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PROXY/healthcheck" && break
+  healthy "http://127.0.0.1:$PROXY/" && break
   sleep 0.5
 done
-if ! curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PROXY/healthcheck"; then
+if ! healthy "http://127.0.0.1:$PROXY/"; then
   echo "Swift did not start; logs in $STATE/log" >&2
   tail -5 "$STATE"/log/*.log >&2
   exit 1
