@@ -5,12 +5,15 @@ What is consistent with what:
 - the database is copied as one snapshot (SQLite's online backup API; ``pg_dump`` for PostgreSQL, itself one
   transaction), and the published catalog and recognition index with it, all while holding the publish lock, so no
   publish or unpublish falls between them;
-- the asset store is copied after that: blobs are immutable and written before the rows that name them, so every
-  blob the snapshot refers to is there (blobs uploaded later come along unreferenced, which is harmless).
+- the asset store (local disk or S3, through its interface) is copied after that: blobs are immutable and written
+  before the rows that name them, so every blob the snapshot refers to is there (blobs uploaded later come along
+  unreferenced, which is harmless).
 
 The archive (tar, gzip level 1: most blobs are compressed media already) holds ``BACKUP.json`` (format, time,
 database kind, migration revision, counts), ``database.sqlite3`` or ``database.pgdump``, ``store/…`` and
-``published/…``. Restoring refuses a data directory or database that already holds content, unless forced;
+``published/…`` (a blob as ``store/ab/cd/<sha256>`` whichever store it came from; it is restored into the
+configured store, so a backup of a local store restores onto S3 and back). Restoring refuses a data directory or
+database that already holds content, unless forced;
 extraction accepts only regular files under those names (no links, no absolute or ``..`` paths).
 """
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from .config import Settings
 from .procs import limited
+from .storage import SHA256_RE, StorageError, sha256_file, store_from_settings
 
 FORMAT = 1
 DUMP_TIMEOUT_S = 3600
@@ -97,11 +101,16 @@ def backup(settings: Settings, dest: Path) -> dict:
             tar.add(work / db_name, arcname=db_name)
             for name in kept:
                 tar.add(work / "published" / name, arcname=f"published/{name}")
-            store = data / "store"
-            for path in sorted(store.glob("*/*/*")) if store.is_dir() else []:
-                if path.is_file() and not path.name.startswith("."):
-                    tar.add(path, arcname=f"store/{path.relative_to(store).as_posix()}")
-                    info["blobs"] += 1
+            store = store_from_settings(settings)
+            for key in sorted(store.list()):
+                member = tarfile.TarInfo(f"store/{key[:2]}/{key[2:4]}/{key}")
+                try:
+                    member.size, member.mtime = store.size(key), int(store.modified(key))
+                    with store.open(key) as fh:
+                        tar.addfile(member, fh)
+                except StorageError:  # deleted meanwhile (garbage collection): an unreferenced blob, not needed
+                    continue
+                info["blobs"] += 1
             blob = json.dumps(info, indent=2).encode()
             member = tarfile.TarInfo("BACKUP.json")
             member.size = len(blob)
@@ -138,8 +147,7 @@ def _safe_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
 
 
 def _has_content(settings: Settings) -> bool:
-    store = settings.data_dir / "store"
-    if store.is_dir() and any(p.is_file() for p in store.glob("*/*/*")):
+    if next(iter(store_from_settings(settings).list()), None) is not None:
         return True
     sqlite = _sqlite_path(settings.database_url)
     if sqlite is not None:
@@ -180,6 +188,11 @@ def restore(settings: Settings, src: Path, force: bool = False) -> dict:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with tar.extractfile(m) as fh, open(target, "wb") as out:
                     shutil.copyfileobj(fh, out)
+            blobs = [p for p in sorted((work / "store").rglob("*")) if p.is_file()] if (work / "store").is_dir() else []
+            for path in blobs:  # checked before anything is replaced: a damaged archive changes nothing
+                if not SHA256_RE.match(path.name) or sha256_file(path) != path.name:
+                    raise BackupError(f"archive member store/{path.relative_to(work / 'store').as_posix()} "
+                                      "does not hold the blob its name says (a damaged archive)")
             if kind == "sqlite":
                 sqlite = _sqlite_path(settings.database_url)
                 sqlite.parent.mkdir(parents=True, exist_ok=True)
@@ -187,12 +200,9 @@ def restore(settings: Settings, src: Path, force: bool = False) -> dict:
             else:
                 _run(["pg_restore", "--clean", "--if-exists", "--no-owner", f"--dbname={_pg_url(settings.database_url)}",
                       str(work / "database.pgdump")], "pg_restore")
-            store = data / "store"
-            for path in (work / "store").rglob("*") if (work / "store").is_dir() else []:
-                if path.is_file():
-                    target = store / path.relative_to(work / "store")
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(path, target)
+            store = store_from_settings(settings)
+            for path in blobs:
+                store.put_file(path)
             published = data / "published"
             if published.is_dir() and force:
                 for old in published.iterdir():

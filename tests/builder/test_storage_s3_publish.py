@@ -4,6 +4,7 @@ Range and ETag, and garbage collection deleting from the bucket. Skips without B
 sets it)."""
 from __future__ import annotations
 
+import io
 import subprocess
 import time
 import uuid
@@ -46,8 +47,9 @@ def published(app, client, users):
     clip = subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=1",
                            "-pix_fmt", "yuv420p", "-c:v", "libx264", "-f", "mp4", "-movflags", "frag_keyframe+empty_moov",
                            "pipe:1"], check=True, capture_output=True).stdout
-    r = client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(designer), content_type="multipart/form-data",
-                    data={"kind": "video", "file": upload(clip, "v.mp4"), **PLACEMENT})
+    r = client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(designer),
+                    content_type="multipart/form-data", data={"kind": "video", "file": upload(clip, "v.mp4"),
+                                                              **PLACEMENT})
     assert r.status_code == 201, r.get_json()
     assert client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer)).status_code == 200
     r = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor))
@@ -107,3 +109,48 @@ def test_garbage_collection_deletes_from_the_bucket_only_what_nothing_refers_to(
     assert set(state.store.list()) == before - {orphan} and not state.store.exists(orphan)
     manifest = client.get(f"/pub/pages/{published['page']['id']}/manifest.json").get_json()
     assert client.get(manifest["marker_url"]).status_code == 200  # the published edition still serves
+
+
+def test_backup_of_an_s3_store_restores_onto_local_disk_and_onto_another_bucket_prefix(app, published, tmp_path):
+    import tarfile
+    from dataclasses import replace
+
+    from builder.backup import BackupError, backup, restore
+    from builder.storage import LocalDiskStore, store_from_settings
+
+    settings = app.extensions["baonhung"].settings
+    in_bucket = set(app.extensions["baonhung"].store.list())
+    archive = tmp_path / "b.tar.gz"
+    assert backup(settings, archive)["blobs"] == len(in_bucket)
+    page_id = published["page"]["id"]
+    targets = {
+        "local": replace(settings, storage_backend="local", data_dir=tmp_path / "on-disk",
+                         database_url=f"sqlite:///{tmp_path / 'on-disk' / 'baonhung.sqlite3'}"),
+        "s3": replace(settings, s3_prefix=f"restored-{uuid.uuid4().hex[:8]}/", data_dir=tmp_path / "on-s3",
+                      database_url=f"sqlite:///{tmp_path / 'on-s3' / 'baonhung.sqlite3'}"),
+    }
+    for name, target in targets.items():
+        restore(target, archive)
+        again = make_app(target.data_dir, SETTINGS=target)
+        assert set(again.extensions["baonhung"].store.list()) == in_bucket, name
+        assert isinstance(again.extensions["baonhung"].store, LocalDiskStore) == (name == "local")
+        manifest = again.test_client().get(f"/pub/pages/{page_id}/manifest.json").get_json()
+        r = again.test_client().get(manifest["bundles"]["full"]["url"], headers={"Range": "bytes=0-3"})
+        assert r.status_code == 206 and r.data == b"glTF", name
+    with pytest.raises(BackupError, match="already holds content"):  # the bucket prefix holds blobs now
+        restore(replace(targets["s3"], data_dir=tmp_path / "empty", database_url=f"sqlite:///{tmp_path / 'e.db'}"),
+                archive)
+    damaged = tmp_path / "damaged.tar.gz"  # a blob whose bytes are not its name's: refused before any change
+    with tarfile.open(archive) as src, tarfile.open(damaged, "w:gz") as out:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()
+            if member.name.startswith("store/") and data[:4] == b"glTF":
+                data = b"glTF" + data[4:][::-1]
+            member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+    fresh = replace(targets["s3"], s3_prefix=f"damaged-{uuid.uuid4().hex[:8]}/", data_dir=tmp_path / "fresh",
+                    database_url=f"sqlite:///{tmp_path / 'fresh' / 'baonhung.sqlite3'}")
+    with pytest.raises(BackupError, match="damaged archive"):
+        restore(fresh, damaged)
+    assert not (tmp_path / "fresh" / "baonhung.sqlite3").exists()
+    assert list(store_from_settings(fresh).list()) == []
