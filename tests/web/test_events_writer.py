@@ -174,7 +174,7 @@ def test_the_endpoint_answers_503_with_retry_after_when_the_queue_is_full(site):
 
 # ------------------------------------------------------------------------------------------------ leader-based
 class Statements:
-    """The INSERTs the engine runs, with the thread that ran each (SQLAlchemy's before_cursor_execute)."""
+    """The INSERTs the engine runs, with the thread that ran each and its rows (SQLAlchemy's before_cursor_execute)."""
 
     def __init__(self, engine):
         from sqlalchemy import event
@@ -185,7 +185,8 @@ class Statements:
         @event.listens_for(engine, "before_cursor_execute")
         def _seen(conn, cursor, statement, parameters, context, executemany):
             if statement.startswith("INSERT INTO events"):
-                self.seen.append((threading.get_ident(), len(parameters) if executemany else 1))
+                n = len(parameters) if executemany else len(parameters) // len(es.COLUMNS)  # multi-row VALUES
+                self.seen.append((threading.get_ident(), n))
 
         self._listener = _seen
 
@@ -312,3 +313,21 @@ def test_the_endpoint_answers_503_when_the_commit_fails_and_stores_nothing(site)
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP TRIGGER refuse_all")
     assert count(engine) == 0
+
+
+def test_a_lot_is_inserted_in_few_multi_row_statements_and_every_value_lands_in_its_column(store):
+    engine, _path = store
+    writer = es.GroupCommitWriter(engine)
+    seen = Statements(engine)
+    lot = [es.EventRow(1_800_000_000_000 + i, es.EVENT_TYPES["aim"], 3, 30 + i % 7, None if i % 2 else 300 + i,
+                       -5 - i, 11 + i, 1 + i % 4, i % 5 or None, i * 10, i % 200, (i * 3) % 280) for i in range(1234)]
+    try:
+        writer.append(lot)
+    finally:
+        seen.remove()
+    assert [n for _, n in seen.seen] == [500, 500, 234]  # INSERT_CHUNK_ROWS a statement, one transaction
+    assert writer.transactions == 1
+    with engine.connect() as conn:
+        stored = [tuple(r) for r in conn.exec_driver_sql(f"SELECT {', '.join(es.COLUMNS)} FROM events ORDER BY t")]
+    assert stored == [tuple(getattr(r, c) for c in es.COLUMNS) for r in lot]
+    assert writer.close()
