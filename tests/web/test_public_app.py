@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tests.conftest import REPO, auth, png_bytes, upload
 from tests.web.test_api import PLACEMENT, make_edition, make_page
+from tests.web.test_premium_serving import site  # noqa: F401 - the fixture: an edition with premium overlays
 from tests.web.test_public import _photo_of, published  # noqa: F401 - the fixture: a published edition
 from tests.web.test_serve import _free_port
 
@@ -235,3 +236,26 @@ def test_serve_public_replicas_pick_up_a_new_publish_within_two_seconds(app, cli
             proc.terminate()
         outputs = [proc.communicate(timeout=30)[0] for proc in procs]
     assert all("Báo Nhúng public side serving on" in out for out in outputs), outputs
+
+
+def test_premium_parts_on_the_public_app_with_and_without_the_readers_database(site):
+    """A reader's premium part from a public process (the readers database given): its signed URLs play there and on
+    the newsroom app alike (one secret key). Without the database the part is a 503, while a URL signed before
+    still plays: a signed URL is checked with no database read."""
+    from tests.web.test_premium_serving import browser, reader, video_url
+
+    app = site["app"]
+    _, token = reader(app, "thue.bao@example.vn")
+    with_db = browser(_public_app(app, readers=app.extensions["baonhung"].settings.database_url), token)
+    r = with_db.get(f"/api/v1/reader/pages/{site['page']['id']}/premium")
+    assert r.status_code == 200, r.get_json()
+    url = video_url(r.get_json())
+    played = with_db.get(url)
+    assert played.status_code == 200 and played.data in site["premium_bytes"].values()
+    assert browser(app, token).get(url).data == played.data  # the newsroom app accepts the replica's URL
+
+    without_db = browser(_public_app(app), token)
+    r = without_db.get(f"/api/v1/reader/pages/{site['page']['id']}/premium", headers={"Accept-Language": "en"})
+    assert r.status_code == 503 and r.get_json()["error"] == "readers_unavailable"
+    assert r.headers["Cache-Control"] == "private, no-store"
+    assert without_db.get(url).data == played.data
