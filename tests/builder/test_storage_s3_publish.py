@@ -154,3 +154,22 @@ def test_backup_of_an_s3_store_restores_onto_local_disk_and_onto_another_bucket_
         restore(fresh, damaged)
     assert not (tmp_path / "fresh" / "baonhung.sqlite3").exists()
     assert list(store_from_settings(fresh).list()) == []
+
+
+def test_the_editor_previews_a_draft_upload_from_the_bucket(client, users):
+    designer = users.tokens["designer"]
+    make_publication(client, designer)
+    edition = make_edition(client, designer)
+    png = png_bytes(620, 877, seed=11)
+    page = make_page(client, designer, edition["id"], png)
+    url = page["image"]["url"]
+    r = client.get(url, headers=auth(designer))
+    assert r.status_code == 200 and r.data == png and r.mimetype == "image/png"
+    assert r.headers["ETag"] == f'"{sha256_bytes(png)}"' and r.headers["Cache-Control"] == "private, max-age=3600"
+    r = client.get(url, headers={**auth(designer), "Range": "bytes=0-7"})
+    assert r.status_code == 206 and r.data == b"\x89PNG\r\n\x1a\n"
+    assert client.get(url).status_code == 401  # drafts are never public
+    missing = sha256_bytes(b"never uploaded")
+    assert client.get(f"/api/v1/assets/{missing}", headers=auth(designer)).status_code == 404
+    r = client.get("/api/v1/assets/not-a-sha", headers=auth(designer))
+    assert r.status_code == 404 and r.get_json()["error"] == "not_found"
