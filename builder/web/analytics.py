@@ -90,9 +90,8 @@ def _answer(scope_of, kw: dict, csv: bool):
     require_readable(scope, next(iter(kw.values()), ""))
     first, last = _range()
     try:
-        rep = an.report(reader, scope, first, last)
-        rows = an.breakdown(reader, scope, first, last) if scope.level != "overlay" else []
-        series = an.daily_series(reader, scope, first, last)
+        dash = an.dashboard(reader, scope, first, last)  # report, children, days: the raw part read once
+        rep, rows, series = dash.report, dash.children, dash.days
     except an.AnalyticsError as exc:
         raise InvalidField(exc.field, exc.reason, exc.reason_vi) from None
     if csv:

@@ -154,9 +154,8 @@ def _render(level: Level):
     scope = level.scope
     started = time.perf_counter()
     try:
-        rep = an.report(reader, scope, first, last)
-        rows = an.breakdown(reader, scope, first, last) if scope.level != "overlay" else []
-        series = an.daily_series(reader, scope, first, last)
+        dash = an.dashboard(reader, scope, first, last)  # report, children, days: the raw part read once
+        rep, rows, series = dash.report, dash.children, dash.days
         top = an.top_pages(reader, scope, first, last, TOP_PAGES) if scope.level in ("site", "publication") else []
         heat = (an.heatmap(reader, level.page.id, first, last, level.page.width_mm, level.page.height_mm, cell_mm)
                 if level.page is not None else None)

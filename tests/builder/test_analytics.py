@@ -222,3 +222,46 @@ def test_one_scan_and_one_query_per_aggregate_give_the_same_rows(reader, level):
                 if metrics:
                     assert {r[4] for r in separate} <= set(metrics)
         assert an._aggregate(conn, reader.editions, level, t0, t1)  # the fixture has rows at every level
+
+
+def _raw_reads(engine):
+    """Counts the statements that read raw events for the query layer (its single-scan aggregate)."""
+    from sqlalchemy import event
+
+    seen = []
+
+    def listener(conn, cursor, statement, parameters, context, executemany):
+        if "AS MATERIALIZED" in statement:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", listener)
+    return seen, lambda: event.remove(engine, "before_cursor_execute", listener)
+
+
+@pytest.mark.parametrize("scope", [an.Scope(1, 10), an.Scope(1), an.Scope(), an.Scope(1, 10, 100),
+                                   an.Scope(1, 10, 101, 1001)])
+def test_the_dashboard_equals_its_three_calls_and_reads_the_raw_part_once_for_report_and_days(reader, scope):
+    separate = (an.report(reader, scope, DAY, DAY).to_dict(),
+                an.breakdown(reader, scope, DAY, DAY) if scope.level != "overlay" else [],
+                an.daily_series(reader, scope, DAY, DAY))
+    seen, stop = _raw_reads(reader.engine)
+    try:
+        dash = an.dashboard(reader, scope, DAY - dt.timedelta(days=1), DAY)  # a day before it: nothing, zeros
+    finally:
+        stop()
+    assert (dash.report.to_dict()["sessions"], dash.children, dash.days[1:]) == (
+        separate[0]["sessions"], separate[1], separate[2])
+    same_range = an.dashboard(reader, scope, DAY, DAY)
+    assert (same_range.report.to_dict(), same_range.children, same_range.days) == separate
+    assert len(seen) == (2 if scope.level != "overlay" else 1)  # report (+ children); the days reuse the report's
+
+
+def test_a_breakdown_without_the_funnel_counts_no_funnel_step(reader):
+    """Children's rows and the days' series need sessions and readers, not the funnel's five COUNT(DISTINCT)s."""
+    seen, stop = _raw_reads(reader.engine)
+    try:
+        rows = an.breakdown(reader, an.Scope(1, 10), DAY, DAY)
+    finally:
+        stop()
+    assert {r.id: r.sessions for r in rows} == {100: 1, 101: 1}
+    assert len(seen) == 1 and "COUNT(DISTINCT e.session)" in seen[0] and "COUNT(DISTINCT CASE" not in seen[0]
