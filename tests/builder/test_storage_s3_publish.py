@@ -173,3 +173,28 @@ def test_the_editor_previews_a_draft_upload_from_the_bucket(client, users):
     assert client.get(f"/api/v1/assets/{missing}", headers=auth(designer)).status_code == 404
     r = client.get("/api/v1/assets/not-a-sha", headers=auth(designer))
     assert r.status_code == 404 and r.get_json()["error"] == "not_found"
+
+
+def test_the_public_app_alone_serves_an_edition_from_the_bucket_with_no_newsroom_database(app, published, tmp_path):
+    from dataclasses import replace
+
+    from tests.web.test_public import _photo_of
+    from viewer_api.app import create_public_app
+
+    settings = replace(app.extensions["baonhung"].settings,
+                       database_url="postgresql+psycopg://nobody:none@127.0.0.1:9/absent",  # nothing listens there
+                       readers_database_url="none")
+    public = create_public_app(settings, {"TESTING": True})
+    assert type(public.extensions["baonhung"].store).__name__ == "S3Store"
+    client = public.test_client()
+    page_id = published["page"]["id"]
+    manifest = client.get(f"/pub/pages/{page_id}/manifest.json").get_json()
+    url = manifest["bundles"]["lite"]["url"]
+    whole = client.get(url)
+    assert whole.status_code == 200 and whole.data[:4] == b"glTF"
+    r = client.get(url, headers={"Range": "bytes=4-11"})
+    assert r.status_code == 206 and r.data == whole.data[4:12]
+    assert client.get(url, headers={"If-None-Match": whole.headers["ETag"]}).status_code == 304
+    photo, _ = _photo_of(21)
+    match = client.post("/api/v1/recognize", data=photo, content_type="image/jpeg").get_json()["match"]
+    assert match and match["page_id"] == page_id
