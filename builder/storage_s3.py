@@ -146,8 +146,8 @@ class S3Store(AssetStore):
                 self._stat.clear()
             self._stat[key] = (size, mtime)
 
-    def _head(self, key: str) -> tuple[int, float]:
-        cached = self._stat.get(key)
+    def _head(self, key: str, fresh: bool = False) -> tuple[int, float]:
+        cached = None if fresh else self._stat.get(key)
         if cached is not None:
             return cached
         head = self._call(key, "HeadObject", self.client.head_object, Key=self._name(key))
@@ -169,16 +169,26 @@ class S3Store(AssetStore):
             self._call(None, "CreateBucket", self.client.create_bucket)
 
     # -- the interface ----------------------------------------------------------------------------------------
+    def _stored(self, key: str) -> bool:
+        """Whether the bucket holds the blob now (never from the cache: another process may have deleted it)."""
+        try:
+            self._head(key, fresh=True)
+        except StorageError as exc:
+            if self._is_missing(exc.__cause__):
+                return False
+            raise
+        return True
+
     def put_bytes(self, data: bytes) -> str:
         key = sha256_bytes(data)
-        if not self.exists(key):
+        if not self._stored(key):
             self._call(key, "PutObject", self.client.put_object, Key=self._name(key), Body=data,
                        ContentLength=len(data))
         return key
 
     def put_file(self, path: Path) -> str:
         key = sha256_file(path)
-        if not self.exists(key):
+        if not self._stored(key):
             with open(path, "rb") as fh:
                 self._call(key, "PutObject", self.client.put_object, Key=self._name(key), Body=fh,
                            ContentLength=Path(path).stat().st_size)

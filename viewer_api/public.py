@@ -95,6 +95,11 @@ class _LazyStream:
     def read(self, size: int = -1) -> bytes:
         return self._file().read(size)
 
+    def fileno(self) -> int:
+        """The file's descriptor (a local blob), so gunicorn sends a whole blob with sendfile(); an S3 stream has
+        none (io.UnsupportedOperation) and is copied through."""
+        return self._file().fileno()
+
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()

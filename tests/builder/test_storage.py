@@ -232,3 +232,14 @@ def test_an_unreachable_s3_server_is_a_storage_error_not_a_hang(tmp_path):
     with pytest.raises(StorageError):
         list(dead.list())
     assert time.monotonic() - started < 60
+
+
+def test_a_blob_deleted_by_another_process_is_written_again(store):
+    """A writer must not trust what it saw earlier: garbage collection in another process may have deleted the blob
+    since (on S3 this process caches sizes; a put asks the bucket afresh)."""
+    key = store.put_bytes(PAYLOAD)
+    assert store.exists(key)
+    other = LocalDiskStore(store.root) if isinstance(store, LocalDiskStore) else s3_store(store.prefix)
+    other.delete(key)
+    assert store.put_bytes(PAYLOAD) == key
+    assert other.read(key) == PAYLOAD
