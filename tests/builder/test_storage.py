@@ -243,3 +243,63 @@ def test_a_blob_deleted_by_another_process_is_written_again(store):
     other.delete(key)
     assert store.put_bytes(PAYLOAD) == key
     assert other.read(key) == PAYLOAD
+
+
+GUNICORN_APP = '''
+import json, os
+from flask import Flask
+from builder.storage import make_store
+from viewer_api.public import send_blob
+
+store = make_store(os.environ["T_BACKEND"], **json.loads(os.environ["T_OPTIONS"]))
+app = Flask("t")
+
+@app.get("/b/<key>")
+def blob(key):
+    return send_blob(store.send(key, "video/mp4", etag=key, cache_control="public, max-age=60"))
+'''
+
+
+def test_a_real_gunicorn_sends_whole_and_ranged_blobs(store, tmp_path):
+    """What the test client does not exercise: gunicorn's file wrapper (sendfile() for a local blob) and the S3
+    stream through a real socket."""
+    import http.client
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    key = store.put_bytes(PAYLOAD * 50)  # 512 000 bytes: several socket writes
+    (tmp_path / "tapp.py").write_text(GUNICORN_APP)
+    if isinstance(store, LocalDiskStore):
+        backend, options = "local", {"root": str(store.root)}
+    else:
+        backend, options = "s3", s3_options(store.prefix)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "T_BACKEND": backend, "T_OPTIONS": json.dumps(options), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--chdir", str(tmp_path), "-b", f"127.0.0.1:{port}",
+                             "-w", "1", "tapp:app"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request("GET", f"/b/{key}")
+                r = conn.getresponse()
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        assert r.status == 200 and r.read() == PAYLOAD * 50
+        conn.request("GET", f"/b/{key}", headers={"Range": "bytes=300000-300099"})
+        r = conn.getresponse()
+        assert r.status == 206 and r.read() == (PAYLOAD * 50)[300000:300100]
+        conn.request("GET", f"/b/{key}", headers={"If-None-Match": f'"{key}"'})
+        r = conn.getresponse()
+        assert r.status == 304 and r.read() == b""
+        conn.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
