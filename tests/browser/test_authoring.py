@@ -76,7 +76,11 @@ def server(tmp_path_factory):
 
     data_dir = tmp_path_factory.mktemp("authoring-ui")
     upgrade(f"sqlite:///{data_dir / 'baonhung.sqlite3'}")
-    app = create_app({"DATA_DIR": data_dir, "TESTING": True})
+    # the real job queue, consumed by a thread as `baonhung serve` does: the editor's page follows the publish job
+    app = create_app({"DATA_DIR": data_dir, "TESTING": True, "JOBS_IMMEDIATE": False})
+    from builder.jobs import start_consumer_thread
+
+    stop_jobs = start_consumer_thread(app.extensions["baonhung"].jobs)
     session = app.extensions["baonhung"].sessionmaker()
     svc.create_user(session, svc.SYSTEM, "designer@toasoan.vn", "designer", PASSWORD)
     svc.create_user(session, svc.SYSTEM, "editor@toasoan.vn", "editor", PASSWORD)
@@ -87,6 +91,7 @@ def server(tmp_path_factory):
     yield {"url": f"http://127.0.0.1:{httpd.server_port}", "dir": data_dir}
     httpd.shutdown()
     thread.join(timeout=10)
+    stop_jobs.set()
 
 
 @pytest.fixture(scope="module")
@@ -378,8 +383,12 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
     log_in(page, base, "editor@toasoan.vn")
     page.goto(edition_url)
     page.locator("#publish").click()
-    page.wait_for_selector("#edition-status[data-published=yes], .flash.error", timeout=90_000)
-    assert page.locator(".flash.error").count() == 0, page.locator(".flash.error").inner_text()
+    page.wait_for_selector("#job")  # answered at once: the job's card, its progress polled by job.js
+    assert page.locator("#publish").count() == 0  # no second publish while the job runs
+    page.wait_for_selector("#edition-status[data-published=yes], .flash.error, #job[data-status=failed]",
+                           timeout=90_000)
+    assert page.locator(".flash.error, #job[data-status=failed]").count() == 0, page.locator("#job").inner_text()
+    assert "Đã xuất bản thành phiên bản 1." in page.locator("#job-text").inner_text()
     edition = page.request.get(f"{base}/api/v1/editions/{edition_id}").json()
     assert edition["published"] is True and edition["published_version"] == 1
 

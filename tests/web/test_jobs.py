@@ -252,3 +252,26 @@ def test_the_edition_page_follows_the_job_and_hides_publish_while_it_runs(app, c
     assert "Đã xuất bản thành phiên bản 1." in html and "Việc xuất bản #" in html
     en = ui.get(f"/editions/{edition['id']}?job={job_id}&lang=en").get_data(as_text=True)
     assert "Published as version 1." in en and f"Publish job #{job_id}" in en
+
+
+def test_baonhung_serve_runs_the_queued_jobs_itself(app, client, users):
+    """The one-machine default stays one command: `baonhung serve` consumes the queue in a thread of its own."""
+    from tests.web.test_serve import _free_port
+
+    data_dir = app.extensions["baonhung"].settings.data_dir
+    editor = users.tokens["editor"]
+    edition = _edition_in_review(client, users, pages=1)
+    job = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).get_json()
+    assert job["status"] == "queued"
+    port = _free_port()
+    env = dict(os.environ, BAONHUNG_DATA_DIR=str(data_dir), DATABASE_URL=f"sqlite:///{data_dir / 'baonhung.sqlite3'}")
+    env.pop("BAONHUNG_QUEUE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "builder.cli", "serve", "--port", str(port), "--threads", "2"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        done = _wait(client, editor, job["id"], lambda j: j["status"] in ("done", "failed"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert done["status"] == "done" and done["version"] == 1, done
+    assert client.get(f"/pub/editions/{edition['id']}/manifest.json").status_code == 200
