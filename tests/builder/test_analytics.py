@@ -253,7 +253,7 @@ def test_the_dashboard_equals_its_three_calls_and_reads_the_raw_part_once_for_re
         separate[0]["sessions"], separate[1], separate[2])
     same_range = an.dashboard(reader, scope, DAY, DAY)
     assert (same_range.report.to_dict(), same_range.children, same_range.days) == separate
-    assert len(seen) == (2 if scope.level != "overlay" else 1)  # report (+ children); the days reuse the report's
+    assert len(seen) == (2 if scope.level == "site" else 1)  # one scan for report, children and days (the site: two)
 
 
 def test_a_breakdown_without_the_funnel_counts_no_funnel_step(reader):

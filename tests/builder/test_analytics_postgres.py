@@ -70,6 +70,12 @@ def test_reports_and_rollups_on_postgresql_equal_the_hand_computed_fixture(pg):
     before = an.report(reader, an.Scope(edition_id=10), DAY, DAY)
     assert (before.sessions, before.unique_readers, before.recognized, before.ttr_median_ms) == (2, 2, 2, 1000)
     assert an.report(reader, an.Scope(publication_id=1), DAY, DAY).unique_readers == 2
+    for scope in (an.Scope(1, 10), an.Scope(1), an.Scope()):  # one scan of the raw part, the same numbers
+        dash = an.dashboard(reader, scope, DAY, DAY)
+        assert (dash.report, dash.children, dash.days) == (an.report(reader, scope, DAY, DAY),
+                                                           an.breakdown(reader, scope, DAY, DAY),
+                                                           an.daily_series(reader, scope, DAY, DAY))
+    assert [r.id for r in an.dashboard(reader, an.Scope(1, 10), DAY, DAY).children] == [100, 101]
     an.rollup(reader, DAY + dt.timedelta(days=10), retention_days=8)
     with owner.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 0
