@@ -275,3 +275,42 @@ def test_baonhung_serve_runs_the_queued_jobs_itself(app, client, users):
         proc.wait(timeout=30)
     assert done["status"] == "done" and done["version"] == 1, done
     assert client.get(f"/pub/editions/{edition['id']}/manifest.json").status_code == 200
+
+
+def test_on_postgresql_the_queue_and_the_jobs_live_in_the_database_with_no_other_code_path(tmp_path, pg_url):
+    """The same task and consumer on huey's PostgreSQL storage (BAONHUNG_QUEUE_URL=postgresql://…), the jobs table
+    and its one-active-job-per-edition constraint on PostgreSQL."""
+    from builder.config import Settings
+    from builder.jobs import start_consumer_thread
+    from builder.models import Job
+    from tests.conftest import Users, user_with_token, _user_id
+
+    settings = Settings.from_env({"BAONHUNG_DATA_DIR": str(tmp_path / "pg"), "BAONHUNG_QUEUE_URL": pg_url})
+    app = make_app(tmp_path / "pg", pg_url, SETTINGS=settings, JOBS_IMMEDIATE=False)
+    assert type(app.extensions["baonhung"].jobs.huey).__name__ == "PostgresHuey"
+    client = app.test_client()
+    tokens = {role: user_with_token(app, f"{role}@toasoan.vn", role) for role in ("designer", "editor")}
+    users = Users(tokens=tokens, ids={role: _user_id(app, f"{role}@toasoan.vn") for role in tokens})
+    edition = _edition_in_review(client, users, pages=2)
+    editor = tokens["editor"]
+    job = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).get_json()
+    assert job["status"] == "queued"
+    assert client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).status_code == 409
+    db = app.extensions["baonhung"].sessionmaker()
+    try:  # the database itself refuses a second active job (what a race between two requests would reach)
+        from sqlalchemy.exc import IntegrityError
+
+        db.add(Job(kind="publish", edition_id=edition["id"], status="queued", active=True))
+        with pytest.raises(IntegrityError):
+            db.commit()
+        db.rollback()
+    finally:
+        db.close()
+    stop = start_consumer_thread(app.extensions["baonhung"].jobs)
+    try:
+        done = _wait(client, editor, job["id"], lambda j: j["status"] in ("done", "failed"))
+    finally:
+        stop.set()
+    assert done["status"] == "done" and done["version"] == 1 and done["pages_done"] == 2, done
+    assert len(client.get(f"/pub/editions/{edition['id']}/manifest.json").get_json()["pages"]) == 2
+    app.extensions["baonhung"].engine.dispose()
