@@ -32,6 +32,10 @@ if (card && !FINAL.has(card.dataset.status)) {
     let job;
     try {
       const response = await fetch(card.dataset.jobUrl, {headers: {Accept: 'application/json'}, credentials: 'same-origin'});
+      if (response.status === 404) {  // gone with its edition: the page shows what is left
+        window.location.replace(card.dataset.reloadUrl);
+        return;
+      }
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       job = await response.json();
     } catch (err) {
