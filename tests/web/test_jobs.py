@@ -243,6 +243,8 @@ def test_the_edition_page_follows_the_job_and_hides_publish_while_it_runs(app, c
     html = ui.get(r.headers["Location"]).get_data(as_text=True)
     assert 'id="job"' in html and 'data-status="queued"' in html and "job.js" in html
     assert 'id="publish"' not in html  # no second publish while this one waits
+    stale = ui.post(f"/editions/{edition['id']}/publish", data={"csrf_token": token})  # from a tab opened before
+    assert stale.status_code == 409 and f"việc #{job_id}" in stale.get_data(as_text=True)
     assert f"/api/v1/jobs/{job_id}" in html
     # the page's own polls: the editor's session reads the job
     assert ui.get(f"/api/v1/jobs/{job_id}").get_json()["status"] == "queued"
