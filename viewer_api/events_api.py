@@ -3,7 +3,8 @@ answers 204 at once; the work is in ``ingest.py``. The body schema is ``schemas/
 
 Answers: 204 (headers ``X-Events-Stored`` / ``X-Events-Dropped`` say what happened), 400 (not JSON, not the
 schema, more than 100 events), 413 (body over 64 KB), 422 (no event names a published page; nothing stored),
-429 with ``Retry-After``, 503 with ``Retry-After`` when the group-commit writer's queue is full (nothing stored). Errors are ``{"error", "message"}`` in the Accept-Language (vi default, en).
+429 with ``Retry-After``, 503 with ``Retry-After`` when the group-commit writer's queue is full or the batch's
+transaction failed (nothing stored). Errors are ``{"error", "message"}`` in the Accept-Language (vi default, en).
 
 Batches refused whole (400, 413, 422, 429, 503) and bots' batches are counted by reason in the process and written
 as "refused" rows at most once a minute (``eventstore.RefusalCounter``): how many and why, nothing of the batch.
@@ -35,7 +36,8 @@ class EventsState:
         self.engine = es.make_events_engine(url)
         if not s.events_ingest_url:
             es.create_schema(self.engine)  # one connection for both sides (the default): it owns the tables
-        # group commit: one writer thread, many batches per transaction, a bounded queue (a full one is a 503)
+        # group commit: many batches per transaction, written by the request that finds none in progress (ack
+        # "committed") or by one writer thread ("queued"); a bounded queue (a full one is a 503)
         self.writer = es.GroupCommitWriter(self.engine, ack=s.events_ack, max_queued_events=s.events_queue_max,
                                            max_transaction_events=min(es.MAX_TRANSACTION_EVENTS, s.events_queue_max),
                                            log=current_app.logger)
