@@ -38,6 +38,7 @@ class Settings:
     recognize_rate_per_minute: int = 1200  # per client address (many readers may share one: a NAT, a school)
     recognize_session_rate_per_minute: int = 300  # per viewer page load: a phone sends <= 4 frames a second
     trusted_proxies: int = 0  # reverse proxies in front that set X-Forwarded-For/-Proto (nginx: 1)
+    accel_redirect: str = ""  # nginx internal location of the local store ("/_store/"): /pub/a/ bodies sent by nginx
     ratelimit_storage: str = "memory://"  # counters shared by several processes: redis://host:6379
     max_request_mb: int = 210  # hard cap on a request body (largest per-kind upload limit + form overhead)
     events_url: str = ""  # readership events store (issue 26); empty: SQLite <data>/analytics/events.sqlite3
@@ -100,6 +101,7 @@ class Settings:
             recognize_rate_per_minute=int(env.get("BAONHUNG_RECOGNIZE_RATE", 1200)),
             recognize_session_rate_per_minute=int(env.get("BAONHUNG_RECOGNIZE_SESSION_RATE", 300)),
             trusted_proxies=int(env.get("BAONHUNG_TRUSTED_PROXIES", 0)),
+            accel_redirect=_accel_redirect(env),
             ratelimit_storage=env.get("BAONHUNG_RATELIMIT_STORAGE", "memory://"),
             max_request_mb=int(env.get("BAONHUNG_MAX_REQUEST_MB", 210)),
             events_url=env.get("BAONHUNG_EVENTS_URL", ""),
@@ -121,6 +123,16 @@ class Settings:
             queue_url=_queue_url(env),
             extra={k: v for k, v in env.items() if k.startswith("BAONHUNG_MAX_")},
         )
+
+
+def _accel_redirect(env: dict) -> str:
+    """``BAONHUNG_ACCEL_REDIRECT``: empty (the app sends artifact bodies itself), or the path of nginx's internal
+    location aliasing the local store, ``/`` at both ends (scripts/nginx-baonhung.conf.template: ``/_store/``)."""
+    value = env.get("BAONHUNG_ACCEL_REDIRECT", "").strip()
+    if value and not re.fullmatch(r"/(?:[A-Za-z0-9_-]+/)+", value):
+        raise ConfigError(f"BAONHUNG_ACCEL_REDIRECT must be empty or an internal location such as /_store/, "
+                          f"not {value!r}")
+    return value
 
 
 def _queue_url(env: dict) -> str:

@@ -128,6 +128,11 @@ class AssetStore:
         """Remove leftovers of interrupted writes; returns how many were removed (none where writes are atomic)."""
         return 0
 
+    def served_name(self, key: str) -> str | None:
+        """The blob's name relative to a directory a web server can send files from (nginx's X-Accel-Redirect), or
+        None when the store has none (S3)."""
+        return None
+
 
 class LocalDiskStore(AssetStore):
     """Blobs in a directory tree on local disk (the embedded default)."""
@@ -201,6 +206,10 @@ class LocalDiskStore(AssetStore):
         for p in self.root.glob("*/*/*"):
             if SHA256_RE.match(p.name):
                 yield p.name
+
+    def served_name(self, key: str) -> str:
+        check_key(key)
+        return f"{key[:2]}/{key[2:4]}/{key}"  # the layout above, under root
 
     @contextlib.contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import is_resource_modified
 from werkzeug.wsgi import wrap_file
 
 from builder.storage import BlobSend, StorageError
@@ -105,17 +106,43 @@ class _LazyStream:
             self._fh.close()
 
 
-def _send_blob(sha: str, mime: str, compressible: bool, cache_control: str):
+def accel_blob(prefix: str, name: str, mime: str, etag: str, cache_control: str) -> Response:
+    """The answer for a blob nginx sends itself (``BAONHUNG_ACCEL_REDIRECT``): every header as :func:`send_blob`
+    gives it and an empty body with ``X-Accel-Redirect: <prefix><name>``; nginx's internal location sends the file
+    (sendfile, Range, no Python worker held for a long download). If-None-Match is answered here (304, nothing
+    redirected); Range is left to nginx, which has the file's length."""
+    response = Response(status=200, mimetype=mime)
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = cache_control
+    if not is_resource_modified(request.environ, etag=etag):
+        response.status_code = 304
+        return response
+    response.headers["X-Accel-Redirect"] = prefix + name
+    response.headers["Accept-Ranges"] = "bytes"
+    return response
+
+
+def _send_blob(sha: str, mime: str, compressible: bool, cache_control: str, accel: bool = False):
     """Send a published blob: its gzip copy when the client accepts gzip (and asks no byte range), else the blob
-    itself with Range/ETag support."""
+    itself with Range/ETag support. ``accel``: by nginx's X-Accel-Redirect when configured and the store has files
+    nginx can read (the local store; S3 blobs are streamed through as before)."""
     state = _state()
     gz = state.published.gzip_copy(sha) if compressible else None
+    prefix = state.settings.accel_redirect if accel else ""
     try:
         if gz and "gzip" in request.headers.get("Accept-Encoding", "") and "Range" not in request.headers:
-            response = send_blob(state.store.send(gz, mime, etag=f"{sha}-gz", cache_control=cache_control))
-            response.headers["Content-Encoding"] = "gzip"
+            key, etag, encoding = gz, f"{sha}-gz", "gzip"
         else:
-            response = send_blob(state.store.send(sha, mime, etag=sha, cache_control=cache_control))
+            key, etag, encoding = sha, sha, None
+        name = state.store.served_name(key) if prefix else None
+        if name is not None:
+            if not state.store.exists(key):
+                raise StorageError(f"no blob {key}", key)
+            response = accel_blob(prefix, name, mime, etag, cache_control)
+        else:
+            response = send_blob(state.store.send(key, mime, etag=etag, cache_control=cache_control))
+        if encoding:
+            response.headers["Content-Encoding"] = encoding
     except StorageError:
         abort(404)
     response.headers["Vary"] = "Accept-Encoding"
@@ -145,7 +172,7 @@ def artifact(sha: str, ext: str):
         abort(404)
     if ext not in _EXTENSIONS_OF[_blob_kind(state.store, sha)]:
         abort(404)
-    return _send_blob(sha, EXT_MIME[ext], ext in COMPRESSIBLE, IMMUTABLE)
+    return _send_blob(sha, EXT_MIME[ext], ext in COMPRESSIBLE, IMMUTABLE, accel=True)
 
 
 def _manifest_response(sha: str | None):
