@@ -6,7 +6,7 @@ HOST  ?= 127.0.0.1
 PORT  ?= 8000
 export BAONHUNG_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test test-slow lock audit bench-load deps deps-system deps-python deps-node bench-recognition bench-rating bench-bundle bench-viewer bench-analytics bench-premium opencv-js clean
+.PHONY: run test test-slow lock audit bench-load deps deps-system deps-python deps-node bench-recognition bench-rating bench-bundle bench-viewer bench-analytics bench-premium bench-scale opencv-js clean
 
 .venv/bin/python:
 	python3 -m venv .venv
@@ -99,6 +99,14 @@ bench-analytics: deps
 # without premium overlays (BENCH_ARGS="--requests 200 --repeat 1" for a quick run).
 bench-premium: deps
 	$(PY) bench/bench_premium.py $(BENCH_ARGS)
+
+# Scale-out (issue 28): Debian's nginx (installed when missing) in front of 1 then 2 serve-public processes on
+# loopback, recognize + artifact load, memory per process, a publish through the worker and each replica's pickup
+# (BENCH_ARGS="--seconds 10 --pages 6" for a quick run).
+bench-scale: deps
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx >/dev/null; }
+	$(PY) bench/bench_scale.py $(BENCH_ARGS)
 
 # The viewer's opencv.js (only the tracker's functions, separate .wasm), rebuilt from source into viewer_api/vendor/opencv
 # (committed; ~15 min on 2 cores). Inputs and output hashes: viewer_api/vendor/opencv/BUILD-INFO.json.
