@@ -33,6 +33,9 @@ $AS_PG psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='baonhung_test'" | grep 
   || $AS_PG psql -qc "CREATE ROLE baonhung_test LOGIN PASSWORD 'baonhung_test'" >/dev/null
 # the analytics test makes the public side's INSERT-only role (builder/analytics, issue 26)
 $AS_PG psql -qc "ALTER ROLE baonhung_test CREATEROLE CREATEDB" >/dev/null  # a database per test module (tests/conftest.py pg_url)
+# DROP DATABASE ... WITH (FORCE) also ends an autovacuum worker busy in it (the job-queue test churns rows); a
+# non-superuser may only end processes of roles it belongs to, unless it has pg_signal_backend
+$AS_PG psql -qc "GRANT pg_signal_backend TO baonhung_test" >/dev/null
 $AS_PG psql -qtAc "SELECT 1 FROM pg_database WHERE datname='baonhung_test'" | grep -q 1 \
   || $AS_PG psql -qc "CREATE DATABASE baonhung_test OWNER baonhung_test" >/dev/null
 echo "postgresql+psycopg://baonhung_test:baonhung_test@127.0.0.1:5432/baonhung_test"

@@ -168,10 +168,28 @@ def pg_url(request):
     module = re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1])
     name = f"bn_{module}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"[:63]
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    _drop_database(admin, name)
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _drop_database(admin, name)
     admin.dispose()
+
+
+def _drop_database(admin, name: str, attempts: int = 10) -> None:
+    """Drop a test database, ending its connections. An autovacuum worker in it (the job-queue test churns rows) can
+    only be ended with pg_signal_backend (scripts/test-postgres.sh grants it); without it, wait for the worker."""
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except (ProgrammingError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
