@@ -24,7 +24,7 @@ directly every 20 ms for the edition's manifest, how long after the job finished
 Ends with a table and one ``RESULT key=value ...`` line.
 
     .venv/bin/python bench/bench_scale.py [--seconds 20] [--recognize 4] [--downloaders 2] [--artifact-rate 40]
-                                          [--pages 20] [--configs 1x1,1x2,2x1]
+                                          [--pages 20] [--configs 1x1,1x2,2x1] [--threads 4] [--cv-threads 0]
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ sys.path.insert(0, str(REPO / "deploy"))
 import nginx_conf  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "scale"
-THREADS = 4  # gunicorn threads per worker
+THREADS = 4  # gunicorn threads per worker (--threads)
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -409,14 +409,20 @@ def pickup(newsroom: Newsroom, publics: list[PublicProcess], pages: list, number
 # ------------------------------------------------------------------------------------------------ main
 
 def main() -> None:
+    global THREADS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20, help="load per configuration")
     ap.add_argument("--recognize", type=int, default=4, help="concurrent readers posting frames")
     ap.add_argument("--downloaders", type=int, default=2, help="concurrent artifact downloaders")
     ap.add_argument("--artifact-rate", type=float, default=40, help="artifact downloads per second, offered")
     ap.add_argument("--pages", type=int, default=20, help="pages of the edition published during the pickup test")
+    ap.add_argument("--threads", type=int, default=THREADS, help="gunicorn threads per worker")
+    ap.add_argument("--cv-threads", type=int, default=0,
+                    help="OpenCV's and OpenMP's threads per public process (OPENCV_FOR_THREADS_NUM, OMP_NUM_THREADS); "
+                         "0: their defaults (one per core)")
     ap.add_argument("--configs", default="1x1,1x2,2x1", help="processes x workers, comma-separated")
     args = ap.parse_args()
+    THREADS = args.threads
     logging.disable(logging.WARNING)
     if nginx_conf.nginx_binary() is None:
         sys.exit("nginx is not installed: make bench-scale installs Debian's nginx")
@@ -429,6 +435,8 @@ def main() -> None:
            "BAONHUNG_ACCEL_REDIRECT": nginx_conf.ACCEL_PREFIX, "BAONHUNG_TRUSTED_PROXIES": "1",
            # the bench measures serving, not the per-address limits (every reader arrives from 127.0.0.1)
            "BAONHUNG_RECOGNIZE_RATE": "1000000", "BAONHUNG_RECOGNIZE_SESSION_RATE": "1000000"}
+    if args.cv_threads:
+        env.update(OPENCV_FOR_THREADS_NUM=str(args.cv_threads), OMP_NUM_THREADS=str(args.cv_threads))
 
     t0 = time.monotonic()
     sd_pages, sd_frames = smartdoc()
@@ -469,7 +477,8 @@ def main() -> None:
     print(f"nginx {subprocess.run([nginx_conf.nginx_binary(), '-v'], capture_output=True, text=True).stderr.strip()}"
           f"; {os.cpu_count()} cores; {args.recognize} readers + {args.downloaders} downloaders "
           f"({args.artifact_rate:g}/s offered) through nginx, "
-          f"{args.seconds:g} s per configuration; gunicorn --threads {THREADS}")
+          f"{args.seconds:g} s per configuration; gunicorn --threads {THREADS}"
+          + (f"; OpenCV/OpenMP threads per process: {args.cv_threads}" if args.cv_threads else ""))
     print(f"{'config':7} {'rec/s':>6} {'p50':>6} {'p95':>6} {'art/s':>6} {'p50':>5} {'p95':>5} {'MB/s':>5} {'err':>4} "
           f"{'RSS MB':>7} {'PSS MB':>7} {'cpu srv':>7} {'nginx':>6} {'load':>5}")
     for r in rows:
