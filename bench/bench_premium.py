@@ -15,10 +15,18 @@ Measures, on a throw-away data directory (bench/out/premium):
   publish    publishing the same page (a link, a 10 s video, a stock 3D model) with every overlay free, and with the
              video and the model premium (teaser clip + blurred still + a second bundle pair), seconds, production
              bundle options (gltf-transform compression and Khronos validation), median of --repeat
+  browser    the subscriber's real extra wait, in Debian Chromium (Playwright, the fake camera playing a y4m clip of
+             the printed page): the page of tests/browser/test_viewer_premium.py (a free and a premium video) served
+             by the real app on loopback, a reader with an entitlement and a live session cookie; each run a fresh
+             browser context (empty cache), "Bật camera" at once; the viewer's own marks (performance.now()):
+             first free overlay → premium part answered → part attached → premium video playing, ms after the
+             first free overlay (negative: before it). On a desktop profile (640 x 480, unthrottled) and on the
+             phone-class profile of bench-viewer (tests/browser/phone.py: CPU 4x slower, 1.6 Mbit/s down, 150 ms
+             RTT, 412 x 823), --browser-runs each; median, min, max
 
 Ends with one ``RESULT key=value …`` line.
 
-    .venv/bin/python bench/bench_premium.py [--checks 200000] [--requests 2000] [--repeat 3]
+    .venv/bin/python bench/bench_premium.py [--checks 200000] [--requests 2000] [--repeat 3] [--browser-runs 3]
 """
 from __future__ import annotations
 
@@ -154,11 +162,84 @@ class Site:
         return client
 
 
+STEPS = (("partAt", "premium part answered"), ("attachedAt", "premium part attached"),
+         ("playingAt", "premium video playing"))
+SUBSCRIBER_JS = ("() => ({first: window.__baonhung.metrics.firstOverlayAt, "
+                 "premium: JSON.parse(JSON.stringify(window.__baonhung.premium.metrics))})")
+
+
+class _Dirs:
+    """What the page fixture of tests/browser/test_viewer_premium.py asks of pytest's tmp_path_factory."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def mktemp(self, name: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.root))
+        return path
+
+
+def subscriber_runs(runs: int, timeout_s: float = 120.0) -> dict[str, list[dict]]:
+    """Per profile ("desktop", "phone"), one dict per run: ms of each step after the first free overlay."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.fixture_app import launch_chromium, wait_state
+    from tests.browser.phone import PhoneProfile, _throttle
+    from tests.browser.test_viewer_premium import published
+    from tests.web.test_premium_serving import reader
+
+    root = OUT / "browser"
+    root.mkdir(parents=True, exist_ok=True)
+    fixture = published.__wrapped__(_Dirs(root))  # the test's page: a free and a premium video, published
+    site = next(fixture)
+    try:
+        _, token = reader(site["app"], f"{secrets.token_hex(4)}@bench.vn")
+        phone = PhoneProfile()
+        profiles = {"desktop": ({"viewport": {"width": 640, "height": 480}}, None),
+                    "phone": ({"viewport": {"width": phone.width, "height": phone.height},
+                               "device_scale_factor": phone.dpr, "is_mobile": True, "has_touch": True}, phone)}
+        out: dict[str, list[dict]] = {name: [] for name in profiles}
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw, clip=site["y4m"])
+            try:
+                for name, (options, throttle) in profiles.items():
+                    for _ in range(runs):
+                        context = browser.new_context(**options)
+                        try:
+                            context.add_cookies([{"name": "baonhung_reader", "value": token, "url": site["base"]}])
+                            page = context.new_page()
+                            if throttle is not None:
+                                _throttle(context.new_cdp_session(page), throttle)
+                            page.goto(f"{site['base']}/v/{site['code']}")
+                            if throttle is not None:
+                                page.tap("#start", timeout=timeout_s * 1000)
+                            else:
+                                page.click("#start", timeout=timeout_s * 1000)
+                            wait_state(page, "s.metrics.firstOverlayAt !== null && s.premium && s.premium.metrics "
+                                             "&& s.premium.metrics.playingAt !== null", timeout_s)
+                            m = page.evaluate(SUBSCRIBER_JS)
+                            assert page.evaluate("() => window.__baonhung.premium.state") == "entitled"
+                            out[name].append({k: m["premium"][k] - m["first"] for k, _ in STEPS})
+                        finally:
+                            context.close()
+            finally:
+                browser.close()
+        return out
+    finally:
+        fixture.close()  # the fixture's own teardown: its server stops
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):>7.0f} {min(values):>7.0f} {max(values):>7.0f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checks", type=int, default=200_000, help="pure checks and signings timed")
     ap.add_argument("--requests", type=int, default=2000, help="requests through the Flask app per path")
     ap.add_argument("--repeat", type=int, default=3, help="publishes per variant (median)")
+    ap.add_argument("--browser-runs", type=int, default=3,
+                    help="subscriber runs in Chromium per profile (desktop, phone); 0: none")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
 
@@ -215,12 +296,24 @@ def main() -> None:
             ("publish, video + model premium", f"{statistics.median(premium_s):.2f} s")]
     for what, cost in rows:
         print(f"{what:<38} {cost:>12}")
+    browser_keys = ""
+    if args.browser_runs > 0:
+        runs = subscriber_runs(args.browser_runs)
+        print(f"# subscriber in Chromium, {args.browser_runs} runs per profile, fresh context each; ms after the "
+              f"first free overlay (negative: before it); phone: CPU 4x, 1.6 Mbit/s down, 150 ms RTT")
+        print(f"{'profile':<8} {'step':<24} {'median':>7} {'min':>7} {'max':>7}")
+        for name, rows_ in runs.items():
+            for key, label in STEPS:
+                print(f"{name:<8} {label:<24} {spread([r[key] for r in rows_])}")
+            browser_keys += (f" premium_extra_ms_{name}={statistics.median(r['playingAt'] for r in rows_):.0f}"
+                             f" premium_extra_ms_{name}_max={max(r['playingAt'] for r in rows_):.0f}"
+                             f" premium_attached_ms_{name}={statistics.median(r['attachedAt'] for r in rows_):.0f}")
     print(f"RESULT check_us={check_us:.2f} check_forged_us={bad_us:.2f} sign_us={sign_us:.2f} "
           f"pub_p_us={pub_p_us:.0f} pub_a_us={pub_a_us:.0f} pub_p_extra_us={pub_p_us - pub_a_us:.0f} "
           f"pub_p_forged_us={pub_p_bad_us:.0f} part_ms={part_ms:.2f} premium_lite_bytes={lite_bytes} "
           f"first_premium_extra_ms={first_ms:.0f} publish_free_s={statistics.median(free_s):.2f} "
           f"publish_premium_s={statistics.median(premium_s):.2f} "
-          f"publish_extra_s={statistics.median(premium_s) - statistics.median(free_s):.2f}")
+          f"publish_extra_s={statistics.median(premium_s) - statistics.median(free_s):.2f}{browser_keys}")
 
 
 if __name__ == "__main__":
