@@ -474,7 +474,7 @@ def main() -> None:
         newsroom.stop()
 
     print()
-    print(f"nginx {subprocess.run([nginx_conf.nginx_binary(), '-v'], capture_output=True, text=True).stderr.strip()}"
+    print(f"{subprocess.run([nginx_conf.nginx_binary(), '-v'], capture_output=True, text=True).stderr.strip()}"
           f"; {os.cpu_count()} cores; {args.recognize} readers + {args.downloaders} downloaders "
           f"({args.artifact_rate:g}/s offered) through nginx, "
           f"{args.seconds:g} s per configuration; gunicorn --threads {THREADS}"
