@@ -37,12 +37,14 @@ node_modules/.deps-stamp: package.json package-lock.json
 deps-python: .venv/.deps-stamp
 deps-node: node_modules/.deps-stamp
 
-# Debian packages the product and its tests need (browser, ffmpeg, poppler); installed only when missing.
+# Debian packages the product and its tests need (browser, ffmpeg, poppler, nginx for tests/web/test_nginx.py and
+# make bench-scale); installed only when missing.
 deps-system:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v ffmpeg   >/dev/null || missing="$$missing ffmpeg"; \
 	command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -100,12 +102,10 @@ bench-analytics: deps
 bench-premium: deps
 	$(PY) bench/bench_premium.py $(BENCH_ARGS)
 
-# Scale-out (issue 28): Debian's nginx (installed when missing) in front of 1 then 2 serve-public processes on
-# loopback, recognize + artifact load, memory per process, a publish through the worker and each replica's pickup
-# (BENCH_ARGS="--seconds 10 --pages 6" for a quick run).
+# Scale-out (issue 28): Debian's nginx (deps-system installs it when missing) in front of 1 then 2 serve-public
+# processes on loopback, recognize + artifact load, memory per process, a publish through the worker and each
+# replica's pickup (BENCH_ARGS="--seconds 10 --pages 6" for a quick run).
 bench-scale: deps
-	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx >/dev/null; }
 	$(PY) bench/bench_scale.py $(BENCH_ARGS)
 
 # The viewer's opencv.js (only the tracker's functions, separate .wasm), rebuilt from source into viewer_api/vendor/opencv
