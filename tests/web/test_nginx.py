@@ -1,7 +1,7 @@
 """nginx in front of the public side (issue 28): ``BAONHUNG_ACCEL_REDIRECT`` hands a checked artifact to nginx
 (X-Accel-Redirect), and Debian's nginx with deploy/nginx-baonhung.conf.template in front of a real
 ``baonhung serve-public`` sends it with the headers the app sends, answers Range and If-None-Match, and proxies
-recognize. The nginx tests are skipped when nginx is not installed (``make bench-scale`` installs it)."""
+recognize. The nginx test is skipped when nginx is not installed (``make deps-system`` installs it)."""
 from __future__ import annotations
 
 import http.client
