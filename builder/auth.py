@@ -18,6 +18,7 @@ from .models import ApiToken, LoginAttempt, User, UserSession, utcnow
 from .problems import LoginThrottled, ServiceError
 
 PASSWORD_HASHER = PasswordHasher()  # argon2-cffi defaults: Argon2id, RFC 9106 low-memory profile
+# Callers use ``auth.PASSWORD_HASHER`` at call time, so a test session can put cheap parameters here (tests/conftest.py).
 TOKEN_PREFIX = "bn_"
 MIN_PASSWORD_LENGTH = 10  # NIST SP 800-63B asks for at least 8; newsrooms share machines, so a bit more
 

@@ -14,7 +14,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .auth import MIN_PASSWORD_LENGTH, PASSWORD_HASHER, token_digest
+from . import auth
+from .auth import MIN_PASSWORD_LENGTH, token_digest
 from .models import PasswordReset, Reader, ReaderLoginAttempt, ReaderSession, utcnow
 from .problems import InvalidField, LoginThrottled, ServiceError
 
@@ -56,7 +57,7 @@ def _verify(reader: Reader, password: str) -> bool:
     from argon2.exceptions import InvalidHashError, VerificationError
 
     try:
-        return PASSWORD_HASHER.verify(reader.password_hash, password)
+        return auth.PASSWORD_HASHER.verify(reader.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -67,7 +68,7 @@ def sign_up(db: Session, email, password, language: str = "vi") -> Reader:
     check_password_policy(password)
     if db.scalar(select(Reader.id).where(Reader.email == email)) is not None:
         raise ServiceError("email_taken", http_status=409)
-    reader = Reader(email=email, password_hash=PASSWORD_HASHER.hash(password),
+    reader = Reader(email=email, password_hash=auth.PASSWORD_HASHER.hash(password),
                     language=language if language in LANGS else "vi")
     db.add(reader)
     try:
@@ -103,12 +104,12 @@ def sign_in(db: Session, email, password, address: str, max_failures: int, lock_
         if _verify(reader, password):
             db.execute(delete(ReaderLoginAttempt).where(ReaderLoginAttempt.email == email,
                                                         ReaderLoginAttempt.address == address))
-            if PASSWORD_HASHER.check_needs_rehash(reader.password_hash):
-                reader.password_hash = PASSWORD_HASHER.hash(password)
+            if auth.PASSWORD_HASHER.check_needs_rehash(reader.password_hash):
+                reader.password_hash = auth.PASSWORD_HASHER.hash(password)
             db.commit()
             return reader
     else:
-        PASSWORD_HASHER.hash("x")  # spend the same time: no account enumeration by timing
+        auth.PASSWORD_HASHER.hash("x")  # spend the same time: no account enumeration by timing
     db.add(ReaderLoginAttempt(email=email, address=address))
     db.commit()
     return None
@@ -211,7 +212,7 @@ def confirm_password_reset(db: Session, token, password, now: dt.datetime | None
     reader = db.get(Reader, row.reader_id)
     if reader is None or not reader.active:
         raise ServiceError("reset_token_invalid", http_status=400)
-    reader.password_hash = PASSWORD_HASHER.hash(password)
+    reader.password_hash = auth.PASSWORD_HASHER.hash(password)
     for other in db.scalars(select(PasswordReset).where(PasswordReset.reader_id == reader.id,
                                                         PasswordReset.used_at.is_(None))).all():
         other.used_at = now

@@ -17,6 +17,21 @@ SHARED = Path(os.environ.get("BAONHUNG_SHARED_DIR", REPO.parent / "shared"))
 ARTIFACTS = REPO / "test-artifacts"
 
 
+
+def _cheap_password_hashes() -> None:
+    """Argon2id with the cheapest parameters in this test process (~1 ms a hash instead of ~0.3 s; the suite hashes
+    hundreds of passwords). Still Argon2id; servers started as subprocesses keep the production parameters, and a hash
+    made here is verified there (the parameters travel in the hash)."""
+    from argon2 import PasswordHasher
+
+    from builder import auth
+
+    auth.PASSWORD_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+_cheap_password_hashes()
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
