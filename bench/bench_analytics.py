@@ -12,6 +12,10 @@
    raw event (the file over the rows), the rollup of every completed day, then the dashboard's queries for one
    edition (report + its pages + its days) over the last 30 days: the busiest edition read today, so both the
    rolled-up days and today's raw events are read.
+3. --part separate (issue 26's way out of the shared interpreter lock): two `baonhung serve-public --workers 1`
+   processes on two ports; the paced run (ack committed unless --ack says otherwise) against one while the recognize
+   readers load the other, then the events process without readers, then (unless --no-compare) the same load against
+   one serve-public serving both; a table with the cores each process and the bench used, and its own RESULT line.
 Ends with one RESULT line.
 """
 from __future__ import annotations
@@ -94,7 +98,92 @@ def sender(port: int, page: int, overlays: list[int], stop_at: float, out: dict,
     conn.close()
 
 
-def ingestion(seconds: float, senders: int, readers: int, paced_events_s: float, ack: str) -> dict:
+class PublicServer:
+    """`baonhung serve-public --workers 1` (the public app, viewer_api/app.py) in its own process group."""
+
+    def __init__(self, data: Path, env_extra: dict):
+        self.port = free_port()
+        env = {**os.environ, "BAONHUNG_DATA_DIR": str(data), "BAONHUNG_READERS_DATABASE_URL": "none", **env_extra}
+        self.proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "baonhung"), "serve-public", "--host", "127.0.0.1",
+                                      "--port", str(self.port), "--workers", "1"],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 120
+        while True:
+            assert self.proc.poll() is None, "serve-public exited"
+            assert time.monotonic() < deadline, "serve-public did not start"
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/v/")
+                if c.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its living children (gunicorn's master and workers)."""
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def load_run(events_port: int, rec_port: int, page_id: int, overlays: list[int], photos, seconds: float,
+             senders: int, readers: int, interval: float, pids: dict[str, int]) -> dict:
+    """One run: ``senders`` event senders against ``events_port`` and ``readers`` recognize readers against
+    ``rec_port`` (the same port: one process), for ``seconds``. ``pids``: processes whose CPU is reported (cores)."""
+    out = {"ms": [], "codes": [], "stored": 0, "errors": 0}
+    rec = {"ms": [], "codes": [], "conn_errors": 0}
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+    threads = [threading.Thread(target=reader, args=(rec_port, photos, stop_at, f"10.9.0.{i}", rec, lock))
+               for i in range(readers)]
+    threads += [threading.Thread(target=sender, args=(events_port, page_id, overlays, stop_at, out, lock, i,
+                                                       interval)) for i in range(senders)]
+    cpu0 = {name: cpu_s(pid) for name, pid in pids.items()}
+    own0 = sum(os.times()[:2])
+    load0 = os.getloadavg()[0]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    cores = {name: (cpu_s(pid) - cpu0[name]) / elapsed for name, pid in pids.items()}
+    cores["load generator (this bench)"] = (sum(os.times()[:2]) - own0) / elapsed
+    ms = sorted(out["ms"])
+    return {"events_s": out["stored"] / elapsed, "posts": len(ms),
+            "p50": ms[len(ms) // 2] if ms else float("nan"),
+            "p95": ms[int(len(ms) * 0.95)] if ms else float("nan"),
+            "non204": sum(c != 204 for c in out["codes"]), "errors": out["errors"],
+            "non204_codes": sorted({c for c in out["codes"] if c != 204}),
+            "recognize_req_s": len(rec["codes"]) / elapsed,
+            "recognize_p95": sorted(rec["ms"])[int(len(rec["ms"]) * 0.95)] if rec["ms"] else float("nan"),
+            "cores": cores, "load1": (load0, os.getloadavg()[0])}
+
+
+def demo_data() -> Path:
     from builder.db import upgrade
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-analytics-"))
@@ -102,46 +191,117 @@ def ingestion(seconds: float, senders: int, readers: int, paced_events_s: float,
     upgrade(f"sqlite:///{data / 'baonhung.sqlite3'}")
     subprocess.run([str(REPO / ".venv" / "bin" / "baonhung"), "demo", "--password", "bench-analytics-password"],
                    env={**os.environ, "BAONHUNG_DATA_DIR": str(data)}, check=True, capture_output=True)
+    return data
+
+
+def demo_page(port: int) -> tuple[int, list[int]]:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/pub/editions/1/manifest.json")
+    edition = json.loads(c.getresponse().read())
+    page_url = edition["pages"][0]["manifest_url"]
+    c.request("GET", page_url)
+    page = json.loads(c.getresponse().read())
+    return int(page_url.split("/")[-2]), [int(o["id"]) for o in page.get("overlays", [])]
+
+
+EVENTS_ENV = {"BAONHUNG_TRUSTED_PROXIES": "1", "BAONHUNG_EVENTS_RATE": "1000000",
+              "BAONHUNG_EVENTS_SESSION_RATE": "1000000"}
+
+
+def warm(events_port: int, rec_port: int, page_id: int, overlays: list[int], photos) -> None:
+    """A few untimed requests of each kind first (a fresh process's first recognitions and commits are slower)."""
+    out = {"ms": [], "codes": [], "stored": 0, "errors": 0}
+    rec = {"ms": [], "codes": [], "conn_errors": 0}
+    lock = threading.Lock()
+    stop_at = time.monotonic() + 3
+    threads = [threading.Thread(target=reader, args=(rec_port, photos, stop_at, "10.8.0.1", rec, lock)),
+               threading.Thread(target=sender, args=(events_port, page_id, overlays, stop_at, out, lock, 99, 0.05))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def ingestion(seconds: float, senders: int, readers: int, paced_events_s: float, ack: str) -> dict:
+    data = demo_data()
     photos = frames()
     port = free_port()
-    server = Server(data, port, {"BAONHUNG_TRUSTED_PROXIES": "1", "BAONHUNG_EVENTS_RATE": "1000000",
-                                 "BAONHUNG_EVENTS_SESSION_RATE": "1000000", "BAONHUNG_EVENTS_ACK": ack})
+    server = Server(data, port, {**EVENTS_ENV, "BAONHUNG_EVENTS_ACK": ack})
     try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        c.request("GET", "/pub/editions/1/manifest.json")
-        edition = json.loads(c.getresponse().read())
-        page_url = edition["pages"][0]["manifest_url"]
-        c.request("GET", page_url)
-        page = json.loads(c.getresponse().read())
-        page_id = int(page_url.split("/")[-2])
-        overlays = [int(o["id"]) for o in page.get("overlays", [])]
+        page_id, overlays = demo_page(port)
         runs = {}
         # closed loop first (the server's saturation), then paced at the target rate, each beside recognize traffic
         for name, interval in (("closed", 0.0), ("paced", senders * BATCH / paced_events_s)):
-            out = {"ms": [], "codes": [], "stored": 0, "errors": 0}
-            rec = {"ms": [], "codes": [], "conn_errors": 0}
-            lock = threading.Lock()
-            stop_at = time.monotonic() + seconds
-            threads = [threading.Thread(target=reader, args=(port, photos, stop_at, f"10.9.0.{i}", rec, lock))
-                       for i in range(readers)]
-            threads += [threading.Thread(target=sender, args=(port, page_id, overlays, stop_at, out, lock, i,
-                                                               interval)) for i in range(senders)]
-            t0 = time.monotonic()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            elapsed = time.monotonic() - t0
-            ms = sorted(out["ms"])
-            runs[name] = {"events_s": out["stored"] / elapsed, "posts": len(ms),
-                          "p50": ms[len(ms) // 2] if ms else float("nan"),
-                          "p95": ms[int(len(ms) * 0.95)] if ms else float("nan"),
-                          "non204": sum(c != 204 for c in out["codes"]), "errors": out["errors"],
-                          "recognize_req_s": len(rec["codes"]) / elapsed,
-                          "recognize_p95": sorted(rec["ms"])[int(len(rec["ms"]) * 0.95)] if rec["ms"] else float("nan")}
+            runs[name] = load_run(port, port, page_id, overlays, photos, seconds, senders, readers, interval,
+                                  {"serve (events + recognize)": server.proc.pid})
     finally:
         server.stop()
     return runs
+
+
+def separate(seconds: float, senders: int, readers: int, paced_events_s: float, ack: str, compare: bool) -> dict:
+    """The paced event post against a serve-public process of its own while the recognize readers load another
+    serve-public process (docs/DEPLOY.md: two processes on two ports, what nginx would route by path); then, if
+    ``compare``, the same load against one serve-public process serving both."""
+    data = demo_data()
+    photos = frames()
+    env = {**EVENTS_ENV, "BAONHUNG_EVENTS_ACK": ack}
+    interval = senders * BATCH / paced_events_s
+    runs = {}
+    events_srv = rec_srv = None
+    try:
+        events_srv = PublicServer(data, env)
+        rec_srv = PublicServer(data, env)
+        page_id, overlays = demo_page(events_srv.port)
+        warm(events_srv.port, rec_srv.port, page_id, overlays, photos)
+        runs["separate"] = load_run(events_srv.port, rec_srv.port, page_id, overlays, photos, seconds, senders,
+                                    readers, interval, {"events process (serve-public)": events_srv.proc.pid,
+                                                        "recognize process (serve-public)": rec_srv.proc.pid})
+        # without the recognize readers: what the events process and the senders alone give on this machine
+        runs["alone"] = load_run(events_srv.port, rec_srv.port, page_id, overlays, photos, min(seconds, 10.0),
+                                 senders, 0, interval, {"events process (serve-public)": events_srv.proc.pid})
+    finally:
+        for s in (events_srv, rec_srv):
+            if s:
+                s.stop()
+    if compare:
+        one = PublicServer(data, env)
+        try:
+            warm(one.port, one.port, page_id, overlays, photos)
+            runs["same"] = load_run(one.port, one.port, page_id, overlays, photos, seconds, senders, readers,
+                                    interval, {"one serve-public (events + recognize)": one.proc.pid})
+        finally:
+            one.stop()
+    return runs
+
+
+def _separate_main(args) -> int:
+    runs = separate(args.seconds, args.senders, args.readers, args.paced, args.ack_one, not args.no_compare)
+    titles = {"separate": "events and recognize in two serve-public processes",
+              "alone": "events process alone (no recognize readers)",
+              "same": "events and recognize in one serve-public process"}
+    print(f"{'measure':58s} {'value':>16s}  target")
+    for name, r in runs.items():
+        rows = [(f"[{titles[name]}]", "", ""),
+                ("  stored events/s (paced)", f"{r['events_s']:.0f}", ""),
+                ("  post latency p50 / p95 (ms)", f"{r['p50']:.1f} / {r['p95']:.1f}", "p95 <= 20"),
+                ("  posts (non-204 [codes], connection errors)",
+                 f"{r['posts']} ({r['non204']} {r['non204_codes'] or ''}, {r['errors']})".replace(" , ", ", "), ""),
+                ("  recognize: req/s, p95 ms", f"{r['recognize_req_s']:.1f}, {r['recognize_p95']:.0f}", ""),
+                ("  load average (1 min) before / after", f"{r['load1'][0]:.1f} / {r['load1'][1]:.1f}", "")]
+        rows += [(f"  cores used: {who}", f"{c:.2f}", "") for who, c in r["cores"].items()]
+        rows.append(("  cores used in all (of 2)", f"{sum(r['cores'].values()):.2f}", ""))
+        for n, v, t in rows:
+            print(f"{n:58s} {v:>16s}  {t}")
+    sep = runs["separate"]
+    line = (f"RESULT paced_p95_ms_separate={sep['p95']:.1f} paced_p50_ms_separate={sep['p50']:.1f} "
+            f"paced_events_s_separate={sep['events_s']:.0f} recognize_req_s_separate={sep['recognize_req_s']:.1f} "
+            f"paced_p95_ms_events_alone={runs['alone']['p95']:.1f}")
+    if "same" in runs:
+        line += (f" paced_p95_ms_same={runs['same']['p95']:.1f} paced_events_s_same={runs['same']['events_s']:.0f} "
+                 f"recognize_req_s_same={runs['same']['recognize_req_s']:.1f}")
+    print(line + f" ack={args.ack_one} seconds={args.seconds:g}")
+    return 0
 
 
 COMMON_CTX = np.array([c | e << 10 for c in (1 | 1 << 2 | 1 << 6, 1 | 1 << 2 | 4 << 6, 1 | 2 << 2 | 2 << 6,
@@ -254,12 +414,23 @@ def main() -> int:
                     help="events per second offered in the paced run (100-100000): the latency target's rate")
     ap.add_argument("--ack", choices=("both", "committed", "queued"), default="both",
                     help="ack modes of the ingestion runs (a reduced run: one)")
-    ap.add_argument("--part", choices=("all", "ingest", "dashboard"), default="all",
-                    help="what to run (a reduced run: ingestion or the dashboard only)")
+    ap.add_argument("--part", choices=("all", "ingest", "dashboard", "separate"), default="all",
+                    help="what to run (a reduced run: ingestion or the dashboard only; separate: the paced post "
+                         "against a serve-public process of its own, recognize against another)")
+    ap.add_argument("--no-compare", action="store_true",
+                    help="--part separate: skip the same-process run (one serve-public serving both)")
     args = ap.parse_args()
     if not (1_000 <= args.events <= 50_000_000 and 10 <= args.days <= 365 and 1 <= args.seconds <= 300
             and 1 <= args.senders <= 64 and 0 <= args.readers <= 64 and 100 <= args.paced <= 100_000):
         ap.error("a value is out of its range (see --help)")
+    if args.part == "separate":
+        args.ack_one = "committed" if args.ack == "both" else args.ack
+        print(f"bench-analytics --part separate — paced at {args.paced:,.0f} events/s ({args.senders} senders of "
+              f"{BATCH}-event batches, ack {args.ack_one}) against a serve-public --workers 1 of its own, "
+              f"{args.readers} recognize readers against another, {args.seconds:g} s; then the events process "
+              f"alone{'' if args.no_compare else ', then one serve-public serving both'}; {os.cpu_count()} cores",
+              flush=True)
+        return _separate_main(args)
     print(f"bench-analytics — for each ack mode, ingestion {args.seconds:g} s closed loop then {args.seconds:g} s "
           f"paced at "
           f"{args.paced:,.0f} events/s ({args.senders} senders of {BATCH}-event batches, {args.readers} recognize "
