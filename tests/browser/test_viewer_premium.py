@@ -486,3 +486,26 @@ def test_premium_overlays_free_for_everyone_after_the_publications_days_play_sig
                 browser.close()
     finally:
         policy(None)
+
+
+def test_on_a_390_px_phone_the_lock_badge_stays_whole_on_the_screen(published):
+    """The premium teaser sits near the page's right edge in the clip: its centred badge used to run off the screen."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, clip=published["y4m"])
+        try:
+            context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                          device_scale_factor=2)
+            page = context.new_page()
+            page.goto(f"{published['base']}/v/{published['code']}")
+            page.click("#start")
+            wait_state(page, "s.premium.state === 'locked' && s.premium.badges.some(b => b.visible)", 40)
+            time.sleep(0.5)  # a few frames after it first showed
+            box = page.locator(f".lock-badge[data-overlay-id='{published['premium_id']}']").bounding_box()
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "viewer-premium-390.png"))
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 844, box
+        finally:
+            browser.close()

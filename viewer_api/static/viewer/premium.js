@@ -60,6 +60,7 @@ function purgeServiceWorker() {
     })))).catch(() => {});
 }
 
+const BADGE_MARGIN_PX = 8;  // a lock badge keeps this far from the screen's edges
 // The badge's padlock: an inline SVG (nothing fetched, no icon font)
 function padlock() {
   const ns = "http://www.w3.org/2000/svg";
@@ -204,7 +205,14 @@ export class PremiumViewer {
         y = rect.top + sy * ov.corners.reduce((a, c) => a + c[1], 0) / ov.corners.length;
         visible = x >= 0 && y >= 0 && x <= window.innerWidth && y <= window.innerHeight;
       }
-      if (visible) b.style.transform = `translate(${Math.round(x)}px, ${Math.round(y)}px) translate(-50%, -50%)`;
+      if (visible) {
+        // centred on the teaser, but kept whole on the screen (a teaser near an edge would cut its label in half;
+        // seen at 390 px); a hidden badge measures 0 and is clamped from its next frame on
+        const hw = b.offsetWidth / 2 + BADGE_MARGIN_PX, hh = b.offsetHeight / 2 + BADGE_MARGIN_PX;
+        const cx = Math.min(Math.max(x, hw), Math.max(hw, window.innerWidth - hw));
+        const cy = Math.min(Math.max(y, hh), Math.max(hh, window.innerHeight - hh));
+        b.style.transform = `translate(${Math.round(cx)}px, ${Math.round(cy)}px) translate(-50%, -50%)`;
+      }
       if (b.hidden === visible) b.hidden = !visible;
       if (visible && !this.shown.has(id)) {
         this.shown.add(id);
