@@ -58,7 +58,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageSequence
 
 from builder import frame
-from builder.glb import GlbDocument, read_glb, write_glb
+from builder.gltf import (Document, GlbDocument, GraftError, model_bounds, read_glb, scene_to_glb,
+                          write_glb)
 from builder.storage import sha256_file
 from builder.procs import FFMPEG_MEMORY_MB, limited
 
@@ -72,7 +73,6 @@ POSTER_MAX_PX = 1024        # poster/image textures before compression (compress
 JPEG_QUALITY = 85           # posters/previews: visually clean, a fraction of PNG size
 ANIMATED_FPS_MAX = 30       # transcoded animated images: GIF delays below 33 ms are rare and browsers clamp them
 ANIMATED_MIN_FRAME_MS = 20  # browsers treat GIF delays under 20 ms as 100 ms; we clamp to 20 ms instead
-BIN_ALIGN = 8               # grafted binary data starts on 8 bytes (≥ every component size; 4 is required)
 VALIDATION_MESSAGES_SHOWN = 5
 FFMPEG_TIMEOUT_S = 180
 MB = 1_000_000
@@ -94,7 +94,6 @@ EXT_BY_MIME = {
 }
 STREAMED_MIME_PREFIXES = ("video/", "audio/")  # streamed with HTTP Range: not counted in size budgets
 
-GL_FLOAT, GL_UNSIGNED_SHORT, GL_UNSIGNED_INT = 5126, 5123, 5125
 GL_ARRAY_BUFFER, GL_ELEMENT_ARRAY_BUFFER = 34962, 34963
 GL_LINEAR, GL_LINEAR_MIPMAP_LINEAR, GL_CLAMP_TO_EDGE = 9729, 9987, 33071
 
@@ -211,57 +210,14 @@ class BundleBuildError(Exception):
 
 
 # --------------------------------------------------------------------------------------------- document
-class SceneDocument:
-    """A glTF 2.0 document under construction: the JSON tree and the bytes of its single buffer."""
+class SceneDocument(Document):
+    """The page's glTF document: :class:`builder.gltf.Document` plus images, textures, unlit materials and quads.
+
+    Grafting whole models (:meth:`graft`) is the glTF layer's table-driven graft (builder/gltf/document.py).
+    """
 
     def __init__(self):
-        self.json: dict = {
-            "asset": {"version": "2.0", "generator": "baonhung builder.bundle"},
-            "scene": 0,
-            "scenes": [{"nodes": []}],
-        }
-        self.bin = bytearray()
-
-    # -- low level
-    def _append(self, key: str, item: dict) -> int:
-        items = self.json.setdefault(key, [])
-        items.append(item)
-        return len(items) - 1
-
-    def _use_extension(self, name: str, required: bool = False) -> None:
-        used = self.json.setdefault("extensionsUsed", [])
-        if name not in used:
-            used.append(name)
-        if required:
-            req = self.json.setdefault("extensionsRequired", [])
-            if name not in req:
-                req.append(name)
-
-    def _align_bin(self, alignment: int = BIN_ALIGN) -> int:
-        self.bin += b"\x00" * ((-len(self.bin)) % alignment)
-        return len(self.bin)
-
-    def add_buffer_view(self, data: bytes, target: int | None = None) -> int:
-        offset = self._align_bin()
-        self.bin += data
-        view = {"buffer": 0, "byteOffset": offset, "byteLength": len(data)}
-        if target is not None:
-            view["target"] = target
-        return self._append("bufferViews", view)
-
-    def add_accessor(self, array: np.ndarray, type_: str, target: int | None = None,
-                     with_bounds: bool = False) -> int:
-        array = np.ascontiguousarray(array)
-        component = {np.dtype(np.float32): GL_FLOAT, np.dtype(np.uint16): GL_UNSIGNED_SHORT,
-                     np.dtype(np.uint32): GL_UNSIGNED_INT}[array.dtype]
-        count = array.shape[0]
-        accessor = {"bufferView": self.add_buffer_view(array.tobytes(), target), "componentType": component,
-                    "count": int(count), "type": type_}
-        if with_bounds:
-            flat = array.reshape(count, -1)
-            accessor["min"] = [float(v) for v in flat.min(axis=0)]
-            accessor["max"] = [float(v) for v in flat.max(axis=0)]
-        return self._append("accessors", accessor)
+        super().__init__(generator="baonhung builder.bundle")
 
     def add_image(self, data: bytes, mime: str, name: str | None = None) -> int:
         image = {"bufferView": self.add_buffer_view(data), "mimeType": mime}
@@ -303,196 +259,13 @@ class SceneDocument:
         }
         return self._append("meshes", {"name": name, "primitives": [primitive]})
 
-    def add_node(self, node: dict, parent: int | None = None) -> int:
-        index = self._append("nodes", node)
-        if parent is None:
-            self.json["scenes"][0]["nodes"].append(index)
-        else:
-            self.json["nodes"][parent].setdefault("children", []).append(index)
-        return index
-
-    def to_glb(self) -> bytes:
-        doc = copy.deepcopy(self.json)
-        if self.bin:
-            doc["buffers"] = [{"byteLength": len(self.bin)}]
-        for key in [k for k, v in doc.items() if isinstance(v, list) and not v]:
-            del doc[key]  # the spec forbids empty top-level arrays
-        return write_glb(GlbDocument(doc, bytes(self.bin)))
-
-    # -- grafting a whole glTF document (models keep animations, skins, morph targets, lights, variants)
     def graft(self, source: GlbDocument, parent: int) -> list[int]:
-        """Append every part of ``source`` with all indices shifted, its default scene's roots under ``parent``.
-
-        ``source`` must keep all binary data in buffer 0 (a GLB, or a glTF converted by :func:`load_model`) and
-        must not use EXT_meshopt_compression (decode first). Returns the new indices of the grafted roots.
-        """
-        src = copy.deepcopy(source.json)
-        buffers = src.get("buffers") or []
-        if len(buffers) > 1 or any("uri" in b for b in buffers):
-            raise BundleBuildError("model keeps binary data outside its GLB buffer")
-        if "EXT_meshopt_compression" in src.get("extensionsUsed", []):
-            raise BundleBuildError("meshopt-compressed model must be decoded before grafting")
-        base = self._align_bin()
-        self.bin += source.bin
-        off = {key: len(self.json.get(key, [])) for key in
-               ("accessors", "animations", "bufferViews", "cameras", "images", "materials", "meshes", "nodes",
-                "samplers", "skins", "textures")}
-        root_ext = src.get("extensions", {})
-        lights_off = len(self.json.get("extensions", {}).get("KHR_lights_punctual", {}).get("lights", []))
-        variants_off = len(self.json.get("extensions", {}).get("KHR_materials_variants", {}).get("variants", []))
-
-        def shift(obj: dict, key: str, kind: str) -> None:
-            if key in obj:
-                obj[key] += off[kind]
-
-        for view in src.get("bufferViews", []):
-            view["buffer"] = 0
-            view["byteOffset"] = view.get("byteOffset", 0) + base
-        for acc in src.get("accessors", []):
-            shift(acc, "bufferView", "bufferViews")
-            sparse = acc.get("sparse")
-            if sparse:
-                shift(sparse["indices"], "bufferView", "bufferViews")
-                shift(sparse["values"], "bufferView", "bufferViews")
-        for image in src.get("images", []):
-            if "uri" in image:
-                raise BundleBuildError(f"model image refers to an external file {image['uri'][:60]!r}")
-            shift(image, "bufferView", "bufferViews")
-        for tex in src.get("textures", []):
-            shift(tex, "sampler", "samplers")
-            shift(tex, "source", "images")
-            for ext in tex.get("extensions", {}).values():
-                if isinstance(ext, dict):
-                    shift(ext, "source", "images")
-        for material in src.get("materials", []):
-            _shift_texture_infos(material, off["textures"])
-        for mesh in src.get("meshes", []):
-            for prim in mesh.get("primitives", []):
-                prim["attributes"] = {k: v + off["accessors"] for k, v in prim.get("attributes", {}).items()}
-                shift(prim, "indices", "accessors")
-                shift(prim, "material", "materials")
-                prim_targets = prim.get("targets")
-                if prim_targets:
-                    prim["targets"] = [{k: v + off["accessors"] for k, v in t.items()} for t in prim_targets]
-                exts = prim.get("extensions", {})
-                if "KHR_draco_mesh_compression" in exts:
-                    shift(exts["KHR_draco_mesh_compression"], "bufferView", "bufferViews")
-                for mapping in exts.get("KHR_materials_variants", {}).get("mappings", []):
-                    shift(mapping, "material", "materials")
-                    mapping["variants"] = [v + variants_off for v in mapping.get("variants", [])]
-        for node in src.get("nodes", []):
-            if "children" in node:
-                node["children"] = [c + off["nodes"] for c in node["children"]]
-            shift(node, "mesh", "meshes")
-            shift(node, "skin", "skins")
-            shift(node, "camera", "cameras")
-            exts = node.get("extensions", {})
-            if "KHR_lights_punctual" in exts:
-                exts["KHR_lights_punctual"]["light"] += lights_off
-            if "EXT_mesh_gpu_instancing" in exts:
-                attrs = exts["EXT_mesh_gpu_instancing"].get("attributes", {})
-                exts["EXT_mesh_gpu_instancing"]["attributes"] = {k: v + off["accessors"] for k, v in attrs.items()}
-        for skin in src.get("skins", []):
-            shift(skin, "inverseBindMatrices", "accessors")
-            shift(skin, "skeleton", "nodes")
-            skin["joints"] = [j + off["nodes"] for j in skin.get("joints", [])]
-        for anim in src.get("animations", []):
-            for sampler in anim.get("samplers", []):
-                shift(sampler, "input", "accessors")
-                shift(sampler, "output", "accessors")
-            for channel in anim.get("channels", []):
-                target = channel.get("target", {})
-                shift(target, "node", "nodes")
-                pointer = target.get("extensions", {}).get("KHR_animation_pointer")
-                if pointer and "pointer" in pointer:
-                    pointer["pointer"] = _shift_pointer(pointer["pointer"], off)
-        for key in off:
-            if src.get(key):
-                self.json.setdefault(key, []).extend(src[key])
-        for name, ext in root_ext.items():
-            mine = self.json.setdefault("extensions", {})
-            if name == "KHR_lights_punctual":
-                mine.setdefault(name, {}).setdefault("lights", []).extend(ext.get("lights", []))
-            elif name == "KHR_materials_variants":
-                mine.setdefault(name, {}).setdefault("variants", []).extend(ext.get("variants", []))
-            else:
-                mine.setdefault(name, ext)
-        for name in src.get("extensionsUsed", []):
-            self._use_extension(name, required=name in src.get("extensionsRequired", []))
-        scenes = src.get("scenes") or []
-        if scenes:
-            roots = scenes[src.get("scene", 0)].get("nodes", [])
-        else:  # no scene: every node that is nobody's child is a root
-            children = {c for n in source.json.get("nodes", []) for c in n.get("children", [])}
-            roots = [i for i in range(len(source.json.get("nodes", []))) if i not in children]
-        new_roots = [r + off["nodes"] for r in roots]
-        self.json["nodes"][parent].setdefault("children", []).extend(new_roots)
-        return new_roots
-
-
-def _shift_texture_infos(obj: Any, texture_offset: int) -> None:
-    """Every ``*Texture`` object in a material (core and KHR_materials_* extensions) refers to a texture index."""
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if key.endswith("Texture") and isinstance(value, dict) and "index" in value:
-                value["index"] += texture_offset
-            _shift_texture_infos(value, texture_offset)
-    elif isinstance(obj, list):
-        for value in obj:
-            _shift_texture_infos(value, texture_offset)
-
-
-_POINTER_RE = re.compile(r"^/(nodes|materials|meshes|cameras|textures)/(\d+)(/.*)?$")
-_POINTER_KIND = {"nodes": "nodes", "materials": "materials", "meshes": "meshes", "cameras": "cameras",
-                 "textures": "textures"}
-
-
-def _shift_pointer(pointer: str, off: dict) -> str:
-    m = _POINTER_RE.match(pointer)
-    if not m:
-        return pointer
-    return f"/{m.group(1)}/{int(m.group(2)) + off[_POINTER_KIND[m.group(1)]]}{m.group(3) or ''}"
-
-
-# --------------------------------------------------------------------------------------------- model bounds
-def _node_matrix(node: dict) -> np.ndarray:
-    if "matrix" in node:
-        return np.array(node["matrix"], dtype=np.float64).reshape(4, 4).T  # glTF matrices are column-major
-    t = np.eye(4)
-    t[:3, 3] = node.get("translation", (0, 0, 0))
-    x, y, z, w = node.get("rotation", (0, 0, 0, 1))
-    r = np.eye(4)
-    r[:3, :3] = [
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ]
-    s = np.diag([*node.get("scale", (1, 1, 1)), 1.0])
-    return t @ r @ s
-
-
-def model_bounds(doc: dict, roots: list[int]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Axis-aligned bounds (min, max) in metres of the meshes under ``roots`` (bind pose, ignoring skinning)."""
-    nodes, meshes, accessors = doc.get("nodes", []), doc.get("meshes", []), doc.get("accessors", [])
-    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
-    stack = [(r, np.eye(4)) for r in roots]
-    while stack:
-        index, parent = stack.pop()
-        node = nodes[index]
-        world = parent @ _node_matrix(node)
-        if "mesh" in node:
-            for prim in meshes[node["mesh"]].get("primitives", []):
-                acc = accessors[prim["attributes"]["POSITION"]] if "POSITION" in prim.get("attributes", {}) else None
-                if not acc or "min" not in acc:
-                    continue
-                (x0, y0, z0), (x1, y1, z1) = acc["min"], acc["max"]
-                corners = np.array([[x, y, z, 1.0] for x in (x0, x1) for y in (y0, y1) for z in (z0, z1)])
-                pts = (world @ corners.T).T[:, :3]
-                lo, hi = np.minimum(lo, pts.min(axis=0)), np.maximum(hi, pts.max(axis=0))
-        stack.extend((c, world) for c in node.get("children", []))
-    if not np.all(np.isfinite(lo)):
-        return None
-    return lo, hi
+        """Graft a whole model under ``parent`` (see :meth:`builder.gltf.Document.graft`); a model that cannot be
+        grafted is a :class:`BundleBuildError`."""
+        try:
+            return super().graft(source, parent)
+        except GraftError as exc:
+            raise BundleBuildError(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -554,23 +327,7 @@ def convert_mesh_to_glb(path: Path, file_type: str | None = None) -> bytes:
     import trimesh
 
     scene = trimesh.load(str(path), file_type=file_type or path.suffix.lstrip(".").lower() or None, force="scene")
-    scene.metadata.clear()
-    for geom in scene.geometry.values():
-        geom.metadata.clear()
-    doc = read_glb(scene.export(file_type="glb"))
-    _strip_extras(doc.json)
-    doc.json["asset"] = {"version": "2.0", "generator": "baonhung builder.bundle (trimesh)"}
-    return write_glb(doc)
-
-
-def _strip_extras(obj: Any) -> None:
-    if isinstance(obj, dict):
-        obj.pop("extras", None)
-        for value in obj.values():
-            _strip_extras(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            _strip_extras(value)
+    return scene_to_glb(scene, generator="baonhung builder.bundle (trimesh)")
 
 
 def _validator(options: BundleOptions) -> Callable[[bytes], Any]:

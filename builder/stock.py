@@ -20,7 +20,7 @@ import trimesh
 from trimesh.visual import TextureVisuals
 from trimesh.visual.material import PBRMaterial
 
-from builder.importers import clean_converted_glb
+from builder.gltf import clean_converted_glb
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "3d"
 GENERATOR = "Báo Nhúng stock models (builder/stock.py)"

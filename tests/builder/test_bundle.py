@@ -181,7 +181,7 @@ def gltf_json(path: Path) -> dict:
 
 
 def world_matrices(doc: dict) -> dict[int, np.ndarray]:
-    from builder.bundle import _node_matrix
+    from builder.gltf import node_matrix as _node_matrix
 
     out = {}
     stack = [(r, np.eye(4)) for r in doc["scenes"][doc.get("scene", 0)]["nodes"]]
@@ -288,7 +288,7 @@ def test_animations_and_skins_of_a_grafted_model_survive_packaging(inputs, raw_b
 
 
 def test_model_is_fitted_into_its_box_and_stands_on_the_paper(page, raw_bundle):
-    from builder.bundle import model_bounds
+    from builder.gltf import model_bounds
 
     doc = gltf_json(raw_bundle.glb_raw)
     node = overlay_nodes(doc)["m1"]
