@@ -787,7 +787,7 @@ def test_every_warning_code_has_an_editor_text():
     """The codes builder/importers.py and builder/bundle.py emit are the ones the editor translates."""
     from builder.web.ui import _warning_strings
 
-    source = (ROOT / "builder/importers.py").read_text(encoding="utf-8")
+    source = "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "builder/importers").glob("*.py")))
     codes = set(re.findall(r'\{"code": "(\w+)"', source))
     codes |= set(re.findall(r'BundleWarning\(\s*"(\w+)"', (ROOT / "builder/bundle.py").read_text(encoding="utf-8")))
     assert {"not_equirectangular", "model_very_large", "codec_not_web_playable", "over_budget"} <= codes
