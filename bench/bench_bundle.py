@@ -280,7 +280,9 @@ def start_server(data_dir: Path, files: list[Path]):
         from viewer_api.published import EMPTY_CATALOG, PublishedStore
 
         app = create_app({"DATA_DIR": str(data_dir), "TESTING": True})
-        PublishedStore(data_dir).write_catalog(dict(EMPTY_CATALOG, artifacts=sorted(keys.values()), gzip=gz))
+        # served blobs are those of a published edition (the catalog's edition_artifacts)
+        catalog = dict(EMPTY_CATALOG, edition_artifacts={"1": sorted(keys.values())}, gzip=gz)
+        PublishedStore(data_dir).write_catalog(catalog)
         what = "builder.app create_app (viewer_api /pub/a)"
     except Exception as exc:  # the app is being written in parallel; the bench must still measure serving
         app = fallback_app(store, gz)
