@@ -14,20 +14,19 @@ extras. ``KEEP_SCENE_FLAGS`` switches all of those off; every node, name, extra 
 from __future__ import annotations
 
 import copy
-import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from builder.config import NodeTools, node_tools
 from builder.glb import GlbDocument, read_glb, write_glb
 from builder.procs import limited, node_args
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-NODE_MODULES = Path(os.environ.get("BAONHUNG_NODE_MODULES", REPO_ROOT / "node_modules"))
-GLTF_TRANSFORM_CLI = NODE_MODULES / "@gltf-transform" / "cli" / "bin" / "cli.js"
+# the repository's copy (make deps-node); BAONHUNG_NODE_MODULES moves it: node_tools() (builder/config.py)
+GLTF_TRANSFORM_CLI = NodeTools().gltf_transform_cli
 TIMEOUT_S = 180  # a 200k-triangle model with 2048 px textures takes ~8 s (models are capped at 500k triangles)
 
 FULL_TEXTURE_MAX_PX = 2048
@@ -73,7 +72,7 @@ class CompressionError(RuntimeError):
 
 
 def _node() -> str:
-    node = os.environ.get("BAONHUNG_NODE") or shutil.which("node")
+    node = node_tools().node_binary()  # BAONHUNG_NODE, else node on PATH
     if not node:
         raise CompressionError("node not found on PATH")
     return node
@@ -93,9 +92,10 @@ def _run(cmd: list[str], data: bytes | None = None) -> bytes:
 
 def optimize(src: Path, dst: Path, *, texture_max_px: int) -> Path:
     """``gltf-transform optimize`` with meshopt + WebP ≤ ``texture_max_px``, keeping every node/name/extra."""
-    if not GLTF_TRANSFORM_CLI.is_file():
-        raise CompressionError(f"missing {GLTF_TRANSFORM_CLI} (run make deps-node)")
-    _run([_node(), *node_args(), str(GLTF_TRANSFORM_CLI), "optimize", str(src), str(dst), "--compress", "meshopt",
+    cli = node_tools().gltf_transform_cli
+    if not cli.is_file():
+        raise CompressionError(f"missing {cli} (run make deps-node)")
+    _run([_node(), *node_args(), str(cli), "optimize", str(src), str(dst), "--compress", "meshopt",
           "--texture-compress", "webp", "--texture-size", str(int(texture_max_px)), *KEEP_SCENE_FLAGS])
     return dst
 

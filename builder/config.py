@@ -1,21 +1,68 @@
-"""Configuration from environment variables (documented in README.md).
+"""Configuration from environment variables (every one in README.md's table and docs/DEPLOY.md's list).
 
-`Settings.from_env()` is the only place that reads the environment; everything else receives a
-`Settings` (or the Flask config mapping built from it), so tests pass their values in directly.
+This module is the only one that reads the environment: `Settings.from_env()` (every ``BAONHUNG_*`` variable and
+``DATABASE_URL``) and `read_secret` (a secret whose variable an operator names on the command line). Everything
+else receives a `Settings`, so tests pass their values in directly; ``create_app(test_config)`` reads no
+environment at all (builder/app.py). A malformed value is a `ConfigError` naming the variable, at start-up.
+
+The node programs the builder runs (gltf-transform, the Khronos validator) are found through `node_tools()`: the
+`NodeTools` of the `Settings` the process started with (`install_node_tools`, called by ``create_app``), or the
+defaults (``node`` on PATH, the repository's node_modules) in a process that built none.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 DEV_SECRET = "dev-only-insecure-secret-key"  # used only when BAONHUNG_ENV=development
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class ConfigError(RuntimeError):
-    """The environment does not describe a runnable service (e.g. no secret key in production)."""
+    """The environment (or a test mapping) does not describe a runnable service: the message names the variable."""
+
+
+@dataclass(frozen=True)
+class NodeTools:
+    """Where node and the npm packages the builder runs are (``make deps-node`` installs them in the repository)."""
+
+    node: str = ""  # BAONHUNG_NODE: the node executable; empty: ``node`` on PATH
+    node_modules: Path = REPO_ROOT / "node_modules"  # BAONHUNG_NODE_MODULES: where gltf-transform's CLI is
+
+    def node_binary(self) -> str | None:
+        """The node executable to run, or None when there is none."""
+        return self.node or shutil.which("node")
+
+    @property
+    def gltf_transform_cli(self) -> Path:
+        return self.node_modules / "@gltf-transform" / "cli" / "bin" / "cli.js"
+
+
+_NODE_TOOLS = NodeTools()  # the process's: replaced once at start by install_node_tools(settings.node_tools)
+
+
+def install_node_tools(tools: NodeTools) -> None:
+    """Make ``tools`` the process's node programs (``create_app`` calls it with its settings' ``node_tools``)."""
+    global _NODE_TOOLS
+    _NODE_TOOLS = tools
+
+
+def node_tools() -> NodeTools:
+    """The process's node programs (builder/compress.py, builder/gltf_validator.py)."""
+    return _NODE_TOOLS
+
+
+def read_secret(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The value of the environment variable ``name`` (empty when unset): a secret an operator keeps out of the
+    command line and names with an option (``baonhung events-db ingest-role --password-env VAR``)."""
+    env = os.environ if environ is None else environ
+    return env.get(name, "")
 
 
 @dataclass(frozen=True)
@@ -61,7 +108,10 @@ class Settings:
     readers_database_url: str = ""
     # issue 28: the publish job queue; empty: SQLite at <data>/queue/huey.db; redis://… or postgresql://… (huey)
     queue_url: str = ""
-    extra: dict = field(default_factory=dict)
+    # issue 29: the node programs (gltf-transform, the Khronos validator)
+    node_tools: NodeTools = field(default_factory=NodeTools)
+    # BAONHUNG_MAX_* as given (each a positive number, checked here): builder.importers.UploadLimits.from_env's input
+    extra: dict[str, str] = field(default_factory=dict)
 
     def derived_key(self, purpose: str) -> bytes:
         """A key for one purpose ("premium-url", "subscription-codes", ...) derived from the secret key, so one
@@ -72,7 +122,14 @@ class Settings:
         return hmac.new(self.secret_key.encode(), b"baonhung/" + purpose.encode(), hashlib.sha256).digest()
 
     @classmethod
-    def from_env(cls, environ=None) -> "Settings":
+    def defaults(cls) -> "Settings":
+        """Every setting at its default, without reading the environment (the base of a test configuration)."""
+        return cls.from_env({})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """The settings from ``environ`` (default: the process's environment); ConfigError naming the variable
+        when one is malformed or out of its range."""
         env = dict(os.environ if environ is None else environ)
         mode = env.get("BAONHUNG_ENV", "development").strip().lower()
         if mode not in ("development", "production"):
@@ -95,15 +152,15 @@ class Settings:
             storage_backend=_choice(env, "BAONHUNG_STORAGE", "local", ("local", "s3")),
             **_s3_settings(env),
             base_url=env.get("BAONHUNG_BASE_URL", "").rstrip("/"),
-            login_max_failures=int(env.get("BAONHUNG_LOGIN_MAX_FAILURES", 5)),
-            login_lock_seconds=int(env.get("BAONHUNG_LOGIN_LOCK_SECONDS", 300)),
-            login_max_address_failures=int(env.get("BAONHUNG_LOGIN_MAX_ADDRESS_FAILURES", 20)),
-            recognize_rate_per_minute=int(env.get("BAONHUNG_RECOGNIZE_RATE", 1200)),
-            recognize_session_rate_per_minute=int(env.get("BAONHUNG_RECOGNIZE_SESSION_RATE", 300)),
-            trusted_proxies=int(env.get("BAONHUNG_TRUSTED_PROXIES", 0)),
+            login_max_failures=_ranged(env, "BAONHUNG_LOGIN_MAX_FAILURES", 5, 1, 1000),
+            login_lock_seconds=_ranged(env, "BAONHUNG_LOGIN_LOCK_SECONDS", 300, 1, 7 * 86400),
+            login_max_address_failures=_ranged(env, "BAONHUNG_LOGIN_MAX_ADDRESS_FAILURES", 20, 1, 100_000),
+            recognize_rate_per_minute=_ranged(env, "BAONHUNG_RECOGNIZE_RATE", 1200, 1, 1_000_000),
+            recognize_session_rate_per_minute=_ranged(env, "BAONHUNG_RECOGNIZE_SESSION_RATE", 300, 1, 1_000_000),
+            trusted_proxies=_ranged(env, "BAONHUNG_TRUSTED_PROXIES", 0, 0, 10),
             accel_redirect=_accel_redirect(env),
-            ratelimit_storage=env.get("BAONHUNG_RATELIMIT_STORAGE", "memory://"),
-            max_request_mb=int(env.get("BAONHUNG_MAX_REQUEST_MB", 210)),
+            ratelimit_storage=_ratelimit_storage(env),
+            max_request_mb=_ranged(env, "BAONHUNG_MAX_REQUEST_MB", 210, 1, 4096),
             events_url=env.get("BAONHUNG_EVENTS_URL", ""),
             events_ingest_url=env.get("BAONHUNG_EVENTS_INGEST_URL", ""),
             events_retention_days=_ranged(env, "BAONHUNG_EVENTS_RETENTION_DAYS", 90, 8, 36500),
@@ -121,8 +178,44 @@ class Settings:
             entitlements_secret=_entitlements_secret(env),
             readers_database_url=env.get("BAONHUNG_READERS_DATABASE_URL", "").strip(),
             queue_url=_queue_url(env),
-            extra={k: v for k, v in env.items() if k.startswith("BAONHUNG_MAX_")},
+            node_tools=_node_tools(env),
+            extra=_upload_limits_env(env),
         )
+
+
+def _node_tools(env: dict) -> NodeTools:
+    """``BAONHUNG_NODE`` (an executable file) and ``BAONHUNG_NODE_MODULES`` (a directory), when set."""
+    node = env.get("BAONHUNG_NODE", "").strip()
+    if node and not (os.path.isfile(node) and os.access(node, os.X_OK)):
+        raise ConfigError(f"BAONHUNG_NODE must be the path of the node executable, not {node!r}")
+    modules = env.get("BAONHUNG_NODE_MODULES", "").strip()
+    if modules and not Path(modules).is_dir():
+        raise ConfigError(f"BAONHUNG_NODE_MODULES must be a node_modules directory, not {modules!r}")
+    return NodeTools(node=node, node_modules=Path(modules).resolve() if modules else NodeTools().node_modules)
+
+
+def _upload_limits_env(env: dict) -> dict[str, str]:
+    """The ``BAONHUNG_MAX_*`` variables, each a positive number (upload limits: builder.importers.UploadLimits)."""
+    out = {}
+    for name, raw in env.items():
+        if not name.startswith("BAONHUNG_MAX_") or raw.strip() == "":
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"{name} must be a positive number, not {raw!r}")
+        out[name] = raw
+    return out
+
+
+def _ratelimit_storage(env: dict) -> str:
+    value = env.get("BAONHUNG_RATELIMIT_STORAGE", "").strip() or "memory://"
+    if not re.match(r"^[a-z][a-z0-9+.-]*://", value):
+        raise ConfigError(f"BAONHUNG_RATELIMIT_STORAGE must be memory:// or a storage URL such as "
+                          f"redis://host:6379, not {value!r}")
+    return value
 
 
 def _accel_redirect(env: dict) -> str:

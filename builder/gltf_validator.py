@@ -10,13 +10,12 @@ extensions); callers that need those checked must decode first.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder.config import node_tools
 from builder.errors import ValidatorUnavailableError
 from builder.procs import limited, node_args
 
@@ -67,8 +66,9 @@ class ValidationReport:
 
 
 def node_binary() -> str:
-    """The ``node`` executable (``BAONHUNG_NODE`` overrides), or :class:`ValidatorUnavailableError`."""
-    node = os.environ.get("BAONHUNG_NODE") or shutil.which("node")
+    """The ``node`` executable (``BAONHUNG_NODE`` through the process's settings, else on PATH), or
+    :class:`ValidatorUnavailableError`."""
+    node = node_tools().node_binary()
     if not node:
         raise ValidatorUnavailableError("node not found on PATH")
     return node

@@ -49,7 +49,9 @@ def test_bytes_that_are_not_gltf_count_as_one_error():
 
 
 def test_missing_node_raises_instead_of_passing(monkeypatch):
-    monkeypatch.setenv("BAONHUNG_NODE", "/nonexistent/node")
+    from builder import config  # BAONHUNG_NODE reaches the validator through the process's settings (issue 29)
+
+    monkeypatch.setattr(config, "_NODE_TOOLS", config.NodeTools(node="/nonexistent/node"))
     with pytest.raises(ValidatorUnavailableError) as info:
         validate_gltf(build_stock_glb("pin"))
     assert info.value.http_status == 503 and info.value.code == "validator_unavailable"
