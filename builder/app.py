@@ -1,24 +1,47 @@
 """Flask application factory: authoring UI + JSON API + the public viewer side, in one process.
 
-``create_app(test_config=None)`` follows Flask's tutorial: defaults from the environment
-(`Settings.from_env`), then the test mapping passed in (tests never read files or the environment).
+``create_app(test_config=None)`` follows Flask's tutorial, in one place (`app_config`): Flask's and our defaults,
+then either the environment (``Settings.from_env``, when no test mapping is given: the serving process) or the
+test mapping (tests never read files or the environment). The test mapping is read, never changed; a key it holds
+that is neither ours (`APP_KEYS`) nor a Flask setting is a ConfigError.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from flask_babel import Babel
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker as SessionMaker
 
-from .config import Settings
+from viewer_api.published import PublishedStore
+
+from .config import ConfigError, Settings, install_node_tools
 from .db import make_engine, make_sessionmaker
 from .i18n import compile_catalogs
 from .bundle import BundleOptions
 from .importers import UploadLimits
 from .storage import AssetStore, store_from_settings
 
+if TYPE_CHECKING:
+    from .jobs import JobQueue
+
 ROOT = Path(__file__).resolve().parent.parent
+
+# Keys of a test mapping that are ours, not Flask's: what each sets.
+APP_KEYS = {
+    "SETTINGS": "a whole Settings (default: Settings.defaults(), or the environment when there is no test mapping)",
+    "DATA_DIR": "Settings.data_dir; also the default SQLite database under it",
+    "DATABASE_URL": "Settings.database_url",
+    "UPLOAD_LIMITS": "an UploadLimits (default: from the settings' BAONHUNG_MAX_* variables)",
+    "BUNDLE_OPTIONS": "a BundleOptions used when publishing (default: BundleOptions())",
+    "JOBS_IMMEDIATE": "a publish job runs inside the request that queues it (default: TESTING)",
+}
+
+EXTENSION_KEYS = {"BABEL_TRANSLATION_DIRECTORIES", "WTF_CSRF_ENABLED"}  # Flask extensions' settings a test may set
 
 
 @dataclass
@@ -26,14 +49,78 @@ class BaoNhung:
     """Per-app state, reachable as ``app.extensions['baonhung']``."""
 
     settings: Settings
-    engine: object
-    sessionmaker: object
+    engine: Engine
+    sessionmaker: SessionMaker
     store: AssetStore
     limits: UploadLimits
-    bundle_options: object  # builder.bundle.BundleOptions used when publishing
-    published: object  # viewer_api.published.PublishedStore
-    csrf_exempt_blueprints: set = field(default_factory=set)
-    jobs: object = None  # builder.jobs.JobQueue: publish / unpublish jobs (issue 28)
+    bundle_options: BundleOptions  # used when publishing
+    published: PublishedStore  # the published catalog and recognition index
+    csrf_exempt_blueprints: set[str] = field(default_factory=set)
+    jobs: JobQueue | None = None  # publish / unpublish jobs (issue 28); set by create_app right after the state
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """What ``create_app`` builds an app from: the settings, our objects and the Flask configuration."""
+
+    settings: Settings
+    limits: UploadLimits
+    bundle_options: BundleOptions
+    jobs_immediate: bool
+    flask: dict[str, Any]
+
+
+def flask_defaults(settings: Settings) -> dict[str, Any]:
+    """Flask's configuration derived from the settings (before the test mapping's Flask keys)."""
+    return {
+        "SECRET_KEY": settings.secret_key,
+        "MAX_CONTENT_LENGTH": settings.max_request_mb * 1024 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": settings.env == "production",
+        "SESSION_COOKIE_NAME": "baonhung_session",
+        "PERMANENT_SESSION_LIFETIME": 12 * 3600,  # a working day on the desk
+        "WTF_CSRF_CHECK_DEFAULT": False,  # checked in common.csrf_check, skipping Bearer-token API calls
+        "WTF_CSRF_TIME_LIMIT": 12 * 3600,
+        "BABEL_DEFAULT_LOCALE": "vi",
+        "JSON_SORT_KEYS": False,
+    }
+
+
+def app_config(test_config: Mapping[str, Any] | None = None) -> AppConfig:
+    """Defaults, then the environment (no test mapping) or the test mapping; ConfigError for an unknown key or a
+    malformed variable. ``test_config`` is not changed."""
+    test_config = dict(test_config) if test_config is not None else None  # a copy: the caller's stays as it was
+    if test_config is None:
+        settings = Settings.from_env()
+        test_config = {}
+    else:
+        known = APP_KEYS.keys() | Flask.default_config.keys() | flask_defaults(Settings.defaults()).keys() \
+            | EXTENSION_KEYS
+        unknown = sorted(set(test_config) - known)
+        if unknown:
+            raise ConfigError(f"create_app: unknown configuration key(s) {', '.join(unknown)}; ours are "
+                              f"{', '.join(APP_KEYS)}, the rest must be Flask settings")
+        settings = test_config.get("SETTINGS") or Settings.defaults()
+        if not isinstance(settings, Settings):
+            raise ConfigError(f"create_app: SETTINGS must be a Settings, not {type(settings).__name__}")
+        if "DATA_DIR" in test_config:
+            data_dir = Path(test_config["DATA_DIR"])
+            default_db = f"sqlite:///{data_dir / 'baonhung.sqlite3'}"
+            settings = replace(settings, data_dir=data_dir, database_url=test_config.get("DATABASE_URL") or default_db)
+        elif test_config.get("DATABASE_URL"):
+            settings = replace(settings, database_url=test_config["DATABASE_URL"])
+    limits = test_config.get("UPLOAD_LIMITS")
+    if limits is None:
+        try:
+            limits = UploadLimits.from_env(settings.extra)
+        except ValueError as exc:  # Settings.from_env checked the numbers; this names a value UploadLimits refused
+            raise ConfigError(str(exc)) from None
+    flask = flask_defaults(settings)
+    flask.update({k: v for k, v in test_config.items() if k not in APP_KEYS})
+    immediate = test_config.get("JOBS_IMMEDIATE", flask.get("TESTING", False))
+    return AppConfig(settings=settings, limits=limits, jobs_immediate=bool(immediate), flask=flask,
+                     bundle_options=test_config.get("BUNDLE_OPTIONS") or BundleOptions())
 
 
 SWEEP_EVERY_S = 3600
@@ -70,34 +157,17 @@ def start_sweeper(app: Flask, every_s: float = SWEEP_EVERY_S):
     return stop
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    test_config = dict(test_config or {})
-    limits = test_config.pop("UPLOAD_LIMITS", None)
-    bundle_options = test_config.pop("BUNDLE_OPTIONS", None)
-    settings = test_config.pop("SETTINGS", None) or Settings.from_env()
-    if "DATA_DIR" in test_config:
-        data_dir = Path(test_config.pop("DATA_DIR"))
-        settings = replace(settings, data_dir=data_dir,
-                           database_url=test_config.pop("DATABASE_URL", f"sqlite:///{data_dir / 'baonhung.sqlite3'}"))
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    config = app_config(test_config)
+    settings = config.settings
+    install_node_tools(settings.node_tools)  # where compress.py and gltf_validator.py find node
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "builder" / "static"),
                 static_url_path="/static")
-    app.config.update(
-        SECRET_KEY=settings.secret_key,
-        MAX_CONTENT_LENGTH=settings.max_request_mb * 1024 * 1024,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.env == "production",
-        SESSION_COOKIE_NAME="baonhung_session",
-        PERMANENT_SESSION_LIFETIME=12 * 3600,  # a working day on the desk
-        WTF_CSRF_CHECK_DEFAULT=False,  # checked in common.csrf_check, skipping Bearer-token API calls
-        WTF_CSRF_TIME_LIMIT=12 * 3600,
-        BABEL_DEFAULT_LOCALE="vi",
-        BABEL_TRANSLATION_DIRECTORIES=str(compile_catalogs(settings.data_dir / "i18n")),
-        JSON_SORT_KEYS=False,
-    )
-    app.config.update(test_config)
+    app.config.update(config.flask)
+    if "BABEL_TRANSLATION_DIRECTORIES" not in app.config:  # a test may point at catalogs compiled once
+        app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compile_catalogs(settings.data_dir / "i18n"))
     if settings.trusted_proxies > 0:
         # the client's address and scheme as the trusted proxies report them (rate limits, audit, Secure cookies)
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -107,16 +177,14 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     engine = make_engine(settings.database_url)
     store = store_from_settings(settings)
-    from viewer_api.published import PublishedStore
-
     state = BaoNhung(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine), store=store,
-                     limits=limits or UploadLimits.from_env(settings.extra),
-                     bundle_options=bundle_options or BundleOptions(), published=PublishedStore(settings.data_dir))
+                     limits=config.limits, bundle_options=config.bundle_options,
+                     published=PublishedStore(settings.data_dir))
     app.extensions["baonhung"] = state
     from .jobs import JobQueue
 
-    # JOBS_IMMEDIATE (tests: on unless a test asks for the real queue): a job runs inside the request that queues it
-    state.jobs = JobQueue.create(state, immediate=bool(app.config.get("JOBS_IMMEDIATE", app.config.get("TESTING"))))
+    # a job runs inside the request that queues it when JOBS_IMMEDIATE (tests: on unless a test asks for the queue)
+    state.jobs = JobQueue.create(state, immediate=config.jobs_immediate)
     from .publish import upgrade_index
 
     if upgrade_index(settings, store):

@@ -18,15 +18,19 @@ import argparse
 import socket
 import sys
 
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, install_node_tools, read_secret
 
 
 def _settings() -> Settings:
+    """The settings from the environment (a malformed variable: its message and exit status 2), with the process's
+    node programs installed from them (commands that build bundles without an app)."""
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    install_node_tools(settings.node_tools)
+    return settings
 
 
 def cmd_db(args) -> int:
@@ -139,9 +143,7 @@ def cmd_analytics(args) -> int:
         print(f"rolled up {result.days_rolled} day(s) into {result.rows_written} aggregate rows; "
               f"deleted {result.raw_deleted} raw events older than {s.events_retention_days} days")
         return 0
-    import os
-
-    password = os.environ.get(args.password_env, "") if args.password_env else ""
+    password = read_secret(args.password_env) if args.password_env else ""
     try:
         statements = es.ingest_role_sql(args.role, password)
     except ValueError as exc:
@@ -240,7 +242,8 @@ def cmd_serve(args) -> int:
         def load(self):
             # In the worker, after gunicorn forked it: the app's start-up work (an index upgrade trains pages and
             # searches FAISS) must not leave thread pools in a master that forks.
-            app = create_app({"SETTINGS": s})  # sweeps what an interrupted run left, then every hour:
+            # sweeps what an interrupted run left, then every hour:
+            app = create_app({"SETTINGS": s, **({"SESSION_COOKIE_SECURE": True} if args.https else {})})
             start_sweeper(app)
             from .analytics import start_rollup_schedule  # readership rollups, now and every hour (issue 26)
 
@@ -249,8 +252,6 @@ def cmd_serve(args) -> int:
                 from .jobs import start_consumer_thread
 
                 start_consumer_thread(app.extensions["baonhung"].jobs, app.logger)
-            if args.https:
-                app.config["SESSION_COOKIE_SECURE"] = True
             return app
 
     _Server().run()

@@ -13,29 +13,42 @@ authoring side (builder.web, builder.services, builder.publish, builder.bundle, 
 tests/web/test_public_app.py checks both. ``baonhung serve`` still serves everything in one process: the authoring
 app registers the same blueprints through ``viewer_api.register_public``.
 
-Follows Flask's tutorial: defaults from the environment (``Settings.from_env``), then ``test_config``
-(``DATA_DIR``, ``READERS_DATABASE_URL`` and Flask keys such as ``TESTING``).
+Follows Flask's tutorial: the ``settings`` given, else the environment (``Settings.from_env``) when there is no
+``test_config``, else the defaults (``Settings.defaults()``); then ``test_config`` (`PUBLIC_KEYS` and Flask keys
+such as ``TESTING``), which is read, never changed; any other key is a ConfigError.
 """
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from builder.config import Settings
+from builder.config import ConfigError, Settings
 from builder.problems import ServerFault, ServiceError, error_payload
 from builder.storage import AssetStore, store_from_settings
 
 from . import register_public
 from .published import PublishedStore
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import sessionmaker as SessionMaker
+
 ROOT = Path(__file__).resolve().parent.parent
 LANGS = ("vi", "en")
 MAX_URL_CHARS = 4096  # as the newsroom app: a longer request URL is a 414 (gunicorn itself stops at 8,190)
 MAX_REQUEST_MB = 16  # the public side's largest body is a recognize photo (8 MB) and its form overhead
+# Keys of a test mapping that are ours, not Flask's: what each sets.
+PUBLIC_KEYS = {
+    "DATA_DIR": "Settings.data_dir; also the default SQLite database under it",
+    "DATABASE_URL": "Settings.database_url",
+    "READERS_DATABASE_URL": "Settings.readers_database_url (empty: none)",
+}
 
 
 @dataclass
@@ -46,9 +59,9 @@ class PublicState:
     settings: Settings
     store: AssetStore
     published: PublishedStore
-    engine: object | None  # the readers database's engine, or None (reader endpoints answer 503)
-    sessionmaker: object | None
-    csrf_exempt_blueprints: set = field(default_factory=set)
+    engine: Engine | None  # the readers database's engine, or None (reader endpoints answer 503)
+    sessionmaker: SessionMaker | None
+    csrf_exempt_blueprints: set[str] = field(default_factory=set)
 
 
 def readers_database_url(settings: Settings) -> str | None:
@@ -64,27 +77,36 @@ def readers_database_url(settings: Settings) -> str | None:
     return url
 
 
-def _settings(settings: Settings | None, test_config: dict) -> Settings:
-    settings = settings or Settings.from_env()
+def public_settings(settings: Settings | None, test_config: Mapping[str, Any] | None) -> Settings:
+    """The settings given, else the environment (no test mapping) or the defaults; then the test mapping's
+    `PUBLIC_KEYS`. ConfigError for a key that is neither ours nor Flask's."""
+    if settings is None:
+        settings = Settings.from_env() if test_config is None else Settings.defaults()
+    test_config = test_config or {}
+    unknown = sorted(k for k in test_config if k not in PUBLIC_KEYS and k not in Flask.default_config)
+    if unknown:
+        raise ConfigError(f"create_public_app: unknown configuration key(s) {', '.join(unknown)}; ours are "
+                          f"{', '.join(PUBLIC_KEYS)}, the rest must be Flask settings")
     if "DATA_DIR" in test_config:
-        data_dir = Path(test_config.pop("DATA_DIR"))
-        settings = replace(settings, data_dir=data_dir,
-                           database_url=test_config.pop("DATABASE_URL", f"sqlite:///{data_dir / 'baonhung.sqlite3'}"))
+        data_dir = Path(test_config["DATA_DIR"])
+        default_db = f"sqlite:///{data_dir / 'baonhung.sqlite3'}"
+        settings = replace(settings, data_dir=data_dir, database_url=test_config.get("DATABASE_URL") or default_db)
+    elif test_config.get("DATABASE_URL"):
+        settings = replace(settings, database_url=test_config["DATABASE_URL"])
     if "READERS_DATABASE_URL" in test_config:
-        settings = replace(settings, readers_database_url=test_config.pop("READERS_DATABASE_URL") or "none")
+        settings = replace(settings, readers_database_url=test_config["READERS_DATABASE_URL"] or "none")
     return settings
 
 
-def create_public_app(settings: Settings | None = None, test_config: dict | None = None) -> Flask:
-    test_config = dict(test_config or {})
-    settings = _settings(settings, test_config)
+def create_public_app(settings: Settings | None = None, test_config: Mapping[str, Any] | None = None) -> Flask:
+    settings = public_settings(settings, test_config)
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=None)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_REQUEST_MB * 1024 * 1024,
         JSON_SORT_KEYS=False,
     )
-    app.config.update(test_config)
+    app.config.update({k: v for k, v in (test_config or {}).items() if k not in PUBLIC_KEYS})
     if settings.trusted_proxies > 0:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
