@@ -58,8 +58,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageSequence
 
 from builder import frame
-from builder.gltf import (Document, GlbDocument, GraftError, model_bounds, read_glb, scene_to_glb,
-                          write_glb)
+from builder.gltf import (Document, GlbDocument, GraftError, load_gltf_json, model_bounds, read_glb,
+                          scene_to_glb, write_glb)
 from builder.storage import sha256_file
 from builder.procs import FFMPEG_MEMORY_MB, limited
 
@@ -304,21 +304,14 @@ def model_format(path: Path, declared_mime: str | None = None) -> str:
 def load_model(path: Path, declared_mime: str | None = None) -> GlbDocument:
     """A 3D model file → :class:`GlbDocument` with all data in buffer 0.
 
-    GLB: read as is. glTF (JSON, embedded or external data): loaded with pygltflib, buffers and images moved into
-    the binary blob. OBJ/STL/PLY/DAE: converted by trimesh (its leftover metadata stripped).
+    GLB: read as is. glTF (JSON, embedded data or side files beside it): packed into one GLB by the glTF layer
+    (:func:`builder.gltf.load_gltf_json`). OBJ/STL/PLY/DAE: converted by trimesh (its leftover metadata stripped).
     """
     fmt = model_format(path, declared_mime)
     if fmt == "glb":
         return read_glb(path.read_bytes())
     if fmt == "gltf":
-        import pygltflib
-
-        gltf = pygltflib.GLTF2().load_json(str(path)) if path.suffix.lower() != ".gltf" else \
-            pygltflib.GLTF2().load(str(path))
-        gltf.convert_images(pygltflib.ImageFormat.BUFFERVIEW)
-        gltf.convert_buffers(pygltflib.BufferFormat.BINARYBLOB)
-        data = b"".join(gltf.save_to_bytes())
-        return read_glb(data)
+        return read_glb(load_gltf_json(path))
     return read_glb(convert_mesh_to_glb(path, fmt))
 
 

@@ -8,6 +8,7 @@ import base64
 import json
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from builder.gltf.container import GlbDocument, read_glb, write_glb
@@ -63,6 +64,30 @@ def external_uris(doc: dict) -> list[str]:
     """URIs of buffers and images that are files beside the glTF (not ``data:``)."""
     return [item["uri"] for key in ("buffers", "images") for item in doc.get(key, [])
             if isinstance(item, dict) and "uri" in item and not str(item["uri"]).startswith("data:")]
+
+
+def directory_reader(root: Path) -> Callable[[str], bytes]:
+    """A URI reader for :func:`pack_gltf_to_glb`: ``data:`` URIs, and files below ``root`` only (``KeyError`` for
+    anything else, e.g. ``../../etc/passwd`` or a missing file)."""
+    root = root.resolve()
+
+    def read(uri: str) -> bytes:
+        if uri.startswith("data:"):
+            return data_uri_bytes(uri)
+        path = (root / urllib.parse.unquote(uri)).resolve()
+        if root not in path.parents or not path.is_file():
+            raise KeyError(uri)
+        return path.read_bytes()
+
+    return read
+
+
+def load_gltf_json(path: Path) -> bytes:
+    """A glTF JSON file (embedded data, or side files beside it) → one self-contained GLB."""
+    doc = json.loads(path.read_bytes().decode("utf-8-sig"))
+    if not isinstance(doc, dict):
+        raise ValueError("glTF JSON is not an object")
+    return pack_gltf_to_glb(doc, directory_reader(path.parent))
 
 
 def image_mime(raw: bytes, default: str = "image/png") -> str:

@@ -10,7 +10,6 @@ import io
 import json
 import math
 import tempfile
-import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,8 @@ import numpy as np
 from PIL import Image
 
 from builder.errors import InvalidAssetError
-from builder.gltf import (GENERATOR, data_uri_bytes, default_scene_roots, external_uris, pack_gltf_to_glb,
-                          read_glb, scene_geometry, scene_to_glb)
+from builder.gltf import (GENERATOR, data_uri_bytes, default_scene_roots, directory_reader, external_uris,
+                          pack_gltf_to_glb, read_glb, scene_geometry, scene_to_glb)
 from builder.gltf_validator import ValidationReport, validate_gltf
 from builder.importers.common import _PIL_ERRORS, InspectedAsset, _check_pixels, _corrupt
 from builder.importers.limits import UploadLimits
@@ -103,26 +102,12 @@ def _validated_meta(data: bytes, doc: Mapping[str, Any], filename: str, source: 
     return meta
 
 
-def _safe_reader(root: Path) -> Callable[[str], bytes]:
-    root = root.resolve()
-
-    def read(uri: str) -> bytes:
-        if uri.startswith("data:"):
-            return data_uri_bytes(uri)
-        path = (root / urllib.parse.unquote(uri)).resolve()
-        if root not in path.parents or not path.is_file():
-            raise KeyError(uri)
-        return path.read_bytes()
-
-    return read
-
-
 class _SandboxResolver:
     """trimesh resolver that only reads files below ``root`` (an MTL naming ``../../etc/passwd`` gets nothing)."""
 
     def __init__(self, root: Path):
         self.parent = str(root)
-        self._read = _safe_reader(root)
+        self._read = directory_reader(root)
 
     def get(self, name: str) -> bytes:
         return self._read(name.replace("\\", "/"))
@@ -383,7 +368,7 @@ def _inspect_model_zip(data: bytes, filename: str, limits: UploadLimits) -> Insp
         if fmt == "gltf":
             try:
                 doc = json.loads(raw.decode("utf-8-sig"))
-                glb = pack_gltf_to_glb(doc, _safe_reader(path.parent))
+                glb = pack_gltf_to_glb(doc, directory_reader(path.parent))
             except KeyError as exc:
                 raise InvalidAssetError("gltf_external_resources",
                                         {"filename": inner_name, "uri": str(exc.args[0])[:80]}) from exc

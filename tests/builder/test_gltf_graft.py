@@ -309,3 +309,41 @@ def test_one_container_reader_one_error_type():
         with pytest.raises(GlbFormatError, match=words):
             read_glb(bad)
     assert issubclass(GlbFormatError, ValueError)
+
+
+def test_gltf_json_models_embedded_or_with_side_files_are_packed_and_grafted(tmp_path):
+    """A glTF upload is stored as JSON (data URIs) under a name without extension; a hand-placed one may keep its
+    buffer beside it. Both become one GLB through the glTF layer, are grafted and validate; a side file outside the
+    model's folder is refused."""
+    import base64
+
+    model = skinned_animated_model()
+    embedded = json.loads(json.dumps(model.json))
+    embedded["buffers"][0]["uri"] = "data:application/octet-stream;base64," + base64.b64encode(model.bin).decode()
+    stored = tmp_path / "store" / "3f9a"
+    stored.parent.mkdir()
+    stored.write_text(json.dumps(embedded))
+    side = json.loads(json.dumps(model.json))
+    side["buffers"][0]["uri"] = "skin%20data.bin"
+    (tmp_path / "skin data.bin").write_bytes(model.bin)
+    (tmp_path / "skin.gltf").write_text(json.dumps(side))
+    page_image = tmp_path / "page.png"
+    Image.new("RGB", (400, 560), (240, 240, 230)).save(page_image)
+    specs = (OverlaySpec("e", "model3d", 40, 40, 50, 50, asset_path=stored, asset_mime="model/gltf+json"),
+             OverlaySpec("s", "model3d", 120, 40, 50, 50, asset_path=tmp_path / "skin.gltf"))
+    bundle = build_page_bundle(PageSpec("p", 1, 200.0, 280.0, page_image, specs), BundleOptions(compress=False),
+                               tmp_path / "out")  # every model and the output validated inside
+    doc = read_glb(bundle.glb_raw.read_bytes()).json
+    assert len(doc["skins"]) == 2 and len(doc["animations"]) == 2
+    assert {overlay_nodes(doc)[k]["extras"]["overlay"]["animations"] for k in ("e", "s")} == {1}
+    escaping = json.loads(json.dumps(side))
+    escaping["buffers"][0]["uri"] = "../skin%20data.bin"
+    (tmp_path / "inner").mkdir()
+    (tmp_path / "inner" / "bad.gltf").write_text(json.dumps(escaping))
+    from builder.bundle import BundleBuildError
+
+    with pytest.raises(BundleBuildError) as info:
+        build_page_bundle(PageSpec("p", 1, 200.0, 280.0, page_image, (
+            OverlaySpec("b", "model3d", 40, 40, 50, 50, asset_path=tmp_path / "inner" / "bad.gltf"),)),
+            BundleOptions(compress=False), tmp_path / "out2")
+    assert info.value.overlay_id == "b" and "KeyError" in info.value.messages[0]
