@@ -15,6 +15,7 @@ photo (EXIF orientation) is turned upright.
 
 Units: sizes in bytes, durations in seconds, model bounds in metres (as stored in the file; glTF is metres, Y up),
 page sizes in millimetres.
+
 One module per kind behind one registry (:data:`INSPECTORS`, kind → inspector)::
 
     limits   UploadLimits (defaults, or BAONHUNG_MAX_* variables)

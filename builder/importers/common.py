@@ -11,6 +11,7 @@ from PIL import Image
 from builder.errors import InvalidAssetError
 from builder.importers.limits import MB, UploadLimits
 
+
 @dataclass(frozen=True)
 class InspectedAsset:
     """A checked upload.

@@ -12,6 +12,7 @@ from builder.importers.common import _PIL_ERRORS, InspectedAsset, _check_pixels,
 from builder.importers.limits import UploadLimits
 from builder.importers.sniff import FORMATS
 
+
 def _open_image(data: bytes, fmt: str, filename: str, limits: UploadLimits) -> Image.Image:
     """Open with Pillow restricted to ``fmt``; the bomb guard runs before any pixel is decoded."""
     pil_format = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "webp": "WEBP"}[fmt]
@@ -40,6 +41,8 @@ def _pillow_errors(filename: str, img: Image.Image | None = None):
     anything from damaged bytes → ``corrupt_file``."""
     try:
         yield
+
+
     except Image.DecompressionBombError as exc:
         raise InvalidAssetError("image_too_large", {
             "filename": filename, "width": getattr(img, "width", "?"), "height": getattr(img, "height", "?"),

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+
 MB = 1_000_000  # limits are decimal megabytes, as file managers show them
 
 # Overlay-kind spellings accepted for the limit variables (BAONHUNG_MAX_MODEL3D_MB = BAONHUNG_MAX_MODEL_MB).

@@ -10,6 +10,7 @@ from builder.importers.image import _panorama_warnings
 from builder.importers.limits import UploadLimits
 from builder.importers.sniff import FORMATS, _accepted_labels
 
+
 # Poster frame time: "about one second in" so fade-ins from black are skipped; the first frame for short clips.
 POSTER_AT_S = 1.0
 # Codecs that phone browsers decode in a <video> / <audio> element; others are accepted with a warning.

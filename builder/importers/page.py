@@ -12,6 +12,7 @@ from builder.importers.limits import UploadLimits
 from builder.importers.pdf import render_pdf_page
 from builder.importers.sniff import FORMATS
 
+
 PAGE_PRESETS: dict[str, tuple[float, float]] = {
     "A4": (210.0, 297.0),
     "A3": (297.0, 420.0),
@@ -37,6 +38,8 @@ def page_size_mm(preset_or_values: str | tuple[float, float] | Mapping[str, Any]
         if key is None:
             raise InvalidAssetError("invalid_page_size",
                                     {"detail": f"unknown preset {preset_or_values!r} ({', '.join(PAGE_PRESETS)})"})
+
+
         w, h = PAGE_PRESETS[key]
         if meta.get("width_px", 0) > meta.get("height_px", 0):
             w, h = h, w

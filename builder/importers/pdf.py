@@ -9,6 +9,7 @@ from builder.errors import InvalidAssetError
 from builder.importers.common import _corrupt, _png_bytes
 from builder.importers.limits import UploadLimits
 
+
 # Renders below this resolution track poorly on phones (issue 2 asks for ≥150 dpi).
 MIN_PDF_DPI = 150
 MM_PER_PT = 25.4 / 72.0

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from builder.importers.limits import UploadLimits
 
+
 KINDS = ("page", "model3d", "video", "audio", "animated_image", "image", "panorama360")
 
 
@@ -53,6 +54,8 @@ KIND_FORMATS: dict[str, tuple[str, ...]] = {
     "model3d": ("glb", "gltf", "zip", "stl", "ply", "obj", "dae"),
     "video": ("mp4", "webm"),
     "audio": ("mp3", "aac", "m4a", "ogg", "wav", "mp4"),  # an MP4 holding only audio counts as M4A
+
+
     "animated_image": ("gif", "webp", "png"),
     "image": ("jpeg", "png", "webp"),
     "panorama360": ("jpeg", "png", "webp", "mp4", "webm"),
