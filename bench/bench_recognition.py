@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 
 from markers import PageMarker, RecognitionIndex, train_page  # noqa: E402
 from markers import synth  # noqa: E402
-from markers.recognize import page_corners_mm, project  # noqa: E402
+from markers.recognition import page_corners_mm, project  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 SHARED = Path(os.environ.get("BAONHUNG_SHARED_DIR", ROOT.parent / "shared"))
@@ -294,7 +294,7 @@ class BruteForce:
         self.bf = cv2.BFMatcher(cv2.NORM_HAMMING)
 
     def recognize(self, image: np.ndarray, scope: str | None = None):
-        from markers.recognize import PageMatch, query_features
+        from markers.recognition import PageMatch, query_features
 
         q = query_features(image)
         best = None

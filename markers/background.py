@@ -36,7 +36,7 @@ def background_bank() -> faiss.IndexBinaryFlat:
     with _lock:
         if _bank is None:
             from . import synth
-            from .recognize import query_features
+            from .recognition.photo import query_features
 
             descs = []
             for i in range(BACKGROUND_PHOTOS):

@@ -1,12 +1,17 @@
-"""The background model of the candidate stage (markers.background, the ``background`` of rz.soft_votes) and its
+"""The background model of the candidate stage (markers.background, the ``background`` of soft_votes) and its
 place in the index file."""
+from functools import partial
+
 import numpy as np
 import pytest
 
 from markers import RecognitionIndex, synth, train_page
-from markers import recognize as rz
 from markers.background import background_bank, background_distance
-from markers.index import FEATURE_BITS, INDEXED_FEATURES
+from markers.recognition import DEFAULT_PARAMS as P
+from markers.recognition import FEATURE_BITS, INDEXED_FEATURES, candidates
+
+# The stages with the default parameters (RecognitionParams), as RecognitionIndex() runs them.
+soft_votes = partial(candidates.soft_votes, p=P)
 
 
 def _ids(slot, feats):
@@ -33,8 +38,8 @@ def test_a_neighbour_no_closer_than_the_background_is_not_a_vote():
     background = np.zeros((2, INDEXED_FEATURES), np.uint8)
     background[0, :2] = (25, 60)
     background[1, :2] = (60, 60)
-    plain = rz.soft_votes(dist, ids, FEATURE_BITS)
-    filtered = rz.soft_votes(dist, ids, FEATURE_BITS, background=background)
+    plain = soft_votes(dist, ids, FEATURE_BITS)
+    filtered = soft_votes(dist, ids, FEATURE_BITS, background=background)
     assert plain.score[0] == pytest.approx(1.0) and plain.score[1] == pytest.approx(1.0)
     # Row 0: page 0's hit (30 >= 25) is dropped, page 1's feature 1 (40 < 60) now carries the vote.
     assert filtered.score[0] == pytest.approx(0.0)
@@ -43,7 +48,7 @@ def test_a_neighbour_no_closer_than_the_background_is_not_a_vote():
     assert filtered.near[0, 0] == 0  # the layout check still sees the hit (geometry judges it)
     # Equal to the background distance is not closer: dropped too.
     background[1, 0] = 30
-    assert rz.soft_votes(dist, ids, FEATURE_BITS, background=background).score[1] == pytest.approx(1.0)
+    assert soft_votes(dist, ids, FEATURE_BITS, background=background).score[1] == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
-"""The closer look (markers.recognize.closer_look): the paper found in a colour photo, its features placed in the
+"""The closer look (markers.recognition.looks.closer_look): the paper found in a colour photo, its features placed in the
 photo's working px, colour kept by decoding, and the look's stricter acceptance."""
 import io
+from functools import partial
 
 import cv2
 import numpy as np
@@ -8,9 +9,19 @@ import pytest
 from PIL import Image
 
 from markers import decode_photo, train_page
-from markers import recognize as rz
-from markers.recognize import page_corners_mm, project
+from markers.recognition import DEFAULT_PARAMS as P
+from markers.recognition import acceptance, looks, photo, verification
+from markers.recognition.geometry import page_corners_mm, project
 from markers.synth import PAGE_H_MM, PAGE_W_MM, generate_page, synth_photo
+
+# The stages with the default parameters (RecognitionParams), as RecognitionIndex() runs them.
+accept = partial(acceptance.accept, p=P)
+closer_look = partial(looks.closer_look, p=P)
+magnified = partial(looks.magnified, p=P)
+paper_box = partial(looks.paper_box, p=P)
+paper_features = partial(looks.paper_features, p=P)
+query_features = partial(photo.query_features, p=P)
+Verified = verification.Verified
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +40,7 @@ def _page_mask(photo) -> np.ndarray:
 @pytest.mark.parametrize("seed", [3, 4, 5])
 def test_paper_box_holds_the_page_of_a_small_page_on_a_busy_background(page, seed):
     photo = synth_photo(page, PAGE_W_MM, PAGE_H_MM, seed, frame=(640, 480), page_px_tall=200)
-    box = rz.paper_box(photo.image)
+    box = paper_box(photo.image)
     assert box is not None
     x0, y0, x1, y1 = box
     mask = _page_mask(photo)
@@ -41,8 +52,8 @@ def test_paper_features_are_placed_in_the_photos_working_px(page):
     # The paper region's own features, matched against the page's marker, give back the true homography (within
     # a plain RANSAC fit's few px): a region offset or scale left out of the mapping moves the corners by 60+ px.
     photo = synth_photo(page, PAGE_W_MM, PAGE_H_MM, 4, frame=(640, 480), page_px_tall=240, max_tilt_deg=20)
-    q = rz.query_features(photo.image)
-    xy, desc = rz.paper_features(q)
+    q = query_features(photo.image)
+    xy, desc = paper_features(q)
     marker = train_page(page, PAGE_W_MM, PAGE_H_MM, "p")
     matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(desc, marker.descriptors)
     matches = [m for m in matches if m.distance <= 50]
@@ -56,16 +67,16 @@ def test_paper_features_are_placed_in_the_photos_working_px(page):
 
 def test_the_closer_look_adds_the_paper_features_to_colour_photos_only(page):
     photo = synth_photo(page, PAGE_W_MM, PAGE_H_MM, 5, frame=(640, 480), page_px_tall=200)
-    colour = rz.query_features(photo.image)
-    x0, y0, x1, y1 = rz.paper_box(photo.image)
-    closer, enlarged = rz.closer_look(colour), rz.magnified(colour)
+    colour = query_features(photo.image)
+    x0, y0, x1, y1 = paper_box(photo.image)
+    closer, enlarged = closer_look(colour), magnified(colour)
     extra = closer.xy[len(enlarged.xy):]
     assert len(extra) > 100 and np.array_equal(closer.xy[:len(enlarged.xy)], enlarged.xy)
     assert (extra[:, 0] >= x0 - 1).all() and (extra[:, 0] <= x1).all()
     assert (extra[:, 1] >= y0 - 1).all() and (extra[:, 1] <= y1).all()
-    grey = rz.query_features(cv2.cvtColor(photo.image, cv2.COLOR_BGR2GRAY))
-    assert grey.color is None and rz.paper_features(grey) is None
-    assert len(rz.closer_look(grey).xy) == len(rz.magnified(grey).xy)
+    grey = query_features(cv2.cvtColor(photo.image, cv2.COLOR_BGR2GRAY))
+    assert grey.color is None and paper_features(grey) is None
+    assert len(closer_look(grey).xy) == len(magnified(grey).xy)
 
 
 def test_decoded_photos_give_their_colour_on_demand_in_opencv_order_and_the_greys_px():
@@ -94,23 +105,23 @@ def test_decoded_photos_give_their_colour_on_demand_in_opencv_order_and_the_grey
     assert np.abs(grey_of_colour.astype(int) - photo.gray).mean() < 2.0
 
 
-def _verified(n: int, first: int = 0) -> rz.Verified:
+def _verified(n: int, first: int = 0) -> Verified:
     pts = np.zeros((n, 2))
-    return rz.Verified(0, np.eye(3), np.arange(first, first + n), n, pts, pts, pts)
+    return Verified(0, np.eye(3), np.arange(first, first + n), n, pts, pts, pts)
 
 
 def test_the_closer_looks_pages_need_more_inliers_and_a_wider_margin():
     # 30 inliers over 80 % of the page with exclusive evidence 3.0: accepted by the first look's rules ...
-    assert rz.accept(_verified(30), None, 0.8, 3.0)[0]
+    assert accept(_verified(30), None, 0.8, 3.0)[0]
     # ... not by the closer look's (CLOSER_MIN_INLIERS 35), which takes 40
-    assert not rz.accept(_verified(30), None, 0.8, 3.0, closer=True)[0]
-    assert rz.accept(_verified(40), None, 0.8, 3.0, closer=True)[0]
+    assert not accept(_verified(30), None, 0.8, 3.0, closer=True)[0]
+    assert accept(_verified(40), None, 0.8, 3.0, closer=True)[0]
     # a runner-up holding 16 exclusive inliers to the best page's 40: 2.5x is margin enough for the first look's
     # rules (1.5x), not for the closer look's (3x)
     best, runner = _verified(40), _verified(16, first=1000)
-    assert rz.accept(best, runner, 0.8, 3.0)[0]
-    assert not rz.accept(best, runner, 0.8, 3.0, closer=True)[0]
-    assert not rz.accept(_verified(40), None, 0.65, 3.0, closer=True)[0]  # coverage under CLOSER_MIN_COVERAGE
+    assert accept(best, runner, 0.8, 3.0)[0]
+    assert not accept(best, runner, 0.8, 3.0, closer=True)[0]
+    assert not accept(_verified(40), None, 0.65, 3.0, closer=True)[0]  # coverage under CLOSER_MIN_COVERAGE
 
 
 def test_a_photo_shrunk_for_recognition_finds_its_paper_in_working_px(page):
@@ -118,9 +129,9 @@ def test_a_photo_shrunk_for_recognition_finds_its_paper_in_working_px(page):
     # until the closer look needs it.
     photo = synth_photo(page, PAGE_W_MM, PAGE_H_MM, 3, frame=(640, 480), page_px_tall=200)
     big = cv2.resize(photo.image, (2400, 1800), interpolation=cv2.INTER_CUBIC)
-    q = rz.query_features(cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    q = query_features(cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
     assert q.size == (1280, 960) and q.color().shape == (1800, 2400, 3)
-    xy, _ = rz.paper_features(q)
-    x0, y0, x1, y1 = (2 * np.array(rz.paper_box(photo.image))).tolist()  # the small photo's box, at 2x
+    xy, _ = paper_features(q)
+    x0, y0, x1, y1 = (2 * np.array(paper_box(photo.image))).tolist()  # the small photo's box, at 2x
     inside = (xy[:, 0] >= x0 - 8) & (xy[:, 0] <= x1 + 8) & (xy[:, 1] >= y0 - 8) & (xy[:, 1] <= y1 + 8)
     assert len(xy) > 100 and inside.all()

@@ -1,16 +1,22 @@
 """Page markers: multi-scale training, a versioned binary format that refuses bad input, browser tracker JSON."""
 import base64
 import json
+from functools import partial
 
 import cv2
 import numpy as np
 import pytest
 
-from markers import InvalidImageError, MarkerFormatError, PageMarker, browser_marker, train_page
-from markers import recognize as rz
-from markers import synth
+from markers import InvalidImageError, MarkerFormatError, PageMarker, browser_marker, synth, train_page
 from markers.features import CATALOG_SCALES, as_gray, detect_orb
+from markers.recognition import DEFAULT_PARAMS as P
+from markers.recognition import geometry, photo
 from markers.synth import PAGE_H_MM, PAGE_W_MM, generate_page
+
+# The stages with the default parameters (RecognitionParams), as RecognitionIndex() runs them.
+query_features = partial(photo.query_features, p=P)
+page_corners_mm = geometry.page_corners_mm
+project = geometry.project
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +121,6 @@ def test_features_are_ordered_most_repeatable_first(marker):
     (an independent generator, markers.synth) more often than the last third."""
     import faiss
 
-    from markers.recognize import query_features
     from markers.synth import synth_photo
 
     third = len(marker) // 3
@@ -141,15 +146,15 @@ def test_photo_features_favour_a_small_page_over_a_textured_background():
     page = synth.generate_page(3)
     shot = synth.synth_photo(page, synth.PAGE_W_MM, synth.PAGE_H_MM, 4242, frame=(640, 480), page_px_tall=170,
                              max_tilt_deg=10, min_visible=1.0)
-    quad = rz.project(shot.homography, rz.page_corners_mm(synth.PAGE_W_MM, synth.PAGE_H_MM)).astype(np.float32)
+    quad = project(shot.homography, page_corners_mm(synth.PAGE_W_MM, synth.PAGE_H_MM)).astype(np.float32)
 
     def on_page(xy):
         return sum(cv2.pointPolygonTest(quad.reshape(-1, 1, 2), (float(x), float(y)), False) >= 0 for x, y in xy)
 
-    q = rz.query_features(shot.image)
-    even, _, _ = detect_orb(as_gray(shot.image), rz.QUERY_FEATURES, oversample=2,
-                            fast_threshold=rz.QUERY_FAST_THRESHOLD)  # the catalog's spread
-    assert len(q.xy) == len(even) == rz.QUERY_FEATURES
+    q = query_features(shot.image)
+    even, _, _ = detect_orb(as_gray(shot.image), P.query_features, oversample=2,
+                            fast_threshold=P.query_fast_threshold)  # the catalog's spread
+    assert len(q.xy) == len(even) == P.query_features
     assert on_page(q.xy) >= 1.25 * on_page(even)  # 644 vs 467 when written
 
 
@@ -172,7 +177,7 @@ def test_orb_pyramid_on_two_threads_gives_the_features_of_one_thread():
         if i % 3 == 0:
             crop = cv2.resize(crop, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
         n = int(rng.integers(500, 4000))
-        one, two = _orb(crop, n, rz.QUERY_FAST_THRESHOLD, 8), orb_levels(crop, n, rz.QUERY_FAST_THRESHOLD, 8, workers)
+        one, two = _orb(crop, n, P.query_fast_threshold, 8), orb_levels(crop, n, P.query_fast_threshold, 8, workers)
         assert len(one[0]) > 0
         for a, b in zip(one, two):
             assert a.dtype == b.dtype and np.array_equal(a, b), (crop.shape, n)
@@ -193,9 +198,9 @@ def test_orb_pyramid_job_queued_behind_others_is_done_here():
     blocker = workers.submit(release.wait, 60)
     try:
         gray = as_gray(synth.synth_photo(generate_page(7), PAGE_W_MM, PAGE_H_MM, 47).image)
-        two = orb_levels(gray, 3000, rz.QUERY_FAST_THRESHOLD, 8, workers)
+        two = orb_levels(gray, 3000, P.query_fast_threshold, 8, workers)
         assert not blocker.done()
     finally:
         release.set()
-    one = _orb(gray, 3000, rz.QUERY_FAST_THRESHOLD, 8)
+    one = _orb(gray, 3000, P.query_fast_threshold, 8)
     assert all(np.array_equal(a, b) for a, b in zip(one, two))

@@ -3,6 +3,7 @@
 Pages and photos are generated (markers/synth.py) from fixed seeds. One test uses real photos from
 ../shared/data/tpofinder (Heider, Adorf, Grimm 2012; MIT license, see its LICENSE.TXT), read in place.
 """
+import dataclasses
 import io
 import json
 import os
@@ -15,9 +16,19 @@ import pytest
 from PIL import Image
 
 from markers import IndexFormatError, RecognitionIndex, decode_photo, train_page
-from markers.recognize import page_corners_mm, project
-from markers.synth import (PAGE_H_MM, PAGE_W_MM, generate_masthead_sharing_page, generate_page, synth_photo,
-                           synth_photo_patch)
+from markers.recognition import DEFAULT_PARAMS, catalog, page_corners_mm, pipeline, project
+from markers.recognition import candidates as cand
+from markers.recognition.photo import query_features
+from markers.recognition.refinement import refine_homography
+from markers.recognition.verification import page_correspondences, verify
+from markers.synth import (
+    PAGE_H_MM,
+    PAGE_W_MM,
+    generate_masthead_sharing_page,
+    generate_page,
+    synth_photo,
+    synth_photo_patch,
+)
 
 SHARED = Path(os.environ.get("BAONHUNG_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared"))
 CATALOG_SEEDS = (0, 1, 2, 3, 4, 5)
@@ -257,8 +268,6 @@ def test_a_page_accepted_off_centre_waits_for_the_candidate_aimed_at(index, page
     """The page beside the one aimed at comes first among the candidates and is accepted: it is off the frame
     centre and another candidate's index hits lie nearer the centre, outside it, so that candidate is verified
     before answering, and the page aimed at is the answer."""
-    import markers.index as mi
-
     src = page_corners_mm(PAGE_W_MM, PAGE_H_MM).astype(np.float32)
     aimed = cv2.getPerspectiveTransform(src, np.float32([[500, 120], [800, 120], [800, 545], [500, 545]]))
     beside = cv2.getPerspectiveTransform(src, np.float32([[880, 20], [1270, 20], [1270, 571], [880, 571]]))
@@ -268,20 +277,20 @@ def test_a_page_accepted_off_centre_waits_for_the_candidate_aimed_at(index, page
                         (1280, 720), dst=frame, borderMode=cv2.BORDER_TRANSPARENT)
     slot = {s: index._pages[f"page-{s}"].slot for s in (0, 2, 4)}
     # The candidate order: the page beside first, then another page, then the page aimed at.
-    monkeypatch.setattr(mi.RecognitionIndex, "_layout_consistent", lambda *a: [slot[0], slot[2], slot[4]])
+    monkeypatch.setattr(cand, "layout_consistent", lambda *a: [slot[0], slot[2], slot[4]])
     asked = []
-    elsewhere = mi.RecognitionIndex._aimed_elsewhere
+    elsewhere = pipeline.aimed_elsewhere
 
-    def recording(self, q, v, rest, votes):
-        asked.append((self._slots[v.slot].page_id, elsewhere(self, q, v, rest, votes)))
+    def recording(q_xy, size, v, page, rest, votes, p):
+        asked.append((page.page_id, elsewhere(q_xy, size, v, page, rest, votes, p)))
         return asked[-1][1]
 
-    monkeypatch.setattr(mi.RecognitionIndex, "_aimed_elsewhere", recording)
+    monkeypatch.setattr(pipeline, "aimed_elsewhere", recording)
     match = index.recognize(frame)
     assert asked == [("page-0", [slot[4]])]
     assert match is not None and match.page_id == "page-4"
     # Answered at once, the page beside it would have been the answer.
-    monkeypatch.setattr(mi.RecognitionIndex, "_aimed_elsewhere", lambda *a: [])
+    monkeypatch.setattr(pipeline, "aimed_elsewhere", lambda *a: [])
     match = index.recognize(frame)
     assert match is not None and match.page_id == "page-0"
 
@@ -289,31 +298,27 @@ def test_a_page_accepted_off_centre_waits_for_the_candidate_aimed_at(index, page
 def test_a_page_alone_off_centre_is_answered_without_more_verification(index, pages, monkeypatch):
     """One page in view, off the frame centre: the other candidates' hits are few and scattered, none is verified
     after the page is accepted."""
-    import markers.index as mi
-
     src = page_corners_mm(PAGE_W_MM, PAGE_H_MM).astype(np.float32)
     beside = cv2.getPerspectiveTransform(src, np.float32([[880, 20], [1270, 20], [1270, 571], [880, 571]]))
     asked = []
-    elsewhere = mi.RecognitionIndex._aimed_elsewhere
+    elsewhere = pipeline.aimed_elsewhere
 
-    def recording(self, q, v, rest, votes):
-        asked.append(elsewhere(self, q, v, rest, votes))
+    def recording(*args):
+        asked.append(elsewhere(*args))
         return asked[-1]
 
-    monkeypatch.setattr(mi.RecognitionIndex, "_aimed_elsewhere", recording)
+    monkeypatch.setattr(pipeline, "aimed_elsewhere", recording)
     match = index.recognize(_warp(pages[0], beside.astype(np.float64)))
     assert match is not None and match.page_id == "page-0"
     assert asked == [[]]
 
 
-def test_inverted_file_index_keeps_working_through_scope_remove_and_reload(pages, monkeypatch, tmp_path):
+def test_inverted_file_index_keeps_working_through_scope_remove_and_reload(pages, tmp_path):
     """The large-catalog path (FAISS IVF), forced on a small catalog by lowering its threshold."""
     import faiss
 
-    import markers.index as index_mod
-
-    monkeypatch.setattr(index_mod, "IVF_MIN_FEATURES", 1500)
-    idx = RecognitionIndex()
+    params = dataclasses.replace(DEFAULT_PARAMS, ivf_min_features=1500)
+    idx = RecognitionIndex(params)
     for s in CATALOG_SEEDS:
         idx.add(train_page(pages[s], PAGE_W_MM, PAGE_H_MM, f"page-{s}"), scopes=(f"edition:{s // 3}",))
     assert isinstance(idx._index, faiss.IndexBinaryIVF)
@@ -323,7 +328,7 @@ def test_inverted_file_index_keeps_working_through_scope_remove_and_reload(pages
     idx.remove("page-4")
     assert idx.recognize(photo, scope="edition:1") is None
     idx.save(tmp_path / "ivf.bnix")
-    loaded = RecognitionIndex.load(tmp_path / "ivf.bnix")
+    loaded = RecognitionIndex.load(tmp_path / "ivf.bnix", params)
     assert isinstance(loaded._index, faiss.IndexBinaryIVF) and len(loaded) == 5
     assert loaded.recognize(_warp(pages[5], _known_homography())).page_id == "page-5"
 
@@ -350,22 +355,20 @@ def test_found_corners_have_no_systematic_offset(index, pages):
 
 
 def test_pages_verified_two_at_a_time_give_the_decisions_of_one_at_a_time(index, pages, monkeypatch):
-    import markers.index as mi
-
     photos = [synth_photo(pages[s % 6], PAGE_W_MM, PAGE_H_MM, s, page_px_tall=400).image for s in (21, 22, 23)]
     photos.append(synth_photo(generate_masthead_sharing_page(90004, template=4), PAGE_W_MM, PAGE_H_MM, 90004,
                               page_px_tall=600, max_tilt_deg=20).image)
     threads = set()
-    verify_page = mi.RecognitionIndex._verify_page
+    verify_page = pipeline.Pipeline._verify_page
 
     def recording(self, q, slot):
         threads.add(threading.current_thread().name.split("_")[0])
         return verify_page(self, q, slot)
 
-    monkeypatch.setattr(mi.RecognitionIndex, "_verify_page", recording)
+    monkeypatch.setattr(pipeline.Pipeline, "_verify_page", recording)
     results = {}
     for ahead in (False, True):
-        monkeypatch.setattr(mi, "VERIFY_AHEAD", ahead)
+        monkeypatch.setattr(index, "params", dataclasses.replace(DEFAULT_PARAMS, verify_ahead=ahead))
         results[ahead] = [index.recognize(p) for p in photos]
     assert "verify-page" in threads  # the worker did verify pages
     assert [m and m.page_id for m in results[True]] == [m and m.page_id for m in results[False]]
@@ -403,10 +406,8 @@ def test_a_forked_process_trains_and_recognizes_after_the_parent_did(index, page
 def test_a_busy_verification_worker_does_not_hold_up_recognition(index, pages):
     """Concurrent requests share the one verification worker: a page queued behind other photos' pages is
     verified by the calling thread instead of waiting."""
-    import markers.index as mi
-
     release = threading.Event()
-    blocker = mi._VERIFIER.submit(release.wait, 60)  # the worker busy with someone else's page
+    blocker = pipeline._VERIFIER.submit(release.wait, 60)  # the worker busy with someone else's page
     try:
         match = index.recognize(_warp(pages[2], _known_homography()))
         assert not blocker.done()  # recognized while the worker was still busy
@@ -420,30 +421,27 @@ def test_the_closer_look_computed_ahead_gives_the_same_answers(index, pages, mon
     """A photo whose first search finds no page laid out as the photo has it gets its closer look computed on a
     worker while the first pass goes on; answers are those of computing it when needed, also with that worker
     busy with other photos (the job is then taken back)."""
-    import markers.index as mi
-    from markers import recognize as rz
-
     small = synth_photo(pages[1], PAGE_W_MM, PAGE_H_MM, 31, frame=(640, 480), page_px_tall=170).image
     clutter = cv2.cvtColor(synth_photo_patch(np.random.default_rng(9), 640, 480), cv2.COLOR_RGB2BGR)
     photos = [small, clutter, _warp(pages[2], _known_homography())]
     threads = []
-    closer_look = rz.closer_look
+    closer_look = pipeline.closer_look
 
-    def recording(q):
+    def recording(q, p):
         threads.append(threading.current_thread().name.split("_")[0])
-        return closer_look(q)
+        return closer_look(q, p)
 
-    monkeypatch.setattr(rz, "closer_look", recording)
+    monkeypatch.setattr(pipeline, "closer_look", recording)
     answers = {}
     for ahead in (False, True):
-        monkeypatch.setattr(mi, "CLOSER_AHEAD", ahead)
+        monkeypatch.setattr(index, "params", dataclasses.replace(DEFAULT_PARAMS, closer_ahead=ahead))
         answers[ahead] = [index.recognize(p) for p in photos]
     assert "closer-look" in threads
     assert [m and m.page_id for m in answers[True]] == [m and m.page_id for m in answers[False]]
     assert answers[True][1] is None and answers[True][2].page_id == "page-2"
 
     release = threading.Event()
-    blocker = mi._CLOSER.submit(release.wait, 60)  # the worker busy with another photo
+    blocker = pipeline._CLOSER.submit(release.wait, 60)  # the worker busy with another photo
     try:
         busy = [index.recognize(p) for p in photos]
         assert not blocker.done()
@@ -454,16 +452,14 @@ def test_the_closer_look_computed_ahead_gives_the_same_answers(index, pages, mon
 
 
 def test_final_look_brings_the_corners_closer(index, pages, monkeypatch):
-    """The accepted homography is refitted with the matches of the photo rectified by it (rz.refine_homography):
+    """The accepted homography is refitted with the matches of the photo rectified by it (refine_homography):
     over 16 tilted phone photos of whole pages 250-525 px tall, the median corner error falls well below that of
     the accepted homography as verified (measured: 1.23 -> 0.81 px)."""
-    from markers import recognize as rz
-
     corners_mm = page_corners_mm(PAGE_W_MM, PAGE_H_MM)
-    refine = rz.refine_homography
+    refine = pipeline.refine_homography
     errors = {}
     for final_look in (False, True):
-        monkeypatch.setattr(rz, "refine_homography", refine if final_look else (lambda *args: None))
+        monkeypatch.setattr(pipeline, "refine_homography", refine if final_look else (lambda *args: None))
         errors[final_look] = []
         for seed in range(20, 36):
             shot = synth_photo(pages[seed % 6], PAGE_W_MM, PAGE_H_MM, seed, page_px_tall=250 + 25 * (seed % 12),
@@ -478,21 +474,19 @@ def test_final_look_brings_the_corners_closer(index, pages, monkeypatch):
 def test_final_look_keeps_the_homography_when_the_rectified_photo_does_not_show_the_page(index, pages):
     """A hypothesis whose rectified look holds no matching page features is not refitted: refine_homography
     returns None and recognition keeps the verified homography."""
-    from markers import recognize as rz
-
     h = _known_homography()
     photo = _warp(pages[2], h)
-    q = rz.query_features(photo)
+    q = query_features(photo)
     page = index._pages["page-2"]
     mm = page.keypoints_mm()
-    c = rz.page_correspondences(q.descriptors, page.descriptors, mm)
-    v = rz.verify(page.slot, q.xy, mm[c.f_idx], c.q_idx, c.ratio, PAGE_W_MM, PAGE_H_MM, q.size)
+    c = page_correspondences(q.descriptors, page.descriptors, mm, DEFAULT_PARAMS)
+    v = verify(page.slot, q.xy, mm[c.f_idx], c.q_idx, c.ratio, PAGE_W_MM, PAGE_H_MM, q.size, DEFAULT_PARAMS)
     assert v is not None and len(v.fit_mm) == len(v.fit_px) >= 40
-    refined = rz.refine_homography(q, v, page.descriptors, mm, PAGE_W_MM, PAGE_H_MM)
+    refined = refine_homography(q, v, page.descriptors, mm, PAGE_W_MM, PAGE_H_MM, DEFAULT_PARAMS)
     assert refined is not None and _corner_error(h, project(refined, page_corners_mm(PAGE_W_MM, PAGE_H_MM))) < 1.5
     clutter = cv2.cvtColor(synth_photo_patch(np.random.default_rng(5), 1280, 720), cv2.COLOR_RGB2BGR)
-    other = rz.query_features(clutter)
-    assert rz.refine_homography(other, v, page.descriptors, mm, PAGE_W_MM, PAGE_H_MM) is None
+    other = query_features(clutter)
+    assert refine_homography(other, v, page.descriptors, mm, PAGE_W_MM, PAGE_H_MM, DEFAULT_PARAMS) is None
 
 
 def test_page_matching_runs_on_one_openmp_thread_and_restores_the_setting(index, pages, monkeypatch):
@@ -500,9 +494,7 @@ def test_page_matching_runs_on_one_openmp_thread_and_restores_the_setting(index,
     calling thread's setting; its matches are those of a search on two threads."""
     import faiss
 
-    from markers import recognize as rz
-
-    q = rz.query_features(_warp(pages[2], _known_homography()))
+    q = query_features(_warp(pages[2], _known_homography()))
     page = index._pages["page-2"]
     mm = page.keypoints_mm()
     seen = []
@@ -514,91 +506,88 @@ def test_page_matching_runs_on_one_openmp_thread_and_restores_the_setting(index,
 
     faiss.omp_set_num_threads(2)
     monkeypatch.setattr(faiss.IndexBinaryFlat, "search", recording)
-    c = rz.page_correspondences(q.descriptors, page.descriptors, mm)
+    c = page_correspondences(q.descriptors, page.descriptors, mm, DEFAULT_PARAMS)
     monkeypatch.undo()
     assert seen == [1] and faiss.omp_get_max_threads() == 2
     flat = faiss.IndexBinaryFlat(256)
     flat.add(page.descriptors)
-    dist, nn = flat.search(q.descriptors, rz.PAGE_KNN)
-    ok = (nn[:, 0] >= 0) & (dist[:, 0] <= rz.MAX_HAMMING)
+    dist, nn = flat.search(q.descriptors, DEFAULT_PARAMS.page_knn)
+    ok = (nn[:, 0] >= 0) & (dist[:, 0] <= DEFAULT_PARAMS.max_hamming)
     assert np.array_equal(c.q_idx, np.nonzero(ok)[0]) and np.array_equal(c.f_idx, nn[ok, 0])
 
 
 def test_index_search_split_over_two_threads_finds_the_neighbours_of_one_search(pages, monkeypatch):
     """RecognitionIndex._search searches the photo's features in two halves, one on a worker, each on one OpenMP
-    thread (SEARCH_SPLIT): the same distances and ids as FAISS searching them all at once, for the inverted file
+    thread (params.search_split): the same distances and ids as FAISS searching them all at once, for the inverted file
     with its own or a given number of lists visited, and for an exact index."""
     import faiss
 
-    import markers.index as mi
-    from markers import recognize as rz
+    from markers.workers import one_faiss_thread
 
-    monkeypatch.setattr(mi, "IVF_MIN_FEATURES", 1500)
-    idx = RecognitionIndex()
+    params = dataclasses.replace(DEFAULT_PARAMS, ivf_min_features=1500)
+    idx = RecognitionIndex(params)
     for s in CATALOG_SEEDS:
         idx.add(train_page(pages[s], PAGE_W_MM, PAGE_H_MM, f"page-{s}"))
     assert isinstance(idx._index, faiss.IndexBinaryIVF)
-    q = rz.query_features(synth_photo(pages[3], PAGE_W_MM, PAGE_H_MM, 31).image)
-    assert len(q.descriptors) > 2 * mi.SEARCH_SPLIT_MIN
+    q = query_features(synth_photo(pages[3], PAGE_W_MM, PAGE_H_MM, 31).image)
+    assert len(q.descriptors) > 2 * params.search_split_min
     threads = []
 
-    one_thread = mi._search_one_thread
+    one_thread = catalog.search_one_thread
 
     def search_and_record(index, desc, k, nprobe):
-        with mi.one_faiss_thread():  # the same as the search's own, so it sees the thread count the search runs with
+        with one_faiss_thread():  # the same as the search's own, so it sees the thread count the search runs with
             threads.append((threading.current_thread().name.split("_")[0], faiss.omp_get_max_threads(), len(desc)))
         return one_thread(index, desc, k, nprobe)
 
-    monkeypatch.setattr(mi, "_search_one_thread", search_and_record)
+    monkeypatch.setattr(catalog, "search_one_thread", search_and_record)
     flat = faiss.IndexBinaryFlat(256)
     flat.add(np.vstack([idx._slots[s].descriptors for s in range(len(CATALOG_SEEDS))]))
     for index, nprobe in ((idx._index, None), (idx._index, 3), (flat, None)):
         threads.clear()
-        dist, ids = idx._search(q.descriptors, index, rz.KNN, nprobe)
+        dist, ids = idx._search(q.descriptors, index, params.knn, nprobe)
         # two halves, each on one OpenMP thread, the second on the worker (or here, when it was not free at once)
         n = len(q.descriptors)
         assert sorted(t[2] for t in threads) == sorted([n // 2, n - n // 2])
         assert all(t[0] in ("MainThread", "index-search") and t[1] == 1 for t in threads)
         threads.clear()
-        monkeypatch.setattr(mi, "SEARCH_SPLIT", False)
-        alone = idx._search(q.descriptors, index, rz.KNN, nprobe)
-        monkeypatch.setattr(mi, "SEARCH_SPLIT", True)
+        idx.params = dataclasses.replace(params, search_split=False)
+        alone = idx._search(q.descriptors, index, params.knn, nprobe)
+        idx.params = params
         np.testing.assert_array_equal(dist, alone[0])
         np.testing.assert_array_equal(ids, alone[1])
-    few = q.descriptors[:mi.SEARCH_SPLIT_MIN - 1]
+    few = q.descriptors[:params.search_split_min - 1]
     threads.clear()
-    assert idx._search(few, idx._index, rz.KNN)[1].shape == (len(few), rz.KNN)
+    assert idx._search(few, idx._index, params.knn)[1].shape == (len(few), params.knn)
     assert threads == [("MainThread", 1, len(few))]
 
 
 @pytest.mark.parametrize("n", [5, 100, 700])
 @pytest.mark.parametrize("nprobe", [None, 3])
 def test_inverted_file_is_searched_list_by_list_and_finds_the_nearest_in_the_lists_visited(n, nprobe):
-    """An IVF index searched list by list (FAISS's per_invlist_search, _search_ivf): each descriptor's k nearest
+    """An IVF index searched list by list (FAISS's per_invlist_search, catalog.search_ivf): each descriptor's k nearest
     among the features of the lists its own nearest centroids name, as a brute-force count of differing bits finds
     them, with fewer descriptors than lists (the search is padded to the index's extra, empty list; unpadded, FAISS
     refuses 5 descriptors and corrupts its heap with 100) and more."""
     import faiss
 
-    import markers.index as mi
-    from markers import recognize as rz
-
     rng = np.random.default_rng(n)
     codes = rng.integers(0, 256, (30_000, 32), dtype=np.uint8)
     ids = np.arange(len(codes), dtype=np.int64) * 7 + 1
-    ivf = mi._build_index(codes, ids)
+    ivf = catalog.build_index(codes, ids, DEFAULT_PARAMS)
     assert isinstance(ivf, faiss.IndexBinaryIVF) and ivf.per_invlist_search
     assert 5 < ivf.nlist < 700 and ivf.invlists.list_size(ivf.nlist - 1) == 0
     q = codes[rng.choice(len(codes), n)].copy()
     q[:, :8] ^= rng.integers(0, 256, (n, 8), dtype=np.uint8)  # ~32 bits from a catalog feature
-    dist, found = mi._search_one_thread(ivf, q, rz.KNN, nprobe)
+    knn = DEFAULT_PARAMS.knn
+    dist, found = catalog.search_one_thread(ivf, q, knn, nprobe)
     _, probed = ivf.quantizer.search(q, nprobe or ivf.nprobe)
     _, home = ivf.quantizer.search(codes, 1)
     bits = np.unpackbits(codes, axis=1)
     for i in range(0, n, max(1, n // 25)):
         cand = np.nonzero(np.isin(home[:, 0], probed[i]))[0]
         d = (np.unpackbits(q[i:i + 1], axis=1) != bits[cand]).sum(axis=1)
-        np.testing.assert_array_equal(dist[i], np.sort(d)[:rz.KNN])
+        np.testing.assert_array_equal(dist[i], np.sort(d)[:knn])
         assert np.isin(found[i], ids[cand]).all()
         np.testing.assert_array_equal(dist[i], d[np.searchsorted(ids[cand], found[i])])
 
@@ -608,13 +597,10 @@ def test_an_inverted_file_without_its_empty_list_is_refused_on_load(pages, monke
     this library wrote) is refused with a clear error, not searched into a heap corruption."""
     import faiss
 
-    import markers.index as mi
-
-    monkeypatch.setattr(mi, "IVF_MIN_FEATURES", 1500)
-    idx = RecognitionIndex()
+    idx = RecognitionIndex(dataclasses.replace(DEFAULT_PARAMS, ivf_min_features=1500))
     for s in CATALOG_SEEDS[:4]:
         idx.add(train_page(pages[s], PAGE_W_MM, PAGE_H_MM, f"page-{s}"))
-    codes, ids = mi._all_codes(idx._index)
+    codes, ids = catalog.all_codes(idx._index)
     plain = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(256), 256, 16)
     plain.train(codes)
     plain.add_with_ids(codes, ids)
@@ -627,19 +613,16 @@ def test_an_inverted_file_without_its_empty_list_is_refused_on_load(pages, monke
 @pytest.mark.parametrize("limit", [1, 2])
 def test_the_closer_look_verifies_at_most_its_candidate_count(index, monkeypatch, limit):
     """A photo of a page that shares only the catalog's masthead runs every pass; the closer look verifies at most
-    rz.CLOSER_CANDIDATES pages, where the first pass verified more."""
-    import markers.index as ix
-    from markers import recognize as rz
-
-    monkeypatch.setattr(rz, "CLOSER_CANDIDATES", limit)
+    params.closer_candidates pages, where the first pass verified more."""
+    monkeypatch.setattr(index, "params", dataclasses.replace(DEFAULT_PARAMS, closer_candidates=limit))
     seen = []
-    decide = ix.RecognitionIndex._verify_and_decide
+    decide = pipeline.Pipeline._verify_and_decide
 
     def spy(self, q, slots, *args, **kwargs):
         seen.append((bool(kwargs.get("closer")), len(slots)))
         return decide(self, q, slots, *args, **kwargs)
 
-    monkeypatch.setattr(ix.RecognitionIndex, "_verify_and_decide", spy)
+    monkeypatch.setattr(pipeline.Pipeline, "_verify_and_decide", spy)
     page = generate_masthead_sharing_page(90004, template=4)  # catalog page 4 has template 4's masthead
     assert index.recognize(synth_photo(page, PAGE_W_MM, PAGE_H_MM, 90004, page_px_tall=220).image) is None
     closer = [n for c, n in seen if c]

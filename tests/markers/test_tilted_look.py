@@ -1,14 +1,17 @@
-"""The tilted look (RecognitionIndex.recognize(..., tilted=True); markers.recognize.untilted): a page photographed
+"""The tilted look (RecognitionIndex.recognize(..., tilted=True); markers.recognition.looks.untilted): a page photographed
 so steeply that its ORB features no longer meet the catalog's is searched again in copies of the photo un-tilted in
 four directions; the copies' features are placed back in the photo's working px, and a non-catalog look-alike is
 still refused."""
+import dataclasses
+from functools import partial
+
 import cv2
 import numpy as np
 import pytest
 
 from markers import RecognitionIndex, train_page
-from markers import recognize as rz
-from markers.recognize import page_corners_mm, project
+from markers.recognition import DEFAULT_PARAMS as P
+from markers.recognition import geometry, looks, photo
 from markers.synth import (
     N_TEMPLATES,
     PAGE_H_MM,
@@ -17,6 +20,12 @@ from markers.synth import (
     generate_page,
     synth_photo,
 )
+
+# The stages with the default parameters (RecognitionParams), as RecognitionIndex() runs them.
+query_features = partial(photo.query_features, p=P)
+untilt_map = partial(looks.untilt_map, p=P)
+untilted = partial(looks.untilted, p=P)
+project, page_corners_mm = geometry.project, geometry.page_corners_mm
 
 CATALOG = (0, 1, 2, 3, N_TEMPLATES)  # pages 0 and N_TEMPLATES share template 0's masthead
 
@@ -50,12 +59,12 @@ def test_a_steeply_tilted_page_is_found_only_by_the_tilted_look(index, pages, se
     assert index.recognize(photo.image) is None  # every other pass misses it
     match = index.recognize(photo.image, tilted=True)
     assert match is not None and match.page_id == "p1" and match.stage == "tilted"
-    assert match.inliers >= rz.TILT_MIN_INLIERS
+    assert match.inliers >= P.tilt_min_inliers
     assert _corner_error(match, photo) < 4.0  # the copies' features are placed back in the photo's px
 
 
 def test_the_tilted_look_needs_its_own_inlier_bar(index, pages, monkeypatch):
-    monkeypatch.setattr(rz, "TILT_MIN_INLIERS", 10_000)
+    monkeypatch.setattr(index, "params", dataclasses.replace(P, tilt_min_inliers=10_000))
     assert index.recognize(_steep(pages[1], 41).image, tilted=True) is None
 
 
@@ -65,10 +74,10 @@ def test_untilted_features_are_placed_in_the_photos_working_px(pages):
     # wrong inverse map moves them by tens of px.
     photo = synth_photo(pages[1], PAGE_W_MM, PAGE_H_MM, 5, frame=(640, 480), page_px_tall=380, max_tilt_deg=25,
                         degrade=False)
-    q = rz.query_features(photo.image)
+    q = query_features(photo.image)
     marker = train_page(pages[1], PAGE_W_MM, PAGE_H_MM, "p1")
-    for direction in rz.TILT_DIRECTIONS:
-        copy = rz.untilted(q, direction)
+    for direction in P.tilt_directions:
+        copy = untilted(q, direction)
         assert len(copy.xy) > 500 and copy.size == q.size
         matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(copy.descriptors, marker.descriptors)
         matches = [m for m in matches if m.distance <= 50]
@@ -83,8 +92,8 @@ def test_untilted_features_are_placed_in_the_photos_working_px(pages):
 def test_each_untilted_copy_is_the_whole_photo_stretched_along_its_direction(size):
     w, h = size
     edges = np.float64([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])  # pixel-index coords
-    for direction in rz.TILT_DIRECTIONS:
-        to_copy, (cw, ch) = rz.untilt_map(size, direction)
+    for direction in P.tilt_directions:
+        to_copy, (cw, ch) = untilt_map(size, direction)
         corners = edges @ to_copy[:, :2].T + to_copy[:, 2]
         # the photo's bounding box in the copy: from its origin to its far side (not cropped, no empty margin)
         assert np.allclose(corners.min(axis=0), -0.5)
@@ -93,7 +102,7 @@ def test_each_untilted_copy_is_the_whole_photo_stretched_along_its_direction(siz
         # the area is kept; lengths along the direction grow TILT ** (1 - TILT_SQUEEZE) times
         assert abs(np.linalg.det(to_copy[:, :2]) - 1.0) < 1e-9
         u = np.array([np.cos(np.radians(direction)), np.sin(np.radians(direction))])
-        assert np.isclose(np.linalg.norm(to_copy[:, :2] @ u), rz.TILT ** (1 - rz.TILT_SQUEEZE))
+        assert np.isclose(np.linalg.norm(to_copy[:, :2] @ u), P.tilt ** (1 - P.tilt_squeeze))
 
 def test_a_steep_look_alike_sharing_a_masthead_is_still_refused(index):
     # A non-catalog page with template 0's masthead (pages 0 and N_TEMPLATES print it), photographed steeply.
