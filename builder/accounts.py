@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from . import auth
 from .models import User
-from .problems import InvalidField, MissingField
+from .errors import InvalidField, MissingField
 from .services import ADMINS, Actor, audit, get_or_404, require_role
 
 SESSION_VERSION_CHARS = 16
@@ -32,15 +32,13 @@ def change_own_password(db: Session, actor: Actor, user: User, current: str, new
     if not new:
         raise MissingField("new_password")
     if not auth.verify_password(user, current):
-        raise InvalidField("current_password", "the current password is wrong", "mật khẩu hiện tại không đúng")
+        raise InvalidField("current_password", "the current password is wrong")
     if not hmac.compare_digest(new.encode(), (repeated or "").encode()):
-        raise InvalidField("new_password", "the two new passwords differ", "hai lần nhập mật khẩu mới không khớp")
+        raise InvalidField("new_password", "the two new passwords differ")
     if new == current:
-        raise InvalidField("new_password", "the new password is the same as the current one",
-                           "mật khẩu mới trùng với mật khẩu hiện tại")
+        raise InvalidField("new_password", "the new password is the same as the current one")
     if len(new) < auth.MIN_PASSWORD_LENGTH:
-        raise InvalidField("new_password", f"at least {auth.MIN_PASSWORD_LENGTH} characters",
-                           f"cần ít nhất {auth.MIN_PASSWORD_LENGTH} ký tự")
+        raise InvalidField("new_password", "at least {limit} characters", limit=auth.MIN_PASSWORD_LENGTH)
     user.password_hash = auth.hash_password(new)
     audit(db, actor, "user.password_change", "user", user.id)
     db.commit()

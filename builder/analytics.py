@@ -34,6 +34,8 @@ from sqlalchemy.engine import Engine
 
 from viewer_api import eventstore as es
 
+from .errors import InvalidField, render_part
+
 # ------------------------------------------------------------------------------------------------ metrics
 METRICS = {"events": 1, "sum_n": 2, "sessions": 3, "visitors": 4, "funnel": 5, "device": 6, "entry": 7, "hour": 8,
            "ttr": 9, "heat": 10}
@@ -84,13 +86,12 @@ class Scope:
 CHILD_LEVEL = {"site": "publication", "publication": "edition", "edition": "page", "page": "overlay"}
 
 
-class AnalyticsError(ValueError):
-    """A query the layer cannot answer (a range too long, a cell size not a multiple of 5 mm); ``field`` names the
-    parameter."""
+class AnalyticsError(InvalidField, ValueError):
+    """A query the layer cannot answer (a range too long, a cell size not a multiple of 5 mm): an invalid field
+    (``field`` names the parameter, ``reason`` is an English template in the catalog)."""
 
-    def __init__(self, field_name: str, reason: str, reason_vi: str):
-        super().__init__(f"{field_name}: {reason}")
-        self.field, self.reason, self.reason_vi = field_name, reason, reason_vi
+    def __str__(self) -> str:
+        return f"{self.field}: {render_part(self.values['reason'], self.values, 'en')}"
 
 
 @dataclass
@@ -302,7 +303,7 @@ def rollup(reader: EventsReader, today: dt.date, retention_days: int = 90, first
     7 days old), so late events from an offline queue are counted; a final day is never touched again. ``first``:
     the earliest day to consider (default: the earliest raw event)."""
     if not 8 <= retention_days <= 36500:
-        raise AnalyticsError("retention_days", "must be between 8 and 36500", "phải từ 8 đến 36500")
+        raise AnalyticsError("retention_days", "must be between 8 and 36500")
     today_n = es.day_of_date(today)
     engine = reader.engine
     with engine.connect() as conn:
@@ -350,9 +351,9 @@ _DAILY_COLS = ("publication_id", "edition_id", "page_id", "overlay_id", "metric"
 # ------------------------------------------------------------------------------------------------ reading
 def _check_range(first: dt.date, last: dt.date) -> tuple[int, int]:
     if last < first:
-        raise AnalyticsError("to", "must not be before 'from'", "không được trước ngày bắt đầu")
+        raise AnalyticsError("to", "must not be before 'from'")
     if (last - first).days + 1 > MAX_RANGE_DAYS:
-        raise AnalyticsError("to", f"a range covers at most {MAX_RANGE_DAYS} days", f"tối đa {MAX_RANGE_DAYS} ngày")
+        raise AnalyticsError("to", "a range covers at most {days} days", days=MAX_RANGE_DAYS)
     return es.day_of_date(first), es.day_of_date(last)
 
 
@@ -676,7 +677,7 @@ def breakdown(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date,
     """The children of ``scope`` (publications of the site, editions of a publication, pages of an edition,
     overlays of a page), most sessions first: the dashboard's top pages and per-overlay table."""
     if scope.level == "overlay":
-        raise AnalyticsError("scope", "an overlay has no parts to break down", "lớp phủ không chia nhỏ được nữa")
+        raise AnalyticsError("scope", "an overlay has no parts to break down")
     d0, d1 = _check_range(first, last)
     level = CHILD_LEVEL[scope.level]
     depth = LEVELS.index(level) - 1
@@ -763,9 +764,9 @@ def heatmap(reader: EventsReader, page_id: int, first: dt.date, last: dt.date, w
     """Where readers aimed on a page: the frame centres of its aim events in a grid of ``cell_mm`` (a multiple of
     5 mm, 5–100) over the page (``width_mm`` × ``height_mm``, 1–2000 mm)."""
     if not (5 <= cell_mm <= 100 and cell_mm % HEAT_CELL_MM == 0):
-        raise AnalyticsError("cell_mm", "must be a multiple of 5 between 5 and 100", "phải là bội của 5, từ 5 đến 100")
+        raise AnalyticsError("cell_mm", "must be a multiple of 5 between 5 and 100")
     if not (1 <= width_mm <= 2000 and 1 <= height_mm <= 2000):
-        raise AnalyticsError("width_mm", "page sizes are 1-2000 mm", "kích thước trang từ 1 đến 2000 mm")
+        raise AnalyticsError("width_mm", "page sizes are 1-2000 mm")
     d0, d1 = _check_range(first, last)
     cols = int(-(-width_mm // cell_mm))
     rows_n = int(-(-height_mm // cell_mm))
@@ -874,10 +875,9 @@ def top_pages(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date,
     :class:`BreakdownRow` of level "page", at most ``limit`` (1–100). One read of the page-level rows for the whole
     scope, however many editions it holds (the dashboard's "top pages" of a publication or of the site)."""
     if scope.level in ("page", "overlay"):
-        raise AnalyticsError("scope", "top pages are asked of the site, a publication or an edition",
-                             "chỉ xếp hạng trang của toàn trang, một ấn phẩm hoặc một số báo")
+        raise AnalyticsError("scope", "top pages are asked of the site, a publication or an edition")
     if not 1 <= limit <= 100:
-        raise AnalyticsError("limit", "must be between 1 and 100", "phải từ 1 đến 100")
+        raise AnalyticsError("limit", "must be between 1 and 100")
     d0, d1 = _check_range(first, last)
     per: dict[int, dict] = {}
     M = METRICS

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from .models import ApiToken, LoginAttempt, User, UserSession, utcnow
-from .problems import LoginThrottled, ServiceError
+from .errors import InvalidField, LoginThrottled
 
 PASSWORD_HASHER = PasswordHasher()  # argon2-cffi defaults: Argon2id, RFC 9106 low-memory profile
 # Callers use ``auth.PASSWORD_HASHER`` at call time, so a test session can put cheap parameters here (tests/conftest.py).
@@ -25,9 +25,7 @@ MIN_PASSWORD_LENGTH = 10  # NIST SP 800-63B asks for at least 8; newsrooms share
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ServiceError("invalid_field", field="password",
-                           reason=f"at least {MIN_PASSWORD_LENGTH} characters",
-                           reason_vi=f"cần ít nhất {MIN_PASSWORD_LENGTH} ký tự")
+        raise InvalidField("password", "at least {limit} characters", limit=MIN_PASSWORD_LENGTH)
     return PASSWORD_HASHER.hash(password)
 
 
@@ -42,6 +40,22 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
+def check_throttle(db: Session, attempts, email: str, address: str, max_failures: int, lock_seconds: int,
+                   max_address_failures: int) -> None:
+    """Raise LoginThrottled when the failed sign-ins of (email, address) over the last ``lock_seconds`` reached
+    ``max_failures``, or those of the address for any emails reached ``max_address_failures``: the lock lasts until
+    the oldest counted failure ages out. ``attempts``: the model of failures (``LoginAttempt`` for staff,
+    ``ReaderLoginAttempt`` for readers), with ``email``, ``address`` and ``at``."""
+    since = utcnow() - dt.timedelta(seconds=lock_seconds)
+    for where, limit in (((attempts.email == email, attempts.address == address), max_failures),
+                         ((attempts.address == address,), max_address_failures)):
+        recent = db.scalars(select(attempts.at).where(*where, attempts.at >= since)
+                            .order_by(attempts.at.desc()).limit(limit)).all()
+        if len(recent) >= limit:
+            wait = int((recent[-1] + dt.timedelta(seconds=lock_seconds) - utcnow()).total_seconds()) + 1
+            raise LoginThrottled(max(wait, 1))
+
+
 def check_login(db: Session, email: str, password: str, address: str, max_failures: int,
                 lock_seconds: int, max_address_failures: int = 20) -> User | None:
     """Return the user for a correct active login, None for a wrong one; raise LoginThrottled when locked.
@@ -52,14 +66,7 @@ def check_login(db: Session, email: str, password: str, address: str, max_failur
     passwords for 30 emails were never throttled, each costing an Argon2 hash).
     """
     email = (email or "").strip().lower()
-    since = utcnow() - dt.timedelta(seconds=lock_seconds)
-    for where, limit in (((LoginAttempt.email == email, LoginAttempt.address == address), max_failures),
-                         ((LoginAttempt.address == address,), max_address_failures)):
-        recent = db.scalars(select(LoginAttempt.at).where(*where, LoginAttempt.at >= since)
-                            .order_by(LoginAttempt.at.desc()).limit(limit)).all()
-        if len(recent) >= limit:
-            wait = int((recent[-1] + dt.timedelta(seconds=lock_seconds) - utcnow()).total_seconds()) + 1
-            raise LoginThrottled(max(wait, 1))
+    check_throttle(db, LoginAttempt, email, address, max_failures, lock_seconds, max_address_failures)
     user = db.scalar(select(User).where(func.lower(User.email) == email))
     if user is not None and user.active and verify_password(user, password):
         db.execute(delete(LoginAttempt).where(LoginAttempt.email == email, LoginAttempt.address == address))

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from . import auth
 from .models import (ApiNonce, CodeBatch, CodeRedemption, Entitlement, Publication, Reader, SubscriptionCode,
                      utcnow)
-from .problems import Conflict, InvalidField, MissingField, NotFound, ServiceError
+from .errors import N_, AppError, BadRequest, Conflict, InvalidField, MissingField, NotFound
 from .actors import Actor, audit, require_role
 
 # ------------------------------------------------------------------------------------------------ constants
@@ -121,7 +121,13 @@ def describe(db: Session, entitlement: Entitlement) -> dict:
     return {"publication": slug, "starts_at": iso(entitlement.starts_at), "expires_at": iso(entitlement.expires_at)}
 
 
-def _whole(value, field: str, lo: int, hi: int, vi_unit: str, en_unit: str) -> int:
+WHOLE_NUMBER_OF = {"days": N_("a whole number of days from {lo} to {hi}"),
+                   "codes": N_("a whole number of codes from {lo} to {hi}"),
+                   "readers": N_("a whole number of readers from {lo} to {hi}")}
+
+
+def _whole(value, field: str, lo: int, hi: int, unit: str) -> int:
+    """``unit``: 'days', 'codes' or 'readers' (each its own message in the catalog)."""
     if isinstance(value, bool):
         value = None
     try:
@@ -133,8 +139,7 @@ def _whole(value, field: str, lo: int, hi: int, vi_unit: str, en_unit: str) -> i
     except (TypeError, ValueError, OverflowError):
         number = None
     if number is None or not lo <= number <= hi:
-        raise InvalidField(field, f"a whole number of {en_unit} from {lo} to {hi:,}",
-                           f"một số {vi_unit} nguyên từ {lo} đến {hi:,}".replace(",", "."))
+        raise InvalidField(field, WHOLE_NUMBER_OF[unit], lo=lo, hi=f"{hi:,}")
     return number
 
 
@@ -170,12 +175,11 @@ def grant(db: Session, actor: Actor, reader: Reader, publication_id: int | None,
     (1-MAX_GRANT_DAYS; None: no end). Roles admin, editor and the signed API. Audited, committed."""
     require_role(actor, GRANTERS)
     if source not in SOURCES:
-        raise InvalidField("source", "one of " + ", ".join(SOURCES), "một trong " + ", ".join(SOURCES))
+        raise InvalidField("source", "one of {choices}", choices=", ".join(SOURCES))
     if days is not None:
-        days = _whole(days, "days", 1, MAX_GRANT_DAYS, "ngày", "days")
+        days = _whole(days, "days", 1, MAX_GRANT_DAYS, "days")
     if not isinstance(source_ref, str) or len(source_ref) > MAX_REFERENCE:
-        raise InvalidField("reference", f"text of at most {MAX_REFERENCE} characters",
-                           f"chữ dài tối đa {MAX_REFERENCE} ký tự")
+        raise InvalidField("reference", "text of at most {limit} characters", limit=MAX_REFERENCE)
     pub = _publication(db, publication_id)
     ent = _grant(db, actor, reader, pub, days, source, source_ref)
     db.commit()
@@ -235,19 +239,19 @@ def _redeem_until(value) -> dt.datetime:
             value = dt.date.fromisoformat(value.strip()) if len(value.strip()) == 10 else \
                 dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidField("redeem_until", "a date (YYYY-MM-DD)", "một ngày (năm-tháng-ngày)") from None
+            raise InvalidField("redeem_until", "a date (YYYY-MM-DD)") from None
     if isinstance(value, dt.datetime):
         until = value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
     elif isinstance(value, dt.date):
         end = dt.datetime.combine(value, dt.time(23, 59, 59), tzinfo=VN_TZ)
         until = end.astimezone(dt.timezone.utc).replace(tzinfo=None)
     else:
-        raise InvalidField("redeem_until", "a date (YYYY-MM-DD)", "một ngày (năm-tháng-ngày)")
+        raise InvalidField("redeem_until", "a date (YYYY-MM-DD)")
     now = utcnow()
     if until <= now:
-        raise InvalidField("redeem_until", "a date in the future", "một ngày trong tương lai")
+        raise InvalidField("redeem_until", "a date in the future")
     if until > now + MAX_REDEEM_AHEAD:
-        raise InvalidField("redeem_until", "at most five years from today", "không quá năm năm kể từ hôm nay")
+        raise InvalidField("redeem_until", "at most five years from today")
     return until
 
 
@@ -258,14 +262,13 @@ def create_batch(db: Session, actor: Actor, publication_id: int | None, count, d
     ``publication_id`` (None: every publication). Roles admin and editor. Returns the batch and its
     [(serial, code)]; only the codes' SHA-256 is stored. ``settings``: for the derivation key."""
     require_role(actor, ("admin", "editor"))
-    count = _whole(count, "count", 1, MAX_BATCH_CODES, "mã", "codes")
-    days = _whole(days, "days", 1, MAX_CODE_DAYS, "ngày", "days")
-    max_redemptions = _whole(max_redemptions, "max_redemptions", 1, MAX_REDEMPTIONS, "bạn đọc", "readers")
+    count = _whole(count, "count", 1, MAX_BATCH_CODES, "codes")
+    days = _whole(days, "days", 1, MAX_CODE_DAYS, "days")
+    max_redemptions = _whole(max_redemptions, "max_redemptions", 1, MAX_REDEMPTIONS, "readers")
     until = _redeem_until(redeem_until)
     name = "" if name is None else name
     if not isinstance(name, str) or len(name.strip()) > MAX_BATCH_NAME:
-        raise InvalidField("name", f"text of at most {MAX_BATCH_NAME} characters",
-                           f"chữ dài tối đa {MAX_BATCH_NAME} ký tự")
+        raise InvalidField("name", "text of at most {limit} characters", limit=MAX_BATCH_NAME)
     pub = _publication(db, publication_id)
     batch = CodeBatch(publication_id=pub.id if pub else None, name=name.strip(), count=count, days=days,
                       max_redemptions=max_redemptions, redeem_until=until, created_by_id=actor.user_id)
@@ -360,7 +363,6 @@ def batch_pdf(db: Session, settings, batch: CodeBatch) -> bytes:
     canvas = new_pdf_canvas(buf, SHEET_W_MM, SHEET_H_MM, title, "vi")
     card_w = (SHEET_W_MM - 2 * SHEET_MARGIN_MM) / CARD_COLS
     card_h = (SHEET_H_MM - 2 * SHEET_MARGIN_MM) / CARD_ROWS
-    inner = (card_w - 2 * CARD_PAD_MM) * PT_PER_MM
     until_vn = batch.redeem_until.replace(tzinfo=dt.timezone.utc).astimezone(VN_TZ).strftime("%d/%m/%Y")
     terms = (f"Nhập trước {until_vn} · {batch.days} ngày đọc · Redeem by {until_vn} · {batch.days} days")
     codes = batch_codes(settings, batch)
@@ -433,15 +435,15 @@ def batch_summaries(db: Session, limit: int = 200) -> list[BatchSummary]:
 
 
 # ------------------------------------------------------------------------------------------------ redeeming
-class CodeError(ServiceError):
-    """A code that does not redeem: bad_code 400, code_unknown 404, code_expired 410, code_used_up 409,
-    code_already_redeemed 409."""
+class CodeError(AppError):
+    """A code that does not redeem: bad_code, code_unknown, code_expired, code_used_up, code_already_redeemed."""
 
-    STATUSES = {"bad_code": 400, "code_unknown": 404, "code_expired": 410, "code_used_up": 409,
-                "code_already_redeemed": 409}
+    CODES = ("bad_code", "code_unknown", "code_expired", "code_used_up", "code_already_redeemed")
 
     def __init__(self, code: str):
-        super().__init__(code, self.STATUSES[code])
+        if code not in self.CODES:
+            raise ValueError(f"not a code refusal: {code!r}")
+        super().__init__(code)
 
 
 def redeem_code(db: Session, reader: Reader, code, address: str = "") -> Entitlement:
@@ -501,7 +503,7 @@ def find_readers(db: Session, query: str) -> list[Reader]:
     if not query:
         return []
     if len(query) > 254:
-        raise InvalidField("q", "at most 254 characters", "tối đa 254 ký tự")
+        raise InvalidField("q", "at most {limit} characters", limit=254)
     escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return list(db.scalars(select(Reader).where(or_(
         func.lower(Reader.email).like(f"%{escaped}%", escape="\\"), Reader.external_id == query))
@@ -520,14 +522,9 @@ def reader_history(db: Session, reader: Reader) -> tuple[list[Entitlement], list
 
 
 # ------------------------------------------------------------------------------------------------ signed API
-class SignatureError(ServiceError):
-    """A signed API request refused before anything is read or written: 401 with what was wrong
-    (signature_missing, signature_invalid, timestamp_stale, nonce_replayed)."""
-
-    http_status = 401
-
-    def __init__(self, code: str):
-        super().__init__(code)
+class SignatureError(AppError):
+    """A signed API request refused before anything is read or written (answered 401): signature_missing,
+    signature_invalid, timestamp_stale, nonce_replayed."""
 
 
 def signature_of(secret: str, timestamp: str, nonce: str, body: bytes) -> str:
@@ -554,7 +551,7 @@ def verify_signed_request(db: Session, secret: str, timestamp: str | None, nonce
     then failed is still a replay). Raises SignatureError (401) — then nothing was written. Also prunes nonces
     older than NONCE_KEEP_S."""
     if not secret:
-        raise ServiceError("entitlements_api_off", 404)  # off: as if absent (a 5xx would read as a fault)
+        raise AppError("entitlements_api_off")  # off: as if absent (answered 404, see builder/http_errors.py)
     if not timestamp or not nonce or not signature:
         raise SignatureError("signature_missing")
     now = time.time() if now is None else now
@@ -584,7 +581,7 @@ def _api_text(payload: dict, key: str, max_len: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip() or len(value) > max_len:
-        raise InvalidField(key, f"text of 1 to {max_len} characters", f"chữ dài 1 đến {max_len} ký tự")
+        raise InvalidField(key, "text of 1 to {limit} characters", limit=max_len)
     return value.strip()
 
 
@@ -598,7 +595,7 @@ def _api_reader(db: Session, payload: dict, create: bool) -> tuple[Reader, bool]
     if email is not None:
         email = email.lower()
         if not EMAIL_RE.match(email):
-            raise InvalidField("email", "not an email address", "không phải địa chỉ email")
+            raise InvalidField("email", "not an email address")
     reader = None
     if external_id is not None:
         reader = db.scalar(select(Reader).where(Reader.external_id == external_id))
@@ -606,7 +603,7 @@ def _api_reader(db: Session, payload: dict, create: bool) -> tuple[Reader, bool]
         reader = db.scalar(select(Reader).where(func.lower(Reader.email) == email))
         if reader is not None and external_id is not None:
             if reader.external_id not in (None, external_id):
-                raise Conflict(f"{email} has another external_id", f"{email} đã có external_id khác")
+                raise Conflict("{email} has another external_id", email=email)
             reader.external_id = external_id
     if reader is not None:
         return reader, False
@@ -625,19 +622,18 @@ def apply_api_request(db: Session, payload, address: str = "") -> dict:
     ``_api_reader``); answers ``{"reader": {...}, "entitlement": {...}}``. Revoke: ``{"reader", "revoked": n}``
     (publication null: every entitlement of the reader). Audited as ``api:entitlements``; committed."""
     if not isinstance(payload, dict):
-        raise ServiceError("bad_request", detail="the body must be a JSON object",
-                           detail_vi="nội dung phải là một đối tượng JSON")
+        raise BadRequest("the body must be a JSON object")
     unknown = sorted(set(payload) - API_FIELDS)
     if unknown:
-        raise InvalidField(unknown[0], "not a field of this request", "không phải trường của yêu cầu này")
+        raise InvalidField(unknown[0], "not a field of this request")
     action = payload.get("action")
     if action not in ("grant", "revoke"):
-        raise InvalidField("action", "grant or revoke", "grant hoặc revoke")
+        raise InvalidField("action", "grant or revoke")
     slug = payload.get("publication")
     pub = None
     if slug is not None:
         if not isinstance(slug, str) or len(slug) > 80:
-            raise InvalidField("publication", "a publication's slug or null", "đường dẫn của ấn phẩm hoặc null")
+            raise InvalidField("publication", "a publication's slug or null")
         pub = db.scalar(select(Publication).where(Publication.slug == slug))
         if pub is None:
             raise NotFound("publication", slug)
@@ -645,17 +641,15 @@ def apply_api_request(db: Session, payload, address: str = "") -> dict:
     if reference is None:
         reference = ""
     if not isinstance(reference, str) or len(reference) > MAX_REFERENCE:
-        raise InvalidField("reference", f"text of at most {MAX_REFERENCE} characters",
-                           f"chữ dài tối đa {MAX_REFERENCE} ký tự")
+        raise InvalidField("reference", "text of at most {limit} characters", limit=MAX_REFERENCE)
     actor = api_actor(address)
     try:
         if action == "grant":
             days = payload.get("days")
             if days is not None:
                 if isinstance(days, bool) or not isinstance(days, int):
-                    raise InvalidField("days", f"a whole number of days from 1 to {MAX_GRANT_DAYS} or null",
-                                       f"một số ngày nguyên từ 1 đến {MAX_GRANT_DAYS} hoặc null")
-                days = _whole(days, "days", 1, MAX_GRANT_DAYS, "ngày", "days")
+                    raise InvalidField("days", "a whole number of days from 1 to {hi} or null", hi=MAX_GRANT_DAYS)
+                days = _whole(days, "days", 1, MAX_GRANT_DAYS, "days")
             reader, created = _api_reader(db, payload, create=True)
             if created:
                 audit(db, actor, "reader.create", "reader", reader.id, email=reader.email,
@@ -665,7 +659,7 @@ def apply_api_request(db: Session, payload, address: str = "") -> dict:
         reader, _created = _api_reader(db, payload, create=False)
         revoked = revoke(db, actor, reader, pub.id if pub else None)
         return {"reader": _reader_json(reader, False), "revoked": revoked}
-    except ServiceError:
+    except AppError:
         db.rollback()
         raise
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .models import PublicationMember, Publication, User
-from .problems import Conflict, InvalidField, NotFound
+from .errors import Conflict, InvalidField, NotFound
 from .services import Actor, audit, require_role
 
 MEMBER_MANAGERS = ("admin", "editor")  # who adds and removes members
@@ -33,7 +33,7 @@ def _member_user(db: Session, user_id) -> User:
     try:
         ident = int(user_id)
     except (TypeError, ValueError):
-        raise InvalidField("user_id", "a user id (a whole number)", "mã người dùng (số nguyên)") from None
+        raise InvalidField("user_id", "a user id (a whole number)") from None
     user = db.get(User, ident) if 1 <= ident <= 2**31 - 1 else None
     if user is None:
         raise NotFound("user", user_id)
@@ -46,12 +46,10 @@ def add_member(db: Session, actor: Actor, pub: Publication, user_id) -> Publicat
     require_role(actor, MEMBER_MANAGERS)
     user = _member_user(db, user_id)
     if user.role not in MEMBER_ROLES or not user.active:
-        raise InvalidField("user_id", "only an active designer can be a member of a publication",
-                           "chỉ nhà thiết kế đang hoạt động mới là thành viên của ấn phẩm")
+        raise InvalidField("user_id", "only an active designer can be a member of a publication")
     if db.scalar(select(PublicationMember).where(PublicationMember.publication_id == pub.id,
                                                  PublicationMember.user_id == user.id)) is not None:
-        raise Conflict(f"{user.email} is already a member of this publication",
-                       f"{user.email} đã là thành viên của ấn phẩm này")
+        raise Conflict("{email} is already a member of this publication", email=user.email)
     member = PublicationMember(publication_id=pub.id, user_id=user.id)
     db.add(member)
     audit(db, actor, "publication.member_add", "publication", pub.id, user_id=user.id, email=user.email)

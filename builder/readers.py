@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from . import auth
 from .auth import MIN_PASSWORD_LENGTH, token_digest
 from .models import PasswordReset, Reader, ReaderLoginAttempt, ReaderSession, utcnow
-from .problems import InvalidField, LoginThrottled, ServiceError
+from .errors import AppError, InvalidField
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
 MAX_PASSWORD_LENGTH = 256  # a pass phrase fits; a megabyte "password" would only cost Argon2 time
@@ -33,23 +33,21 @@ _EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\
 def normalise_email(email) -> str:
     """The address as stored and compared: trimmed, lower case. InvalidField when it is not an address."""
     if not isinstance(email, str):
-        raise InvalidField("email", "must be an email address", "phải là một địa chỉ email")
+        raise InvalidField("email", "must be an email address")
     value = email.strip().lower()
     if len(value) > MAX_EMAIL_LENGTH or not _EMAIL_RE.match(value) or ".." in value.split("@")[1]:
-        raise InvalidField("email", "must be an email address", "phải là một địa chỉ email")
+        raise InvalidField("email", "must be an email address")
     return value
 
 
 def check_password_policy(password, field: str = "password") -> str:
     """The staff rule (at least ``auth.MIN_PASSWORD_LENGTH`` characters) and an upper bound."""
     if not isinstance(password, str):
-        raise InvalidField(field, "must be text", "phải là chuỗi ký tự")
+        raise InvalidField(field, "must be text")
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidField(field, f"at least {MIN_PASSWORD_LENGTH} characters",
-                           f"cần ít nhất {MIN_PASSWORD_LENGTH} ký tự")
+        raise InvalidField(field, "at least {limit} characters", limit=MIN_PASSWORD_LENGTH)
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidField(field, f"at most {MAX_PASSWORD_LENGTH} characters",
-                           f"tối đa {MAX_PASSWORD_LENGTH} ký tự")
+        raise InvalidField(field, "at most {limit} characters", limit=MAX_PASSWORD_LENGTH)
     return password
 
 
@@ -67,7 +65,7 @@ def sign_up(db: Session, email, password, language: str = "vi") -> Reader:
     email = normalise_email(email)
     check_password_policy(password)
     if db.scalar(select(Reader.id).where(Reader.email == email)) is not None:
-        raise ServiceError("email_taken", http_status=409)
+        raise AppError("email_taken")
     reader = Reader(email=email, password_hash=auth.PASSWORD_HASHER.hash(password),
                     language=language if language in LANGS else "vi")
     db.add(reader)
@@ -75,7 +73,7 @@ def sign_up(db: Session, email, password, language: str = "vi") -> Reader:
         db.commit()
     except IntegrityError:  # another request signed the same address up in between
         db.rollback()
-        raise ServiceError("email_taken", http_status=409) from None
+        raise AppError("email_taken") from None
     return reader
 
 
@@ -90,14 +88,7 @@ def sign_in(db: Session, email, password, address: str, max_failures: int, lock_
     email = (email or "").strip().lower() if isinstance(email, str) else ""
     email = email[:MAX_EMAIL_LENGTH]
     address = (address or "")[:64]
-    since = utcnow() - dt.timedelta(seconds=lock_seconds)
-    for where, limit in (((ReaderLoginAttempt.email == email, ReaderLoginAttempt.address == address), max_failures),
-                         ((ReaderLoginAttempt.address == address,), max_address_failures)):
-        recent = db.scalars(select(ReaderLoginAttempt.at).where(*where, ReaderLoginAttempt.at >= since)
-                            .order_by(ReaderLoginAttempt.at.desc()).limit(limit)).all()
-        if len(recent) >= limit:
-            wait = int((recent[-1] + dt.timedelta(seconds=lock_seconds) - utcnow()).total_seconds()) + 1
-            raise LoginThrottled(max(wait, 1))
+    auth.check_throttle(db, ReaderLoginAttempt, email, address, max_failures, lock_seconds, max_address_failures)
     password = password if isinstance(password, str) and len(password) <= MAX_PASSWORD_LENGTH else None
     reader = db.scalar(select(Reader).where(Reader.email == email)) if email else None
     if reader is not None and reader.active and password is not None:
@@ -202,16 +193,16 @@ def confirm_password_reset(db: Session, token, password, now: dt.datetime | None
     used), 410 ``reset_token_expired``. A refused request changes nothing."""
     check_password_policy(password)
     if not isinstance(token, str) or not token or len(token) > 128:
-        raise ServiceError("reset_token_invalid", http_status=400)
+        raise AppError("reset_token_invalid")
     row = db.scalar(select(PasswordReset).where(PasswordReset.token_hash == token_digest(token)))
     now = now or utcnow()
     if row is None or row.used_at is not None:
-        raise ServiceError("reset_token_invalid", http_status=400)
+        raise AppError("reset_token_invalid")
     if row.expires_at <= now:
-        raise ServiceError("reset_token_expired", http_status=410)
+        raise AppError("reset_token_expired")
     reader = db.get(Reader, row.reader_id)
     if reader is None or not reader.active:
-        raise ServiceError("reset_token_invalid", http_status=400)
+        raise AppError("reset_token_invalid")
     reader.password_hash = auth.PASSWORD_HASHER.hash(password)
     for other in db.scalars(select(PasswordReset).where(PasswordReset.reader_id == reader.id,
                                                         PasswordReset.used_at.is_(None))).all():

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -21,11 +20,11 @@ from markers.deeplink import new_code
 
 from . import auth
 from .importers import PAGE_PRESETS, UploadLimits, inspect_upload
-from .models import (ACCESS_LEVELS, OVERLAY_KINDS, ROLES, TEASER_KINDS, ApiToken, AuditEntry, Edition, EditionStatus,
+from .models import (ACCESS_LEVELS, OVERLAY_KINDS, ROLES, TEASER_KINDS, ApiToken, Edition, EditionStatus,
                      Overlay, Page, Publication, User, utcnow)
 from .premium import (DEFAULT_TEASER_SECONDS, POSTER_REQUIRED, TEASER_SECONDS_MAX, TEASER_SECONDS_MIN,
                       TEASERS_BY_KIND)
-from .problems import Conflict, Forbidden, InvalidField, MissingField, NotFound, ServiceError
+from .errors import AppError, Conflict, InvalidField, MissingField, NotFound
 from .storage import AssetStore, sha256_bytes
 
 STOCK_DIR = Path(__file__).resolve().parent.parent / "assets" / "3d"
@@ -55,11 +54,11 @@ def create_user(db: Session, actor: Actor, email: str, role: str, password: str 
     require_role(actor, ADMINS)
     email = (email or "").strip().lower()
     if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
-        raise InvalidField("email", "not an email address", "không phải địa chỉ email")
+        raise InvalidField("email", "not an email address")
     if role not in ROLES:
-        raise InvalidField("role", f"one of {', '.join(ROLES)}", f"phải là một trong {', '.join(ROLES)}")
+        raise InvalidField("role", "one of {choices}", choices=", ".join(ROLES))
     if db.scalar(select(User).where(func.lower(User.email) == email)):
-        raise Conflict(f"a user {email} already exists", f"đã có người dùng {email}")
+        raise Conflict("a user {email} already exists", email=email)
     generated = None
     if not password:
         password = generated = auth.generate_password()
@@ -89,7 +88,7 @@ def issue_token(db: Session, actor: Actor, user: User, name="", expires_days=Non
     if actor.user_id != user.id:
         require_role(actor, ADMINS)
     if not isinstance(name, str):
-        raise InvalidField("name", "text", "dạng chữ")
+        raise InvalidField("name", "text")
     if expires_days in (None, "", 0):
         expires_days = None
     else:
@@ -100,8 +99,7 @@ def issue_token(db: Session, actor: Actor, user: User, name="", expires_days=Non
         except (TypeError, ValueError, OverflowError):
             expires_days = -1
         if not 1 <= expires_days <= MAX_TOKEN_DAYS:
-            raise InvalidField("expires_days", f"a whole number of days from 1 to {MAX_TOKEN_DAYS}",
-                               f"một số ngày nguyên từ 1 đến {MAX_TOKEN_DAYS}")
+            raise InvalidField("expires_days", "a whole number of days from 1 to {hi}", hi=MAX_TOKEN_DAYS)
     row, secret = auth.issue_token(db, user, name, expires_days)
     audit(db, actor, "token.create", "token", row.id, user=user.email, prefix=row.prefix)
     db.commit()
@@ -151,10 +149,10 @@ def _text(values: dict, key: str, required: bool = True, max_len: int = 300) -> 
             raise MissingField(key)
         return None
     if not isinstance(value, str):
-        raise InvalidField(key, "must be text", "phải là chuỗi ký tự")
+        raise InvalidField(key, "must be text")
     value = value.strip()
     if len(value) > max_len:
-        raise InvalidField(key, f"at most {max_len} characters", f"tối đa {max_len} ký tự")
+        raise InvalidField(key, "at most {limit} characters", limit=max_len)
     return value
 
 
@@ -168,11 +166,11 @@ def _number(values: dict, key: str, required: bool = True, lo: float | None = No
     try:
         value = int(raw) if integer else float(raw)
     except (TypeError, ValueError):
-        raise InvalidField(key, "must be a number", "phải là một số") from None
+        raise InvalidField(key, "must be a number") from None
     if isinstance(value, float) and not np.isfinite(value):
-        raise InvalidField(key, "must be a finite number", "phải là số hữu hạn")
+        raise InvalidField(key, "must be a finite number")
     if lo is not None and value < lo or hi is not None and value > hi:
-        raise InvalidField(key, f"must be between {lo} and {hi}", f"phải nằm trong khoảng {lo} đến {hi}")
+        raise InvalidField(key, "must be between {lo} and {hi}", lo=lo, hi=hi)
     return value
 
 
@@ -186,7 +184,7 @@ def _bool(values: dict, key: str, default: bool) -> bool:
         return True
     if str(raw).lower() in ("0", "false", "no", "off"):
         return False
-    raise InvalidField(key, "must be true or false", "phải là true hoặc false")
+    raise InvalidField(key, "must be true or false")
 
 
 def _unique_code(db: Session) -> str:
@@ -201,7 +199,7 @@ def _unique_code(db: Session) -> str:
 
 def _require_editable(edition: Edition) -> None:
     if edition.status == EditionStatus.in_review.value:
-        raise ServiceError("locked_for_review", http_status=409)
+        raise AppError("locked_for_review")
 
 
 class _NewBlobs:
@@ -232,9 +230,9 @@ def create_publication(db: Session, actor: Actor, values: dict) -> Publication:
     name = _text(values, "name", max_len=200)
     slug = _text(values, "slug", max_len=80).lower()
     if not SLUG_RE.match(slug):
-        raise InvalidField("slug", "lowercase letters, digits and hyphens", "chỉ gồm chữ thường không dấu, số và gạch ngang")
+        raise InvalidField("slug", "lowercase letters, digits and hyphens")
     if db.scalar(select(Publication.id).where(Publication.slug == slug)):
-        raise Conflict(f"the slug {slug} is taken", f"đường dẫn {slug} đã được dùng")
+        raise Conflict("the slug {slug} is taken", slug=slug)
     pub = Publication(name=name, slug=slug)
     db.add(pub)
     db.flush()
@@ -255,7 +253,7 @@ def update_publication(db: Session, actor: Actor, pub: Publication, values: dict
 def delete_publication(db: Session, actor: Actor, pub: Publication) -> None:
     require_role(actor, PUBLISHERS)
     if any(e.published_version_id for e in pub.editions):
-        raise Conflict("unpublish its editions first", "hãy gỡ xuất bản các số báo trước")
+        raise Conflict("unpublish its editions first")
     audit(db, actor, "publication.delete", "publication", pub.id, slug=pub.slug)
     db.delete(pub)
     db.commit()
@@ -270,7 +268,7 @@ def _edition_fields(values: dict, edition: Edition | None) -> dict:
         try:
             out["date"] = dt.date.fromisoformat(raw)
         except ValueError:
-            raise InvalidField("date", "use YYYY-MM-DD", "dùng dạng NNNN-TT-NN") from None
+            raise InvalidField("date", "use YYYY-MM-DD") from None
     if edition is None or "number" in values:
         out["number"] = _number(values, "number", lo=1, hi=10**7, integer=True)
     if edition is None or "title" in values:
@@ -282,7 +280,7 @@ def create_edition(db: Session, actor: Actor, pub: Publication, values: dict) ->
     require_role(actor, CONTENT_WRITERS)
     fields = _edition_fields(values, None)
     if db.scalar(select(Edition.id).where(Edition.publication_id == pub.id, Edition.number == fields["number"])):
-        raise Conflict(f"edition number {fields['number']} exists", f"số báo {fields['number']} đã có")
+        raise Conflict("edition number {number} exists", number=fields["number"])
     edition = Edition(publication_id=pub.id, code=_unique_code(db), **fields)
     db.add(edition)
     db.flush()
@@ -298,7 +296,7 @@ def update_edition(db: Session, actor: Actor, edition: Edition, values: dict) ->
     if "number" in fields and fields["number"] != edition.number and db.scalar(
             select(Edition.id).where(Edition.publication_id == edition.publication_id,
                                      Edition.number == fields["number"])):
-        raise Conflict(f"edition number {fields['number']} exists", f"số báo {fields['number']} đã có")
+        raise Conflict("edition number {number} exists", number=fields["number"])
     for key, value in fields.items():
         setattr(edition, key, value)
     audit(db, actor, "edition.update", "edition", edition.id, fields=sorted(fields))
@@ -309,7 +307,7 @@ def update_edition(db: Session, actor: Actor, edition: Edition, values: dict) ->
 def delete_edition(db: Session, actor: Actor, edition: Edition) -> None:
     require_role(actor, CONTENT_WRITERS)
     if edition.published_version_id:
-        raise Conflict("unpublish the edition first", "hãy gỡ xuất bản số báo trước")
+        raise Conflict("unpublish the edition first")
     _require_editable(edition)
     audit(db, actor, "edition.delete", "edition", edition.id, number=edition.number)
     db.delete(edition)
@@ -327,11 +325,11 @@ def unchanged_since_published(edition: Edition) -> bool:
 def submit_for_review(db: Session, actor: Actor, edition: Edition) -> Edition:
     require_role(actor, CONTENT_WRITERS)
     if edition.status != EditionStatus.draft.value:
-        raise ServiceError("wrong_status", http_status=409, status=edition.status)
+        raise AppError("wrong_status", status=edition.status)
     if not edition.pages:
-        raise ServiceError("empty_edition", http_status=409)
+        raise AppError("empty_edition")
     if unchanged_since_published(edition):
-        raise ServiceError("no_changes", http_status=409, version=edition.published_version.version)
+        raise AppError("no_changes", version=edition.published_version.version)
     edition.status = EditionStatus.in_review.value
     edition.review_comment = ""
     audit(db, actor, "edition.submit", "edition", edition.id)
@@ -342,7 +340,7 @@ def submit_for_review(db: Session, actor: Actor, edition: Edition) -> Edition:
 def send_back(db: Session, actor: Actor, edition: Edition, comment: str) -> Edition:
     require_role(actor, PUBLISHERS)
     if edition.status != EditionStatus.in_review.value:
-        raise ServiceError("wrong_status", http_status=409, status=edition.status)
+        raise AppError("wrong_status", status=edition.status)
     comment = (comment or "").strip()
     if not comment:
         raise MissingField("comment")
@@ -404,7 +402,7 @@ def resolve_page_size(values: dict, meta: dict) -> tuple[float, float]:
     if preset:
         key = {k.lower(): k for k in PAGE_PRESETS}.get(preset.lower())
         if key is None:
-            raise InvalidField("preset", f"one of {', '.join(PAGE_PRESETS)}", f"một trong {', '.join(PAGE_PRESETS)}")
+            raise InvalidField("preset", "one of {choices}", choices=", ".join(PAGE_PRESETS))
         w, h = PAGE_PRESETS[key]
         return float(w), float(h)
     stated = page_size_from_file(meta)
@@ -412,8 +410,7 @@ def resolve_page_size(values: dict, meta: dict) -> tuple[float, float]:
         return stated
     if meta.get("width_px"):  # an image without a print resolution
         raise InvalidField("preset", "this image does not say its print size (it has no resolution in dpi): "
-                                     "choose a page size",
-                           "ảnh này không cho biết khổ in (không có độ phân giải dpi): hãy chọn khổ trang")
+                                     "choose a page size")
     raise MissingField("width_mm")
 
 
@@ -437,7 +434,7 @@ def add_page(db: Session, store: AssetStore, limits: UploadLimits, actor: Actor,
     if number is None:
         number = 1 + max((p.number for p in edition.pages), default=0)
     if any(p.number == number for p in edition.pages):
-        raise Conflict(f"page {number} exists in this edition", f"trang {number} đã có trong số báo này")
+        raise Conflict("page {number} exists in this edition", number=number)
     rating, heatmap_png = rate_page_image(asset.data, width_mm, height_mm, published_index, published_pages,
                                           name_page=lambda page_id: published_page_numbers(db, page_id))
     blobs = _NewBlobs(store)
@@ -523,7 +520,7 @@ def update_page(db: Session, actor: Actor, page: Page, values: dict) -> Page:
     if "number" in values:
         number = _number(values, "number", lo=1, hi=1000, integer=True)
         if number != page.number and any(p.number == number for p in page.edition.pages):
-            raise Conflict(f"page {number} exists in this edition", f"trang {number} đã có trong số báo này")
+            raise Conflict("page {number} exists in this edition", number=number)
         page.number = number
     if "title" in values:
         page.title = _text(values, "title", required=False) or ""
@@ -578,8 +575,7 @@ def _placement(values: dict, page: Page, current: Overlay | None) -> dict:
     cx = out["x_mm"] + out["width_mm"] / 2
     cy = out["y_mm"] + out["height_mm"] / 2
     if not (0 <= cx <= page.width_mm and 0 <= cy <= page.height_mm):
-        raise InvalidField("x_mm", "the overlay's centre must lie on the page",
-                           "tâm của lớp phủ phải nằm trên trang")
+        raise InvalidField("x_mm", "the overlay's centre must lie on the page")
     return out
 
 
@@ -597,7 +593,7 @@ def _options(kind: str, values: dict, current: dict | None) -> dict:
             elif isinstance(raw, str) and CHROMA_RE.match(raw):
                 opts[key] = raw.lower()
             else:
-                raise InvalidField(key, "a colour like #00ff00", "một màu dạng #00ff00")
+                raise InvalidField(key, "a colour like #00ff00")
         elif key == "label":
             opts[key] = _text(values, key, required=False, max_len=80) or ""
         else:
@@ -613,19 +609,19 @@ def _check_url(raw) -> str:
     if raw is None or raw == "":
         raise MissingField("url")
     if not isinstance(raw, str):
-        raise InvalidField("url", "an http(s) address (text)", "một địa chỉ http(s) (dạng chữ)")
+        raise InvalidField("url", "an http(s) address (text)")
     url = raw.strip()
     if len(url) > MAX_URL_LENGTH:
-        raise InvalidField("url", f"at most {MAX_URL_LENGTH} characters", f"tối đa {MAX_URL_LENGTH} ký tự")
+        raise InvalidField("url", "at most {limit} characters", limit=MAX_URL_LENGTH)
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise InvalidField("url", "an address without control characters", "một địa chỉ không có ký tự điều khiển")
+        raise InvalidField("url", "an address without control characters")
     try:
         parsed = urlparse(url)
         parsed.port  # noqa: B018 - raises ValueError on a port out of range
     except ValueError:
-        raise InvalidField("url", "a well-formed http(s) address", "một địa chỉ http(s) đúng dạng") from None
+        raise InvalidField("url", "a well-formed http(s) address") from None
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise InvalidField("url", "an http(s) address", "một địa chỉ http(s)")
+        raise InvalidField("url", "an http(s) address")
     return url
 
 
@@ -643,24 +639,22 @@ def _access_fields(kind: str, values: dict, current: Overlay | None, has_poster:
     if "access" in values and values["access"] not in (None, ""):
         access = values["access"]
         if not isinstance(access, str) or access.strip() not in ACCESS_LEVELS:
-            raise InvalidField("access", f"one of {', '.join(ACCESS_LEVELS)}",
-                               f"một trong {', '.join(ACCESS_LEVELS)}")
+            raise InvalidField("access", "one of {choices}", choices=", ".join(ACCESS_LEVELS))
         out["access"] = access.strip()
     if "teaser" in values:
         teaser = values["teaser"]
         if teaser in (None, ""):
             out["teaser"] = None
         elif not isinstance(teaser, str) or teaser.strip() not in TEASER_KINDS:
-            raise InvalidField("teaser", f"one of {', '.join(TEASER_KINDS)}, or null for the kind's default",
-                               f"một trong {', '.join(TEASER_KINDS)}, hoặc null (mặc định của loại)")
+            raise InvalidField("teaser", "one of {choices}, or null for the kind's default", choices=", ".join(TEASER_KINDS))
         else:
             teaser = teaser.strip()
             allowed = TEASERS_BY_KIND.get(kind, ())
             if teaser not in allowed:
-                raise ServiceError("teaser_not_for_kind", kind=kind, teaser=teaser,
+                raise AppError("teaser_not_for_kind", kind=kind, teaser=teaser,
                                    allowed=", ".join(allowed) or "-")
             if teaser == "poster" and kind in POSTER_REQUIRED and not has_poster:
-                raise ServiceError("teaser_needs_poster", kind=kind, default=allowed[0])
+                raise AppError("teaser_needs_poster", kind=kind, default=allowed[0])
             out["teaser"] = teaser
     if "teaser_seconds" in values and values["teaser_seconds"] not in (None, ""):
         raw = values["teaser_seconds"]
@@ -672,11 +666,10 @@ def _access_fields(kind: str, values: dict, current: Overlay | None, has_poster:
         except (TypeError, ValueError, OverflowError):
             seconds = lo - 1
         if not lo <= seconds <= hi:
-            raise InvalidField("teaser_seconds", f"a whole number of seconds from {lo} to {hi}",
-                               f"một số giây nguyên từ {lo} đến {hi}")
+            raise InvalidField("teaser_seconds", "a whole number of seconds from {lo} to {hi}", lo=lo, hi=hi)
         out["teaser_seconds"] = seconds
     if kind == "link" and out["access"] == "premium":
-        raise ServiceError("access_not_for_links")
+        raise AppError("access_not_for_links")
     return out
 
 
@@ -727,12 +720,12 @@ def add_overlay(db: Session, store: AssetStore, limits: UploadLimits, actor: Act
     _require_editable(page.edition)
     kind = values.get("kind") or ""
     if not isinstance(kind, str):
-        raise InvalidField("kind", f"one of {', '.join(OVERLAY_KINDS)}", f"một trong {', '.join(OVERLAY_KINDS)}")
+        raise InvalidField("kind", "one of {choices}", choices=", ".join(OVERLAY_KINDS))
     kind = kind.strip()
     if not kind:
         raise MissingField("kind")
     if kind not in OVERLAY_KINDS:
-        raise InvalidField("kind", f"one of {', '.join(OVERLAY_KINDS)}", f"một trong {', '.join(OVERLAY_KINDS)}")
+        raise InvalidField("kind", "one of {choices}", choices=", ".join(OVERLAY_KINDS))
     asset = None
     url = stock = None
     if kind == "link":
@@ -740,7 +733,7 @@ def add_overlay(db: Session, store: AssetStore, limits: UploadLimits, actor: Act
     elif kind == "model3d" and values.get("stock") and not data:
         stock = str(values["stock"])
         if stock not in STOCK_NAMES or not (STOCK_DIR / f"{stock}.glb").is_file():
-            raise InvalidField("stock", f"one of {', '.join(STOCK_NAMES)}", f"một trong {', '.join(STOCK_NAMES)}")
+            raise InvalidField("stock", "one of {choices}", choices=", ".join(STOCK_NAMES))
     else:
         if not data:
             raise MissingField("file")

@@ -19,7 +19,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import eventstore as es
 from .ingest import MAX_BODY_BYTES, BatchError, Client, PublishedLookup, ingest_batch, parse_batch
-from .public import _cors, _error
+from builder.errors import AppError
+
+from .public import _cors, error_response
 
 events_bp = Blueprint("events", __name__)
 
@@ -86,8 +88,7 @@ def post_events():
 def _post_events(ev: EventsState):
     """The answer, and why the batch was refused whole (a REFUSED_REASONS name) or None."""
     if (request.content_length or 0) > MAX_BODY_BYTES:
-        return _batch_error(BatchError("too_large", 413, f"Gói sự kiện quá lớn (tối đa {MAX_BODY_BYTES // 1024} KB).",
-                                       f"The event batch is too large (at most {MAX_BODY_BYTES // 1024} KB)."))
+        return _batch_error(BatchError("events_too_large", limit_kb=MAX_BODY_BYTES // 1024))
     request.max_content_length = MAX_BODY_BYTES  # a body without a length is refused once it passes the cap
     try:
         body = request.stream.read(MAX_BODY_BYTES + 1)
@@ -99,8 +100,7 @@ def _post_events(ev: EventsState):
         return _batch_error(exc)
     verdict = ev.limits.check(request.remote_addr or "", batch["session"])
     if not verdict.allowed:
-        response, status = _error("rate_limited", 429, "Quá nhiều yêu cầu. Hãy thử lại sau ít giây.",
-                                  "Too many requests. Try again in a few seconds.")
+        response, status = error_response(AppError("rate_limited"))
         response.headers["Retry-After"] = str(verdict.retry_after_s)
         return (response, status), "rate_limited"
     client = Client(request.remote_addr or "", request.headers.get("User-Agent", ""), _opted_out())
@@ -110,8 +110,7 @@ def _post_events(ev: EventsState):
         return _batch_error(exc)
     except es.WriterFull as exc:  # the store is behind (or the server is stopping): nothing stored, come back
         current_app.logger.warning("events refused: %s", exc)
-        response, status = _error("busy", 503, "Máy chủ đang bận ghi sự kiện. Hãy gửi lại sau ít giây.",
-                                  "The server is busy writing events. Send them again in a few seconds.")
+        response, status = error_response(AppError("busy"))
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return (response, status), "busy"
     response = _cors(current_app.response_class(status=204))
@@ -122,7 +121,7 @@ def _post_events(ev: EventsState):
 
 
 def _batch_error(exc: BatchError):
-    response, status = _error(exc.code, exc.status, exc.vi, exc.en)
+    response, status = error_response(exc)
     if status == 413:
         response.headers["Connection"] = "close"  # the rest of the body is not read
     return (response, status), _REFUSAL_OF.get(exc.code, "invalid")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import jsonschema
 
+from builder.errors import AppError
+
 from . import eventstore as es
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "events.schema.json"
@@ -24,12 +26,14 @@ MAX_SKEW_MS = 5 * 60 * 1000  # a phone's clock may run this far ahead of the ser
 MAX_UA_CHARS = 512  # longer User-Agents are parsed on their first 512 characters (the families are near the start)
 
 
-class BatchError(ValueError):
-    """A batch refused whole (nothing stored): ``code``, HTTP ``status``, and the message in vi and en."""
+class BatchError(AppError, ValueError):
+    """A batch refused whole (nothing stored): a registered error (``events_too_large``, ``invalid_json``,
+    ``too_many_events``, ``invalid_events``, ``invalid_events_at``, ``unknown_ids``) and ``detail`` for the refusal
+    counts."""
 
-    def __init__(self, code: str, status: int, vi: str, en: str, detail: str = ""):
-        super().__init__(f"{code}: {en} {detail}".strip())
-        self.code, self.status, self.vi, self.en, self.detail = code, status, vi, en, detail
+    def __init__(self, name: str, detail: str = "", **values):
+        super().__init__(name, **values)
+        self.detail = detail
 
 
 @lru_cache(maxsize=1)
@@ -64,25 +68,20 @@ def _valid_fast(data) -> bool:
 def parse_batch(body: bytes) -> dict:
     """The batch as a dict, checked against the schema; BatchError (400) otherwise."""
     if len(body) > MAX_BODY_BYTES:
-        raise BatchError("too_large", 413, f"Gói sự kiện quá lớn (tối đa {MAX_BODY_BYTES // 1024} KB).",
-                         f"The event batch is too large (at most {MAX_BODY_BYTES // 1024} KB).")
+        raise BatchError("events_too_large", limit_kb=MAX_BODY_BYTES // 1024)
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise BatchError("invalid_json", 400, "Nội dung không phải JSON hợp lệ (UTF-8).",
-                         "The body is not valid JSON (UTF-8).") from None
+        raise BatchError("invalid_json") from None
     if isinstance(data, dict) and isinstance(data.get("events"), list) and len(data["events"]) > MAX_EVENTS:
-        raise BatchError("too_many_events", 400, f"Tối đa {MAX_EVENTS} sự kiện mỗi lần gửi.",
-                         f"At most {MAX_EVENTS} events per batch.")
+        raise BatchError("too_many_events", limit=MAX_EVENTS)
     if _valid_fast(data):
         return data
     error = next(iter(sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))), None)
     if error is None:  # the two disagree at an edge (Python's "$" also matches before a final newline): refused
-        raise BatchError("invalid_events", 400, "Gói sự kiện không đúng lược đồ.",
-                         "The event batch does not match the schema.", detail="(batch)")
+        raise BatchError("invalid_events", detail="(batch)")
     where = "/".join(str(p) for p in error.absolute_path) or "(batch)"
-    raise BatchError("invalid_events", 400, f"Gói sự kiện không đúng lược đồ tại «{where}».",
-                     f"The event batch does not match the schema at '{where}': {error.message[:200]}", detail=where)
+    raise BatchError("invalid_events_at", detail=where, where=where, reason=error.message[:200])
 
 
 # ------------------------------------------------------------------------------------------------ device class
@@ -336,10 +335,7 @@ def ingest_batch(batch: dict, client: Client, lookup: PublishedLookup, salts: es
     if not rows:
         unknown = sum(dropped.get(r, 0) for r in (*UNKNOWN_ID_REASONS, "wrong_kind", "not_premium"))
         if unknown:
-            raise BatchError("unknown_ids", 422,
-                             "Không sự kiện nào nêu trang, số báo hay lớp phủ đang xuất bản; không lưu gì.",
-                             "No event names a published edition, page or overlay; nothing was stored.",
-                             detail=json.dumps(dropped, sort_keys=True))
+            raise BatchError("unknown_ids", detail=json.dumps(dropped, sort_keys=True))
         return IngestResult(0, dropped)
     for reason, count in dropped.items():
         rows.append(es.EventRow(now_ms, es.EVENT_TYPES["dropped"], None, None, None, 0, session, ctx,

@@ -24,7 +24,8 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 
 from builder.premium_urls import check_signature, sign_url
-from builder.problems import ServiceError, error_payload
+from builder.errors import AppError
+from builder.http_errors import status_for
 from builder.storage import StorageError
 
 from .public import EXT_MIME, send_blob
@@ -64,15 +65,15 @@ def _lang() -> str:
     return best or "vi"
 
 
-@premium_bp.errorhandler(ServiceError)
-def _service_error(err: ServiceError):
-    response = jsonify(error_payload(err, _lang()))
-    response.status_code = err.http_status
+@premium_bp.errorhandler(AppError)
+def _app_error(err: AppError):
+    response = jsonify(err.to_dict(_lang()))
+    response.status_code = status_for(err)
     return response
 
 
 def _database_unavailable(err):
-    return _service_error(unavailable(err))
+    return _app_error(unavailable(err))
 
 
 for _error_class in UNAVAILABLE_ERRORS:  # no readers database, or it cannot be reached: 503, never a 500
@@ -104,7 +105,7 @@ def premium_part(page_id: int):
     state = _state()
     entry = state.published.premium_page(page_id)
     if entry is None:
-        raise ServiceError("premium_not_found", http_status=404)
+        raise AppError("premium_not_found")
     now = _now()
     if state.published.premium_is_free(entry, now):
         # the publication's premium overlays are free this many days after the edition's date: anyone, signed in or
@@ -115,9 +116,9 @@ def premium_part(page_id: int):
         reader = current_reader(session)
         binding, suffix = session_binding(), ""
         if reader is None or binding is None:
-            raise ServiceError("sign_in_required", http_status=401)
+            raise AppError("sign_in_required")
         if not is_entitled(session, reader.id, entry.get("publication_id")):
-            raise ServiceError("not_entitled", http_status=403)
+            raise AppError("not_entitled")
     part = _part(entry["part"])
     ttl = state.settings.premium_url_ttl_s
     exp = int(now) + ttl
@@ -143,13 +144,13 @@ def premium_blob(sha: str, ext: str):
     public = request.args.get("access") == "free"
     if not check_signature(_key(), f"{sha}.{ext}", request.args.get("exp"), request.args.get("sig"),
                            PUBLIC_BINDING if public else session_binding(), now, state.settings.premium_url_ttl_s):
-        raise ServiceError("premium_link_invalid", http_status=403)
+        raise AppError("premium_link_invalid")
     if public and not state.published.premium_blob_is_free(sha, now):
-        raise ServiceError("premium_link_invalid", http_status=403)  # the policy was changed back since
+        raise AppError("premium_link_invalid")  # the policy was changed back since
     if ext not in PREMIUM_EXT_MIME or not HEX64.fullmatch(sha) or not state.published.is_premium_blob(sha):
-        raise ServiceError("premium_not_found", http_status=404)
+        raise AppError("premium_not_found")
     try:
         blob = state.store.send(sha, PREMIUM_EXT_MIME[ext], etag=sha, cache_control=NO_STORE)
     except StorageError:
-        raise ServiceError("premium_not_found", http_status=404) from None
+        raise AppError("premium_not_found") from None
     return send_blob(blob)

@@ -6,6 +6,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import is_resource_modified
 from werkzeug.wsgi import wrap_file
 
+from builder.errors import AppError
+from builder.http_errors import status_for
 from builder.storage import BlobSend, StorageError
 
 public_bp = Blueprint("public", __name__)
@@ -193,14 +195,20 @@ def page_manifest(page_id: int):
 
 
 def _too_large():
-    response, status = _error("too_large", 413, "Ảnh quá lớn (tối đa 8 MB).", "The image is too large (at most 8 MB).")
+    response, status = error_response(AppError("photo_too_large", limit_mb=RECOGNIZE_MAX_BYTES // 2**20))
     response.headers["Connection"] = "close"  # the rest of the body is not read: this connection cannot be reused
     return response, status
 
 
-def _error(code: str, status: int, vi: str, en: str):
-    lang = (request.accept_languages.best_match(["vi", "en"]) if request.accept_languages else None) or "vi"
-    return _cors(jsonify({"error": code, "message": en if lang == "en" else vi})), status
+def request_lang() -> str:
+    """The public side's language: Accept-Language (the viewer's scripts say theirs), else Vietnamese."""
+    return (request.accept_languages.best_match(["vi", "en"]) if request.accept_languages else None) or "vi"
+
+
+def error_response(err: AppError, status: int | None = None):
+    """``({"error": code, "message": text}, status)`` with CORS: the message in the request's language, the status
+    the web layer maps the error to (builder/http_errors.py) unless given."""
+    return _cors(jsonify(err.to_dict(request_lang()))), status_for(err) if status is None else status
 
 
 @public_bp.post("/api/v1/recognize")
@@ -208,8 +216,7 @@ def recognize():
     state = _state()
     verdict = _limits(state).check(request.remote_addr or "", request.headers.get("X-Viewer-Session"))
     if not verdict.allowed:
-        response, status = _error("rate_limited", 429, "Quá nhiều yêu cầu. Hãy thử lại sau ít giây.",
-                                  "Too many requests. Try again in a few seconds.")
+        response, status = error_response(AppError("rate_limited"))
         response.headers["Retry-After"] = str(verdict.retry_after_s)
         response.headers["Connection"] = "close"  # its body is not read: the connection cannot carry another request
         return response, status
@@ -230,18 +237,16 @@ def recognize():
         return _too_large()
     tilted = request.values.get("tilted", "0")
     if tilted not in ("0", "1"):
-        return _error("bad_tilted", 400, "Tham số tilted phải là 0 hoặc 1.", "The tilted parameter must be 0 or 1.")
+        return error_response(AppError("bad_tilted"))
     from markers import decode_photo
     from markers.errors import ImageTooLargeError, MarkerError
 
     try:
         image = decode_photo(data)  # grey, upright; a large JPEG is decoded at a fraction of its size
     except ImageTooLargeError:
-        return _error("too_many_pixels", 413, "Ảnh có quá nhiều điểm ảnh (tối đa 24 triệu khi giải mã).",
-                      "The image has too many pixels (at most 24 million decoded).")
+        return error_response(AppError("too_many_pixels"))
     except (MarkerError, ValueError):
-        return _error("not_an_image", 400, "Dữ liệu gửi lên không phải ảnh JPEG hoặc PNG.",
-                      "The body is not a JPEG or PNG image.")
+        return error_response(AppError("not_an_image"))
     index = state.published.index()
     if index is None or len(index) == 0:
         return _cors(jsonify({"match": None}))

@@ -28,7 +28,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from builder import entitlements, readers
 from builder.mail import MailSender, compose
 from builder.models import Reader
-from builder.problems import InvalidField, LoginThrottled, MissingField, ServiceError, error_payload
+from builder.errors import AppError, BadRequest, InvalidField, LoginThrottled, MissingField
+from builder.http_errors import Refusal, error_of, status_for
 
 from .readerdb import UNAVAILABLE_ERRORS, db, unavailable
 
@@ -49,9 +50,7 @@ RATE_LIMITS = {
 }
 
 
-class RateLimited(ServiceError):
-    http_status = 429
-
+class RateLimited(AppError):
     def __init__(self, retry_after_s: int):
         super().__init__("rate_limited", retry_after=retry_after_s)
 
@@ -97,17 +96,22 @@ def _secure() -> bool:
     return request.is_secure or _settings().env == "production"
 
 
-def _json_error(err: ServiceError):
-    response = jsonify(error_payload(err, _lang()))
-    response.status_code = err.http_status
+def _json_error(err: AppError | Refusal):
+    """``{"error": code, "message": text}`` in the request's language, with the status builder/http_errors.py maps
+    the error to (or the Refusal's)."""
+    status = status_for(err)
+    err = error_of(err)
+    response = jsonify(err.to_dict(_lang()))
+    response.status_code = status
     retry = err.values.get("retry_after") or (err.values.get("seconds") if isinstance(err, LoginThrottled) else None)
     if retry:
         response.headers["Retry-After"] = str(int(retry))
     return response
 
 
-@readers_bp.errorhandler(ServiceError)
-def _service_error(err):
+@readers_bp.errorhandler(AppError)
+@readers_bp.errorhandler(Refusal)
+def _app_error(err):
     return _json_error(err)
 
 
@@ -121,7 +125,7 @@ for _error_class in UNAVAILABLE_ERRORS:  # no readers database, or it cannot be 
 
 @readers_bp.errorhandler(RequestEntityTooLarge)
 def _too_large(_err):
-    response = _json_error(ServiceError("body_too_large", http_status=413, limit_kb=MAX_BODY_BYTES // 1024))
+    response = _json_error(AppError("body_too_large", limit_kb=MAX_BODY_BYTES // 1024))
     response.headers["Connection"] = "close"  # the rest of the body is not read
     return response
 
@@ -174,7 +178,7 @@ def _checks():
     if (not cookie or not header or len(cookie) > 128
             or not hmac.compare_digest(cookie.encode(), header.encode())
             or (origin is not None and origin.rstrip("/").lower() not in _own_origins())):
-        raise ServiceError("csrf", http_status=403)
+        raise Refusal(AppError("csrf"), 403)  # the forms' CSRF error is a 400; a reader call without it is 403
     return None
 
 
@@ -191,13 +195,12 @@ def _body(*fields: str) -> dict:
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser
         body = None
     if request.mimetype != "application/json" or not isinstance(body, dict):
-        raise ServiceError("bad_request", detail="the body must be a JSON object",
-                           detail_vi="nội dung phải là một đối tượng JSON")
+        raise BadRequest("the body must be a JSON object")
     for name in fields:
         if name not in body or body[name] in (None, ""):
             raise MissingField(name)
         if not isinstance(body[name], str):
-            raise InvalidField(name, "must be text", "phải là chuỗi ký tự")
+            raise InvalidField(name, "must be text")
     return body
 
 
@@ -279,7 +282,7 @@ def signin():
     reader = readers.sign_in(db(), body["email"], body["password"], request.remote_addr or "",
                              s.login_max_failures, s.login_lock_seconds, s.login_max_address_failures)
     if reader is None:
-        raise ServiceError("invalid_credentials", http_status=401)
+        raise AppError("invalid_credentials")
     return _signed_in_response(reader, 200)
 
 
@@ -326,10 +329,10 @@ def redeem():
     body = _body("code")
     reader = current_reader(db())
     if reader is None:
-        raise ServiceError("sign_in_required", http_status=401)
+        raise AppError("sign_in_required")
     _rate_limit("redeem", session_binding())
     if len(body["code"]) > 64:
-        raise InvalidField("code", "at most 64 characters", "tối đa 64 ký tự")
+        raise InvalidField("code", "at most {limit} characters", limit=64)
     entitlement = entitlements.redeem_code(db(), reader, body["code"], request.remote_addr or "")
     return jsonify({"entitlement": entitlements.describe(db(), entitlement)})
 

@@ -17,7 +17,7 @@ from .. import analytics as an
 from .. import members
 from .. import services as svc
 from ..models import Edition, Overlay, Page
-from ..problems import Forbidden, InvalidField, NotFound
+from ..errors import Forbidden, InvalidField, NotFound
 from .common import actor, db, lang, login_required, settings
 
 analytics_bp = Blueprint("analytics", __name__, url_prefix="/api/v1/analytics")
@@ -40,9 +40,9 @@ def _date(name: str, default: dt.date) -> dt.date:
     try:
         value = dt.date.fromisoformat(raw)
     except ValueError:
-        raise InvalidField(name, "a date YYYY-MM-DD", "một ngày dạng YYYY-MM-DD") from None
+        raise InvalidField(name, "a date YYYY-MM-DD") from None
     if not dt.date(2020, 1, 1) <= value <= dt.date(2100, 1, 1):
-        raise InvalidField(name, "a date between 2020-01-01 and 2100-01-01", "ngày từ 2020-01-01 đến 2100-01-01")
+        raise InvalidField(name, "a date between 2020-01-01 and 2100-01-01")
     return value
 
 
@@ -50,8 +50,7 @@ def _range() -> tuple[dt.date, dt.date]:
     last = _date("to", _today())
     first = _date("from", last - dt.timedelta(days=DEFAULT_DAYS - 1))
     if last < first or (last - first).days + 1 > an.MAX_RANGE_DAYS:
-        raise InvalidField("to", f"on or after 'from', at most {an.MAX_RANGE_DAYS} days after it",
-                           f"không trước «from» và không quá {an.MAX_RANGE_DAYS} ngày sau")
+        raise InvalidField("to", "on or after 'from', at most {days} days after it", days=an.MAX_RANGE_DAYS)
     return first, last
 
 
@@ -93,7 +92,7 @@ def _answer(scope_of, kw: dict, csv: bool):
         dash = an.dashboard(reader, scope, first, last)  # report, children, days: the raw part read once
         rep, rows, series = dash.report, dash.children, dash.days
     except an.AnalyticsError as exc:
-        raise InvalidField(exc.field, exc.reason, exc.reason_vi) from None
+        raise exc from None  # an InvalidField (400)
     if csv:
         body = an.report_csv(rep, rows, series, lang(), _names(scope))
         name = f"bao-nhung-{scope.level}-{max(scope.key())}-{first.isoformat()}-{last.isoformat()}.csv"
@@ -154,7 +153,7 @@ def page_heatmap(page_id):
     first, last = _range()
     raw = request.args.get("cell_mm", "10")
     if not raw.isdigit() or not 5 <= int(raw) <= 100 or int(raw) % an.HEAT_CELL_MM:
-        raise InvalidField("cell_mm", "a multiple of 5 between 5 and 100", "bội của 5, từ 5 đến 100")
+        raise InvalidField("cell_mm", "a multiple of 5 between 5 and 100")
     h = an.heatmap(reader, page.id, first, last, page.width_mm, page.height_mm, int(raw))
     return jsonify({**h.to_dict(), "first": first.isoformat(), "last": last.isoformat()})
 

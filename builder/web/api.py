@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 
 from .. import services as svc
 from ..models import AuditEntry, Edition, Overlay, Page, Publication
-from ..problems import MissingField, ServiceError
+from ..errors import BadRequest, InvalidField, MissingField
 from ..publish import check_page_bundle
 from .common import actor, db, lang, login_required, settings, store
 from .openapi import openapi_document
@@ -27,10 +27,7 @@ def _body() -> dict:
     if request.mimetype == "application/json":
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
-            from ..problems import ServiceError
-
-            raise ServiceError("bad_request", detail="the body must be a JSON object",
-                               detail_vi="nội dung phải là một đối tượng JSON")
+            raise BadRequest("the body must be a JSON object")
         return data
     return request.form.to_dict()
 
@@ -336,8 +333,7 @@ def audit_log():
     svc.require_role(actor(), svc.ADMINS)
     raw = request.args.get("limit", "200")
     if not (raw.isdigit() and 1 <= int(raw) <= 1000):
-        raise ServiceError("invalid_field", field="limit", reason="a whole number from 1 to 1000",
-                           reason_vi="một số nguyên từ 1 đến 1000")
+        raise InvalidField("limit", "a whole number from {lo} to {hi}", lo=1, hi=1000)
     limit = int(raw)
     rows = db().scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)).all()
     return jsonify({"entries": [

@@ -12,8 +12,8 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..auth import session_user, user_for_token
-from ..models import User
-from ..problems import Conflict, ServerFault, ServiceError, Unauthorized, error_payload
+from ..errors import AppError, BadRequest, Conflict, NotFound, ServerFault, Unauthorized, verbatim
+from ..http_errors import Refusal, error_of, status_for
 from ..services import Actor
 
 csrf = CSRFProtect()
@@ -95,8 +95,7 @@ MAX_URL_CHARS = 4096  # a longer request URL is a 414 in the one error shape (gu
 def refuse_long_urls():
     uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path
     if len(uri) > MAX_URL_CHARS:
-        return error_response(ServiceError("bad_request", detail=f"the address is longer than {MAX_URL_CHARS} characters",
-                                           detail_vi=f"địa chỉ dài hơn {MAX_URL_CHARS} ký tự"), 414)
+        return error_response(BadRequest("the address is longer than {limit} characters", limit=MAX_URL_CHARS), 414)
     return None
 
 
@@ -140,36 +139,39 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def error_response(err, status: int):
+def error_response(err: AppError, status: int | None = None):
+    """The one error answer: JSON ``{"error": code, "message": text}`` for API clients, else a flashed message back
+    on the form (a refused POST) or the error page; the message in the request's language, the status the web
+    layer maps the error to (``builder.http_errors``) unless given."""
+    status = status_for(err) if status is None else status
+    message = err.message(lang())
     if wants_json():
-        return jsonify(error_payload(err, lang())), status
+        return jsonify({"error": err.code, "message": message}), status
     if request.method == "POST" and status < 500:
-        flash(err.message(lang()), "error")
+        flash(message, "error")
         back = request.referrer
         if back and urlparse(back).netloc == request.host:
             return redirect(back)
-    return render_template("error.html", message=err.message(lang()), status=status), status
+    return render_template("error.html", message=message, status=status), status
 
 
 def register_error_handlers(app) -> None:
-    @app.errorhandler(ServiceError)
-    def _service_error(err):
-        return error_response(err, err.http_status)
+    @app.errorhandler(AppError)
+    def _app_error(err):
+        return error_response(err)
 
-    from ..errors import BaoNhungError
-
-    @app.errorhandler(BaoNhungError)
-    def _asset_error(err):
-        return error_response(err, err.http_status)
+    @app.errorhandler(Refusal)
+    def _refusal(err):
+        return error_response(error_of(err), status_for(err))
 
     @app.errorhandler(CSRFError)
     def _csrf_error(_err):
-        return error_response(ServiceError("csrf"), 400)
+        return error_response(AppError("csrf"))
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(_err):
         limit = (app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
-        return error_response(ServiceError("request_too_large", limit_mb=limit), 413)
+        return error_response(AppError("request_too_large", limit_mb=limit))
 
     from sqlalchemy.exc import IntegrityError
 
@@ -177,8 +179,7 @@ def register_error_handlers(app) -> None:
     def _integrity(_err):
         # two requests raced for a unique value (a slug, an edition or page number): the database kept the first
         db().rollback()
-        return error_response(Conflict("another request has just taken that value; reload and try again",
-                                       "một yêu cầu khác vừa dùng giá trị này; hãy tải lại trang và thử lại"), 409)
+        return error_response(Conflict("another request has just taken that value; reload and try again"))
 
     @app.errorhandler(Exception)
     def _unhandled(err):
@@ -187,13 +188,13 @@ def register_error_handlers(app) -> None:
         incident = secrets.token_hex(4)
         current_app.logger.exception("unhandled %s on %s %s [incident %s]", type(err).__name__, request.method,
                                      request.path, incident)
-        return error_response(ServerFault(incident), 500)
+        return error_response(ServerFault(incident))
 
     @app.errorhandler(HTTPException)
     def _http(err):
         if err.code == 404:
-            return error_response(ServiceError("not_found", what="page", what_en="Page"), 404)
-        return error_response(ServiceError("bad_request", detail=err.description or err.name), err.code or 400)
+            return error_response(NotFound("page"))
+        return error_response(BadRequest(verbatim(err.description or err.name)), err.code or 400)
 
 
 CSP_DEFAULT = (

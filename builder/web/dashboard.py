@@ -25,7 +25,7 @@ from .. import charts
 from .. import members
 from .. import services as svc
 from ..models import Edition, Overlay, Page, Publication
-from ..problems import InvalidField
+from ..errors import InvalidField
 from .analytics import MEMBER_READERS, READERS, _range, _today, require_readable
 from .common import actor, db, lang, login_required, settings
 from .ui import kind_label
@@ -50,8 +50,7 @@ def _days_range() -> tuple[dt.date, dt.date, int | None]:
     raw = request.args.get("days")
     if raw:
         if not raw.isdigit() or not 1 <= int(raw) <= an.MAX_RANGE_DAYS:
-            raise InvalidField("days", f"a whole number of days from 1 to {an.MAX_RANGE_DAYS}",
-                               f"một số ngày nguyên từ 1 đến {an.MAX_RANGE_DAYS}")
+            raise InvalidField("days", "a whole number of days from 1 to {hi}", hi=an.MAX_RANGE_DAYS)
         last = _today()
         return last - dt.timedelta(days=int(raw) - 1), last, int(raw)
     first, last = _range()
@@ -62,8 +61,7 @@ def _days_range() -> tuple[dt.date, dt.date, int | None]:
 def _cell_mm() -> int:
     raw = request.args.get("cell_mm", str(DEFAULT_CELL_MM))
     if not raw.isdigit() or int(raw) not in HEAT_CELLS_MM:
-        raise InvalidField("cell_mm", "one of " + ", ".join(map(str, HEAT_CELLS_MM)),
-                           "một trong " + ", ".join(map(str, HEAT_CELLS_MM)))
+        raise InvalidField("cell_mm", "one of {choices}", choices=", ".join(map(str, HEAT_CELLS_MM)))
     return int(raw)
 
 
@@ -160,7 +158,7 @@ def _render(level: Level):
         heat = (an.heatmap(reader, level.page.id, first, last, level.page.width_mm, level.page.height_mm, cell_mm)
                 if level.page is not None else None)
     except an.AnalyticsError as exc:
-        raise InvalidField(exc.field, exc.reason, exc.reason_vi) from None
+        raise exc from None  # an InvalidField (400)
     query_ms = (time.perf_counter() - started) * 1000
     kw = {"from": first.isoformat(), "to": last.isoformat()}
     child_level = an.CHILD_LEVEL.get(scope.level)

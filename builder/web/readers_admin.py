@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import wraps
 
 from flask import Blueprint, Response, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from .. import entitlements as ent
+from ..errors import BadRequest
+from ..http_errors import Refusal
 from ..models import CodeBatch, Publication, Reader, utcnow
-from ..problems import ServiceError
 from ..services import audit, get_or_404
 from .common import actor, client_address, db, login_required, settings
 
@@ -35,11 +37,17 @@ def _nav():
     return {"can_manage_readers": user is not None and user.role in MANAGERS}
 
 
-def _guard():
-    """Editors and admins only; anyone else gets a page saying why, not a bare 403."""
-    if g.user.role not in MANAGERS:
-        return render_template("readers_refused.html"), 403
-    return None
+def managers_only(view):
+    """Signed in (login_required), then editors and admins only: anyone else gets a page saying why, not a bare
+    403."""
+    @login_required
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        if g.user.role not in MANAGERS:
+            return render_template("readers_refused.html"), 403
+        return view(*args, **kwargs)
+
+    return guarded
 
 
 def _publications() -> list[Publication]:
@@ -61,11 +69,8 @@ def _optional_days(raw: str | None) -> int | None:
 
 # ------------------------------------------------------------------------------------------------ readers
 @readers_admin_bp.get("/readers")
-@login_required
+@managers_only
 def readers():
-    refused = _guard()
-    if refused:
-        return refused
     query = request.args.get("q", "").strip()
     found = ent.find_readers(db(), query) if query else []
     if len(found) == 1 and found[0].external_id == query:
@@ -74,11 +79,8 @@ def readers():
 
 
 @readers_admin_bp.get("/readers/<reader_id>")
-@login_required
+@managers_only
 def reader(reader_id):
-    refused = _guard()
-    if refused:
-        return refused
     row = get_or_404(db(), Reader, reader_id, "reader")
     entitlements, redemptions = ent.reader_history(db(), row)
     pubs = _publications()
@@ -89,11 +91,8 @@ def reader(reader_id):
 
 
 @readers_admin_bp.post("/readers/<reader_id>/grant")
-@login_required
+@managers_only
 def grant(reader_id):
-    refused = _guard()
-    if refused:
-        return refused
     row = get_or_404(db(), Reader, reader_id, "reader")
     ent.grant(db(), actor(), row, _publication_id(request.form.get("publication")),
               _optional_days(request.form.get("days")), "admin", request.form.get("reference", "").strip())
@@ -102,11 +101,8 @@ def grant(reader_id):
 
 
 @readers_admin_bp.post("/readers/<reader_id>/revoke")
-@login_required
+@managers_only
 def revoke(reader_id):
-    refused = _guard()
-    if refused:
-        return refused
     row = get_or_404(db(), Reader, reader_id, "reader")
     n = ent.revoke(db(), actor(), row, _publication_id(request.form.get("publication")))
     flash(_("%(n)s entitlement(s) of %(email)s revoked.", n=n, email=row.email), "ok")
@@ -115,11 +111,8 @@ def revoke(reader_id):
 
 # ------------------------------------------------------------------------------------------------ codes
 @readers_admin_bp.get("/codes")
-@login_required
+@managers_only
 def codes():
-    refused = _guard()
-    if refused:
-        return refused
     return render_template("codes.html", batches=ent.batch_summaries(db()), publications=_publications(),
                            limits={"count": ent.MAX_BATCH_CODES, "days": ent.MAX_CODE_DAYS,
                                    "max_redemptions": ent.MAX_REDEMPTIONS},
@@ -128,11 +121,8 @@ def codes():
 
 
 @readers_admin_bp.post("/codes")
-@login_required
+@managers_only
 def create_batch():
-    refused = _guard()
-    if refused:
-        return refused
     form = request.form
     batch, created = ent.create_batch(db(), actor(), _publication_id(form.get("publication")), form.get("count"),
                                       form.get("days"), form.get("max_redemptions"), form.get("redeem_until", ""),
@@ -157,23 +147,20 @@ def _export(batch_id, fmt: str) -> Response:
 
 
 @readers_admin_bp.get("/codes/<batch_id>.csv")
-@login_required
+@managers_only
 def batch_csv(batch_id):
-    return _guard() or _export(batch_id, "csv")
+    return _export(batch_id, "csv")
 
 
 @readers_admin_bp.get("/codes/<batch_id>.pdf")
-@login_required
+@managers_only
 def batch_pdf(batch_id):
-    return _guard() or _export(batch_id, "pdf")
+    return _export(batch_id, "pdf")
 
 
 @readers_admin_bp.post("/codes/<batch_id>/revoke")
-@login_required
+@managers_only
 def revoke_batch(batch_id):
-    refused = _guard()
-    if refused:
-        return refused
     batch = ent.revoke_batch(db(), actor(), get_or_404(db(), CodeBatch, batch_id, "code_batch"))
     flash(_("Batch #%(id)s revoked: its codes no longer redeem.", id=batch.id), "ok")
     return redirect(url_for("readers_admin.codes"))
@@ -185,19 +172,17 @@ def api_entitlements():
     """Grant or revoke for the newsroom's payment system; see docs/PREMIUM.md for the signature."""
     length = request.content_length
     if length is not None and length > ent.MAX_API_BODY:
-        raise ServiceError("bad_request", 413, detail=f"the body is larger than {ent.MAX_API_BODY} bytes",
-                           detail_vi=f"nội dung lớn hơn {ent.MAX_API_BODY} byte")
+        raise Refusal(BadRequest("the body is larger than {limit} bytes", limit=ent.MAX_API_BODY), 413)
     body = request.stream.read(ent.MAX_API_BODY + 1)  # a chunked body has no length: read no more than the limit
     if len(body) > ent.MAX_API_BODY:
-        raise ServiceError("bad_request", 413, detail=f"the body is larger than {ent.MAX_API_BODY} bytes",
-                           detail_vi=f"nội dung lớn hơn {ent.MAX_API_BODY} byte")
+        raise Refusal(BadRequest("the body is larger than {limit} bytes", limit=ent.MAX_API_BODY), 413)
     headers = request.headers
     ent.verify_signed_request(db(), settings().entitlements_secret, headers.get(ent.HEADER_TIMESTAMP),
                               headers.get(ent.HEADER_NONCE), headers.get(ent.HEADER_SIGNATURE), body)
     try:
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise ServiceError("bad_request", detail="the body is not JSON", detail_vi="nội dung không phải JSON") from None
+        raise BadRequest("the body is not JSON") from None
     return jsonify(ent.apply_api_request(db(), payload, client_address())), 200
 
 

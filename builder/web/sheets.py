@@ -13,7 +13,7 @@ from markers.sheets import SHEET_ECC, SHEET_QR_MM, EditionSheet, SheetPage, edit
 
 from .. import services as svc
 from ..models import Edition, Page
-from ..problems import ServiceError
+from ..errors import AppError, BadRequest, InvalidField, verbatim
 from .common import actor, db, lang, login_required, settings, store
 
 sheets_bp = Blueprint("sheets", __name__, url_prefix="/api/v1")
@@ -37,7 +37,7 @@ def unreachable_notice(language: str) -> str:
 
 
 def _bad(exc: Exception):
-    return ServiceError("bad_request", detail=str(exc), detail_vi=str(exc))
+    return BadRequest(verbatim(str(exc)))
 
 
 def _download(data: bytes, mime: str, filename: str) -> Response:
@@ -63,12 +63,11 @@ def _sheet_qr_options(values) -> tuple[float, str]:
     except ValueError:
         size_mm = float("nan")
     if not MIN_SIZE_MM <= size_mm <= SHEET_MAX_QR_MM:
-        raise ServiceError("invalid_field", field="size_mm",
-                           reason=f"a number of millimetres from {MIN_SIZE_MM:g} to {SHEET_MAX_QR_MM:g}",
-                           reason_vi=f"một số milimét từ {MIN_SIZE_MM:g} đến {SHEET_MAX_QR_MM:g}")
+        raise InvalidField("size_mm", "a number of millimetres from {lo} to {hi}", lo=f"{MIN_SIZE_MM:g}",
+                           hi=f"{SHEET_MAX_QR_MM:g}")
     ecc = str(values.get("ecc", SHEET_ECC)).upper()
     if ecc not in ("L", "M", "Q", "H"):
-        raise ServiceError("invalid_field", field="ecc", reason="L, M, Q or H", reason_vi="L, M, Q hoặc H")
+        raise InvalidField("ecc", "L, M, Q or H")
     return size_mm, ecc
 
 
@@ -86,7 +85,7 @@ def edition_sheet(edition_id):
     else:
         pages = [(p.number, p.image_sha, p.code, p.rating, p.title) for p in edition.pages]
     if not pages:
-        raise ServiceError("empty_edition", http_status=409)
+        raise AppError("empty_edition")
     size_mm, ecc = _sheet_qr_options(request.args)
     sheet = EditionSheet(
         publication=edition.publication.name, edition_number=edition.number, edition_date=edition.date,
@@ -125,27 +124,23 @@ def page_qr(page_id, fmt):
     svc.require_role(actor(), svc.SHEET_MAKERS)
     page = svc.get_or_404(db(), Page, page_id, "page")
     if fmt not in QR_FORMATS:
-        raise ServiceError("invalid_field", field="format", reason="svg, pdf or png", reason_vi="svg, pdf hoặc png")
+        raise InvalidField("format", "svg, pdf or png")
     values = request.values
     try:
         size_mm = float(values.get("size_mm", DEFAULT_QR_MM))
     except ValueError:
         size_mm = float("nan")
     if not MIN_SIZE_MM <= size_mm <= MAX_SIZE_MM:  # NaN too: every numeric parameter has a range (issue 25)
-        raise ServiceError("invalid_field", field="size_mm",
-                           reason=f"a number of millimetres from {MIN_SIZE_MM:g} to {MAX_SIZE_MM:g}",
-                           reason_vi=f"một số milimét từ {MIN_SIZE_MM:g} đến {MAX_SIZE_MM:g}")
+        raise InvalidField("size_mm", "a number of millimetres from {lo} to {hi}", lo=f"{MIN_SIZE_MM:g}",
+                           hi=f"{MAX_SIZE_MM:g}")
     ecc = values.get("ecc", "M").upper()
     badge = values.get("badge", "0") in ("1", "true", "on")
     logo = None
     if request.method == "POST" and request.files.get("logo"):
         logo = request.files["logo"].read(LOGO_MAX_BYTES + 1)
         if len(logo) > LOGO_MAX_BYTES:
-            raise ServiceError("invalid_field", field="logo",
-                               reason=f"a PNG of at most {LOGO_MAX_BYTES // 2 ** 20} MB and "
-                                      f"{LOGO_MAX_PIXELS:,} pixels",
-                               reason_vi=f"một ảnh PNG tối đa {LOGO_MAX_BYTES // 2 ** 20} MB và "
-                                         f"{LOGO_MAX_PIXELS:,} điểm ảnh")
+            raise InvalidField("logo", "a PNG of at most {limit_mb} MB and {limit_px} pixels",
+                               limit_mb=LOGO_MAX_BYTES // 2 ** 20, limit_px=f"{LOGO_MAX_PIXELS:,}")
     url = deep_link_url(base_url(), page.code)
     language = values.get("lang") or lang()
     try:

@@ -26,7 +26,7 @@ from ..importers import PAGE_PRESETS, KIND_FORMATS, accept_attribute
 from ..models import (OVERLAY_KINDS, ROLES, ApiToken, AuditEntry, Edition, Page, Publication,
                       PublishedVersion, PublishFailure, User)
 from ..premium import POSTER_REQUIRED, TEASERS_BY_KIND
-from ..problems import Forbidden, MissingField, ServiceError
+from ..errors import AppError, BadRequest, Forbidden, MissingField
 from ..services import Actor, audit
 from .common import CSP_DEFAULT, actor, client_address, db, lang, login_required, safe_next, settings, store
 from .serialize import page_json
@@ -150,7 +150,7 @@ def login():
                                 client_address(), s.login_max_failures, s.login_lock_seconds,
                                 s.login_max_address_failures)
         if user is None:
-            raise ServiceError("invalid_credentials", http_status=401)
+            raise AppError("invalid_credentials")
         chosen_lang = session.get("lang")
         session.clear()
         session["uid"] = user.id
@@ -631,8 +631,7 @@ def create_user():
 def set_user_active(user_id):
     active = request.form.get("active") == "1"
     if int(user_id) == g.user.id and not active:
-        raise ServiceError("bad_request", detail="you cannot deactivate your own account",
-                           detail_vi="bạn không thể tự khóa tài khoản của mình")
+        raise BadRequest("you cannot deactivate your own account")
     user = svc.set_user_active(db(), actor(), user_id, active)
     flash(_("%(email)s activated.", email=user.email) if active else _("%(email)s deactivated.", email=user.email),
           "ok")

@@ -26,7 +26,7 @@ from openapi_core.validation.request.exceptions import (InvalidParameter, Missin
 from openapi_core.validation.request.validators import V31RequestValidator
 from werkzeug.datastructures import ImmutableMultiDict
 
-from ..problems import InvalidField, MissingField, NotFound, ServiceError
+from ..errors import N_, AppError, BadRequest, InvalidField, MissingField, NotFound, msg, verbatim
 from .openapi import openapi_document
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -97,58 +97,59 @@ def _number(value) -> str:
     return f"{int(value)}" if float(value).is_integer() else f"{value:g}"
 
 
-def _reason(kind: str, bound, schema: dict, field: str = "") -> tuple[str, str]:
-    """What the value must be, in English and Vietnamese: a number's type and range said together (a value out of
-    range learns both ends), else from the schema keyword it broke."""
+def _reason(kind: str, bound, schema: dict, field: str = "") -> str | dict:
+    """What the value must be (an English template or a :func:`msg` of parts, Vietnamese in the catalog): a number's
+    type and range said together (a value out of range learns both ends), else from the schema keyword it broke."""
     number_type = schema.get("type")
     if isinstance(number_type, list):  # "integer or null": a null is never out of range
         number_type = next((t for t in number_type if t != "null"), None)
     if kind in ("type", "minimum", "maximum") and number_type in ("number", "integer"):
-        en, vi = ("a whole number", "một số nguyên") if number_type == "integer" else ("a number", "một số")
+        what = msg("a whole number") if number_type == "integer" else msg("a number")
         if field.endswith("_mm"):  # the field's unit is in its name: x_mm, size_mm, elevation_mm
-            en, vi = f"{en} of millimetres", f"{vi} milimét"
+            what = msg("{number} of millimetres", number=what)
         lo, hi = schema.get("minimum"), schema.get("maximum")
         if lo is not None and hi is not None:
-            return f"must be {en} from {_number(lo)} to {_number(hi)}", f"phải là {vi} từ {_number(lo)} đến {_number(hi)}"
+            return msg("must be {what} from {lo} to {hi}", what=what, lo=_number(lo), hi=_number(hi))
         if lo is not None:
-            return f"must be {en} of at least {_number(lo)}", f"phải là {vi} từ {_number(lo)} trở lên"
+            return msg("must be {what} of at least {lo}", what=what, lo=_number(lo))
         if hi is not None:
-            return f"must be {en} of at most {_number(hi)}", f"phải là {vi} tối đa {_number(hi)}"
+            return msg("must be {what} of at most {hi}", what=what, hi=_number(hi))
     if kind == "type":
-        names = {"integer": ("a whole number", "một số nguyên"), "number": ("a number", "một số"),
-                 "string": ("text", "chữ"), "boolean": ("true or false", "true hoặc false"),
-                 "object": ("a JSON object", "một đối tượng JSON"), "array": ("a list", "một danh sách")}
+        names = {"integer": N_("a whole number"), "number": N_("a number"), "string": N_("text"),
+                 "boolean": N_("true or false"), "object": N_("a JSON object"), "array": N_("a list")}
         types = bound if isinstance(bound, list) else [bound]
-        en, vi = zip(*(names.get(t, (t, t)) for t in types))
-        return f"must be {' or '.join(en)}", f"phải là {' hoặc '.join(vi)}"
+        what = msg(names[types[0]]) if types[0] in names else msg(verbatim(types[0]))
+        for other in types[1:]:
+            what = msg("{first} or {second}", first=what,
+                       second=msg(names[other]) if other in names else msg(verbatim(other)))
+        return msg("must be {what}", what=what)
     if kind == "enum":
         listed = ", ".join("null" if v is None else str(v) for v in bound)  # JSON's name for None
-        return f"must be one of: {listed}", f"phải là một trong: {listed}"
+        return msg("must be one of: {listed}", listed=listed)
     if kind == "maxLength":
-        return f"at most {bound} characters", f"tối đa {bound} ký tự"
+        return msg("at most {limit} characters", limit=bound)
     if kind == "minLength":
-        return f"at least {bound} characters", f"ít nhất {bound} ký tự"
+        return msg("at least {limit} characters", limit=bound)
     if kind == "pattern":
-        return "is not in the expected form", "không đúng dạng"
+        return "is not in the expected form"
     if kind == "format":
-        return f"must be a valid {bound}", f"phải là {bound} hợp lệ"
-    return "is not valid", "không hợp lệ"
+        return msg("must be a valid {format}", format=bound)
+    return "is not valid"
 
 
-def _service_error(exc: Exception) -> ServiceError:
+def _service_error(exc: Exception) -> AppError:
     if isinstance(exc, InvalidParameter) and exc.location == "path":
         # /overlays/abc or a 26-digit id names no overlay: a 404, as for an id that is not in the database
         return NotFound(exc.name.removesuffix("_id"), request.view_args.get(exc.name, "")[:40])
     if isinstance(exc, MissingRequiredParameter):
         return MissingField(exc.name)
     if isinstance(exc, MissingRequiredRequestBody):
-        return ServiceError("bad_request", detail="the request has no body", detail_vi="yêu cầu không có nội dung")
+        return BadRequest("the request has no body")
     cause = exc.__cause__
     if isinstance(cause, CastError):  # a form or query value that cannot be read as its type ("abc" as a number)
         sources = list(request.args.items(multi=True)) + list(request.form.items(multi=True))
         field = getattr(exc, "name", None) or next((k for k, v in sources if v == cause.value), "body")
-        en, vi = _reason("type", cause.type, _field_schema(field), field)
-        return InvalidField(field, en, vi)
+        return InvalidField(field, _reason("type", cause.type, _field_schema(field), field))
     schema_errors = getattr(cause, "schema_errors", None)
     if schema_errors:
         # the outermost error; of a field's, its enum before its type (null for access: "one of: free, premium"
@@ -156,22 +157,19 @@ def _service_error(exc: Exception) -> ServiceError:
         error = min(schema_errors, key=lambda e: (len(e.absolute_path), e.validator != "enum"))
         field = exc.name if isinstance(exc, InvalidParameter) else _field_of(error)
         if field == "body" and error.validator == "type":
-            return ServiceError("bad_request", detail="the body must be a JSON object",
-                                detail_vi="nội dung phải là một đối tượng JSON")
+            return BadRequest("the body must be a JSON object")
         if error.validator == "required" and not isinstance(exc, InvalidParameter):
             return MissingField(field)
-        en, vi = _reason(error.validator, error.validator_value, error.schema, field)
-        return InvalidField(field, en, vi)
+        return InvalidField(field, _reason(error.validator, error.validator_value, error.schema, field))
     if isinstance(exc, InvalidParameter) or hasattr(exc, "name"):
-        return InvalidField(exc.name, "is not valid", "không hợp lệ")
+        return InvalidField(exc.name, "is not valid")
     if request.mimetype == "application/json":
-        return ServiceError("bad_request", detail="the body must be a JSON object",
-                            detail_vi="nội dung phải là một đối tượng JSON")
-    return ServiceError("bad_request", detail=str(exc)[:200], detail_vi=str(exc)[:200])
+        return BadRequest("the body must be a JSON object")
+    return BadRequest(verbatim(str(exc)[:200]))
 
 
 def check_request_against_openapi() -> None:
-    """``before_request`` of the app: for the API blueprints, raise the first refusal as a ServiceError (a 400)."""
+    """``before_request`` of the app: for the API blueprints, raise the first refusal as an AppError (a 400)."""
     if request.blueprint not in CHECKED_BLUEPRINTS:
         return
     if request.url_rule is None or request.method in ("HEAD", "OPTIONS") or g.get("user") is None:

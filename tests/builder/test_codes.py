@@ -11,6 +11,7 @@ import re
 import pytest
 from sqlalchemy import event, func, select, update
 
+from builder.http_errors import status_for
 from builder import entitlements as ent
 from builder import services as svc
 from builder.models import (AuditEntry, CodeBatch, CodeRedemption, Entitlement, Publication, Reader,
@@ -110,10 +111,10 @@ def test_a_code_redeems_once_per_reader_and_is_used_up_by_its_max_readers(db, st
     before = counts(db)
     with pytest.raises(ServiceError) as again:
         ent.redeem_code(db, lan, code)
-    assert (again.value.code, again.value.http_status) == ("code_already_redeemed", 409)
+    assert (again.value.code, status_for(again.value)) == ("code_already_redeemed", 409)
     with pytest.raises(ServiceError) as other:
         ent.redeem_code(db, minh, code)
-    assert (other.value.code, other.value.http_status) == ("code_used_up", 409)
+    assert (other.value.code, status_for(other.value)) == ("code_used_up", 409)
     assert counts(db) == before and not ent.is_entitled(db, minh.id, pub.id)
     entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "entitlement.grant")).one()
     assert entry.user_email == f"reader:{lan.id}" and entry.user_id is None and entry.address == "10.0.0.1"
@@ -168,7 +169,7 @@ def test_a_code_past_its_batch_date_is_expired(db, state, pub):
     reader = make_reader(db, "lan@example.vn")
     with pytest.raises(ServiceError) as refused:
         ent.redeem_code(db, reader, codes[0][1])
-    assert (refused.value.code, refused.value.http_status) == ("code_expired", 410)
+    assert (refused.value.code, status_for(refused.value)) == ("code_expired", 410)
     assert db.scalar(select(func.count()).select_from(Entitlement)) == 0
 
 
@@ -179,7 +180,7 @@ def test_a_revoked_batchs_codes_no_longer_redeem_and_the_revocation_is_audited(d
     ent.revoke_batch(db, EDITOR, batch)
     with pytest.raises(ServiceError) as refused:
         ent.redeem_code(db, make_reader(db, "minh@example.vn"), codes[1][1])
-    assert (refused.value.code, refused.value.http_status) == ("code_expired", 410)
+    assert (refused.value.code, status_for(refused.value)) == ("code_expired", 410)
     assert ent.is_entitled(db, reader.id, pub.id)  # what was granted stays
     assert db.scalar(select(AuditEntry.target_id).where(AuditEntry.action == "code_batch.revoke")) == str(batch.id)
 
@@ -189,10 +190,10 @@ def test_unknown_and_malformed_codes(db, state, pub):
     reader = make_reader(db, "lan@example.vn")
     with pytest.raises(ServiceError) as unknown:
         ent.redeem_code(db, reader, "ABCD-EFGH-JKMN")
-    assert (unknown.value.code, unknown.value.http_status) == ("code_unknown", 404)
+    assert (unknown.value.code, status_for(unknown.value)) == ("code_unknown", 404)
     with pytest.raises(ServiceError) as bad:
         ent.redeem_code(db, reader, "ABCD-0000")
-    assert (bad.value.code, bad.value.http_status) == ("bad_code", 400)
+    assert (bad.value.code, status_for(bad.value)) == ("bad_code", 400)
     assert "XXXX-XXXX-XXXX" in bad.value.message("vi") and "XXXX-XXXX-XXXX" in bad.value.message("en")
 
 
@@ -230,7 +231,7 @@ def test_batch_ranges_are_enforced_with_clear_errors_and_nothing_written(db, sta
     before = counts(db)
     with pytest.raises(InvalidField) as refused:
         ent.create_batch(db, EDITOR, pub.id, settings=state.settings, **args)
-    assert refused.value.values["field"] == field and refused.value.http_status == 400
+    assert refused.value.values["field"] == field and status_for(refused.value) == 400
     assert refused.value.message("vi") != refused.value.message("en")
     assert counts(db) == before
 

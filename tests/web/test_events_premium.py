@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from builder.http_errors import status_for
 from tests.web.test_events import batch, now_ms, post, s, site, stored  # noqa: F401 - fixtures
 from viewer_api import eventstore as es
 from viewer_api.ingest import BatchError, Client, PublishedLookup, ingest_batch, parse_batch
@@ -93,7 +94,7 @@ def test_premium_events_of_a_free_or_unknown_overlay_are_dropped_and_counted(loo
     assert dropped == {es.DROP_REASONS["not_premium"]: 2, es.DROP_REASONS["unknown_overlay"]: 1}
     with pytest.raises(BatchError) as exc:  # nothing but premium events of a free overlay: refused whole
         _ingest(lookup, tmp_path, {"type": "premium_lock_tap", "t": t, "page": 70, "overlay": 702})
-    assert exc.value.status == 422
+    assert status_for(exc.value) == 422
 
 
 @pytest.mark.parametrize("event", [
