@@ -116,6 +116,13 @@ ERRORS: dict[str, ErrorDef] = {
                                    "for it to finish, then try again."),
     "job_interrupted": _e("job_interrupted", "The publish was interrupted {attempts} times (the worker stopped "
                                              "mid-way); the previous version keeps serving readers. Publish again."),
+    # ----- gunicorn's own refusals, before any header is read (builder/serve_worker.py: the status is gunicorn's)
+    "http_malformed": _e("bad_request", "Malformed HTTP request."),
+    "http_refused": _e("forbidden", "Request refused."),
+    "uri_too_long": _e("uri_too_long", "The request address is too long (at most 8190 bytes)."),
+    "headers_too_large": _e("headers_too_large", "The request headers are too large."),
+    "not_implemented": _e("not_implemented", "The server does not support this transfer coding."),
+    "http_server_fault": _e("server_error", "A fault on the server."),
     # ----- public side: recognition (viewer_api/public.py)
     "photo_too_large": _e("too_large", "The image is too large (at most {limit_mb} MB)."),
     "bad_tilted": _e("bad_tilted", "The tilted parameter must be 0 or 1."),

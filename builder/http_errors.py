@@ -16,14 +16,14 @@ STATUS: dict[str, int] = {
     "missing_field": 400, "invalid_field": 400, "bad_request": 400, "csrf": 400, "access_not_for_links": 400,
     "teaser_not_for_kind": 400, "teaser_needs_poster": 400, "bad_code": 400, "reset_token_invalid": 400,
     "bad_tilted": 400, "not_an_image": 400, "invalid_json": 400, "too_many_events": 400, "invalid_events": 400,
-    "invalid_events_at": 400,
+    "invalid_events_at": 400, "http_malformed": 400,
     "unknown_kind": 400, "empty_file": 400, "pdf_page_out_of_range": 400, "invalid_page_size": 400,
     "page_too_small": 400,
     # 401: who is asking is not known
     "unauthorized": 401, "invalid_credentials": 401, "sign_in_required": 401, "signature_missing": 401,
     "signature_invalid": 401, "timestamp_stale": 401, "nonce_replayed": 401,
     # 403: known, not allowed
-    "forbidden": 403, "not_entitled": 403, "premium_link_invalid": 403,
+    "forbidden": 403, "not_entitled": 403, "premium_link_invalid": 403, "http_refused": 403,
     # 404: not there (the entitlements API when off: as if absent, a 5xx would read as a fault)
     "not_found": 404, "code_unknown": 404, "premium_not_found": 404, "entitlements_api_off": 404,
     # 409: the state of things does not allow it
@@ -34,6 +34,8 @@ STATUS: dict[str, int] = {
     # 413: too big
     "request_too_large": 413, "body_too_large": 413, "photo_too_large": 413, "events_too_large": 413, "too_many_pixels": 413,
     "too_large": 413, "image_too_large": 413, "zip_too_many_files": 413, "zip_too_large": 413, "zip_bomb": 413,
+    # 414, 431: a request line or headers past gunicorn's limits (builder/serve_worker.py)
+    "uri_too_long": 414, "headers_too_large": 431,
     # 415: not a type we accept for this kind
     "unsupported_type": 415,
     # 422: the right type, but unusable content (publishing: the edition's content could not be packaged)
@@ -44,7 +46,9 @@ STATUS: dict[str, int] = {
     # 429: too often
     "login_throttled": 429, "rate_limited": 429,
     # 500: our fault (a job interrupted is only ever shown inside the job's record)
-    "server_error": 500, "job_interrupted": 500,
+    "server_error": 500, "job_interrupted": 500, "http_server_fault": 500,
+    # 501: a transfer coding gunicorn does not support
+    "not_implemented": 501,
     # 503: a part of ours is not there right now (never a silent pass)
     "validator_unavailable": 503, "readers_unavailable": 503, "busy": 503,
 }

@@ -12,22 +12,19 @@ import json
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
-# status gunicorn chose -> (code, vi, en) of the message; any other status falls back to bad_request / server_error
-REFUSALS = {
-    400: ("bad_request", "Yêu cầu HTTP không hợp lệ.", "Malformed HTTP request."),
-    403: ("forbidden", "Yêu cầu bị từ chối.", "Request refused."),
-    414: ("uri_too_long", "Địa chỉ yêu cầu quá dài (tối đa 8190 byte).", "The request address is too long (at most 8190 bytes)."),
-    417: ("bad_request", "Yêu cầu HTTP không hợp lệ.", "Malformed HTTP request."),
-    431: ("headers_too_large", "Phần đầu yêu cầu quá lớn.", "The request headers are too large."),
-    501: ("not_implemented", "Máy chủ không hỗ trợ cách gửi này.", "The server does not support this transfer coding."),
-}
-SERVER_FAULT = ("server_error", "Lỗi phía máy chủ.", "A fault on the server.")
+from .errors import AppError
+
+# status gunicorn chose -> the registered error (builder/errors.py ERRORS) it is answered with; any other status
+# falls back to http_malformed / http_server_fault
+REFUSALS = {400: "http_malformed", 403: "http_refused", 414: "uri_too_long", 417: "http_malformed",
+            431: "headers_too_large", 501: "not_implemented"}
 
 
 def refusal_bytes(status: int, reason: str) -> bytes:
     """The whole HTTP response (status line, headers, JSON body) for one of gunicorn's own refusals."""
-    code, vi, en = REFUSALS.get(status, SERVER_FAULT if status >= 500 else REFUSALS[400])
-    body = json.dumps({"error": code, "message": f"{vi} / {en}"}, ensure_ascii=False).encode("utf-8")
+    err = AppError(REFUSALS.get(status, "http_server_fault" if status >= 500 else "http_malformed"))
+    body = json.dumps({"error": err.code, "message": f"{err.message('vi')} / {err.message('en')}"},
+                      ensure_ascii=False).encode("utf-8")
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")
     return head.encode("latin-1") + body
