@@ -179,7 +179,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     store = store_from_settings(settings)
     state = BaoNhung(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine), store=store,
                      limits=config.limits, bundle_options=config.bundle_options,
-                     published=PublishedStore(settings.data_dir))
+                     published=PublishedStore(settings.data_dir, store=store))
     app.extensions["baonhung"] = state
     from .jobs import JobQueue
 

@@ -3,7 +3,9 @@ server runs and publishes. No Flask here.
 
 What is consistent with what:
 - the database is copied as one snapshot (SQLite's online backup API; ``pg_dump`` for PostgreSQL, itself one
-  transaction), and the published catalog and recognition index with it, all while holding the publish lock, so no
+  transaction), and the published catalog, its version key and the recognition index with it (files under
+  ``<data>/published``, or the bucket's objects on S3: ``viewer_api.published``), all while holding the publish
+  lock, so no
   publish or unpublish falls between them;
 - the asset store (local disk or S3, through its interface) is copied after that: blobs are immutable and written
   before the rows that name them, so every blob the snapshot refers to is there (blobs uploaded later come along
@@ -27,6 +29,8 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
+
+from viewer_api.published import CATALOG_FILE as PUBLISHED_CATALOG, VERSION_FILE as PUBLISHED_VERSION
 
 from .config import Settings
 from .procs import limited
@@ -63,15 +67,15 @@ def _revision(url: str) -> str | None:
 
 def backup(settings: Settings, dest: Path) -> dict:
     """Write the archive to ``dest`` (atomically: a failed backup leaves no file). Returns BACKUP.json's content."""
-    from .publish import _publish_lock
+    from .publish import _publish_lock, _published_store
 
     dest = Path(dest)
-    data = settings.data_dir
-    published = data / "published"
+    store = store_from_settings(settings)
+    published = _published_store(settings, store)  # files under <data>/published, or objects in the bucket (S3)
     with tempfile.TemporaryDirectory(prefix="baonhung-backup-", dir=dest.parent) as tmp:
         work = Path(tmp)
         (work / "published").mkdir()
-        with _publish_lock(published):
+        with _publish_lock(published.dir):
             sqlite = _sqlite_path(settings.database_url)
             if sqlite is not None:
                 if not sqlite.is_file():
@@ -89,10 +93,11 @@ def backup(settings: Settings, dest: Path) -> dict:
                       _pg_url(settings.database_url)], "pg_dump")
             revision = _revision(settings.database_url)
             kept = []
-            for path in sorted(published.iterdir()) if published.is_dir() else []:
-                if path.is_file() and not path.name.startswith("."):
-                    shutil.copy2(path, work / "published" / path.name)
-                    kept.append(path.name)
+            for name in published.index_names() + [PUBLISHED_CATALOG, PUBLISHED_VERSION]:
+                content = published.files.read(name)
+                if content is not None:
+                    (work / "published" / name).write_bytes(content)
+                    kept.append(name)
         info = {"format": FORMAT, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "database": "sqlite" if db_name.endswith("sqlite3") else "postgresql", "revision": revision,
                 "published": kept, "blobs": 0}
@@ -101,7 +106,6 @@ def backup(settings: Settings, dest: Path) -> dict:
             tar.add(work / db_name, arcname=db_name)
             for name in kept:
                 tar.add(work / "published" / name, arcname=f"published/{name}")
-            store = store_from_settings(settings)
             for key in sorted(store.list()):
                 member = tarfile.TarInfo(f"store/{key[:2]}/{key[2:4]}/{key}")
                 try:
@@ -203,13 +207,18 @@ def restore(settings: Settings, src: Path, force: bool = False) -> dict:
             store = store_from_settings(settings)
             for path in blobs:
                 store.put_file(path)
-            published = data / "published"
-            if published.is_dir() and force:
-                for old in published.iterdir():
-                    if old.is_file() and not old.name.startswith("."):
-                        old.unlink()
-            published.mkdir(parents=True, exist_ok=True)
-            for path in (work / "published").iterdir() if (work / "published").is_dir() else []:
-                os.replace(path, published / path.name)
+            from .publish import _published_store
+
+            published = _published_store(settings, store)  # local files, or the bucket's objects (S3)
+            if force:
+                for name in published.index_names() + [PUBLISHED_VERSION, PUBLISHED_CATALOG]:
+                    published.files.delete(name)
+            restored = {p.name: p for p in (work / "published").iterdir()} if (work / "published").is_dir() else {}
+            for name, path in sorted(restored.items()):  # the indexes first, then the catalog and its version key
+                if name.startswith("index-"):
+                    published.put_index(path, name)
+            for name in (PUBLISHED_CATALOG, PUBLISHED_VERSION):
+                if name in restored:
+                    published.files.write(name, restored[name].read_bytes())
     upgrade(settings.database_url)  # a backup of an older version is brought to this one's schema
     return info

@@ -1,21 +1,29 @@
 """Publishing: freeze an edition into immutable published artifacts, then switch what readers see.
 
-Order (each step only adds immutable, content-addressed blobs until the last two):
-1. snapshot the edition's pages and overlays (what is frozen);
-2. per page: train its marker data (``markers``), build its bundle (GLB full + lite + media,
-   ``builder.bundle``), write its page manifest; a page with premium overlays gets its free bundle with their
-   teasers and a premium part stored apart (``builder.premium``, issue 27);
-3. write the edition manifest; gzip copies of JSON/GLB for transfer;
-4. build the next recognition index (this edition's pages replaced) into a new file;
-5. one database transaction: the PublishedVersion row, the edition's published pointer, the audit entry;
-6. atomically replace the published catalog (``viewer_api.published``), which names the new index.
-If any step before 5 fails, nothing readers see has changed: the previous version keeps serving and the
-failure is recorded for the editor. No Flask here.
+One sequence (each step before 3 only adds things nothing names yet; 3 and 4 are the switch):
+1. artifacts: snapshot the edition's pages and overlays; per page train its marker data (``markers``), build its
+   bundle (GLB full + lite + media, ``builder.bundle``), write its page manifest (a page with premium overlays gets
+   its free bundle with their teasers and a premium part stored apart, ``builder.premium``, issue 27); the edition
+   manifest; gzip copies of JSON/GLB — immutable, content-addressed blobs in the asset store;
+2. index: the next recognition index (this edition's pages replaced) under a new content name
+   (``index-<sha256>.bnx``), not named by any catalog yet;
+3. catalog: the database rows are added (PublishedVersion, the edition's pointer, the audit entry) but not committed;
+   the journal (``.publishing-<edition>.json`` and the previous catalog's bytes beside it) records the switch about
+   to happen; then the published catalog is replaced atomically (``viewer_api.published``: readers switch here);
+4. database: one commit. If it fails, the previous catalog's bytes are put back (compensation), so readers and
+   records agree again.
+A failure at any step leaves the previous version serving, the database as it was (rolled back), the new index
+file removed, and the failure recorded for the editor (``PublishFailure``, audit entry, the job's error). A process
+killed between 3 and 4 leaves its journal: the next start (:func:`sweep_after_crash`) puts the previous catalog
+back unless the commit had happened. Unpublishing and a premium-policy change follow the same sequence. No Flask
+here.
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -29,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from markers import INDEX_VERSION, MARKER_VERSION, PageMarker, RecognitionIndex, browser_marker, train_page
@@ -41,14 +50,14 @@ from .models import AuditEntry, Edition, EditionStatus, Page, PublishedVersion, 
 from .errors import ValidatorUnavailableError
 from .problems import PublishFailed, ServerFault, ServiceError
 from .services import PUBLISHERS, Actor, audit, require_role
-from .storage import AssetStore, sha256_file
+from .storage import AssetStore, StorageError, sha256_file
 # the catalog's format and its pure edits: the contract module both sides import
 from viewer_api.published import next_catalog as _next_catalog, set_policy as _set_policy
 
 log = logging.getLogger(__name__)
 # Failures of the server rather than of the edition's content: a 500 with an incident id, not the 422 that tells the
 # editor what in the content to fix.
-SERVER_FAULTS = (OSError, MemoryError, subprocess.TimeoutExpired, ValidatorUnavailableError)
+SERVER_FAULTS = (OSError, MemoryError, subprocess.TimeoutExpired, ValidatorUnavailableError, StorageError, DBAPIError)
 
 GZIP_MIN_BYTES = 1024  # below this gzip's header costs more than it saves
 GZIP_EXTS = ("glb", "json", "bin")
@@ -60,10 +69,16 @@ THUMBNAIL_JPEG_QUALITY = 80
 Progress = Callable[[int, int], None]
 
 
-def _published_store(settings: Settings):
+def _published_store(settings: Settings, store: AssetStore | None = None):
+    """The published state of ``settings``' deployment: files under ``<data>/published``, or objects in the asset
+    store's bucket when it holds named objects (S3). The lock and the journal stay in the local directory."""
     from viewer_api.published import PublishedStore
 
-    return PublishedStore(settings.data_dir)
+    if store is None and settings.storage_backend != "local":
+        from .storage import store_from_settings
+
+        store = store_from_settings(settings)
+    return PublishedStore(settings.data_dir, store=store)
 
 
 @contextmanager
@@ -89,49 +104,102 @@ STALE_TEMP_S = 3600  # no bundle step runs this long (each external process is l
 
 
 def _publishing_mark(directory: Path, edition_id) -> Path:
-    """Present while a publish of the edition runs; left behind only by a process that was killed."""
+    """The journal of a running publish/unpublish of the edition; left behind only by a process that was killed."""
     return directory / f".publishing-{int(edition_id)}.json"
 
 
+def _previous_catalog_file(mark: Path) -> Path:
+    """The catalog's bytes before the switch, kept while the switch is not committed (the journal's undo)."""
+    return mark.with_suffix(".previous")
+
+
+class _Journal:
+    """The mark of one publish/unpublish (``kind``), written when it starts and removed when it ends, however it
+    ends — unless a switch could not be undone, or the process dies. :meth:`switching` records, before the catalog
+    is replaced, what undoing it takes: the previous catalog's bytes (or their absence) and the version key of the
+    catalog about to be written."""
+
+    def __init__(self, directory: Path, edition_id, actor: Actor, started_at: str, kind: str):
+        self.mark = _publishing_mark(directory, edition_id)
+        self.info = {"edition_id": int(edition_id), "user_id": actor.user_id, "started_at": started_at, "kind": kind}
+        self.keep = False
+
+    def __enter__(self) -> "_Journal":
+        self._write()
+        return self
+
+    def _write(self) -> None:
+        tmp = self.mark.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.info), encoding="utf-8")
+        tmp.replace(self.mark)
+
+    def switching(self, previous: bytes | None, switched_to: str, version: int | None) -> None:
+        previous_file = _previous_catalog_file(self.mark)
+        if previous is not None:
+            previous_file.write_bytes(previous)
+        else:
+            previous_file.unlink(missing_ok=True)
+        self.info.update(switched_to=switched_to, version=version, previous=previous is not None)
+        self._write()
+
+    def __exit__(self, *exc) -> None:
+        if not self.keep:
+            self.mark.unlink(missing_ok=True)
+            _previous_catalog_file(self.mark).unlink(missing_ok=True)
+
+
+def _switch_and_commit(db: Session, published, journal: _Journal | None, catalog: dict, previous: bytes | None,
+                       version: int | None) -> None:
+    """Steps 3-4: the catalog switch, then the commit of what ``db`` holds. On any failure (the write, the commit,
+    an interrupt) the previous catalog is put back before the error goes on; when even that fails, the journal is
+    kept for :func:`sweep_after_crash` to finish the undo."""
+    from viewer_api.published import catalog_bytes
+
+    data = catalog_bytes(catalog)
+    if journal is not None:
+        journal.switching(previous, hashlib.sha256(data).hexdigest(), version)
+    try:
+        published.write_catalog_bytes(data)
+        db.commit()
+    except BaseException:
+        try:
+            db.rollback()
+            published.write_catalog_bytes(previous)
+        except Exception:  # noqa: BLE001 - the original error is the one to report; the journal keeps the undo
+            log.exception("putting the previous catalog back failed; the next sweep will")
+            if journal is not None:
+                journal.keep = True
+        raise
+
+
 def sweep_after_crash(db: Session, settings: Settings, store: AssetStore) -> dict:
-    """Clean what an interrupted publish (kill -9, power loss) left, when no publish is running: temporary index
-    files, the store's half-written files, our stale temporary directories; and record each interrupted publish
-    (a failure the editor sees, and an audit entry). Called at start-up and on a schedule. Returns the counts."""
+    """Clean what an interrupted publish (kill -9, power loss) left, when no publish is running: a catalog switch
+    whose commit did not happen (the previous catalog is put back), temporary and unnamed index files, the store's
+    half-written files, our stale temporary directories; and record each interrupted publish or unpublish (a failure
+    the editor sees, and an audit entry). Called at start-up and on a schedule. Returns the counts."""
     import shutil
     import time
 
     from .gc import collect_garbage
 
-    published_dir = settings.data_dir / "published"
-    done = {"index_tmp": 0, "store_tmp": 0, "temp_dirs": 0, "interrupted": 0, "unreferenced_blobs": 0}
-    with _publish_lock(published_dir, blocking=False) as held:
+    published = _published_store(settings, store)
+    done = {"index_tmp": 0, "store_tmp": 0, "temp_dirs": 0, "interrupted": 0, "unreferenced_blobs": 0,
+            "switch_undone": 0, "unnamed_indexes": 0}
+    with _publish_lock(published.dir, blocking=False) as held:
         if not held:
             return done  # a publish is running: its files are not leftovers
-        catalog_path = published_dir / "catalog.json"
+        for mark in sorted(published.dir.glob(".publishing-*.json")):
+            _recover_journal(db, published, mark, done)
         try:
-            catalog = json.loads(catalog_path.read_text(encoding="utf-8")) if catalog_path.exists() else {}
-        except (OSError, ValueError):
+            catalog = published.read_catalog()
+        except (OSError, ValueError, StorageError):
             catalog = None  # unreadable: no blob is collected on a guess
         if catalog is not None:
             done["unreferenced_blobs"] = len(collect_garbage(db, store, catalog))
-        for tmp in published_dir.glob(".index-*.tmp"):
+            done["unnamed_indexes"] = _sweep_indexes(published, keep=catalog.get("index"))
+        for tmp in published.dir.glob(".index-*.tmp"):
             tmp.unlink(missing_ok=True)
             done["index_tmp"] += 1
-        for mark in published_dir.glob(".publishing-*.json"):
-            try:
-                info = json.loads(mark.read_text(encoding="utf-8"))
-                edition = db.get(Edition, int(info["edition_id"]))
-            except (ValueError, KeyError, TypeError, OSError):
-                edition, info = None, {}
-            if edition is not None:
-                detail = f"interrupted: the server stopped during this publish (started {info.get('started_at')})"
-                db.add(PublishFailure(edition_id=edition.id, user_id=info.get("user_id"), error=detail))
-                db.add(AuditEntry(user_id=None, user_email="system", action="edition.publish_interrupted",
-                                  target_type="edition", target_id=str(edition.id), address="",
-                                  detail={"started_at": info.get("started_at"), "user_id": info.get("user_id")}))
-                db.commit()
-                done["interrupted"] += 1
-            mark.unlink(missing_ok=True)
     done["store_tmp"] = store.sweep_temporaries()
     cutoff = time.time() - STALE_TEMP_S
     for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
@@ -142,6 +210,39 @@ def sweep_after_crash(db: Session, settings: Settings, store: AssetStore) -> dic
         except OSError:
             continue
     return done
+
+
+def _recover_journal(db: Session, published, mark: Path, done: dict) -> None:
+    """One interrupted publish/unpublish: undo its catalog switch unless its commit happened, record it, and remove
+    its journal."""
+    try:
+        info = json.loads(mark.read_text(encoding="utf-8"))
+        edition = db.get(Edition, int(info["edition_id"]))
+    except (ValueError, KeyError, TypeError, OSError):
+        edition, info = None, {}
+    kind = info.get("kind", "publish")
+    committed = False
+    if edition is not None and info.get("switched_to"):
+        if kind == "unpublish":
+            committed = edition.published_version_id is None
+        else:
+            committed = edition.published_version is not None and edition.published_version.version == info["version"]
+        if not committed and published.version() == info["switched_to"]:
+            previous = _previous_catalog_file(mark)
+            published.write_catalog_bytes(previous.read_bytes() if info.get("previous") else None)
+            done["switch_undone"] += 1
+    if edition is not None and not committed:
+        verb = "unpublish" if kind == "unpublish" else "publish"
+        detail = f"interrupted: the server stopped during this {verb} (started {info.get('started_at')})"
+        db.add(PublishFailure(edition_id=edition.id, user_id=info.get("user_id"), error=detail))
+        db.add(AuditEntry(user_id=None, user_email="system", action=f"edition.{verb}_interrupted",
+                          target_type="edition", target_id=str(edition.id), address="",
+                          detail={"started_at": info.get("started_at"), "user_id": info.get("user_id"),
+                                  "switch_undone": bool(info.get("switched_to"))}))
+        db.commit()
+        done["interrupted"] += 1
+    _previous_catalog_file(mark).unlink(missing_ok=True)
+    mark.unlink(missing_ok=True)
 
 
 def snapshot_page(p: Page) -> dict:
@@ -225,6 +326,12 @@ class _Artifacts:
         return key
 
 
+# OverlaySpec's fields a snapshot holds under the same name and type (the rest: the id as text, the options copied,
+# the asset and poster as local files of their blobs)
+_SPEC_COPIED = tuple(f.name for f in dataclasses.fields(OverlaySpec)
+                     if f.name not in ("id", "options", "asset_path", "poster_path"))
+
+
 def _page_spec(page: dict, store: AssetStore, copies: ExitStack) -> PageSpec:
     """The page as the bundle builder takes it; its files are the store's local copies, valid while ``copies`` is
     open."""
@@ -232,12 +339,8 @@ def _page_spec(page: dict, store: AssetStore, copies: ExitStack) -> PageSpec:
         return copies.enter_context(store.local_copy(key)) if key else None
 
     overlays = tuple(
-        OverlaySpec(id=str(o["id"]), kind=o["kind"], x_mm=o["x_mm"], y_mm=o["y_mm"], width_mm=o["width_mm"],
-                    height_mm=o["height_mm"], rotation_deg=o["rotation_deg"], elevation_mm=o["elevation_mm"],
-                    scale=o["scale"], options=dict(o["options"]),
-                    asset_path=path(o["asset_sha"]), asset_mime=o["asset_mime"],
-                    poster_path=path(o["poster_sha"]), stock=o["stock"],
-                    url=o["url"])
+        OverlaySpec(**{name: o[name] for name in _SPEC_COPIED}, id=str(o["id"]), options=dict(o["options"]),
+                    asset_path=path(o["asset_sha"]), poster_path=path(o["poster_sha"]))
         for o in page["overlays"])
     return PageSpec(id=str(page["id"]), number=page["number"], width_mm=page["width_mm"],
                     height_mm=page["height_mm"], image_path=path(page["image_sha"]), overlays=overlays)
@@ -319,7 +422,7 @@ def build_edition_artifacts(snapshot: dict, store: AssetStore, published_at: str
             if split.premium is not None else None)
         manifest_sha = artifacts.put(json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode(), "json")
         page_manifests.append(manifest)
-        page_entries[str(page["id"])] = {"manifest": manifest_sha, "marker": marker_sha,
+        page_entries[str(page["id"])] = {"manifest": manifest_sha, "marker": marker_sha, "image": page["image_sha"],
                                          "browser_marker": browser_sha, "edition_id": ed["id"], "code": page["code"]}
         if progress is not None:
             progress(len(page_entries), len(snapshot["pages"]))
@@ -378,12 +481,16 @@ def set_premium_free_after(db: Session, settings: Settings, actor: Actor, public
         publication.premium_free_after_days = value
         audit(db, actor, "publication.premium_policy", "publication", publication.id,
               premium_free_after_days=[before, value])
-        db.commit()
-        catalog = json.loads(json.dumps(published.catalog()))
+        previous = published.current_bytes()
+        current = published.read_catalog()
+        catalog = json.loads(json.dumps(current))
         _set_policy(catalog, publication)
-        if catalog != published.catalog():
-            catalog["updated_at"] = utcnow().isoformat() + "Z"
-            published.write_catalog(catalog)
+        if catalog == current:
+            db.commit()
+            return
+        catalog["updated_at"] = utcnow().isoformat() + "Z"
+        # the catalog first, then the commit; a failed commit puts the previous catalog back
+        _switch_and_commit(db, published, None, catalog, previous, None)
 
 
 def _train_stored_page(store: AssetStore, image_key: str, width_mm: float, height_mm: float, page_id) -> PageMarker:
@@ -394,25 +501,31 @@ def _train_stored_page(store: AssetStore, image_key: str, width_mm: float, heigh
 
 def _published_marker(pid: str, entry: dict, store: AssetStore) -> PageMarker:
     """A published page's marker. One an older library version trained (another marker format or keypoint
-    convention) is trained again from the page image its manifest names, stored, and ``entry["marker"]`` updated
-    (the caller writes the catalog)."""
+    convention) is trained again from the page image, stored, and ``entry["marker"]`` updated (the caller writes
+    the catalog)."""
     data = store.read(entry["marker"])
     if PageMarker.stored_version(data) == MARKER_VERSION:
         return PageMarker.from_bytes(data)
     manifest = json.loads(store.read(entry["manifest"]))
-    image_key = manifest["preview_url"].rsplit("/", 1)[-1].split(".", 1)[0]  # /pub/a/<sha256>.<ext>
+    image_key = entry.get("image") or _legacy_image_key(manifest)
     marker = _train_stored_page(store, image_key, manifest["width_mm"], manifest["height_mm"], pid)
     entry["marker"] = store.put_bytes(marker.to_bytes())
     return marker
 
 
-def _current_index(published_dir: Path, current: dict, store: AssetStore) -> RecognitionIndex:
+def _legacy_image_key(manifest: dict) -> str:
+    """The page image of a catalog entry written before entries named it (``image``): the blob of the manifest's
+    ``preview_url``, ``/pub/a/<sha256>.<ext>`` (publishing names the page image there)."""
+    return manifest["preview_url"].rsplit("/", 1)[-1].split(".", 1)[0]
+
+
+def _current_index(published, current: dict, store: AssetStore) -> RecognitionIndex:
     """The published recognition index; one written by an older library version is rebuilt from the published
     pages' markers (kept in the asset store; markers of an older version are trained again) with the scopes its
     header recorded."""
     if not current.get("index"):
         return RecognitionIndex()
-    path = published_dir / current["index"]
+    path = published.index_file(current["index"])
     if RecognitionIndex.stored_version(path) == INDEX_VERSION:
         return RecognitionIndex.load(path)
     scopes = RecognitionIndex.stored_scopes(path)
@@ -426,44 +539,53 @@ def _current_index(published_dir: Path, current: dict, store: AssetStore) -> Rec
 def upgrade_index(settings: Settings, store: AssetStore) -> bool:
     """At start-up: rebuild a published index written by an older library version (readers would otherwise get
     no recognition until the next publish). Returns True when it rebuilt one."""
-    published = _published_store(settings)
-    current = published.catalog()
+    published = _published_store(settings, store)
+    current = published.read_catalog()
     name = current.get("index")
-    if not name or not (published.dir / name).exists():
+    if not name or name not in published.index_names():
         return False
-    if RecognitionIndex.stored_version(published.dir / name) == INDEX_VERSION:
+    if RecognitionIndex.stored_version(published.index_file(name)) == INDEX_VERSION:
         return False
     with _publish_lock(published.dir):
-        current = published.catalog()  # another worker may have upgraded it meanwhile
-        if RecognitionIndex.stored_version(published.dir / current["index"]) == INDEX_VERSION:
+        previous = published.current_bytes()
+        current = published.read_catalog()  # another worker may have upgraded it meanwhile
+        if RecognitionIndex.stored_version(published.index_file(current["index"])) == INDEX_VERSION:
             return False
-        index = _current_index(published.dir, current, store)
-        index_name = _save_index(published.dir, index, "upgrade")
-        published.write_catalog(dict(current, index=index_name))
-        _sweep_indexes(published.dir, keep=index_name)
+        index = _current_index(published, current, store)
+        index_name = _save_index(published, index, "upgrade")
+        try:
+            published.write_catalog(dict(current, index=index_name))
+        except BaseException:
+            published.write_catalog_bytes(previous)
+            raise
+        _sweep_indexes(published, keep=index_name)
     return True
 
 
-def _save_index(published_dir: Path, index: RecognitionIndex, tag: str) -> str | None:
+def _save_index(published, index: RecognitionIndex, tag: str) -> str | None:
+    """Step 2: the index under its content name in the published state (not named by a catalog yet)."""
     if len(index) == 0:
         return None
-    tmp = published_dir / f".index-{tag}.tmp"
-    index.save(tmp)
-    name = f"index-{sha256_file(tmp)}.bnx"
-    tmp.replace(published_dir / name)
+    tmp = published.dir / f".index-{tag}.tmp"
+    try:
+        index.save(tmp)
+        name = f"index-{sha256_file(tmp)}.bnx"
+        published.put_index(tmp, name)
+    finally:
+        tmp.unlink(missing_ok=True)
     return name
 
 
-def _write_index(published_dir: Path, current: dict, edition_id: int, new_markers: dict,
+def _write_index(published, current: dict, edition_id: int, new_markers: dict,
                  scopes: tuple, store: AssetStore) -> str | None:
-    """Step 4: load the current index, replace this edition's pages, save under a new content name."""
-    index = _current_index(published_dir, current, store)
+    """Step 2: load the current index, replace this edition's pages, save under a new content name."""
+    index = _current_index(published, current, store)
     for pid, entry in current["pages"].items():
         if int(entry["edition_id"]) == edition_id:
             index.remove(str(pid))
     for pid, marker in new_markers.items():
         index.add(marker, scopes=scopes)
-    return _save_index(published_dir, index, str(edition_id))
+    return _save_index(published, index, str(edition_id))
 
 
 def check_publishable(actor: Actor, edition: Edition) -> dict:
@@ -489,63 +611,71 @@ def check_unpublishable(actor: Actor, edition: Edition) -> None:
 
 def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: Actor, edition: Edition,
                     options: BundleOptions = BundleOptions(), progress: Progress | None = None) -> PublishedVersion:
-    """Publish ``edition`` (steps 1-6 above). ``progress(pages_done, pages_total)``: see build_edition_artifacts."""
+    """Publish ``edition`` (steps 1-4 above). ``progress(pages_done, pages_total)``: see build_edition_artifacts."""
     snapshot = check_publishable(actor, edition)
-    published = _published_store(settings)
+    published = _published_store(settings, store)
     published_at = utcnow().isoformat() + "Z"
     try:
-        with _publish_lock(published.dir), _marked(published.dir, edition.id, actor, published_at):
+        with _publish_lock(published.dir), \
+                _Journal(published.dir, edition.id, actor, published_at, "publish") as journal:
             # another editor's publish may have run while this one waited for the lock: look again
             db.refresh(edition)
             if edition.status != EditionStatus.in_review.value:
                 raise ServiceError("wrong_status", http_status=409, status=edition.status)
             entries, artifacts, markers_ = build_edition_artifacts(snapshot, store, published_at, options, progress)
-            current = published.catalog()
+            previous = published.current_bytes()
+            current = published.read_catalog()
             scopes = (f"edition:{edition.id}", f"publication:{edition.publication.slug}")
-            index_name = _write_index(published.dir, current, edition.id, markers_, scopes, store)
-            version_no = 1 + (db.scalar(select(func.max(PublishedVersion.version))
-                                        .where(PublishedVersion.edition_id == edition.id)) or 0)
-            version = PublishedVersion(edition_id=edition.id, version=version_no, snapshot=snapshot,
-                                       manifest_sha=entries["edition"], published_by_id=actor.user_id)
-            db.add(version)
-            db.flush()
-            edition.published_version_id = version.id
-            edition.status = EditionStatus.draft.value  # later edits make a new draft; readers keep this version
-            audit(db, actor, "edition.publish", "edition", edition.id, version=version_no,
-                  manifest=entries["edition"], pages=len(snapshot["pages"]))
-            db.commit()
-            catalog = _next_catalog(current, edition.id, edition.publication.slug, edition.code,
-                                    version_no, entries, artifacts, index_name)
-            _set_policy(catalog, edition.publication)
-            published.write_catalog(catalog)
-            _sweep_indexes(published.dir, keep=index_name)
+            index_name = _write_index(published, current, edition.id, markers_, scopes, store)
+            try:
+                version = _add_version(db, actor, edition, snapshot, entries["edition"])
+                catalog = _next_catalog(current, edition.id, edition.publication.slug, edition.code,
+                                        version.version, entries, artifacts, index_name)
+                _set_policy(catalog, edition.publication)
+                _switch_and_commit(db, published, journal, catalog, previous, version.version)
+            except BaseException:
+                _drop_unnamed_index(published, index_name, current)
+                raise
+            _sweep_after_switch(published, index_name, current)
             return version
     except ServiceError:
         raise
     except Exception as exc:  # any failure: previous version keeps serving; the editor sees why
-        db.rollback()
-        incident = secrets.token_hex(4)
-        detail = f"{type(exc).__name__}: {exc}"[:2000]
-        log.exception("publishing edition %s failed [incident %s]", edition.id, incident)
-        # the full detail (paths included) for the newsroom's admins; the editor's message never holds a path
-        db.add(PublishFailure(edition_id=edition.id, user_id=actor.user_id, error=f"[{incident}] {detail}"))
-        audit(db, actor, "edition.publish_failed", "edition", edition.id, error=detail[:500], incident=incident)
-        db.commit()
-        if isinstance(exc, SERVER_FAULTS):
-            raise ServerFault(incident) from exc
-        raise PublishFailed(_without_paths(detail, settings)) from exc
+        raise _record_failure(db, settings, actor, edition, exc, "publish") from exc
 
 
-@contextmanager
-def _marked(directory: Path, edition_id, actor: Actor, started_at: str):
-    """The publishing mark for the duration of a publish (removed however it ends, unless the process dies)."""
-    mark = _publishing_mark(directory, edition_id)
-    mark.write_text(json.dumps({"edition_id": int(edition_id), "user_id": actor.user_id, "started_at": started_at}),
-                    encoding="utf-8")
-    try:
-        yield
-    finally:
-        mark.unlink(missing_ok=True)
+def _add_version(db: Session, actor: Actor, edition: Edition, snapshot: dict, manifest_sha: str) -> PublishedVersion:
+    """The rows of a publish (the version, the edition's pointer, the audit entry), flushed, not committed."""
+    version_no = 1 + (db.scalar(select(func.max(PublishedVersion.version))
+                                .where(PublishedVersion.edition_id == edition.id)) or 0)
+    version = PublishedVersion(edition_id=edition.id, version=version_no, snapshot=snapshot,
+                               manifest_sha=manifest_sha, published_by_id=actor.user_id)
+    db.add(version)
+    db.flush()
+    edition.published_version_id = version.id
+    edition.status = EditionStatus.draft.value  # later edits make a new draft; readers keep this version
+    audit(db, actor, "edition.publish", "edition", edition.id, version=version_no,
+          manifest=manifest_sha, pages=len(snapshot["pages"]))
+    db.flush()
+    return version
+
+
+def _record_failure(db: Session, settings: Settings, actor: Actor, edition: Edition, exc: Exception,
+                    verb: str) -> ServiceError:
+    """Roll back, record the failure for the editor and the admins, and return the error to raise: a server fault
+    (an incident id; every unpublish failure is one) or what in the content failed (never a server path)."""
+    db.rollback()
+    incident = secrets.token_hex(4)
+    detail = f"{type(exc).__name__}: {exc}"[:2000]
+    log.error("%sing edition %s failed [incident %s]", verb, edition.id, incident, exc_info=exc)
+    # the full detail (paths included) for the newsroom's admins; the editor's message never holds a path
+    prefix = "" if verb == "publish" else f"{verb}: "
+    db.add(PublishFailure(edition_id=edition.id, user_id=actor.user_id, error=f"[{incident}] {prefix}{detail}"))
+    audit(db, actor, f"edition.{verb}_failed", "edition", edition.id, error=detail[:500], incident=incident)
+    db.commit()
+    if verb != "publish" or isinstance(exc, SERVER_FAULTS):
+        return ServerFault(incident)
+    return PublishFailed(_without_paths(detail, settings))
 
 
 def _without_paths(text: str, settings: Settings) -> str:
@@ -557,23 +687,63 @@ def _without_paths(text: str, settings: Settings) -> str:
 
 
 def unpublish_edition(db: Session, store: AssetStore, settings: Settings, actor: Actor, edition: Edition) -> None:
+    """Withdraw the published edition: the same sequence as publishing (an index without its pages, the catalog
+    switch, the commit; the previous catalog put back when the commit fails)."""
     check_unpublishable(actor, edition)
-    published = _published_store(settings)
-    with _publish_lock(published.dir):
-        current = published.catalog()
-        index_name = _write_index(published.dir, current, edition.id, {}, (), store)
-        version = edition.published_version
-        version.unpublished_at = utcnow()
-        edition.published_version_id = None
-        audit(db, actor, "edition.unpublish", "edition", edition.id, version=version.version)
-        db.commit()
-        published.write_catalog(_next_catalog(current, edition.id, edition.publication.slug, edition.code,
-                                              None, None, None, index_name))
-        _sweep_indexes(published.dir, keep=index_name)
+    published = _published_store(settings, store)
+    try:
+        with _publish_lock(published.dir), \
+                _Journal(published.dir, edition.id, actor, utcnow().isoformat() + "Z", "unpublish") as journal:
+            db.refresh(edition)
+            check_unpublishable(actor, edition)  # another unpublish may have run while this one waited
+            previous = published.current_bytes()
+            current = published.read_catalog()
+            index_name = _write_index(published, current, edition.id, {}, (), store)
+            try:
+                version = edition.published_version
+                version.unpublished_at = utcnow()
+                edition.published_version_id = None
+                audit(db, actor, "edition.unpublish", "edition", edition.id, version=version.version)
+                db.flush()
+                catalog = _next_catalog(current, edition.id, edition.publication.slug, edition.code,
+                                        None, None, None, index_name)
+                _switch_and_commit(db, published, journal, catalog, previous, None)
+            except BaseException:
+                _drop_unnamed_index(published, index_name, current)
+                raise
+            _sweep_after_switch(published, index_name, current)
+    except ServiceError:
+        raise
+    except Exception as exc:  # the edition stays published, as the records say
+        raise _record_failure(db, settings, actor, edition, exc, "unpublish") from exc
 
 
-def _sweep_indexes(directory: Path, keep: str | None) -> None:
-    """Old index files are no longer named by the catalog; a server that still has one open keeps its handle."""
-    for path in directory.glob("index-*.bnx"):
-        if path.name != keep:
-            path.unlink(missing_ok=True)
+def _drop_unnamed_index(published, index_name: str | None, current: dict) -> None:
+    """A failed publish's new index file: removed, unless it is the one the catalog names (an unchanged index)."""
+    if index_name and index_name != current.get("index"):
+        try:
+            published.delete_index(index_name)
+        except (OSError, StorageError):
+            log.exception("removing the unnamed index %s failed; the next sweep will", index_name)
+
+
+def _sweep_after_switch(published, index_name: str | None, current: dict) -> None:
+    """After a committed switch: old index files go; a failure here is only logged (the publish is done and
+    recorded; the next sweep removes what is left)."""
+    try:
+        _sweep_indexes(published, keep=index_name, also=current.get("index"))
+    except (OSError, StorageError):
+        log.exception("removing old index files failed; the next sweep will")
+
+
+def _sweep_indexes(published, keep: str | None, also: str | None = None) -> int:
+    """Remove the index files no catalog names. On an object store the index just replaced (``also``) stays until
+    the next switch: a replica that read the previous catalog a moment ago may still be fetching it. (On local disk a
+    server that still has the old file open keeps its handle.) Returns how many were removed."""
+    kept = {keep} | ({also} if published.in_bucket and also else set())
+    removed = 0
+    for name in published.index_names():
+        if name not in kept:
+            published.delete_index(name)
+            removed += 1
+    return removed

@@ -79,8 +79,18 @@ class BlobSend:
     open: Callable[[], BinaryIO]
 
 
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a named object: a plain file name, no path
+
+
 class AssetStore:
-    """Interface every store implements. Keys are lowercase hex SHA-256 digests of the content."""
+    """Interface every store implements. Keys are lowercase hex SHA-256 digests of the content.
+
+    A store with ``NAMED_OBJECTS`` (S3) also holds a few mutable objects by name beside the blobs — the published
+    catalog, its version key and the recognition index (``viewer_api.published.BucketFiles``): ``put_named``,
+    ``put_named_file``, ``read_named`` (None when missing), ``fetch_named`` (into a local file), ``delete_named``,
+    ``list_named``. The local store has none: the published state is files under ``<data>/published``."""
+
+    NAMED_OBJECTS = False
 
     def put_bytes(self, data: bytes) -> str:
         raise NotImplementedError
@@ -123,6 +133,24 @@ class AssetStore:
         """A :class:`BlobSend` for the blob; StorageError when there is no such blob."""
         return BlobSend(key=key, size=self.size(key), mime=mime, etag=etag or key, cache_control=cache_control,
                         conditional=conditional, open=lambda: self.open(key))
+
+    def put_named(self, name: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def put_named_file(self, name: str, path: Path) -> None:
+        raise NotImplementedError
+
+    def read_named(self, name: str) -> bytes | None:
+        raise NotImplementedError
+
+    def fetch_named(self, name: str, path: Path) -> None:
+        raise NotImplementedError
+
+    def delete_named(self, name: str) -> None:
+        raise NotImplementedError
+
+    def list_named(self) -> list[str]:
+        raise NotImplementedError
 
     def sweep_temporaries(self) -> int:
         """Remove leftovers of interrupted writes; returns how many were removed (none where writes are atomic)."""

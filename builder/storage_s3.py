@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .storage import COPY_CHUNK, SHA256_RE, AssetStore, StorageError, check_key, sha256_bytes, sha256_file
+from .storage import COPY_CHUNK, NAME_RE, SHA256_RE, AssetStore, StorageError, check_key, sha256_bytes, sha256_file
 
 CONNECT_TIMEOUT_S = 5  # a bucket on the same network answers in milliseconds; fail fast when it is down
 READ_TIMEOUT_S = 60  # a slow first byte of a large object on a busy store
@@ -30,6 +30,10 @@ MAX_POOL = 32  # connections per process: gunicorn threads + a publish's writes
 RETRIES = 3  # botocore's "standard" retry mode: throttling and 5xx, with backoff
 LIST_PAGE = 1000  # keys per ListObjectsV2 answer (S3's own maximum)
 SIZE_CACHE_MAX = 100_000  # (size, mtime) of blobs seen, per process: blobs are immutable, a HEAD per hit is waste
+# Named objects (the published catalog, its version key, the recognition index) live under <prefix>published/: apart
+# from the blobs (whose names are exactly 64 hex digits after the prefix, so list() never takes one for a blob), and
+# apart per prefix, so two deployments sharing a bucket under two prefixes keep two published states.
+NAMED_DIR = "published/"
 
 
 class _S3Reader(io.RawIOBase):
@@ -94,7 +98,9 @@ class _S3Reader(io.RawIOBase):
 
 
 class S3Store(AssetStore):
-    """Blobs as objects in one bucket of an S3-compatible service."""
+    """Blobs as objects in one bucket of an S3-compatible service, and the published state as named objects."""
+
+    NAMED_OBJECTS = True
 
     def __init__(self, endpoint: str, bucket: str, region: str = "us-east-1", access_key: str = "",
                  secret_key: str = "", prefix: str = "blobs/"):
@@ -264,3 +270,54 @@ class S3Store(AssetStore):
         size = self.size(key)  # one HEAD (then cached); the body is fetched only when the response is sent
         return BlobSend(key=key, size=size, mime=mime, etag=etag or key, cache_control=cache_control,
                         conditional=conditional, open=lambda: _S3Reader(self, key, size))
+
+    # -- named objects (the published state: viewer_api.published.BucketFiles) ------------------------------------
+    def _named(self, name: str) -> str:
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise StorageError(f"not an object name: {name!r}")
+        return self.prefix + NAMED_DIR + name
+
+    def put_named(self, name: str, data: bytes) -> None:
+        """One PUT: a reader gets the old object or the new one, never a mix."""
+        self._call(None, "PutObject", self.client.put_object, Key=self._named(name), Body=data,
+                   ContentLength=len(data))
+
+    def put_named_file(self, name: str, path: Path) -> None:
+        with open(path, "rb") as fh:
+            self._call(None, "PutObject", self.client.put_object, Key=self._named(name), Body=fh,
+                       ContentLength=Path(path).stat().st_size)
+
+    def read_named(self, name: str) -> bytes | None:
+        try:
+            body = self._call(None, "GetObject", self.client.get_object, Key=self._named(name))["Body"]
+        except StorageError as exc:
+            if self._is_missing(exc.__cause__):
+                return None
+            raise
+        try:
+            return body.read()
+        finally:
+            body.close()
+
+    def fetch_named(self, name: str, path: Path) -> None:
+        body = self._call(None, "GetObject", self.client.get_object, Key=self._named(name))["Body"]
+        try:
+            with open(path, "wb") as out:
+                shutil.copyfileobj(body, out, COPY_CHUNK)
+        finally:
+            body.close()
+
+    def delete_named(self, name: str) -> None:
+        self._call(None, "DeleteObject", self.client.delete_object, Key=self._named(name))
+
+    def list_named(self) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        start = self.prefix + NAMED_DIR
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=start, PaginationConfig={"PageSize": LIST_PAGE})
+        try:
+            return [obj["Key"][len(start):] for page in pages for obj in page.get("Contents", [])
+                    if NAME_RE.match(obj["Key"][len(start):])]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"S3 ListObjectsV2 failed: {exc}") from exc

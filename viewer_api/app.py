@@ -121,7 +121,8 @@ def create_public_app(settings: Settings | None = None, test_config: Mapping[str
         engine = make_engine(url)
         sessionmaker = make_sessionmaker(engine)
     store = store_from_settings(settings)  # local disk or S3, as the newsroom app's
-    state = PublicState(settings=settings, store=store, published=PublishedStore(settings.data_dir, create=False),
+    state = PublicState(settings=settings, store=store,
+                        published=PublishedStore(settings.data_dir, create=False, store=store),
                         engine=engine, sessionmaker=sessionmaker)
     app.extensions["baonhung"] = state
 

@@ -27,6 +27,12 @@ This module is the contract both sides import: the format (above), the reader (`
 catalog is renamed into place. A public process checks it at most every ``CATALOG_POLL_S`` seconds (not on every
 request) and reads the catalog again when it changed, so replicas switch to a new publish without a restart.
 Without a version key (a data directory written before it existed) the catalog file's stat() stands in for it.
+
+**Where the published state lives** (issue 28): with the local store, files under ``<data>/published/``
+(:class:`LocalFiles`); with a store that holds named objects (S3, ``AssetStore.NAMED_OBJECTS``), objects in the bucket
+beside the blobs (:class:`BucketFiles`: ``<prefix>published/catalog.json``, ``catalog.version``, ``index-<sha>.bnx``),
+so public processes on machines with no shared disk poll the version object, fetch the new catalog, and fetch the
+index into a local cache file (``<data>/cache/published/``, checked against the SHA-256 in its name) to load it.
 """
 from __future__ import annotations
 
@@ -61,13 +67,142 @@ class CodeTarget:
     page_id: int | None
 
 
-class PublishedStore:
-    """Read side of the published state; reloads the catalog (and index) when the file changes."""
+class LocalFiles:
+    """The published state as files in one directory (``<data>/published``): the local store's default."""
 
-    def __init__(self, data_dir: Path, create: bool = True, poll_s: float = CATALOG_POLL_S, clock=time.monotonic):
+    def __init__(self, directory: Path):
+        self.dir = directory
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return (self.dir / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write(self, name: str, data: bytes) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        _write_atomically(self.dir, self.dir / name, data)
+
+    def delete(self, name: str) -> None:
+        (self.dir / name).unlink(missing_ok=True)
+
+    def index_names(self) -> list[str]:
+        return sorted(p.name for p in self.dir.glob("index-*.bnx"))
+
+    def put_index(self, path: Path, name: str) -> None:
+        """``path``: a finished index file on the same file system (publishing saves it in this directory first)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.replace(path, self.dir / name)
+
+    def index_file(self, name: str) -> Path:
+        return self.dir / name
+
+    def version(self) -> str | None:
+        """The catalog's version key; without one, or one older than the catalog (a hand-written catalog, a data
+        directory written before the key existed), the catalog file's stat; None when nothing is published."""
+        try:
+            st = (self.dir / CATALOG_FILE).stat()
+        except FileNotFoundError:
+            return None
+        try:
+            key = (self.dir / VERSION_FILE).read_text(encoding="ascii").strip()
+            vst = (self.dir / VERSION_FILE).stat()
+        except (FileNotFoundError, UnicodeDecodeError):
+            key, vst = "", None
+        if key and vst is not None and vst.st_mtime_ns >= st.st_mtime_ns:
+            return key
+        return f"stat:{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+
+
+# A cached index file nothing names any more is removed once this old: another worker process of the machine may
+# still be loading it (a load takes well under a minute even for a large index).
+INDEX_CACHE_KEEP_S = 600
+
+
+class BucketFiles:
+    """The published state as named objects in the asset store's bucket (``store``: an S3Store), so that machines
+    share it without a shared disk. The index is fetched into ``cache_dir`` (made on the first fetch only) and
+    checked against the SHA-256 its name carries before it is used."""
+
+    def __init__(self, store, cache_dir: Path):
+        self.store = store
+        self.cache_dir = cache_dir
+
+    def read(self, name: str) -> bytes | None:
+        return self.store.read_named(name)
+
+    def write(self, name: str, data: bytes) -> None:
+        self.store.put_named(name, data)
+
+    def delete(self, name: str) -> None:
+        self.store.delete_named(name)
+
+    def index_names(self) -> list[str]:
+        return sorted(n for n in self.store.list_named() if n.startswith("index-") and n.endswith(".bnx"))
+
+    def put_index(self, path: Path, name: str) -> None:
+        self.store.put_named_file(name, path)
+        Path(path).unlink(missing_ok=True)
+
+    def index_file(self, name: str) -> Path:
+        target = self.cache_dir / name
+        if target.is_file():
+            return target
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=self.cache_dir)
+        os.close(fd)
+        try:
+            self.store.fetch_named(name, Path(tmp))
+            digest = _sha256_file(Path(tmp))
+            if f"index-{digest}.bnx" != name:
+                raise CatalogError(f"the index object {name} holds other bytes (SHA-256 {digest})")
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        self._drop_old_cache(keep=name)
+        return target
+
+    def _drop_old_cache(self, keep: str) -> None:
+        cutoff = time.time() - INDEX_CACHE_KEEP_S
+        for path in self.cache_dir.glob("*"):
+            try:
+                if path.name != keep and path.stat().st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                continue
+
+    def version(self) -> str | None:
+        if self.read(CATALOG_FILE) is None:
+            return None
+        data = self.read(VERSION_FILE)
+        return data.decode("ascii", "replace").strip() if data else "unversioned"
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def published_files(data_dir: Path, store=None):
+    """Where the published state lives for ``store``: in its bucket when it holds named objects, else files under
+    ``<data_dir>/published``."""
+    if store is not None and getattr(store, "NAMED_OBJECTS", False):
+        return BucketFiles(store, Path(data_dir) / "cache" / "published")
+    return LocalFiles(Path(data_dir) / "published")
+
+
+class PublishedStore:
+    """Read side of the published state; reloads the catalog (and index) when its version key changes."""
+
+    def __init__(self, data_dir: Path, create: bool = True, poll_s: float = CATALOG_POLL_S, clock=time.monotonic,
+                 store=None):
         """``create=False`` (the public app): never make the directory; a data dir with nothing published serves
-        an empty catalog."""
-        self.dir = Path(data_dir) / "published"
+        an empty catalog. ``store``: the asset store; one with named objects (S3) holds the published state too."""
+        self.dir = Path(data_dir) / "published"  # local: the state itself; S3: the publisher's lock and marks
+        self.files = published_files(data_dir, store)
         if create:
             self.dir.mkdir(parents=True, exist_ok=True)
         self.catalog_path = self.dir / CATALOG_FILE
@@ -85,6 +220,10 @@ class PublishedStore:
         self._premium_for: tuple[dict, frozenset] | None = None
         self._free_for: tuple[dict, dict] | None = None
 
+    @property
+    def in_bucket(self) -> bool:
+        return isinstance(self.files, BucketFiles)
+
     # -------------------------------------------------------------------------------- reading
     def catalog(self) -> dict:
         """The current catalog. The version key is looked at once per ``poll_s`` (and at once after a write made
@@ -97,32 +236,33 @@ class PublishedStore:
         if stamp != self._stamp:
             with self._lock:
                 if stamp != self._stamp:
-                    self._catalog = self._read() if stamp else dict(EMPTY_CATALOG)
-                    self._stamp = stamp
+                    data = self.current_bytes() if stamp else None
+                    self._catalog = self._parse(data) if data is not None else dict(EMPTY_CATALOG)
+                    # a version key read just before a newer catalog (or, on an object store, a catalog read
+                    # older than its key): look again at the next poll rather than keep a mismatched pair
+                    self._stamp = stamp if data is None or len(stamp) != 64 \
+                        or hashlib.sha256(data).hexdigest() == stamp else None
         self._checked_at = now
         self._seen_writes = writes
         return self._catalog
 
     def version(self) -> str | None:
-        """The version key of the published state: the catalog's SHA-256 from ``catalog.version``, else (a data
-        directory written before the key existed, or a catalog written by hand) the catalog file's stat, else
-        None when nothing is published."""
-        try:
-            st = self.catalog_path.stat()
-        except FileNotFoundError:
-            return None
-        try:
-            key = self.version_path.read_text(encoding="ascii").strip()
-            vst = self.version_path.stat()
-        except (FileNotFoundError, UnicodeDecodeError):
-            key, vst = "", None
-        if key and vst is not None and vst.st_mtime_ns >= st.st_mtime_ns:
-            return key
-        return f"stat:{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"  # the key is older than the catalog: hand-written
+        """The version key of the published state: the catalog's SHA-256 (``catalog.version``), else a stand-in
+        (see :meth:`LocalFiles.version`), else None when nothing is published."""
+        return self.files.version()
 
-    def _read(self) -> dict:
-        with open(self.catalog_path, encoding="utf-8") as fh:
-            data = json.load(fh)
+    def current_bytes(self) -> bytes | None:
+        """The catalog's bytes as stored now (no cache): what publishing switches from, and restores on failure."""
+        return self.files.read(CATALOG_FILE)
+
+    def read_catalog(self) -> dict:
+        """The catalog as stored now (no cache), for publishing to edit."""
+        data = self.current_bytes()
+        return self._parse(data) if data is not None else json.loads(json.dumps(EMPTY_CATALOG))
+
+    @staticmethod
+    def _parse(raw: bytes) -> dict:
+        data = json.loads(raw.decode("utf-8"))
         if data.get("version") != CATALOG_VERSION:
             raise CatalogError(f"catalog version {data.get('version')!r}, expected {CATALOG_VERSION}")
         return data
@@ -229,21 +369,50 @@ class PublishedStore:
                     else:
                         from markers import RecognitionIndex
 
-                        self._index = RecognitionIndex.load(self.dir / name)
+                        self._index = RecognitionIndex.load(self.files.index_file(name))
                     self._index_name = name
         return self._index
 
     # -------------------------------------------------------------------------------- writing
-    def write_catalog(self, catalog: dict) -> None:
-        """Atomically replace the catalog (temporary file, fsync, rename), then its version key. Called by the
-        publisher only."""
-        catalog = dict(catalog, version=CATALOG_VERSION)
-        data = json.dumps(catalog, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(self.dir, self.catalog_path, data)
-        _write_atomically(self.dir, self.version_path, hashlib.sha256(data).hexdigest().encode("ascii"))
+    def write_catalog(self, catalog: dict) -> bytes:
+        """Atomically replace the catalog (local: temporary file, fsync, rename; S3: one PUT), then its version key.
+        Called by the publisher only. Returns the bytes written."""
+        data = catalog_bytes(catalog)
+        self.write_catalog_bytes(data)
+        return data
+
+    def write_catalog_bytes(self, data: bytes | None) -> None:
+        """The catalog exactly as ``data`` (a catalog read before: publishing's compensation puts it back), or, for
+        None, no catalog at all (nothing was published before): the version key goes first, so no reader takes
+        the catalog's absence for a state of its own before the key says so."""
+        if data is None:
+            self.files.delete(VERSION_FILE)
+            self.files.delete(CATALOG_FILE)
+        else:
+            self.files.write(CATALOG_FILE, data)
+            self.files.write(VERSION_FILE, hashlib.sha256(data).hexdigest().encode("ascii"))
         with _writes_lock:  # readers in this process see it at once, not after their poll interval
             _local_writes[self.dir] = _local_writes.get(self.dir, 0) + 1
+
+    # -------------------------------------------------------------------------------- the index (publisher side)
+    def put_index(self, path: Path, name: str) -> None:
+        """A finished index file under its content name (``index-<sha256>.bnx``); served once a catalog names it."""
+        self.files.put_index(path, name)
+
+    def index_file(self, name: str) -> Path:
+        """A local file holding the index ``name`` (S3: fetched into the cache)."""
+        return self.files.index_file(name)
+
+    def index_names(self) -> list[str]:
+        return self.files.index_names()
+
+    def delete_index(self, name: str) -> None:
+        self.files.delete(name)
+
+
+def catalog_bytes(catalog: dict) -> bytes:
+    """The catalog as it is stored (its SHA-256 is the version key)."""
+    return json.dumps(dict(catalog, version=CATALOG_VERSION), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 _local_writes: dict[Path, int] = {}  # catalog writes made by this process, per published directory

@@ -198,3 +198,50 @@ def test_the_public_app_alone_serves_an_edition_from_the_bucket_with_no_newsroom
     photo, _ = _photo_of(21)
     match = client.post("/api/v1/recognize", data=photo, content_type="image/jpeg").get_json()["match"]
     assert match and match["page_id"] == page_id
+
+
+def test_the_published_state_lives_in_the_bucket_and_a_public_app_elsewhere_serves_and_recognizes_from_it(
+        app, client, users, published, tmp_path):
+    """Issue 28: on S3 the catalog, its version key and the recognition index are objects in the bucket (under the
+    prefix), not files of the newsroom's data directory, so a public process on another machine — an empty data
+    directory of its own, no database — serves the page, recognizes a photo of it (the index fetched into its local
+    cache), and follows an unpublish by polling the version object."""
+    import hashlib
+    import json
+    from dataclasses import replace
+
+    from tests.web.test_public import _photo_of
+    from viewer_api.app import create_public_app, warm_up
+    from viewer_api.published import CATALOG_POLL_S
+
+    state = app.extensions["baonhung"]
+    store = state.store
+    data = store.read_named("catalog.json")
+    assert store.read_named("catalog.version").decode() == hashlib.sha256(data).hexdigest()
+    catalog = json.loads(data)
+    assert catalog["index"] and catalog["index"] in store.list_named()
+    on_disk = state.settings.data_dir / "published"
+    assert not (on_disk / "catalog.json").exists() and not list(on_disk.glob("index-*.bnx"))
+
+    elsewhere = tmp_path / "public-machine"
+    elsewhere.mkdir()
+    settings = replace(state.settings, data_dir=elsewhere, database_url="", readers_database_url="none")
+    public = create_public_app(settings, {"TESTING": True})
+    warm_up(public)  # fetches the index once into the cache, before a fork
+    reader = public.test_client()
+    edition_id, page_id = published["edition"]["id"], published["page"]["id"]
+    manifest = reader.get(f"/pub/pages/{page_id}/manifest.json")
+    assert manifest.status_code == 200
+    assert manifest.get_json() == client.get(f"/pub/pages/{page_id}/manifest.json").get_json()
+    assert reader.get(manifest.get_json()["bundles"]["full"]["url"]).status_code == 200
+    photo, _ = _photo_of(21)
+    match = reader.post("/api/v1/recognize", data=photo, content_type="image/jpeg").get_json()["match"]
+    assert match["page_id"] == page_id and match["edition_id"] == edition_id
+    assert sorted(p.name for p in (elsewhere / "cache" / "published").iterdir()) == [catalog["index"]]
+
+    r = client.post(f"/api/v1/editions/{edition_id}/unpublish", headers=auth(users.tokens["editor"]))
+    assert r.status_code == 202 and r.get_json()["status"] == "done", r.get_json()
+    time.sleep(CATALOG_POLL_S + 0.1)
+    assert reader.get(f"/pub/pages/{page_id}/manifest.json").status_code == 404
+    assert reader.post("/api/v1/recognize", data=photo, content_type="image/jpeg").get_json() == {"match": None}
+    assert json.loads(store.read_named("catalog.json"))["index"] is None
