@@ -136,3 +136,64 @@ def test_nginx_in_front_sends_artifacts_with_the_apps_headers_and_proxies_recogn
             nginx.stop()
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_without_an_events_upstream_events_go_with_everything_else():
+    def directives(text):
+        return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+    text = directives(nginx_conf.render(REPO, "127.0.0.1:1", ["127.0.0.1:2"], REPO))
+    assert "baonhung_events" not in text and "/api/v1/events" not in text and "@@" not in text
+    text = nginx_conf.render(REPO, "127.0.0.1:1", ["127.0.0.1:2"], REPO, events=["127.0.0.1:3", "127.0.0.1:4"])
+    assert "location = /api/v1/events" in text and "server 127.0.0.1:3;\n        server 127.0.0.1:4;" in text
+
+
+def _serve_public(data_dir, port: int) -> subprocess.Popen:
+    env = {"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(data_dir), "BAONHUNG_READERS_DATABASE_URL": "none",
+           "HOME": os.environ.get("HOME", "/tmp"), "BAONHUNG_TRUSTED_PROXIES": "1"}
+    return subprocess.Popen([sys.executable, "-m", "builder.cli", "serve-public", "--port", str(port),
+                             "--workers", "1", "--threads", "2"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.skipif(nginx_conf.nginx_binary() is None, reason="nginx is not installed (apt-get install nginx)")
+def test_nginx_sends_readership_events_to_a_public_process_of_their_own(app, published, tmp_path):
+    """Issue 26/28: with an events upstream, POST /api/v1/events reaches that serve-public process and nothing else
+    does: while it runs the app answers the events (its JSON refusal of an empty batch); once it is stopped, events
+    get nginx's 502 while the other process goes on serving manifests and recognize."""
+    data_dir = app.extensions["baonhung"].settings.data_dir
+    port, events_port, nginx_port = _free_port(), _free_port(), _free_port()
+    main, events = _serve_public(data_dir, port), _serve_public(data_dir, events_port)
+    nginx = None
+    manifest = f"/pub/editions/{published['edition']['id']}/manifest.json"
+    try:
+        nginx = nginx_conf.Nginx(tmp_path / "nginx", nginx_port, [f"127.0.0.1:{port}"], data_dir / "store",
+                                 events=[f"127.0.0.1:{events_port}"])
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                up = _request(nginx_port, manifest)[0] == 200 and \
+                    _request(nginx_port, "/api/v1/events", "POST", b"{}", {"Content-Type": "text/plain"})[0] != 502
+            except OSError:
+                up = False
+            if up:
+                break
+            assert time.monotonic() < deadline, "serve-public did not start"
+            time.sleep(0.2)
+        status, _, body = _request(nginx_port, "/api/v1/events", "POST", b"{}", {"Content-Type": "text/plain"})
+        assert 400 <= status < 500 and b'"error"' in body, (status, body)
+        events.terminate()
+        events.wait(timeout=30)
+        status, _, body = _request(nginx_port, "/api/v1/events", "POST", b"{}", {"Content-Type": "text/plain"})
+        assert status == 502 and b'"error"' not in body  # nginx's own page: the events process is the only one
+        assert _request(nginx_port, manifest)[0] == 200
+        photo, _ = _photo_of(21)
+        status, _, body = _request(nginx_port, "/api/v1/recognize", "POST", photo, {"Content-Type": "image/jpeg"})
+        assert status == 200 and f'"page_id":{published["page"]["id"]}'.encode() in body.replace(b" ", b"")
+    finally:
+        if nginx is not None:
+            nginx.stop()
+        for proc in (main, events):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
