@@ -64,7 +64,6 @@ from builder.storage import sha256_file
 from builder.procs import FFMPEG_MEMORY_MB, limited
 
 
-OVERLAY_KINDS = ("model3d", "video", "audio", "animated_image", "image", "panorama360", "link")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STOCK_DIR = REPO_ROOT / "assets" / "3d"
 

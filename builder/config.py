@@ -220,7 +220,7 @@ def _ratelimit_storage(env: dict) -> str:
 
 def _accel_redirect(env: dict) -> str:
     """``BAONHUNG_ACCEL_REDIRECT``: empty (the app sends artifact bodies itself), or the path of nginx's internal
-    location aliasing the local store, ``/`` at both ends (scripts/nginx-baonhung.conf.template: ``/_store/``)."""
+    location aliasing the local store, ``/`` at both ends (deploy/nginx-baonhung.conf.template: ``/_store/``)."""
     value = env.get("BAONHUNG_ACCEL_REDIRECT", "").strip()
     if value and not re.fullmatch(r"/(?:[A-Za-z0-9_-]+/)+", value):
         raise ConfigError(f"BAONHUNG_ACCEL_REDIRECT must be empty or an internal location such as /_store/, "

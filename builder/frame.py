@@ -45,9 +45,8 @@ import math
 from dataclasses import dataclass
 
 MM_PER_M = 1000.0
-PAGE_TOP_AXIS = (0.0, 0.0, -1.0)   # the page's top edge points toward −Z
-PAGE_RIGHT_AXIS = (1.0, 0.0, 0.0)  # +X along the page width
-PAGE_NORMAL_AXIS = (0.0, 1.0, 0.0)  # +Y out of the paper toward the reader
+# The page's top edge points toward −Z; +X runs along the page width, +Y out of the paper toward the reader.
+PAGE_TOP_AXIS = (0.0, 0.0, -1.0)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,6 @@ class ValidationReport:
     warnings: int
     messages: list[dict]
     infos: int = 0
-    hints: int = 0
     info: dict = field(default_factory=dict)
 
     @property
@@ -101,7 +100,6 @@ def _report_from_json(raw: dict[str, Any]) -> ValidationReport:
         warnings=int(issues.get("numWarnings", 0)),
         messages=messages,
         infos=int(issues.get("numInfos", 0)),
-        hints=int(issues.get("numHints", 0)),
         info=dict(report.get("info", {})),
     )
 

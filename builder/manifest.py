@@ -58,10 +58,6 @@ def page_manifest_url(page_id: str) -> str:
     return f"/pub/pages/{page_id}/manifest.json"
 
 
-def edition_manifest_url(edition_id: str) -> str:
-    return f"/pub/editions/{edition_id}/manifest.json"
-
-
 def file_ref(path: Path, mime: str, url_for: UrlFor = content_url) -> ArtifactRef:
     """An artifact reference for a local file: its SHA-256, size and URL."""
     path = Path(path)

@@ -368,10 +368,6 @@ class ApiNonce(Base):
 
 
 # Issue 28: publishing (and unpublishing) runs as a background job (builder.jobs); the editor polls its row.
-JOB_KINDS = ("publish", "unpublish")
-JOB_STATUSES = ("queued", "running", "done", "failed")
-
-
 class Job(Base):
     """One publish or unpublish of an edition, queued by the editor and run by a worker. ``active`` is True while
     the job is queued or running and NULL after: the unique (edition_id, active) pair allows one active job per
@@ -381,11 +377,11 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (UniqueConstraint("edition_id", "active", name="uq_job_active_edition"), NO_REUSE)
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))  # "publish" | "unpublish"
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     address: Mapped[str] = mapped_column(String(64), default="")
-    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)  # queued|running|done|failed
     active: Mapped[Optional[bool]] = mapped_column(Boolean, default=True)
     pages_done: Mapped[int] = mapped_column(Integer, default=0)
     pages_total: Mapped[int] = mapped_column(Integer, default=0)

@@ -27,9 +27,7 @@ def register_public(app, state) -> None:
 
     app.register_blueprint(premium_bp)
     state.csrf_exempt_blueprints.add(premium_bp.name)
-    try:
-        from .viewer import viewer_bp
-    except ImportError:  # the viewer blueprint lands separately; the public API works without it
-        return
+    from .viewer import viewer_bp  # the phone viewer: its page shell, vendor files and service worker
+
     app.register_blueprint(viewer_bp)
     state.csrf_exempt_blueprints.add(viewer_bp.name)

@@ -224,7 +224,7 @@ function renderList() {
   }
 }
 
-// Upload facts worth a designer's attention (builder/importers.py): [{code, values: {...}}]; older rows may hold
+// Upload facts worth a designer's attention (builder/importers/): [{code, values: {...}}]; older rows may hold
 // plain strings. Known codes get a translated text with their values, unknown ones show their code.
 function assetWarnings(o) {
   const list = o.asset && o.asset.meta && o.asset.meta.warnings;
