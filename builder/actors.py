@@ -10,7 +10,7 @@ from typing import Any, Iterable
 from sqlalchemy.orm import Session
 
 from .models import AuditEntry, User
-from .problems import Forbidden
+from .errors import Forbidden
 
 
 @dataclass(frozen=True)

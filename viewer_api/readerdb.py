@@ -13,15 +13,15 @@ from __future__ import annotations
 from flask import current_app, g
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from builder.problems import ServiceError
+from builder.errors import AppError
 
 # SQLAlchemy errors meaning "the database is not there": connection refused or lost, a timeout, SQLite's missing
 # file or table. Not IntegrityError and the like: those are the request's, answered by the endpoints themselves.
 UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
 
 
-class ReadersUnavailable(ServiceError):
-    http_status = 503
+class ReadersUnavailable(AppError):
+    """No readers database, or it cannot be reached (answered 503, builder/http_errors.py)."""
 
     def __init__(self):
         super().__init__("readers_unavailable")

@@ -16,7 +16,7 @@ from builder import entitlements as ent
 from builder import services as svc
 from builder.models import (AuditEntry, CodeBatch, CodeRedemption, Entitlement, Publication, Reader,
                             SubscriptionCode, utcnow)
-from builder.problems import Forbidden, InvalidField, NotFound, ServiceError
+from builder.errors import AppError, Forbidden, InvalidField, NotFound
 
 EDITOR = svc.Actor(1, "editor@example.vn", "editor", "127.0.0.1")  # the app's first user (fixture ``state``)
 
@@ -109,10 +109,10 @@ def test_a_code_redeems_once_per_reader_and_is_used_up_by_its_max_readers(db, st
     assert dt.timedelta(days=29, hours=23) < given.expires_at - utcnow() <= dt.timedelta(days=30)
     assert ent.is_entitled(db, lan.id, pub.id)
     before = counts(db)
-    with pytest.raises(ServiceError) as again:
+    with pytest.raises(AppError) as again:
         ent.redeem_code(db, lan, code)
     assert (again.value.code, status_for(again.value)) == ("code_already_redeemed", 409)
-    with pytest.raises(ServiceError) as other:
+    with pytest.raises(AppError) as other:
         ent.redeem_code(db, minh, code)
     assert (other.value.code, status_for(other.value)) == ("code_used_up", 409)
     assert counts(db) == before and not ent.is_entitled(db, minh.id, pub.id)
@@ -126,7 +126,7 @@ def test_max_redemptions_counts_distinct_readers(db, state, pub):
     readers = [make_reader(db, f"r{i}@example.vn") for i in range(4)]
     for r in readers[:3]:
         ent.redeem_code(db, r, codes[0][1])
-    with pytest.raises(ServiceError) as refused:
+    with pytest.raises(AppError) as refused:
         ent.redeem_code(db, readers[3], codes[0][1])
     assert refused.value.code == "code_used_up"
     assert db.scalar(select(SubscriptionCode.redemptions)) == 3
@@ -152,7 +152,7 @@ def test_two_readers_racing_for_the_last_redemption_cannot_both_have_it(db, stat
 
     event.listen(engine, "before_cursor_execute", competitor)
     try:
-        with pytest.raises(ServiceError) as lost:
+        with pytest.raises(AppError) as lost:
             ent.redeem_code(db, lan, codes[0][1])
     finally:
         event.remove(engine, "before_cursor_execute", competitor)
@@ -167,7 +167,7 @@ def test_a_code_past_its_batch_date_is_expired(db, state, pub):
     db.execute(update(CodeBatch).where(CodeBatch.id == batch.id).values(redeem_until=utcnow() - dt.timedelta(seconds=1)))
     db.commit()
     reader = make_reader(db, "lan@example.vn")
-    with pytest.raises(ServiceError) as refused:
+    with pytest.raises(AppError) as refused:
         ent.redeem_code(db, reader, codes[0][1])
     assert (refused.value.code, status_for(refused.value)) == ("code_expired", 410)
     assert db.scalar(select(func.count()).select_from(Entitlement)) == 0
@@ -178,7 +178,7 @@ def test_a_revoked_batchs_codes_no_longer_redeem_and_the_revocation_is_audited(d
     reader = make_reader(db, "lan@example.vn")
     ent.redeem_code(db, reader, codes[0][1])
     ent.revoke_batch(db, EDITOR, batch)
-    with pytest.raises(ServiceError) as refused:
+    with pytest.raises(AppError) as refused:
         ent.redeem_code(db, make_reader(db, "minh@example.vn"), codes[1][1])
     assert (refused.value.code, status_for(refused.value)) == ("code_expired", 410)
     assert ent.is_entitled(db, reader.id, pub.id)  # what was granted stays
@@ -188,10 +188,10 @@ def test_a_revoked_batchs_codes_no_longer_redeem_and_the_revocation_is_audited(d
 def test_unknown_and_malformed_codes(db, state, pub):
     batch_of(db, state, pub, count=1)
     reader = make_reader(db, "lan@example.vn")
-    with pytest.raises(ServiceError) as unknown:
+    with pytest.raises(AppError) as unknown:
         ent.redeem_code(db, reader, "ABCD-EFGH-JKMN")
     assert (unknown.value.code, status_for(unknown.value)) == ("code_unknown", 404)
-    with pytest.raises(ServiceError) as bad:
+    with pytest.raises(AppError) as bad:
         ent.redeem_code(db, reader, "ABCD-0000")
     assert (bad.value.code, status_for(bad.value)) == ("bad_code", 400)
     assert "XXXX-XXXX-XXXX" in bad.value.message("vi") and "XXXX-XXXX-XXXX" in bad.value.message("en")
@@ -393,7 +393,7 @@ def test_readers_racing_on_postgresql_never_exceed_max_redemptions(pg_url, tmp_p
             try:
                 ent.redeem_code(session, reader, codes[0][1])
                 outcomes.append("ok")
-            except ServiceError as refused:
+            except AppError as refused:
                 outcomes.append(refused.code)
         finally:
             session.close()

@@ -132,7 +132,7 @@ def test_cookie_session_writes_need_a_csrf_token(client, users):
 
 def test_login_is_throttled_after_repeated_failures(app, users):
     from builder import auth as auth_mod
-    from builder.problems import LoginThrottled
+    from builder.errors import LoginThrottled
 
     db = app.extensions["baonhung"].sessionmaker()
     for _ in range(5):
