@@ -172,10 +172,11 @@ class BucketFiles:
                 continue
 
     def version(self) -> str | None:
-        if self.read(CATALOG_FILE) is None:
-            return None
+        """One GET of the version object (64 bytes) per poll; only without one, a look at the catalog object."""
         data = self.read(VERSION_FILE)
-        return data.decode("ascii", "replace").strip() if data else "unversioned"
+        if data:
+            return data.decode("ascii", "replace").strip()
+        return "unversioned" if self.read(CATALOG_FILE) is not None else None  # between a catalog and its key
 
 
 def _sha256_file(path: Path) -> str:
