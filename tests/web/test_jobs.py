@@ -316,3 +316,45 @@ def test_on_postgresql_the_queue_and_the_jobs_live_in_the_database_with_no_other
     assert done["status"] == "done" and done["version"] == 1 and done["pages_done"] == 2, done
     assert len(client.get(f"/pub/editions/{edition['id']}/manifest.json").get_json()["pages"]) == 2
     app.extensions["baonhung"].engine.dispose()
+
+
+@pytest.mark.skipif(not os.environ.get("BAONHUNG_TEST_REDIS_URL"),
+                    reason="no Redis: scripts/test-redis.sh starts Debian's redis-server and prints the URL for "
+                           "BAONHUNG_TEST_REDIS_URL")
+def test_on_redis_the_queue_carries_the_job_from_the_newsroom_app_to_a_worker_process(tmp_path):
+    """The same task and consumer on huey's Redis storage (BAONHUNG_QUEUE_URL=redis://…, the production engine named
+    in docs/DEPLOY.md): the newsroom app queues in Redis, a `baonhung worker` process of its own takes the message
+    and publishes, progress and result through the jobs table."""
+    from builder.config import Settings
+    from tests.conftest import Users, _user_id, user_with_token
+
+    redis_url = os.environ["BAONHUNG_TEST_REDIS_URL"]
+    data_dir = tmp_path / "redis"
+    settings = Settings.from_env({"BAONHUNG_DATA_DIR": str(data_dir), "BAONHUNG_QUEUE_URL": redis_url})
+    app = make_app(data_dir, SETTINGS=settings, JOBS_IMMEDIATE=False)
+    huey = app.extensions["baonhung"].jobs.huey
+    assert type(huey).__name__ == "RedisHuey"
+    huey.flush()  # a queue of this test's own (an earlier run's messages gone)
+    client = app.test_client()
+    tokens = {role: user_with_token(app, f"{role}@toasoan.vn", role) for role in ("designer", "editor")}
+    users = Users(tokens=tokens, ids={role: _user_id(app, f"{role}@toasoan.vn") for role in tokens})
+    edition = _edition_in_review(client, users, pages=2)
+    editor = tokens["editor"]
+    job = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).get_json()
+    assert job["status"] == "queued" and huey.pending_count() == 1  # the message is in Redis, nothing runs it yet
+    env = dict(os.environ, BAONHUNG_DATA_DIR=str(data_dir), BAONHUNG_ENV="development", BAONHUNG_QUEUE_URL=redis_url,
+               DATABASE_URL=app.extensions["baonhung"].settings.database_url, PYTHONPATH=str(ROOT))
+    worker = subprocess.Popen([sys.executable, "-m", "builder.cli", "worker"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        done = _wait(client, editor, job["id"], lambda j: j["status"] in ("done", "failed"))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    assert done["status"] == "done" and done["version"] == 1 and done["pages_done"] == 2, done
+    assert huey.pending_count() == 0
+    assert len(client.get(f"/pub/editions/{edition['id']}/manifest.json").get_json()["pages"]) == 2
