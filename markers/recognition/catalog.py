@@ -231,6 +231,10 @@ class Catalog:
         self._background = np.zeros((0, INDEXED_FEATURES), np.uint8)
         self._index: faiss.IndexBinary = _new_flat()
         self._trained_size = 0  # feature count the IVF was trained at (0: flat)
+        # A loaded index's FAISS codes are read in place from the mapped file (persistence.load_into): the mapping
+        # stays alive with them, and the first change copies the index into this process (_own_index_locked).
+        self._mapping: np.ndarray | None = None
+        self._index_mapped = False
         self._scope_cache: OrderedDict[str, tuple[faiss.IndexBinary, np.ndarray]] = OrderedDict()
         self._scope_lock = threading.Lock()
         self._shared_cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -273,6 +277,7 @@ class Catalog:
             self._pages[marker.page_id] = page
             ids = (np.int64(slot) << FEATURE_BITS) | np.arange(k, dtype=np.int64)
             self._set_background_locked(slot, background)
+            self._own_index_locked()
             self._index.add_with_ids(np.ascontiguousarray(desc[:k]), ids)
             self._maybe_train_locked()
             self._invalidate_scopes(page.scopes)
@@ -296,12 +301,24 @@ class Catalog:
     def _remove_locked(self, page_id: str) -> None:
         page = self._pages.pop(page_id)
         lo = page.slot << FEATURE_BITS
+        self._own_index_locked()
         self._index.remove_ids(faiss.IDSelectorRange(lo, lo + MAX_PAGE_FEATURES))
         self._slots[page.slot] = None
         self._background[page.slot] = 0
         self._free.append(page.slot)
         self._invalidate_scopes(page.scopes)
         self._forget_shared()
+
+    def _own_index_locked(self) -> None:
+        """Before a change: a FAISS index that views the mapped file (FAISS aborts the process on a change to a
+        viewed list) is replaced by a copy of its own."""
+        if not self._index_mapped:
+            return
+        index = faiss.deserialize_index_binary(faiss.serialize_index_binary(self._index))
+        if isinstance(index, faiss.IndexBinaryIVF):
+            index.nprobe = self._index.nprobe
+            per_list_ready(index)
+        self._index, self._index_mapped = index, False
 
     def _invalidate_scopes(self, scopes: tuple[str, ...]) -> None:
         with self._scope_lock:

@@ -104,8 +104,12 @@ class RecognitionIndex(Catalog):
     stored_scopes = staticmethod(persistence.stored_scopes)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, params: RecognitionParams = DEFAULT_PARAMS) -> "RecognitionIndex":
-        """Read an index written by ``save``. IndexFormatError: not an index, wrong version, truncated/corrupt."""
+    def load(cls, path: str | os.PathLike, params: RecognitionParams = DEFAULT_PARAMS, mapped: bool = True
+             ) -> "RecognitionIndex":
+        """Read an index written by ``save``: its arrays mapped from the file, shared with every other process that
+        loads the same file (mapped=False: read into this process's memory). The file must not be rewritten in
+        place while loaded (published indexes are content-named and replaced by rename). IndexFormatError: not an
+        index, wrong version, truncated/corrupt."""
         self = cls(params)
-        persistence.load_into(self, path)
+        persistence.load_into(self, path, mapped)
         return self
