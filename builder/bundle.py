@@ -61,6 +61,7 @@ from builder import frame
 from builder.gltf import (Document, GlbDocument, GraftError, load_gltf_json, model_bounds, read_glb,
                           scene_to_glb, write_glb)
 from builder.storage import sha256_file
+from builder.importers.limits import MB
 from builder.procs import FFMPEG_MEMORY_MB, limited
 
 
@@ -74,7 +75,6 @@ ANIMATED_FPS_MAX = 30       # transcoded animated images: GIF delays below 33 ms
 ANIMATED_MIN_FRAME_MS = 20  # browsers treat GIF delays under 20 ms as 100 ms; we clamp to 20 ms instead
 VALIDATION_MESSAGES_SHOWN = 5
 FFMPEG_TIMEOUT_S = 180
-MB = 1_000_000
 
 MIME_BY_EXT = {
     ".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".mov": "video/quicktime",

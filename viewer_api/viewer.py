@@ -27,6 +27,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 
+from markers.deeplink import MAX_CODE_LENGTH  # deep-link codes are ~7 characters; anything much longer is noise
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = REPO_ROOT / "node_modules"
 OWN_VENDOR = Path(__file__).resolve().parent / "vendor"  # built here, committed (see vendor/opencv/BUILD-INFO.json)
@@ -57,7 +59,6 @@ OWN_BUILDS = {"opencv": OWN_VENDOR / "opencv" / "BUILD-INFO.json"}
 GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 6  # level 9 is several times slower for <2% smaller output
 IMMUTABLE = "public, max-age=31536000, immutable"
-MAX_CODE_LENGTH = 32  # deep-link codes are ~7 characters; anything much longer is not a code
 # getUserMedia constraints of the viewer (camera.js, and the page's boot script on the reader's tap): the rear camera
 CAMERA_CONSTRAINTS = {"audio": False,
                       "video": {"facingMode": {"ideal": "environment"}, "width": {"ideal": 1280}, "height": {"ideal": 720}}}
