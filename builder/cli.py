@@ -54,7 +54,7 @@ def _session(s: Settings):
 
 def cmd_create_user(args) -> int:
     from . import services as svc
-    from .problems import ServiceError
+    from .errors import AppError
 
     s = _settings()
     db = _session(s)
@@ -66,7 +66,7 @@ def cmd_create_user(args) -> int:
         if args.token:
             _row, secret = svc.issue_token(db, svc.SYSTEM, user, "cli")
             print(f"token: {secret}")
-    except ServiceError as exc:
+    except AppError as exc:
         print(f"error: {exc.message('en')}", file=sys.stderr)
         return 1
     finally:
