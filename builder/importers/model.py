@@ -194,11 +194,6 @@ def _check_dae(data: bytes, filename: str) -> None:
     head = data[:65536].upper()
     if b"<!DOCTYPE" in head or b"<!ENTITY" in data.upper():
         raise _corrupt(filename, "COLLADA with a DTD or entities is not accepted")
-    try:
-        import collada  # noqa: F401  (pycollada, trimesh's DAE reader)
-    except ImportError as exc:
-        raise InvalidAssetError("unsupported_type", {"filename": filename, "detected": "COLLADA (DAE)",
-                                                     "kind": "model3d", "accepted": _accepted_labels("model3d")}) from exc
 
 
 # A model converted from a format without colours (STL, a plain PLY or OBJ) gets a light grey matte material: the
