@@ -27,6 +27,7 @@ Generated pages and trained markers are cached in bench/out/.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import multiprocessing as mp
@@ -44,7 +45,7 @@ import cv2  # noqa: E402
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
-from markers import PageMarker, RecognitionIndex, train_page  # noqa: E402
+from markers import INDEX_VERSION, PageMarker, RecognitionIndex, train_page  # noqa: E402
 from markers import synth  # noqa: E402
 from markers.recognition import page_corners_mm, project  # noqa: E402
 
@@ -338,6 +339,83 @@ def summarize(res_a, res_b, res_fp, q_a, q_b) -> dict:
             "corner_px": float(np.median(errs)) if errs else float("nan")}
 
 
+# ------------------------------------------------------------------------------------------------ memory of loaders
+_RSS_CHILD = r"""
+import json, sys
+sys.path.insert(0, sys.argv[3])
+import cv2, numpy as np
+from markers import RecognitionIndex
+def rollup():
+    out = {}
+    for line in open("/proc/self/smaps_rollup"):
+        k, *v = line.split()
+        if k in ("Rss:", "Pss:", "Shared_Clean:", "Private_Clean:", "Private_Dirty:"):
+            out[k[:-1]] = int(v[0]) / 1024
+    return out
+base = rollup()
+index = RecognitionIndex.load(sys.argv[1], mapped=sys.argv[2] == "mapped")
+photos = [cv2.imread(p) for p in sys.argv[4:]]
+found = sum(index.recognize(p) is not None for p in photos)
+print(json.dumps({"base": base, "loaded": rollup(), "found": found}), flush=True)
+sys.stdin.readline()
+"""
+
+
+def _rollup(pid: int) -> dict:
+    out = {}
+    for line in open(f"/proc/{pid}/smaps_rollup"):
+        k, *v = line.split()
+        if k in ("Rss:", "Pss:", "Shared_Clean:", "Private_Clean:", "Private_Dirty:"):
+            out[k[:-1]] = int(v[0]) / 1024
+    return out
+
+
+def loader_memory(n: int, workers: int, q_a: list[dict]) -> None:
+    """Resident memory of one and of two processes that load the same saved index of ``n`` pages (mapped, and read
+    into memory) and recognize 10 photos: RSS and PSS from /proc/<pid>/smaps_rollup. Pages beyond the cached
+    catalog are copies of cached pages under other ids (the same feature counts, so the same bytes)."""
+    import subprocess
+
+    path = OUT / f"rss-index-{n}.bnix"
+    if not path.exists() or RecognitionIndex.stored_version(path) != INDEX_VERSION:
+        have = min(n, len(list((OUT / f"catalog-m{_catalog_key()}").glob("markers_*.bin"))) * CHUNK) or CHUNK
+        markers, _ = generated_markers(have, workers)
+        index = RecognitionIndex()
+        for i in range(n):
+            m = markers[i % len(markers)]
+            index.add(m if i < len(markers) else dataclasses.replace(m, page_id=f"{m.page_id}-copy{i}"),
+                      scopes=(f"edition:{i // EDITION_PAGES}",))
+        index.save(path)
+    shots = []
+    for i, q in enumerate(q_a[:10]):
+        p = OUT / f"rss-photo-{i}.jpg"
+        cv2.imwrite(str(p), q["image"])
+        shots.append(str(p))
+    size_mb = path.stat().st_size / 2 ** 20
+    print(f"# loader memory: index of {n} pages, file {size_mb:.0f} MB; each process loads it and recognizes "
+          f"{len(shots)} photos", flush=True)
+    print(f"{'load':<7} {'procs':>5} {'rss_mb':>16} {'pss_mb':>16} {'private_mb':>16} {'sum_pss_mb':>10}")
+    for mode in ("mapped", "read"):
+        procs = []
+        for k in (1, 2):
+            child = subprocess.Popen([sys.executable, "-c", _RSS_CHILD, str(path), mode, str(ROOT)] + shots,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            json.loads(child.stdout.readline())
+            procs.append(child)
+            r = [_rollup(c.pid) for c in procs]
+
+            def col(key) -> str:
+                return " / ".join(f"{key(x):.0f}" for x in r)
+
+            print(f"{mode:<7} {k:>5} {col(lambda x: x['Rss']):>16} {col(lambda x: x['Pss']):>16} "
+                  f"{col(lambda x: x['Private_Dirty'] + x['Private_Clean']):>16} {sum(x['Pss'] for x in r):>10.0f}",
+                  flush=True)
+        for c in procs:
+            c.stdin.write("\n")
+            c.stdin.flush()
+            c.wait(60)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="100,1000,10000")
@@ -350,6 +428,8 @@ def main() -> None:
     ap.add_argument("--train-timed", type=int, default=30, help="generated pages trained again here, timed")
     ap.add_argument("--details", action="store_true", help="print per-query misses to stderr")
     ap.add_argument("--prepare-only", action="store_true", help="only build the caches in bench/out/")
+    ap.add_argument("--loader-memory", type=int, default=0, metavar="PAGES",
+                    help="only measure the memory of 1 and 2 processes loading a saved index of PAGES pages")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     n_fp = args.queries if args.fp is None else args.fp
@@ -359,6 +439,9 @@ def main() -> None:
     q_a = synthetic_queries(args.queries)
     q_fp = fp_queries(n_fp)
     refs, q_b = real_set()
+    if args.loader_memory:
+        loader_memory(args.loader_memory, args.workers, q_a)
+        return
     markers_all, _ = generated_markers(max(sizes), args.workers)
     if args.prepare_only:
         return
