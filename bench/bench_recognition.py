@@ -23,6 +23,10 @@ Latency is the whole ``recognize`` call with cv2.setNumThreads(2) and faiss.omp_
 a time. Training time (train_ms, the median per page): 30 generated pages trained again here (checked byte for byte
 against the cache) and the real reference pages, on the same 2 threads. The machine is shared: timings are noisy.
 Generated pages and trained markers are cached in bench/out/.
+Oracle ceilings (``RESULT oracle``, issue 30): the share of set (a) / (b) photos found when the right page is handed
+(the photo's ORB features verified against it alone) and when the true homography is handed (the photo rectified
+with it), from bench/diagnose_candidates.py. ``--loader-memory PAGES`` only measures RSS / PSS of one and two
+processes loading the same saved index (mapped, and read into memory).
 """
 from __future__ import annotations
 
@@ -450,6 +454,7 @@ def main() -> None:
     header = (f"{'pages':>6} {'method':<11} {'top1_synth':>10} {'top1_real':>9} {'wrong':>6} {'fp':>6} {'p50_ms':>7} "
               f"{'p95_ms':>7} {'scoped_p95':>10} {'kb/page':>8} {'train_ms':>8} {'corner_px':>9}")
     rows, results, tilted_results = [], [], []
+    ceilings: dict[str, float] = {}
     for n in sizes:
         index = RecognitionIndex()
         t0 = time.time()
@@ -468,6 +473,12 @@ def main() -> None:
             index.prepare_scope(q["scope"])
         scoped = run_index(index, q_scoped, scoped=True)
         s = summarize(res_a, res_b, res_fp, q_a, q_b)
+        if not ceilings:  # the oracle's: independent of the catalog size (the right page or homography handed)
+            from diagnose_candidates import oracle
+
+            for name, qs in (("synth", q_a), ("real", q_b)):
+                o = np.array([oracle(index, q) for q in qs]).reshape(-1, 2)
+                ceilings[f"{name}_true_page"], ceilings[f"{name}_true_homography"] = o.mean(axis=0)
         s["large"] = large_jpeg_timing(index, q_a)
         s.update(n=n, kb_per_page=index.memory_bytes_per_page() / 1024, train_ms=float(np.median(train_ms)),
                  scoped_p95_ms=_p95([r["ms"] for r in scoped]),
@@ -525,6 +536,9 @@ def main() -> None:
               f"wrong={s['wrong']:.3f} fp={s['fp']:.3f} p50_ms={s['p50_ms']:.0f} p95_ms={s['p95_ms']:.0f} "
               f"kb_per_page={s['kb_per_page']:.1f} train_ms={s['train_ms']:.0f} corner_px={s['corner_px']:.2f} "
               f"scoped_p95_ms={s['scoped_p95_ms']:.0f} scoped_top1={s['scoped_top1']:.3f}")
+    print("# oracle ceilings (bench/diagnose_candidates.py oracle): found when the right page is handed (its ORB "
+          "features verified against it alone) / when the true homography is handed (the photo rectified with it)")
+    print("RESULT oracle " + " ".join(f"{k}={v:.3f}" for k, v in ceilings.items()))
 
 
 if __name__ == "__main__":
