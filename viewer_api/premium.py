@@ -28,14 +28,13 @@ from builder.errors import AppError
 from builder.http_errors import status_for
 from builder.storage import StorageError
 
-from .public import EXT_MIME, send_blob
+from .public import EXT_MIME, request_lang, send_blob
 from .readerdb import UNAVAILABLE_ERRORS, db, unavailable
 from .readers_api import current_reader, session_binding
 
 premium_bp = Blueprint("premium", __name__)
 
 NO_STORE = "private, no-store"
-LANGS = ("vi", "en")
 HEX64 = re.compile(r"[0-9a-f]{64}")
 # Premium media keep the extension of their upload: the public side's types plus the few it never serves.
 PREMIUM_EXT_MIME = {**EXT_MIME, "mov": "video/quicktime", "flac": "audio/flac", "avif": "image/avif"}
@@ -57,17 +56,9 @@ def _key() -> bytes:
     return key
 
 
-def _lang() -> str:
-    asked = request.args.get("lang")
-    if asked in LANGS:
-        return asked
-    best = request.accept_languages.best_match(LANGS) if request.accept_languages else None
-    return best or "vi"
-
-
 @premium_bp.errorhandler(AppError)
 def _app_error(err: AppError):
-    response = jsonify(err.to_dict(_lang()))
+    response = jsonify(err.to_dict(request_lang()))
     response.status_code = status_for(err)
     return response
 

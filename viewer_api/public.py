@@ -200,9 +200,16 @@ def _too_large():
     return response, status
 
 
+LANGS = ("vi", "en")
+
+
 def request_lang() -> str:
-    """The public side's language: Accept-Language (the viewer's scripts say theirs), else Vietnamese."""
-    return (request.accept_languages.best_match(["vi", "en"]) if request.accept_languages else None) or "vi"
+    """The public side's language: ``?lang=`` (the reader pages' toggle), else Accept-Language (the viewer's scripts
+    say theirs), else Vietnamese."""
+    asked = request.args.get("lang")
+    if asked in LANGS:
+        return asked
+    return (request.accept_languages.best_match(LANGS) if request.accept_languages else None) or "vi"
 
 
 def error_response(err: AppError, status: int | None = None):

@@ -31,6 +31,7 @@ from builder.models import Reader
 from builder.errors import AppError, BadRequest, InvalidField, LoginThrottled, MissingField
 from builder.http_errors import Refusal, error_of, status_for
 
+from .public import request_lang
 from .readerdb import UNAVAILABLE_ERRORS, db, unavailable
 
 readers_bp = Blueprint("readers", __name__)
@@ -40,7 +41,6 @@ CSRF_COOKIE = "baonhung_reader_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 COOKIE_MAX_AGE_S = readers.SESSION_DAYS * 24 * 3600
 MAX_BODY_BYTES = 16 * 1024  # an email, a password and a token fit many times over
-LANGS = ("vi", "en")
 # Requests per minute (per client address, and per second key: the email of a reset, the session of a redeem).
 # Sign-in guessing is throttled by builder.readers.sign_in itself; these bound the cost of everything else.
 RATE_LIMITS = {
@@ -84,14 +84,6 @@ def _settings():
     return current_app.extensions["baonhung"].settings
 
 
-def _lang() -> str:
-    asked = request.args.get("lang")
-    if asked in LANGS:
-        return asked
-    best = request.accept_languages.best_match(LANGS) if request.accept_languages else None
-    return best or "vi"
-
-
 def _secure() -> bool:
     return request.is_secure or _settings().env == "production"
 
@@ -101,7 +93,7 @@ def _json_error(err: AppError | Refusal):
     the error to (or the Refusal's)."""
     status = status_for(err)
     err = error_of(err)
-    response = jsonify(err.to_dict(_lang()))
+    response = jsonify(err.to_dict(request_lang()))
     response.status_code = status
     retry = err.values.get("retry_after") or (err.values.get("seconds") if isinstance(err, LoginThrottled) else None)
     if retry:
@@ -271,7 +263,7 @@ def me():
 @readers_bp.post("/api/v1/reader/signup")
 def signup():
     body = _body("email", "password")
-    reader = readers.sign_up(db(), body["email"], body["password"], language=_lang())
+    reader = readers.sign_up(db(), body["email"], body["password"], language=request_lang())
     return _signed_in_response(reader, 201)
 
 
@@ -364,7 +356,7 @@ RESET_PAGE_TEXT = {
 @readers_bp.get("/reader/reset")
 def reset_page():
     """The page the reset mail links to: a new-password form (reader_reset.js posts it), or why the link is dead."""
-    lang = _lang()
+    lang = request_lang()
     token = request.args.get("token", "")
     status = readers.reset_token_status(db(), token)
     nonce = secrets.token_urlsafe(16)
