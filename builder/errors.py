@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_LANG = "vi"
-SUPPORTED_LANGS = ("vi", "en")
 
 
 def N_(template: str) -> str:
@@ -410,8 +409,8 @@ class ValidatorUnavailableError(AppError):
 
 
 # ----- compatibility names for callers not converted yet (publish.py and jobs.py are rewritten elsewhere):
-# ServiceError(code, http_status, **values) and BaoNhungError(code, values) are AppError; a status given is ignored.
-BaoNhungError = ServiceError = AppError
+# ServiceError(code, http_status, **values) is AppError; a status given is ignored.
+ServiceError = AppError
 
 
 def error_codes() -> tuple[str, ...]:
