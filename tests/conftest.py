@@ -1,5 +1,6 @@
-"""Shared fixtures: an app on a temporary data directory (SQLite + local store), users of every role with
-API tokens, and helpers to prove that a refused request left no row and no file behind."""
+"""Shared fixtures: an app on a temporary data directory (local store) and a migrated database of the engine the run
+tests (SQLite, or PostgreSQL with ``--db postgresql``), users of every role with API tokens, and helpers to prove that
+a refused request left no row and no file behind."""
 from __future__ import annotations
 
 import io
@@ -32,6 +33,238 @@ def _cheap_password_hashes() -> None:
 _cheap_password_hashes()
 
 
+# --- The database engine a run tests: SQLite (the default) or PostgreSQL (``--db postgresql``; make test runs the
+# database-touching tests a second time that way). Migrations run once per pytest process into a template; every
+# test's database is a copy of it (a file copy on SQLite, CREATE DATABASE ... TEMPLATE on PostgreSQL), ~0.6 s saved
+# a test. PostgreSQL databases are named bn_t_<pid>_<n> so concurrent runs on one server never meet, and are dropped
+# at the end of the test (module, session) that made them.
+ENGINES = ("sqlite", "postgresql")
+ENGINE = os.environ.get("BAONHUNG_TEST_DB", "sqlite")  # pytest_configure sets it from --db
+# tests whose code (or fixtures' code) names one of these touch the database: the PostgreSQL run selects them
+DB_WORDS = ("make_app(", "database_env(", "create_app(", "test_database(", "upgrade(", "pg_url", "make_engine(")
+_SQLITE_TEMPLATE: list[Path] = []
+_PG: dict = {"admin": None, "template": None, "counter": 0}
+_PG_BY_DIR: dict[str, str] = {}  # data dir -> its database's URL (a second make_app on the same data finds it)
+_PG_ENGINES: dict[str, list] = {}  # URL -> engines opened on it (disposed before the drop)
+_PG_CREATED: list[str] = []  # URLs in order of creation
+
+
+def pytest_addoption(parser):
+    parser.addoption("--db", choices=ENGINES, default=None,
+                     help="database engine of make_app/test_database (default sqlite, or $BAONHUNG_TEST_DB); with "
+                          "postgresql only the tests that touch the database are collected")
+
+
+def pytest_configure(config):
+    global ENGINE
+    ENGINE = config.getoption("--db") or ENGINE
+    if ENGINE not in ENGINES:
+        raise pytest.UsageError(f"BAONHUNG_TEST_DB must be one of {ENGINES}, not {ENGINE!r}")
+    os.environ["BAONHUNG_TEST_DB"] = ENGINE  # pytest-xdist workers and helper processes see the same
+
+
+_SOURCES: dict = {}
+
+
+def _source(obj) -> str:
+    import inspect
+
+    if obj not in _SOURCES:
+        try:
+            _SOURCES[obj] = inspect.getsource(obj)
+        except (OSError, TypeError):
+            _SOURCES[obj] = ""
+    return _SOURCES[obj]
+
+
+def _db_helpers(module) -> tuple[str, ...]:
+    """Calls of the module's own functions that reach the database (``name(``)."""
+    import inspect
+
+    if module not in _SOURCES:
+        _SOURCES[module] = tuple(
+            name + "(" for name, obj in vars(module).items()
+            if inspect.isfunction(obj) and obj.__module__ == module.__name__ and any(w in _source(obj) for w in DB_WORDS))
+    return _SOURCES[module]
+
+
+def _touches_database(item) -> bool:
+    """Whether the test, one of its fixtures or one of its module's helpers it calls opens a database."""
+    module = getattr(item, "module", None)
+    words = DB_WORDS + (_db_helpers(module) if module is not None else ())
+    texts = [_source(getattr(item, "function", None))]
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info is not None else ():
+        texts += [_source(d.func) for d in defs if not d.func.__module__.startswith("_pytest")]
+    return any(w in t for t in texts for w in words)
+
+
+def pytest_collection_modifyitems(config, items):
+    if ENGINE != "postgresql":
+        return
+    kept, dropped = [], []
+    for item in items:
+        (kept if _touches_database(item) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+    if not os.environ.get("BAONHUNG_TEST_POSTGRES_URL"):
+        if os.environ.get("CI"):
+            raise pytest.UsageError("--db postgresql in CI needs BAONHUNG_TEST_POSTGRES_URL (make test sets it)")
+        reason = ("PostgreSQL variant: BAONHUNG_TEST_POSTGRES_URL is not set (make test starts a local server and sets "
+                  "it; or run scripts/test-postgres.sh)")
+        for item in items:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _sqlite_template() -> Path:
+    if not _SQLITE_TEMPLATE:
+        import atexit
+        import shutil
+        import tempfile
+
+        from builder.db import upgrade
+
+        folder = Path(tempfile.mkdtemp(prefix="baonhung-test-template-"))
+        atexit.register(shutil.rmtree, folder, True)
+        path = folder / "template.sqlite3"
+        upgrade(f"sqlite:///{path}")  # alembic's connection is closed again (NullPool): the file is whole
+        _SQLITE_TEMPLATE.append(path)
+    return _SQLITE_TEMPLATE[0]
+
+
+def _pg_admin():
+    if _PG["admin"] is None:
+        from sqlalchemy import create_engine
+
+        base = os.environ.get("BAONHUNG_TEST_POSTGRES_URL")
+        if not base:
+            pytest.skip("PostgreSQL: BAONHUNG_TEST_POSTGRES_URL is not set (make test starts a local server and sets "
+                        "it; or run scripts/test-postgres.sh)")
+        _PG["base"] = base
+        _PG["admin"] = create_engine(base, isolation_level="AUTOCOMMIT", pool_size=1)
+        _drop_leftovers(_PG["admin"])
+    return _PG["admin"]
+
+
+def _drop_leftovers(admin) -> None:
+    """Databases of earlier test processes that are gone (killed before their teardown)."""
+    from sqlalchemy import text
+
+    with admin.connect() as conn:
+        names = conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'bn\\_t\\_%' "
+                                  "OR datname LIKE 'bn\\_tpl\\_%'")).scalars().all()
+    for name in names:
+        pid = name.split("_")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            _drop_database(admin, name)
+
+
+def _pg_url_of(name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(_PG["base"]).set(database=name).render_as_string(hide_password=False)
+
+
+def _pg_create(migrated: bool) -> str:
+    from sqlalchemy import text
+
+    admin = _pg_admin()
+    if migrated and _PG["template"] is None:
+        from builder.db import upgrade
+
+        name = f"bn_tpl_{os.getpid()}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        upgrade(_pg_url_of(name))  # alembic's connection is closed again (NullPool): nobody is in the template
+        _PG["template"] = name
+    _PG["counter"] += 1
+    name = f"bn_t_{os.getpid()}_{_PG['counter']}"
+    template = _PG["template"] if migrated else "template0"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    url = _pg_url_of(name)
+    _PG_ENGINES[url] = []
+    _PG_CREATED.append(url)
+    return url
+
+
+def test_database(data_dir: Path, migrated: bool = True) -> str:
+    """The URL of ``data_dir``'s database on this run's engine, made the first time it is asked for: migrated to the
+    head revision (a copy of the template) or, with ``migrated=False``, empty (for a command that migrates itself).
+    On SQLite it is ``data_dir/baonhung.sqlite3``, the product's default; asked again, the same database."""
+    data_dir = Path(data_dir)
+    if ENGINE == "sqlite":
+        path = data_dir / "baonhung.sqlite3"
+        url = f"sqlite:///{path}"
+        if path.exists():
+            from builder.db import upgrade
+
+            upgrade(url)
+        elif migrated:
+            import shutil
+
+            data_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(_sqlite_template(), path)
+        return url
+    key = str(data_dir.resolve())
+    if key not in _PG_BY_DIR:
+        _PG_BY_DIR[key] = _pg_create(migrated)
+    return _PG_BY_DIR[key]
+
+
+test_database.__test__ = False  # a helper, not a test
+
+
+def database_env(data_dir: Path, migrated: bool = False) -> dict:
+    """Environment for a ``baonhung`` subprocess on ``data_dir``: on PostgreSQL runs, DATABASE_URL of its database
+    (empty unless ``migrated``: the command migrates it itself); on SQLite, nothing (the default file)."""
+    if ENGINE == "sqlite":
+        return {}
+    return {"DATABASE_URL": test_database(data_dir, migrated=migrated)}
+
+
+def _drop_made_since(mark: int) -> None:
+    while len(_PG_CREATED) > mark:
+        url = _PG_CREATED.pop()
+        for engine in _PG_ENGINES.pop(url, []):
+            engine.dispose()
+        for key in [k for k, v in _PG_BY_DIR.items() if v == url]:
+            del _PG_BY_DIR[key]
+        _drop_database(_PG["admin"], url.rsplit("/", 1)[1].split("?")[0])
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _pg_session_databases():
+    mark = len(_PG_CREATED)
+    yield
+    if _PG["admin"] is not None:
+        _drop_made_since(mark)
+        if _PG["template"]:
+            _drop_database(_PG["admin"], _PG["template"])
+        _PG["admin"].dispose()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _pg_module_databases():
+    mark = len(_PG_CREATED)
+    yield
+    _drop_made_since(mark)
+
+
+@pytest.fixture(autouse=True)
+def _pg_test_databases():
+    mark = len(_PG_CREATED)
+    yield
+    _drop_made_since(mark)
+
+
+@pytest.fixture
+def db_engine() -> str:
+    """'sqlite' or 'postgresql': the engine this run tests."""
+    return ENGINE
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
@@ -47,17 +280,21 @@ def shared_data() -> Path:
 
 
 def make_app(data_dir: Path, database_url: str | None = None, **config):
+    """The authoring app (the public side included) on ``data_dir`` and a migrated database of the engine this run
+    tests (``--db``): a copy of the session's migrated template, or the database ``data_dir`` already has (a server
+    starting again on the same data is brought to the head revision, as ``baonhung serve`` does)."""
     from builder.app import create_app
     from builder.bundle import BundleOptions
-    from builder.db import upgrade
 
-    database_url = database_url or f"sqlite:///{data_dir / 'baonhung.sqlite3'}"
-    upgrade(database_url)
+    database_url = database_url or test_database(data_dir)
     config["DATABASE_URL"] = database_url
     # Tests build bundles without gltf-transform compression unless they ask for it (seconds per page);
     # compression has its own tests in tests/builder.
     config.setdefault("BUNDLE_OPTIONS", BundleOptions(compress=False))
-    return create_app({"DATA_DIR": data_dir, "TESTING": True, **config})
+    app = create_app({"DATA_DIR": data_dir, "TESTING": True, **config})
+    if database_url in _PG_ENGINES:
+        _PG_ENGINES[database_url].append(app.extensions["baonhung"].engine)
+    return app
 
 
 def admin_token(app, email: str = "admin@toasoan.vn") -> tuple[int, str]:
@@ -169,26 +406,21 @@ def upload(data: bytes, name: str):
 
 @pytest.fixture(scope="module")
 def pg_url(request):
-    """A PostgreSQL database of this test module and pytest worker alone, made empty (BAONHUNG_TEST_POSTGRES_URL
-    names the server; make test starts one). Modules that shared one database dropped each other's tables when two
-    workers ran them at once ("relation events does not exist", "tuple concurrently deleted")."""
+    """An empty PostgreSQL database of this test module alone, on either run (BAONHUNG_TEST_POSTGRES_URL names the
+    server; make test starts one). Named after the pytest process, so concurrent runs and workers never share one
+    (modules that shared one database dropped each other's tables: "relation events does not exist")."""
     import re
 
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from sqlalchemy import text
 
-    base = os.environ.get("BAONHUNG_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("BAONHUNG_TEST_POSTGRES_URL not set (make test sets it)")
+    admin = _pg_admin()
     module = re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1])
-    name = f"bn_{module}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"[:63]
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    name = f"bn_t_{os.getpid()}_m_{module}"[:63]
     _drop_database(admin, name)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    yield _pg_url_of(name)
     _drop_database(admin, name)
-    admin.dispose()
 
 
 def _drop_database(admin, name: str, attempts: int = 10) -> None:

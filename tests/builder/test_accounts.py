@@ -15,10 +15,11 @@ NEW = "mat-khau-moi-dai-2"
 
 @pytest.fixture()
 def db(tmp_path):
-    from builder.db import make_engine, make_sessionmaker, upgrade
+    from builder.db import make_engine, make_sessionmaker
 
-    url = f"sqlite:///{tmp_path / 'accounts.sqlite3'}"
-    upgrade(url)
+    from tests.conftest import test_database
+
+    url = test_database(tmp_path)  # migrated, on the engine this run tests
     session = make_sessionmaker(make_engine(url))()
     yield session
     session.close()

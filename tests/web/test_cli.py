@@ -4,11 +4,12 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, database_env
 
 
 def run_cli(tmp_path, *args, env_extra=None):
-    env = {"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(tmp_path / "data"), **(env_extra or {})}
+    env = {"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(tmp_path / "data"), **database_env(tmp_path / "data"),
+           **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "builder.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)
 
@@ -51,11 +52,11 @@ def test_backup_and_restore_commands(tmp_path):
     assert again.returncode == 1 and "already holds content" in again.stderr
     other = tmp_path / "other"
     r = subprocess.run([sys.executable, "-m", "builder.cli", "restore", str(archive)], cwd=REPO, capture_output=True,
-                       text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(other)})
+                       text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(other), **database_env(other)})
     assert r.returncode == 0, r.stderr
     r = subprocess.run([sys.executable, "-m", "builder.cli", "create-user", "--email", "a@b.vn", "--role", "admin"],
                        cwd=REPO, capture_output=True, text=True, timeout=120,
-                       env={"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(other)})
+                       env={"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(other), **database_env(other)})
     assert r.returncode == 1 and "already exists" in r.stderr  # the account came back with the restore
 
 

@@ -9,7 +9,7 @@ import urllib.request
 
 import numpy as np
 
-from tests.conftest import REPO
+from tests.conftest import REPO, database_env
 
 
 def _free_port() -> int:
@@ -35,7 +35,7 @@ def test_serve_https_answers_over_tls_and_prints_a_scannable_qr(tmp_path):
     import zxingcpp
 
     port = _free_port()
-    env = {"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(tmp_path / "data")}
+    env = {"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(tmp_path / "data"), **database_env(tmp_path / "data")}
     proc = subprocess.Popen([sys.executable, "-m", "builder.cli", "serve", "--port", str(port), "--https"],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -83,7 +83,7 @@ def test_serve_answers_its_own_refusals_in_the_json_error_shape(tmp_path):
     import json
 
     port = _free_port()
-    env = {"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(tmp_path / "data")}
+    env = {"PATH": "/usr/bin:/bin", "BAONHUNG_DATA_DIR": str(tmp_path / "data"), **database_env(tmp_path / "data")}
     proc = subprocess.Popen([sys.executable, "-m", "builder.cli", "serve", "--port", str(port)],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

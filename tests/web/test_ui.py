@@ -34,12 +34,9 @@ def png_bytes(size=(594, 840), colour=(240, 238, 230)) -> bytes:
 
 @pytest.fixture(scope="module")
 def ui_app(tmp_path_factory):
-    from builder.app import create_app
-    from builder.db import upgrade
+    from tests.conftest import make_app
 
-    data_dir = tmp_path_factory.mktemp("ui")
-    upgrade(f"sqlite:///{data_dir / 'baonhung.sqlite3'}")
-    app = create_app({"DATA_DIR": data_dir, "TESTING": True})
+    app = make_app(tmp_path_factory.mktemp("ui"))
     db = app.extensions["baonhung"].sessionmaker()
     for role in ROLES:
         svc.create_user(db, svc.SYSTEM, f"{role}@toasoan.vn", role, "mat-khau-that-dai-1")
