@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.browser.test_authoring import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, log_in, page_png)
+from tests.browser.conftest import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, log_in, page_png)
 from tests.conftest import auth, user_with_token
 
 pytestmark = pytest.mark.browser

@@ -7,127 +7,21 @@ submits for review and logs out; an editor logs in and publishes. A screenshot o
 """
 from __future__ import annotations
 
-import io
 import json
 import re
-import shutil
-import sqlite3
-import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
+
+from tests.browser.conftest import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, VIEWPORT, app_on,  # noqa: F401
+                                    log_in, page_png, tiny_mp4, wait_saved, wait_until)
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "correct horse battery 7"
 PAGE_MM = (297.0, 420.0)  # A3
 DRAG_PX = (120, 90)  # how far the test drags the video box, in CSS pixels
-VIEWPORT = {"width": 1440, "height": 1000}
 STOCK_GLB = Path(__file__).resolve().parents[2] / "assets" / "3d" / "arrow.glb"
-
-
-def page_png() -> bytes:
-    """A newspaper-like page: masthead, columns of 'text' lines and two photo blocks (seeded, deterministic)."""
-    import random
-
-    rnd = random.Random(2)
-    w, h = 1188, 1680  # A3 at ~100 dpi
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    d.rectangle([40, 40, w - 40, 170], fill=(20, 20, 20))
-    d.text((60, 70), "BAO YEN BAI", fill="white")
-    for col in range(3):
-        x0 = 40 + col * (w - 80) // 3
-        for row in range(60):
-            y = 200 + row * 24
-            d.line([x0 + 10, y, x0 + 10 + rnd.randint(180, 340), y], fill=(60, 60, 60), width=6)
-    for box in ([80, 700, 560, 1100], [620, 1200, 1140, 1600]):
-        d.rectangle(box, fill=tuple(rnd.randint(40, 200) for _ in range(3)))
-        for _ in range(40):
-            cx, cy = rnd.randint(box[0], box[2]), rnd.randint(box[1], box[3])
-            d.ellipse([cx - 18, cy - 18, cx + 18, cy + 18], fill=tuple(rnd.randint(0, 255) for _ in range(3)))
-    out = io.BytesIO()
-    img.save(out, "PNG")
-    return out.getvalue()
-
-
-def tiny_mp4(path: Path) -> Path:
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        pytest.skip("ffmpeg is not installed")
-    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:duration=1",
-                    "-pix_fmt", "yuv420p", str(path)], check=True, timeout=60)
-    return path
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from werkzeug.serving import make_server
-
-    from builder import services as svc
-    from builder.app import create_app
-    from builder.db import upgrade
-
-    data_dir = tmp_path_factory.mktemp("authoring-ui")
-    upgrade(f"sqlite:///{data_dir / 'baonhung.sqlite3'}")
-    # the real job queue, consumed by a thread as `baonhung serve` does: the editor's page follows the publish job
-    app = create_app({"DATA_DIR": data_dir, "TESTING": True, "JOBS_IMMEDIATE": False})
-    from builder.jobs import start_consumer_thread
-
-    stop_jobs = start_consumer_thread(app.extensions["baonhung"].jobs)
-    session = app.extensions["baonhung"].sessionmaker()
-    svc.create_user(session, svc.SYSTEM, "designer@toasoan.vn", "designer", PASSWORD)
-    svc.create_user(session, svc.SYSTEM, "editor@toasoan.vn", "editor", PASSWORD)
-    session.close()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield {"url": f"http://127.0.0.1:{httpd.server_port}", "dir": data_dir}
-    httpd.shutdown()
-    thread.join(timeout=10)
-    stop_jobs.set()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
-def wait_until(page, expression: str, arg=None, timeout_s: float = 20.0) -> None:
-    """Poll a JS predicate with page.evaluate (wait_for_function evaluates strings, which our CSP forbids)."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while not page.evaluate(expression, arg):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {expression}")
-        page.wait_for_timeout(100)
-
-
-def wait_saved(page, before: str | None) -> None:
-    """Wait for the editor's next completed save (``data-saved`` changes from ``before``, None if unset)."""
-    wait_until(page, "(prev) => (document.getElementById('editor').dataset.saved ?? null) !== prev", before)
-
-
-def log_in(page, base: str, email: str) -> None:
-    page.goto(base + "/login")
-    page.get_by_label(re.compile("Email")).fill(email)
-    page.get_by_label(re.compile("Mật khẩu|Password")).fill(PASSWORD)
-    page.locator("form button[type=submit]").click()
-    page.wait_for_url(re.compile(r"/$"))
 
 
 def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path):
@@ -347,11 +241,15 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
 
     # A page that shares an area with a published page (its rating says which, in page mm): outlined on demand.
     page_id = int(re.search(r"/pages/(\d+)/", page.url).group(1))
-    with sqlite3.connect(server["dir"] / "baonhung.sqlite3") as con:
-        rating = json.loads(con.execute("SELECT rating FROM pages WHERE id = ?", (page_id,)).fetchone()[0])
+    from builder.models import Page
+
+    with server["app"].extensions["baonhung"].sessionmaker() as db:  # SQLite or PostgreSQL, as the run tests
+        row = db.get(Page, page_id)
+        rating = json.loads(json.dumps(row.rating))
         rating["confusable"] = [{"page_id": 90, "edition_id": 9, "score": 0.2, "region_mm": [0, 0, 50, 50]},
                                 {"page_id": 91, "edition_id": 9, "score": 0.64, "region_mm": [20, 20, 257, 55]}]
-        con.execute("UPDATE pages SET rating = ? WHERE id = ?", (json.dumps(rating), page_id))
+        row.rating = rating
+        db.commit()
     page.goto(f"{base}/pages/{page_id}/editor?shared=1")  # as linked from the edition page: already shown
     page.wait_for_selector("#editor[data-ready=yes]")
     assert page.locator("#confusable-toggle").get_attribute("aria-pressed") == "true"
@@ -399,10 +297,9 @@ def test_designer_places_a_video_and_editor_publishes(server, browser, tmp_path)
 
 def test_print_desk_downloads_the_edition_sheet_and_a_qr_code(server, browser, tmp_path):
     from builder import services as svc
-    from builder.app import create_app
     from builder.publish import publish_edition
 
-    app = create_app({"DATA_DIR": server["dir"], "TESTING": True})
+    app = app_on(server)
     if not any(rule.rule.endswith("/sheet.pdf") for rule in app.url_map.iter_rules()):
         pytest.skip("the print desk API (sheet.pdf, qr.*) is not there yet")
     state = app.extensions["baonhung"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_authoring import (ARTIFACTS, PASSWORD, VIEWPORT, browser, log_in, page_png,  # noqa: F401
-                                          server, tiny_mp4, wait_saved, wait_until)
+from tests.browser.conftest import (ARTIFACTS, PASSWORD, VIEWPORT, app_on, log_in, page_png,  # noqa: F401
+                                    tiny_mp4, wait_saved, wait_until)
 
 pytestmark = pytest.mark.browser
 
@@ -41,10 +41,9 @@ def drag(page, locator, dx, dy):
 
 def test_a_video_box_keeps_its_files_shape_and_an_overlay_is_deleted_with_care(server, browser, tmp_path):
     from builder import services as svc
-    from builder.app import create_app
 
     base = server["url"]
-    app = create_app({"DATA_DIR": server["dir"], "TESTING": True})
+    app = app_on(server)
     state = app.extensions["baonhung"]
     db = state.sessionmaker()
     pub = svc.create_publication(db, svc.SYSTEM, {"name": "Báo Hình Dạng", "slug": "bao-hinh-dang"})
@@ -140,10 +139,9 @@ def test_a_video_box_keeps_its_files_shape_and_an_overlay_is_deleted_with_care(s
 
 def test_the_review_buttons_line_up_and_the_designer_sees_the_comment(server, browser):
     from builder import services as svc
-    from builder.app import create_app
 
     base = server["url"]
-    app = create_app({"DATA_DIR": server["dir"], "TESTING": True})
+    app = app_on(server)
     state = app.extensions["baonhung"]
     db = state.sessionmaker()
     pub = svc.create_publication(db, svc.SYSTEM, {"name": "Báo Duyệt", "slug": "bao-duyet"})

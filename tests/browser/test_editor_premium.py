@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.test_authoring import (ARTIFACTS, VIEWPORT, browser, log_in, page_png, server,  # noqa: F401
-                                          tiny_mp4, wait_saved, wait_until)
+from tests.browser.conftest import (ARTIFACTS, VIEWPORT, app_on, log_in, page_png, tiny_mp4, wait_saved,  # noqa: F401
+                                    wait_until)
 
 pytestmark = pytest.mark.browser
 # Pixels of the 3D preview in the lock's colour (app.css --premium, #8a5a00), give or take antialiasing.
@@ -26,10 +26,9 @@ LOCK_PIXELS_JS = """(() => {
 
 def test_a_designer_makes_an_overlay_premium_and_the_lock_stays_after_a_reload(server, browser, tmp_path):
     from builder import services as svc
-    from builder.app import create_app
 
     base = server["url"]
-    app = create_app({"DATA_DIR": server["dir"], "TESTING": True})
+    app = app_on(server)
     state = app.extensions["baonhung"]
     db = state.sessionmaker()
     pub = svc.create_publication(db, svc.SYSTEM, {"name": "Báo Trả Phí", "slug": "bao-tra-phi"})

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_authoring import CHROMIUM, CHROMIUM_ARGS, PASSWORD, log_in, wait_until
-from tests.conftest import auth, png_bytes
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, log_in, wait_until
+from tests.conftest import auth, make_app, png_bytes
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +18,10 @@ def server(tmp_path_factory):
     from werkzeug.serving import make_server
 
     from builder import services as svc
-    from builder.app import create_app
     from builder.bundle import BundleOptions
-    from builder.db import upgrade
 
     data_dir = tmp_path_factory.mktemp("job-progress")
-    upgrade(f"sqlite:///{data_dir / 'baonhung.sqlite3'}")
-    app = create_app({"DATA_DIR": data_dir, "TESTING": True, "JOBS_IMMEDIATE": False,
-                      "BUNDLE_OPTIONS": BundleOptions(compress=False)})
+    app = make_app(data_dir, JOBS_IMMEDIATE=False, BUNDLE_OPTIONS=BundleOptions(compress=False))
     session = app.extensions["baonhung"].sessionmaker()
     svc.create_user(session, svc.SYSTEM, "editor@toasoan.vn", "editor", PASSWORD)
     session.close()

@@ -452,14 +452,13 @@ def test_service_worker_precaches_the_shell_at_scope_v(client):
 def demo(tmp_path_factory):
     """The real app (builder.app.create_app) on a temporary data dir, seeded by builder.demo.seed_demo (what
     `baonhung demo` runs: a page drawn by code, overlays, published with its marker and recognition index)."""
-    from builder.app import create_app
-    from builder.db import upgrade
+    from builder.bundle import BundleOptions
+    from tests.conftest import make_app
     from builder.demo import DEMO_PAGE_MM, demo_page_png, seed_demo
     from builder.models import Page
 
     data = tmp_path_factory.mktemp("viewer-demo")
-    upgrade(f"sqlite:///{data / 'baonhung.sqlite3'}")
-    app = create_app({"DATA_DIR": data, "TESTING": True})
+    app = make_app(data, BUNDLE_OPTIONS=BundleOptions())  # bundles as the product builds them (compressed)
     state = app.extensions["baonhung"]
     db = state.sessionmaker()
     try:

@@ -28,14 +28,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.realtime, pytest.mark.xdist_group
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from builder.app import create_app
-    from builder.db import upgrade
+    from builder.bundle import BundleOptions
+    from tests.conftest import make_app
     from builder.demo import DEMO_PAGE_MM, demo_page_png, seed_demo
     from builder.models import Page
 
     data = tmp_path_factory.mktemp("viewer-analytics")
-    upgrade(f"sqlite:///{data / 'baonhung.sqlite3'}")
-    app = create_app({"DATA_DIR": data, "TESTING": True})
+    app = make_app(data, BUNDLE_OPTIONS=BundleOptions())  # bundles as the product builds them (compressed)
     state = app.extensions["baonhung"]
     db = state.sessionmaker()
     try:

@@ -70,8 +70,8 @@ def published(tmp_path_factory):
     from sqlalchemy import select
 
     from builder import services as svc
-    from builder.app import create_app
-    from builder.db import upgrade
+    from builder.bundle import BundleOptions
+    from tests.conftest import make_app
     from builder.demo import DEMO_PAGE_MM, demo_page_png, demo_video_mp4
     from builder.entitlements import batch_codes, create_batch
     from builder.importers import UploadLimits
@@ -81,8 +81,7 @@ def published(tmp_path_factory):
 
     t0 = time.monotonic()
     data = tmp_path_factory.mktemp("viewer-premium")
-    upgrade(f"sqlite:///{data / 'baonhung.sqlite3'}")
-    app = create_app({"DATA_DIR": data, "TESTING": True})
+    app = make_app(data, BUNDLE_OPTIONS=BundleOptions())  # bundles as the product builds them (compressed)
     state = app.extensions["baonhung"]
     settings = state.settings
     db = state.sessionmaker()
