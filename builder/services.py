@@ -119,7 +119,7 @@ def revoke_token(db: Session, actor: Actor, token_id: int) -> ApiToken:
 
 # ------------------------------------------------------------------------------------- helpers
 
-MAX_ID = 2 ** 63 - 1  # the databases' integer keys; a 26-digit id overflowed into a 500 (issue 25)
+MAX_ID = 2 ** 31 - 1  # the id columns are INTEGER: 32-bit on PostgreSQL, which refuses a larger number (a 500)
 
 
 def get_or_404(db: Session, model, ident, what: str):
