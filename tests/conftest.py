@@ -224,6 +224,23 @@ def database_env(data_dir: Path, migrated: bool = False) -> dict:
     return {"DATABASE_URL": test_database(data_dir, migrated=migrated)}
 
 
+def database_dump(url: str) -> str:
+    """Every row of the database as text (SQLite: its SQL dump; PostgreSQL: pg_dump --data-only), to assert that no
+    secret is stored in the clear."""
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        con = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            return "\n".join(con.iterdump())
+        finally:
+            con.close()
+    import subprocess
+
+    return subprocess.run(["pg_dump", "--data-only", "--no-owner", url.replace("postgresql+psycopg://", "postgresql://")],
+                          check=True, capture_output=True, text=True, timeout=120).stdout
+
+
 def _drop_made_since(mark: int) -> None:
     while len(_PG_CREATED) > mark:
         url = _PG_CREATED.pop()
@@ -286,7 +303,12 @@ def make_app(data_dir: Path, database_url: str | None = None, **config):
     from builder.app import create_app
     from builder.bundle import BundleOptions
 
-    database_url = database_url or test_database(data_dir)
+    if database_url is None:
+        database_url = test_database(data_dir)
+    else:  # a database the test made itself (an empty one, or one at an older revision)
+        from builder.db import upgrade
+
+        upgrade(database_url)
     config["DATABASE_URL"] = database_url
     # Tests build bundles without gltf-transform compression unless they ask for it (seconds per page);
     # compression has its own tests in tests/builder.

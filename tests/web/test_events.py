@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, func, inspect, select, text
 
 from builder.http_errors import status_for
-from tests.conftest import auth, make_app, png_bytes, user_with_token
+from tests.conftest import auth, make_app, png_bytes, test_database, user_with_token
 from tests.web.test_api import make_edition, make_page, make_publication
 from viewer_api import eventstore as es
 
@@ -114,7 +114,7 @@ def test_no_table_of_either_database_holds_the_address_or_the_user_agent(s):
     assert post(s, batch(s, *a_session(s))).status_code == 204
     needles = [ADDRESS, PHONE_UA, "SM-A546E", "sess-abcdef12"]
     events_url = es.default_events_url(s["data"])
-    newsroom_url = f"sqlite:///{s['data'] / 'baonhung.sqlite3'}"
+    newsroom_url = test_database(s["data"])  # SQLite or PostgreSQL, as the run tests
     for url in (events_url, newsroom_url):
         engine = create_engine(url)
         with engine.connect() as conn:

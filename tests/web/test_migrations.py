@@ -1,5 +1,6 @@
 """Alembic: an empty database upgrades to head, matches the models, and downgrades back to empty — on SQLite
-(the embedded default) and on PostgreSQL (`make test` starts a local server and sets BAONHUNG_TEST_POSTGRES_URL)."""
+(the embedded default) and on PostgreSQL (make test's `--db postgresql` run; it starts a local server and sets
+BAONHUNG_TEST_POSTGRES_URL)."""
 import os
 
 import pytest
@@ -11,9 +12,10 @@ from builder.models import Base
 PG_URL = os.environ.get("BAONHUNG_TEST_POSTGRES_URL")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_db(request, tmp_path):
-    if request.param == "sqlite":
+@pytest.fixture
+def empty_db(request, tmp_path, db_engine):
+    """An empty database of the engine this run tests (make test's second run is the PostgreSQL one)."""
+    if db_engine == "sqlite":
         yield f"sqlite:///{tmp_path / 'm.sqlite3'}"
         return
     if not PG_URL:
@@ -97,7 +99,7 @@ def test_pages_sharing_a_number_are_renumbered_when_the_constraint_comes(empty_d
 
 def test_migration_0003_keeps_every_overlay_of_the_pages_it_rebuilds(tmp_path):
     """SQLite rebuilds the pages table to add the constraint: the overlays that reference its rows must survive
-    (migrations run with foreign keys off, so the rebuild's DROP TABLE cascades nowhere)."""
+    (migrations run with foreign keys off, so the rebuild's DROP TABLE cascades nowhere); PostgreSQL alters it."""
     from sqlalchemy import text
 
     from tests.conftest import admin_token, auth, make_app, png_bytes
@@ -115,7 +117,7 @@ def test_migration_0003_keeps_every_overlay_of_the_pages_it_rebuilds(tmp_path):
                           "height_mm": 20})
     assert r.status_code == 201
     app.extensions["baonhung"].engine.dispose()
-    url = f"sqlite:///{data / 'baonhung.sqlite3'}"
+    url = app.extensions["baonhung"].settings.database_url  # SQLite or PostgreSQL, as the run tests
     downgrade(url, "0002")
     upgrade(url)
     engine = create_engine(url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import sqlite3
 import time
 from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
@@ -78,12 +77,9 @@ def set_cookie_header(response, name: str) -> str:
 
 
 def database_dump(app) -> str:
-    path = app.extensions["baonhung"].settings.database_url.removeprefix("sqlite:///")
-    con = sqlite3.connect(path)
-    try:
-        return "\n".join(con.iterdump())
-    finally:
-        con.close()
+    from tests.conftest import database_dump as dump
+
+    return dump(app.extensions["baonhung"].settings.database_url)
 
 
 # ------------------------------------------------------------------------------------------ sign-up, in, out
