@@ -15,7 +15,8 @@ One sequence (each step before 3 only adds things nothing names yet; 3 and 4 are
 A failure at any step leaves the previous version serving, the database as it was (rolled back), the new index
 file removed, and the failure recorded for the editor (``PublishFailure``, audit entry, the job's error). A process
 killed between 3 and 4 leaves its journal: the next start (:func:`sweep_after_crash`) puts the previous catalog
-back unless the commit had happened. Unpublishing and a premium-policy change follow the same sequence. No Flask
+back unless the commit had happened. Unpublishing and a premium-policy change follow the same sequence, one at a
+time across the deployment (:func:`publish_lock`: a PostgreSQL advisory lock, or the file lock on SQLite). No Flask
 here.
 """
 from __future__ import annotations
@@ -71,7 +72,8 @@ Progress = Callable[[int, int], None]
 
 def _published_store(settings: Settings, store: AssetStore | None = None):
     """The published state of ``settings``' deployment: files under ``<data>/published``, or objects in the asset
-    store's bucket when it holds named objects (S3). The lock and the journal stay in the local directory."""
+    store's bucket when it holds named objects (S3). The journal stays in the local directory (the lock: see
+    :func:`publish_lock`)."""
     from viewer_api.published import PublishedStore
 
     if store is None and settings.storage_backend != "local":
@@ -96,6 +98,83 @@ def _publish_lock(directory: Path, blocking: bool = True):
             yield True
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# Across machines (several workers sharing an S3 bucket and a PostgreSQL database) the file lock above serializes
+# nothing: a session-level advisory lock of this key, on a connection of its own held for the whole sequence, does.
+PUBLISH_LOCK_KEY = int.from_bytes(hashlib.sha256(b"baonhung.publish").digest()[:8], "big", signed=True)
+PUBLISH_LOCK_WAIT_S = 1800.0  # a waiting publish gives up after this (a 48-page edition with video takes minutes)
+PUBLISH_LOCK_POLL_S = 0.25
+
+
+class PublishLockTimeout(TimeoutError):
+    """Another publish, unpublish or policy change held the publish lock longer than the wait allows."""
+
+
+@contextmanager
+def publish_lock(db, directory: Path, blocking: bool = True, wait_s: float | None = None):
+    """One publish/unpublish/policy change at a time across the deployment. ``db``: a Session, an Engine or the
+    Settings (an engine is made for the call). PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``
+    polled) on a dedicated connection held until the end — a killed process's connection ends and the server
+    releases it — then the file lock of ``directory`` (``builder.backup`` on the same machine takes only that one).
+    SQLite (one machine by construction): the file lock alone. Waits up to ``wait_s`` in all (default
+    :data:`PUBLISH_LOCK_WAIT_S`), then raises :class:`PublishLockTimeout`. Not blocking: yields False at once when
+    another process holds it."""
+    import time
+
+    from sqlalchemy import text
+
+    bound = PUBLISH_LOCK_WAIT_S if wait_s is None else wait_s
+    deadline = time.monotonic() + bound
+
+    def timed_out(what: str) -> bool:
+        if time.monotonic() >= deadline:
+            raise PublishLockTimeout(f"another publish held the publish lock ({what}) for more than {bound:g} s")
+        time.sleep(PUBLISH_LOCK_POLL_S)
+        return True
+
+    @contextmanager
+    def file_lock():
+        while True:
+            with _publish_lock(directory, blocking=False) as held:
+                if held or not blocking:
+                    yield held
+                    return
+            timed_out(f"{directory / '.publish.lock'}")
+
+    made = None
+    if isinstance(db, Settings):
+        from .db import make_engine
+
+        engine = made = make_engine(db.database_url)
+    else:
+        engine = db.get_bind() if isinstance(db, Session) else db
+    try:
+        if engine.dialect.name != "postgresql":
+            with file_lock() as held:
+                yield held
+            return
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")  # no transaction left idle
+        try:
+            while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PUBLISH_LOCK_KEY}).scalar():
+                if not blocking:
+                    yield False
+                    return
+                timed_out(f"PostgreSQL advisory lock {PUBLISH_LOCK_KEY}")
+            try:
+                with file_lock() as held:
+                    yield held
+            finally:
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PUBLISH_LOCK_KEY})
+                except Exception:  # noqa: BLE001 - a connection that cannot unlock is dropped: the server unlocks
+                    log.exception("releasing the publish lock failed; closing its connection")
+                    conn.invalidate()
+        finally:
+            conn.close()
+    finally:
+        if made is not None:
+            made.dispose()
 
 
 # Temporary directories of bundle work carry this prefix, so a sweep can tell ours from anything else in /tmp.
@@ -185,7 +264,7 @@ def sweep_after_crash(db: Session, settings: Settings, store: AssetStore) -> dic
     published = _published_store(settings, store)
     done = {"index_tmp": 0, "store_tmp": 0, "temp_dirs": 0, "interrupted": 0, "unreferenced_blobs": 0,
             "switch_undone": 0, "unnamed_indexes": 0}
-    with _publish_lock(published.dir, blocking=False) as held:
+    with publish_lock(db, published.dir, blocking=False) as held:
         if not held:
             return done  # a publish is running: its files are not leftovers
         for mark in sorted(published.dir.glob(".publishing-*.json")):
@@ -477,7 +556,7 @@ def set_premium_free_after(db: Session, settings: Settings, actor: Actor, public
                     hi=PREMIUM_FREE_AFTER_MAX_DAYS, integer=True)
     before = publication.premium_free_after_days
     published = _published_store(settings)
-    with _publish_lock(published.dir):
+    with publish_lock(db, published.dir):
         publication.premium_free_after_days = value
         audit(db, actor, "publication.premium_policy", "publication", publication.id,
               premium_free_after_days=[before, value])
@@ -546,7 +625,7 @@ def upgrade_index(settings: Settings, store: AssetStore) -> bool:
         return False
     if RecognitionIndex.stored_version(published.index_file(name)) == INDEX_VERSION:
         return False
-    with _publish_lock(published.dir):
+    with publish_lock(settings, published.dir):
         previous = published.current_bytes()
         current = published.read_catalog()  # another worker may have upgraded it meanwhile
         if RecognitionIndex.stored_version(published.index_file(current["index"])) == INDEX_VERSION:
@@ -616,7 +695,7 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
     published = _published_store(settings, store)
     published_at = utcnow().isoformat() + "Z"
     try:
-        with _publish_lock(published.dir), \
+        with publish_lock(db, published.dir), \
                 _Journal(published.dir, edition.id, actor, published_at, "publish") as journal:
             # another editor's publish may have run while this one waited for the lock: look again
             db.refresh(edition)
@@ -692,7 +771,7 @@ def unpublish_edition(db: Session, store: AssetStore, settings: Settings, actor:
     check_unpublishable(actor, edition)
     published = _published_store(settings, store)
     try:
-        with _publish_lock(published.dir), \
+        with publish_lock(db, published.dir), \
                 _Journal(published.dir, edition.id, actor, utcnow().isoformat() + "Z", "unpublish") as journal:
             db.refresh(edition)
             check_unpublishable(actor, edition)  # another unpublish may have run while this one waited
