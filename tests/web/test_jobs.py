@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import auth, make_app, png_bytes
+from tests.conftest import auth, make_app, png_bytes, test_database
 from tests.web.test_api import make_edition, make_page, make_publication
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +124,7 @@ def test_a_job_that_fails_in_the_worker_shows_its_error_in_the_askers_language(a
 
 
 def _worker(data_dir: Path) -> subprocess.Popen:
-    env = dict(os.environ, BAONHUNG_DATA_DIR=str(data_dir), DATABASE_URL=f"sqlite:///{data_dir / 'baonhung.sqlite3'}",
+    env = dict(os.environ, BAONHUNG_DATA_DIR=str(data_dir), DATABASE_URL=test_database(data_dir),
                BAONHUNG_ENV="development", PYTHONPATH=str(ROOT))
     env.pop("BAONHUNG_QUEUE_URL", None)
     return subprocess.Popen([sys.executable, "-m", "builder.cli", "worker"], cwd=ROOT, env=env,
@@ -266,7 +266,7 @@ def test_baonhung_serve_runs_the_queued_jobs_itself(app, client, users):
     job = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor)).get_json()
     assert job["status"] == "queued"
     port = _free_port()
-    env = dict(os.environ, BAONHUNG_DATA_DIR=str(data_dir), DATABASE_URL=f"sqlite:///{data_dir / 'baonhung.sqlite3'}")
+    env = dict(os.environ, BAONHUNG_DATA_DIR=str(data_dir), DATABASE_URL=test_database(data_dir))
     env.pop("BAONHUNG_QUEUE_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "builder.cli", "serve", "--port", str(port), "--threads", "2"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
