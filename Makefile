@@ -63,19 +63,21 @@ run: deps
 # (the second run, `--db postgresql`: tests/conftest.py keeps only those tests). Each run migrates a template database
 # once and copies it per test. scripts/test-postgres.sh installs/starts a local server (loopback).
 # The S3 asset-store tests run against OpenStack Swift's S3 API: scripts/test-swift.sh installs/starts one (loopback).
+# The publish queue on Redis (huey) is tested against Debian's redis-server: scripts/test-redis.sh installs/starts one (loopback).
 # The phone viewer's real-time tests (marker realtime: a camera clip plays at its own pace while the viewer tracks it)
 # run afterwards on their own: beside a second pytest worker on a slowed 2-core machine they fell below their bars.
-# Ends with each run's count and the total, and stops the PostgreSQL server if it started it, and Swift.
+# Ends with each run's count and the total, and stops the PostgreSQL server if it started it, Swift and Redis.
 test: deps
 	@mkdir -p test-artifacts; rc=0; pg_url=$$(scripts/test-postgres.sh); s3_url=$$(scripts/test-swift.sh) || exit 1; \
-	export BAONHUNG_TEST_POSTGRES_URL=$$pg_url BAONHUNG_TEST_S3_URL=$$s3_url; \
+	redis_url=$$(scripts/test-redis.sh) || exit 1; \
+	export BAONHUNG_TEST_POSTGRES_URL=$$pg_url BAONHUNG_TEST_S3_URL=$$s3_url BAONHUNG_TEST_REDIS_URL=$$redis_url; \
 	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow and not realtime" \
 	  --junitxml=test-artifacts/junit-main.xml $(PYTEST_ARGS) || rc=$$?; \
 	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow and not realtime" --db postgresql \
 	  --junitxml=test-artifacts/junit-postgresql.xml $(PYTEST_ARGS) || { r=$$?; [ $$rc -ne 0 ] || rc=$$r; }; \
 	$(PY) -m pytest -q -n 0 -m "realtime and not slow" --junitxml=test-artifacts/junit-realtime.xml $(PYTEST_ARGS) \
 	  || { r=$$?; [ $$rc -ne 0 ] || rc=$$r; }; \
-	scripts/test-postgres.sh stop; scripts/test-swift.sh stop; \
+	scripts/test-postgres.sh stop; scripts/test-swift.sh stop; scripts/test-redis.sh stop; \
 	$(PY) scripts/test_total.py test-artifacts/junit-main.xml test-artifacts/junit-postgresql.xml \
 	  test-artifacts/junit-realtime.xml; \
 	exit $$rc
