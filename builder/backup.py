@@ -67,7 +67,7 @@ def _revision(url: str) -> str | None:
 
 def backup(settings: Settings, dest: Path) -> dict:
     """Write the archive to ``dest`` (atomically: a failed backup leaves no file). Returns BACKUP.json's content."""
-    from .publish import _publish_lock, _published_store
+    from .publish import _published_store, publish_lock
 
     dest = Path(dest)
     store = store_from_settings(settings)
@@ -75,7 +75,7 @@ def backup(settings: Settings, dest: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="baonhung-backup-", dir=dest.parent) as tmp:
         work = Path(tmp)
         (work / "published").mkdir()
-        with _publish_lock(published.dir):
+        with publish_lock(settings, published.dir):  # across machines on PostgreSQL (advisory lock)
             sqlite = _sqlite_path(settings.database_url)
             if sqlite is not None:
                 if not sqlite.is_file():
