@@ -294,46 +294,83 @@ def rate_page(image: np.ndarray, width_mm: float, height_mm: float,
     stars = int(round(5 * score))
     lost = apportion_lost_stars(5 - stars, factors)
 
-    # (factor, reason): the factor's own finding, or its milder form when it lost a star without crossing the
-    # threshold of its warning (a page must not show only praise beside a missing star).
-    found: list[tuple[str | None, Reason]] = []
-    if factors["resolution"] < 1:
-        found.append(("resolution", Reason("low_resolution", "warning", {"long_side": int(max(gray.shape)),
-                                                                        "minimum": MIN_RESOLUTION_PX})))
-    if count < NO_FEATURES:
-        found.append(("features", Reason("no_features", "error", {"count": count})))
-    elif count < FEW_FEATURES:
-        found.append(("features", Reason("few_features", "error", {"count": count})))
-    elif lost["features"]:
-        found.append(("features", Reason("fewer_features", "warning", {"count": count, "good": GOOD_FEATURES})))
-    elif strong >= FEW_STRONG:  # a faint page has its features too, but its low-contrast warning is what counts
-        found.append((None, Reason("good_features", "info", {"count": count})))
     regions = weak_regions((per_cell >= MIN_CELL_FEATURES).reshape(rows, cols))
-    if count >= NO_FEATURES and (coverage < POOR_COVERAGE or regions):
-        found.append(("coverage", Reason("uneven_coverage", "warning" if coverage > 0.2 else "error",
-                                         {"percent": round(100 * coverage), "regions": regions})))
-    elif count >= NO_FEATURES and lost["coverage"]:
-        found.append(("coverage", Reason("partial_coverage", "warning", {"percent": round(100 * coverage),
-                                                                         "good": round(100 * GOOD_COVERAGE)})))
-    elif count >= NO_FEATURES:  # a blank page's "no features" says it all
-        found.append((None, Reason("good_coverage", "info", {"percent": round(100 * coverage)})))
-    if strong < FEW_STRONG and count >= NO_FEATURES:
-        found.append(("contrast", Reason("low_contrast", "warning", {"contrast": round(_local_contrast(g), 1)})))
-    elif lost["contrast"]:
-        found.append(("contrast", Reason("some_low_contrast", "warning", {"strong": strong, "good": GOOD_STRONG})))
-    if repeats > HIGH_REPEATS:
-        found.append(("repeats", Reason("repeated_patterns", "warning", {"percent": round(100 * repeats)})))
-    elif lost["repeats"]:
-        found.append(("repeats", Reason("some_repeats", "warning", {"percent": round(100 * repeats)})))
-    if lookalike is not None:
-        x, y, rw, rh = lookalike.region_mm
-        values = {"percent": round(100 * lookalike.share), "edition_number": lookalike.edition_number,
-                  "page_number": lookalike.page_number, "x": round(x), "y": round(y), "w": round(rw), "h": round(rh)}
-        if lookalike.share >= LOOKALIKE_DUPLICATE_SHARE:
-            found.append(("lookalike", Reason("near_duplicate", "error", values)))
-        else:
-            found.append(("lookalike", Reason("confusable", "warning", values)))
+    found = [*_resolution_findings(factors, gray.shape),
+             *_feature_findings(count, strong, lost),
+             *_coverage_findings(count, coverage, regions, lost),
+             *_contrast_findings(count, strong, g, lost),
+             *_repeat_findings(repeats, lost),
+             *_lookalike_findings(lookalike)]
+    reasons = _with_stars_lost(found, lost)
+    return PageRating(stars, score, tuple(reasons))
 
+
+# Each factor's findings as (factor, reason): the factor's own finding, or its milder form when it lost a star
+# without crossing the threshold of its warning (a page must not show only praise beside a missing star); a factor
+# None for praise.
+Finding = tuple[str | None, Reason]
+
+
+def _resolution_findings(factors: dict[str, float], shape: tuple[int, ...]) -> list[Finding]:
+    if factors["resolution"] < 1:
+        return [("resolution", Reason("low_resolution", "warning", {"long_side": int(max(shape)),
+                                                                   "minimum": MIN_RESOLUTION_PX}))]
+    return []
+
+
+def _feature_findings(count: int, strong: int, lost: dict[str, int]) -> list[Finding]:
+    if count < NO_FEATURES:
+        return [("features", Reason("no_features", "error", {"count": count}))]
+    if count < FEW_FEATURES:
+        return [("features", Reason("few_features", "error", {"count": count}))]
+    if lost["features"]:
+        return [("features", Reason("fewer_features", "warning", {"count": count, "good": GOOD_FEATURES}))]
+    if strong >= FEW_STRONG:  # a faint page has its features too, but its low-contrast warning is what counts
+        return [(None, Reason("good_features", "info", {"count": count}))]
+    return []
+
+
+def _coverage_findings(count: int, coverage: float, regions: list, lost: dict[str, int]) -> list[Finding]:
+    if count < NO_FEATURES:  # a blank page's "no features" says it all
+        return []
+    if coverage < POOR_COVERAGE or regions:
+        return [("coverage", Reason("uneven_coverage", "warning" if coverage > 0.2 else "error",
+                                    {"percent": round(100 * coverage), "regions": regions}))]
+    if lost["coverage"]:
+        return [("coverage", Reason("partial_coverage", "warning", {"percent": round(100 * coverage),
+                                                                    "good": round(100 * GOOD_COVERAGE)}))]
+    return [(None, Reason("good_coverage", "info", {"percent": round(100 * coverage)}))]
+
+
+def _contrast_findings(count: int, strong: int, g: np.ndarray, lost: dict[str, int]) -> list[Finding]:
+    if strong < FEW_STRONG and count >= NO_FEATURES:
+        return [("contrast", Reason("low_contrast", "warning", {"contrast": round(_local_contrast(g), 1)}))]
+    if lost["contrast"]:
+        return [("contrast", Reason("some_low_contrast", "warning", {"strong": strong, "good": GOOD_STRONG}))]
+    return []
+
+
+def _repeat_findings(repeats: float, lost: dict[str, int]) -> list[Finding]:
+    if repeats > HIGH_REPEATS:
+        return [("repeats", Reason("repeated_patterns", "warning", {"percent": round(100 * repeats)}))]
+    if lost["repeats"]:
+        return [("repeats", Reason("some_repeats", "warning", {"percent": round(100 * repeats)}))]
+    return []
+
+
+def _lookalike_findings(lookalike: LookAlike | None) -> list[Finding]:
+    if lookalike is None:
+        return []
+    x, y, rw, rh = lookalike.region_mm
+    values = {"percent": round(100 * lookalike.share), "edition_number": lookalike.edition_number,
+              "page_number": lookalike.page_number, "x": round(x), "y": round(y), "w": round(rw), "h": round(rh)}
+    if lookalike.share >= LOOKALIKE_DUPLICATE_SHARE:
+        return [("lookalike", Reason("near_duplicate", "error", values))]
+    return [("lookalike", Reason("confusable", "warning", values))]
+
+
+def _with_stars_lost(found: list[Finding], lost: dict[str, int]) -> list[Reason]:
+    """The reasons, each factor's with ``values["stars_lost"]``, errors first and the costliest first."""
     named = {f for f, _ in found if f is not None}
     for name, n in lost.items():  # a factor that lost a star without a finding (cannot happen by the rules above)
         if n and name not in named:
@@ -345,7 +382,7 @@ def rate_page(image: np.ndarray, width_mm: float, height_mm: float,
         reasons.append(r)
     order = {"error": 0, "warning": 1, "info": 2}
     reasons.sort(key=lambda r: (order[r.severity], -int(r.values.get("stars_lost", 0))))
-    return PageRating(stars, score, tuple(reasons))
+    return reasons
 
 
 def feature_heatmap_png(image: np.ndarray) -> bytes:
