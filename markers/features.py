@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from .errors import InvalidImageError, MarkerFormatError
+from .pixels import EDGE_TO_INDEX, to_edge
 from .workers import Workers, one_faiss_thread, result_or_run
 
 MARKER_MAGIC = b"BNMK"
@@ -116,7 +117,7 @@ def detect_orb(gray: np.ndarray, n: int, oversample: int = DETECT_OVERSAMPLE,
     xy are pixel-index coordinates of ``gray`` (pixel centres at integers, as cv2.warpPerspective and
     cv2.findHomography use them). OpenCV's ORB reports a keypoint found at pyramid level l as its level position
     times 1.2^l, which puts it 0.5 (1.2^l - 1) px too close to the origin (level pixel centres sit at
-    (i + 0.5) 1.2^l - 0.5): corrected here. workers: the pyramid's upper levels are detected there meanwhile
+    (i + 0.5) 1.2^l - 0.5, markers.pixels): corrected here. workers: the pyramid's upper levels are detected there meanwhile
     (``orb_levels``; the same features)."""
     pt, octave, resp, desc = orb_levels(gray, n * oversample, fast_threshold, nlevels, workers)
     if len(pt) == 0:
@@ -318,8 +319,8 @@ def candidate_features(pyramid: list[np.ndarray], detected: list[tuple[np.ndarra
     (keypoints_mm (N,2) float32, descriptors (N,32) uint8, scale_index (N,) uint8)."""
     kps, descs, idx = [], [], []
     for i, (g, (xy, d)) in enumerate(zip(pyramid, detected)):
-        # pixel index -> mm at this scale: pixel i spans [i, i + 1) px, so mm = (i + 0.5) * w_mm / W_px.
-        kps.append((xy + 0.5) * np.array([width_mm / g.shape[1], height_mm / g.shape[0]], np.float32))
+        # pixel index -> mm at this scale: pixel i spans [i, i + 1) px in edge coordinates, mm = edge * w_mm / W_px
+        kps.append(to_edge(xy) * np.array([width_mm / g.shape[1], height_mm / g.shape[0]], np.float32))
         descs.append(d)
         idx.append(np.full(len(xy), i, np.uint8))
     return np.concatenate(kps), np.concatenate(descs), np.concatenate(idx)
@@ -356,8 +357,8 @@ def simulated_view(pyramid: list[np.ndarray], width_mm: float, height_mm: float,
     blur = float(rng.uniform(0.3, 1.5))
     noise = rng.normal(0, rng.uniform(1, 5), (int(size[1]), int(size[0])))
     quality = int(rng.integers(40, 80))
-    # page mm -> source pixel index (mm * px/mm - 0.5, pixel centres at integers) -> view px
-    to_index = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1.0]]) @ np.diag([sw / width_mm, sh / height_mm, 1.0])
+    # page mm -> source pixel edges (mm * px/mm) -> source pixel index (markers.pixels) -> view px
+    to_index = EDGE_TO_INDEX @ np.diag([sw / width_mm, sh / height_mm, 1.0])
     return _ViewRecipe(src, h, border, blur, noise, quality), h @ to_index
 
 

@@ -26,6 +26,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas as rl_canvas
 
+from .pixels import to_edge
+
 ECC_LEVELS = ("L", "M", "Q", "H")
 # Share of codewords each level can restore (ISO/IEC 18004).
 ECC_RECOVERY = {"L": 0.07, "M": 0.15, "Q": 0.25, "H": 0.30}
@@ -52,7 +54,6 @@ FONT_REGULAR = "DejaVuSans"
 FONT_BOLD = "DejaVuSans-Bold"
 FONT_MONO = "DejaVuSansMono"  # URLs and codes: fixed width keeps look-alike-free codes easy to read
 BADGE_LINES = {"vi": ("Quét để xem AR", "Scan for AR"), "en": ("Scan for AR", "Quét để xem AR")}
-BADGE_TEXT = {lang: " / ".join(lines) for lang, lines in BADGE_LINES.items()}
 BADGE_MAX_FONT_PT = 11.0       # caption is a label, not a headline
 BADGE_LINE_GAP = 1.2           # line height / font size
 
@@ -566,8 +567,8 @@ def qr_png(data: str, size_mm: float, ecc: str = "M", logo_png: bytes | None = N
     grid = np.zeros((n_total, n_total), dtype=bool)
     b = layout.border
     grid[b:b + layout.symbol.modules, b:b + layout.symbol.modules] = layout.dark
-    # pixel centre (i + 0.5) falls in module floor((i + 0.5) * n_total / px)
-    idx = np.minimum(((np.arange(px) + 0.5) * n_total / px).astype(int), n_total - 1)
+    # pixel i's centre (edge coordinate i + 0.5, markers.pixels) falls in module floor((i + 0.5) * n_total / px)
+    idx = np.minimum((to_edge(np.arange(px)) * n_total / px).astype(int), n_total - 1)
     pixels = np.where(grid[idx][:, idx], 0, 255).astype(np.uint8)
     font_pt, band_mm = _badge_band_mm(layout.total_mm, lang) if badge else (0.0, 0.0)
     band_px = _mm_to_px(band_mm, dpi)
