@@ -22,7 +22,7 @@ FONT_DIR = "/usr/share/fonts/truetype/dejavu/"
 # Page geometry: A3-like broadsheet section, rendered at ~106 dpi (1240 x 1754 px, the prototype's size).
 PAGE_W_MM, PAGE_H_MM = 297.0, 420.0
 PAGE_W_PX, PAGE_H_PX = 1240, 1754
-N_TEMPLATES = 40  # distinct mastheads / layouts shared by many pages (as in RESEARCH.md)
+N_TEMPLATES = 40  # distinct mastheads / layouts shared by many pages (as in a real archive)
 N_ADS = 30  # advertisements repeated across pages
 
 WORDS = (
@@ -240,13 +240,11 @@ class SynthPhoto:
 
     image : (h, w, 3) uint8 BGR frame.  homography : (3, 3) float64, page mm -> frame px (ground truth).
     page_px_tall : projected page height in px.  tilt_deg : angle between page normal and optical axis.
-    visible : fraction of the page area inside the frame.
     """
     image: np.ndarray
     homography: np.ndarray
     page_px_tall: float
     tilt_deg: float
-    visible: float
 
 
 def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
@@ -317,7 +315,7 @@ def synth_photo(page_bgr: np.ndarray, width_mm: float, height_mm: float, seed: i
     if degrade:
         img = _degrade(img, rng)
     del px_to_mm
-    return SynthPhoto(img, H, float(target_h), tilt, vis)
+    return SynthPhoto(img, H, float(target_h), tilt)
 
 
 def _degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
