@@ -21,7 +21,7 @@ One module per kind behind one registry (:data:`INSPECTORS`, kind → inspector)
     limits   UploadLimits (defaults, or BAONHUNG_MAX_* variables)
     sniff    FORMATS / KIND_FORMATS (what each kind accepts), sniff_format, accept_attribute, size_limit
     common   InspectedAsset and the error helpers every inspector shares
-    page     page scans and PDF pages (pdf: rendering with pypdfium2), page_size_mm
+    page     page scans and PDF pages (pdf: rendering with pypdfium2), PAGE_PRESETS
     image    still and animated images (Pillow)
     media    video and audio (PyAV)
     model    3D models (GLB/glTF/OBJ/STL/PLY/DAE/zip), on the glTF layer builder.gltf
@@ -40,8 +40,7 @@ from builder.importers.limits import MB, UploadLimits
 from builder.importers.media import POSTER_AT_S, WEB_AUDIO_CODECS, WEB_VIDEO_CODECS, inspect_audio, inspect_video
 from builder.importers.model import (CONVERTED_BASE_COLOR, DRACO_EXT, GENERATOR, HUGE_MODEL_M, MESHOPT_EXTS,
                                      gltf_model_meta, inspect_model)
-from builder.importers.page import (PAGE_MIN_SIDE_PX, PAGE_MM_MAX, PAGE_MM_MIN, PAGE_PRESETS, inspect_page,
-                                    page_size_mm)
+from builder.importers.page import PAGE_MIN_SIDE_PX, PAGE_PRESETS, inspect_page
 from builder.importers.pdf import MIN_PDF_DPI, MM_PER_PT, RenderedPdfPage, render_pdf_page
 from builder.importers.sniff import (FORMATS, KIND_FORMATS, KINDS, OBJ_KEYWORD_SHARE, FormatInfo, _accepted_labels,
                                      accept_attribute,
@@ -50,10 +49,10 @@ from builder.importers.sniff import (FORMATS, KIND_FORMATS, KINDS, OBJ_KEYWORD_S
 __all__ = [
     "CONVERTED_BASE_COLOR", "DRACO_EXT", "EQUIRECT_TOLERANCE", "FORMATS", "GENERATOR", "GIF_DEFAULT_FRAME_MS",
     "GIF_MIN_FRAME_MS", "HUGE_MODEL_M", "INSPECTORS", "KINDS", "KIND_FORMATS", "MB", "MESHOPT_EXTS", "MIN_PDF_DPI",
-    "MM_PER_PT", "OBJ_KEYWORD_SHARE", "PAGE_MIN_SIDE_PX", "PAGE_MM_MAX", "PAGE_MM_MIN", "PAGE_PRESETS",
+    "MM_PER_PT", "OBJ_KEYWORD_SHARE", "PAGE_MIN_SIDE_PX", "PAGE_PRESETS",
     "POSTER_AT_S", "WEB_AUDIO_CODECS", "WEB_VIDEO_CODECS", "FormatInfo", "GlbDocument", "InspectedAsset",
     "RenderedPdfPage", "UploadLimits", "accept_attribute", "clean_converted_glb", "gltf_model_meta",
-    "inspect_upload", "pack_gltf_to_glb", "page_size_mm", "read_glb", "render_pdf_page", "size_limit",
+    "inspect_upload", "pack_gltf_to_glb", "read_glb", "render_pdf_page", "size_limit",
     "sniff_format", "write_glb",
 ]
 

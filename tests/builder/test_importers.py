@@ -20,11 +20,9 @@ from builder.errors import InvalidAssetError, error_codes
 from builder.importers import (
     KIND_FORMATS,
     KINDS,
-    PAGE_PRESETS,
     InspectedAsset,
     UploadLimits,
     inspect_upload,
-    page_size_mm,
     GENERATOR,
     read_glb,
     render_pdf_page,
@@ -219,7 +217,6 @@ def test_pdf_page_is_rendered_at_150_dpi_with_size_from_the_pdf():
     with Image.open(io.BytesIO(asset.data)) as img:
         assert img.width == pytest.approx(297 / 25.4 * 150, abs=1)
     assert asset.derived["source_pdf"] == (pdf, "application/pdf")
-    assert page_size_mm(None, asset.meta) == pytest.approx((297, 420), abs=0.5)
 
 
 def test_render_pdf_page_raises_dpi_to_150_and_refuses_missing_page():
@@ -266,17 +263,6 @@ def test_print_pdf_is_cut_to_its_trim_box_without_bleed_or_marks(rotation):
         grey = np.asarray(img.convert("L"))
     edges = np.concatenate([grey[1], grey[-2], grey[:, 1], grey[:, -2]])
     assert edges.min() > 200, "bleed (black) left in the page image"
-
-
-def test_page_size_from_preset_values_or_refusal():
-    assert page_size_mm("a4") == PAGE_PRESETS["A4"]
-    assert page_size_mm("Berliner", {"width_px": 2000, "height_px": 1000}) == (470, 315)  # landscape scan
-    assert page_size_mm((280, 430)) == (280, 430)
-    assert page_size_mm({"width_mm": "315", "height_mm": 470}) == (315, 470)
-    for bad in ("A9", (0, 100), (100, 99999), None):
-        with pytest.raises(InvalidAssetError) as info:
-            page_size_mm(bad, {})
-        assert info.value.code == "invalid_page_size"
 
 
 def test_pdf_too_big_to_render_is_refused_as_image_too_large():
