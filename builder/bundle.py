@@ -181,13 +181,8 @@ class PageBundle:
 
 
 class BundleBuildError(Exception):
-    """A page bundle could not be built. Carries what failed and the validator's first messages.
-
-    Same surface as builder.errors.BaoNhungError (code, values, http_status, message(lang), to_dict(lang)) so
-    the web layer can map it to the one API error shape.
-    """
-
-    http_status = 422
+    """A page bundle could not be built. Carries what failed and the validator's first messages (English: publishing
+    hands them to the editor inside a ``publish_failed`` error, builder/publish.py)."""
 
     def __init__(self, message: str, *, page_id: str | None = None, overlay_id: str | None = None,
                  messages: tuple[str, ...] | list[str] = (), code: str = "bundle_build_failed"):

@@ -296,10 +296,7 @@ class AppError(Exception):
     """Base of every error a user can see: a registry ``name`` (see ERRORS), its wire ``code`` and the offending
     ``values``. ``message(lang)`` renders it in 'vi' (default) or 'en'; the web layers choose the HTTP status."""
 
-    def __init__(self, name: str, values: Mapping[str, Any] | int | None = None, /, **kw: Any):
-        if isinstance(values, int) or "http_status" in kw:  # the old ServiceError(code, http_status): the web layer
-            values = None if isinstance(values, int) else values  # maps the code now, a status given is ignored
-            kw.pop("http_status", None)
+    def __init__(self, name: str, values: Mapping[str, Any] | None = None, /, **kw: Any):
         if name not in ERRORS:
             raise ValueError(f"unknown error {name!r} (register it in builder.errors.ERRORS)")
         self.name = name
@@ -408,19 +405,9 @@ class ValidatorUnavailableError(AppError):
         super().__init__("validator_unavailable", {"detail": detail})
 
 
-# ----- compatibility names for callers not converted yet (publish.py and jobs.py are rewritten elsewhere):
-# ServiceError(code, http_status, **values) is AppError; a status given is ignored.
-ServiceError = AppError
-
-
 def error_codes() -> tuple[str, ...]:
     """The overlay import errors' codes (InvalidAssetError), for documentation and tests."""
     return tuple(name for name, entry in ERRORS.items() if entry.group == "upload")
-
-
-def error_payload(err: AppError, lang: str) -> dict:
-    """The one API error shape ``{"error": code, "message": text}``."""
-    return err.to_dict(lang)
 
 
 def template_fields(template: str) -> set[str]:

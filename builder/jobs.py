@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .models import Edition, Job, User, utcnow
-from .problems import ServiceError
+from .errors import AppError, ServerFault
 from .services import Actor
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,8 @@ POLL_MAX_S = 1.0
 POLL_BACKOFF = 1.15
 
 
-class JobConflict(ServiceError):
-    """Another publish or unpublish of the edition is queued or running."""
-
-    http_status = 409
+class JobConflict(AppError):
+    """Another publish or unpublish of the edition is queued or running (answered 409)."""
 
     def __init__(self, job: Job):
         super().__init__("job_active", job_id=job.id, kind=job.kind, status=job.status)
@@ -132,8 +130,6 @@ def submit_job(db: Session, queue: JobQueue, actor: Actor, edition: Edition, kin
         incident = secrets.token_hex(4)
         log.exception("queueing job %s failed [incident %s]", job.id, incident)
         _finish(db, job.id, "failed", error={"code": "server_error", "values": {"incident": incident}})
-        from .problems import ServerFault
-
         raise ServerFault(incident) from exc
     db.expire_all()  # an immediate queue has run the job in a session of its own
     return db.get(Job, job.id)
@@ -142,7 +138,7 @@ def submit_job(db: Session, queue: JobQueue, actor: Actor, edition: Edition, kin
 def job_json(job: Job, lang: str = "vi") -> dict:
     error = None
     if job.error:
-        err = ServiceError(job.error["code"], **(job.error.get("values") or {}))
+        err = AppError(job.error["code"], **(job.error.get("values") or {}))  # "code": the registry name
         error = {"error": err.code, "message": err.message(lang)}
     return {"id": job.id, "kind": job.kind, "edition_id": job.edition_id, "status": job.status,
             "pages_done": job.pages_done, "pages_total": job.pages_total, "error": error, "version": job.version,
@@ -202,9 +198,9 @@ def run_job(state, job_id: int) -> str | None:
             else:
                 unpublish_edition(db, state.store, state.settings, actor, edition)
                 version = None
-        except ServiceError as err:  # refused or failed: recorded by publishing; the editor sees its message
+        except AppError as err:  # refused or failed: recorded by publishing; the editor sees its message
             db.rollback()
-            _finish(db, job_id, "failed", error={"code": err.code, "values": _plain(err.values)})
+            _finish(db, job_id, "failed", error={"code": err.name, "values": _plain(err.values)})
             return "failed"
         except Exception:  # noqa: BLE001 - not one of publishing's typed errors (the database went away, ...)
             db.rollback()
@@ -221,7 +217,16 @@ def run_job(state, job_id: int) -> str | None:
 
 def _plain(values: dict) -> dict:
     """An error's values as JSON holds them (the message is rendered again when the job is read)."""
-    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in values.items()}
+    return {k: v if isinstance(v, (str, int, float, bool, type(None))) or _is_part(v) else str(v)
+            for k, v in values.items()}
+
+
+def _is_part(value) -> bool:
+    """A message part built with builder.errors.msg (a dict of plain values and parts): kept, so the stored error
+    renders in either language when the job is read."""
+    return (isinstance(value, dict) and isinstance(value.get("msg"), str)
+            and all(isinstance(v, (str, int, float, bool, type(None))) or _is_part(v)
+                    for v in (value.get("values") or {}).values()))
 
 
 def _owner_dead(job: Job, now: dt.datetime) -> bool:

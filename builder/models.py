@@ -372,7 +372,8 @@ class Job(Base):
     """One publish or unpublish of an edition, queued by the editor and run by a worker. ``active`` is True while
     the job is queued or running and NULL after: the unique (edition_id, active) pair allows one active job per
     edition (NULLs never collide, on SQLite and PostgreSQL alike). ``error``: {"code", "values"} of the
-    ServiceError that ended it (its message is rendered in the asker's language)."""
+    builder.errors.AppError that ended it ("code": its registry name; the message is rendered in the asker's
+    language)."""
 
     __tablename__ = "jobs"
     __table_args__ = (UniqueConstraint("edition_id", "active", name="uq_job_active_edition"), NO_REUSE)

@@ -49,7 +49,7 @@ from .config import Settings
 from .manifest import edition_manifest, page_manifest
 from .models import AuditEntry, Edition, EditionStatus, Page, PublishedVersion, PublishFailure, utcnow
 from .errors import ValidatorUnavailableError
-from .problems import PublishFailed, ServerFault, ServiceError
+from .errors import AppError, PublishFailed, ServerFault
 from .services import PUBLISHERS, Actor, audit, require_role
 from .storage import AssetStore, StorageError, sha256_file
 # the catalog's format and its pure edits: the contract module both sides import
@@ -671,13 +671,13 @@ def check_publishable(actor: Actor, edition: Edition) -> dict:
     """What a publish refuses at once (role, status, no pages, nothing new); returns the edition's snapshot."""
     require_role(actor, PUBLISHERS)
     if edition.status != EditionStatus.in_review.value:
-        raise ServiceError("wrong_status", http_status=409, status=edition.status)
+        raise AppError("wrong_status", status=edition.status)
     if not edition.pages:
-        raise ServiceError("empty_edition", http_status=409)
+        raise AppError("empty_edition")
     snapshot = snapshot_edition(edition)
     if edition.published_version is not None and snapshot == edition.published_version.snapshot:
         # resubmitted with no change: an identical version would only be noise in the history
-        raise ServiceError("no_changes", http_status=409, version=edition.published_version.version)
+        raise AppError("no_changes", version=edition.published_version.version)
     return snapshot
 
 
@@ -685,7 +685,7 @@ def check_unpublishable(actor: Actor, edition: Edition) -> None:
     """What an unpublish refuses at once (role, nothing published)."""
     require_role(actor, PUBLISHERS)
     if edition.published_version_id is None:
-        raise ServiceError("wrong_status", http_status=409, status=edition.status)
+        raise AppError("wrong_status", status=edition.status)
 
 
 def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: Actor, edition: Edition,
@@ -700,7 +700,7 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
             # another editor's publish may have run while this one waited for the lock: look again
             db.refresh(edition)
             if edition.status != EditionStatus.in_review.value:
-                raise ServiceError("wrong_status", http_status=409, status=edition.status)
+                raise AppError("wrong_status", status=edition.status)
             entries, artifacts, markers_ = build_edition_artifacts(snapshot, store, published_at, options, progress)
             previous = published.current_bytes()
             current = published.read_catalog()
@@ -717,7 +717,7 @@ def publish_edition(db: Session, store: AssetStore, settings: Settings, actor: A
                 raise
             _sweep_after_switch(published, index_name, current)
             return version
-    except ServiceError:
+    except AppError:
         raise
     except Exception as exc:  # any failure: previous version keeps serving; the editor sees why
         raise _record_failure(db, settings, actor, edition, exc, "publish") from exc
@@ -740,7 +740,7 @@ def _add_version(db: Session, actor: Actor, edition: Edition, snapshot: dict, ma
 
 
 def _record_failure(db: Session, settings: Settings, actor: Actor, edition: Edition, exc: Exception,
-                    verb: str) -> ServiceError:
+                    verb: str) -> AppError:
     """Roll back, record the failure for the editor and the admins, and return the error to raise: a server fault
     (an incident id; every unpublish failure is one) or what in the content failed (never a server path)."""
     db.rollback()
@@ -791,7 +791,7 @@ def unpublish_edition(db: Session, store: AssetStore, settings: Settings, actor:
                 _drop_unnamed_index(published, index_name, current)
                 raise
             _sweep_after_switch(published, index_name, current)
-    except ServiceError:
+    except AppError:
         raise
     except Exception as exc:  # the edition stays published, as the records say
         raise _record_failure(db, settings, actor, edition, exc, "unpublish") from exc

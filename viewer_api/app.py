@@ -29,7 +29,8 @@ from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from builder.config import ConfigError, Settings
-from builder.problems import ServerFault, ServiceError, error_payload
+from builder.errors import AppError, BadRequest, NotFound, ServerFault, verbatim
+from builder.http_errors import status_for
 from builder.storage import AssetStore, store_from_settings
 
 from . import register_public
@@ -153,8 +154,11 @@ def _lang() -> str:
     return best or "vi"
 
 
-def _error(err: ServiceError, status: int):
-    response = jsonify(error_payload(err, _lang()))
+def _error(err: AppError, status: int | None = None):
+    """``{"error": code, "message": text}`` in the request's language; the status builder/http_errors.py maps the
+    error to unless given."""
+    status = status_for(err) if status is None else status
+    response = jsonify(err.to_dict(_lang()))
     response.status_code = status
     return response
 
@@ -162,8 +166,7 @@ def _error(err: ServiceError, status: int):
 def _refuse_long_urls():
     uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path
     if len(uri) > MAX_URL_CHARS:
-        return _error(ServiceError("bad_request", detail=f"the address is longer than {MAX_URL_CHARS} characters",
-                                   detail_vi=f"địa chỉ dài hơn {MAX_URL_CHARS} ký tự"), 414)
+        return _error(BadRequest("the address is longer than {limit} characters", limit=MAX_URL_CHARS), 414)
     return None
 
 
@@ -182,17 +185,17 @@ def _register_error_handlers(app: Flask) -> None:
     """Everything the blueprints do not answer themselves, in the one JSON shape (the public side has no pages of
     errors: its callers are the viewer's scripts)."""
 
-    @app.errorhandler(ServiceError)
-    def _service_error(err):
-        return _error(err, err.http_status)
+    @app.errorhandler(AppError)
+    def _app_error(err):
+        return _error(err)
 
     @app.errorhandler(HTTPException)
     def _http(err):
         if err.code == 404:
-            return _error(ServiceError("not_found", what="page", what_en="Page"), 404)
+            return _error(NotFound("page"))
         if err.code == 413:
-            return _error(ServiceError("request_too_large", limit_mb=MAX_REQUEST_MB), 413)
-        return _error(ServiceError("bad_request", detail=err.description or err.name), err.code or 400)
+            return _error(AppError("request_too_large", limit_mb=MAX_REQUEST_MB))
+        return _error(BadRequest(verbatim(err.description or err.name)), err.code or 400)
 
     @app.errorhandler(Exception)
     def _unhandled(err):
@@ -201,4 +204,4 @@ def _register_error_handlers(app: Flask) -> None:
         incident = secrets.token_hex(4)
         current_app.logger.exception("unhandled %s on %s %s [incident %s]", type(err).__name__, request.method,
                                      request.path, incident)
-        return _error(ServerFault(incident), 500)
+        return _error(ServerFault(incident))

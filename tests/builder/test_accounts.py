@@ -7,7 +7,7 @@ from sqlalchemy import select
 from builder import accounts, auth
 from builder import services as svc
 from builder.models import AuditEntry
-from builder.problems import Forbidden, InvalidField, MissingField
+from builder.errors import Forbidden, InvalidField, MissingField
 
 OLD = "mat-khau-cu-dai-1"
 NEW = "mat-khau-moi-dai-2"

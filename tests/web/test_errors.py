@@ -141,3 +141,30 @@ def test_domain_modules_do_not_import_flask():
     offenders = {str(p.relative_to(ROOT)): sorted(n for n in _imports(p) if n.split(".")[0] in FLASK_NAMES)
                  for p in domain}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_domain_modules_choose_no_http_status():
+    """A status is the web layer's (builder/http_errors.py): no ``http_status = 409`` on an error class, no
+    ``http_status=`` or status number given to an error, no import of the status map in domain code (bar the
+    documented read-only ``AppError.http_status`` kept for tests/builder/test_importers.py)."""
+    domain = [p for p in _python_files("builder", "markers")
+              if not str(p.relative_to(ROOT)).startswith(WEB_MODULES + ("builder/http_errors.py",))]
+    found = []
+    for path in domain:
+        rel = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(t, ast.Name) and t.id == "http_status" for t in targets):
+                    found.append((rel, node.lineno, "http_status ="))
+            elif isinstance(node, ast.Call):
+                if any(k.arg == "http_status" for k in node.keywords):
+                    found.append((rel, node.lineno, "http_status="))
+                name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+                if name.endswith("Error") and any(isinstance(a, ast.Constant) and isinstance(a.value, int)
+                                                  and 400 <= a.value <= 599 for a in node.args):
+                    found.append((rel, node.lineno, "a status number given to an error"))
+            elif (isinstance(node, ast.ImportFrom) and (node.module or "").endswith("http_errors")
+                  and rel != "builder/errors.py"):
+                found.append((rel, node.lineno, "imports the status map"))
+    assert found == []

@@ -615,7 +615,7 @@ def test_the_login_form_is_throttled_after_repeated_failures(ui_app, db):
 def test_one_address_guessing_many_emails_is_throttled_too(ui_app, db):
     """Issue 25: 30 wrong passwords for 30 emails from one address were never throttled (each one Argon2 hash)."""
     from builder import auth
-    from builder.problems import LoginThrottled
+    from builder.errors import LoginThrottled
 
     limit = ui_app.extensions["baonhung"].settings.login_max_address_failures
     for i in range(limit):
