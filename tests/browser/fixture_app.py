@@ -325,15 +325,16 @@ def create_fixture_app(fixture: Fixture) -> Flask:
         if page_id not in fixture.pages:
             abort(404)
         glb = fixture.files["page.glb"][1]
+        # builder/schemas/manifest.schema.json's fields (media names are the GLB's plain src names here, not hashes)
         return jsonify({
             "schema_version": 1, "page_id": page_id, "edition_id": EDITION_ID,
             "number": list(fixture.pages).index(page_id) + 1,
             "width_mm": WIDTH_MM, "height_mm": HEIGHT_MM,
-            "bundle": {"full": {"url": url["page.glb"], "bytes": glb.stat().st_size},
-                       "lite": {"url": url["page.glb"], "bytes": glb.stat().st_size}},
-            "media": [{"src": "greenscreen.mp4", "url": url["greenscreen.mp4"], "mime": "video/mp4"},
-                      {"src": "pano.jpg", "url": url["pano.jpg"], "mime": "image/jpeg"},
-                      {"src": "chime.wav", "url": url["chime.wav"], "mime": "audio/wav"}],
+            "bundles": {"full": {"url": url["page.glb"], "bytes": glb.stat().st_size},
+                        "lite": {"url": url["page.glb"], "bytes": glb.stat().st_size}},
+            "media": [{"name": "greenscreen.mp4", "url": url["greenscreen.mp4"], "mime": "video/mp4"},
+                      {"name": "pano.jpg", "url": url["pano.jpg"], "mime": "image/jpeg"},
+                      {"name": "chime.wav", "url": url["chime.wav"], "mime": "audio/wav"}],
             "marker_url": url[f"marker-{page_id}.json"], "published_at": "2026-11-26T00:00:00Z"})
 
     @app.get(f"/pub/editions/{EDITION_ID}/manifest.json")

@@ -1,6 +1,7 @@
 // The ONE place that reads published manifests (page / edition) and browser marker files.
-// The manifest schema (builder/schemas/manifest.schema.json) is owned by the bundle packaging; when it changes,
-// only this module adapts. Everything else sees the normalized shapes below.
+// The manifest schema (builder/schemas/manifest.schema.json, written by builder/manifest.py) is owned by the bundle
+// packaging; this module reads only the fields it defines, and when it changes, only this module adapts. Everything
+// else sees the normalized shapes below.
 //
 //   PageInfo    {pageId, editionId, widthMm, heightMm, bundleUrl, bundleBytes, markerUrl, media: [{src,url,mime}],
 //                manifestUrl, title, number, overlays: [{id, kind, access, teaser}],
@@ -14,39 +15,37 @@ function abs(url, base) {
   return url ? new URL(url, base || location.href).href : null;
 }
 
-// {url, bytes} of the bundle this device should load: lite on a slow link, else full (the page's bundles, and a
-// premium part's, issue 27)
-export function pickBundle(bundle, base) {
-  if (!bundle) return { url: null, bytes: 0 };
-  if (typeof bundle === "string") return { url: abs(bundle, base), bytes: 0 };
+// {url, bytes} of the bundle this device should load from bundles {full, lite}: lite on a slow link, else full (the
+// page's bundles, and a premium part's, issue 27)
+export function pickBundle(bundles, base) {
+  if (!bundles) return { url: null, bytes: 0 };
   const conn = navigator.connection;
   const slow = conn && ((conn.downlink && conn.downlink < PREFER_LITE_BELOW_MBPS) || conn.saveData);
-  const chosen = (slow && bundle.lite) || bundle.full || bundle.lite || bundle;
+  const chosen = (slow && bundles.lite) || bundles.full || bundles.lite;
   return { url: abs(chosen.url, base), bytes: chosen.bytes || 0 };
 }
 
 export function normalizePage(raw, manifestUrl) {
   const base = abs(manifestUrl);
-  const bundle = pickBundle(raw.bundle || raw.bundles || raw.glb, base);
+  const bundle = pickBundle(raw.bundles, base);
   const media = (raw.media || []).map((m) => ({
-    src: m.src || m.name || m.path || m.url,
-    url: abs(m.url || m.src, base),
-    mime: m.mime || m.type || null,
-    sha256: m.sha256 || null,
+    src: m.name, // what an overlay in the GLB names (extras.overlay.src)
+    url: abs(m.url, base),
+    mime: m.mime,
+    sha256: m.sha256,
   }));
   return {
-    pageId: String(raw.page_id ?? raw.id),
+    pageId: String(raw.page_id),
     editionId: raw.edition_id != null ? String(raw.edition_id) : null,
     widthMm: Number(raw.width_mm),
     heightMm: Number(raw.height_mm),
     bundleUrl: bundle.url,
     bundleBytes: bundle.bytes,
-    markerUrl: abs(raw.marker_url || (raw.marker && raw.marker.url), base),
+    markerUrl: abs(raw.marker_url, base),
     media,
     manifestUrl: base,
     title: raw.title || null,
-    number: raw.number ?? raw.page_number ?? null,
-    imageUrl: abs(raw.image_url || raw.preview_url || (raw.preview && raw.preview.url), base),
+    number: raw.number,
     overlays: (raw.overlays || []).map((o) => ({ id: String(o.id), kind: o.kind, access: o.access || "free",
                                                  teaser: o.teaser || null })),
     premium: raw.premium && raw.premium.url
@@ -57,14 +56,14 @@ export function normalizePage(raw, manifestUrl) {
 
 export function normalizeEdition(raw, manifestUrl) {
   const base = abs(manifestUrl);
-  const pages = (raw.pages || []).map((p, i) => ({
-    pageId: String(p.page_id ?? p.id),
-    number: p.number ?? p.page_number ?? i + 1,
+  const pages = raw.pages.map((p) => ({
+    pageId: String(p.page_id),
+    number: p.number,
     title: p.title || null,
-    manifestUrl: abs(p.manifest_url || p.manifest || `/pub/pages/${p.page_id ?? p.id}/manifest.json`, base),
-    thumbnailUrl: abs(p.thumbnail_url || p.preview_url || null, base),
+    manifestUrl: abs(p.manifest_url, base),
+    thumbnailUrl: abs(p.thumbnail_url || p.preview_url, base),
   }));
-  return { editionId: String(raw.edition_id ?? raw.id), title: raw.title || raw.name || null, pages, raw };
+  return { editionId: String(raw.edition_id), title: raw.title || null, pages, raw };
 }
 
 async function getJson(url) {
