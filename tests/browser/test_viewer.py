@@ -158,7 +158,7 @@ def test_screenshot_with_overlays_is_saved(moving_run):
     assert img is not None and img.shape[0] >= 400
 
 
-def test_recognition_client_asks_for_the_tilted_look_every_4th_request_until_a_match(server):
+def test_recognition_client_asks_for_the_tilted_look_every_8th_request_until_a_match(server):
     # recognition.js in the browser, with the server's answers stubbed, a frame every 500 ms: every 8th request
     # without a match asks for the tilted look; no match, a refused request (429) and a failed one count alike; a
     # match starts the count again, and for 5 s (TILTED_QUIET_MS) frames stay quick; an explicit choice wins.
