@@ -50,7 +50,7 @@ def test_a_video_box_keeps_its_files_shape_and_an_overlay_is_deleted_with_care(s
     edition = svc.create_edition(db, svc.SYSTEM, pub, {"date": "2026-11-28", "number": 12, "title": "Thử"})
     page_row = svc.add_page(db, state.store, state.limits, svc.SYSTEM, edition, page_png(), "trang.png",
                             {"preset": "A3"})
-    edition_id, page_id = edition.id, page_row.id
+    page_id = page_row.id
     db.close()
     mp4 = clip_4x3(tmp_path / "four-three.mp4")
     errors: list[str] = []

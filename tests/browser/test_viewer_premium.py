@@ -231,7 +231,7 @@ def test_a_reader_unlocks_a_premium_video_and_signing_out_leaves_nothing(publish
             # a premium media element that fails (a signed URL expiring mid-stream) gets a fresh URL and goes on
             # from where it was: the part is asked for again, the element keeps its position
             failed = page.evaluate(FAIL_PREMIUM_VIDEO_JS, premium_id)
-            wait_state(page, f"s.premium.part.recoveries === 1 && s.premium.part.renewals === 1", 10)
+            wait_state(page, "s.premium.part.recoveries === 1 && s.premium.part.renewals === 1", 10)
             wait_state(page, f"s.media.some(m => m.id === '{premium_id}' && m.premium && !m.paused)", 10)
             after = page.evaluate(PREMIUM_VIDEO_SRC_JS, premium_id)
             assert after["src"] != failed["src"] and "sig=" in after["src"], "a newly signed URL"

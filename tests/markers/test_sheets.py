@@ -229,13 +229,13 @@ def test_small_page_prints_at_actual_size_with_crop_marks_and_decodable_qr():
     # crop marks: short hairlines outside each trim corner, none inside the trim box
     marks = []
     for obj in objects(pdf, 0, pdfium_c.FPDF_PAGEOBJ_PATH):
-        l, b, r, t = (v / PT_PER_MM for v in obj.get_bounds())
-        long_side = max(r - l, t - b)
-        if CROP_MARK_LEN_MM - 0.5 < long_side < CROP_MARK_LEN_MM + 0.5 and min(r - l, t - b) < 0.5:
-            marks.append((l, b, r, t))
+        x0, b, r, t = (v / PT_PER_MM for v in obj.get_bounds())
+        long_side = max(r - x0, t - b)
+        if CROP_MARK_LEN_MM - 0.5 < long_side < CROP_MARK_LEN_MM + 0.5 and min(r - x0, t - b) < 0.5:
+            marks.append((x0, b, r, t))
     assert len(marks) == 8
-    for l, b, r, t in marks:
-        outside = r <= left - CROP_MARK_OFFSET_MM + 0.3 or l >= right + CROP_MARK_OFFSET_MM - 0.3 \
+    for x0, b, r, t in marks:
+        outside = r <= left - CROP_MARK_OFFSET_MM + 0.3 or x0 >= right + CROP_MARK_OFFSET_MM - 0.3 \
             or t <= bottom - CROP_MARK_OFFSET_MM + 0.3 or b >= top + CROP_MARK_OFFSET_MM - 0.3
         assert outside
     text = page_text(pdf)

@@ -718,5 +718,5 @@ def test_form_fields_are_checked_like_json_fields(client, users, page):
 
 
 def test_a_request_without_credentials_is_refused_before_its_body_is_judged(client, page):
-    r = client.patch(f"/api/v1/overlays/1", json={"scale": "not a number"})
+    r = client.patch("/api/v1/overlays/1", json={"scale": "not a number"})
     assert r.status_code == 401

@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy import create_engine, inspect, select, text
 
 from builder.http_errors import status_for
 from tests.conftest import auth, make_app, png_bytes, test_database, user_with_token
@@ -225,7 +225,7 @@ def test_bots_and_readers_who_opted_out_are_answered_204_and_not_stored(s, ua, h
 
 
 def test_yesterdays_salt_is_gone_and_the_same_reader_on_two_days_counts_twice(tmp_path):
-    from viewer_api.ingest import Client, PublishedLookup, ingest_batch
+    from viewer_api.ingest import Client, ingest_batch
 
     class OnePage:
         def page(self, page_id):

@@ -5,7 +5,6 @@ nothing of them stored — and with ack "queued" what is queued written when the
 process just exits."""
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 import sys

@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
-from tests.conftest import REPO, auth, png_bytes, upload
+from tests.conftest import REPO, auth, png_bytes
 from tests.web.test_api import PLACEMENT, make_edition, make_page
 from tests.web.test_premium_serving import site  # noqa: F401 - the fixture: an edition with premium overlays
 from tests.web.test_public import _photo_of, published  # noqa: F401 - the fixture: a published edition
