@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from ..pixels import to_index
 from .candidates import Votes
 from .geometry import inside_convex, page_corners_mm, project
 from .params import RecognitionParams
@@ -150,7 +151,7 @@ def aimed_elsewhere(q_xy: np.ndarray, size: tuple[int, int], v: Verified, page, 
     outside v's page, nearer the frame centre (median) than v's page is. A page accepted elsewhere is usually the
     only one in view, and such a candidate's hits are then few and scattered over the photo."""
     corners = project(v.homography, page_corners_mm(page.width_mm, page.height_mm))
-    centre = np.array([size[0] / 2 - 0.5, size[1] / 2 - 0.5])
+    centre = to_index(np.array([size[0] / 2, size[1] / 2]))  # the frame's centre, pixel-index coordinates
     off = -cv2.pointPolygonTest(corners.astype(np.float32).reshape(-1, 1, 2), tuple(centre), True)
     if off <= 0 or not rest:
         return []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..pixels import to_edge, to_index
 from .geometry import long_side, page_corners_mm, project
 from .params import RecognitionParams
 from .photo import QueryFeatures, photo_orb
@@ -17,7 +18,7 @@ def magnified(q: QueryFeatures, p: RecognitionParams) -> QueryFeatures:
     assert q.gray is not None
     big = cv2.resize(q.gray, None, fx=p.magnify, fy=p.magnify, interpolation=cv2.INTER_CUBIC)
     xy, desc = photo_orb(big, p.magnified_features, p)
-    return QueryFeatures(((xy + 0.5) / p.magnify - 0.5).astype(np.float32), desc, q.size, q.scale, q.gray, q.color)
+    return QueryFeatures(to_index(to_edge(xy) / p.magnify).astype(np.float32), desc, q.size, q.scale, q.gray, q.color)
 
 
 def paper_box(color: np.ndarray, p: RecognitionParams) -> tuple[int, int, int, int] | None:
@@ -56,8 +57,8 @@ def paper_features(q: QueryFeatures, p: RecognitionParams) -> tuple[np.ndarray, 
     region = cv2.resize(q.gray[y0:y1, x0:x1], None, fx=s, fy=s,
                         interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     xy, desc = photo_orb(region, p.paper_features, p)
-    # region px -> working px, pixel-index coordinates: (region + 0.5) / s = (working - corner) + 0.5
-    return ((xy + 0.5) / s - 0.5 + np.array([x0, y0], np.float32)).astype(np.float32), desc
+    # region px -> working px, pixel-index coordinates (markers.pixels): (region + 0.5) / s = (working - corner) + 0.5
+    return (to_index(to_edge(xy) / s) + np.array([x0, y0], np.float32)).astype(np.float32), desc
 
 
 def closer_look(q: QueryFeatures, p: RecognitionParams) -> QueryFeatures:
@@ -81,7 +82,7 @@ def untilt_map(size: tuple[int, int], direction_deg: float, p: RecognitionParams
     lin = rot @ np.diag([p.tilt ** (1 - p.tilt_squeeze), p.tilt ** -p.tilt_squeeze]) @ rot.T
     w, h = size
     ends = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64) @ lin.T
-    # Pixel centres (x + 0.5) map linearly, and the copy starts at the image's bounding box.
+    # Pixel edges map linearly (markers.pixels: index + 0.5), and the copy starts at the image's bounding box.
     shift = -ends.min(axis=0) + lin @ [0.5, 0.5] - 0.5
     extent = np.ceil(ends.max(axis=0) - ends.min(axis=0)).astype(int)
     return np.c_[lin, shift], (int(extent[0]), int(extent[1]))

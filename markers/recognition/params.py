@@ -141,7 +141,7 @@ class RecognitionParams:
     # ---- Acceptance
     dedup_px: float = 3.0  # inliers closer than this in the photo count once
     distinct_ratio: float = 0.8  # an inlier is *distinctive* when its match beats the page's next point by this ratio
-    margin: float = 1.5  # exclusive inliers of the best page >= margin x the runner-up's (RESEARCH.md: 1.5 kept FPs near 0)
+    margin: float = 1.5  # exclusive inliers of the best page >= margin x the runner-up's (tuning photos: 1.5 kept FPs near 0)
     # ... and margin_partial x when its inliers cover less than partial_coverage of the page's textured cells: a
     # non-catalog page sharing a masthead with a few catalog pages leaves its runner-up (another page with that
     # masthead) a third to a half of its own exclusive inliers. Tuning photos at 100 pages: the three non-catalog pages

@@ -22,8 +22,8 @@ QUERY_MAX_SIDE = 1280  # larger photos are shrunk first: a page at 1280 px still
 class Photo:
     """A photo decoded for recognition (``decode_photo``): gray (h, w) uint8, upright (EXIF orientation applied),
     perhaps smaller than the photo itself; scale: its px per photo px, in pixel-index coordinates
-    (gray + 0.5 = scale x (photo + 0.5)); color: its colour in the same px (decoded when first asked for), None for
-    a grey photo."""
+    (gray + 0.5 = scale x (photo + 0.5), markers.pixels); color: its colour in the same px (decoded when first asked
+    for), None for a grey photo."""
     gray: np.ndarray
     scale: float
     color: PhotoColor | None = None

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from ..pixels import EDGE_TO_INDEX, INDEX_TO_EDGE
 from ..workers import Workers, result_or_run
 from .acceptance import (
     accept,
@@ -287,9 +288,8 @@ class Pipeline:
 
     @staticmethod
     def _page_match(page: PageEntry, h_work: np.ndarray, scale: float, inliers: int, score: float) -> PageMatch:
-        # Back to original photo px (pixel-index coordinates): working + 0.5 = scale * (original + 0.5).
-        shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
-        h = np.linalg.inv(shift) @ np.diag([1.0 / scale, 1.0 / scale, 1.0]) @ shift @ h_work
+        # Back to original photo px (pixel-index coordinates, markers.pixels): working + 0.5 = scale * (original + 0.5).
+        h = EDGE_TO_INDEX @ np.diag([1.0 / scale, 1.0 / scale, 1.0]) @ INDEX_TO_EDGE @ h_work
         h = h / h[2, 2]
         corners = project(h, page_corners_mm(page.width_mm, page.height_mm))
         return PageMatch(page.page_id, h, corners, int(inliers), float(score))
