@@ -10,7 +10,7 @@ import pytest
 from builder.app import app_config
 from builder.config import ConfigError, NodeTools, Settings
 from builder.importers import UploadLimits
-from tests.conftest import REPO, make_app
+from tests.conftest import REPO, make_app, test_database
 
 SOURCES = ("builder", "viewer_api", "markers")
 VARIABLE = re.compile(r"\bBAONHUNG_[A-Z0-9_]*[A-Z0-9]\b")  # a whole name: not a prefix such as "BAONHUNG_MAX_"
@@ -122,7 +122,7 @@ def test_the_test_mapping_overrides_the_environment_and_is_not_changed(tmp_path,
     app = make_app(data, **mapping)
     assert mapping == before
     state = app.extensions["baonhung"]
-    assert state.settings.data_dir == data and state.settings.database_url == f"sqlite:///{data / 'baonhung.sqlite3'}"
+    assert state.settings.data_dir == data and state.settings.database_url == test_database(data)
     assert app.config["MAX_CONTENT_LENGTH"] == 5 * 1024 * 1024
     assert state.settings.trusted_proxies == 0 and state.limits.max_pdf_bytes == UploadLimits().max_pdf_bytes
     assert state.jobs is not None and state.jobs.huey.immediate is False

@@ -13,7 +13,7 @@ import pytest
 
 from builder.storage import sha256_bytes
 from tests.builder.test_storage import s3_options, s3_store
-from tests.conftest import auth, make_app, png_bytes, upload
+from tests.conftest import auth, make_app, png_bytes, test_database, upload
 from tests.web.test_api import PLACEMENT, make_edition, make_page, make_publication
 
 pytestmark = pytest.mark.xdist_group("s3_publish")
@@ -115,6 +115,8 @@ def test_backup_of_an_s3_store_restores_onto_local_disk_and_onto_another_bucket_
     import tarfile
     from dataclasses import replace
 
+    from sqlalchemy import create_engine, inspect
+
     from builder.backup import BackupError, backup, restore
     from builder.storage import LocalDiskStore, store_from_settings
 
@@ -125,9 +127,9 @@ def test_backup_of_an_s3_store_restores_onto_local_disk_and_onto_another_bucket_
     page_id = published["page"]["id"]
     targets = {
         "local": replace(settings, storage_backend="local", data_dir=tmp_path / "on-disk",
-                         database_url=f"sqlite:///{tmp_path / 'on-disk' / 'baonhung.sqlite3'}"),
+                         database_url=test_database(tmp_path / "on-disk", migrated=False)),
         "s3": replace(settings, s3_prefix=f"restored-{uuid.uuid4().hex[:8]}/", data_dir=tmp_path / "on-s3",
-                      database_url=f"sqlite:///{tmp_path / 'on-s3' / 'baonhung.sqlite3'}"),
+                      database_url=test_database(tmp_path / "on-s3", migrated=False)),
     }
     for name, target in targets.items():
         restore(target, archive)
@@ -138,7 +140,7 @@ def test_backup_of_an_s3_store_restores_onto_local_disk_and_onto_another_bucket_
         r = again.test_client().get(manifest["bundles"]["full"]["url"], headers={"Range": "bytes=0-3"})
         assert r.status_code == 206 and r.data == b"glTF", name
     with pytest.raises(BackupError, match="already holds content"):  # the bucket prefix holds blobs now
-        restore(replace(targets["s3"], data_dir=tmp_path / "empty", database_url=f"sqlite:///{tmp_path / 'e.db'}"),
+        restore(replace(targets["s3"], data_dir=tmp_path / "empty", database_url=test_database(tmp_path / "e", migrated=False)),
                 archive)
     damaged = tmp_path / "damaged.tar.gz"  # a blob whose bytes are not its name's: refused before any change
     with tarfile.open(archive) as src, tarfile.open(damaged, "w:gz") as out:
@@ -149,10 +151,14 @@ def test_backup_of_an_s3_store_restores_onto_local_disk_and_onto_another_bucket_
             member.size = len(data)
             out.addfile(member, io.BytesIO(data))
     fresh = replace(targets["s3"], s3_prefix=f"damaged-{uuid.uuid4().hex[:8]}/", data_dir=tmp_path / "fresh",
-                    database_url=f"sqlite:///{tmp_path / 'fresh' / 'baonhung.sqlite3'}")
+                    database_url=test_database(tmp_path / "fresh", migrated=False))
     with pytest.raises(BackupError, match="damaged archive"):
         restore(fresh, damaged)
-    assert not (tmp_path / "fresh" / "baonhung.sqlite3").exists()
+    engine = create_engine(fresh.database_url)  # the run's engine: nothing was written into the database
+    try:
+        assert inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
     assert list(store_from_settings(fresh).list()) == []
 
 
