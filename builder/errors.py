@@ -67,6 +67,7 @@ ERRORS: dict[str, ErrorDef] = {
     "server_error": _e("server_error", "A fault on the server, not in your content. Incident {incident}: the "
                                        "administrator can look it up in the server log."),
     "publish_failed": _e("publish_failed", "Publishing failed; the previous version keeps serving readers: {detail}"),
+    "bundle_check_failed": _e("bundle_check_failed", "This page cannot be packaged for readers yet: {detail}"),
     "csrf": _e("csrf", "The form session expired or the CSRF token is missing. Reload the page and try again."),
     "request_too_large": _e("request_too_large", "The upload is too large (at most {limit_mb} MB)."),
     "rate_limited": _e("rate_limited", "Too many requests. Try again in a few seconds."),

@@ -42,7 +42,7 @@ STATUS: dict[str, int] = {
     "corrupt_file": 422, "not_animated": 422, "gltf_invalid": 422, "gltf_external_resources": 422,
     "model_too_many_triangles": 422, "model_empty": 422, "zip_unsafe_path": 422, "zip_symlink": 422,
     "zip_encrypted": 422, "zip_no_model": 422, "zip_multiple_models": 422, "pdf_encrypted": 422,
-    "publish_failed": 422, "unknown_ids": 422,
+    "publish_failed": 422, "bundle_check_failed": 422, "unknown_ids": 422,
     # 429: too often
     "login_throttled": 429, "rate_limited": 429,
     # 500: our fault (a job interrupted is only ever shown inside the job's record)

@@ -44,12 +44,12 @@ from sqlalchemy.orm import Session
 from markers import INDEX_VERSION, MARKER_VERSION, PageMarker, RecognitionIndex, browser_marker, train_page
 
 from . import premium
-from .bundle import BundleOptions, OverlaySpec, PageBundle, PageSpec, build_page_bundle
+from .bundle import BundleBuildError, BundleOptions, OverlaySpec, PageBundle, PageSpec, build_page_bundle
 from .config import Settings
 from .manifest import edition_manifest, page_manifest
 from .models import AuditEntry, Edition, EditionStatus, Page, PublishedVersion, PublishFailure, utcnow
 from .errors import ValidatorUnavailableError
-from .errors import AppError, PublishFailed, ServerFault
+from .errors import AppError, PublishFailed, ServerFault, verbatim
 from .services import PUBLISHERS, Actor, audit, require_role
 from .storage import AssetStore, StorageError, sha256_file
 # the catalog's format and its pure edits: the contract module both sides import
@@ -522,12 +522,16 @@ def _manifest_overlay(o: dict) -> dict:
     return entry
 
 
-def check_page_bundle(page: Page, store: AssetStore, options: BundleOptions = BundleOptions()) -> dict:
+def check_page_bundle(page: Page, store: AssetStore, settings: Settings,
+                      options: BundleOptions = BundleOptions()) -> dict:
     """Build a draft page's bundle exactly as publishing would (nothing is stored) and report its sizes against
     the budgets, with warnings naming the biggest contributors — what a designer needs before sending for review.
-    Raises BundleBuildError when the page cannot be packaged."""
+    Raises AppError("bundle_check_failed") when the page cannot be packaged (the reason, never a server path)."""
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}bundle-check-") as work, ExitStack() as copies:
-        bundle = build_page_bundle(_page_spec(snapshot_page(page), store, copies), options, Path(work))
+        try:
+            bundle = build_page_bundle(_page_spec(snapshot_page(page), store, copies), options, Path(work))
+        except BundleBuildError as exc:
+            raise AppError("bundle_check_failed", detail=verbatim(_without_paths(str(exc), settings))) from exc
         streamed = sum(m.bytes for m in bundle.media if m.streamed)
         inline_media = sum(m.bytes for m in bundle.media if not m.streamed)
         return {

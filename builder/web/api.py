@@ -245,7 +245,7 @@ def bundle_check(page_id):
         from dataclasses import replace
 
         options = replace(options, compress=True)
-    return jsonify(check_page_bundle(page, store(), options))
+    return jsonify(check_page_bundle(page, store(), current_app.extensions["baonhung"].settings, options))
 
 
 # --------------------------------------------------------------------------------------- overlays

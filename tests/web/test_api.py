@@ -507,6 +507,31 @@ def test_bundle_check_reports_sizes_budgets_and_biggest_contributors(app, client
                        headers=auth(users.tokens["print_desk"])).status_code == 403
 
 
+def test_bundle_check_of_a_page_that_cannot_be_packaged_is_a_422_naming_why_in_both_languages(app, client, users,
+                                                                                                page, monkeypatch):
+    """Content the packager refuses is the designer's to fix: a 422 with the reason, not a 500; no server path."""
+    import builder.publish as publish_mod
+    from builder.bundle import BundleBuildError
+
+    token = users.tokens["designer"]
+    client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(token), content_type="multipart/form-data",
+                data={"kind": "model3d", "stock": "pin", **PLACEMENT})
+    where = str(app.extensions["baonhung"].settings.data_dir / "store" / "ab" / "cd")
+
+    def broken(spec, options, work):
+        raise BundleBuildError(f"overlay 7: model {where} could not be packaged", messages=["ACCESSOR_INVALID"])
+
+    monkeypatch.setattr(publish_mod, "build_page_bundle", broken)
+    before = state_snapshot(app)
+    for lang, words in (("vi", "chưa đóng gói được"), ("en", "cannot be packaged for readers")):
+        r = client.post(f"/api/v1/pages/{page['id']}/bundle-check?compress=0", headers=auth(token, lang))
+        assert r.status_code == 422, r.get_json()
+        body = r.get_json()
+        assert body["error"] == "bundle_check_failed" and words in body["message"]
+        assert "ACCESSOR_INVALID" in body["message"] and where not in body["message"]
+    assert state_snapshot(app) == before
+
+
 def test_upload_warnings_reach_the_designer_as_structured_data(client, users, page):
     """A panorama that is not 2:1 is accepted with a warning the editor can show (not a stringified dict)."""
     from PIL import Image
