@@ -243,6 +243,18 @@ def _category_and_quantity(ev: dict, kind: str | None) -> tuple[int | None, int 
     return None, None
 
 
+def _overlay_of(ev: dict, page: PublishedPage, overlay_id: int) -> tuple[str | None, str | None]:
+    """(the overlay's kind, the reason to drop the event or None) for an event naming an overlay of ``page``."""
+    kind = page.overlays.get(overlay_id)
+    if kind is None:
+        return None, "unknown_overlay"
+    if ev["type"] in KINDS_FOR and kind not in KINDS_FOR[ev["type"]]:
+        return kind, "wrong_kind"
+    if ev["type"] in PREMIUM_TYPES and overlay_id not in page.premium:
+        return kind, "not_premium"
+    return kind, None
+
+
 def ingest_batch(batch: dict, client: Client, lookup: PublishedLookup, salts: es.SaltStore, writer,
                  now_ms: int) -> IngestResult:
     """Check each event of a schema-valid ``batch`` against what is published and append the ones that pass.
@@ -305,15 +317,9 @@ def ingest_batch(batch: dict, client: Client, lookup: PublishedLookup, salts: es
                 continue
             edition_id, publication = page.edition_id, page.publication
             if overlay_id is not None:
-                kind = page.overlays.get(overlay_id)
-                if kind is None:
-                    drop("unknown_overlay")
-                    continue
-                if ev["type"] in KINDS_FOR and kind not in KINDS_FOR[ev["type"]]:
-                    drop("wrong_kind")
-                    continue
-                if ev["type"] in PREMIUM_TYPES and overlay_id not in page.premium:
-                    drop("not_premium")
+                kind, refusal = _overlay_of(ev, page, overlay_id)
+                if refusal is not None:
+                    drop(refusal)
                     continue
             if ev["type"] == "aim" and not (ev["x_mm"] <= page.width_mm and ev["y_mm"] <= page.height_mm):
                 drop("outside_page")
