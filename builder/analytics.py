@@ -682,7 +682,6 @@ def breakdown(reader: EventsReader, scope: Scope, first: dt.date, last: dt.date,
     level = CHILD_LEVEL[scope.level]
     depth = LEVELS.index(level) - 1
     per: dict[int, dict] = {}
-    M = METRICS
     # a row needs only counts, sums, sessions and readers: not the aim cells, funnel, devices and hours
     for r in _rows(reader, scope, level, d0, d1, BREAKDOWN_METRICS, by_day=False, memo=_memo):
         child = r[depth]
