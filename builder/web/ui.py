@@ -13,10 +13,8 @@ import base64
 import hashlib
 import json
 from functools import wraps
-from pathlib import Path
 
-from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file,
-                   session, url_for)
+from flask import (Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for)
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -32,19 +30,6 @@ from .common import CSP_DEFAULT, actor, client_address, db, lang, login_required
 from .serialize import page_json
 
 ui_bp = Blueprint("ui", __name__)
-
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-NODE_MODULES = REPO_ROOT / "node_modules"
-# Public path under /static/vendor/ -> file under node_modules. Nothing else in node_modules is reachable.
-# three.module.js is self-contained in r170; GLTFLoader imports BufferGeometryUtils; the rest import only "three".
-VENDOR_FILES: dict[str, str] = {
-    "three/build/three.module.js": "three/build/three.module.js",
-    "three/examples/jsm/loaders/GLTFLoader.js": "three/examples/jsm/loaders/GLTFLoader.js",
-    "three/examples/jsm/utils/BufferGeometryUtils.js": "three/examples/jsm/utils/BufferGeometryUtils.js",
-    "three/examples/jsm/libs/meshopt_decoder.module.js": "three/examples/jsm/libs/meshopt_decoder.module.js",
-    "three/examples/jsm/controls/OrbitControls.js": "three/examples/jsm/controls/OrbitControls.js",
-    "three/examples/jsm/environments/RoomEnvironment.js": "three/examples/jsm/environments/RoomEnvironment.js",
-}
 
 # Default box of a new overlay: centred on the page, this share of the page width, and this height/width ratio
 # per kind (a link is a button, a sound a square tap target); a video or image takes its file's ratio, and the
@@ -485,35 +470,10 @@ def add_overlay(page_id):
 
 
 def _import_map() -> dict:
-    def vendor(path):
-        return url_for("ui.vendor", path=path) + "?v=" + _three_version()
+    """The editor's 3D preview loads three.js from the viewer's one vendor route (/v/vendor/, one whitelist)."""
+    from viewer_api.viewer import import_map
 
-    return {"imports": {
-        "three": vendor("three/build/three.module.js"),
-        "three/addons/loaders/GLTFLoader.js": vendor("three/examples/jsm/loaders/GLTFLoader.js"),
-        "three/addons/controls/OrbitControls.js": vendor("three/examples/jsm/controls/OrbitControls.js"),
-        "three/addons/libs/meshopt_decoder.module.js": vendor("three/examples/jsm/libs/meshopt_decoder.module.js"),
-        "three/addons/environments/RoomEnvironment.js": vendor("three/examples/jsm/environments/RoomEnvironment.js"),
-        # GLTFLoader imports '../utils/BufferGeometryUtils.js' relative to itself: same vendor tree, no mapping.
-    }}
-
-
-def _three_version() -> str:
-    try:
-        return json.loads((NODE_MODULES / "three" / "package.json").read_text(encoding="utf-8"))["version"]
-    except (OSError, ValueError, KeyError):
-        return "0"
-
-
-@ui_bp.get("/static/vendor/<path:path>")
-def vendor(path):
-    """Only the whitelisted three.js files the editor's 3D preview needs, from our own node_modules."""
-    rel = VENDOR_FILES.get(path)
-    if rel is None or not (NODE_MODULES / rel).is_file():
-        abort(404)
-    response = send_file(NODE_MODULES / rel, mimetype="text/javascript", max_age=86400, conditional=True)
-    response.headers["Cache-Control"] = "public, max-age=86400"
-    return response
+    return import_map()
 
 
 def _editor_strings() -> dict:

@@ -485,17 +485,29 @@ def test_no_page_uses_inline_styles_or_inline_scripts(ui_app, db, content):
         assert all('type="importmap"' in s for s in scripts), path
 
 
-def test_vendor_route_serves_only_the_whitelisted_three_files(ui_app):
+def test_the_editor_loads_three_from_the_viewers_one_whitelisted_vendor_route(ui_app):
+    """One vendor route (/v/vendor/, viewer_api.viewer.VENDOR_FILES) serves the editor's 3D preview and the viewer."""
+    import json as _json
+
+    from viewer_api.viewer import VENDOR_FILES
+
     client = ui_app.test_client()
-    for path in ("three/build/three.module.js", "three/examples/jsm/loaders/GLTFLoader.js",
-                 "three/examples/jsm/utils/BufferGeometryUtils.js", "three/examples/jsm/controls/OrbitControls.js",
-                 "three/examples/jsm/libs/meshopt_decoder.module.js"):
-        response = client.get(f"/static/vendor/{path}")
-        assert response.status_code == 200, path
-        assert response.mimetype == "text/javascript"
+    with ui_app.test_request_context():
+        from builder.web.ui import _import_map
+
+        imports = _import_map()["imports"]
+    assert imports["three"].startswith("/v/vendor/three/") and imports["three/addons/"] == "/v/vendor/three/addons/"
+    for spec in ("loaders/GLTFLoader.js", "controls/OrbitControls.js", "libs/meshopt_decoder.module.js",
+                 "environments/RoomEnvironment.js", "utils/BufferGeometryUtils.js"):  # what preview3d.js imports
+        assert f"three/addons/{spec}" in VENDOR_FILES, spec
+        response = client.get(f"/v/vendor/three/addons/{spec}")
+        assert response.status_code == 200 and response.mimetype == "text/javascript", spec
+    assert client.get(imports["three"]).status_code == 200
     for path in ("three/package.json", "three/build/../package.json", "three/src/Three.js", "../pyproject.toml",
                  "@gltf-transform/cli/package.json"):
-        assert client.get(f"/static/vendor/{path}").status_code == 404, path
+        assert client.get(f"/v/vendor/{path}").status_code == 404, path
+    assert client.get("/static/vendor/three/build/three.module.js").status_code == 404  # the old second route is gone
+    assert _json.dumps(imports)  # serializable into the page's import map
 
 
 def test_the_editor_script_imports_resolve_through_the_import_map(ui_app, db, content):
@@ -505,16 +517,20 @@ def test_the_editor_script_imports_resolve_through_the_import_map(ui_app, db, co
     for module in ("editor.js", "preview3d.js", "forms.js"):
         source = (ROOT / "builder" / "static" / module).read_text(encoding="utf-8")
         for spec in re.findall(r"""from\s+['"]([^'"]+)['"]""", source):
-            assert spec.startswith("./") or spec in mapping, (module, spec)
-    from builder.web.ui import VENDOR_FILES
+            mapped = spec in mapping or any(k.endswith("/") and spec.startswith(k) for k in mapping)
+            assert spec.startswith("./") or mapped, (module, spec)
+    from viewer_api.viewer import VENDOR_FILES
 
-    for public in VENDOR_FILES:  # relative imports inside vendored files stay inside the whitelist
-        source = (ROOT / "node_modules" / VENDOR_FILES[public]).read_text(encoding="utf-8")
+    for public, file in VENDOR_FILES.items():  # relative imports inside vendored files stay inside the whitelist
+        if not isinstance(file, str) or not file.endswith(".js"):
+            continue  # our own opencv.js build, the Draco WebAssembly
+        source = (ROOT / "node_modules" / file).read_text(encoding="utf-8")
         for spec in re.findall(r"""from\s+['"](\.[^'"]+)['"]""", source):
             assert posixpath.normpath(posixpath.join(posixpath.dirname(public), spec)) in VENDOR_FILES, (public, spec)
     client = ui_app.test_client()
     for url in mapping.values():
-        assert client.get(url).status_code == 200, url
+        if not url.endswith("/"):
+            assert client.get(url).status_code == 200, url
 
 
 # ------------------------------------------------------------------------------------- translations
