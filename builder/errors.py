@@ -136,12 +136,11 @@ ERRORS: dict[str, ErrorDef] = {
     "invalid_events_at": _e("invalid_events", "The event batch does not match the schema at '{where}': {reason}"),
     "unknown_ids": _e("unknown_ids", "No event names a published edition, page or overlay; nothing was stored."),
     "busy": _e("busy", "The server is busy writing events. Send them again in a few seconds."),
-    # ----- overlay import (builder/importers.py, builder/safezip.py): InvalidAssetError, see error_codes()
+    # ----- overlay import (builder/importers/, builder/safezip.py): InvalidAssetError, see error_codes()
     "unknown_kind": _upload("unknown_kind", "Overlay kind “{kind}” is not supported."),
     "empty_file": _upload("empty_file", "File “{filename}” is empty."),
     "pdf_page_out_of_range": _upload("pdf_page_out_of_range",
                                      "The PDF has only {page_count} page(s); there is no page {page_number}."),
-    "invalid_page_size": _upload("invalid_page_size", "Invalid page size: {detail}."),
     "page_too_small": _upload("page_too_small", "Page image “{filename}” is too small ({width}×{height} px); its "
                                                 "short side needs at least {min_px} px for readers' phones to "
                                                 "recognize it."),

@@ -17,7 +17,7 @@ STATUS: dict[str, int] = {
     "teaser_not_for_kind": 400, "teaser_needs_poster": 400, "bad_code": 400, "reset_token_invalid": 400,
     "bad_tilted": 400, "not_an_image": 400, "invalid_json": 400, "too_many_events": 400, "invalid_events": 400,
     "invalid_events_at": 400, "http_malformed": 400,
-    "unknown_kind": 400, "empty_file": 400, "pdf_page_out_of_range": 400, "invalid_page_size": 400,
+    "unknown_kind": 400, "empty_file": 400, "pdf_page_out_of_range": 400,
     "page_too_small": 400,
     # 401: who is asking is not known
     "unauthorized": 401, "invalid_credentials": 401, "sign_in_required": 401, "signature_missing": 401,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -39,8 +38,9 @@ class UploadLimits:
     max_model_triangles: int = 500_000
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "UploadLimits":
-        """Limits from environment variables, defaults for the rest.
+    def from_env(cls, environ: Mapping[str, str]) -> "UploadLimits":
+        """Limits from the ``BAONHUNG_MAX_*`` variables of ``environ`` (``Settings.extra``: builder/config.py is the one
+        reader of the process environment), defaults for the rest.
 
         ``BAONHUNG_MAX_{PAGE,PDF,MODEL,VIDEO,AUDIO,IMAGE,ANIMATED}_MB``, ``BAONHUNG_MAX_ZIP_TOTAL_MB`` (megabytes,
         decimals allowed), ``BAONHUNG_MAX_IMAGE_MEGAPIXELS``, ``BAONHUNG_MAX_ANIMATION_FRAMES``,
@@ -48,7 +48,7 @@ class UploadLimits:
         ``BAONHUNG_MAX_ANIMATED_IMAGE_MB`` are accepted as the kinds' spellings of MODEL and ANIMATED. A malformed or non-positive value raises
         ``ValueError`` naming the variable (a configuration error should stop the service at start).
         """
-        env = os.environ if environ is None else environ
+        env = environ
         values: dict[str, Any] = {}
 
         def number(var: str) -> float | None:

@@ -546,7 +546,7 @@ def _size_strings() -> dict:
 
 
 def _warning_strings() -> dict:
-    """Upload facts (builder/importers.py) and bundle warnings (builder/bundle.py) by code; {name} are values."""
+    """Upload facts (builder/importers/) and bundle warnings (builder/bundle.py) by code; {name} are values."""
     return {
         "not_equirectangular": _("Not a 2:1 panorama (%(width)s×%(height)s px): it will look stretched in 360°.",
                                  width="{width}", height="{height}"),

@@ -20,9 +20,6 @@ ENV_READ = re.compile(r"\bos\.(environ|getenv)\b|\bfrom os import\b.*\b(environ|
 KNOWN_ENV_LINES = {
     # writes, not reads: OpenMP's idle threads must not spin (set before cv2 loads)
     'os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")',
-    # UploadLimits.from_env(None) falls back to the environment; every caller passes Settings.extra (issue 29:
-    # builder/importers.py is another change's, this default is left for it)
-    "env = os.environ if environ is None else environ",
 }
 
 

@@ -797,7 +797,7 @@ def test_the_editor_has_the_size_check_and_its_texts(ui_app, db, content):
 
 
 def test_every_warning_code_has_an_editor_text():
-    """The codes builder/importers.py and builder/bundle.py emit are the ones the editor translates."""
+    """The codes builder/importers/ and builder/bundle.py emit are the ones the editor translates."""
     from builder.web.ui import _warning_strings
 
     source = "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "builder/importers").glob("*.py")))
