@@ -22,6 +22,7 @@ export function pickBundle(bundles, base) {
   const conn = navigator.connection;
   const slow = conn && ((conn.downlink && conn.downlink < PREFER_LITE_BELOW_MBPS) || conn.saveData);
   const chosen = (slow && bundles.lite) || bundles.full || bundles.lite;
+  if (!chosen) return { url: null, bytes: 0 }; // a premium part of media only has no bundle ({})
   return { url: abs(chosen.url, base), bytes: chosen.bytes || 0 };
 }
 
