@@ -175,14 +175,17 @@ def test_recognition_client_asks_for_the_tilted_look_every_8th_request_until_a_m
                                  ...Array(17).fill('null')];
                 const sent = [];
                 const match = { page_id: 1, edition_id: 2, corners: [], homography: [[1, 0, 0], [0, 1, 0], [0, 0, 1]] };
-                window.fetch = async (url) => {
+                const realFetch = window.fetch;
+                window.fetch = async (url, init) => {
+                    // only this client's requests: the viewer page itself may fetch meanwhile
+                    if (!String(url).startsWith('/api/v1/recognize-under-test')) return realFetch(url, init);
                     sent.push(url);
                     const a = answers[sent.length - 1];
                     if (a === 'fail') throw new TypeError('network');
                     if (a === 429) return new Response('{}', { status: 429 });
                     return new Response(JSON.stringify({ match: a === 'match' ? match : null }));
                 };
-                const client = new RecognitionClient('/api/v1/recognize', 'edition:7');
+                const client = new RecognitionClient('/api/v1/recognize-under-test', 'edition:7');
                 for (let i = 0; i < answers.length; i++) {
                     await client.recognize(new Blob(), { width: 4, height: 3 }, 500 * i);
                 }
@@ -193,7 +196,7 @@ def test_recognition_client_asks_for_the_tilted_look_every_8th_request_until_a_m
             browser.close()
     # 16: the 8th request after the match (8), 4 s after it; 24: 8 s after it; 26: not due, but asked for (a photo)
     assert len(sent) == 27 and [i for i, u in enumerate(sent) if "tilted=1" in u] == [7, 24, 26]
-    assert all(u.startswith("/api/v1/recognize?scope=edition%3A7") for u in sent)
+    assert all(u.startswith("/api/v1/recognize-under-test?scope=edition%3A7") for u in sent)
 
 
 def test_the_viewer_follows_lang_en_and_remembers_it(server):
