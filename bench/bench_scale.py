@@ -179,7 +179,8 @@ class Newsroom:
                       data={"kind": "link", "url": f"https://example.org/{name}", **box})
             if video and (i == 0 or video_on_every_page):
                 self.post(f"/api/v1/pages/{page['id']}/overlays", content_type="multipart/form-data",
-                          data={"kind": "video", "file": (io.BytesIO(video), "v.mp4"), **box, "y_mm": "60"})
+                          data={"kind": "video", "file": (io.BytesIO(video), "v.mp4"), **box,
+                                "y_mm": f"{max(5.0, min(60.0, h_mm - 45.0)):.1f}"})  # below the link, on the page
         self.post(f"/api/v1/editions/{edition['id']}/submit")
         return edition["id"], ids
 
