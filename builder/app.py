@@ -8,7 +8,7 @@ that is neither ours (`APP_KEYS`) nor a Flask setting is a ConfigError.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,12 +104,7 @@ def app_config(test_config: Mapping[str, Any] | None = None) -> AppConfig:
         settings = test_config.get("SETTINGS") or Settings.defaults()
         if not isinstance(settings, Settings):
             raise ConfigError(f"create_app: SETTINGS must be a Settings, not {type(settings).__name__}")
-        if "DATA_DIR" in test_config:
-            data_dir = Path(test_config["DATA_DIR"])
-            default_db = f"sqlite:///{data_dir / 'baonhung.sqlite3'}"
-            settings = replace(settings, data_dir=data_dir, database_url=test_config.get("DATABASE_URL") or default_db)
-        elif test_config.get("DATABASE_URL"):
-            settings = replace(settings, database_url=test_config["DATABASE_URL"])
+        settings = settings.with_test_config(test_config)
     limits = test_config.get("UPLOAD_LIMITS")
     if limits is None:
         try:

@@ -16,8 +16,9 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 DEV_SECRET = "dev-only-insecure-secret-key"  # used only when BAONHUNG_ENV=development
@@ -125,6 +126,17 @@ class Settings:
     def defaults(cls) -> "Settings":
         """Every setting at its default, without reading the environment (the base of a test configuration)."""
         return cls.from_env({})
+
+    def with_test_config(self, test_config: Mapping[str, Any]) -> "Settings":
+        """These settings with a test mapping's ``DATA_DIR`` (and its SQLite file as the default database) and
+        ``DATABASE_URL`` applied — the step both app factories share."""
+        if "DATA_DIR" in test_config:
+            data_dir = Path(test_config["DATA_DIR"])
+            default_db = f"sqlite:///{data_dir / 'baonhung.sqlite3'}"
+            return replace(self, data_dir=data_dir, database_url=test_config.get("DATABASE_URL") or default_db)
+        if test_config.get("DATABASE_URL"):
+            return replace(self, database_url=test_config["DATABASE_URL"])
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":

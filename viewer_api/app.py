@@ -88,12 +88,7 @@ def public_settings(settings: Settings | None, test_config: Mapping[str, Any] | 
     if unknown:
         raise ConfigError(f"create_public_app: unknown configuration key(s) {', '.join(unknown)}; ours are "
                           f"{', '.join(PUBLIC_KEYS)}, the rest must be Flask settings")
-    if "DATA_DIR" in test_config:
-        data_dir = Path(test_config["DATA_DIR"])
-        default_db = f"sqlite:///{data_dir / 'baonhung.sqlite3'}"
-        settings = replace(settings, data_dir=data_dir, database_url=test_config.get("DATABASE_URL") or default_db)
-    elif test_config.get("DATABASE_URL"):
-        settings = replace(settings, database_url=test_config["DATABASE_URL"])
+    settings = settings.with_test_config(test_config)
     if "READERS_DATABASE_URL" in test_config:
         settings = replace(settings, readers_database_url=test_config["READERS_DATABASE_URL"] or "none")
     return settings

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.browser.conftest import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, log_in, page_png)
+from tests.browser.conftest import (ARTIFACTS, PASSWORD, log_in, page_png)
 from tests.conftest import auth, user_with_token
 
 pytestmark = pytest.mark.browser
@@ -92,20 +92,6 @@ def server(tmp_path_factory):
     yield {"url": f"http://127.0.0.1:{httpd.server_port}", **ids}
     httpd.shutdown()
     thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from pathlib import Path
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.mark.parametrize("name, viewport, mobile", [("desktop", {"width": 1440, "height": 1000}, False),

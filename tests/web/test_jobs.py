@@ -123,6 +123,16 @@ def test_a_job_that_fails_in_the_worker_shows_its_error_in_the_askers_language(a
     assert again.status_code == 202 and again.get_json()["id"] != job["id"]
 
 
+def _stop(worker: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if the worker has not ended within 30 s."""
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
 def _worker(data_dir: Path) -> subprocess.Popen:
     env = dict(os.environ, BAONHUNG_DATA_DIR=str(data_dir), DATABASE_URL=test_database(data_dir),
                BAONHUNG_ENV="development", PYTHONPATH=str(ROOT))
@@ -168,12 +178,7 @@ def test_a_worker_killed_mid_publish_leaves_the_previous_version_serving_and_the
     try:
         done = _wait(client, editor, job["id"], lambda j: j["status"] in ("done", "failed"))
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        _stop(worker)
     assert done["status"] == "done" and done["attempts"] == 2 and done["version"] == 2, done
     manifest = client.get(f"/pub/editions/{edition['id']}/manifest.json").get_json()
     assert len(manifest["pages"]) == 5
@@ -349,12 +354,7 @@ def test_on_redis_the_queue_carries_the_job_from_the_newsroom_app_to_a_worker_pr
     try:
         done = _wait(client, editor, job["id"], lambda j: j["status"] in ("done", "failed"))
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        _stop(worker)
     assert done["status"] == "done" and done["version"] == 1 and done["pages_done"] == 2, done
     assert huey.pending_count() == 0
     assert len(client.get(f"/pub/editions/{edition['id']}/manifest.json").get_json()["pages"]) == 2
