@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from markers import RecognitionIndex, synth, train_page
-from markers.background import background_bank, background_distance
+from markers.background import BANK_FILE, background_bank, background_distance, build_background_descriptors
 from markers.recognition import DEFAULT_PARAMS as P
 from markers.recognition import FEATURE_BITS, INDEXED_FEATURES, candidates
 
@@ -28,6 +28,15 @@ def test_bank_is_deterministic_generic_photo_content():
     d = background_distance(random_desc)
     assert d.dtype == np.uint8 and d.min() > 60  # random bits are far from any real image feature
     assert background_distance(np.zeros((0, 32), np.uint8)).shape == (0,)
+
+
+def test_the_shipped_bank_is_what_the_code_builds():
+    """markers/models/background-bank.npy is loaded instead of being built in every process; it must not drift
+    from the code that defines it (scripts/build_background_bank.py writes it again)."""
+    shipped = np.load(BANK_FILE, allow_pickle=False)
+    built = build_background_descriptors()
+    assert shipped.shape == built.shape and shipped.dtype == np.uint8
+    assert np.array_equal(shipped, built), "markers/models/background-bank.npy is stale: run scripts/build_background_bank.py"
 
 
 def test_a_neighbour_no_closer_than_the_background_is_not_a_vote():
