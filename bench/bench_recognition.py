@@ -197,8 +197,12 @@ def fp_queries(count: int) -> list[dict]:
     return out
 
 
+REAL_PAGE_IMAGES: dict[str, np.ndarray] = {}  # page id -> the image real_set trained it from (second-descriptor probe)
+
+
 def real_set() -> tuple[list[tuple[PageMarker, float]], list[dict]]:
-    """Set (b): (reference markers with train ms, queries with ground-truth homography page mm -> photo px)."""
+    """Set (b): (reference markers with train ms, queries with ground-truth homography page mm -> photo px); the
+    reference images are kept in REAL_PAGE_IMAGES."""
     refs, queries = [], []
     tpo = SHARED / "data" / "tpofinder"
     if (tpo / "ground_truth.json").exists():
@@ -211,6 +215,7 @@ def real_set() -> tuple[list[tuple[PageMarker, float]], list[dict]]:
             t = time.perf_counter()
             m = train_page(ref[y0:y1, x0:x1], (x1 - x0) * mm_per_px, (y1 - y0) * mm_per_px, f"tpo-{obj}")
             refs.append((m, (time.perf_counter() - t) * 1000))
+            REAL_PAGE_IMAGES[m.page_id] = ref[y0:y1, x0:x1]
             for e in (e for e in gt if e["object"] == obj):
                 h = np.array(e["H_ref_to_view"]) @ np.array([[1 / mm_per_px, 0, x0], [0, 1 / mm_per_px, y0], [0, 0, 1]])
                 queries.append({"image": cv2.imread(str(tpo / e["view"])), "H": h, "page_id": f"tpo-{obj}",
@@ -236,6 +241,7 @@ def real_set() -> tuple[list[tuple[PageMarker, float]], list[dict]]:
                     t = time.perf_counter()
                     m = train_page(ref, w_mm, h_mm, f"smartdoc-{doc}")
                     refs.append((m, (time.perf_counter() - t) * 1000))
+                    REAL_PAGE_IMAGES[m.page_id] = ref
                 else:
                     queries.append({"image": img, "H": h, "page_id": f"smartdoc-{doc}", "size_mm": (w_mm, h_mm),
                                     "scope": None, "name": f"{r['bg_name']}/{doc}"})
