@@ -3,6 +3,7 @@ tests (SQLite, or PostgreSQL with ``--db postgresql``), users of every role with
 a refused request left no row and no file behind."""
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
@@ -408,8 +409,10 @@ def state_snapshot(app) -> tuple[dict, frozenset]:
     return counts, files
 
 
+@functools.lru_cache(maxsize=64)
 def png_bytes(w=1240, h=1754, seed=3) -> bytes:
-    """A newspaper-like page (markers.synth) as PNG."""
+    """A newspaper-like page (markers.synth) as PNG (bytes are immutable: made once per process for each size and
+    seed, ~0.1 s each)."""
     import cv2
 
     from markers.synth import generate_page
