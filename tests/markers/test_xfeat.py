@@ -81,3 +81,37 @@ def test_keypoints_follow_a_scaled_image(model, ref):
     want = (a.xy[:30] + 0.5) * np.float32([sx, sy]) - 0.5
     d = np.linalg.norm(want[:, None] - b.xy[None], axis=2).min(axis=1)
     assert np.mean(d < 3 * max(sx, sy)) > 0.6
+
+
+def test_features_match_a_tilted_view_of_the_same_page(model):
+    """A generated page and a view of it tilted ~35 deg about its horizontal axis and shrunk: XFeat features, mutual
+    nearest neighbours and MAGSAC give back the view's homography (corners within 4 px); a page of another seed
+    gives no such homography."""
+    import cv2
+
+    from markers import synth
+
+    def gray(seed):
+        page = cv2.cvtColor(synth.generate_page(seed), cv2.COLOR_BGR2GRAY)
+        return cv2.resize(page, None, fx=480 / page.shape[0], fy=480 / page.shape[0], interpolation=cv2.INTER_AREA)
+
+    page = gray(3)
+    h, w = page.shape
+    corners = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+    seen = np.float32([[60, 40], [w - 60, 40], [w + 10, h - 120], [-10, h - 120]]) + 40  # far edge narrower
+    true_h = cv2.getPerspectiveTransform(corners, seen)
+    view = cv2.warpPerspective(page, true_h, (w + 80, h), borderValue=90)
+
+    def homography(a, b):
+        fa, fb = model.detect(a, 600), model.detect(b, 600)
+        sim = fa.descriptors @ fb.descriptors.T
+        ab, ba = sim.argmax(axis=1), sim.argmax(axis=0)
+        keep = np.nonzero(ba[ab] == np.arange(len(ab)))[0]
+        return cv2.findHomography(fa.xy[keep], fb.xy[ab[keep]], cv2.USAC_MAGSAC, 3.0)
+
+    found, mask = homography(page, view)
+    assert found is not None and int(mask.sum()) >= 40
+    err = np.linalg.norm(cv2.perspectiveTransform(corners[None], found)[0] - seen, axis=1).max()
+    assert err < 4.0
+    other, mask = homography(gray(4), view)
+    assert other is None or int(mask.sum()) < 15
