@@ -17,7 +17,7 @@ from tests.conftest import auth, make_app, png_bytes, test_database
 from tests.web.test_api import make_edition, make_page, make_publication
 
 ROOT = Path(__file__).resolve().parents[2]
-JOB_TIMEOUT_S = 240  # a worker process compresses bundles with gltf-transform: seconds per page on 2 shared cores
+JOB_TIMEOUT_S = 240  # `baonhung serve` compresses bundles with gltf-transform: seconds per page on 2 shared cores
 
 
 @pytest.fixture
@@ -133,12 +133,33 @@ def _stop(worker: subprocess.Popen) -> None:
         worker.wait()
 
 
+# `baonhung worker` (builder.cli.main) in a process of its own, building bundles as every test app does
+# (tests/conftest.make_app: BundleOptions(compress=False); gltf-transform compression, seconds per page on 2 shared
+# cores, has its own tests in tests/builder, and test_baonhung_serve_runs_the_queued_jobs_itself publishes with the
+# production options). Nothing else differs from the command: its start-up sweep, its huey consumer, its signals.
+UNCOMPRESSED_WORKER = """
+import sys
+import builder.app
+from builder.bundle import BundleOptions
+real_create_app = builder.app.create_app
+def create_app(config=None):
+    return real_create_app({**(config or {}), "BUNDLE_OPTIONS": BundleOptions(compress=False)})
+builder.app.create_app = create_app
+from builder.cli import main
+sys.exit(main(["worker"]))
+"""
+
+
+def _worker_process(env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", UNCOMPRESSED_WORKER], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 def _worker(data_dir: Path) -> subprocess.Popen:
     env = dict(os.environ, BAONHUNG_DATA_DIR=str(data_dir), DATABASE_URL=test_database(data_dir),
                BAONHUNG_ENV="development", PYTHONPATH=str(ROOT))
     env.pop("BAONHUNG_QUEUE_URL", None)
-    return subprocess.Popen([sys.executable, "-m", "builder.cli", "worker"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return _worker_process(env)
 
 
 def test_a_worker_killed_mid_publish_leaves_the_previous_version_serving_and_the_next_worker_runs_the_job_again(
@@ -349,8 +370,7 @@ def test_on_redis_the_queue_carries_the_job_from_the_newsroom_app_to_a_worker_pr
     assert job["status"] == "queued" and huey.pending_count() == 1  # the message is in Redis, nothing runs it yet
     env = dict(os.environ, BAONHUNG_DATA_DIR=str(data_dir), BAONHUNG_ENV="development", BAONHUNG_QUEUE_URL=redis_url,
                DATABASE_URL=app.extensions["baonhung"].settings.database_url, PYTHONPATH=str(ROOT))
-    worker = subprocess.Popen([sys.executable, "-m", "builder.cli", "worker"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    worker = _worker_process(env)
     try:
         done = _wait(client, editor, job["id"], lambda j: j["status"] in ("done", "failed"))
     finally:

@@ -188,10 +188,18 @@ def test_an_unpublish_failing_keeps_the_edition_published_and_says_so(step, app,
     assert client.get(f"/pub/pages/{before['page']['id']}/manifest.json").status_code == 404
 
 
+# `baonhung worker` killed at one point; its bundles built as every test app builds them (tests/conftest.make_app:
+# uncompressed; gltf-transform compression has its own tests in tests/builder)
 KILL_AT_COMMIT = """
 import os, signal, sys
 from sqlalchemy.orm import Session
+import builder.app
+from builder.bundle import BundleOptions
 from viewer_api import published as pub
+real_create_app = builder.app.create_app
+def create_app(config=None):
+    return real_create_app({**(config or {}), "BUNDLE_OPTIONS": BundleOptions(compress=False)})
+builder.app.create_app = create_app
 real_write, real_commit, armed = pub.PublishedStore.write_catalog_bytes, Session.commit, [False]
 def write_catalog_bytes(self, data):
     real_write(self, data)
