@@ -246,6 +246,19 @@ _SCAN_LEVEL = {
 }
 
 
+def _arm_select(i: int, level: str, arm: tuple, width: int, day: str) -> str:
+    """One arm of :func:`_aggregate_levels`' UNION ALL: the ``level``'s aggregates of ``arm`` over the CTE ``s``,
+    tagged ``i`` and padded with NULLs to ``width`` values."""
+    _name, key_sql, aggs, extra = arm
+    cols, level_cond = _SCAN_LEVEL[level]
+    conds = " AND ".join(c for c in (level_cond, extra) if c)
+    grouped = ", ".join(c for c in cols.split(", ") if c != "0")
+    values = ", ".join([*aggs, *["NULL"] * (width - len(aggs))])
+    return (f"SELECT {i}, {cols}, {day}, {key_sql or 0}, {values} FROM s e "
+            f"{'WHERE ' + conds if conds else ''} GROUP BY {grouped + ', ' if grouped else ''}{day}"
+            f"{', ' + key_sql if key_sql else ''}")
+
+
 def _aggregate_levels(conn, editions: Mapping[int, int], wants, t0: int, t1: int, where: str = "1 = 1",
                       params: dict | None = None) -> dict[str, list[tuple]]:
     """:func:`_aggregate` of several levels, ``wants`` = ((level, metrics), ...), in one statement that reads the
@@ -270,15 +283,7 @@ def _aggregate_levels(conn, editions: Mapping[int, int], wants, t0: int, t1: int
     rows_sql = (f"SELECT {'m.publication_id' if join else '0'} AS pub, e.edition_id, e.page_id, e.overlay_id, e.t, "
                 f"e.type, e.k, e.n, e.session, e.visitor, e.ctx, e.x_mm, e.y_mm FROM events e "
                 f"{_JOIN if join else ''} WHERE e.t >= :t0 AND e.t < :t1 AND {_ON if join else '1 = 1'} AND ({where})")
-    selects = []
-    for i, (level, _wanted_set, (_name, key_sql, aggs, extra)) in enumerate(plan):
-        cols, level_cond = _SCAN_LEVEL[level]
-        conds = " AND ".join(c for c in (level_cond, extra) if c)
-        grouped = ", ".join(c for c in cols.split(", ") if c != "0")
-        values = ", ".join([*aggs, *["NULL"] * (width - len(aggs))])
-        selects.append(f"SELECT {i}, {cols}, {day}, {key_sql or 0}, {values} FROM s e "
-                       f"{'WHERE ' + conds if conds else ''} GROUP BY {grouped + ', ' if grouped else ''}{day}"
-                       f"{', ' + key_sql if key_sql else ''}")
+    selects = [_arm_select(i, level, arm, width, day) for i, (level, _wanted_set, arm) in enumerate(plan)]
     cte = _mapping_cte(editions).rstrip() + "," if join else "WITH"
     for r in conn.execute(text(f"{cte} s AS MATERIALIZED ({rows_sql}) " + " UNION ALL ".join(selects)), p).all():
         level, wanted, (name, *_rest) = plan[r[0]]

@@ -159,6 +159,52 @@ def _has_content(settings: Settings) -> bool:
     return _revision(settings.database_url) is not None
 
 
+def _archive_info(tar: tarfile.TarFile, names: set, src: Path, kind: str) -> dict:
+    """BACKUP.json of the archive, refused unless it is a backup of this format and of this database engine."""
+    if "BACKUP.json" not in names:
+        raise BackupError(f"{src} has no BACKUP.json: not a Báo Nhúng backup")
+    info = json.loads(tar.extractfile("BACKUP.json").read())
+    if info.get("format") != FORMAT:
+        raise BackupError(f"backup format {info.get('format')!r} is not {FORMAT}")
+    if info.get("database") != kind:
+        raise BackupError(f"the backup holds a {info.get('database')} database; this server uses {kind}")
+    return info
+
+
+def _unpack_checked(tar: tarfile.TarFile, members: list, work: Path) -> list[Path]:
+    """Every member into ``work``; the store's blobs (returned) checked against their names before anything is
+    replaced: a damaged archive changes nothing."""
+    for m in members:
+        target = work / m.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tar.extractfile(m) as fh, open(target, "wb") as out:
+            shutil.copyfileobj(fh, out)
+    blobs = [p for p in sorted((work / "store").rglob("*")) if p.is_file()] if (work / "store").is_dir() else []
+    for path in blobs:
+        if not SHA256_RE.match(path.name) or sha256_file(path) != path.name:
+            raise BackupError(f"archive member store/{path.relative_to(work / 'store').as_posix()} "
+                              "does not hold the blob its name says (a damaged archive)")
+    return blobs
+
+
+def _restore_published(settings: Settings, store, work: Path, force: bool) -> None:
+    """The published state (local files, or the bucket's objects on S3): the indexes first, then the catalog and
+    its version key."""
+    from .publish import _published_store
+
+    published = _published_store(settings, store)
+    if force:
+        for name in published.index_names() + [PUBLISHED_VERSION, PUBLISHED_CATALOG]:
+            published.files.delete(name)
+    restored = {p.name: p for p in (work / "published").iterdir()} if (work / "published").is_dir() else {}
+    for name, path in sorted(restored.items()):
+        if name.startswith("index-"):
+            published.put_index(path, name)
+    for name in (PUBLISHED_CATALOG, PUBLISHED_VERSION):
+        if name in restored:
+            published.files.write(name, restored[name].read_bytes())
+
+
 def restore(settings: Settings, src: Path, force: bool = False) -> dict:
     """Restore an archive into the configured data directory and database. Refuses (changing nothing) when they
     hold content and ``force`` is not given, or when the archive is not a backup of this format."""
@@ -171,15 +217,8 @@ def restore(settings: Settings, src: Path, force: bool = False) -> dict:
         raise BackupError(f"{src} is not a backup archive: {exc}") from None
     with tar:
         members = _safe_members(tar)
-        names = {m.name for m in members}
-        if "BACKUP.json" not in names:
-            raise BackupError(f"{src} has no BACKUP.json: not a Báo Nhúng backup")
-        info = json.loads(tar.extractfile("BACKUP.json").read())
-        if info.get("format") != FORMAT:
-            raise BackupError(f"backup format {info.get('format')!r} is not {FORMAT}")
         kind = "sqlite" if _sqlite_path(settings.database_url) else "postgresql"
-        if info.get("database") != kind:
-            raise BackupError(f"the backup holds a {info.get('database')} database; this server uses {kind}")
+        info = _archive_info(tar, {m.name for m in members}, src, kind)
         if _has_content(settings) and not force:
             raise BackupError("the data directory or database already holds content; restore into an empty one, "
                               "or pass --force to replace it")
@@ -187,16 +226,7 @@ def restore(settings: Settings, src: Path, force: bool = False) -> dict:
         data.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="baonhung-restore-", dir=data) as tmp:
             work = Path(tmp)
-            for m in members:
-                target = work / m.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with tar.extractfile(m) as fh, open(target, "wb") as out:
-                    shutil.copyfileobj(fh, out)
-            blobs = [p for p in sorted((work / "store").rglob("*")) if p.is_file()] if (work / "store").is_dir() else []
-            for path in blobs:  # checked before anything is replaced: a damaged archive changes nothing
-                if not SHA256_RE.match(path.name) or sha256_file(path) != path.name:
-                    raise BackupError(f"archive member store/{path.relative_to(work / 'store').as_posix()} "
-                                      "does not hold the blob its name says (a damaged archive)")
+            blobs = _unpack_checked(tar, members, work)
             if kind == "sqlite":
                 sqlite = _sqlite_path(settings.database_url)
                 sqlite.parent.mkdir(parents=True, exist_ok=True)
@@ -207,18 +237,6 @@ def restore(settings: Settings, src: Path, force: bool = False) -> dict:
             store = store_from_settings(settings)
             for path in blobs:
                 store.put_file(path)
-            from .publish import _published_store
-
-            published = _published_store(settings, store)  # local files, or the bucket's objects (S3)
-            if force:
-                for name in published.index_names() + [PUBLISHED_VERSION, PUBLISHED_CATALOG]:
-                    published.files.delete(name)
-            restored = {p.name: p for p in (work / "published").iterdir()} if (work / "published").is_dir() else {}
-            for name, path in sorted(restored.items()):  # the indexes first, then the catalog and its version key
-                if name.startswith("index-"):
-                    published.put_index(path, name)
-            for name in (PUBLISHED_CATALOG, PUBLISHED_VERSION):
-                if name in restored:
-                    published.files.write(name, restored[name].read_bytes())
+            _restore_published(settings, store, work, force)
     upgrade(settings.database_url)  # a backup of an older version is brought to this one's schema
     return info

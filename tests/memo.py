@@ -33,7 +33,6 @@ def _memoized(fn):
             _MEMO[key] = fn(image, *args, **kwargs)
         return copy.deepcopy(_MEMO[key])
 
-    wrapper.__wrapped_memo__ = True
     return wrapper
 
 
