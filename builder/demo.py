@@ -6,6 +6,7 @@ Idempotent: a second run keeps what exists and prints the same login.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import math
 import secrets
@@ -45,8 +46,10 @@ class DemoResult:
     lines: list[str] = field(default_factory=list)
 
 
+@functools.lru_cache(maxsize=1)
 def demo_page_png() -> bytes:
-    """A generated broadsheet page (markers.synth) under our own demo masthead."""
+    """A generated broadsheet page (markers.synth) under our own demo masthead. Deterministic: made once per process
+    (a second or two; the tests and benches that seed the demo decode it again for their camera clips)."""
     from PIL import ImageDraw, ImageFont
 
     from markers.synth import generate_page
@@ -69,8 +72,10 @@ def demo_page_png() -> bytes:
     return buf.getvalue()
 
 
+@functools.lru_cache(maxsize=4)
 def demo_video_mp4(seconds: int = 6) -> bytes:
-    """A short H.264 clip (colour bars with a moving ball and a timer) made by ffmpeg's test sources."""
+    """A short H.264 clip (colour bars with a moving ball and a timer) made by ffmpeg's test sources; made once per
+    process and length."""
     ffmpeg = shutil.which("ffmpeg")
     if not ffmpeg:
         raise RuntimeError("ffmpeg is needed for the demo video (Debian package ffmpeg; `make run` installs it)")

@@ -351,30 +351,38 @@ PART_JS = """async ({ glbUrl, videoUrl }) => {
 }"""
 
 
-def test_a_part_is_hung_on_the_page_and_taken_off_with_its_gpu_resources_and_media(tmp_path):
+@pytest.fixture(scope="module")
+def fixture_site(tmp_path_factory):
+    """The fixture app's published page (tests/browser/fixture_app.py), served once for the tests of the viewer's
+    parts alone (they only read it)."""
+    from tests.browser.fixture_app import build_fixture, create_fixture_app
+
+    fixture = build_fixture(tmp_path_factory.mktemp("fixture"))
+    server, base = serve_in_thread(create_fixture_app(fixture))
+    yield fixture, base
+    server.shutdown()
+
+
+def test_a_part_is_hung_on_the_page_and_taken_off_with_its_gpu_resources_and_media(fixture_site):
     """renderer.js loadPart / setHidden / removePart: the part's overlays join the page flagged premium; the hidden
     teaser is neither drawn, measured nor played; taken off, its media element lets go of its URL and the GPU holds
     as many geometries and textures as before it came."""
     from playwright.sync_api import sync_playwright
 
-    from tests.browser.fixture_app import CODE, build_fixture, create_fixture_app
+    from tests.browser.fixture_app import CODE
 
-    fixture = build_fixture(tmp_path / "fixture")
-    server, base = serve_in_thread(create_fixture_app(fixture))
+    fixture, base = fixture_site
     urls = {name: f"{base}/pub/a/{pub}" for name, (pub, _) in fixture.files.items()}
-    try:
-        with sync_playwright() as pw:
-            browser = launch_chromium(pw)
-            try:
-                page = browser.new_page()
-                errors = []
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(f"{base}/v/{CODE}?nosw=1")
-                out = page.evaluate(PART_JS, {"glbUrl": urls["page.glb"], "videoUrl": urls["greenscreen.mp4"]})
-            finally:
-                browser.close()
-    finally:
-        server.shutdown()
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{base}/v/{CODE}?nosw=1")
+            out = page.evaluate(PART_JS, {"glbUrl": urls["page.glb"], "videoUrl": urls["greenscreen.mp4"]})
+        finally:
+            browser.close()
     assert not errors, errors
     d = out["during"]
     assert d["premiumFlags"] and sorted(d["partOverlays"]) == sorted(out["freeIds"])
@@ -421,24 +429,20 @@ RENEWAL_JS = """async () => {
 }"""
 
 
-def test_the_part_is_renewed_at_80_percent_of_its_life_and_a_refused_renewal_takes_it_off(tmp_path):
+def test_the_part_is_renewed_at_80_percent_of_its_life_and_a_refused_renewal_takes_it_off(fixture_site):
     from playwright.sync_api import sync_playwright
 
-    from tests.browser.fixture_app import CODE, build_fixture, create_fixture_app
+    from tests.browser.fixture_app import CODE
 
-    fixture = build_fixture(tmp_path / "fixture")
-    server, base = serve_in_thread(create_fixture_app(fixture))
-    try:
-        with sync_playwright() as pw:
-            browser = launch_chromium(pw)
-            try:
-                page = browser.new_page()
-                page.goto(f"{base}/v/{CODE}?nosw=1")
-                out = page.evaluate(RENEWAL_JS)
-            finally:
-                browser.close()
-    finally:
-        server.shutdown()
+    _, base = fixture_site
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page()
+            page.goto(f"{base}/v/{CODE}?nosw=1")
+            out = page.evaluate(RENEWAL_JS)
+        finally:
+            browser.close()
     (url, at), = out["first"]["asked"]
     assert url == "/api/v1/reader/pages/9/premium" and 5100 <= at <= 5500, out  # 80 % of 6.5 s
     assert out["first"]["renewals"] == 1 and 5000 <= out["first"]["expiresIn"] <= 6600, out
