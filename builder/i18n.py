@@ -29,13 +29,29 @@ def compile_catalogs(dest: Path) -> Path:
         if out.exists() and out.stat().st_mtime >= po_path.stat().st_mtime:
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
-        with open(po_path, "rb") as fh:
-            catalog = read_po(fh, locale=po_path.parts[-3])
         tmp = out.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            write_mo(fh, catalog)
+        tmp.write_bytes(_mo_bytes(po_path))
         tmp.replace(out)
     return dest
+
+
+_MO: dict[Path, tuple[float, bytes]] = {}
+_MO_LOCK = threading.Lock()
+
+
+def _mo_bytes(po_path: Path) -> bytes:
+    """The .mo compiled from ``po_path``, kept per process until the .po changes (every app a process creates, and
+    every error rendered outside a request, read the one compiled catalog)."""
+    stamp = po_path.stat().st_mtime
+    with _MO_LOCK:
+        cached = _MO.get(po_path)
+        if cached is None or cached[0] != stamp:
+            with open(po_path, "rb") as fh:
+                catalog = read_po(fh, locale=po_path.parts[-3])
+            buf = io.BytesIO()
+            write_mo(buf, catalog)
+            cached = _MO[po_path] = (stamp, buf.getvalue())
+        return cached[1]
 
 
 def untranslated(lang: str = "vi") -> list[str]:
@@ -60,11 +76,6 @@ def translations(lang: str) -> NullTranslations:
     if cached is not None and cached[0] == stamp:
         return cached[1]
     with _CACHE_LOCK:
-        with open(po_path, "rb") as fh:
-            catalog = read_po(fh, locale=lang)
-        buf = io.BytesIO()
-        write_mo(buf, catalog)
-        buf.seek(0)
-        result = Translations(fp=buf)
+        result = Translations(fp=io.BytesIO(_mo_bytes(po_path)))
         _CACHE[lang] = (stamp, result)
     return result
