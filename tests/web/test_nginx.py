@@ -16,7 +16,7 @@ import pytest
 from builder.config import ConfigError, Settings
 from tests.conftest import REPO
 from tests.web.test_public import _photo_of, published  # noqa: F401 - the fixture: a published edition
-from tests.web.test_serve import _free_port
+from tests.web.test_serve import READY_POLL_S, _free_port
 
 sys.path.insert(0, str(REPO / "deploy"))
 import nginx_conf  # noqa: E402
@@ -104,7 +104,7 @@ def test_nginx_in_front_sends_artifacts_with_the_apps_headers_and_proxies_recogn
             except OSError:
                 pass
             assert time.monotonic() < deadline, "serve-public did not start"
-            time.sleep(0.2)
+            time.sleep(READY_POLL_S)
         urls = _artifacts(client, published)
         for url, headers in ((urls["video"], {}), (urls["lite"], {"Accept-Encoding": "gzip"}),
                              (urls["marker"], {"Accept-Encoding": "gzip"}), (urls["marker"], {})):
@@ -179,7 +179,7 @@ def test_nginx_sends_readership_events_to_a_public_process_of_their_own(app, pub
             if up:
                 break
             assert time.monotonic() < deadline, "serve-public did not start"
-            time.sleep(0.2)
+            time.sleep(READY_POLL_S)
         status, _, body = _request(nginx_port, "/api/v1/events", "POST", b"{}", {"Content-Type": "text/plain"})
         assert 400 <= status < 500 and b'"error"' in body, (status, body)
         events.terminate()

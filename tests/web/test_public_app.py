@@ -16,7 +16,7 @@ from tests.conftest import REPO, auth, png_bytes
 from tests.web.test_api import PLACEMENT, make_edition, make_page
 from tests.web.test_premium_serving import site  # noqa: F401 - the fixture: an edition with premium overlays
 from tests.web.test_public import _photo_of, published  # noqa: F401 - the fixture: a published edition
-from tests.web.test_serve import _free_port
+from tests.web.test_serve import READY_POLL_S, _free_port
 
 AUTHORING_MODULES = ("builder.web", "builder.services", "builder.publish", "builder.bundle", "builder.importers",
                      "builder.app", "builder.premium", "builder.jobs", "flask_babel", "flask_wtf")
@@ -219,7 +219,7 @@ def test_serve_public_replicas_pick_up_a_new_publish_within_two_seconds(app, cli
             deadline = time.monotonic() + 60
             while _get(f"http://127.0.0.1:{port}/pub/editions/{first}/manifest.json") != 200:
                 assert time.monotonic() < deadline, "serve-public did not start"
-                time.sleep(0.2)
+                time.sleep(READY_POLL_S)
         second = _publish_second_edition(client, users)
         deadline = time.monotonic() + 60
         while app.extensions["baonhung"].published.edition_manifest_sha(second) is None:  # a queued publish

@@ -12,6 +12,10 @@ import numpy as np
 from tests.conftest import REPO, database_env
 
 
+READY_S = 60  # a server's start on 2 shared cores: imports, migrations, the app
+READY_POLL_S = 0.05  # how often a test asks whether it answers yet
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -43,14 +47,15 @@ def test_serve_https_answers_over_tls_and_prints_a_scannable_qr(tmp_path):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # self-signed, as the reader's phone will be told once
         status = None
-        for _ in range(60):
+        deadline = time.monotonic() + READY_S
+        while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"https://127.0.0.1:{port}/v/", context=context, timeout=2) as resp:
                     status = resp.status
                     cert = resp.fp.raw._sock.getpeercert(binary_form=True)
                 break
             except OSError:
-                time.sleep(0.5)
+                time.sleep(READY_POLL_S)
         assert status == 200 and cert
         assert (tmp_path / "data" / "tls" / "cert.pem").exists()
         assert oct((tmp_path / "data" / "tls" / "key.pem").stat().st_mode & 0o777) == "0o600"
@@ -87,12 +92,13 @@ def test_serve_answers_its_own_refusals_in_the_json_error_shape(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "builder.cli", "serve", "--port", str(port)],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for _ in range(60):
+        deadline = time.monotonic() + READY_S
+        while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/v/", timeout=2):
                     break
             except OSError:
-                time.sleep(0.5)
+                time.sleep(READY_POLL_S)
         cases = [(f"GET /api/v1/publications?q={'a' * 5000} HTTP/1.1", "", 414),   # the app's own limit (4096)
                  (f"GET /api/v1/publications?q={'a' * 9000} HTTP/1.1", "", 414),   # gunicorn's (8190)
                  ("GET /v/ HTTP/1.1", f"X-Big: {'b' * 9000}\r\n", 431),           # one header past 8190 bytes
