@@ -19,34 +19,38 @@ from tests.web.test_api import PLACEMENT, make_edition, make_page, make_publicat
 pytestmark = pytest.mark.xdist_group("s3_publish")
 
 
-@pytest.fixture
-def s3_prefix() -> str:
-    return f"app-{uuid.uuid4().hex[:12]}/"
-
-
-@pytest.fixture
-def app(tmp_path, s3_prefix):
-    """The authoring app with its asset store in the bucket (under a prefix of this test's own)."""
+def _s3_app(data_dir):
+    """The authoring app with its asset store in the bucket (under a prefix of its own)."""
     from builder.config import Settings
 
-    options = s3_options(s3_prefix)
-    s3_store(s3_prefix)  # the bucket exists
-    settings = Settings(data_dir=tmp_path / "data", database_url="", secret_key="s3-test-secret",
+    prefix = f"app-{uuid.uuid4().hex[:12]}/"
+    options = s3_options(prefix)
+    s3_store(prefix)  # the bucket exists
+    settings = Settings(data_dir=data_dir, database_url="", secret_key="s3-test-secret",
                         storage_backend="s3", s3_endpoint=options["endpoint"], s3_bucket=options["bucket"],
                         s3_region=options["region"], s3_access_key=options["access_key"],
-                        s3_secret_key=options["secret_key"], s3_prefix=s3_prefix)
-    return make_app(tmp_path / "data", SETTINGS=settings)
+                        s3_secret_key=options["secret_key"], s3_prefix=prefix)
+    return make_app(data_dir, SETTINGS=settings)
 
 
 @pytest.fixture
-def published(app, client, users):
-    designer, editor = users.tokens["designer"], users.tokens["editor"]
+def app(tmp_path):
+    return _s3_app(tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def clip() -> bytes:
+    return subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=1",
+                           "-pix_fmt", "yuv420p", "-c:v", "libx264", "-f", "mp4", "-movflags",
+                           "frag_keyframe+empty_moov", "pipe:1"], check=True, capture_output=True).stdout
+
+
+def _publish(client, tokens: dict, clip: bytes) -> dict:
+    """An edition of one page (synth seed 21) with a video overlay, published (the job runs inside the request)."""
+    designer, editor = tokens["designer"], tokens["editor"]
     make_publication(client, designer)
     edition = make_edition(client, designer)
     page = make_page(client, designer, edition["id"], png_bytes(seed=21))
-    clip = subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=1",
-                           "-pix_fmt", "yuv420p", "-c:v", "libx264", "-f", "mp4", "-movflags", "frag_keyframe+empty_moov",
-                           "pipe:1"], check=True, capture_output=True).stdout
     r = client.post(f"/api/v1/pages/{page['id']}/overlays", headers=auth(designer),
                     content_type="multipart/form-data", data={"kind": "video", "file": upload(clip, "v.mp4"),
                                                               **PLACEMENT})
@@ -57,7 +61,25 @@ def published(app, client, users):
     return {"edition": edition, "page": page, "clip": clip}
 
 
-def test_publishing_on_s3_writes_every_artifact_to_the_bucket_and_none_to_disk(app, published):
+@pytest.fixture
+def published(app, client, users, clip):
+    """For a test that changes the published state or the store (garbage collection, unpublish)."""
+    return _publish(client, users.tokens, clip)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, clip):
+    """One app on the bucket with one published edition, for the tests that only read what publishing wrote (a
+    publish is seconds of work: made once for them, not once each)."""
+    from tests.conftest import user_with_token
+
+    app = _s3_app(tmp_path_factory.mktemp("s3-site") / "data")
+    tokens = {role: user_with_token(app, f"{role}@example.vn", role) for role in ("designer", "editor")}
+    return {"app": app, "client": app.test_client(), "published": _publish(app.test_client(), tokens, clip)}
+
+
+def test_publishing_on_s3_writes_every_artifact_to_the_bucket_and_none_to_disk(site):
+    app, published = site["app"], site["published"]
     store = app.extensions["baonhung"].store
     assert type(store).__name__ == "S3Store"
     local = app.extensions["baonhung"].settings.data_dir / "store"
@@ -69,7 +91,8 @@ def test_publishing_on_s3_writes_every_artifact_to_the_bucket_and_none_to_disk(a
     assert entry["manifest"] in in_bucket and entry["marker"] in in_bucket
 
 
-def test_the_public_endpoints_serve_artifacts_from_the_bucket_with_range_and_etag(client, published):
+def test_the_public_endpoints_serve_artifacts_from_the_bucket_with_range_and_etag(site):
+    client, published = site["client"], site["published"]
     r = client.get(f"/pub/editions/{published['edition']['id']}/manifest.json")
     assert r.status_code == 200 and r.headers["Cache-Control"] == "public, no-cache" and r.headers["ETag"]
     assert client.get(f"/pub/editions/{published['edition']['id']}/manifest.json",
@@ -111,7 +134,7 @@ def test_garbage_collection_deletes_from_the_bucket_only_what_nothing_refers_to(
     assert client.get(manifest["marker_url"]).status_code == 200  # the published edition still serves
 
 
-def test_backup_of_an_s3_store_restores_onto_local_disk_and_onto_another_bucket_prefix(app, published, tmp_path):
+def test_backup_of_an_s3_store_restores_onto_local_disk_and_onto_another_bucket_prefix(site, tmp_path):
     import tarfile
     from dataclasses import replace
 
@@ -120,6 +143,7 @@ def test_backup_of_an_s3_store_restores_onto_local_disk_and_onto_another_bucket_
     from builder.backup import BackupError, backup, restore
     from builder.storage import LocalDiskStore, store_from_settings
 
+    app, published = site["app"], site["published"]
     settings = app.extensions["baonhung"].settings
     in_bucket = set(app.extensions["baonhung"].store.list())
     archive = tmp_path / "b.tar.gz"
@@ -181,7 +205,8 @@ def test_the_editor_previews_a_draft_upload_from_the_bucket(client, users):
     assert r.status_code == 404 and r.get_json()["error"] == "not_found"
 
 
-def test_the_public_app_alone_serves_an_edition_from_the_bucket_with_no_newsroom_database(app, published, tmp_path):
+def test_the_public_app_alone_serves_an_edition_from_the_bucket_with_no_newsroom_database(site, tmp_path):
+    app, published = site["app"], site["published"]
     from dataclasses import replace
 
     from tests.web.test_public import _photo_of
