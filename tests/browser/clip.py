@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -314,19 +315,44 @@ def make_clip(page: np.ndarray, width_mm: float = 210.0, height_mm: float = 297.
         n_next = int(round(seconds_next * FPS))
         plan += [(1, page_homography(cam, R, t)) for R, t in moving_poses(n_next, width_mm, height_mm, seed + 1)]
     pages = (page, next_page)
-    last = None  # (page index, H, clean frame): a still pose or a blank stretch is rendered once, noised per frame
-    for i, (k, H) in enumerate(plan):
+    # A still pose or a blank stretch is one clean frame, noised per frame. Clean frames use no randomness: a thread
+    # renders the next few while this one draws the noise (in the same order as ever: the same frames, bit for bit).
+    cleans: list[tuple[int, np.ndarray | None]] = []  # (page index, H) of each clean frame, in clip order
+    uses: list[int | None] = []  # per frame: its clean frame's index, or None (motion-blurred, rendered on its own)
+    for k, H in plan:
         if motion_blur and H is not None:
-            frame = _blurred_frame(plan, i, pages[max(k, 0)], width_mm, height_mm, cam, table, rng)
-        else:
-            if last is None or last[0] != k or not _same_h(last[1], H):
-                last = (k, H, _clean_frame(pages[max(k, 0)], width_mm, height_mm, cam, H, table))
-            frame = _add_noise(last[2], rng)
-        draw_probe(frame, i)
-        clip.frames.append(frame)
-        clip.homographies.append(H)
-        clip.page_index.append(k)
+            uses.append(None)
+            continue
+        if not cleans or cleans[-1][0] != k or not _same_h(cleans[-1][1], H):
+            cleans.append((k, H))
+        uses.append(len(cleans) - 1)
+
+    def clean(j: int) -> np.ndarray:
+        k, H = cleans[j]
+        return _clean_frame(pages[max(k, 0)], width_mm, height_mm, cam, H, table)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead: dict[int, Future] = {}
+        current: tuple[int, np.ndarray] | None = None
+        for i, (k, H) in enumerate(plan):
+            j = uses[i]
+            if j is None:
+                frame = _blurred_frame(plan, i, pages[max(k, 0)], width_mm, height_mm, cam, table, rng)
+            else:
+                if current is None or current[0] != j:
+                    for n in range(j, min(j + CLEAN_AHEAD, len(cleans))):
+                        if n not in ahead:
+                            ahead[n] = pool.submit(clean, n)
+                    current = (j, ahead.pop(j).result())
+                frame = _add_noise(current[1], rng)
+            draw_probe(frame, i)
+            clip.frames.append(frame)
+            clip.homographies.append(H)
+            clip.page_index.append(k)
     return clip
+
+
+CLEAN_AHEAD = 3  # clean frames rendered ahead (3.7 MB each)
 
 
 def _same_h(a: np.ndarray | None, b: np.ndarray | None) -> bool:
