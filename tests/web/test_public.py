@@ -9,13 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import auth, png_bytes, upload
+from tests.conftest import Users, auth, make_app, make_users, png_bytes, restored_app, upload
 from tests.web.test_api import PLACEMENT, make_edition, make_page, make_publication
 
 
-@pytest.fixture
-def published(client, users):
-    """A published edition with one page (synth seed 21) carrying a link and a video overlay."""
+def _publish_page(app) -> dict:
+    """Users of every role, and a published edition with one page (synth seed 21) carrying a link and a video
+    overlay."""
+    users = make_users(app)
+    client = app.test_client()
     designer, editor = users.tokens["designer"], users.tokens["editor"]
     make_publication(client, designer)
     edition = make_edition(client, designer)
@@ -31,7 +33,30 @@ def published(client, users):
     client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer))
     r = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor))
     assert r.status_code == 202 and r.get_json()["status"] == "done", r.get_json()
-    return {"edition": edition, "page": page}
+    return {"users": users, "published": {"edition": edition, "page": page}}
+
+
+@pytest.fixture
+def app(tmp_path, request):
+    """A fresh app; for a test that asks for ``published``, one holding that state (built once per test process,
+    then restored from a copy: tests/conftest.py restored_app)."""
+    if "published" not in request.fixturenames:
+        return make_app(tmp_path / "data")
+    app, state = restored_app(tmp_path / "data", f"{__name__}.published", _publish_page)
+    request.node.published_state = state
+    return app
+
+
+@pytest.fixture
+def users(app, request) -> Users:
+    state = getattr(request.node, "published_state", None)
+    return state["users"] if state else make_users(app)
+
+
+@pytest.fixture
+def published(app, request):
+    """A published edition with one page (synth seed 21) carrying a link and a video overlay."""
+    return request.node.published_state["published"]
 
 
 def _photo_of(seed: int, photo_seed: int = 5) -> bytes:
