@@ -86,7 +86,7 @@ class RootSift:
         return np.int64([g.queryIdx for g in good]), np.int64([g.trainIdx for g in good])
 
     def page_bytes(self, desc: np.ndarray) -> int:
-        return desc.size * 4 + len(desc) * POSITION_BYTES
+        return desc.size + len(desc) * POSITION_BYTES  # SIFT's 128 values fit a byte each (OpenCV's own uint8 form)
 
 
 class XFeatProbe:
