@@ -113,7 +113,11 @@ class XFeatProbe:
         return np.concatenate(xy), d
 
     def photo(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        up = self.args.photo_upscale
+        if up != 1.0:  # enlarged first (small pages seen larger), then held to --photo-side
+            gray = cv2.resize(gray, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
         small, f = shrink(gray, self.args.photo_side)
+        f *= up
         out = self.model.detect(small, self.args.photo_kp)
         return (out.xy + 0.5) / f - 0.5, out.descriptors
 
@@ -251,6 +255,7 @@ def main() -> None:
     ap.add_argument("--page-kp", type=int, default=300, help="xfeat features per page, all scales")
     ap.add_argument("--page-quota", choices=("area", "equal"), default="equal",
                     help="xfeat: page features shared between the scales by area, or equally")
+    ap.add_argument("--photo-upscale", type=float, default=1.0, help="xfeat: the photo enlarged by this first")
     ap.add_argument("--photo-kp", type=int, default=2000, help="xfeat features per photo")
     ap.add_argument("--min-cos", type=float, default=0.5, help="xfeat: least cosine similarity of a match "
                                                               "(upstream XFeat.match's default 0.82 found fewer)")
