@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from tests.conftest import auth, png_bytes, state_snapshot, upload
+from tests.conftest import Users, app_with, auth, make_users, png_bytes, state_snapshot, upload, users_of
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +55,28 @@ PLACEMENT = {"x_mm": "20", "y_mm": "30", "width_mm": "100", "height_mm": "60", "
              "elevation_mm": "5"}
 
 
-@pytest.fixture
-def page(client, users, page_png):
+def _make_page(app) -> dict:
+    """Users of every role, a publication, an edition and one page (620 x 877 px, seed 11) of it."""
+    users, client = make_users(app), app.test_client()
     make_publication(client, users.tokens["designer"])
     edition = make_edition(client, users.tokens["designer"])
-    return make_page(client, users.tokens["designer"], edition["id"], page_png)
+    return {"users": users, "page": make_page(client, users.tokens["designer"], edition["id"], png_bytes(620, 877, seed=11))}
+
+
+@pytest.fixture
+def app(tmp_path, request):
+    return app_with(request, tmp_path, "page", _make_page)
+
+
+@pytest.fixture
+def users(app, request) -> Users:
+    return users_of(app, request)
+
+
+@pytest.fixture
+def page(app, request):
+    """A page of an edition of a publication, as the designer uploaded it (built once, then restored)."""
+    return request.node.restored["page"]
 
 
 # ---------------------------------------------------------------------------------------------- auth

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import Users, auth, make_app, make_users, png_bytes, restored_app, upload
+from tests.conftest import Users, app_with, auth, make_users, png_bytes, upload, users_of
 from tests.web.test_api import PLACEMENT, make_edition, make_page, make_publication
 
 
@@ -17,6 +17,10 @@ def _publish_page(app) -> dict:
     """Users of every role, and a published edition with one page (synth seed 21) carrying a link and a video
     overlay."""
     users = make_users(app)
+    return {"users": users, "published": _publish_on(app, users)}
+
+
+def _publish_on(app, users: Users) -> dict:
     client = app.test_client()
     designer, editor = users.tokens["designer"], users.tokens["editor"]
     make_publication(client, designer)
@@ -33,30 +37,25 @@ def _publish_page(app) -> dict:
     client.post(f"/api/v1/editions/{edition['id']}/submit", headers=auth(designer))
     r = client.post(f"/api/v1/editions/{edition['id']}/publish", headers=auth(editor))
     assert r.status_code == 202 and r.get_json()["status"] == "done", r.get_json()
-    return {"users": users, "published": {"edition": edition, "page": page}}
+    return {"edition": edition, "page": page}
 
 
 @pytest.fixture
 def app(tmp_path, request):
-    """A fresh app; for a test that asks for ``published``, one holding that state (built once per test process,
-    then restored from a copy: tests/conftest.py restored_app)."""
-    if "published" not in request.fixturenames:
-        return make_app(tmp_path / "data")
-    app, state = restored_app(tmp_path / "data", f"{__name__}.published", _publish_page)
-    request.node.published_state = state
-    return app
+    return app_with(request, tmp_path, "published", _publish_page)
 
 
 @pytest.fixture
 def users(app, request) -> Users:
-    state = getattr(request.node, "published_state", None)
-    return state["users"] if state else make_users(app)
+    return users_of(app, request)
 
 
 @pytest.fixture
-def published(app, request):
-    """A published edition with one page (synth seed 21) carrying a link and a video overlay."""
-    return request.node.published_state["published"]
+def published(app, users, request):
+    """A published edition with one page (synth seed 21) carrying a link and a video overlay: restored in this
+    module; published on the app of a module that imports the fixture."""
+    state = getattr(request.node, "restored", None)
+    return state["published"] if state else _publish_on(app, users)
 
 
 def _photo_of(seed: int, photo_seed: int = 5) -> bytes:
