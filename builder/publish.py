@@ -179,6 +179,10 @@ def publish_lock(db, directory: Path, blocking: bool = True, wait_s: float | Non
 
 # Temporary directories of bundle work carry this prefix, so a sweep can tell ours from anything else in /tmp.
 TEMP_PREFIX = "baonhung-"
+# The ones the sweep removes when stale: what the product makes in the system temp directory and a kill -9 can leave
+# (bundle work, S3 staging, model archives, the lite variant). Only these: "baonhung-" alone also named the state
+# of other programs (a test server's directory, another process's work) that a start-up sweep deleted.
+SWEPT_TEMP_PREFIXES = (f"{TEMP_PREFIX}bundle-", f"{TEMP_PREFIX}s3-", f"{TEMP_PREFIX}zip-", f"{TEMP_PREFIX}lite-")
 STALE_TEMP_S = 3600  # no bundle step runs this long (each external process is limited to minutes)
 
 
@@ -283,7 +287,7 @@ def sweep_after_crash(db: Session, settings: Settings, store: AssetStore) -> dic
     cutoff = time.time() - STALE_TEMP_S
     for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
         try:
-            if path.is_dir() and path.stat().st_mtime < cutoff:
+            if path.name.startswith(SWEPT_TEMP_PREFIXES) and path.is_dir() and path.stat().st_mtime < cutoff:
                 shutil.rmtree(path, ignore_errors=True)
                 done["temp_dirs"] += 1
         except OSError:

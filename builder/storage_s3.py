@@ -140,6 +140,8 @@ class S3Store(AssetStore):
         try:
             return fn(Bucket=self.bucket, **kwargs)
         except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":  # a 404 too, but not a missing blob
+                raise StorageError(f"S3 {what} failed: the bucket {self.bucket} does not exist", key) from exc
             if self._is_missing(exc):
                 raise StorageError(f"no blob {key}", key) from exc
             raise StorageError(f"S3 {what} failed: {exc}", key) from exc
@@ -172,7 +174,12 @@ class S3Store(AssetStore):
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError:
-            self._call(None, "CreateBucket", self.client.create_bucket)
+            try:
+                self._call(None, "CreateBucket", self.client.create_bucket)
+            except StorageError as exc:  # another process created it between the two calls
+                code = getattr(exc.__cause__, "response", {}).get("Error", {}).get("Code")
+                if code != "BucketAlreadyOwnedByYou":
+                    raise
 
     # -- the interface ----------------------------------------------------------------------------------------
     def _stored(self, key: str) -> bool:

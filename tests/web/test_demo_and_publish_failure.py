@@ -148,8 +148,12 @@ def test_start_up_cleans_what_a_killed_publish_left_and_records_it(tmp_path, use
     (shard / ".tmp-abc").write_bytes(b"half a blob")
     stale = Path(tempfile.mkdtemp(prefix="baonhung-bundle-"))
     fresh = Path(tempfile.mkdtemp(prefix="baonhung-bundle-"))
+    # not the product's work: another program's state under the same name's start (the test Swift's directory,
+    # /tmp/baonhung-test-swift, was deleted this way by a server starting an hour after it)
+    foreign = Path(tempfile.mkdtemp(prefix="baonhung-test-state-"))
     old = time.time() - 2 * 3600
     os.utime(stale, (old, old))
+    os.utime(foreign, (old, old))
     try:
         # while a publish holds the lock, nothing is touched: those files may be its own
         with open(published / ".publish.lock", "w") as fh:
@@ -159,6 +163,7 @@ def test_start_up_cleans_what_a_killed_publish_left_and_records_it(tmp_path, use
         make_app(state.settings.data_dir)  # the server starts again on the same data
         assert not (published / ".index-7.tmp").exists() and not (shard / ".tmp-abc").exists()
         assert not list(published.glob(".publishing-*")) and not stale.exists() and fresh.exists()
+        assert foreign.exists()
         db = state.sessionmaker()
         failure = db.scalars(select(PublishFailure).where(PublishFailure.edition_id == edition["id"])).one()
         audit = db.scalars(select(AuditEntry).where(AuditEntry.action == "edition.publish_interrupted")).one()
@@ -166,7 +171,7 @@ def test_start_up_cleans_what_a_killed_publish_left_and_records_it(tmp_path, use
         assert "interrupted" in failure.error and failure.user_id == users.ids["editor"]
         assert audit.target_id == str(edition["id"])
     finally:
-        for d in (stale, fresh):
+        for d in (stale, fresh, foreign):
             if d.exists():
                 d.rmdir()
 
