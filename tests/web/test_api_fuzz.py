@@ -81,7 +81,8 @@ def fuzz_app(tmp_path_factory):
     return app
 
 
-def test_no_request_the_api_documents_gets_a_server_error(fuzz_app, node_results_reused):
+@pytest.mark.usefixtures("node_results_reused")
+def test_no_request_the_api_documents_gets_a_server_error(fuzz_app):
     from hypothesis import given
 
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", fuzz_app)
