@@ -124,11 +124,10 @@ def generated_markers(n: int, workers: int) -> tuple[list[PageMarker], list[floa
     """Markers of generated pages 0..n-1 (cached per ``_catalog_key``)."""
     cache = OUT / f"catalog-m{_catalog_key()}"
     cache.mkdir(parents=True, exist_ok=True)
+    # a chunk is (re)built when missing or shorter than needed: a run at 100 pages leaves a 100-page first chunk,
+    # which a run at 1,000 pages must extend (it used to be taken as whole: that "1,000-page" catalog held 850)
     todo = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)
-            if not _chunk_path(cache, s).exists() or min(s + CHUNK, n) - s < CHUNK]
-    # a partial last chunk is rebuilt only when it is shorter than needed
-    todo = [(s, e) for s, e in todo if not (_chunk_path(cache, s).exists()
-                                           and len(_read_chunk(_chunk_path(cache, s))) >= e - s)]
+            if not _chunk_path(cache, s).exists() or len(_read_chunk(_chunk_path(cache, s))) < min(s + CHUNK, n) - s]
     if todo:
         print(f"# training {sum(e - s for s, e in todo)} generated pages with {workers} processes ...",
               file=sys.stderr, flush=True)
@@ -142,6 +141,8 @@ def generated_markers(n: int, workers: int) -> tuple[list[PageMarker], list[floa
         for m, ms in _read_chunk(_chunk_path(cache, s))[: min(CHUNK, n - s)]:
             markers.append(m)
             times.append(ms)
+    if len(markers) != n:
+        raise SystemExit(f"bench/out catalog cache holds {len(markers)} of the {n} pages asked for; delete {cache}")
     return markers, times
 
 
