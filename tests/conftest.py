@@ -408,22 +408,27 @@ def restored_app(data_dir: Path, key: str, build):
     return make_app(data_dir), copy.deepcopy(result)
 
 
-def app_with(request, tmp_path, fixture: str, build):
-    """For a module's ``app`` fixture: a fresh app, or, for a test that asks for ``fixture``, one holding the state
-    ``build(app)`` makes (users of every role included, as ``make_users``), built once per test process and then
-    restored (``restored_app``). ``build`` returns {"users": Users, fixture: value}; ``users_of`` and
-    ``request.node.restored[fixture]`` give them to the test."""
-    if fixture not in request.fixturenames:
-        return make_app(tmp_path / "data")
-    app, state = restored_app(tmp_path / "data", f"{request.module.__name__}.{fixture}", build)
-    request.node.restored = state
-    return app
+def restored_fixtures(fixture: str, build) -> tuple:
+    """A module's ``app`` and ``users`` fixtures for tests that ask for ``fixture``, a state ``build(app)`` makes:
+    such a test gets an app holding it, built once per test process and then restored (``restored_app``), and its
+    users; any other test gets a fresh app and new users. ``build`` returns {"users": Users, fixture: value};
+    ``request.node.restored[fixture]`` gives the value to the module's ``fixture`` fixture.
+    Use: ``app, users = restored_fixtures("page", _make_page)``."""
 
+    @pytest.fixture
+    def app(tmp_path, request):
+        if fixture not in request.fixturenames:
+            return make_app(tmp_path / "data")
+        app, state = restored_app(tmp_path / "data", f"{request.module.__name__}.{fixture}", build)
+        request.node.restored = state
+        return app
 
-def users_of(app, request) -> "Users":
-    """For a module's ``users`` fixture beside ``app_with``: the restored state's users, or new ones."""
-    state = getattr(request.node, "restored", None)
-    return state["users"] if state else make_users(app)
+    @pytest.fixture
+    def users(app, request) -> Users:
+        state = getattr(request.node, "restored", None)
+        return state["users"] if state else make_users(app)
+
+    return app, users
 
 
 @dataclass

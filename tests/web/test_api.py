@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from tests.conftest import Users, app_with, auth, make_users, png_bytes, state_snapshot, upload, users_of
+from tests.conftest import auth, make_users, png_bytes, restored_fixtures, state_snapshot, upload
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +63,7 @@ def _make_page(app) -> dict:
     return {"users": users, "page": make_page(client, users.tokens["designer"], edition["id"], png_bytes(620, 877, seed=11))}
 
 
-@pytest.fixture
-def app(tmp_path, request):
-    return app_with(request, tmp_path, "page", _make_page)
-
-
-@pytest.fixture
-def users(app, request) -> Users:
-    return users_of(app, request)
+app, users = restored_fixtures("page", _make_page)
 
 
 @pytest.fixture

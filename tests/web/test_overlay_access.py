@@ -10,28 +10,13 @@ from html import unescape as html_unescape
 import pytest
 from PIL import Image
 
-from tests.conftest import Users, app_with, auth, state_snapshot, upload, users_of
-from tests.web.test_api import _make_page, make_edition, make_page, make_publication, page_png, tiny_mp4  # noqa: F401
+from tests.conftest import auth, state_snapshot, upload
+# test_api's app, users and page: its page built once per test process, then restored (restored_fixtures)
+from tests.web.test_api import app, make_edition, make_page, make_publication, page, page_png, tiny_mp4, users  # noqa: F401
 
 BOX = {"x_mm": 20, "y_mm": 30, "width_mm": 100, "height_mm": 60}
 LINK = {"kind": "link", "url": "https://baoyenbai.com.vn/bai-viet", **BOX}
 MODEL = {"kind": "model3d", "stock": "arrow", **BOX}
-
-
-@pytest.fixture
-def app(tmp_path, request):
-    return app_with(request, tmp_path, "page", _make_page)
-
-
-@pytest.fixture
-def users(app, request) -> Users:
-    return users_of(app, request)
-
-
-@pytest.fixture
-def page(app, request):
-    """A page of an edition of a publication (test_api's, built once per test process, then restored)."""
-    return request.node.restored["page"]
 
 
 def _overlay(client, token, page, body, files=None):

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import Users, app_with, auth, make_users, png_bytes, upload, users_of
+from tests.conftest import Users, auth, make_users, png_bytes, restored_fixtures, upload
 from tests.web.test_api import PLACEMENT, make_edition, make_page, make_publication
 
 
@@ -40,14 +40,7 @@ def _publish_on(app, users: Users) -> dict:
     return {"edition": edition, "page": page}
 
 
-@pytest.fixture
-def app(tmp_path, request):
-    return app_with(request, tmp_path, "published", _publish_page)
-
-
-@pytest.fixture
-def users(app, request) -> Users:
-    return users_of(app, request)
+app, users = restored_fixtures("published", _publish_page)
 
 
 @pytest.fixture
