@@ -16,7 +16,8 @@ import hashlib
 
 import numpy as np
 
-_MEMO: dict = {}
+_MEMO: dict = {}  # key -> the first real result
+_MEMOIZED: dict = {}  # function name -> its memoized wrapper (made once, so every test patches in the same one)
 
 
 def _key(name: str, image: np.ndarray, args: tuple, kwargs: dict) -> tuple:
@@ -49,5 +50,3 @@ def memoize_page_analysis(monkeypatch) -> None:
         monkeypatch.setattr(markers, name, memo)
     monkeypatch.setattr(publish, "train_page", memos["train_page"])
 
-
-_MEMOIZED: dict = {}
